@@ -1,0 +1,207 @@
+//! The configuration of one provider instance: the seed's `ProviderConfig` plus the envelope
+//! fields the manager owns. Provider-specific settings live in `options`, validated by the
+//! provider's own schema.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
+
+use crate::{Environment, ModelCapability};
+
+/// One entry of `providers[]` in `providers.json`.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ProviderConfig {
+    /// Unique name of this instance (`"openai"`, `"openai-eu"`); used for routing and stats.
+    pub name: String,
+    /// Which registered provider implementation serves it (`"openai"`, `"ollama"`, `"mock"`).
+    #[serde(rename = "type")]
+    pub provider_type: String,
+    /// A literal API key. Prefer `api_key_env`: keys in files leak.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<SecretString>,
+    /// Name of the environment variable that holds the API key (`"OPENAI_API_KEY"`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Endpoint override. For OpenAI-style servers it includes `/v1`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Model used when a request names none.
+    #[serde(default)]
+    pub default_model: Option<String>,
+    /// What this instance may be used for; empty means what the provider type offers.
+    #[serde(default)]
+    pub capabilities: Vec<ModelCapability>,
+    /// Request timeout in seconds (connect timeout is the smaller of this and 10 s).
+    #[serde(default, deserialize_with = "seconds")]
+    #[schemars(with = "Option<f64>", range(min = 0.001))]
+    pub timeout: Option<Duration>,
+    /// `false` keeps the entry but never routes to it.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Fallback order: lower goes first; ties keep file order.
+    #[serde(default)]
+    pub priority: i32,
+    /// Share of traffic under load balancing, relative to the other providers' weights.
+    #[serde(default = "default_weight")]
+    #[schemars(range(min = 1))]
+    pub weight: u32,
+    /// Extra HTTP headers sent with every request (e.g. an organisation header).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Settings owned by the provider type; see its schema.
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let Some(seconds) = Option::<f64>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "timeout must be a positive number of seconds, got {seconds}"
+            ))
+        })
+}
+
+impl ProviderConfig {
+    /// A configuration named `name` whose type is also `name` (the seed's
+    /// `ProviderConfig(name="openai")`).
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            provider_type: name.clone(),
+            name,
+            api_key: None,
+            api_key_env: None,
+            base_url: None,
+            default_model: None,
+            capabilities: Vec::new(),
+            timeout: None,
+            enabled: true,
+            priority: 0,
+            weight: 1,
+            headers: BTreeMap::new(),
+            options: serde_json::Map::new(),
+        }
+    }
+
+    /// Sets the provider type.
+    pub fn with_type(mut self, provider_type: impl Into<String>) -> Self {
+        self.provider_type = provider_type.into();
+        self
+    }
+
+    /// Sets a literal API key.
+    pub fn with_api_key(mut self, api_key: impl Into<String>) -> Self {
+        self.api_key = Some(SecretString::from(api_key.into()));
+        self
+    }
+
+    /// Sets the environment variable that holds the key.
+    pub fn with_api_key_env(mut self, variable: impl Into<String>) -> Self {
+        self.api_key_env = Some(variable.into());
+        self
+    }
+
+    /// Sets the endpoint.
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Sets the default model.
+    pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
+        self.default_model = Some(model.into());
+        self
+    }
+
+    /// Sets the capabilities.
+    pub fn with_capabilities(
+        mut self,
+        capabilities: impl IntoIterator<Item = ModelCapability>,
+    ) -> Self {
+        self.capabilities = capabilities.into_iter().collect();
+        self
+    }
+
+    /// Sets the timeout (the seed's `timeout=60`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the fallback priority.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the load-balancing weight.
+    pub fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Sets one provider-specific option.
+    pub fn with_option(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.options.insert(key.into(), value);
+        self
+    }
+
+    /// Fills `api_key` from the environment when it is not set literally: from `api_key_env`,
+    /// else from `default_env` (the provider type's conventional variable, which is then also
+    /// recorded in `api_key_env` so "missing key" messages can name it).
+    pub fn resolve_api_key(&mut self, environment: &Environment, default_env: Option<&str>) {
+        if self.api_key_env.is_none() {
+            self.api_key_env = default_env.map(str::to_owned);
+        }
+        if self.api_key.is_none() {
+            self.api_key = self
+                .api_key_env
+                .as_deref()
+                .and_then(|variable| environment.var(variable))
+                .map(SecretString::from);
+        }
+    }
+}
+
+impl fmt::Debug for ProviderConfig {
+    /// Never shows the key or header values (headers may carry credentials).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("provider_type", &self.provider_type)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("api_key_env", &self.api_key_env)
+            .field("base_url", &self.base_url)
+            .field("default_model", &self.default_model)
+            .field("capabilities", &self.capabilities)
+            .field("timeout", &self.timeout)
+            .field("enabled", &self.enabled)
+            .field("priority", &self.priority)
+            .field("weight", &self.weight)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("options", &self.options)
+            .finish()
+    }
+}

@@ -1,0 +1,443 @@
+//! Byte-oriented, chunk-boundary-proof decoders for streamed responses: Server-Sent Events
+//! (OpenAI, OpenRouter) and newline-delimited JSON (Ollama).
+//!
+//! Both work on whole lines of bytes, so a chunk may end anywhere, even inside a multi-byte
+//! UTF-8 character, and the result is the same as for the unsplit body. Lines are bounded: a
+//! line longer than the limit is an error, never unbounded memory.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+use crate::{Error, ErrorKind};
+
+/// Longest line accepted (4 MiB): far above any real event, far below a memory problem.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Splits bytes into lines at `\n`, dropping a trailing `\r`.
+#[derive(Debug)]
+struct LineSplitter {
+    pending: BytesMut,
+    max_line: usize,
+}
+
+impl LineSplitter {
+    fn new(max_line: usize) -> Self {
+        Self {
+            pending: BytesMut::new(),
+            max_line,
+        }
+    }
+
+    /// Appends `chunk` and moves every complete line into `lines`.
+    fn feed(&mut self, chunk: &[u8], lines: &mut Vec<Bytes>) -> Result<(), Error> {
+        self.pending.extend_from_slice(chunk);
+        while let Some(end) = self.pending.iter().position(|&byte| byte == b'\n') {
+            let mut line = self.pending.split_to(end + 1).freeze();
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            lines.push(line);
+        }
+        if self.pending.len() > self.max_line {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("a streamed line is longer than {} bytes", self.max_line),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The unterminated last line, if any.
+    fn finish(&mut self) -> Option<Bytes> {
+        let mut rest = std::mem::take(&mut self.pending).freeze();
+        if rest.last() == Some(&b'\r') {
+            rest.truncate(rest.len() - 1);
+        }
+        (!rest.is_empty()).then_some(rest)
+    }
+}
+
+fn utf8(bytes: Bytes) -> Result<String, Error> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::new(ErrorKind::Protocol, "the stream contains invalid UTF-8"))
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` name; `None` for the default `message` type.
+    pub event: Option<String>,
+    /// The `data:` lines joined with `\n`.
+    pub data: String,
+    /// The `id:` field.
+    pub id: Option<String>,
+}
+
+/// Incremental SSE decoder (WHATWG event-stream rules): a leading BOM is skipped, `:` lines are
+/// comments (`: OPENROUTER PROCESSING`), `data:` with or without a space, multi-line data, and a
+/// blank line dispatches an event. Events with no `data` are dropped, as browsers do.
+#[derive(Debug)]
+pub struct SseDecoder {
+    lines: LineSplitter,
+    scratch: Vec<Bytes>,
+    started: bool,
+    event: Option<String>,
+    id: Option<String>,
+    data: Option<String>,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SseDecoder {
+    /// A decoder with the default line limit.
+    pub fn new() -> Self {
+        Self {
+            lines: LineSplitter::new(MAX_LINE_BYTES),
+            scratch: Vec::new(),
+            started: false,
+            event: None,
+            id: None,
+            data: None,
+        }
+    }
+
+    /// Feeds bytes; complete events are appended to `events`.
+    pub fn feed(&mut self, chunk: &[u8], events: &mut Vec<SseEvent>) -> Result<(), Error> {
+        let mut chunk = chunk;
+        if !self.started {
+            // Wait for three bytes before deciding on a BOM that may itself be split.
+            let mut head = std::mem::take(&mut self.lines.pending);
+            head.extend_from_slice(chunk);
+            if head.len() < 3 && b"\xEF\xBB\xBF".starts_with(&head) {
+                self.lines.pending = head;
+                return Ok(());
+            }
+            self.started = true;
+            if head.starts_with(b"\xEF\xBB\xBF") {
+                head.advance(3);
+            }
+            let mut lines = std::mem::take(&mut self.scratch);
+            let result = self.lines.feed(&head, &mut lines);
+            self.dispatch_lines(&mut lines, events)?;
+            self.scratch = lines;
+            result?;
+            chunk = &[];
+        }
+        let mut lines = std::mem::take(&mut self.scratch);
+        let result = self.lines.feed(chunk, &mut lines);
+        self.dispatch_lines(&mut lines, events)?;
+        self.scratch = lines;
+        result
+    }
+
+    /// Ends the input: an event not closed by a blank line is still delivered, as it was
+    /// complete up to its last line.
+    pub fn finish(&mut self, events: &mut Vec<SseEvent>) -> Result<(), Error> {
+        if let Some(line) = self.lines.finish() {
+            self.line(line, events)?;
+        }
+        self.line(Bytes::new(), events)
+    }
+
+    fn dispatch_lines(
+        &mut self,
+        lines: &mut Vec<Bytes>,
+        events: &mut Vec<SseEvent>,
+    ) -> Result<(), Error> {
+        for line in lines.drain(..) {
+            self.line(line, events)?;
+        }
+        Ok(())
+    }
+
+    fn line(&mut self, line: Bytes, events: &mut Vec<SseEvent>) -> Result<(), Error> {
+        if line.is_empty() {
+            if let Some(data) = self.data.take() {
+                events.push(SseEvent {
+                    event: self.event.take(),
+                    data,
+                    id: self.id.clone(),
+                });
+            }
+            self.event = None;
+            return Ok(());
+        }
+        if line[0] == b':' {
+            return Ok(());
+        }
+        let (field, value) = match line.iter().position(|&byte| byte == b':') {
+            Some(colon) => {
+                let mut value = line.slice(colon + 1..);
+                if value.first() == Some(&b' ') {
+                    value.advance(1);
+                }
+                (line.slice(..colon), value)
+            }
+            None => (line, Bytes::new()),
+        };
+        match &field[..] {
+            b"data" => {
+                let value = utf8(value)?;
+                match &mut self.data {
+                    Some(data) => {
+                        data.push('\n');
+                        data.push_str(&value);
+                    }
+                    None => self.data = Some(value),
+                }
+            }
+            b"event" => self.event = Some(utf8(value)?),
+            b"id" => self.id = Some(utf8(value)?),
+            _ => {} // `retry:` and unknown fields are ignored, per the spec.
+        }
+        Ok(())
+    }
+}
+
+/// Incremental NDJSON decoder: yields each non-blank line as a string.
+#[derive(Debug)]
+pub struct NdjsonDecoder {
+    lines: LineSplitter,
+}
+
+impl Default for NdjsonDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NdjsonDecoder {
+    /// A decoder with the default line limit.
+    pub fn new() -> Self {
+        Self {
+            lines: LineSplitter::new(MAX_LINE_BYTES),
+        }
+    }
+
+    /// Feeds bytes; complete non-blank lines are appended to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), Error> {
+        let mut lines = Vec::new();
+        let result = self.lines.feed(chunk, &mut lines);
+        for line in lines {
+            push_non_blank(line, out)?;
+        }
+        result
+    }
+
+    /// Ends the input, delivering an unterminated last line.
+    pub fn finish(&mut self, out: &mut Vec<String>) -> Result<(), Error> {
+        match self.lines.finish() {
+            Some(line) => push_non_blank(line, out),
+            None => Ok(()),
+        }
+    }
+}
+
+fn push_non_blank(line: Bytes, out: &mut Vec<String>) -> Result<(), Error> {
+    let line = utf8(line)?;
+    if !line.trim().is_empty() {
+        out.push(line);
+    }
+    Ok(())
+}
+
+/// Something that turns byte chunks into items.
+trait Decoder: Send + 'static {
+    type Item: Send + 'static;
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<Self::Item>) -> Result<(), Error>;
+    fn finish(&mut self, out: &mut Vec<Self::Item>) -> Result<(), Error>;
+}
+
+impl Decoder for SseDecoder {
+    type Item = SseEvent;
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), Error> {
+        SseDecoder::feed(self, chunk, out)
+    }
+    fn finish(&mut self, out: &mut Vec<SseEvent>) -> Result<(), Error> {
+        SseDecoder::finish(self, out)
+    }
+}
+
+impl Decoder for NdjsonDecoder {
+    type Item = String;
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), Error> {
+        NdjsonDecoder::feed(self, chunk, out)
+    }
+    fn finish(&mut self, out: &mut Vec<String>) -> Result<(), Error> {
+        NdjsonDecoder::finish(self, out)
+    }
+}
+
+/// Decodes a byte stream with `decoder`. Items decoded before a failure are delivered first;
+/// after the failure the stream ends.
+fn decode<D: Decoder>(
+    bytes: impl Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    decoder: D,
+) -> impl Stream<Item = Result<D::Item, Error>> + Send + 'static {
+    let state = (Box::pin(bytes), decoder, VecDeque::new(), false);
+    futures::stream::unfold(
+        state,
+        |(mut bytes, mut decoder, mut ready, mut done)| async move {
+            loop {
+                if let Some(item) = ready.pop_front() {
+                    return Some((item, (bytes, decoder, ready, done)));
+                }
+                if done {
+                    return None;
+                }
+                let mut out = Vec::new();
+                let result = match bytes.next().await {
+                    Some(Ok(chunk)) => decoder.feed(&chunk, &mut out),
+                    Some(Err(error)) => Err(error),
+                    None => {
+                        done = true;
+                        decoder.finish(&mut out)
+                    }
+                };
+                ready.extend(out.into_iter().map(Ok));
+                if let Err(error) = result {
+                    done = true;
+                    ready.push_back(Err(error));
+                }
+            }
+        },
+    )
+}
+
+/// Decodes a streamed body as Server-Sent Events.
+pub fn sse_events(
+    bytes: impl Stream<Item = Result<Bytes, Error>> + Send + 'static,
+) -> impl Stream<Item = Result<SseEvent, Error>> + Send + 'static {
+    decode(bytes, SseDecoder::new())
+}
+
+/// Decodes a streamed body as newline-delimited JSON lines (not yet parsed).
+pub fn ndjson_lines(
+    bytes: impl Stream<Item = Result<Bytes, Error>> + Send + 'static,
+) -> impl Stream<Item = Result<String, Error>> + Send + 'static {
+    decode(bytes, NdjsonDecoder::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sse_all(chunks: &[&[u8]]) -> Result<Vec<SseEvent>, Error> {
+        let mut decoder = SseDecoder::new();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            decoder.feed(chunk, &mut events)?;
+        }
+        decoder.finish(&mut events)?;
+        Ok(events)
+    }
+
+    fn data(events: &[SseEvent]) -> Vec<&str> {
+        events.iter().map(|event| event.data.as_str()).collect()
+    }
+
+    #[test]
+    fn sse_handles_comments_crlf_bom_multiline_and_names() {
+        let body = "\u{feff}: OPENROUTER PROCESSING\r\n\r\ndata: {\"a\":1}\r\n\r\nevent: ping\ndata:x\ndata: y\n\nid: 7\nretry: 10\n\ndata: [DONE]\n\n";
+        let events = sse_all(&[body.as_bytes()]).unwrap();
+        assert_eq!(data(&events), ["{\"a\":1}", "x\ny", "[DONE]"]);
+        assert_eq!(events[1].event.as_deref(), Some("ping"));
+        assert_eq!(events[2].id.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn sse_bom_split_across_chunks_is_skipped() {
+        let events = sse_all(&[b"\xEF", b"\xBB", b"\xBFdata: a\n\n"]).unwrap();
+        assert_eq!(data(&events), ["a"]);
+    }
+
+    #[test]
+    fn sse_last_event_without_blank_line_is_delivered() {
+        assert_eq!(data(&sse_all(&[b"data: tail"]).unwrap()), ["tail"]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_protocol_error_not_a_replacement_char() {
+        let error = sse_all(&[b"data: \xFF\xFE\n\n"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn lines_over_the_limit_are_refused() {
+        let mut decoder = NdjsonDecoder {
+            lines: LineSplitter::new(8),
+        };
+        let error = decoder.feed(b"0123456789", &mut Vec::new()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn ndjson_splits_lines_and_skips_blanks() {
+        let mut decoder = NdjsonDecoder::new();
+        let mut out = Vec::new();
+        decoder.feed(b"{\"a\":1}\n\n{\"b\"", &mut out).unwrap();
+        decoder.feed(b":2}\r\n{\"c\":3}", &mut out).unwrap();
+        decoder.finish(&mut out).unwrap();
+        assert_eq!(out, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
+
+    #[tokio::test]
+    async fn stream_adapter_delivers_items_before_a_transport_error() {
+        let chunks = vec![
+            Ok(Bytes::from_static(b"{\"a\":1}\n{\"b")),
+            Err(Error::new(ErrorKind::Network, "reset")),
+        ];
+        let items: Vec<_> = ndjson_lines(futures::stream::iter(chunks)).collect().await;
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].as_deref().unwrap(), "{\"a\":1}");
+        assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::Network);
+    }
+
+    fn split_at_points(body: &[u8], mut points: Vec<usize>) -> Vec<&[u8]> {
+        points.retain(|&point| point < body.len());
+        points.sort_unstable();
+        points.dedup();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for point in points {
+            chunks.push(&body[start..point]);
+            start = point;
+        }
+        chunks.push(&body[start..]);
+        chunks
+    }
+
+    const TRANSCRIPT: &str = "\u{feff}: OPENROUTER PROCESSING\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"Grüße, 世界 🚀\"}}]}\r\n\r\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
+
+    proptest! {
+        #[test]
+        fn sse_rechunking_never_changes_the_events(points in proptest::collection::vec(0usize..200, 0..12)) {
+            let whole = sse_all(&[TRANSCRIPT.as_bytes()]).unwrap();
+            let split = sse_all(&split_at_points(TRANSCRIPT.as_bytes(), points)).unwrap();
+            prop_assert_eq!(whole, split);
+        }
+
+        #[test]
+        fn ndjson_rechunking_never_changes_the_lines(points in proptest::collection::vec(0usize..120, 0..12)) {
+            let body = "{\"message\":{\"content\":\"Привет\"},\"done\":false}\n{\"done\":true}\r\n".as_bytes();
+            let run = |chunks: Vec<&[u8]>| {
+                let mut decoder = NdjsonDecoder::new();
+                let mut out = Vec::new();
+                for chunk in chunks {
+                    decoder.feed(chunk, &mut out).unwrap();
+                }
+                decoder.finish(&mut out).unwrap();
+                out
+            };
+            prop_assert_eq!(run(vec![body]), run(split_at_points(body, points)));
+        }
+    }
+}

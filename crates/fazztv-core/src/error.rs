@@ -1,0 +1,632 @@
+//! The one request error type, its kinds, and the single HTTP status -> kind mapping that every
+//! provider (third-party ones too) uses so failures are classified alike.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, independent of the provider. Decides retry and fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The API key is missing or was rejected (401).
+    Authentication,
+    /// The key may not do this (403).
+    PermissionDenied,
+    /// Too many requests; wait (429 with a rate-limit meaning).
+    RateLimited,
+    /// Out of credits or quota (402, 429 `insufficient_quota`); waiting will not help.
+    QuotaExhausted,
+    /// The request itself is wrong (400/422); no provider will accept it as is.
+    InvalidRequest,
+    /// The prompt does not fit the model's context window.
+    ContextLengthExceeded,
+    /// The provider refused the content.
+    ContentFiltered,
+    /// The model does not exist here (404).
+    ModelNotFound,
+    /// The provider does not offer this operation.
+    Unsupported,
+    /// No answer in time.
+    Timeout,
+    /// Connection refused, reset or DNS failure.
+    Network,
+    /// The provider failed (500, 502, 504).
+    ServerError,
+    /// The provider is overloaded (503, 529).
+    Overloaded,
+    /// The provider answered with something we cannot decode.
+    Protocol,
+    /// A stream broke after it started (cut connection, no terminal marker, in-band error).
+    StreamInterrupted,
+    /// The caller cancelled.
+    Cancelled,
+    /// The provider is misconfigured (missing key, bad option).
+    Configuration,
+    /// A spending limit would be exceeded.
+    BudgetExceeded,
+    /// Every provider that was tried failed; see [`Error::attempts`].
+    AllProvidersFailed,
+    /// Anything else.
+    Unexpected,
+}
+
+/// What a caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Trying the same provider again may succeed (and falling back is fine too).
+    Retryable,
+    /// This provider will not succeed now, another one may.
+    FallbackWorthy,
+    /// Nobody will succeed with this request as it is.
+    Fatal,
+}
+
+impl ErrorKind {
+    /// Every kind, for exhaustive tests and documentation.
+    pub const ALL: [ErrorKind; 20] = [
+        Self::Authentication,
+        Self::PermissionDenied,
+        Self::RateLimited,
+        Self::QuotaExhausted,
+        Self::InvalidRequest,
+        Self::ContextLengthExceeded,
+        Self::ContentFiltered,
+        Self::ModelNotFound,
+        Self::Unsupported,
+        Self::Timeout,
+        Self::Network,
+        Self::ServerError,
+        Self::Overloaded,
+        Self::Protocol,
+        Self::StreamInterrupted,
+        Self::Cancelled,
+        Self::Configuration,
+        Self::BudgetExceeded,
+        Self::AllProvidersFailed,
+        Self::Unexpected,
+    ];
+
+    /// The reliability table (`shared/design/reliability.md`) in one match.
+    ///
+    /// `StreamInterrupted` is fallback-worthy because the manager only ever acts on it before
+    /// the stream's commit point; after the first content chunk nothing falls back.
+    pub const fn disposition(self) -> Disposition {
+        match self {
+            Self::Network
+            | Self::Timeout
+            | Self::ServerError
+            | Self::Overloaded
+            | Self::RateLimited => Disposition::Retryable,
+            Self::QuotaExhausted
+            | Self::Authentication
+            | Self::PermissionDenied
+            | Self::ModelNotFound
+            | Self::Unsupported
+            | Self::Protocol
+            | Self::StreamInterrupted
+            | Self::Configuration
+            | Self::Unexpected => Disposition::FallbackWorthy,
+            Self::InvalidRequest
+            | Self::ContextLengthExceeded
+            | Self::ContentFiltered
+            | Self::Cancelled
+            | Self::BudgetExceeded
+            | Self::AllProvidersFailed => Disposition::Fatal,
+        }
+    }
+
+    /// Whether the same provider may succeed on a retry.
+    pub const fn is_retryable(self) -> bool {
+        matches!(self.disposition(), Disposition::Retryable)
+    }
+
+    /// Whether another provider may succeed.
+    pub const fn should_fallback(self) -> bool {
+        !matches!(self.disposition(), Disposition::Fatal)
+    }
+
+    /// Whether this failure says the provider is unhealthy (feeds health and breakers later);
+    /// client mistakes never do.
+    pub const fn is_upstream_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Network
+                | Self::Timeout
+                | Self::ServerError
+                | Self::Overloaded
+                | Self::Protocol
+                | Self::StreamInterrupted
+        )
+    }
+
+    /// The `snake_case` name used in JSON and the CLI.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authentication => "authentication",
+            Self::PermissionDenied => "permission_denied",
+            Self::RateLimited => "rate_limited",
+            Self::QuotaExhausted => "quota_exhausted",
+            Self::InvalidRequest => "invalid_request",
+            Self::ContextLengthExceeded => "context_length_exceeded",
+            Self::ContentFiltered => "content_filtered",
+            Self::ModelNotFound => "model_not_found",
+            Self::Unsupported => "unsupported",
+            Self::Timeout => "timeout",
+            Self::Network => "network",
+            Self::ServerError => "server_error",
+            Self::Overloaded => "overloaded",
+            Self::Protocol => "protocol",
+            Self::StreamInterrupted => "stream_interrupted",
+            Self::Cancelled => "cancelled",
+            Self::Configuration => "configuration",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::AllProvidersFailed => "all_providers_failed",
+            Self::Unexpected => "unexpected",
+        }
+    }
+
+    /// Classifies an HTTP error status. `code` is the provider's machine-readable error code or
+    /// type (`insufficient_quota`, `context_length_exceeded`) and `message` its text; both
+    /// refine 400/403/404/429, where the status alone is ambiguous.
+    pub fn from_http_status(status: u16, code: Option<&str>, message: &str) -> Self {
+        let code = code.unwrap_or_default().to_ascii_lowercase();
+        let message = message.to_ascii_lowercase();
+        let says = |needles: &[&str]| {
+            needles
+                .iter()
+                .any(|needle| code.contains(needle) || message.contains(needle))
+        };
+        let context = || {
+            says(&[
+                "context_length",
+                "context length",
+                "context window",
+                "maximum context",
+                "too many tokens",
+                "prompt is too long",
+            ])
+        };
+        let content = || {
+            says(&[
+                "content_filter",
+                "content_policy",
+                "content policy",
+                "moderation",
+                "flagged",
+                "safety system",
+            ])
+        };
+        let quota = || {
+            says(&[
+                "insufficient_quota",
+                "exceeded your current quota",
+                "insufficient credits",
+                "billing",
+                "credit balance",
+                "spend limit",
+            ])
+        };
+        match status {
+            400 | 413 | 422 if context() => Self::ContextLengthExceeded,
+            400 | 403 | 422 if content() => Self::ContentFiltered,
+            400 | 422 if says(&["model_not_found", "not a valid model"]) => Self::ModelNotFound,
+            400 | 413 | 422 => Self::InvalidRequest,
+            401 => Self::Authentication,
+            402 => Self::QuotaExhausted,
+            403 => Self::PermissionDenied,
+            404 => Self::ModelNotFound,
+            408 => Self::Timeout,
+            429 if quota() => Self::QuotaExhausted,
+            429 => Self::RateLimited,
+            503 | 529 => Self::Overloaded,
+            500..=599 => Self::ServerError,
+            400..=499 => Self::InvalidRequest,
+            _ => Self::Unexpected,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One try at one provider, as recorded by the manager.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// Provider instance name.
+    pub provider: String,
+    /// Model requested, when known.
+    pub model: Option<String>,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// Time spent on it.
+    #[serde(with = "duration_ms", rename = "latency_ms")]
+    pub latency: Duration,
+}
+
+impl Attempt {
+    /// A record of one try.
+    pub fn new(
+        provider: impl Into<String>,
+        model: Option<String>,
+        outcome: AttemptOutcome,
+        latency: Duration,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            model,
+            outcome,
+            latency,
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// It answered.
+    Ok,
+    /// It failed.
+    Failed {
+        /// The error kind.
+        kind: ErrorKind,
+        /// The error message.
+        message: String,
+    },
+    /// It was not tried.
+    Skipped {
+        /// Why (unavailable, lacks the capability).
+        reason: String,
+    },
+}
+
+impl AttemptOutcome {
+    /// `ok`, the error kind, or `skipped`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed { kind, .. } => kind.as_str(),
+            Self::Skipped { .. } => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.provider)?;
+        if let Some(model) = &self.model {
+            write!(f, " ({model})")?;
+        }
+        match &self.outcome {
+            AttemptOutcome::Ok => f.write_str(": ok"),
+            AttemptOutcome::Failed { kind, message } => write!(f, ": {kind}: {message}"),
+            AttemptOutcome::Skipped { reason } => write!(f, ": skipped: {reason}"),
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+}
+
+type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failed request: the kind that decides what to do, plus what a person needs to act on it.
+///
+/// Holds structured fields only; upstream bodies are never stored whole, and secrets never.
+#[derive(thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    provider: Option<String>,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+    attempts: Vec<Attempt>,
+    #[source]
+    source: Option<BoxedSource>,
+}
+
+/// Upper bound on messages copied from upstream bodies, so a huge HTML error page can't flood
+/// logs.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+impl Error {
+    /// An error of `kind` with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
+        }
+        Self {
+            kind,
+            message,
+            provider: None,
+            status: None,
+            retry_after: None,
+            request_id: None,
+            attempts: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// The operation is not offered by this provider.
+    pub fn unsupported(operation: &str) -> Self {
+        Self::new(
+            ErrorKind::Unsupported,
+            format!("this provider does not support {operation}"),
+        )
+    }
+
+    /// Every provider failed; `attempts` lists each try in order.
+    pub fn all_providers_failed(attempts: Vec<Attempt>) -> Self {
+        let mut message = if attempts.is_empty() {
+            String::from("no provider could serve the request: none is configured for it")
+        } else {
+            String::from("every provider failed")
+        };
+        for attempt in &attempts {
+            message.push_str("\n  - ");
+            message.push_str(&attempt.to_string());
+        }
+        // Built directly: the per-attempt list must not be truncated.
+        Self {
+            attempts,
+            message,
+            ..Self::new(ErrorKind::AllProvidersFailed, "")
+        }
+    }
+
+    /// Names the provider instance.
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Records the HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Records the server's wait hint.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Records the provider's request id.
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Attaches the underlying cause. Pass `reqwest` errors through
+    /// [`reqwest::Error::without_url`] first (see [`crate::http::transport_error`]).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the provider prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The provider instance, when known.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The HTTP status, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// How long the server asked us to wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The provider's request id.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The attempts behind an [`ErrorKind::AllProvidersFailed`] error.
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+
+    /// Whether the same provider may succeed on a retry.
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+
+    /// Whether another provider may succeed.
+    pub fn should_fallback(&self) -> bool {
+        self.kind.should_fallback()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(provider) = &self.provider {
+            write!(f, "{provider}: ")?;
+        }
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if let Some(status) = self.status {
+            write!(f, " (HTTP {status}")?;
+            if let Some(id) = &self.request_id {
+                write!(f, ", request id {id}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("provider", &self.provider)
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("request_id", &self.request_id)
+            .field("attempts", &self.attempts)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Results of provider operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table_matches_reliability_guide() {
+        let cases: &[(u16, Option<&str>, &str, ErrorKind)] = &[
+            (
+                400,
+                Some("context_length_exceeded"),
+                "",
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                400,
+                None,
+                "This model's maximum context length is 8192 tokens",
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (400, Some("content_filter"), "", ErrorKind::ContentFiltered),
+            (
+                400,
+                Some("invalid_request_error"),
+                "bad param",
+                ErrorKind::InvalidRequest,
+            ),
+            (422, None, "unprocessable", ErrorKind::InvalidRequest),
+            (401, Some("invalid_api_key"), "", ErrorKind::Authentication),
+            (402, None, "Insufficient credits", ErrorKind::QuotaExhausted),
+            (
+                403,
+                None,
+                "Country not supported",
+                ErrorKind::PermissionDenied,
+            ),
+            (
+                403,
+                None,
+                "Your input was flagged by moderation",
+                ErrorKind::ContentFiltered,
+            ),
+            (404, Some("model_not_found"), "", ErrorKind::ModelNotFound),
+            (408, None, "", ErrorKind::Timeout),
+            (429, Some("rate_limit_exceeded"), "", ErrorKind::RateLimited),
+            (
+                429,
+                Some("insufficient_quota"),
+                "",
+                ErrorKind::QuotaExhausted,
+            ),
+            (500, None, "", ErrorKind::ServerError),
+            (502, None, "", ErrorKind::ServerError),
+            (503, None, "", ErrorKind::Overloaded),
+            (504, None, "", ErrorKind::ServerError),
+            (529, None, "", ErrorKind::Overloaded),
+            (418, None, "", ErrorKind::InvalidRequest),
+        ];
+        for (status, code, message, expected) in cases {
+            assert_eq!(
+                ErrorKind::from_http_status(*status, *code, message),
+                *expected,
+                "status {status} code {code:?} message {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dispositions_follow_the_table() {
+        use Disposition::*;
+        assert_eq!(ErrorKind::RateLimited.disposition(), Retryable);
+        assert_eq!(ErrorKind::Authentication.disposition(), FallbackWorthy);
+        assert_eq!(ErrorKind::QuotaExhausted.disposition(), FallbackWorthy);
+        assert_eq!(ErrorKind::InvalidRequest.disposition(), Fatal);
+        assert_eq!(ErrorKind::ContextLengthExceeded.disposition(), Fatal);
+        assert!(ErrorKind::Network.should_fallback());
+        assert!(!ErrorKind::Cancelled.should_fallback());
+        for kind in ErrorKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn all_failed_lists_every_attempt() {
+        let error = Error::all_providers_failed(vec![
+            Attempt::new(
+                "openai",
+                Some("gpt-4o".into()),
+                AttemptOutcome::Failed {
+                    kind: ErrorKind::RateLimited,
+                    message: "slow down".into(),
+                },
+                Duration::from_millis(3),
+            ),
+            Attempt::new(
+                "ollama",
+                None,
+                AttemptOutcome::Skipped {
+                    reason: "unreachable".into(),
+                },
+                Duration::ZERO,
+            ),
+        ]);
+        assert_eq!(
+            error.to_string(),
+            "all_providers_failed: every provider failed\n  - openai (gpt-4o): rate_limited: slow down\n  - ollama: skipped: unreachable"
+        );
+        assert_eq!(error.attempts().len(), 2);
+    }
+
+    #[test]
+    fn long_messages_are_capped() {
+        let error = Error::new(ErrorKind::ServerError, "x".repeat(5_000));
+        assert_eq!(error.message().chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+}

@@ -1,0 +1,377 @@
+//! HTTP plumbing shared by every HTTP provider, first-party or not: the client they build, how
+//! transport failures and error responses become typed [`Error`]s, and bounded body reads.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{Error, ErrorKind};
+
+/// Largest non-streaming response body we read (16 MiB); a bigger one is a protocol error.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Connect timeout when the configured timeout is longer.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default request timeout when the configuration sets none (long generations are normal).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One pooled client per provider instance: keep-alive, `TCP_NODELAY`, connect and request
+/// timeouts, **no redirects** (credentials must never follow a redirect to another host) and
+/// no retries (the manager owns retries).
+pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    reqwest::Client::builder()
+        .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|error| {
+            Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
+                .with_source(error.without_url())
+        })
+}
+
+/// A `Bearer` authorization header value, marked sensitive so it is never logged or indexed.
+pub fn bearer(key: &SecretString) -> Result<HeaderValue, Error> {
+    sensitive(&format!("Bearer {}", key.expose_secret()))
+}
+
+/// A header value marked sensitive.
+pub fn sensitive(value: &str) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        Error::new(
+            ErrorKind::Configuration,
+            "the API key contains characters that are not allowed in an HTTP header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Classifies a transport failure, stripping the URL first (it may carry secrets).
+pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
+    let error = error.without_url();
+    let (kind, message) = if error.is_timeout() {
+        (ErrorKind::Timeout, "the request timed out")
+    } else if error.is_connect() {
+        (ErrorKind::Network, "could not connect")
+    } else if error.is_decode() {
+        (ErrorKind::Protocol, "could not decode the response")
+    } else if error.is_body() {
+        (
+            ErrorKind::Network,
+            "the connection broke while reading the response",
+        )
+    } else if error.is_builder() {
+        (ErrorKind::Configuration, "invalid request (check base_url)")
+    } else {
+        (ErrorKind::Network, "the request failed")
+    };
+    let detail = std::error::Error::source(&error)
+        .map(|cause| format!(": {cause}"))
+        .unwrap_or_default();
+    Error::new(kind, format!("{message}{detail}"))
+        .with_provider(provider)
+        .with_source(error)
+}
+
+/// The provider's request id, from the headers providers use for it.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    ["x-request-id", "request-id", "x-generation-id", "cf-ray"]
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The server's wait hint: `retry-after-ms`, then `retry-after` in (fractional) seconds or as an
+/// HTTP date. Garbage or a date in the past means no hint.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    if let Some(millis) = header("retry-after-ms").and_then(|value| value.parse::<f64>().ok()) {
+        return Duration::try_from_secs_f64(millis / 1000.0).ok();
+    }
+    let value = header("retry-after")?;
+    if let Ok(seconds) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    httpdate::parse_http_date(value)
+        .ok()?
+        .duration_since(now)
+        .ok()
+}
+
+/// Message, code and status found in an error body or an in-band stream error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorPayload {
+    /// Human-readable message.
+    pub message: Option<String>,
+    /// Machine-readable code or type (`insufficient_quota`), as a string.
+    pub code: Option<String>,
+    /// An HTTP status carried in the body (OpenRouter's integer `error.code`).
+    pub status: Option<u16>,
+}
+
+impl ErrorPayload {
+    /// Finds the error in a JSON value, whichever envelope the provider uses:
+    /// `{"error": {"message", "type", "code"}}` (OpenAI; OpenRouter with an integer `code`, also
+    /// doubly nested), `{"error": "text"}` (Ollama), or `{"message": …}`. `None` when the value
+    /// carries no error.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let error = value.get("error")?;
+        if let Some(text) = error.as_str() {
+            return Some(Self {
+                message: Some(text.to_owned()),
+                ..Self::default()
+            });
+        }
+        if error.is_null() {
+            return None;
+        }
+        // Old OpenRouter bodies nest `{"error":{"error":{…}}}`.
+        let inner = error
+            .get("error")
+            .filter(|inner| inner.is_object())
+            .unwrap_or(error);
+        let text = |value: Option<&serde_json::Value>| {
+            value.and_then(serde_json::Value::as_str).map(str::to_owned)
+        };
+        let mut payload = Self {
+            message: text(inner.get("message")),
+            ..Self::default()
+        };
+        let status_from = |value: Option<&serde_json::Value>| {
+            value
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u16::try_from(n).ok())
+        };
+        match inner.get("code") {
+            Some(serde_json::Value::String(code)) => payload.code = Some(code.clone()),
+            Some(number @ serde_json::Value::Number(_)) => {
+                payload.status = status_from(Some(number))
+            }
+            _ => {}
+        }
+        payload.status = payload
+            .status
+            .or_else(|| status_from(inner.get("http_status")));
+        // Prefer a specific code; fall back to the type and OpenRouter's typed fields.
+        payload.code = payload
+            .code
+            .or_else(|| text(inner.pointer("/metadata/error_type")))
+            .or_else(|| text(inner.pointer("/availability/code")))
+            .or_else(|| text(inner.get("error_type")))
+            .or_else(|| text(inner.get("type")));
+        Some(payload)
+    }
+
+    /// Turns the payload into a typed error, classifying with [`ErrorKind::from_http_status`].
+    pub fn into_error(self, provider: &str, status: u16) -> Error {
+        let status = self.status.filter(|_| status == 200).unwrap_or(status);
+        let message = self
+            .message
+            .unwrap_or_else(|| format!("HTTP {status} with no error message"));
+        let kind = ErrorKind::from_http_status(status, self.code.as_deref(), &message);
+        Error::new(kind, message)
+            .with_provider(provider)
+            .with_status(status)
+    }
+}
+
+/// Turns a non-success response into a typed error: status -> kind (refined by the body's code),
+/// the body's message (capped), `Retry-After` and the request id.
+pub async fn error_from_response(provider: &str, response: reqwest::Response) -> Error {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = read_body(provider, response).await.unwrap_or_default();
+    error_from_parts(provider, status, &headers, &body)
+}
+
+/// [`error_from_response`] for an already-read body.
+pub fn error_from_parts(provider: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+    let payload = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| ErrorPayload::from_json(&json))
+        .unwrap_or_else(|| ErrorPayload {
+            message: Some(body_excerpt(body)).filter(|text| !text.is_empty()),
+            ..ErrorPayload::default()
+        });
+    let mut error = payload.into_error(provider, status);
+    if let Some(wait) = retry_after(headers, SystemTime::now()) {
+        error = error.with_retry_after(wait);
+    }
+    if let Some(id) = request_id(headers) {
+        error = error.with_request_id(id);
+    }
+    error
+}
+
+/// The start of a non-JSON body (an HTML error page), whitespace folded, at most 200 chars.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(2_000)]);
+    let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    folded.chars().take(200).collect()
+}
+
+/// Reads a whole body, refusing more than [`MAX_BODY_BYTES`].
+pub async fn read_body(provider: &str, response: reqwest::Response) -> Result<Bytes, Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+    {
+        return Err(too_large(provider));
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| transport_error(provider, error))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large(provider));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+fn too_large(provider: &str) -> Error {
+    Error::new(
+        ErrorKind::Protocol,
+        format!("the response is larger than {MAX_BODY_BYTES} bytes"),
+    )
+    .with_provider(provider)
+}
+
+/// Reads a successful JSON body into `T`; an undecodable body is a protocol error that quotes
+/// the start of it (HTML from a captive proxy is never taken for success).
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    provider: &str,
+    response: reqwest::Response,
+) -> Result<T, Error> {
+    let body = read_body(provider, response).await?;
+    serde_json::from_slice(&body).map_err(|error| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "could not decode the response ({error}); it starts with: {}",
+                body_excerpt(&body)
+            ),
+        )
+        .with_provider(provider)
+    })
+}
+
+/// The body of a streaming response as bytes, transport errors already typed.
+pub fn byte_stream(
+    provider: &str,
+    response: reqwest::Response,
+) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
+    let provider = provider.to_owned();
+    response
+        .bytes_stream()
+        .map(move |chunk| chunk.map_err(|error| transport_error(&provider, error)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_fractions_millis_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")]), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1.5")]), now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after-ms", "250"), ("retry-after", "9")]),
+                now
+            ),
+            Some(Duration::from_millis(250))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", &date)]), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-3")]), now), None);
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&[("retry-after", &past)]), now), None);
+    }
+
+    #[test]
+    fn error_bodies_of_every_envelope_are_classified() {
+        let openai = br#"{"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}"#;
+        let error = error_from_parts(
+            "openai",
+            429,
+            &headers(&[("x-request-id", "req_1")]),
+            openai,
+        );
+        assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+        assert_eq!(error.request_id(), Some("req_1"));
+
+        let openrouter =
+            br#"{"error": {"code": 402, "message": "Insufficient credits. Add more"}}"#;
+        assert_eq!(
+            error_from_parts("or", 402, &HeaderMap::new(), openrouter).kind(),
+            ErrorKind::QuotaExhausted
+        );
+
+        let nested =
+            br#"{"error":{"error":{"message":"Insufficient credits","code":402},"code":402}}"#;
+        let error = error_from_parts("or", 402, &HeaderMap::new(), nested);
+        assert_eq!(error.message(), "Insufficient credits");
+
+        let ollama = br#"{"error":"model 'llama9' not found"}"#;
+        let error = error_from_parts("ollama", 404, &HeaderMap::new(), ollama);
+        assert_eq!(
+            (error.kind(), error.message()),
+            (ErrorKind::ModelNotFound, "model 'llama9' not found")
+        );
+
+        let html = b"<html>\n<body>502   Bad Gateway</body></html>";
+        let error = error_from_parts("x", 502, &headers(&[("retry-after", "3")]), html);
+        assert_eq!(error.kind(), ErrorKind::ServerError);
+        assert_eq!(
+            error.message(),
+            "<html> <body>502 Bad Gateway</body></html>"
+        );
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn in_band_errors_use_the_embedded_status() {
+        let chunk: serde_json::Value = serde_json::from_str(
+            r#"{"id":"gen-1","error":{"code":429,"message":"Rate limit exceeded","metadata":{"error_type":"rate_limit_exceeded"}}}"#,
+        )
+        .unwrap();
+        let error = ErrorPayload::from_json(&chunk)
+            .unwrap()
+            .into_error("openrouter", 200);
+        assert_eq!(
+            (error.kind(), error.status()),
+            (ErrorKind::RateLimited, Some(429))
+        );
+        assert!(ErrorPayload::from_json(&serde_json::json!({"choices": []})).is_none());
+    }
+}

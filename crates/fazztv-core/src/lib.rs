@@ -1,0 +1,48 @@
+//! The provider API of fazztv.
+//!
+//! Everything a provider crate — first-party or third-party — needs: the [`Provider`] trait,
+//! [`ModelCapability`], [`ModelInfo`], the request/response types, the one [`Error`] type with
+//! its [`ErrorKind`] classification, [`ProviderConfig`], and registration through
+//! [`register_provider!`]. The HTTP helpers in [`http`] and the stream decoders in [`decode`]
+//! make every provider classify errors and parse streams alike.
+#![warn(missing_docs)]
+
+mod availability;
+mod capability;
+mod chat;
+mod config;
+pub mod decode;
+mod embedding;
+mod environment;
+mod error;
+pub mod http;
+mod management;
+mod model;
+mod moderation;
+mod provider;
+mod registration;
+
+pub use availability::{Availability, UnavailableReason};
+pub use capability::{ModelCapability, ParseCapabilityError};
+pub use chat::{
+    ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream, FinishReason, GenerationOptions,
+    Role, Usage,
+};
+pub use config::ProviderConfig;
+pub use embedding::{EmbeddingRequest, EmbeddingResponse};
+pub use environment::Environment;
+pub use error::{Attempt, AttemptOutcome, Disposition, Error, ErrorKind, Result};
+pub use management::{ModelManager, PullProgress, PullStream};
+pub use model::{ModelInfo, ModelPricing};
+pub use moderation::ModerationResult;
+pub use provider::Provider;
+pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
+
+/// Re-exported so provider crates need no direct dependency on these.
+pub use async_trait::async_trait;
+pub use secrecy::{ExposeSecret, SecretString};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

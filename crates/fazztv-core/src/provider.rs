@@ -1,0 +1,117 @@
+//! The `Provider` trait: what every model provider implements.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::{
+    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
+    EmbeddingResponse, Error, FinishReason, GenerationOptions, ModelInfo, ModelManager,
+    ModerationResult, Result,
+};
+
+/// A model provider. Object-safe: the manager holds providers as `Arc<dyn Provider>`.
+///
+/// Only [`chat`](Provider::chat) and [`list_models`](Provider::list_models) are required; every
+/// other operation has a default that either derives from them (`query`, `chat_stream`) or
+/// reports [`crate::ErrorKind::Unsupported`]. Decorators (retries, rate limits, caches) are
+/// providers wrapping providers, so this trait is the one seam later features plug into.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use fazztv_core::{
+///     Availability, ChatRequest, ChatResponse, ModelCapability, ModelInfo, Provider, Result,
+/// };
+///
+/// /// The seed's `CustomProvider`.
+/// #[derive(Debug)]
+/// struct CustomProvider;
+///
+/// #[async_trait]
+/// impl Provider for CustomProvider {
+///     fn name(&self) -> &str {
+///         "custom"
+///     }
+///
+///     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+///         let prompt = request.messages.last().map(|m| m.content.as_str()).unwrap_or_default();
+///         Ok(ChatResponse::new(format!("Custom response to: {prompt}"), "custom-model", "custom"))
+///     }
+///
+///     async fn list_models(&self) -> Result<Vec<ModelInfo>> {
+///         Ok(vec![ModelInfo::new("custom-model", "custom")
+///             .with_name("Custom Model")
+///             .with_capabilities([ModelCapability::TextGeneration])])
+///     }
+///
+///     async fn check_availability(&self) -> Availability {
+///         Availability::Available
+///     }
+/// }
+///
+/// # tokio_test_block_on(async {
+/// let response = CustomProvider.query("hi", Default::default()).await.unwrap();
+/// assert_eq!(response.content, "Custom response to: hi");
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The instance name from configuration; responses and errors carry it.
+    fn name(&self) -> &str;
+
+    /// Answers a conversation.
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse>;
+
+    /// Lists the models this provider can serve now.
+    async fn list_models(&self) -> Result<Vec<ModelInfo>>;
+
+    /// Answers a single prompt (sent as one user message).
+    async fn query(&self, prompt: &str, options: GenerationOptions) -> Result<ChatResponse> {
+        self.chat(ChatRequest::from_prompt(prompt).with_options(options))
+            .await
+    }
+
+    /// Streams an answer: content chunks, then one final chunk with the finish reason and usage.
+    ///
+    /// The default calls [`chat`](Provider::chat) and replays the whole answer as one content
+    /// chunk plus the final chunk, so every provider can be streamed from.
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream> {
+        let response = self.chat(request).await?;
+        let finish = ChatChunk::finish(
+            response.finish_reason.unwrap_or(FinishReason::Stop),
+            response.usage,
+        )
+        .with_model(response.model.clone());
+        let chunks = [
+            Ok(ChatChunk::delta(response.content).with_model(response.model)),
+            Ok(finish),
+        ];
+        Ok(Box::pin(futures::stream::iter(chunks)))
+    }
+
+    /// Says whether the provider can serve now and, if not, why. Should be cheap (no
+    /// generation); the default assumes an in-process provider that is always ready.
+    async fn check_availability(&self) -> Availability {
+        Availability::Available
+    }
+
+    /// Embeds one or more texts.
+    async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let _ = request;
+        Err(Error::unsupported("embeddings").with_provider(self.name()))
+    }
+
+    /// Judges whether content is safe.
+    async fn moderate_content(&self, text: &str) -> Result<ModerationResult> {
+        let _ = text;
+        Err(Error::unsupported("moderation").with_provider(self.name()))
+    }
+
+    /// Local model management, for providers that host models (Ollama).
+    fn model_manager(&self) -> Option<&dyn ModelManager> {
+        None
+    }
+}
