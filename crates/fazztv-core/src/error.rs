@@ -338,8 +338,10 @@ type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A failed request: the kind that decides what to do, plus what a person needs to act on it.
 ///
 /// Holds structured fields only; upstream bodies are never stored whole, and secrets never.
-#[derive(thiserror::Error)]
-pub struct Error {
+/// Boxed so that `Result<T, Error>` stays one pointer wide on the hot path.
+pub struct Error(Box<Inner>);
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     provider: Option<String>,
@@ -347,8 +349,16 @@ pub struct Error {
     retry_after: Option<Duration>,
     request_id: Option<String>,
     attempts: Vec<Attempt>,
-    #[source]
     source: Option<BoxedSource>,
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// Upper bound on messages copied from upstream bodies, so a huge HTML error page can't flood
@@ -363,7 +373,7 @@ impl Error {
             message.truncate(cut);
             message.push('…');
         }
-        Self {
+        Self(Box::new(Inner {
             kind,
             message,
             provider: None,
@@ -372,7 +382,7 @@ impl Error {
             request_id: None,
             attempts: Vec::new(),
             source: None,
-        }
+        }))
     }
 
     /// The operation is not offered by this provider.
@@ -394,100 +404,100 @@ impl Error {
             message.push_str("\n  - ");
             message.push_str(&attempt.to_string());
         }
-        // Built directly: the per-attempt list must not be truncated.
-        Self {
-            attempts,
-            message,
-            ..Self::new(ErrorKind::AllProvidersFailed, "")
-        }
+        // Set directly: the per-attempt list must not be truncated.
+        let mut error = Self::new(ErrorKind::AllProvidersFailed, "");
+        error.0.message = message;
+        error.0.attempts = attempts;
+        error
     }
 
     /// Names the provider instance.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.provider = Some(provider.into());
+        self.0.provider = Some(provider.into());
         self
     }
 
     /// Records the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
-        self.status = Some(status);
+        self.0.status = Some(status);
         self
     }
 
     /// Records the server's wait hint.
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.retry_after = Some(retry_after);
+        self.0.retry_after = Some(retry_after);
         self
     }
 
     /// Records the provider's request id.
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = Some(request_id.into());
+        self.0.request_id = Some(request_id.into());
         self
     }
 
     /// Attaches the underlying cause. Pass `reqwest` errors through
     /// [`reqwest::Error::without_url`] first (see [`crate::http::transport_error`]).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message, without the provider prefix.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The provider instance, when known.
     pub fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
+        self.0.provider.as_deref()
     }
 
     /// The HTTP status, when there was one.
     pub fn status(&self) -> Option<u16> {
-        self.status
+        self.0.status
     }
 
     /// How long the server asked us to wait.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+        self.0.retry_after
     }
 
     /// The provider's request id.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.0.request_id.as_deref()
     }
 
     /// The attempts behind an [`ErrorKind::AllProvidersFailed`] error.
     pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
+        &self.0.attempts
     }
 
     /// Whether the same provider may succeed on a retry.
     pub fn is_retryable(&self) -> bool {
-        self.kind.is_retryable()
+        self.0.kind.is_retryable()
     }
 
     /// Whether another provider may succeed.
     pub fn should_fallback(&self) -> bool {
-        self.kind.should_fallback()
+        self.0.kind.should_fallback()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(provider) = &self.provider {
+        let inner = &self.0;
+        if let Some(provider) = &inner.provider {
             write!(f, "{provider}: ")?;
         }
-        write!(f, "{}: {}", self.kind, self.message)?;
-        if let Some(status) = self.status {
+        write!(f, "{}: {}", inner.kind, inner.message)?;
+        if let Some(status) = inner.status {
             write!(f, " (HTTP {status}")?;
-            if let Some(id) = &self.request_id {
+            if let Some(id) = &inner.request_id {
                 write!(f, ", request id {id}")?;
             }
             f.write_str(")")?;
@@ -498,15 +508,16 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.0;
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("provider", &self.provider)
-            .field("status", &self.status)
-            .field("retry_after", &self.retry_after)
-            .field("request_id", &self.request_id)
-            .field("attempts", &self.attempts)
-            .field("source", &self.source)
+            .field("kind", &inner.kind)
+            .field("message", &inner.message)
+            .field("provider", &inner.provider)
+            .field("status", &inner.status)
+            .field("retry_after", &inner.retry_after)
+            .field("request_id", &inner.request_id)
+            .field("attempts", &inner.attempts)
+            .field("source", &inner.source)
             .finish()
     }
 }

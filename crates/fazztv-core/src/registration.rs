@@ -78,8 +78,10 @@ pub struct ProviderRegistration {
     pub options_schema: fn() -> schemars::Schema,
     /// Example `providers[]` entry.
     pub example_config: fn() -> serde_json::Value,
-    build: fn(&ProviderConfig, &ProviderContext) -> Result<Arc<dyn Provider>, Error>,
+    build: BuildFn,
 }
+
+type BuildFn = fn(&ProviderConfig, &ProviderContext) -> Result<Arc<dyn Provider>, Error>;
 
 impl ProviderRegistration {
     /// The registration of `F`, attributed to `crate_name` `crate_version`.
