@@ -234,6 +234,10 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
     /// The provider's request or generation id, for support tickets.
     pub request_id: Option<String>,
+    /// Every provider tried for this answer, in order, filled in by the manager (empty when a
+    /// provider is called directly). The last one is the one that answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::Attempt>,
 }
 
 impl ChatResponse {
@@ -250,6 +254,7 @@ impl ChatResponse {
             finish_reason: None,
             usage: None,
             request_id: None,
+            attempts: Vec::new(),
         }
     }
 

@@ -412,6 +412,13 @@ impl Error {
         error
     }
 
+    /// Attaches the attempts that led to this error (the manager does this for every error it
+    /// returns).
+    pub fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
+        self.0.attempts = attempts;
+        self
+    }
+
     /// Names the provider instance.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.0.provider = Some(provider.into());
@@ -473,7 +480,7 @@ impl Error {
         self.0.request_id.as_deref()
     }
 
-    /// The attempts behind an [`ErrorKind::AllProvidersFailed`] error.
+    /// The attempts behind an error returned by the manager (empty for a direct provider call).
     pub fn attempts(&self) -> &[Attempt] {
         &self.0.attempts
     }

@@ -134,8 +134,12 @@ impl fmt::Debug for ProviderRegistration {
 
 inventory::collect!(ProviderRegistration);
 
+/// Inlined (no `$defs`) so the manager can embed it in the composed config schema as is.
 fn options_schema<F: ProviderFactory>() -> schemars::Schema {
-    schemars::SchemaGenerator::default().into_root_schema_for::<F::Options>()
+    schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| settings.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<F::Options>()
 }
 
 fn build<F: ProviderFactory>(
