@@ -212,8 +212,9 @@ pub fn error_from_parts(provider: &str, status: u16, headers: &HeaderMap, body: 
     error
 }
 
-/// The start of a non-JSON body (an HTML error page), whitespace folded, at most 200 chars.
-fn body_excerpt(body: &[u8]) -> String {
+/// The start of a non-JSON body (an HTML error page), whitespace folded, at most 200 chars, for
+/// error messages.
+pub fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(2_000)]);
     let folded = text.split_whitespace().collect::<Vec<_>>().join(" ");
     folded.chars().take(200).collect()

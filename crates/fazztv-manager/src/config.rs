@@ -1,0 +1,333 @@
+//! `providers.json`: its shape, where it is found, and the errors of loading it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use fazztv_core::{Environment, ModelCapability, ProviderConfig};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// The whole configuration file: the seed's `providers.json`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FazztvConfig {
+    /// Editors may point this at `schemas/providers.schema.json`; it is otherwise ignored.
+    #[serde(default, rename = "$schema")]
+    pub schema: Option<String>,
+    /// The provider instances, in fallback order (refined by each one's `priority`).
+    pub providers: Vec<ProviderConfig>,
+    /// How the manager routes between them.
+    #[serde(default)]
+    pub manager: ManagerSettings,
+}
+
+impl FazztvConfig {
+    /// A configuration of the given providers with default manager settings.
+    pub fn new(providers: impl IntoIterator<Item = ProviderConfig>) -> Self {
+        Self {
+            schema: None,
+            providers: providers.into_iter().collect(),
+            manager: ManagerSettings::default(),
+        }
+    }
+
+    /// Replaces the manager settings.
+    pub fn with_manager(mut self, manager: ManagerSettings) -> Self {
+        self.manager = manager;
+        self
+    }
+}
+
+/// The `manager` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagerSettings {
+    /// Try the next provider when one fails with a fallback-worthy error. `false` means exactly
+    /// one attempt per request.
+    #[serde(default = "yes")]
+    pub fallback_enabled: bool,
+    /// Spread requests over the eligible providers by weighted round-robin instead of always
+    /// starting with the first.
+    #[serde(default)]
+    pub load_balancing: bool,
+    /// How many prompts `batch_query` runs at once.
+    #[serde(default = "default_batch_concurrency")]
+    #[schemars(range(min = 1))]
+    pub batch_concurrency: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_batch_concurrency() -> usize {
+    4
+}
+
+impl Default for ManagerSettings {
+    fn default() -> Self {
+        Self {
+            fallback_enabled: true,
+            load_balancing: false,
+            batch_concurrency: default_batch_concurrency(),
+        }
+    }
+}
+
+impl ManagerSettings {
+    /// Sets `fallback_enabled`.
+    pub fn with_fallback(mut self, enabled: bool) -> Self {
+        self.fallback_enabled = enabled;
+        self
+    }
+
+    /// Sets `load_balancing`.
+    pub fn with_load_balancing(mut self, enabled: bool) -> Self {
+        self.load_balancing = enabled;
+        self
+    }
+
+    /// Sets `batch_concurrency` (at least 1).
+    pub fn with_batch_concurrency(mut self, concurrency: usize) -> Self {
+        self.batch_concurrency = concurrency.max(1);
+        self
+    }
+}
+
+/// The environment variable that names a configuration file.
+pub const CONFIG_ENV_VAR: &str = "FAZZTV_CONFIG";
+
+/// The file looked for in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "providers.json";
+
+/// Where a configuration came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigOrigin {
+    /// A path given explicitly (`--config`, [`crate::ConfigLoader::path`]).
+    Path(PathBuf),
+    /// The file named by `$FAZZTV_CONFIG`.
+    EnvVar(PathBuf),
+    /// `./providers.json`.
+    WorkingDir(PathBuf),
+    /// The built-in default (the seed's example, limited to compiled-in provider types).
+    BuiltIn,
+    /// Text handed to the loader directly.
+    Inline,
+}
+
+impl ConfigOrigin {
+    /// The file, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Path(path) | Self::EnvVar(path) | Self::WorkingDir(path) => Some(path),
+            Self::BuiltIn | Self::Inline => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Path(path) => write!(f, "{}", path.display()),
+            Self::EnvVar(path) => write!(f, "{} (from ${CONFIG_ENV_VAR})", path.display()),
+            Self::WorkingDir(path) => write!(f, "{}", path.display()),
+            Self::BuiltIn => f.write_str("the built-in default configuration"),
+            Self::Inline => f.write_str("the given configuration"),
+        }
+    }
+}
+
+/// One thing wrong in a configuration, at a JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON pointer to the offending value (`/providers/1/type`); empty for the whole document.
+    pub pointer: String,
+    /// What is wrong and, where we know, how to fix it.
+    pub message: String,
+}
+
+impl Violation {
+    /// A violation at `pointer`.
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pointer = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        write!(f, "{pointer}: {}", self.message)
+    }
+}
+
+/// Why a configuration could not be loaded. Messages name the file, the JSON pointer and the
+/// fix, and never print a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {origin}: {source}")]
+    Io {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{origin} is not valid JSON: {message} at line {line}, column {column}")]
+    Parse {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The JSON does not describe a valid configuration; every problem is listed.
+    #[error("{origin} is not a valid fazztv configuration:{}", list(violations))]
+    Invalid {
+        /// Which file.
+        origin: ConfigOrigin,
+        /// Every problem found.
+        violations: Vec<Violation>,
+    },
+    /// Two linked crates register the same provider type.
+    #[error(
+        "provider type `{provider_type}` is registered twice, by {first_crate} and by {second_crate}; \
+         link only one of them"
+    )]
+    DuplicateRegistration {
+        /// The type id.
+        provider_type: String,
+        /// One crate.
+        first_crate: String,
+        /// The other.
+        second_crate: String,
+    },
+    /// A provider could not be built from a configuration that passed validation.
+    #[error("cannot set up provider `{provider}`: {source}")]
+    Build {
+        /// The provider instance.
+        provider: String,
+        /// What its factory said.
+        source: fazztv_core::Error,
+    },
+    /// A name was used for two providers registered explicitly.
+    #[error("a provider named `{name}` is already registered; provider names must be unique")]
+    DuplicateProvider {
+        /// The name.
+        name: String,
+    },
+}
+
+fn list(violations: &[Violation]) -> String {
+    violations.iter().map(|violation| format!("\n  - {violation}")).collect()
+}
+
+impl ConfigError {
+    /// The problems of an [`ConfigError::Invalid`] error (empty otherwise).
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            Self::Invalid { violations, .. } => violations,
+            _ => &[],
+        }
+    }
+}
+
+/// Finds the configuration: an explicit path, else `$FAZZTV_CONFIG`, else `./providers.json`,
+/// else the built-in default.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLoader {
+    path: Option<PathBuf>,
+    environment: Environment,
+    working_dir: Option<PathBuf>,
+}
+
+impl ConfigLoader {
+    /// A loader reading the process environment and working directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses this file (errors if it is missing, rather than falling back).
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Reads `$FAZZTV_CONFIG` and the providers' variables from `environment`.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// Looks for `providers.json` in `dir` instead of the working directory.
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
+    /// The environment this loader reads.
+    pub fn env(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// Which configuration would be used, and its text (`None` for the built-in default).
+    pub fn locate(&self) -> Result<(ConfigOrigin, Option<String>), ConfigError> {
+        let origin = if let Some(path) = &self.path {
+            ConfigOrigin::Path(path.clone())
+        } else if let Some(path) = self.environment.var(CONFIG_ENV_VAR) {
+            ConfigOrigin::EnvVar(PathBuf::from(path))
+        } else {
+            let dir = self.working_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+            let candidate = dir.join(DEFAULT_CONFIG_FILE);
+            if candidate.is_file() {
+                ConfigOrigin::WorkingDir(candidate)
+            } else {
+                return Ok((ConfigOrigin::BuiltIn, None));
+            }
+        };
+        let path = origin.path().map(Path::to_path_buf).unwrap_or_default();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((origin, Some(text))),
+            Err(source) => Err(ConfigError::Io { origin, source }),
+        }
+    }
+}
+
+/// The seed's example configuration, limited to the provider types in `compiled_in`. When none
+/// of them is compiled in but the mock is, one mock provider, so a mock-only build works.
+pub fn builtin_default(compiled_in: &[&str]) -> FazztvConfig {
+    use ModelCapability::*;
+    let text = [TextGeneration, Chat, CodeGeneration, Translation, Summarization];
+    let seed = [
+        ProviderConfig::new("openrouter")
+            .with_api_key_env("OPENROUTER_API_KEY")
+            .with_default_model("cognitivecomputations/dolphin3.0-r1-mistral-24b:free")
+            .with_capabilities(text),
+        ProviderConfig::new("openai")
+            .with_api_key_env("OPENAI_API_KEY")
+            .with_default_model("gpt-3.5-turbo")
+            .with_capabilities(text.into_iter().chain([Embedding, Moderation])),
+        // No base_url, unlike the seed's file: so that OLLAMA_URL / OLLAMA_HOST apply.
+        ProviderConfig::new("ollama")
+            .with_default_model("llama2")
+            .with_capabilities([TextGeneration, Chat, CodeGeneration]),
+    ];
+    let mut providers: Vec<ProviderConfig> = seed
+        .into_iter()
+        .filter(|config| compiled_in.contains(&config.provider_type.as_str()))
+        .collect();
+    if providers.is_empty() && compiled_in.contains(&"mock") {
+        providers.push(ProviderConfig::new("mock"));
+    }
+    FazztvConfig::new(providers)
+}

@@ -1,0 +1,30 @@
+//! The fazztv manager: discovers the compiled-in provider types, loads and validates the
+//! configuration, builds the providers, and routes requests over them.
+//!
+//! - [`Registry`]: provider types (from `inventory`, or registered explicitly) and configured
+//!   provider instances; the seed's `ProviderRegistry`.
+//! - [`ConfigLoader`] / [`FazztvConfig`]: `providers.json`, found as an explicit path,
+//!   `$FAZZTV_CONFIG`, `./providers.json` or the built-in default; validated against a schema
+//!   composed from the registered types, reporting every violation with its JSON pointer.
+//! - [`ProviderManager`]: fallback, load balancing, capability-based selection, compare, batch,
+//!   streaming with a commit point, and usage statistics.
+#![warn(missing_docs)]
+
+mod config;
+mod manager;
+mod registry;
+mod schema;
+mod stats;
+mod stream;
+
+pub use config::{
+    CONFIG_ENV_VAR, ConfigError, ConfigLoader, ConfigOrigin, DEFAULT_CONFIG_FILE, FazztvConfig,
+    ManagerSettings, Violation, builtin_default,
+};
+pub use manager::{ProviderManager, QueryOptions};
+pub use registry::{ProviderEntry, Registry};
+pub use stats::{ProviderStats, UsageStats};
+pub use stream::ManagedStream;
+
+#[cfg(test)]
+use {criterion as _, insta as _};

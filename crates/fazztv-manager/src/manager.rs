@@ -1,0 +1,500 @@
+//! `ProviderManager`: routes requests over the configured providers with fallback, load
+//! balancing and capability-based selection, and keeps usage statistics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use fazztv_core::{
+    Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
+    ModelInfo, ModerationResult, Provider, Result, Usage,
+};
+use futures::{Stream, StreamExt, future::join_all};
+
+use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
+use crate::registry::{ProviderEntry, Registry};
+use crate::stats::UsageStats;
+use crate::stream::ManagedStream;
+
+/// How one request is routed, plus its generation parameters (the seed's keyword arguments).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct QueryOptions {
+    /// Provider to try first (the seed's `preferred_provider`). An explicit `model` applies to
+    /// it only; providers tried after it use their own default models.
+    pub preferred_provider: Option<String>,
+    /// Model and sampling parameters.
+    pub generation: GenerationOptions,
+    /// Only route to providers that offer this capability.
+    pub capability: Option<ModelCapability>,
+    /// Overrides the configured `fallback_enabled` for this request.
+    pub fallback: Option<bool>,
+}
+
+impl QueryOptions {
+    /// Default routing and parameters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tries `provider` first.
+    pub fn preferred_provider(mut self, provider: impl Into<String>) -> Self {
+        self.preferred_provider = Some(provider.into());
+        self
+    }
+
+    /// Asks for `model`.
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.generation.model = Some(model.into());
+        self
+    }
+
+    /// Sets the temperature.
+    pub fn temperature(mut self, temperature: f64) -> Self {
+        self.generation.temperature = Some(temperature);
+        self
+    }
+
+    /// Sets the token limit.
+    pub fn max_tokens(mut self, max_tokens: u32) -> Self {
+        self.generation.max_tokens = Some(max_tokens);
+        self
+    }
+
+    /// Replaces all generation parameters.
+    pub fn generation(mut self, generation: GenerationOptions) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// Requires a capability.
+    pub fn capability(mut self, capability: ModelCapability) -> Self {
+        self.capability = Some(capability);
+        self
+    }
+
+    /// Turns fallback on or off for this request.
+    pub fn fallback(mut self, enabled: bool) -> Self {
+        self.fallback = Some(enabled);
+        self
+    }
+}
+
+/// Routes requests over the configured providers.
+///
+/// Cheap to clone (shared state); safe to use from many tasks at once.
+#[derive(Debug, Clone)]
+pub struct ProviderManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    registry: Registry,
+    settings: ManagerSettings,
+    load_balancing: AtomicBool,
+    /// Smooth weighted round-robin state: each provider's current weight.
+    balancer: Mutex<HashMap<String, i64>>,
+    pub(crate) stats: Mutex<UsageStats>,
+}
+
+impl Inner {
+    pub(crate) fn stats(&self) -> MutexGuard<'_, UsageStats> {
+        // A panic while holding the lock cannot leave counters half-updated in a way that
+        // matters more than losing all stats, so recover from poisoning.
+        self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One provider chosen for an attempt, with the model to ask it for.
+struct Step<'a> {
+    entry: &'a ProviderEntry,
+    model: Option<String>,
+}
+
+impl ProviderManager {
+    /// A manager over the providers in `registry`.
+    pub fn new(registry: Registry, settings: ManagerSettings) -> Self {
+        let load_balancing = AtomicBool::new(settings.load_balancing);
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                settings,
+                load_balancing,
+                balancer: Mutex::new(HashMap::new()),
+                stats: Mutex::new(UsageStats::default()),
+            }),
+        }
+    }
+
+    /// Discovers the compiled-in provider types, finds the configuration as `loader` says
+    /// (explicit path, `$FAZZTV_CONFIG`, `./providers.json`, built-in default), validates it and
+    /// builds every provider.
+    pub fn load(loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        let registry = Registry::discover()?.with_environment(loader.env().clone());
+        Self::load_with(registry, loader)
+    }
+
+    /// [`load`](Self::load) with your own registry of types (explicit registration).
+    pub fn load_with(mut registry: Registry, loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        let (origin, text) = loader.locate()?;
+        let config = match text {
+            Some(text) => registry.load(&text, origin)?,
+            None => {
+                let ids: Vec<&str> = registry.provider_types().map(|r| r.provider_type).collect();
+                let config = crate::config::builtin_default(&ids);
+                registry.load_config(&config, ConfigOrigin::BuiltIn)?;
+                config
+            }
+        };
+        Ok(Self::new(registry, config.manager))
+    }
+
+    /// A manager for an already-typed configuration, built with `registry`'s types.
+    pub fn from_config(mut registry: Registry, config: FazztvConfig) -> Result<Self, ConfigError> {
+        registry.load_config(&config, ConfigOrigin::Inline)?;
+        Ok(Self::new(registry, config.manager))
+    }
+
+    /// The providers and types behind this manager.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &ManagerSettings {
+        &self.inner.settings
+    }
+
+    /// The provider named `name`.
+    pub fn get_provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.inner.registry.get_provider(name)
+    }
+
+    /// Spreads requests over the eligible providers by weighted round-robin (`true`) or always
+    /// starts with the first in priority order (`false`).
+    pub fn enable_load_balancing(&self, enabled: bool) {
+        self.inner.load_balancing.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Whether load balancing is on.
+    pub fn load_balancing(&self) -> bool {
+        self.inner.load_balancing.load(Ordering::Relaxed)
+    }
+
+    /// Answers `prompt`, falling back to the next provider when one fails with a fallback-worthy
+    /// error. The response says which provider and model answered, and lists every attempt.
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: fazztv_manager::ProviderManager) -> fazztv_core::Result<()> {
+    /// use fazztv_manager::QueryOptions;
+    /// let response = manager
+    ///     .query_with_fallback("Your prompt here", QueryOptions::new().preferred_provider("openrouter"))
+    ///     .await?;
+    /// println!("{response}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn query_with_fallback(&self, prompt: &str, options: QueryOptions) -> Result<ChatResponse> {
+        self.chat_with_fallback(vec![ChatMessage::user(prompt)], options).await
+    }
+
+    /// Answers a conversation with fallback.
+    pub async fn chat_with_fallback(&self, messages: Vec<ChatMessage>, options: QueryOptions) -> Result<ChatResponse> {
+        let plan = self.plan(&options, &[ModelCapability::Chat, ModelCapability::TextGeneration])?;
+        let generation = options.generation.clone();
+        let (mut response, attempts) = self
+            .run(plan, |provider, model| {
+                let mut generation = generation.clone();
+                generation.model = model;
+                let request = ChatRequest::new(messages.clone()).with_options(generation);
+                async move { provider.chat(request).await }
+            }, |response: &ChatResponse| response.usage)
+            .await?;
+        response.attempts = attempts;
+        Ok(response)
+    }
+
+    /// Streams an answer with fallback up to the commit point: providers are tried in order
+    /// until one produces its first content chunk; from then on the stream belongs to that
+    /// provider, and a failure ends it with [`ErrorKind::StreamInterrupted`] — never a silent
+    /// end, never text from two providers spliced together.
+    pub async fn chat_stream_with_fallback(&self, messages: Vec<ChatMessage>, options: QueryOptions) -> Result<ManagedStream> {
+        let plan = self.plan(&options, &[ModelCapability::Chat, ModelCapability::TextGeneration])?;
+        crate::stream::start(self.inner.clone(), plan_owned(&plan), messages, options.generation).await
+    }
+
+    /// [`chat_stream_with_fallback`](Self::chat_stream_with_fallback) for one prompt.
+    pub async fn query_stream_with_fallback(&self, prompt: &str, options: QueryOptions) -> Result<ManagedStream> {
+        self.chat_stream_with_fallback(vec![ChatMessage::user(prompt)], options).await
+    }
+
+    /// Embeds texts with fallback over the providers that offer embeddings.
+    pub async fn get_embeddings_with_fallback(&self, request: EmbeddingRequest, options: QueryOptions) -> Result<EmbeddingResponse> {
+        let plan = self.plan(&options, &[ModelCapability::Embedding])?;
+        let (response, _attempts) = self
+            .run(plan, |provider, model| {
+                let mut request = request.clone();
+                request.model = model.or(request.model);
+                async move { provider.get_embeddings(request).await }
+            }, |response: &EmbeddingResponse| response.usage)
+            .await?;
+        Ok(response)
+    }
+
+    /// Moderates text with fallback over the providers that offer moderation.
+    pub async fn moderate_with_fallback(&self, text: &str, options: QueryOptions) -> Result<ModerationResult> {
+        let plan = self.plan(&options, &[ModelCapability::Moderation])?;
+        let (result, _attempts) = self
+            .run(plan, |provider, _model| async move { provider.moderate_content(text).await }, |_| None)
+            .await?;
+        Ok(result)
+    }
+
+    /// Asks the same prompt of several providers at once, one attempt each (no fallback), and
+    /// returns every provider's answer or error keyed by name. An unknown name gets a
+    /// configuration error of its own; the others still run.
+    pub async fn compare_responses(&self, prompt: &str, providers: &[&str]) -> BTreeMap<String, Result<ChatResponse>> {
+        let runs = providers.iter().map(|name| async move {
+            let options = QueryOptions::new().preferred_provider(*name).fallback(false);
+            (name.to_string(), self.query_with_fallback(prompt, options).await)
+        });
+        join_all(runs).await.into_iter().collect()
+    }
+
+    /// Answers many prompts, at most `settings.batch_concurrency` at a time, each routed like
+    /// [`query_with_fallback`](Self::query_with_fallback). Results are in input order; a
+    /// failure is that prompt's `Err` and never loses the others.
+    pub async fn batch_query<S: AsRef<str>>(&self, prompts: &[S], options: QueryOptions) -> Vec<Result<ChatResponse>> {
+        self.batch_query_with_concurrency(prompts, options, self.inner.settings.batch_concurrency).await
+    }
+
+    /// [`batch_query`](Self::batch_query) with an explicit concurrency (at least 1).
+    pub async fn batch_query_with_concurrency<S: AsRef<str>>(
+        &self,
+        prompts: &[S],
+        options: QueryOptions,
+        concurrency: usize,
+    ) -> Vec<Result<ChatResponse>> {
+        let mut results: Vec<Option<Result<ChatResponse>>> = (0..prompts.len()).map(|_| None).collect();
+        let mut completed = self.batch_query_unordered(prompts, options, concurrency);
+        while let Some((index, result)) = completed.next().await {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(Error::new(ErrorKind::Unexpected, "batch item was not run"))))
+            .collect()
+    }
+
+    /// The batch as a stream of `(input index, result)` in completion order, for progress
+    /// reporting.
+    pub fn batch_query_unordered<'a, S: AsRef<str>>(
+        &'a self,
+        prompts: &'a [S],
+        options: QueryOptions,
+        concurrency: usize,
+    ) -> impl Stream<Item = (usize, Result<ChatResponse>)> + 'a {
+        futures::stream::iter(prompts.iter().enumerate())
+            .map(move |(index, prompt)| {
+                let options = options.clone();
+                async move { (index, self.query_with_fallback(prompt.as_ref(), options).await) }
+            })
+            .buffer_unordered(concurrency.max(1))
+    }
+
+    /// The first provider, in priority order, that offers `capability` and reports itself
+    /// available (checked concurrently).
+    pub async fn find_best_provider(&self, capability: ModelCapability) -> Option<Arc<dyn Provider>> {
+        let candidates = self.ordered_entries().into_iter().filter(|entry| entry.supports(capability));
+        let checked = join_all(candidates.map(|entry| async move { (entry, entry.provider().check_availability().await) })).await;
+        checked
+            .into_iter()
+            .find(|(_, availability)| availability.is_available())
+            .map(|(entry, _)| entry.provider().clone())
+    }
+
+    /// Every configured provider with its availability, checked concurrently, in configuration
+    /// order. Disabled providers say so without being contacted.
+    pub async fn check_all_availability(&self) -> Vec<(ProviderEntry, Availability)> {
+        let checks = self.inner.registry.entries().iter().map(|entry| async move {
+            let availability = if entry.config().enabled {
+                entry.provider().check_availability().await
+            } else {
+                Availability::unavailable(fazztv_core::UnavailableReason::Disabled)
+            };
+            (entry.clone(), availability)
+        });
+        join_all(checks).await
+    }
+
+    /// The cheapest model with `capability` over every provider's model list.
+    pub async fn get_cheapest_model(&self, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
+        self.inner.registry.get_cheapest_model(capability, free_only).await
+    }
+
+    /// Counters since the manager was created.
+    pub fn get_usage_stats(&self) -> UsageStats {
+        self.inner.stats().clone()
+    }
+
+    /// Enabled providers in fallback order: by `priority`, ties in configuration order.
+    fn ordered_entries(&self) -> Vec<&ProviderEntry> {
+        let mut entries: Vec<&ProviderEntry> =
+            self.inner.registry.entries().iter().filter(|entry| entry.config().enabled).collect();
+        entries.sort_by_key(|entry| entry.config().priority);
+        entries
+    }
+
+    /// The providers to try, in order, for a request needing any of `capabilities` (or the
+    /// explicitly requested one).
+    fn plan(&self, options: &QueryOptions, capabilities: &[ModelCapability]) -> Result<Vec<Step<'_>>> {
+        let needed: &[ModelCapability] = match &options.capability {
+            Some(capability) => std::slice::from_ref(capability),
+            None => capabilities,
+        };
+        let mut order: Vec<&ProviderEntry> = self
+            .ordered_entries()
+            .into_iter()
+            .filter(|entry| needed.iter().any(|capability| entry.supports(*capability)))
+            .collect();
+        if self.load_balancing() && order.len() > 1 {
+            let first = self.next_balanced(&order);
+            let chosen = order.remove(first);
+            order.insert(0, chosen);
+        }
+        if let Some(name) = &options.preferred_provider {
+            let Some(preferred) = self.inner.registry.entry(name) else {
+                let known = self.inner.registry.provider_names().join(", ");
+                return Err(Error::new(
+                    ErrorKind::Configuration,
+                    format!("unknown provider `{name}`; configured providers: {known}"),
+                ));
+            };
+            if !preferred.config().enabled {
+                return Err(Error::new(
+                    ErrorKind::Configuration,
+                    format!("provider `{name}` is disabled in the configuration (\"enabled\": false)"),
+                )
+                .with_provider(name.clone()));
+            }
+            order.retain(|entry| entry.name() != name);
+            order.insert(0, preferred);
+        }
+        if !options.fallback.unwrap_or(self.inner.settings.fallback_enabled) {
+            order.truncate(1);
+        }
+        if order.is_empty() {
+            let wanted: Vec<&str> = needed.iter().map(|capability| capability.as_str()).collect();
+            return Err(Error::new(
+                ErrorKind::Configuration,
+                format!(
+                    "no enabled provider offers {}; configured providers: {}",
+                    wanted.join(" or "),
+                    self.inner.registry.provider_names().join(", ")
+                ),
+            ));
+        }
+        let requested = options.generation.model.clone();
+        Ok(order
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                // An explicit model goes to the preferred provider, or to all when none is
+                // preferred; a different provider's model name would be meaningless there.
+                let model = if options.preferred_provider.is_none() || index == 0 {
+                    requested.clone()
+                } else {
+                    None
+                };
+                Step { entry, model }
+            })
+            .collect())
+    }
+
+    /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved.
+    fn next_balanced(&self, candidates: &[&ProviderEntry]) -> usize {
+        let mut current = self.inner.balancer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: i64 = candidates.iter().map(|entry| i64::from(entry.config().weight.max(1))).sum();
+        let mut best = 0;
+        let mut best_weight = i64::MIN;
+        for (index, entry) in candidates.iter().enumerate() {
+            let weight = current.entry(entry.name().to_owned()).or_insert(0);
+            *weight += i64::from(entry.config().weight.max(1));
+            if *weight > best_weight {
+                best_weight = *weight;
+                best = index;
+            }
+        }
+        if let Some(weight) = current.get_mut(candidates[best].name()) {
+            *weight -= total;
+        }
+        best
+    }
+
+    /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs.
+    async fn run<'a, T, F, Fut>(
+        &'a self,
+        plan: Vec<Step<'a>>,
+        operation: F,
+        usage: impl Fn(&T) -> Option<Usage>,
+    ) -> Result<(T, Vec<Attempt>)>
+    where
+        F: Fn(&'a dyn Provider, Option<String>) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.inner.stats().request_started();
+        let mut attempts = Vec::with_capacity(plan.len());
+        let last = plan.len() - 1;
+        for (index, step) in plan.into_iter().enumerate() {
+            let name = step.entry.name();
+            let model = step.model.clone().or_else(|| step.entry.default_model().map(str::to_owned));
+            let started = Instant::now();
+            let result = operation(step.entry.provider().as_ref(), step.model).await;
+            let latency = started.elapsed();
+            match result {
+                Ok(value) => {
+                    attempts.push(Attempt::new(name, model, AttemptOutcome::Ok, latency));
+                    let mut stats = self.inner.stats();
+                    stats.attempt(name, latency, Ok(usage(&value)));
+                    stats.request_finished(true);
+                    return Ok((value, attempts));
+                }
+                Err(error) => {
+                    tracing::debug!(provider = name, kind = %error.kind(), "attempt failed");
+                    attempts.push(Attempt::new(
+                        name,
+                        model,
+                        AttemptOutcome::Failed {
+                            kind: error.kind(),
+                            message: error.message().to_owned(),
+                        },
+                        latency,
+                    ));
+                    let mut stats = self.inner.stats();
+                    stats.attempt(name, latency, Err(error.kind()));
+                    if index < last && error.should_fallback() {
+                        stats.fallback();
+                        continue;
+                    }
+                    stats.request_finished(false);
+                    drop(stats);
+                    // Several fallback-worthy failures are summarised; otherwise the error that
+                    // ended the request is returned as is.
+                    if attempts.len() > 1 && error.should_fallback() {
+                        return Err(Error::all_providers_failed(attempts));
+                    }
+                    return Err(error.with_provider(name).with_attempts(attempts));
+                }
+            }
+        }
+        Err(Error::all_providers_failed(attempts))
+    }
+}
+
+/// The plan as owned `(entry, model)` pairs, for the stream that outlives `&self`.
+fn plan_owned(plan: &[Step<'_>]) -> Vec<(ProviderEntry, Option<String>)> {
+    plan.iter().map(|step| (step.entry.clone(), step.model.clone())).collect()
+}

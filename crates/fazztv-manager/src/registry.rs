@@ -1,0 +1,384 @@
+//! Provider types (discovered or registered explicitly) and provider instances (built from
+//! configuration or added explicitly): the seed's `ProviderRegistry`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use fazztv_core::{
+    Environment, ModelCapability, ModelInfo, Provider, ProviderConfig, ProviderContext,
+    ProviderRegistration,
+};
+use futures::future::join_all;
+
+use crate::config::{ConfigError, ConfigOrigin, FazztvConfig, Violation};
+use crate::schema;
+
+/// The facade's cargo feature for each first-party provider type, so an unknown `type` can say
+/// how to get it even when its crate is not compiled in.
+const FIRST_PARTY_FEATURES: &[(&str, &str)] = &[
+    ("mock", "mock"),
+    ("ollama", "ollama"),
+    ("openai", "openai"),
+    ("openrouter", "openrouter"),
+];
+
+/// One configured provider instance.
+#[derive(Clone)]
+pub struct ProviderEntry {
+    config: ProviderConfig,
+    provider: Arc<dyn Provider>,
+    capabilities: Vec<ModelCapability>,
+}
+
+impl ProviderEntry {
+    /// The instance name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The provider type.
+    pub fn provider_type(&self) -> &str {
+        &self.config.provider_type
+    }
+
+    /// Its configuration (the key, if any, is a redacted secret).
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// The provider itself.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    /// What it may be used for: the configured capabilities, else its type's.
+    pub fn capabilities(&self) -> &[ModelCapability] {
+        &self.capabilities
+    }
+
+    /// Whether it may be used for `capability`.
+    pub fn supports(&self, capability: ModelCapability) -> bool {
+        self.capabilities.contains(&capability)
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> Option<&str> {
+        self.config.default_model.as_deref()
+    }
+}
+
+impl fmt::Debug for ProviderEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderEntry")
+            .field("config", &self.config)
+            .field("provider", &self.provider)
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+/// Registered provider types and configured provider instances.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    types: BTreeMap<&'static str, &'static ProviderRegistration>,
+    entries: Vec<ProviderEntry>,
+    environment: Environment,
+}
+
+impl Registry {
+    /// No types, no providers. Add types with [`with`](Self::with) and providers with
+    /// [`add_provider`](Self::add_provider).
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Every provider type linked into this binary. Two crates registering one type id is an
+    /// error naming both.
+    pub fn discover() -> Result<Self, ConfigError> {
+        let mut registry = Self::empty();
+        for registration in ProviderRegistration::linked() {
+            registry = registry.with(registration)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a provider type explicitly.
+    pub fn with(mut self, registration: &'static ProviderRegistration) -> Result<Self, ConfigError> {
+        if let Some(existing) = self.types.insert(registration.provider_type, registration) {
+            let mut crates = [existing.crate_name, registration.crate_name];
+            crates.sort_unstable();
+            return Err(ConfigError::DuplicateRegistration {
+                provider_type: registration.provider_type.to_owned(),
+                first_crate: crates[0].to_owned(),
+                second_crate: crates[1].to_owned(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Reads provider variables (keys, base URLs) from `environment` instead of the process.
+    pub fn with_environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The environment providers are built with.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The registered types, sorted by id.
+    pub fn provider_types(&self) -> impl Iterator<Item = &'static ProviderRegistration> + '_ {
+        self.types.values().copied()
+    }
+
+    /// The registration of `provider_type`.
+    pub fn provider_type(&self, provider_type: &str) -> Option<&'static ProviderRegistration> {
+        self.types.get(provider_type).copied()
+    }
+
+    /// The JSON schema of a configuration file for the types registered here.
+    pub fn config_schema(&self) -> serde_json::Value {
+        schema::compose(self.provider_types())
+    }
+
+    /// Adds a provider instance you built yourself (the seed's
+    /// `registry.add_provider(config, CustomProvider)`). Its capabilities are the config's.
+    pub fn add_provider(&mut self, config: ProviderConfig, provider: Arc<dyn Provider>) -> Result<(), ConfigError> {
+        if self.get_provider(&config.name).is_some() {
+            return Err(ConfigError::DuplicateProvider { name: config.name });
+        }
+        let capabilities = self.effective_capabilities(&config);
+        self.entries.push(ProviderEntry {
+            config,
+            provider,
+            capabilities,
+        });
+        Ok(())
+    }
+
+    /// Builds a provider of a registered type from its configuration and adds it.
+    pub fn add_configured(&mut self, config: ProviderConfig) -> Result<(), ConfigError> {
+        let Some(registration) = self.provider_type(&config.provider_type) else {
+            return Err(ConfigError::Invalid {
+                origin: ConfigOrigin::Inline,
+                violations: vec![Violation::new("/type", self.unknown_type_message(&config.provider_type))],
+            });
+        };
+        let context = ProviderContext::new(self.environment.clone());
+        let provider = registration
+            .build(&config, &context)
+            .map_err(|source| ConfigError::Build {
+                provider: config.name.clone(),
+                source,
+            })?;
+        self.add_provider(config, provider)
+    }
+
+    /// Validates a configuration document and builds every provider in it, reporting every
+    /// violation (schema, unknown types, duplicate names, invalid options) at once.
+    pub fn load(&mut self, text: &str, origin: ConfigOrigin) -> Result<FazztvConfig, ConfigError> {
+        let config = self.validate(text, origin.clone())?;
+        self.load_config(&config, origin)?;
+        Ok(config)
+    }
+
+    /// Builds every provider of an already-typed configuration.
+    pub fn load_config(&mut self, config: &FazztvConfig, origin: ConfigOrigin) -> Result<(), ConfigError> {
+        let mut violations = self.semantic_violations(config);
+        let context = ProviderContext::new(self.environment.clone());
+        let mut built = Vec::new();
+        if violations.is_empty() {
+            for (index, provider_config) in config.providers.iter().enumerate() {
+                let registration = self
+                    .provider_type(&provider_config.provider_type)
+                    .expect("checked by semantic_violations");
+                match registration.build(provider_config, &context) {
+                    Ok(provider) => built.push((provider_config.clone(), provider)),
+                    Err(error) => violations.push(Violation::new(
+                        format!("/providers/{index}/options"),
+                        error.message().to_owned(),
+                    )),
+                }
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ConfigError::Invalid { origin, violations });
+        }
+        for (provider_config, provider) in built {
+            self.add_provider(provider_config, provider)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a configuration document without building anything: JSON syntax (with line and
+    /// column), the composed schema (every violation with its JSON pointer), then the typed
+    /// checks (unknown types, duplicate names).
+    pub fn validate(&self, text: &str, origin: ConfigOrigin) -> Result<FazztvConfig, ConfigError> {
+        let document: serde_json::Value = serde_json::from_str(text).map_err(|error| ConfigError::Parse {
+            origin: origin.clone(),
+            line: error.line(),
+            column: error.column(),
+            message: parse_message(&error),
+        })?;
+        let mut violations = schema::violations(&self.config_schema(), &document);
+        // The schema's enum error for `type` cannot say which cargo feature would add the type.
+        for violation in &mut violations {
+            if let Some(index) = type_pointer_index(&violation.pointer) {
+                if let Some(name) = document.pointer(&format!("/providers/{index}/type")).and_then(|t| t.as_str()) {
+                    violation.message = self.unknown_type_message(name);
+                }
+            }
+        }
+        if !violations.is_empty() {
+            return Err(ConfigError::Invalid { origin, violations });
+        }
+        let config: FazztvConfig = serde_json::from_value(document).map_err(|error| ConfigError::Invalid {
+            origin: origin.clone(),
+            violations: vec![Violation::new("", error.to_string())],
+        })?;
+        let violations = self.semantic_violations(&config);
+        if !violations.is_empty() {
+            return Err(ConfigError::Invalid { origin, violations });
+        }
+        Ok(config)
+    }
+
+    fn semantic_violations(&self, config: &FazztvConfig) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        let mut seen: BTreeMap<&str, usize> = self.entries.iter().map(|entry| (entry.name(), usize::MAX)).collect();
+        for (index, provider) in config.providers.iter().enumerate() {
+            if self.provider_type(&provider.provider_type).is_none() {
+                violations.push(Violation::new(
+                    format!("/providers/{index}/type"),
+                    self.unknown_type_message(&provider.provider_type),
+                ));
+            }
+            if let Some(first) = seen.insert(&provider.name, index) {
+                let earlier = if first == usize::MAX {
+                    String::from("an explicitly registered provider")
+                } else {
+                    format!("/providers/{first}")
+                };
+                violations.push(Violation::new(
+                    format!("/providers/{index}/name"),
+                    format!("duplicate provider name `{}` (also used by {earlier}); names must be unique", provider.name),
+                ));
+            }
+        }
+        violations
+    }
+
+    fn unknown_type_message(&self, provider_type: &str) -> String {
+        let compiled: Vec<&str> = self.types.keys().copied().collect();
+        let compiled = if compiled.is_empty() {
+            String::from("none")
+        } else {
+            compiled.join(", ")
+        };
+        let hint = match FIRST_PARTY_FEATURES.iter().find(|(id, _)| *id == provider_type) {
+            Some((_, feature)) => format!("enable the cargo feature `{feature}` of the `fazztv` crate (or `all-providers`)"),
+            None => String::from("add a dependency on a crate that registers it with `register_provider!`"),
+        };
+        format!("unknown provider type `{provider_type}`; compiled-in types: {compiled}; to use it, {hint}")
+    }
+
+    fn effective_capabilities(&self, config: &ProviderConfig) -> Vec<ModelCapability> {
+        if !config.capabilities.is_empty() {
+            return config.capabilities.clone();
+        }
+        self.provider_type(&config.provider_type)
+            .map(|registration| registration.capabilities.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The provider named `name`.
+    pub fn get_provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+        self.entry(name).map(|entry| entry.provider.clone())
+    }
+
+    /// The entry named `name`.
+    pub fn entry(&self, name: &str) -> Option<&ProviderEntry> {
+        self.entries.iter().find(|entry| entry.name() == name)
+    }
+
+    /// Every configured provider, in configuration order.
+    pub fn entries(&self) -> &[ProviderEntry] {
+        &self.entries
+    }
+
+    /// Names of the configured providers, in configuration order.
+    pub fn provider_names(&self) -> Vec<&str> {
+        self.entries.iter().map(ProviderEntry::name).collect()
+    }
+
+    /// Every model the enabled providers report (queried concurrently), with the providers
+    /// that failed to answer.
+    pub async fn list_all_models(&self) -> (Vec<ModelInfo>, Vec<(String, fazztv_core::Error)>) {
+        let enabled = self.entries.iter().filter(|entry| entry.config.enabled);
+        let results = join_all(enabled.map(|entry| async move { (entry.name(), entry.provider.list_models().await) })).await;
+        let mut models = Vec::new();
+        let mut failures = Vec::new();
+        for (name, result) in results {
+            match result {
+                Ok(list) => models.extend(list),
+                Err(error) => failures.push((name.to_owned(), error)),
+            }
+        }
+        (models, failures)
+    }
+
+    /// The cheapest model with `capability` among those the providers report (the seed's
+    /// `registry.get_cheapest_model(capability, free_only)`). Free models count as price 0;
+    /// models without a price are considered only when nothing priced qualifies, as their cost
+    /// is unknown. Ties go to configuration order. Providers that cannot list their models are
+    /// skipped.
+    pub async fn get_cheapest_model(&self, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
+        let (models, _failures) = self.list_all_models().await;
+        cheapest(models, capability, free_only)
+    }
+}
+
+/// Ranking used by [`Registry::get_cheapest_model`].
+pub(crate) fn cheapest(models: Vec<ModelInfo>, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
+    let price = |model: &ModelInfo| {
+        if model.free {
+            Some(0.0)
+        } else {
+            model.pricing.map(|pricing| pricing.combined())
+        }
+    };
+    let candidates = models
+        .into_iter()
+        .filter(|model| model.supports(capability) && (!free_only || model.free));
+    let mut best: Option<(Option<f64>, ModelInfo)> = None;
+    for model in candidates {
+        let cost = price(&model);
+        let better = match &best {
+            None => true,
+            Some((best_cost, _)) => match (cost, best_cost) {
+                (Some(cost), Some(best_cost)) => cost < *best_cost,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+        };
+        if better {
+            best = Some((cost, model));
+        }
+    }
+    best.map(|(_, model)| model)
+}
+
+fn parse_message(error: &serde_json::Error) -> String {
+    // serde_json appends " at line L column C"; we print those separately.
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    }
+}
+
+fn type_pointer_index(pointer: &str) -> Option<usize> {
+    pointer.strip_prefix("/providers/")?.strip_suffix("/type")?.parse().ok()
+}

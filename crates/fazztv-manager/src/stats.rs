@@ -1,0 +1,142 @@
+//! Usage statistics: what `get_usage_stats()` returns.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fazztv_core::{ErrorKind, Usage};
+use serde::Serialize;
+
+/// A snapshot of the manager's counters since it was created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct UsageStats {
+    /// Logical requests (one `query_with_fallback` is one, however many providers it tried).
+    pub total_requests: u64,
+    /// Logical requests that got an answer.
+    pub successful_requests: u64,
+    /// Logical requests that ended in an error.
+    pub failed_requests: u64,
+    /// Streams the caller dropped before they finished.
+    pub cancelled_requests: u64,
+    /// Times the manager moved on to another provider after a failure.
+    pub fallbacks: u64,
+    /// Attempts sent to each provider (the seed's "request distribution").
+    pub request_counts: BTreeMap<String, u64>,
+    /// Details per provider.
+    pub providers: BTreeMap<String, ProviderStats>,
+}
+
+/// Counters of one provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ProviderStats {
+    /// Attempts sent to it.
+    pub requests: u64,
+    /// Attempts it answered.
+    pub successes: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// Failures by error kind.
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Streams that broke after output began.
+    pub interrupted_streams: u64,
+    /// Prompt tokens, as reported by the provider.
+    pub prompt_tokens: u64,
+    /// Completion tokens, as reported.
+    pub completion_tokens: u64,
+    /// Total tokens, as reported.
+    pub total_tokens: u64,
+    /// Answers whose usage the provider did not report (so token totals are a lower bound).
+    pub responses_without_usage: u64,
+    /// Sum of attempt latencies in milliseconds.
+    pub total_latency_ms: u64,
+    /// Mean latency of its attempts in milliseconds.
+    pub average_latency_ms: f64,
+}
+
+impl UsageStats {
+    pub(crate) fn request_started(&mut self) {
+        self.total_requests += 1;
+    }
+
+    pub(crate) fn request_finished(&mut self, ok: bool) {
+        if ok {
+            self.successful_requests += 1;
+        } else {
+            self.failed_requests += 1;
+        }
+    }
+
+    pub(crate) fn fallback(&mut self) {
+        self.fallbacks += 1;
+    }
+
+    fn provider(&mut self, name: &str) -> &mut ProviderStats {
+        if !self.providers.contains_key(name) {
+            self.providers.insert(name.to_owned(), ProviderStats::default());
+        }
+        self.providers.get_mut(name).expect("inserted above")
+    }
+
+    /// Counts one attempt at `provider`; `usage` matters for successes only.
+    pub(crate) fn attempt(&mut self, provider: &str, latency: Duration, outcome: Result<Option<Usage>, ErrorKind>) {
+        let stats = self.count_attempt(provider, latency);
+        match outcome {
+            Ok(usage) => {
+                stats.successes += 1;
+                stats.add_usage(usage);
+            }
+            Err(kind) => {
+                stats.failures += 1;
+                *stats.errors.entry(kind).or_default() += 1;
+            }
+        }
+    }
+
+    /// A stream's attempt reached its commit point (first content): it counts as answered; the
+    /// usage and the request's outcome come when the stream ends.
+    pub(crate) fn attempt_committed(&mut self, provider: &str, latency: Duration) {
+        self.count_attempt(provider, latency).successes += 1;
+    }
+
+    fn count_attempt(&mut self, provider: &str, latency: Duration) -> &mut ProviderStats {
+        *self.request_counts.entry(provider.to_owned()).or_default() += 1;
+        let stats = self.provider(provider);
+        stats.requests += 1;
+        stats.total_latency_ms += u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        stats.average_latency_ms = stats.total_latency_ms as f64 / stats.requests as f64;
+        stats
+    }
+
+    /// A committed stream delivered its final chunk.
+    pub(crate) fn stream_completed(&mut self, provider: &str, usage: Option<Usage>) {
+        self.provider(provider).add_usage(usage);
+        self.request_finished(true);
+    }
+
+    /// A committed stream broke after output began.
+    pub(crate) fn stream_interrupted(&mut self, provider: &str) {
+        let stats = self.provider(provider);
+        stats.interrupted_streams += 1;
+        *stats.errors.entry(ErrorKind::StreamInterrupted).or_default() += 1;
+        self.request_finished(false);
+    }
+
+    /// The caller dropped a committed stream before its end.
+    pub(crate) fn stream_cancelled(&mut self) {
+        self.cancelled_requests += 1;
+    }
+}
+
+impl ProviderStats {
+    fn add_usage(&mut self, usage: Option<Usage>) {
+        match usage {
+            Some(usage) => {
+                self.prompt_tokens += usage.prompt_tokens;
+                self.completion_tokens += usage.completion_tokens;
+                self.total_tokens += usage.total_tokens;
+            }
+            None => self.responses_without_usage += 1,
+        }
+    }
+}
