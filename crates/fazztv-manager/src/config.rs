@@ -161,7 +161,11 @@ impl Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pointer = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        let pointer = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
         write!(f, "{pointer}: {}", self.message)
     }
 }
@@ -229,7 +233,10 @@ pub enum ConfigError {
 }
 
 fn list(violations: &[Violation]) -> String {
-    violations.iter().map(|violation| format!("\n  - {violation}")).collect()
+    violations
+        .iter()
+        .map(|violation| format!("\n  - {violation}"))
+        .collect()
 }
 
 impl ConfigError {
@@ -287,7 +294,10 @@ impl ConfigLoader {
         } else if let Some(path) = self.environment.var(CONFIG_ENV_VAR) {
             ConfigOrigin::EnvVar(PathBuf::from(path))
         } else {
-            let dir = self.working_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+            let dir = self
+                .working_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("."));
             let candidate = dir.join(DEFAULT_CONFIG_FILE);
             if candidate.is_file() {
                 ConfigOrigin::WorkingDir(candidate)
@@ -307,7 +317,13 @@ impl ConfigLoader {
 /// of them is compiled in but the mock is, one mock provider, so a mock-only build works.
 pub fn builtin_default(compiled_in: &[&str]) -> FazztvConfig {
     use ModelCapability::*;
-    let text = [TextGeneration, Chat, CodeGeneration, Translation, Summarization];
+    let text = [
+        TextGeneration,
+        Chat,
+        CodeGeneration,
+        Translation,
+        Summarization,
+    ];
     let seed = [
         ProviderConfig::new("openrouter")
             .with_api_key_env("OPENROUTER_API_KEY")

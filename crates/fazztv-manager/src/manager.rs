@@ -105,7 +105,9 @@ impl Inner {
     pub(crate) fn stats(&self) -> MutexGuard<'_, UsageStats> {
         // A panic while holding the lock cannot leave counters half-updated in a way that
         // matters more than losing all stats, so recover from poisoning.
-        self.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -197,21 +199,37 @@ impl ProviderManager {
     /// println!("{response}");
     /// # Ok(()) }
     /// ```
-    pub async fn query_with_fallback(&self, prompt: &str, options: QueryOptions) -> Result<ChatResponse> {
-        self.chat_with_fallback(vec![ChatMessage::user(prompt)], options).await
+    pub async fn query_with_fallback(
+        &self,
+        prompt: &str,
+        options: QueryOptions,
+    ) -> Result<ChatResponse> {
+        self.chat_with_fallback(vec![ChatMessage::user(prompt)], options)
+            .await
     }
 
     /// Answers a conversation with fallback.
-    pub async fn chat_with_fallback(&self, messages: Vec<ChatMessage>, options: QueryOptions) -> Result<ChatResponse> {
-        let plan = self.plan(&options, &[ModelCapability::Chat, ModelCapability::TextGeneration])?;
+    pub async fn chat_with_fallback(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: QueryOptions,
+    ) -> Result<ChatResponse> {
+        let plan = self.plan(
+            &options,
+            &[ModelCapability::Chat, ModelCapability::TextGeneration],
+        )?;
         let generation = options.generation.clone();
         let (mut response, attempts) = self
-            .run(plan, |provider, model| {
-                let mut generation = generation.clone();
-                generation.model = model;
-                let request = ChatRequest::new(messages.clone()).with_options(generation);
-                async move { provider.chat(request).await }
-            }, |response: &ChatResponse| response.usage)
+            .run(
+                plan,
+                |provider, model| {
+                    let mut generation = generation.clone();
+                    generation.model = model;
+                    let request = ChatRequest::new(messages.clone()).with_options(generation);
+                    async move { provider.chat(request).await }
+                },
+                |response: &ChatResponse| response.usage,
+            )
             .await?;
         response.attempts = attempts;
         Ok(response)
@@ -221,34 +239,68 @@ impl ProviderManager {
     /// until one produces its first content chunk; from then on the stream belongs to that
     /// provider, and a failure ends it with [`ErrorKind::StreamInterrupted`] — never a silent
     /// end, never text from two providers spliced together.
-    pub async fn chat_stream_with_fallback(&self, messages: Vec<ChatMessage>, options: QueryOptions) -> Result<ManagedStream> {
-        let plan = self.plan(&options, &[ModelCapability::Chat, ModelCapability::TextGeneration])?;
-        crate::stream::start(self.inner.clone(), plan_owned(&plan), messages, options.generation).await
+    pub async fn chat_stream_with_fallback(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: QueryOptions,
+    ) -> Result<ManagedStream> {
+        let plan = self.plan(
+            &options,
+            &[ModelCapability::Chat, ModelCapability::TextGeneration],
+        )?;
+        crate::stream::start(
+            self.inner.clone(),
+            plan_owned(&plan),
+            messages,
+            options.generation,
+        )
+        .await
     }
 
     /// [`chat_stream_with_fallback`](Self::chat_stream_with_fallback) for one prompt.
-    pub async fn query_stream_with_fallback(&self, prompt: &str, options: QueryOptions) -> Result<ManagedStream> {
-        self.chat_stream_with_fallback(vec![ChatMessage::user(prompt)], options).await
+    pub async fn query_stream_with_fallback(
+        &self,
+        prompt: &str,
+        options: QueryOptions,
+    ) -> Result<ManagedStream> {
+        self.chat_stream_with_fallback(vec![ChatMessage::user(prompt)], options)
+            .await
     }
 
     /// Embeds texts with fallback over the providers that offer embeddings.
-    pub async fn get_embeddings_with_fallback(&self, request: EmbeddingRequest, options: QueryOptions) -> Result<EmbeddingResponse> {
+    pub async fn get_embeddings_with_fallback(
+        &self,
+        request: EmbeddingRequest,
+        options: QueryOptions,
+    ) -> Result<EmbeddingResponse> {
         let plan = self.plan(&options, &[ModelCapability::Embedding])?;
         let (response, _attempts) = self
-            .run(plan, |provider, model| {
-                let mut request = request.clone();
-                request.model = model.or(request.model);
-                async move { provider.get_embeddings(request).await }
-            }, |response: &EmbeddingResponse| response.usage)
+            .run(
+                plan,
+                |provider, model| {
+                    let mut request = request.clone();
+                    request.model = model.or(request.model);
+                    async move { provider.get_embeddings(request).await }
+                },
+                |response: &EmbeddingResponse| response.usage,
+            )
             .await?;
         Ok(response)
     }
 
     /// Moderates text with fallback over the providers that offer moderation.
-    pub async fn moderate_with_fallback(&self, text: &str, options: QueryOptions) -> Result<ModerationResult> {
+    pub async fn moderate_with_fallback(
+        &self,
+        text: &str,
+        options: QueryOptions,
+    ) -> Result<ModerationResult> {
         let plan = self.plan(&options, &[ModelCapability::Moderation])?;
         let (result, _attempts) = self
-            .run(plan, |provider, _model| async move { provider.moderate_content(text).await }, |_| None)
+            .run(
+                plan,
+                |provider, _model| async move { provider.moderate_content(text).await },
+                |_| None,
+            )
             .await?;
         Ok(result)
     }
@@ -256,10 +308,19 @@ impl ProviderManager {
     /// Asks the same prompt of several providers at once, one attempt each (no fallback), and
     /// returns every provider's answer or error keyed by name. An unknown name gets a
     /// configuration error of its own; the others still run.
-    pub async fn compare_responses(&self, prompt: &str, providers: &[&str]) -> BTreeMap<String, Result<ChatResponse>> {
+    pub async fn compare_responses(
+        &self,
+        prompt: &str,
+        providers: &[&str],
+    ) -> BTreeMap<String, Result<ChatResponse>> {
         let runs = providers.iter().map(|name| async move {
-            let options = QueryOptions::new().preferred_provider(*name).fallback(false);
-            (name.to_string(), self.query_with_fallback(prompt, options).await)
+            let options = QueryOptions::new()
+                .preferred_provider(*name)
+                .fallback(false);
+            (
+                name.to_string(),
+                self.query_with_fallback(prompt, options).await,
+            )
         });
         join_all(runs).await.into_iter().collect()
     }
@@ -267,8 +328,13 @@ impl ProviderManager {
     /// Answers many prompts, at most `settings.batch_concurrency` at a time, each routed like
     /// [`query_with_fallback`](Self::query_with_fallback). Results are in input order; a
     /// failure is that prompt's `Err` and never loses the others.
-    pub async fn batch_query<S: AsRef<str>>(&self, prompts: &[S], options: QueryOptions) -> Vec<Result<ChatResponse>> {
-        self.batch_query_with_concurrency(prompts, options, self.inner.settings.batch_concurrency).await
+    pub async fn batch_query<S: AsRef<str>>(
+        &self,
+        prompts: &[S],
+        options: QueryOptions,
+    ) -> Vec<Result<ChatResponse>> {
+        self.batch_query_with_concurrency(prompts, options, self.inner.settings.batch_concurrency)
+            .await
     }
 
     /// [`batch_query`](Self::batch_query) with an explicit concurrency (at least 1).
@@ -278,14 +344,19 @@ impl ProviderManager {
         options: QueryOptions,
         concurrency: usize,
     ) -> Vec<Result<ChatResponse>> {
-        let mut results: Vec<Option<Result<ChatResponse>>> = (0..prompts.len()).map(|_| None).collect();
+        let mut results: Vec<Option<Result<ChatResponse>>> =
+            (0..prompts.len()).map(|_| None).collect();
         let mut completed = self.batch_query_unordered(prompts, options, concurrency);
         while let Some((index, result)) = completed.next().await {
             results[index] = Some(result);
         }
         results
             .into_iter()
-            .map(|result| result.unwrap_or_else(|| Err(Error::new(ErrorKind::Unexpected, "batch item was not run"))))
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(Error::new(ErrorKind::Unexpected, "batch item was not run"))
+                })
+            })
             .collect()
     }
 
@@ -300,16 +371,31 @@ impl ProviderManager {
         futures::stream::iter(prompts.iter().enumerate())
             .map(move |(index, prompt)| {
                 let options = options.clone();
-                async move { (index, self.query_with_fallback(prompt.as_ref(), options).await) }
+                async move {
+                    (
+                        index,
+                        self.query_with_fallback(prompt.as_ref(), options).await,
+                    )
+                }
             })
             .buffer_unordered(concurrency.max(1))
     }
 
     /// The first provider, in priority order, that offers `capability` and reports itself
     /// available (checked concurrently).
-    pub async fn find_best_provider(&self, capability: ModelCapability) -> Option<Arc<dyn Provider>> {
-        let candidates = self.ordered_entries().into_iter().filter(|entry| entry.supports(capability));
-        let checked = join_all(candidates.map(|entry| async move { (entry, entry.provider().check_availability().await) })).await;
+    pub async fn find_best_provider(
+        &self,
+        capability: ModelCapability,
+    ) -> Option<Arc<dyn Provider>> {
+        let candidates = self
+            .ordered_entries()
+            .into_iter()
+            .filter(|entry| entry.supports(capability));
+        let checked = join_all(
+            candidates
+                .map(|entry| async move { (entry, entry.provider().check_availability().await) }),
+        )
+        .await;
         checked
             .into_iter()
             .find(|(_, availability)| availability.is_available())
@@ -319,20 +405,32 @@ impl ProviderManager {
     /// Every configured provider with its availability, checked concurrently, in configuration
     /// order. Disabled providers say so without being contacted.
     pub async fn check_all_availability(&self) -> Vec<(ProviderEntry, Availability)> {
-        let checks = self.inner.registry.entries().iter().map(|entry| async move {
-            let availability = if entry.config().enabled {
-                entry.provider().check_availability().await
-            } else {
-                Availability::unavailable(fazztv_core::UnavailableReason::Disabled)
-            };
-            (entry.clone(), availability)
-        });
+        let checks = self
+            .inner
+            .registry
+            .entries()
+            .iter()
+            .map(|entry| async move {
+                let availability = if entry.config().enabled {
+                    entry.provider().check_availability().await
+                } else {
+                    Availability::unavailable(fazztv_core::UnavailableReason::Disabled)
+                };
+                (entry.clone(), availability)
+            });
         join_all(checks).await
     }
 
     /// The cheapest model with `capability` over every provider's model list.
-    pub async fn get_cheapest_model(&self, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
-        self.inner.registry.get_cheapest_model(capability, free_only).await
+    pub async fn get_cheapest_model(
+        &self,
+        capability: ModelCapability,
+        free_only: bool,
+    ) -> Option<ModelInfo> {
+        self.inner
+            .registry
+            .get_cheapest_model(capability, free_only)
+            .await
     }
 
     /// Counters since the manager was created.
@@ -342,15 +440,24 @@ impl ProviderManager {
 
     /// Enabled providers in fallback order: by `priority`, ties in configuration order.
     fn ordered_entries(&self) -> Vec<&ProviderEntry> {
-        let mut entries: Vec<&ProviderEntry> =
-            self.inner.registry.entries().iter().filter(|entry| entry.config().enabled).collect();
+        let mut entries: Vec<&ProviderEntry> = self
+            .inner
+            .registry
+            .entries()
+            .iter()
+            .filter(|entry| entry.config().enabled)
+            .collect();
         entries.sort_by_key(|entry| entry.config().priority);
         entries
     }
 
     /// The providers to try, in order, for a request needing any of `capabilities` (or the
     /// explicitly requested one).
-    fn plan(&self, options: &QueryOptions, capabilities: &[ModelCapability]) -> Result<Vec<Step<'_>>> {
+    fn plan(
+        &self,
+        options: &QueryOptions,
+        capabilities: &[ModelCapability],
+    ) -> Result<Vec<Step<'_>>> {
         let needed: &[ModelCapability] = match &options.capability {
             Some(capability) => std::slice::from_ref(capability),
             None => capabilities,
@@ -376,18 +483,26 @@ impl ProviderManager {
             if !preferred.config().enabled {
                 return Err(Error::new(
                     ErrorKind::Configuration,
-                    format!("provider `{name}` is disabled in the configuration (\"enabled\": false)"),
+                    format!(
+                        "provider `{name}` is disabled in the configuration (\"enabled\": false)"
+                    ),
                 )
                 .with_provider(name.clone()));
             }
             order.retain(|entry| entry.name() != name);
             order.insert(0, preferred);
         }
-        if !options.fallback.unwrap_or(self.inner.settings.fallback_enabled) {
+        if !options
+            .fallback
+            .unwrap_or(self.inner.settings.fallback_enabled)
+        {
             order.truncate(1);
         }
         if order.is_empty() {
-            let wanted: Vec<&str> = needed.iter().map(|capability| capability.as_str()).collect();
+            let wanted: Vec<&str> = needed
+                .iter()
+                .map(|capability| capability.as_str())
+                .collect();
             return Err(Error::new(
                 ErrorKind::Configuration,
                 format!(
@@ -416,8 +531,15 @@ impl ProviderManager {
 
     /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved.
     fn next_balanced(&self, candidates: &[&ProviderEntry]) -> usize {
-        let mut current = self.inner.balancer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total: i64 = candidates.iter().map(|entry| i64::from(entry.config().weight.max(1))).sum();
+        let mut current = self
+            .inner
+            .balancer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: i64 = candidates
+            .iter()
+            .map(|entry| i64::from(entry.config().weight.max(1)))
+            .sum();
         let mut best = 0;
         let mut best_weight = i64::MIN;
         for (index, entry) in candidates.iter().enumerate() {
@@ -450,7 +572,10 @@ impl ProviderManager {
         let last = plan.len() - 1;
         for (index, step) in plan.into_iter().enumerate() {
             let name = step.entry.name();
-            let model = step.model.clone().or_else(|| step.entry.default_model().map(str::to_owned));
+            let model = step
+                .model
+                .clone()
+                .or_else(|| step.entry.default_model().map(str::to_owned));
             let started = Instant::now();
             let result = operation(step.entry.provider().as_ref(), step.model).await;
             let latency = started.elapsed();
@@ -496,5 +621,7 @@ impl ProviderManager {
 
 /// The plan as owned `(entry, model)` pairs, for the stream that outlives `&self`.
 fn plan_owned(plan: &[Step<'_>]) -> Vec<(ProviderEntry, Option<String>)> {
-    plan.iter().map(|step| (step.entry.clone(), step.model.clone())).collect()
+    plan.iter()
+        .map(|step| (step.entry.clone(), step.model.clone()))
+        .collect()
 }

@@ -104,7 +104,10 @@ impl Registry {
     }
 
     /// Adds a provider type explicitly.
-    pub fn with(mut self, registration: &'static ProviderRegistration) -> Result<Self, ConfigError> {
+    pub fn with(
+        mut self,
+        registration: &'static ProviderRegistration,
+    ) -> Result<Self, ConfigError> {
         if let Some(existing) = self.types.insert(registration.provider_type, registration) {
             let mut crates = [existing.crate_name, registration.crate_name];
             crates.sort_unstable();
@@ -145,7 +148,11 @@ impl Registry {
 
     /// Adds a provider instance you built yourself (the seed's
     /// `registry.add_provider(config, CustomProvider)`). Its capabilities are the config's.
-    pub fn add_provider(&mut self, config: ProviderConfig, provider: Arc<dyn Provider>) -> Result<(), ConfigError> {
+    pub fn add_provider(
+        &mut self,
+        config: ProviderConfig,
+        provider: Arc<dyn Provider>,
+    ) -> Result<(), ConfigError> {
         if self.get_provider(&config.name).is_some() {
             return Err(ConfigError::DuplicateProvider { name: config.name });
         }
@@ -163,16 +170,20 @@ impl Registry {
         let Some(registration) = self.provider_type(&config.provider_type) else {
             return Err(ConfigError::Invalid {
                 origin: ConfigOrigin::Inline,
-                violations: vec![Violation::new("/type", self.unknown_type_message(&config.provider_type))],
+                violations: vec![Violation::new(
+                    "/type",
+                    self.unknown_type_message(&config.provider_type),
+                )],
             });
         };
         let context = ProviderContext::new(self.environment.clone());
-        let provider = registration
-            .build(&config, &context)
-            .map_err(|source| ConfigError::Build {
-                provider: config.name.clone(),
-                source,
-            })?;
+        let provider =
+            registration
+                .build(&config, &context)
+                .map_err(|source| ConfigError::Build {
+                    provider: config.name.clone(),
+                    source,
+                })?;
         self.add_provider(config, provider)
     }
 
@@ -185,7 +196,11 @@ impl Registry {
     }
 
     /// Builds every provider of an already-typed configuration.
-    pub fn load_config(&mut self, config: &FazztvConfig, origin: ConfigOrigin) -> Result<(), ConfigError> {
+    pub fn load_config(
+        &mut self,
+        config: &FazztvConfig,
+        origin: ConfigOrigin,
+    ) -> Result<(), ConfigError> {
         let mut violations = self.semantic_violations(config);
         let context = ProviderContext::new(self.environment.clone());
         let mut built = Vec::new();
@@ -216,17 +231,21 @@ impl Registry {
     /// column), the composed schema (every violation with its JSON pointer), then the typed
     /// checks (unknown types, duplicate names).
     pub fn validate(&self, text: &str, origin: ConfigOrigin) -> Result<FazztvConfig, ConfigError> {
-        let document: serde_json::Value = serde_json::from_str(text).map_err(|error| ConfigError::Parse {
-            origin: origin.clone(),
-            line: error.line(),
-            column: error.column(),
-            message: parse_message(&error),
-        })?;
+        let document: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| ConfigError::Parse {
+                origin: origin.clone(),
+                line: error.line(),
+                column: error.column(),
+                message: parse_message(&error),
+            })?;
         let mut violations = schema::violations(&self.config_schema(), &document);
         // The schema's enum error for `type` cannot say which cargo feature would add the type.
         for violation in &mut violations {
             if let Some(index) = type_pointer_index(&violation.pointer) {
-                if let Some(name) = document.pointer(&format!("/providers/{index}/type")).and_then(|t| t.as_str()) {
+                if let Some(name) = document
+                    .pointer(&format!("/providers/{index}/type"))
+                    .and_then(|t| t.as_str())
+                {
                     violation.message = self.unknown_type_message(name);
                 }
             }
@@ -234,10 +253,11 @@ impl Registry {
         if !violations.is_empty() {
             return Err(ConfigError::Invalid { origin, violations });
         }
-        let config: FazztvConfig = serde_json::from_value(document).map_err(|error| ConfigError::Invalid {
-            origin: origin.clone(),
-            violations: vec![Violation::new("", error.to_string())],
-        })?;
+        let config: FazztvConfig =
+            serde_json::from_value(document).map_err(|error| ConfigError::Invalid {
+                origin: origin.clone(),
+                violations: vec![Violation::new("", error.to_string())],
+            })?;
         let violations = self.semantic_violations(&config);
         if !violations.is_empty() {
             return Err(ConfigError::Invalid { origin, violations });
@@ -247,7 +267,11 @@ impl Registry {
 
     fn semantic_violations(&self, config: &FazztvConfig) -> Vec<Violation> {
         let mut violations = Vec::new();
-        let mut seen: BTreeMap<&str, usize> = self.entries.iter().map(|entry| (entry.name(), usize::MAX)).collect();
+        let mut seen: BTreeMap<&str, usize> = self
+            .entries
+            .iter()
+            .map(|entry| (entry.name(), usize::MAX))
+            .collect();
         for (index, provider) in config.providers.iter().enumerate() {
             if self.provider_type(&provider.provider_type).is_none() {
                 violations.push(Violation::new(
@@ -277,11 +301,20 @@ impl Registry {
         } else {
             compiled.join(", ")
         };
-        let hint = match FIRST_PARTY_FEATURES.iter().find(|(id, _)| *id == provider_type) {
-            Some((_, feature)) => format!("enable the cargo feature `{feature}` of the `fazztv` crate (or `all-providers`)"),
-            None => String::from("add a dependency on a crate that registers it with `register_provider!`"),
+        let hint = match FIRST_PARTY_FEATURES
+            .iter()
+            .find(|(id, _)| *id == provider_type)
+        {
+            Some((_, feature)) => format!(
+                "enable the cargo feature `{feature}` of the `fazztv` crate (or `all-providers`)"
+            ),
+            None => String::from(
+                "add a dependency on a crate that registers it with `register_provider!`",
+            ),
         };
-        format!("unknown provider type `{provider_type}`; compiled-in types: {compiled}; to use it, {hint}")
+        format!(
+            "unknown provider type `{provider_type}`; compiled-in types: {compiled}; to use it, {hint}"
+        )
     }
 
     fn effective_capabilities(&self, config: &ProviderConfig) -> Vec<ModelCapability> {
@@ -317,7 +350,10 @@ impl Registry {
     /// that failed to answer.
     pub async fn list_all_models(&self) -> (Vec<ModelInfo>, Vec<(String, fazztv_core::Error)>) {
         let enabled = self.entries.iter().filter(|entry| entry.config.enabled);
-        let results = join_all(enabled.map(|entry| async move { (entry.name(), entry.provider.list_models().await) })).await;
+        let results = join_all(
+            enabled.map(|entry| async move { (entry.name(), entry.provider.list_models().await) }),
+        )
+        .await;
         let mut models = Vec::new();
         let mut failures = Vec::new();
         for (name, result) in results {
@@ -334,14 +370,22 @@ impl Registry {
     /// models without a price are considered only when nothing priced qualifies, as their cost
     /// is unknown. Ties go to configuration order. Providers that cannot list their models are
     /// skipped.
-    pub async fn get_cheapest_model(&self, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
+    pub async fn get_cheapest_model(
+        &self,
+        capability: ModelCapability,
+        free_only: bool,
+    ) -> Option<ModelInfo> {
         let (models, _failures) = self.list_all_models().await;
         cheapest(models, capability, free_only)
     }
 }
 
 /// Ranking used by [`Registry::get_cheapest_model`].
-pub(crate) fn cheapest(models: Vec<ModelInfo>, capability: ModelCapability, free_only: bool) -> Option<ModelInfo> {
+pub(crate) fn cheapest(
+    models: Vec<ModelInfo>,
+    capability: ModelCapability,
+    free_only: bool,
+) -> Option<ModelInfo> {
     let price = |model: &ModelInfo| {
         if model.free {
             Some(0.0)
@@ -380,5 +424,9 @@ fn parse_message(error: &serde_json::Error) -> String {
 }
 
 fn type_pointer_index(pointer: &str) -> Option<usize> {
-    pointer.strip_prefix("/providers/")?.strip_suffix("/type")?.parse().ok()
+    pointer
+        .strip_prefix("/providers/")?
+        .strip_suffix("/type")?
+        .parse()
+        .ok()
 }

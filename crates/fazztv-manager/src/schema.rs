@@ -23,7 +23,10 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
             object.remove("$schema");
             object.insert(
                 "description".into(),
-                json!(format!("Options of the `{}` provider: {}", registration.provider_type, registration.description)),
+                json!(format!(
+                    "Options of the `{}` provider: {}",
+                    registration.provider_type, registration.description
+                )),
             );
         }
         conditionals.push(json!({
@@ -31,7 +34,10 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
             "then": {"properties": {"options": options}}
         }));
     }
-    if let Some(provider) = root.pointer_mut("/$defs/ProviderConfig").and_then(Value::as_object_mut) {
+    if let Some(provider) = root
+        .pointer_mut("/$defs/ProviderConfig")
+        .and_then(Value::as_object_mut)
+    {
         if let Some(type_schema) = provider
             .get_mut("properties")
             .and_then(|properties| properties.get_mut("type"))
@@ -51,7 +57,12 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
 pub fn violations(schema: &Value, document: &Value) -> Vec<Violation> {
     let validator = match jsonschema::validator_for(schema) {
         Ok(validator) => validator,
-        Err(error) => return vec![Violation::new("", format!("internal error: the composed schema is invalid: {error}"))],
+        Err(error) => {
+            return vec![Violation::new(
+                "",
+                format!("internal error: the composed schema is invalid: {error}"),
+            )];
+        }
     };
     let mut found: Vec<Violation> = validator
         .iter_errors(document)

@@ -73,13 +73,19 @@ impl UsageStats {
 
     fn provider(&mut self, name: &str) -> &mut ProviderStats {
         if !self.providers.contains_key(name) {
-            self.providers.insert(name.to_owned(), ProviderStats::default());
+            self.providers
+                .insert(name.to_owned(), ProviderStats::default());
         }
         self.providers.get_mut(name).expect("inserted above")
     }
 
     /// Counts one attempt at `provider`; `usage` matters for successes only.
-    pub(crate) fn attempt(&mut self, provider: &str, latency: Duration, outcome: Result<Option<Usage>, ErrorKind>) {
+    pub(crate) fn attempt(
+        &mut self,
+        provider: &str,
+        latency: Duration,
+        outcome: Result<Option<Usage>, ErrorKind>,
+    ) {
         let stats = self.count_attempt(provider, latency);
         match outcome {
             Ok(usage) => {
@@ -118,7 +124,10 @@ impl UsageStats {
     pub(crate) fn stream_interrupted(&mut self, provider: &str) {
         let stats = self.provider(provider);
         stats.interrupted_streams += 1;
-        *stats.errors.entry(ErrorKind::StreamInterrupted).or_default() += 1;
+        *stats
+            .errors
+            .entry(ErrorKind::StreamInterrupted)
+            .or_default() += 1;
         self.request_finished(false);
     }
 

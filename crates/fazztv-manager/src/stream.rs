@@ -62,7 +62,9 @@ impl ManagedStream {
         self.rest = None;
         self.inner.stats().stream_interrupted(&self.provider);
         let message = match error {
-            Some(error) if error.kind() == ErrorKind::StreamInterrupted => return error.with_provider(self.provider.clone()),
+            Some(error) if error.kind() == ErrorKind::StreamInterrupted => {
+                return error.with_provider(self.provider.clone());
+            }
             Some(error) => format!("the stream broke after output began: {error}"),
             None => String::from("the stream ended without its final chunk"),
         };
@@ -87,7 +89,9 @@ impl Stream for ManagedStream {
             if first.is_final() {
                 this.finished = true;
                 this.rest = None;
-                this.inner.stats().stream_completed(&this.provider, first.usage);
+                this.inner
+                    .stats()
+                    .stream_completed(&this.provider, first.usage);
             }
             return Poll::Ready(Some(Ok(first)));
         }
@@ -100,7 +104,9 @@ impl Stream for ManagedStream {
                 if chunk.is_final() {
                     this.finished = true;
                     this.rest = None;
-                    this.inner.stats().stream_completed(&this.provider, chunk.usage);
+                    this.inner
+                        .stats()
+                        .stream_completed(&this.provider, chunk.usage);
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -122,18 +128,31 @@ pub(crate) async fn start(
     let count = plan.len();
     for (index, (entry, requested_model)) in plan.into_iter().enumerate() {
         let name = entry.name().to_owned();
-        let mut model = requested_model.clone().or_else(|| entry.default_model().map(str::to_owned));
+        let mut model = requested_model
+            .clone()
+            .or_else(|| entry.default_model().map(str::to_owned));
         let mut options = generation.clone();
         options.model = requested_model;
         let started = Instant::now();
-        let outcome = first_content(entry.provider().chat_stream(ChatRequest::new(messages.clone()).with_options(options)).await).await;
+        let outcome = first_content(
+            entry
+                .provider()
+                .chat_stream(ChatRequest::new(messages.clone()).with_options(options))
+                .await,
+        )
+        .await;
         let latency = started.elapsed();
         match outcome {
             Ok((first, rest)) => {
                 if let Some(reported) = &first.model {
                     model = Some(reported.clone());
                 }
-                attempts.push(Attempt::new(&name, model.clone(), AttemptOutcome::Ok, latency));
+                attempts.push(Attempt::new(
+                    &name,
+                    model.clone(),
+                    AttemptOutcome::Ok,
+                    latency,
+                ));
                 // The attempt succeeded at its commit point; the request's outcome and usage
                 // are recorded when the stream ends.
                 inner.stats().attempt_committed(&name, latency);

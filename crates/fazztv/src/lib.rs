@@ -1,0 +1,50 @@
+//! **fazztv**: many AI model providers behind one interface, with automatic fallback, load
+//! balancing, capability- and cost-based selection, batching, comparison and usage statistics.
+//!
+//! Pick providers at build time with cargo features (`openai`, `openrouter`, `ollama`, `mock`,
+//! `all-providers`); each compiled-in provider registers itself, and [`get_provider_manager`]
+//! builds a manager from `providers.json` (or `$FAZZTV_CONFIG`, or the built-in default).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fazztv::{QueryOptions, get_provider_manager};
+//!
+//! // Initialize manager with default configuration
+//! let manager = get_provider_manager()?;
+//!
+//! // Simple query with automatic provider selection
+//! let response = manager
+//!     .query_with_fallback("Explain quantum computing", QueryOptions::new())
+//!     .await?;
+//! println!("{response}");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+#![warn(unused_crate_dependencies)]
+
+use std::sync::Mutex;
+
+pub use fazztv_core::*;
+pub use fazztv_manager::*;
+
+// Naming each provider crate makes the linker keep it, so its `register_provider!` runs
+// (inventory#7/#50): without this a compiled-in provider could silently be missing.
+#[cfg(feature = "mock")]
+pub use fazztv_provider_mock::{MockOptions, MockProvider};
+
+/// The process-wide manager, built on first use from the configuration that
+/// [`ConfigLoader::new`] finds: `$FAZZTV_CONFIG`, else `./providers.json`, else the built-in
+/// default. Later calls return the same manager (cheap clones sharing state and statistics).
+/// A configuration error is returned, not cached, so a fixed file is picked up on the next call.
+pub fn get_provider_manager() -> Result<ProviderManager, ConfigError> {
+    static MANAGER: Mutex<Option<ProviderManager>> = Mutex::new(None);
+    let mut slot = MANAGER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(manager) = slot.as_ref() {
+        return Ok(manager.clone());
+    }
+    let manager = ProviderManager::load(&ConfigLoader::new())?;
+    *slot = Some(manager.clone());
+    Ok(manager)
+}
