@@ -1,0 +1,325 @@
+//! OpenAI Chat Completions wire code shared by fazztv's OpenAI-style providers (OpenAI,
+//! OpenRouter, and any OpenAI-compatible server). It registers nothing: provider crates wrap an
+//! [`OpenAiCompatClient`] and register themselves.
+//!
+//! Endpoints: `POST /chat/completions` (plain and SSE), `GET /models` (or any JSON `GET`),
+//! `POST /embeddings`, `POST /moderations`. Paths are relative to a base URL that already
+//! includes the API version (`https://api.openai.com/v1`).
+#![warn(missing_docs)]
+
+mod stream;
+mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use fazztv_core::http::{self, ErrorPayload};
+use fazztv_core::{
+    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+    Error, ErrorKind, ModerationResult, SecretString, UnavailableReason,
+};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub use stream::decode_chat_stream;
+pub use wire::{MaxTokensField, ModelList, WireModel, chat_body};
+
+/// An HTTP client for one OpenAI-style endpoint: a pooled [`http::client`], the base URL, and
+/// the headers sent with every request (a sensitive bearer key, configured extras).
+///
+/// It never retries and never follows redirects; every failure is a typed [`Error`] carrying
+/// the provider name, HTTP status, `Retry-After` and request id where the server gave them.
+#[derive(Clone)]
+pub struct OpenAiCompatClient {
+    provider: String,
+    http: reqwest::Client,
+    base_url: String,
+    headers: HeaderMap,
+    max_tokens_field: MaxTokensField,
+    stream_usage: bool,
+}
+
+impl fmt::Debug for OpenAiCompatClient {
+    /// Header names only: values may be credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiCompatClient")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("stream_usage", &self.stream_usage)
+            .finish()
+    }
+}
+
+impl OpenAiCompatClient {
+    /// A client for `base_url` (http or https, no credentials, query or fragment; a trailing
+    /// `/` is ignored) named `provider` in errors, with the given request timeout.
+    pub fn new(provider: &str, base_url: &str, timeout: Option<Duration>) -> Result<Self, Error> {
+        let configuration =
+            |message: String| Error::new(ErrorKind::Configuration, message).with_provider(provider);
+        let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
+            configuration(format!(
+                "`base_url` is not a valid URL ({error}); expected e.g. https://api.openai.com/v1"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(configuration(format!(
+                "`base_url` must use http or https, not `{}`",
+                url.scheme()
+            )));
+        }
+        // Never echo the URL here: it is the part that may hold a secret.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(configuration(
+                "`base_url` must not contain credentials; use `api_key_env` or `headers`".into(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(configuration(
+                "`base_url` must not contain a query or fragment".into(),
+            ));
+        }
+        Ok(Self {
+            provider: provider.to_owned(),
+            http: http::client(timeout).map_err(|error| error.with_provider(provider))?,
+            base_url: url.as_str().trim_end_matches('/').to_owned(),
+            headers: HeaderMap::new(),
+            max_tokens_field: MaxTokensField::default(),
+            stream_usage: true,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <key>` (marked sensitive) with every request.
+    pub fn with_api_key(mut self, key: &SecretString) -> Result<Self, Error> {
+        let value = http::bearer(key).map_err(|error| error.with_provider(&self.provider))?;
+        self.headers.insert(reqwest::header::AUTHORIZATION, value);
+        Ok(self)
+    }
+
+    /// Sends a header with every request. Values are marked sensitive: configured headers
+    /// often carry credentials. A header set twice keeps the last value.
+    pub fn with_header(mut self, name: &str, value: &str) -> Result<Self, Error> {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            Error::new(
+                ErrorKind::Configuration,
+                format!("`{name}` is not a valid HTTP header name"),
+            )
+            .with_provider(&self.provider)
+        })?;
+        let value = http::sensitive(value).map_err(|_| {
+            Error::new(
+                ErrorKind::Configuration,
+                format!("the value of header `{name}` contains characters not allowed in HTTP"),
+            )
+            .with_provider(&self.provider)
+        })?;
+        self.headers.insert(header, value);
+        Ok(self)
+    }
+
+    /// Which field carries the token limit (default `max_completion_tokens`).
+    pub fn with_max_tokens_field(mut self, field: MaxTokensField) -> Self {
+        self.max_tokens_field = field;
+        self
+    }
+
+    /// Whether streaming requests ask for usage with `stream_options.include_usage` (default
+    /// `true`; turn off for servers that reject `stream_options`).
+    pub fn with_stream_usage(mut self, enabled: bool) -> Self {
+        self.stream_usage = enabled;
+        self
+    }
+
+    /// The provider instance name used in errors and responses.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The body [`chat`](Self::chat) or [`chat_stream`](Self::chat_stream) would send.
+    pub fn chat_body(&self, request: &ChatRequest, model: &str, stream: bool) -> Value {
+        chat_body(
+            request,
+            model,
+            stream,
+            self.max_tokens_field,
+            self.stream_usage,
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+    }
+
+    /// Sends a request and returns the response if its status is a success; otherwise the
+    /// classified error built from the body.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+        let response = request
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|error| http::transport_error(&self.provider, error))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(http::error_from_response(&self.provider, response).await)
+        }
+    }
+
+    /// `GET {base_url}/{path}`, decoding a JSON body.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let response = self.send(self.http.get(self.url(path))).await?;
+        http::read_json(&self.provider, response).await
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, Error> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(request).await
+    }
+
+    /// `POST /chat/completions` without streaming. The model is the request's, else
+    /// `default_model`.
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        default_model: &str,
+    ) -> Result<ChatResponse, Error> {
+        let model = self.model_for(request, default_model)?;
+        let response = self
+            .post("chat/completions", &self.chat_body(request, model, false))
+            .await?;
+        let request_id = http::request_id(response.headers());
+        let body = http::read_body(&self.provider, response).await?;
+        wire::decode_completion(&self.provider, model, request_id, &body)
+    }
+
+    /// `POST /chat/completions` with `stream: true`; see [`decode_chat_stream`] for how the
+    /// events become chunks. A success status whose body is not an event stream (an HTML page,
+    /// a JSON error) fails here, before any chunk.
+    pub async fn chat_stream(
+        &self,
+        request: &ChatRequest,
+        default_model: &str,
+    ) -> Result<ChatStream, Error> {
+        let model = self.model_for(request, default_model)?;
+        let response = self
+            .post("chat/completions", &self.chat_body(request, model, true))
+            .await?;
+        let request_id = http::request_id(response.headers());
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if let Some(content_type) = content_type.filter(|ct| !ct.starts_with("text/event-stream")) {
+            return Err(self.not_a_stream(&content_type, request_id, response).await);
+        }
+        let bytes = http::byte_stream(&self.provider, response);
+        Ok(decode_chat_stream(&self.provider, request_id, bytes))
+    }
+
+    async fn not_a_stream(
+        &self,
+        content_type: &str,
+        request_id: Option<String>,
+        response: reqwest::Response,
+    ) -> Error {
+        let error = match http::read_body(&self.provider, response).await {
+            Err(error) => error,
+            Ok(body) => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|json| ErrorPayload::from_json(&json))
+                .map(|payload| payload.into_error(&self.provider, 200))
+                .unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "expected an event stream but got `{content_type}`: {}",
+                            http::body_excerpt(&body)
+                        ),
+                    )
+                    .with_provider(&self.provider)
+                }),
+        };
+        match request_id {
+            Some(id) => error.with_request_id(id),
+            None => error,
+        }
+    }
+
+    fn model_for<'a>(
+        &self,
+        request: &'a ChatRequest,
+        default_model: &'a str,
+    ) -> Result<&'a str, Error> {
+        if request.messages.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "a chat request needs at least one message",
+            )
+            .with_provider(&self.provider));
+        }
+        Ok(request.options.model.as_deref().unwrap_or(default_model))
+    }
+
+    /// `POST /embeddings` for every input at once; vectors come back in input order.
+    pub async fn embeddings(
+        &self,
+        request: &EmbeddingRequest,
+        default_model: &str,
+    ) -> Result<EmbeddingResponse, Error> {
+        if request.input.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "an embedding request needs at least one input text",
+            )
+            .with_provider(&self.provider));
+        }
+        let model = request.model.as_deref().unwrap_or(default_model);
+        let body = wire::embeddings_body(&request.input, model, request.dimensions);
+        let response = self.post("embeddings", &body).await?;
+        let body = http::read_body(&self.provider, response).await?;
+        wire::decode_embeddings(&self.provider, model, request.input.len(), &body)
+    }
+
+    /// `POST /moderations` for one text. `rating` is the highest category score.
+    pub async fn moderate(&self, text: &str, model: &str) -> Result<ModerationResult, Error> {
+        let body = serde_json::json!({ "model": model, "input": text });
+        let response = self.post("moderations", &body).await?;
+        let body = http::read_body(&self.provider, response).await?;
+        wire::decode_moderation(&self.provider, model, &body)
+    }
+
+    /// `GET {path}` as a cheap availability probe: success means available; a rejected key
+    /// (401/403) is `AuthenticationFailed`; no connection or no answer in time is
+    /// `Unreachable`; anything else is `Other` with the error.
+    pub async fn availability(&self, path: &str) -> Availability {
+        let error = match self.send(self.http.get(self.url(path))).await {
+            Ok(_) => return Availability::Available,
+            Err(error) => error,
+        };
+        let message = error.message().to_owned();
+        Availability::unavailable(match error.kind() {
+            ErrorKind::Authentication | ErrorKind::PermissionDenied => {
+                UnavailableReason::AuthenticationFailed { message }
+            }
+            ErrorKind::Network | ErrorKind::Timeout => UnavailableReason::Unreachable {
+                url: self.base_url.clone(),
+                message,
+            },
+            _ => UnavailableReason::Other {
+                message: error.to_string(),
+            },
+        })
+    }
+}

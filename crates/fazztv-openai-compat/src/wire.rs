@@ -1,0 +1,478 @@
+//! Chat Completions request bodies and the tolerant response shapes (unknown fields ignored,
+//! `null` accepted wherever the API sends it).
+
+use std::collections::BTreeMap;
+
+use fazztv_core::http::ErrorPayload;
+use fazztv_core::{
+    ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason, ModerationResult,
+    Usage,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Which request field carries [`fazztv_core::GenerationOptions::max_tokens`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_completion_tokens`: what OpenAI documents and what o-series/gpt-5 models require.
+    #[default]
+    MaxCompletionTokens,
+    /// `max_tokens`: the deprecated name older OpenAI-compatible servers still expect.
+    MaxTokens,
+}
+
+impl MaxTokensField {
+    fn key(self) -> &'static str {
+        match self {
+            Self::MaxCompletionTokens => "max_completion_tokens",
+            Self::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+/// Fields the caller's `extra` may not replace: they decide what is asked and how it is framed.
+const RESERVED: [&str; 4] = ["model", "messages", "stream", "stream_options"];
+
+/// The `POST /chat/completions` body.
+///
+/// `extra` is merged first and verbatim; the typed options then win over it, and it can never
+/// replace `model`, `messages`, `stream` or `stream_options`. When streaming, an object given in
+/// `extra.stream_options` is kept (e.g. `include_obfuscation`) but `include_usage` is ours.
+pub fn chat_body(
+    request: &ChatRequest,
+    model: &str,
+    stream: bool,
+    max_tokens_field: MaxTokensField,
+    stream_usage: bool,
+) -> Value {
+    let options = &request.options;
+    let mut body: Map<String, Value> = options
+        .extra
+        .iter()
+        .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    body.insert("model".into(), model.into());
+    let messages = request
+        .messages
+        .iter()
+        .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.content}))
+        .collect();
+    body.insert("messages".into(), Value::Array(messages));
+    if let Some(temperature) = options.temperature {
+        body.insert("temperature".into(), temperature.into());
+    }
+    if let Some(top_p) = options.top_p {
+        body.insert("top_p".into(), top_p.into());
+    }
+    if let Some(max_tokens) = options.max_tokens {
+        body.insert(max_tokens_field.key().into(), max_tokens.into());
+    }
+    if !options.stop.is_empty() {
+        body.insert("stop".into(), options.stop.clone().into());
+    }
+    if let Some(seed) = options.seed {
+        body.insert("seed".into(), seed.into());
+    }
+    body.insert("stream".into(), stream.into());
+    if stream && stream_usage {
+        let mut stream_options = match options.extra.get("stream_options") {
+            Some(Value::Object(given)) => given.clone(),
+            _ => Map::new(),
+        };
+        stream_options.insert("include_usage".into(), true.into());
+        body.insert("stream_options".into(), Value::Object(stream_options));
+    }
+    Value::Object(body)
+}
+
+/// Token counts as the API reports them; partial records are treated as absent.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        let mut usage = Usage::new(self.prompt_tokens?, self.completion_tokens?);
+        if let Some(total) = self.total_tokens {
+            usage.total_tokens = total;
+        }
+        Some(usage)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCompletion {
+    id: Option<String>,
+    model: Option<String>,
+    choices: Option<Vec<WireChoice>>,
+    usage: Option<WireUsage>,
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    index: u32,
+    message: Option<WireMessage>,
+    finish_reason: Option<String>,
+    error: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+/// An error object found inside a 200 body or event (`{"error": …}` at the top or in a choice),
+/// classified by the status it embeds.
+pub(crate) fn embedded_error(provider: &str, error: Option<&Value>) -> Option<Error> {
+    let error = error.filter(|error| !error.is_null())?;
+    let envelope = serde_json::json!({ "error": error });
+    let payload = ErrorPayload::from_json(&envelope)?;
+    Some(payload.into_error(provider, 200))
+}
+
+pub(crate) fn refused(provider: &str, refusal: &str) -> Error {
+    Error::new(
+        ErrorKind::ContentFiltered,
+        format!("the model refused to answer: {refusal}"),
+    )
+    .with_provider(provider)
+}
+
+/// A 200 body that is not what was asked for (an HTML page from a proxy included): never
+/// success, and the message shows how it starts.
+fn undecodable(provider: &str, what: &str, error: &serde_json::Error, body: &[u8]) -> Error {
+    protocol(
+        provider,
+        format!(
+            "could not decode the {what} ({error}); it starts with: {}",
+            fazztv_core::http::body_excerpt(body)
+        ),
+    )
+}
+
+pub(crate) fn protocol(provider: &str, message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Protocol, message).with_provider(provider)
+}
+
+/// Decodes a non-streaming completion. Only the first choice is read.
+pub(crate) fn decode_completion(
+    provider: &str,
+    requested_model: &str,
+    header_request_id: Option<String>,
+    body: &[u8],
+) -> Result<ChatResponse, Error> {
+    let completion: WireCompletion = serde_json::from_slice(body)
+        .map_err(|error| undecodable(provider, "chat completion", &error, body))?;
+    let request_id = header_request_id.or(completion.id);
+    let with_id = |error: Error| match &request_id {
+        Some(id) => error.with_request_id(id.clone()),
+        None => error,
+    };
+    if let Some(error) = embedded_error(provider, completion.error.as_ref()) {
+        return Err(with_id(error));
+    }
+    let choice = completion
+        .choices
+        .unwrap_or_default()
+        .into_iter()
+        .min_by_key(|choice| choice.index)
+        .ok_or_else(|| {
+            with_id(protocol(
+                provider,
+                "the chat completion has no choices (HTTP 200 with an empty `choices` array)",
+            ))
+        })?;
+    if let Some(error) = embedded_error(provider, choice.error.as_ref()) {
+        return Err(with_id(error));
+    }
+    let (content, refusal) = choice
+        .message
+        .map(|message| (message.content, message.refusal))
+        .unwrap_or_default();
+    if let (None, Some(refusal)) = (&content, refusal) {
+        return Err(with_id(refused(provider, &refusal)));
+    }
+    let mut response = ChatResponse::new(
+        content.unwrap_or_default(),
+        completion
+            .model
+            .unwrap_or_else(|| requested_model.to_owned()),
+        provider,
+    );
+    response.finish_reason = choice.finish_reason.as_deref().map(FinishReason::from_wire);
+    response.usage = completion.usage.as_ref().and_then(WireUsage::usage);
+    response.request_id = request_id;
+    Ok(response)
+}
+
+/// `{"object": "list", "data": [...]}`, the envelope of `GET /models` (OpenAI and OpenRouter).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelList<M> {
+    /// The models.
+    pub data: Vec<M>,
+}
+
+/// One entry of OpenAI's `GET /models`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct WireModel {
+    /// The model id (`gpt-4o-mini`).
+    pub id: String,
+    /// Owner (`system`, `openai`, an organisation for fine-tunes).
+    #[serde(default)]
+    pub owned_by: Option<String>,
+    /// Creation time, unix seconds.
+    #[serde(default)]
+    pub created: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireEmbeddings {
+    data: Option<Vec<WireEmbedding>>,
+    model: Option<String>,
+    usage: Option<WireEmbeddingUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireEmbedding {
+    index: usize,
+    embedding: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireEmbeddingUsage {
+    prompt_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+}
+
+/// The `POST /embeddings` body; the input is always sent as an array.
+pub(crate) fn embeddings_body(input: &[String], model: &str, dimensions: Option<u32>) -> Value {
+    let mut body = serde_json::json!({
+        "model": model,
+        "input": input,
+        "encoding_format": "float",
+    });
+    if let Some(dimensions) = dimensions {
+        body["dimensions"] = dimensions.into();
+    }
+    body
+}
+
+/// Decodes embeddings, ordered by `index`, checking there is exactly one per input.
+pub(crate) fn decode_embeddings(
+    provider: &str,
+    requested_model: &str,
+    inputs: usize,
+    body: &[u8],
+) -> Result<EmbeddingResponse, Error> {
+    let decoded: WireEmbeddings = serde_json::from_slice(body)
+        .map_err(|error| undecodable(provider, "embeddings response", &error, body))?;
+    let mut data = decoded.data.unwrap_or_default();
+    data.sort_by_key(|item| item.index);
+    let indices_match = data.len() == inputs && data.iter().enumerate().all(|(i, d)| d.index == i);
+    if !indices_match {
+        return Err(protocol(
+            provider,
+            format!(
+                "expected one embedding per input (indices 0..{inputs}), got indices {:?}",
+                data.iter().map(|item| item.index).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    let embeddings = data
+        .into_iter()
+        .map(|item| {
+            serde_json::from_value::<Vec<f32>>(item.embedding).map_err(|_| {
+                protocol(
+                    provider,
+                    "an embedding is not an array of numbers (the server may have ignored \
+                     `encoding_format: float`)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut response = EmbeddingResponse::new(
+        embeddings,
+        decoded.model.unwrap_or_else(|| requested_model.to_owned()),
+        provider,
+    );
+    if let Some(usage) = decoded.usage {
+        if let Some(prompt) = usage.prompt_tokens {
+            let mut usage_record = Usage::new(prompt, 0);
+            usage_record.total_tokens = usage.total_tokens.unwrap_or(prompt);
+            response = response.with_usage(usage_record);
+        }
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+struct WireModeration {
+    model: Option<String>,
+    results: Option<Vec<WireModerationResult>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireModerationResult {
+    #[serde(default)]
+    flagged: bool,
+    #[serde(default)]
+    categories: BTreeMap<String, Option<bool>>,
+    #[serde(default)]
+    category_scores: BTreeMap<String, Option<f64>>,
+}
+
+/// Decodes a moderation verdict for one text input.
+///
+/// `rating` is the highest category score (0.0–1.0), `concerns` the categories flagged `true`,
+/// `safe` is `!flagged` with no concern. Categories a model does not score (`null`) are left out.
+pub(crate) fn decode_moderation(
+    provider: &str,
+    requested_model: &str,
+    body: &[u8],
+) -> Result<ModerationResult, Error> {
+    let decoded: WireModeration = serde_json::from_slice(body)
+        .map_err(|error| undecodable(provider, "moderation response", &error, body))?;
+    let result = decoded
+        .results
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .ok_or_else(|| protocol(provider, "the moderation response has no results"))?;
+    let concerns = result
+        .categories
+        .into_iter()
+        .filter(|(_, flagged)| *flagged == Some(true))
+        .map(|(category, _)| category);
+    let scores = result
+        .category_scores
+        .into_iter()
+        .filter_map(|(category, score)| Some((category, score?)))
+        .collect();
+    Ok(
+        ModerationResult::from_scores(result.flagged, concerns, scores)
+            .with_model(decoded.model.unwrap_or_else(|| requested_model.to_owned())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use fazztv_core::{ChatMessage, GenerationOptions};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn body_has_typed_options_and_extra_cannot_override_the_framing() {
+        let mut options = GenerationOptions::with_model("ignored-here")
+            .temperature(0.2)
+            .max_tokens(64)
+            .extra("model", json!("evil"))
+            .extra("messages", json!([]))
+            .extra("stream", json!(false))
+            .extra("temperature", json!(1.9))
+            .extra("user", json!("u-1"))
+            .extra(
+                "stream_options",
+                json!({"include_obfuscation": false, "include_usage": false}),
+            );
+        options.top_p = Some(0.9);
+        options.stop = vec!["END".into()];
+        options.seed = Some(7);
+        let request = ChatRequest::new(vec![ChatMessage::system("s"), ChatMessage::user("u")])
+            .with_options(options);
+        let body = chat_body(
+            &request,
+            "gpt-4o-mini",
+            true,
+            MaxTokensField::MaxCompletionTokens,
+            true,
+        );
+        assert_eq!(
+            body,
+            json!({
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "max_completion_tokens": 64,
+                "stop": ["END"],
+                "seed": 7,
+                "user": "u-1",
+                "stream": true,
+                "stream_options": {"include_obfuscation": false, "include_usage": true},
+            })
+        );
+        let plain = chat_body(&request, "m", false, MaxTokensField::MaxTokens, true);
+        assert_eq!(plain["max_tokens"], 64);
+        assert_eq!(plain["stream"], false);
+        assert!(plain.get("stream_options").is_none());
+        assert!(plain.get("max_completion_tokens").is_none());
+    }
+
+    #[test]
+    fn completion_without_usage_has_none_and_empty_choices_is_protocol() {
+        let body = br#"{"id":"chatcmpl-1","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"length"}]}"#;
+        let response = decode_completion("openai", "req", None, body).unwrap();
+        assert_eq!(response.content, "Hi");
+        assert_eq!(response.usage, None);
+        assert_eq!(response.finish_reason, Some(FinishReason::Length));
+        assert_eq!(response.request_id.as_deref(), Some("chatcmpl-1"));
+
+        let empty = br#"{"id":"x","object":"chat.completion","model":"m","choices":[]}"#;
+        let error = decode_completion("openai", "m", None, empty).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        assert!(error.message().contains("no choices"), "{error}");
+    }
+
+    #[test]
+    fn refusals_and_choice_errors_are_typed() {
+        let refusal = br#"{"choices":[{"index":0,"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#;
+        let error = decode_completion("openai", "m", None, refusal).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ContentFiltered);
+
+        let choice_error = br#"{"id":"gen-1","choices":[{"index":0,"message":{"content":"par"},"finish_reason":"error","error":{"code":502,"message":"Provider returned error"}}]}"#;
+        let error = decode_completion("openrouter", "m", None, choice_error).unwrap_err();
+        assert_eq!(
+            (error.kind(), error.status(), error.request_id()),
+            (ErrorKind::ServerError, Some(502), Some("gen-1"))
+        );
+    }
+
+    #[test]
+    fn embeddings_are_ordered_by_index_and_counted() {
+        let body = br#"{"object":"list","data":[{"object":"embedding","index":1,"embedding":[0.5]},{"object":"embedding","index":0,"embedding":[0.25]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":16,"total_tokens":16}}"#;
+        let response = decode_embeddings("openai", "x", 2, body).unwrap();
+        assert_eq!(response.embeddings, vec![vec![0.25], vec![0.5]]);
+        assert_eq!(response.usage.map(|usage| usage.prompt_tokens), Some(16));
+        let error = decode_embeddings("openai", "x", 3, body).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        let base64 = br#"{"data":[{"index":0,"embedding":"AAAA"}]}"#;
+        assert_eq!(
+            decode_embeddings("openai", "x", 1, base64)
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Protocol
+        );
+    }
+
+    #[test]
+    fn moderation_rating_is_the_highest_score_and_null_categories_are_skipped() {
+        let body = br#"{"id":"modr-1","model":"text-moderation-007","results":[{"flagged":true,"categories":{"violence":true,"hate":false,"illicit":null},"category_scores":{"violence":0.9,"hate":0.1,"illicit":null}}]}"#;
+        let result = decode_moderation("openai", "x", body).unwrap();
+        assert!(!result.safe);
+        assert_eq!(result.concerns, vec!["violence"]);
+        assert_eq!(result.rating, 0.9);
+        assert_eq!(result.category_scores.len(), 2);
+        assert_eq!(result.model.as_deref(), Some("text-moderation-007"));
+    }
+}
