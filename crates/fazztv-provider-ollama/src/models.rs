@@ -1,0 +1,173 @@
+//! `/api/tags` entries as [`ModelInfo`]s.
+
+use fazztv_core::{Error, ErrorKind, ModelCapability, ModelInfo, ModelPricing};
+
+use crate::wire::{Details, TagModel, Tags};
+
+/// What a generative model offers.
+const GENERATIVE: [ModelCapability; 3] = [
+    ModelCapability::TextGeneration,
+    ModelCapability::Chat,
+    ModelCapability::CodeGeneration,
+];
+
+/// Converts the `/api/tags` reply; an entry without any name is a protocol error.
+pub(crate) fn model_infos(tags: Tags, provider: &str) -> Result<Vec<ModelInfo>, Error> {
+    tags.models
+        .unwrap_or_default()
+        .into_iter()
+        .map(|model| model_info(model, provider))
+        .collect()
+}
+
+fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
+    let Some(id) = model.model.or(model.name) else {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            "an entry of /api/tags has neither `model` nor `name`",
+        )
+        .with_provider(provider));
+    };
+    let details = model.details.unwrap_or_default();
+    let cloud = model.remote_host.is_some()
+        || model.remote_model.is_some()
+        || id.ends_with("-cloud")
+        || id.contains("-cloud:");
+
+    let mut description: Vec<String> = Vec::new();
+    description.extend(details.family.clone());
+    description.extend(
+        details
+            .parameter_size
+            .as_ref()
+            .map(|size| format!("{size} parameters")),
+    );
+    description.extend(details.quantization_level.clone());
+    if cloud {
+        description.push(match &model.remote_host {
+            Some(host) => format!("cloud model served by {host}"),
+            None => "cloud model".to_owned(),
+        });
+    } else if let Some(size) = model.size.filter(|size| *size > 0) {
+        description.push(format!("{} on disk", human_size(size)));
+    }
+
+    let capabilities = capabilities(&id, model.capabilities.as_deref(), &details);
+    let mut info = ModelInfo::new(id, provider).with_capabilities(capabilities);
+    if !description.is_empty() {
+        info = info.with_description(description.join(", "));
+    }
+    if let Some(tokens) = details.context_length {
+        info = info.with_context_length(tokens);
+    }
+    // Local inference costs nothing; cloud models are billed by ollama.com, price unknown.
+    if !cloud {
+        info = info.with_pricing(ModelPricing::per_token(0.0, 0.0));
+    }
+    Ok(info)
+}
+
+/// The server's own `capabilities` list when it sends one (newer servers); otherwise a
+/// heuristic: embedding models are recognised by a BERT-style family (`bert`, `nomic-bert`,
+/// `xlm-roberta`, ...) or by a name containing `embed`, `minilm` or starting with `bge`
+/// (`nomic-embed-text`, `mxbai-embed-large`, `all-minilm`, `bge-m3`, `qwen3-embedding`,
+/// `embeddinggemma`); everything else is taken to be generative (text, chat, code).
+fn capabilities(id: &str, reported: Option<&[String]>, details: &Details) -> Vec<ModelCapability> {
+    if let Some(reported) = reported {
+        let mut capabilities = Vec::new();
+        if reported.iter().any(|c| c == "completion") {
+            capabilities.extend(GENERATIVE);
+        }
+        if reported.iter().any(|c| c == "embedding") {
+            capabilities.push(ModelCapability::Embedding);
+        }
+        if !capabilities.is_empty() {
+            return capabilities;
+        }
+    }
+    let bert_family = details
+        .family
+        .iter()
+        .chain(details.families.iter().flatten())
+        .any(|family| family.to_ascii_lowercase().contains("bert"));
+    let base = id
+        .rsplit('/')
+        .next()
+        .unwrap_or(id)
+        .split(':')
+        .next()
+        .unwrap_or(id)
+        .to_ascii_lowercase();
+    if bert_family || base.contains("embed") || base.contains("minilm") || base.starts_with("bge") {
+        vec![ModelCapability::Embedding]
+    } else {
+        GENERATIVE.to_vec()
+    }
+}
+
+/// Decimal units, as `ollama list` shows them.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [(&str, f64); 3] = [("GB", 1e9), ("MB", 1e6), ("KB", 1e3)];
+    UNITS
+        .iter()
+        .find(|(_, scale)| bytes as f64 >= *scale)
+        .map_or_else(
+            || format!("{bytes} B"),
+            |(unit, scale)| format!("{:.1} {unit}", bytes as f64 / scale),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn details(family: &str) -> Details {
+        Details {
+            family: Some(family.to_owned()),
+            ..Details::default()
+        }
+    }
+
+    #[test]
+    fn embedding_models_are_recognised_by_family_or_name() {
+        let embedding = vec![ModelCapability::Embedding];
+        for (id, family) in [
+            ("all-minilm:latest", "bert"),
+            ("nomic-embed-text:latest", "nomic-bert"),
+            ("bge-m3:latest", "xlm-roberta"),
+            ("qwen3-embedding:0.6b", "qwen3"),
+            ("embeddinggemma:latest", "gemma3"),
+            ("someone/mxbai-embed-large:v1", "llama"),
+        ] {
+            assert_eq!(capabilities(id, None, &details(family)), embedding, "{id}");
+        }
+        for (id, family) in [("llama3.2:latest", "llama"), ("qwen2.5-coder:7b", "qwen2")] {
+            assert_eq!(
+                capabilities(id, None, &details(family)),
+                GENERATIVE.to_vec(),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn reported_capabilities_win_over_the_heuristic() {
+        let reported = ["completion".to_owned(), "tools".to_owned()];
+        assert_eq!(
+            capabilities("my-embed-chat", Some(&reported), &details("bert")),
+            GENERATIVE.to_vec()
+        );
+        let reported = ["vision".to_owned()];
+        assert_eq!(
+            capabilities("all-minilm", Some(&reported), &Details::default()),
+            vec![ModelCapability::Embedding]
+        );
+    }
+
+    #[test]
+    fn sizes_read_like_ollama_list() {
+        assert_eq!(human_size(2_019_393_189), "2.0 GB");
+        assert_eq!(human_size(45_960_996), "46.0 MB");
+        assert_eq!(human_size(12), "12 B");
+    }
+}

@@ -1,0 +1,317 @@
+//! The NDJSON streams of `/api/chat` and `/api/pull`: every line is checked for an in-band
+//! `{"error": …}` first, and a stream only succeeds when its terminal line arrived
+//! (`"done": true` for chat, `"status": "success"` for pull).
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use fazztv_core::http::ErrorPayload;
+use fazztv_core::{ChatChunk, Error, ErrorKind, FinishReason, PullProgress};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+
+use crate::rebuild;
+use crate::wire::{ChatReply, Progress, excerpt};
+
+/// Decoded NDJSON lines.
+pub(crate) type Lines = Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>;
+
+/// What one line means.
+enum Step<T> {
+    /// Nothing for the caller (an empty content fragment, a thinking fragment).
+    Skip,
+    /// An item; more follow.
+    Item(T),
+    /// The terminal item.
+    Last(T),
+}
+
+/// A line protocol on top of NDJSON.
+trait LineProtocol: Send + 'static {
+    type Item: Send + 'static;
+    /// Interprets one line.
+    fn line(&mut self, line: &str) -> Result<Step<Self::Item>, Error>;
+    /// The error the caller sees for `error` (which may come from the transport).
+    fn failed(&self, error: Error) -> Error;
+    /// The error for an input that ended before the terminal line.
+    fn ended(&self) -> Error;
+}
+
+/// Runs `protocol` over `lines`: items until the terminal one, or until the first error, which
+/// ends the stream. A stream never ends quietly without its terminal line.
+fn drive<P: LineProtocol>(
+    lines: Lines,
+    protocol: P,
+) -> impl Stream<Item = Result<P::Item, Error>> + Send + 'static {
+    futures::stream::unfold(Some((lines, protocol)), |state| async move {
+        let (mut lines, mut protocol) = state?;
+        loop {
+            let error = match lines.next().await {
+                None => protocol.ended(),
+                Some(Err(error)) => error,
+                Some(Ok(line)) => match protocol.line(&line) {
+                    Ok(Step::Skip) => continue,
+                    Ok(Step::Item(item)) => return Some((Ok(item), Some((lines, protocol)))),
+                    Ok(Step::Last(item)) => return Some((Ok(item), None)),
+                    Err(error) => error,
+                },
+            };
+            return Some((Err(protocol.failed(error)), None));
+        }
+    })
+}
+
+/// Parses one line: undecodable JSON is a protocol error, an `error` key is the server's error.
+fn parse_line<T: DeserializeOwned>(
+    provider: &str,
+    line: &str,
+    what: &str,
+    in_band: impl FnOnce(String) -> Error,
+) -> Result<T, Error> {
+    let undecodable = |error: serde_json::Error| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "undecodable line in Ollama's {what} stream ({error}): {}",
+                excerpt(line)
+            ),
+        )
+        .with_provider(provider)
+    };
+    let value: serde_json::Value = serde_json::from_str(line).map_err(undecodable)?;
+    if let Some(payload) = ErrorPayload::from_json(&value) {
+        let message = payload
+            .message
+            .unwrap_or_else(|| "Ollama reported an error without a message".to_owned());
+        return Err(in_band(message).with_provider(provider));
+    }
+    serde_json::from_value(value).map_err(undecodable)
+}
+
+/// An `{"error": …}` Ollama sent with HTTP 200 after the headers. Ollama sends the same error
+/// as HTTP 500 when it happens before the first byte, so it is classified as a server error.
+pub(crate) fn in_band_error(message: String) -> Error {
+    Error::new(ErrorKind::ServerError, message)
+}
+
+/// `/api/chat` with `"stream": true`.
+struct ChatLines {
+    provider: String,
+    /// Set once content reached the caller: from then on every failure is
+    /// `StreamInterrupted`, because nobody may retry or splice another answer in.
+    committed: bool,
+}
+
+impl LineProtocol for ChatLines {
+    type Item = ChatChunk;
+
+    fn line(&mut self, line: &str) -> Result<Step<ChatChunk>, Error> {
+        let mut reply: ChatReply = parse_line(&self.provider, line, "chat", in_band_error)?;
+        let content = reply.content();
+        if reply.done {
+            // Older servers omit `done_reason`; `done: true` then means a normal end.
+            let mut chunk = ChatChunk::finish(
+                reply.finish_reason().unwrap_or(FinishReason::Stop),
+                reply.usage(),
+            );
+            chunk.delta = content;
+            chunk.model = reply.model;
+            return Ok(Step::Last(chunk));
+        }
+        if content.is_empty() {
+            return Ok(Step::Skip);
+        }
+        self.committed = true;
+        let mut chunk = ChatChunk::delta(content);
+        chunk.model = reply.model;
+        Ok(Step::Item(chunk))
+    }
+
+    fn failed(&self, error: Error) -> Error {
+        let error = with_provider(error, &self.provider);
+        if !self.committed || error.kind() == ErrorKind::StreamInterrupted {
+            return error;
+        }
+        let message = format!(
+            "the stream broke after output had started: {}",
+            error.message()
+        );
+        rebuild(error, ErrorKind::StreamInterrupted, message)
+    }
+
+    fn ended(&self) -> Error {
+        Error::new(
+            ErrorKind::StreamInterrupted,
+            "the stream ended before Ollama's final `\"done\": true` line; the answer is incomplete",
+        )
+        .with_provider(self.provider.clone())
+    }
+}
+
+/// Chat chunks from the lines of a streamed `/api/chat` response.
+pub(crate) fn chat(
+    provider: String,
+    lines: Lines,
+) -> impl Stream<Item = Result<ChatChunk, Error>> + Send + 'static {
+    drive(
+        lines,
+        ChatLines {
+            provider,
+            committed: false,
+        },
+    )
+}
+
+/// `/api/pull` with `"stream": true`.
+struct PullLines {
+    provider: String,
+    model: String,
+}
+
+impl LineProtocol for PullLines {
+    type Item = PullProgress;
+
+    fn line(&mut self, line: &str) -> Result<Step<PullProgress>, Error> {
+        let model = &self.model;
+        let progress: Progress = parse_line(&self.provider, line, "pull", |message| {
+            // An unknown model shows up as a failed manifest download.
+            if message.contains("file does not exist") || message.contains("not found") {
+                Error::new(
+                    ErrorKind::ModelNotFound,
+                    format!(
+                        "cannot pull `{model}`: {message} (check the name and tag on \
+                         https://ollama.com/library)"
+                    ),
+                )
+            } else {
+                in_band_error(format!("pulling `{model}` failed: {message}"))
+            }
+        })?;
+        let mut report = PullProgress::status(progress.status);
+        report.digest = progress.digest;
+        report.completed = progress.completed;
+        report.total = progress.total;
+        Ok(if report.is_success() {
+            Step::Last(report)
+        } else {
+            Step::Item(report)
+        })
+    }
+
+    fn failed(&self, error: Error) -> Error {
+        with_provider(error, &self.provider)
+    }
+
+    fn ended(&self) -> Error {
+        Error::new(
+            ErrorKind::StreamInterrupted,
+            format!(
+                "the pull of `{}` ended before Ollama reported `success`; pulling again resumes it",
+                self.model
+            ),
+        )
+        .with_provider(self.provider.clone())
+    }
+}
+
+/// Progress reports from the lines of a streamed `/api/pull` response.
+pub(crate) fn pull(
+    provider: String,
+    model: String,
+    lines: Lines,
+) -> impl Stream<Item = Result<PullProgress, Error>> + Send + 'static {
+    drive(lines, PullLines { provider, model })
+}
+
+/// Ends `lines` with a timeout error when no line arrives for `idle`. Pulls run far longer than
+/// any sensible request timeout, so they are bounded by silence instead of total time.
+pub(crate) fn idle_timeout(lines: Lines, idle: Duration, provider: String) -> Lines {
+    Box::pin(futures::stream::unfold(Some(lines), move |state| {
+        let provider = provider.clone();
+        async move {
+            let mut lines = state?;
+            match tokio::time::timeout(idle, lines.next()).await {
+                Ok(Some(item)) => Some((item, Some(lines))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!("Ollama sent no progress for {} s", idle.as_secs_f64()),
+                    )
+                    .with_provider(provider)),
+                    None,
+                )),
+            }
+        }
+    }))
+}
+
+/// Decoder errors carry no provider; name it.
+fn with_provider(error: Error, provider: &str) -> Error {
+    if error.provider().is_some() {
+        error
+    } else {
+        error.with_provider(provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(items: &[&str]) -> Lines {
+        let items: Vec<Result<String, Error>> =
+            items.iter().map(|line| Ok((*line).to_owned())).collect();
+        Box::pin(futures::stream::iter(items))
+    }
+
+    async fn collect<T>(stream: impl Stream<Item = Result<T, Error>>) -> Vec<Result<T, Error>> {
+        stream.collect().await
+    }
+
+    #[tokio::test]
+    async fn nothing_follows_the_terminal_line() {
+        let items = collect(chat(
+            "ollama".into(),
+            lines(&[
+                r#"{"message":{"content":"a"},"done":false}"#,
+                r#"{"message":{"content":""},"done":true}"#,
+                r#"{"message":{"content":"junk"},"done":false}"#,
+            ]),
+        ))
+        .await;
+        assert_eq!(items.len(), 2);
+        let last = items[1].as_ref().unwrap();
+        assert_eq!(last.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(last.usage, None);
+    }
+
+    #[tokio::test]
+    async fn errors_before_output_keep_their_kind_and_after_it_interrupt() {
+        let before = collect(chat(
+            "ollama".into(),
+            lines(&[r#"{"message":{"content":""},"done":false}"#, "not json"]),
+        ))
+        .await;
+        let error = before[0].as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        assert_eq!(error.provider(), Some("ollama"));
+
+        let after = collect(chat(
+            "ollama".into(),
+            lines(&[r#"{"message":{"content":"Hi"},"done":false}"#, "not json"]),
+        ))
+        .await;
+        let error = after[1].as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+        assert!(error.message().contains("undecodable line"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn idle_streams_time_out() {
+        let silent: Lines = Box::pin(futures::stream::pending());
+        let items = collect(idle_timeout(silent, Duration::from_millis(20), "o".into())).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
+    }
+}
