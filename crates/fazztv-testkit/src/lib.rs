@@ -1,5 +1,7 @@
 //! Test helpers for fazztv providers.
 //!
+//! [`fixtures`] holds the OpenAI and OpenRouter wire transcripts from the shared specs.
+//!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
 //! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, with a delay before any piece,
 //! and connections dropped abruptly mid-body (no terminating zero chunk) to simulate a reset.
@@ -25,6 +27,8 @@
 //! # }
 //! ```
 #![warn(missing_docs)]
+
+pub mod fixtures;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
