@@ -130,13 +130,42 @@ struct WireMessage {
     refusal: Option<String>,
 }
 
-/// An error object found inside a 200 body or event (`{"error": …}` at the top or in a choice),
-/// classified by the status it embeds.
+/// An error object found inside a 200 body or event (`{"error": …}` at the top or in a choice).
+///
+/// OpenRouter embeds the HTTP status the failure would have had (`"code": 429`) and that
+/// classifies it. OpenAI's in-band errors carry only a code or type; the status is inferred
+/// from it so [`ErrorKind::from_http_status`] stays the one classification, and an unknown code
+/// counts as a server failure (the request itself was accepted with 200). The inferred status
+/// is not reported as the error's status.
 pub(crate) fn embedded_error(provider: &str, error: Option<&Value>) -> Option<Error> {
     let error = error.filter(|error| !error.is_null())?;
-    let envelope = serde_json::json!({ "error": error });
-    let payload = ErrorPayload::from_json(&envelope)?;
-    Some(payload.into_error(provider, 200))
+    let payload = ErrorPayload::from_json(&serde_json::json!({ "error": error }))?;
+    if payload.status.is_some() {
+        return Some(payload.into_error(provider, 200));
+    }
+    let code = payload.code.as_deref();
+    let message = payload
+        .message
+        .clone()
+        .unwrap_or_else(|| "the server reported an error without a message".to_owned());
+    let kind = ErrorKind::from_http_status(implied_status(code), code, &message);
+    Some(Error::new(kind, message).with_provider(provider))
+}
+
+fn implied_status(code: Option<&str>) -> u16 {
+    match code.unwrap_or_default() {
+        "insufficient_quota"
+        | "rate_limit_exceeded"
+        | "rate_limit_error"
+        | "tokens"
+        | "requests" => 429,
+        "invalid_api_key" | "authentication_error" => 401,
+        "permission_denied" | "permission_error" => 403,
+        "model_not_found" | "not_found_error" => 404,
+        "context_length_exceeded" | "content_filter" | "invalid_request_error" => 400,
+        "overloaded_error" | "engine_overloaded" => 503,
+        _ => 500,
+    }
 }
 
 pub(crate) fn refused(provider: &str, refusal: &str) -> Error {
@@ -446,6 +475,39 @@ mod tests {
             (error.kind(), error.status(), error.request_id()),
             (ErrorKind::ServerError, Some(502), Some("gen-1"))
         );
+    }
+
+    #[test]
+    fn in_band_errors_without_a_status_are_classified_by_code() {
+        let cases = [
+            (
+                json!({"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}),
+                ErrorKind::QuotaExhausted,
+            ),
+            (
+                json!({"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"}),
+                ErrorKind::RateLimited,
+            ),
+            (
+                json!({"message": "The server had an error", "type": "server_error", "code": null}),
+                ErrorKind::ServerError,
+            ),
+            (
+                json!({"message": "This model's maximum context length is 8192 tokens", "type": "invalid_request_error", "code": "context_length_exceeded"}),
+                ErrorKind::ContextLengthExceeded,
+            ),
+            (
+                json!({"code": 503, "message": "Provider overloaded"}),
+                ErrorKind::Overloaded,
+            ),
+        ];
+        for (error, kind) in cases {
+            let classified = embedded_error("p", Some(&error)).unwrap();
+            assert_eq!(classified.kind(), kind, "{error}");
+            let embedded = error["code"].as_u64().map(|code| code as u16);
+            assert_eq!(classified.status(), embedded);
+        }
+        assert!(embedded_error("p", Some(&Value::Null)).is_none());
     }
 
     #[test]

@@ -1,0 +1,365 @@
+//! The fazztv provider for OpenAI (type `"openai"`) and any OpenAI-compatible server.
+//!
+//! Endpoints used, relative to `base_url` (which includes `/v1`): `POST /chat/completions`
+//! (plain and SSE), `GET /models` (listing and availability), `POST /embeddings`,
+//! `POST /moderations`.
+//!
+//! `base_url` is the configuration's, else the `OPENAI_BASE_URL` environment variable, else
+//! `https://api.openai.com/v1`. A compatible server (vLLM, llama.cpp, LM Studio, LiteLLM) only
+//! needs its `base_url`; one that takes no key also sets `"require_api_key": false`, and then no
+//! `Authorization` header is sent at all (never an empty `Bearer`).
+//!
+//! ```json
+//! {"name": "local", "type": "openai", "base_url": "http://127.0.0.1:8000/v1",
+//!  "default_model": "llama3.2", "options": {"require_api_key": false, "max_tokens_field": "max_tokens"}}
+//! ```
+//!
+//! Direct use, as the seed's `OpenAIProvider(ProviderConfig(name="openai", api_key=...))`:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fazztv_core::Error> {
+//! use fazztv_core::{Provider, ProviderConfig};
+//! use fazztv_provider_openai::OpenAiProvider;
+//!
+//! let provider = OpenAiProvider::new(ProviderConfig::new("openai").with_api_key("sk-..."))?;
+//! let embeddings = provider.get_embeddings("Sample text for embedding".into()).await?;
+//! let verdict = provider.moderate_content("Content to check for safety").await?;
+//! println!("safe: {}, concerns: {:?}, rating: {}", verdict.safe, verdict.concerns, verdict.rating);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod pricing;
+
+use std::sync::Arc;
+
+use fazztv_core::{
+    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+    Environment, Error, ErrorKind, ModelCapability, ModelInfo, ModerationResult, Provider,
+    ProviderConfig, ProviderContext, ProviderFactory, UnavailableReason, async_trait,
+};
+use fazztv_openai_compat::{MaxTokensField, ModelList, OpenAiCompatClient, WireModel};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+pub use pricing::{PRICING_AS_OF, capabilities, context_length, pricing};
+
+/// The `type` id.
+pub const TYPE: &str = "openai";
+/// Where the key is read from by default.
+pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
+/// Where a `base_url` override is read from when the configuration sets none.
+pub const BASE_URL_ENV: &str = "OPENAI_BASE_URL";
+/// The official endpoint.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// Chat model used when neither the request nor the configuration names one.
+pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
+/// Default embedding model.
+pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+/// Default moderation model.
+pub const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
+
+/// The `options` object of an `"openai"` provider entry. Unknown fields are rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiOptions {
+    /// Sent as the `OpenAI-Organization` header (`org-…`), for keys in several organisations.
+    #[serde(default)]
+    pub organization: Option<String>,
+    /// Sent as the `OpenAI-Project` header (`proj_…`).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Model for `get_embeddings` when the request names none.
+    #[serde(default = "default_embedding_model")]
+    pub embedding_model: String,
+    /// Model for `moderate_content`.
+    #[serde(default = "default_moderation_model")]
+    pub moderation_model: String,
+    /// `false` for a keyless local server: requests then carry no `Authorization` header. With
+    /// `true` (the default) a missing key makes the provider unavailable and every call fail
+    /// with a configuration error naming the variable to set.
+    #[serde(default = "yes")]
+    pub require_api_key: bool,
+    /// The request field for the token limit: `max_completion_tokens` (default, required by
+    /// o-series and gpt-5 models) or `max_tokens` (older compatible servers).
+    #[serde(default)]
+    pub max_tokens_field: MaxTokensField,
+    /// Ask for usage in streams with `stream_options.include_usage` (default `true`; turn off
+    /// for servers that reject `stream_options`).
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+}
+
+fn default_embedding_model() -> String {
+    DEFAULT_EMBEDDING_MODEL.to_owned()
+}
+
+fn default_moderation_model() -> String {
+    DEFAULT_MODERATION_MODEL.to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for OpenAiOptions {
+    fn default() -> Self {
+        Self {
+            organization: None,
+            project: None,
+            embedding_model: default_embedding_model(),
+            moderation_model: default_moderation_model(),
+            require_api_key: true,
+            max_tokens_field: MaxTokensField::default(),
+            stream_usage: true,
+        }
+    }
+}
+
+/// An OpenAI (or OpenAI-compatible) provider instance.
+#[derive(Debug)]
+pub struct OpenAiProvider {
+    client: OpenAiCompatClient,
+    default_model: String,
+    embedding_model: String,
+    moderation_model: String,
+    /// `Some(env var)` when a key is required but none was found.
+    missing_key: Option<Option<String>>,
+}
+
+impl OpenAiProvider {
+    /// Builds a provider from a configuration, reading `OPENAI_API_KEY` (or `api_key_env`) and
+    /// `OPENAI_BASE_URL` from the process environment and `options` from `config.options`.
+    pub fn new(config: ProviderConfig) -> Result<Self, Error> {
+        Self::with_environment(config, &Environment::process())
+    }
+
+    /// [`new`](Self::new) reading variables from `environment` instead of the process.
+    pub fn with_environment(
+        mut config: ProviderConfig,
+        environment: &Environment,
+    ) -> Result<Self, Error> {
+        config.resolve_api_key(environment, Some(API_KEY_ENV));
+        let options = serde_json::from_value(serde_json::Value::Object(config.options.clone()))
+            .map_err(|error| {
+                Error::new(
+                    ErrorKind::Configuration,
+                    format!("invalid `options` for provider `{}`: {error}", config.name),
+                )
+                .with_provider(config.name.clone())
+            })?;
+        Self::build(&config, options, environment)
+    }
+
+    /// Builds from an already-resolved configuration and parsed options.
+    fn build(
+        config: &ProviderConfig,
+        options: OpenAiOptions,
+        environment: &Environment,
+    ) -> Result<Self, Error> {
+        let base_url = config
+            .base_url
+            .clone()
+            .or_else(|| environment.var(BASE_URL_ENV))
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let mut client = OpenAiCompatClient::new(&config.name, &base_url, config.timeout)?
+            .with_max_tokens_field(options.max_tokens_field)
+            .with_stream_usage(options.stream_usage);
+        for (name, value) in &config.headers {
+            client = client.with_header(name, value)?;
+        }
+        if let Some(organization) = &options.organization {
+            client = client.with_header("OpenAI-Organization", organization)?;
+        }
+        if let Some(project) = &options.project {
+            client = client.with_header("OpenAI-Project", project)?;
+        }
+        let mut missing_key = None;
+        match &config.api_key {
+            Some(key) => client = client.with_api_key(key)?,
+            None if options.require_api_key => missing_key = Some(config.api_key_env.clone()),
+            None => {}
+        }
+        Ok(Self {
+            client,
+            default_model: config
+                .default_model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            embedding_model: options.embedding_model,
+            moderation_model: options.moderation_model,
+            missing_key,
+        })
+    }
+
+    /// The endpoint requests go to.
+    pub fn base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
+    /// The model used when a request names none.
+    pub fn default_model(&self) -> &str {
+        &self.default_model
+    }
+
+    /// The body `chat` would send for `request` (for inspection and tests).
+    pub fn chat_body(&self, request: &ChatRequest, stream: bool) -> serde_json::Value {
+        let model = request
+            .options
+            .model
+            .as_deref()
+            .unwrap_or(&self.default_model);
+        self.client.chat_body(request, model, stream)
+    }
+
+    /// Fails fast, without a request, when the key is missing.
+    fn ensure_key(&self) -> Result<(), Error> {
+        let Some(variable) = &self.missing_key else {
+            return Ok(());
+        };
+        let set = match variable {
+            Some(variable) => format!("set the environment variable {variable}"),
+            None => "set `api_key_env` or `api_key`".to_owned(),
+        };
+        Err(Error::new(
+            ErrorKind::Configuration,
+            format!(
+                "no API key: {set} (for a keyless OpenAI-compatible server, set \
+                 `\"require_api_key\": false` in `options`)"
+            ),
+        )
+        .with_provider(self.name()))
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        self.client.provider()
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, Error> {
+        self.ensure_key()?;
+        self.client.chat(&request, &self.default_model).await
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, Error> {
+        self.ensure_key()?;
+        self.client.chat_stream(&request, &self.default_model).await
+    }
+
+    /// `GET /models`, sorted by id, with capabilities inferred from the id and list prices
+    /// joined in from [`pricing`] (as of [`PRICING_AS_OF`]).
+    async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
+        self.ensure_key()?;
+        let list: ModelList<WireModel> = self.client.get_json("models").await?;
+        let mut models: Vec<ModelInfo> = list
+            .data
+            .into_iter()
+            .map(|model| {
+                let mut info = ModelInfo::new(&model.id, self.name())
+                    .with_capabilities(capabilities(&model.id));
+                if let Some(tokens) = context_length(&model.id) {
+                    info = info.with_context_length(tokens);
+                }
+                if let Some(price) = pricing(&model.id) {
+                    info = info.with_pricing(price);
+                }
+                info
+            })
+            .collect();
+        models.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(models)
+    }
+
+    /// No key: `MissingApiKey` naming the variable, without a request. Otherwise one
+    /// `GET /models`: a rejected key is `AuthenticationFailed`, no answer is `Unreachable`.
+    async fn check_availability(&self) -> Availability {
+        if let Some(variable) = &self.missing_key {
+            return Availability::unavailable(UnavailableReason::MissingApiKey {
+                env_var: variable.clone(),
+            });
+        }
+        self.client.availability("models").await
+    }
+
+    async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
+        self.ensure_key()?;
+        self.client
+            .embeddings(&request, &self.embedding_model)
+            .await
+    }
+
+    /// `POST /moderations` with the configured `moderation_model`; `rating` is the highest
+    /// category score.
+    async fn moderate_content(&self, text: &str) -> Result<ModerationResult, Error> {
+        self.ensure_key()?;
+        self.client.moderate(text, &self.moderation_model).await
+    }
+}
+
+/// Registers type `"openai"`.
+#[derive(Debug)]
+pub struct OpenAiFactory;
+
+impl ProviderFactory for OpenAiFactory {
+    const TYPE: &'static str = TYPE;
+    const DISPLAY_NAME: &'static str = "OpenAI";
+    const DESCRIPTION: &'static str = "OpenAI's API (chat, streaming, embeddings, moderation), or \
+        any OpenAI-compatible server (vLLM, llama.cpp, LM Studio, LiteLLM) through `base_url`";
+    const CAPABILITIES: &'static [ModelCapability] = &[
+        ModelCapability::TextGeneration,
+        ModelCapability::Chat,
+        ModelCapability::CodeGeneration,
+        ModelCapability::Translation,
+        ModelCapability::Summarization,
+        ModelCapability::Embedding,
+        ModelCapability::Moderation,
+    ];
+    const DEFAULT_API_KEY_ENV: Option<&'static str> = Some(API_KEY_ENV);
+    const CARGO_FEATURE: Option<&'static str> = Some("openai");
+
+    type Options = OpenAiOptions;
+
+    fn build(
+        config: &ProviderConfig,
+        options: OpenAiOptions,
+        context: &ProviderContext,
+    ) -> Result<Arc<dyn Provider>, Error> {
+        Ok(Arc::new(OpenAiProvider::build(
+            config,
+            options,
+            &context.environment,
+        )?))
+    }
+
+    fn example_config() -> serde_json::Value {
+        serde_json::json!({
+            "name": "openai",
+            "type": "openai",
+            "api_key_env": API_KEY_ENV,
+            "default_model": DEFAULT_MODEL,
+            "capabilities": ["text_generation", "chat", "code_generation", "translation",
+                             "summarization", "embedding", "moderation"],
+            "timeout": 60,
+            "options": {
+                "embedding_model": DEFAULT_EMBEDDING_MODEL,
+                "moderation_model": DEFAULT_MODERATION_MODEL
+            }
+        })
+    }
+}
+
+fazztv_core::register_provider!(OpenAiFactory);
+
+// Dev-dependencies used only by the integration tests.
+#[cfg(test)]
+mod dev_dependencies {
+    use fazztv_testkit as _;
+    use futures as _;
+    use httpdate as _;
+    use insta as _;
+    use proptest as _;
+    use tokio as _;
+    use wiremock as _;
+}

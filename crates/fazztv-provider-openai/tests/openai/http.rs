@@ -1,0 +1,639 @@
+//! Request/response endpoints against wiremock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use fazztv_core::{
+    Availability, ChatMessage, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason,
+    GenerationOptions, ModelCapability, ModelPricing, Provider, ProviderConfig, ProviderContext,
+    ProviderRegistration, UnavailableReason, Usage,
+};
+use fazztv_provider_openai::OpenAiProvider;
+use fazztv_testkit::fixtures;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
+
+async fn server_with(route: &str, response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path(format!("/v1/{route}")))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn json_response(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_raw(body.as_bytes().to_vec(), "application/json")
+        .insert_header("x-request-id", "req_abc123")
+}
+
+fn base(server: &MockServer) -> String {
+    format!("{}/v1", server.uri())
+}
+
+async fn only_request(server: &MockServer) -> Request {
+    let mut requests = server.received_requests().await.expect("recording is on");
+    assert_eq!(requests.len(), 1, "exactly one request, no retries");
+    requests.remove(0)
+}
+
+/// Method, path, headers (minus the ones that vary per run) and JSON body of a request; the
+/// authorization value is redacted by the snapshot and checked separately.
+fn snapshot_of(request: &Request) -> Value {
+    let headers: BTreeMap<String, String> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "host" | "user-agent"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    json!({
+        "method": request.method.to_string(),
+        "path": request.url.path(),
+        "headers": headers,
+        "body": serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null),
+    })
+}
+
+fn assert_bearer(request: &Request) {
+    assert_eq!(
+        request
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        format!("Bearer {SENTINEL_KEY}")
+    );
+    let agent = request.headers.get("user-agent").unwrap().to_str().unwrap();
+    assert!(agent.starts_with("fazztv/"), "{agent}");
+}
+
+fn full_request() -> ChatRequest {
+    let mut options = GenerationOptions::with_model("gpt-4o")
+        .temperature(0.2)
+        .max_tokens(256)
+        .extra("user", json!("user-1234"))
+        .extra("model", json!("not-this-one"));
+    options.top_p = Some(1.0);
+    options.stop = vec!["\n\n\n".into()];
+    options.seed = Some(42);
+    ChatRequest::new(vec![
+        ChatMessage::system("You are a concise assistant."),
+        ChatMessage::user("Say hello"),
+    ])
+    .with_options(options)
+}
+
+#[tokio::test]
+async fn chat_sends_the_documented_request_and_decodes_the_completion() {
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    let provider = provider(
+        config(&base(&server))
+            .with_option("organization", json!("org-test"))
+            .with_option("project", json!("proj_test")),
+    );
+    let response = provider.chat(full_request()).await.unwrap();
+    assert_eq!(response.content, "Hello! How can I assist you today?");
+    assert_eq!(response.model, "gpt-4o-2024-08-06");
+    assert_eq!(response.provider, "openai");
+    assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(response.usage, Some(Usage::new(19, 10)));
+    assert_eq!(response.request_id.as_deref(), Some("req_abc123"));
+
+    let request = only_request(&server).await;
+    assert_bearer(&request);
+    insta::assert_json_snapshot!("chat_request", snapshot_of(&request), {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
+#[tokio::test]
+async fn query_uses_the_default_model_and_a_missing_usage_stays_unknown() {
+    let body = r#"{"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
+    let server = server_with(
+        "chat/completions",
+        ResponseTemplate::new(200).set_body_raw(body, "application/json"),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let response = provider
+        .query("Hi", GenerationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(response.usage, None);
+    assert_eq!(response.request_id.as_deref(), Some("chatcmpl-9"));
+    let request = only_request(&server).await;
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "stream": false})
+    );
+}
+
+#[tokio::test]
+async fn tool_call_completions_decode_with_empty_content() {
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_TOOL_CALL_COMPLETION),
+    )
+    .await;
+    let response = provider(config(&base(&server)))
+        .query("weather?", GenerationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(response.content, "");
+    assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(response.usage, Some(Usage::new(82, 17)));
+}
+
+#[tokio::test]
+async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id() {
+    let cases: &[(u16, &str, ErrorKind, &str)] = &[
+        (
+            400,
+            r#"{"error":{"message":"Invalid value for 'temperature'.","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#,
+            ErrorKind::InvalidRequest,
+            "Invalid value for 'temperature'.",
+        ),
+        (
+            400,
+            fixtures::OPENAI_CONTEXT_LENGTH_EXCEEDED,
+            ErrorKind::ContextLengthExceeded,
+            "maximum context length is 8192 tokens",
+        ),
+        (
+            401,
+            fixtures::OPENAI_INVALID_API_KEY,
+            ErrorKind::Authentication,
+            "Incorrect API key provided",
+        ),
+        (
+            402,
+            r#"{"error":{"message":"Payment required","type":"billing_error","param":null,"code":null}}"#,
+            ErrorKind::QuotaExhausted,
+            "Payment required",
+        ),
+        (
+            403,
+            r#"{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","param":null,"code":"unsupported_country_region_territory"}}"#,
+            ErrorKind::PermissionDenied,
+            "Country, region",
+        ),
+        (
+            404,
+            fixtures::OPENAI_MODEL_NOT_FOUND,
+            ErrorKind::ModelNotFound,
+            "does not exist",
+        ),
+        (
+            408,
+            r#"{"error":{"message":"Request timed out.","type":"timeout","param":null,"code":null}}"#,
+            ErrorKind::Timeout,
+            "Request timed out.",
+        ),
+        (
+            429,
+            fixtures::OPENAI_RATE_LIMITED,
+            ErrorKind::RateLimited,
+            "Rate limit reached for gpt-4o",
+        ),
+        (
+            429,
+            fixtures::OPENAI_INSUFFICIENT_QUOTA,
+            ErrorKind::QuotaExhausted,
+            "You exceeded your current quota",
+        ),
+        (
+            500,
+            r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#,
+            ErrorKind::ServerError,
+            "The server had an error",
+        ),
+        (
+            502,
+            "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>cloudflare</body></html>",
+            ErrorKind::ServerError,
+            "502 Bad Gateway",
+        ),
+        (
+            503,
+            r#"{"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error","param":null,"code":null}}"#,
+            ErrorKind::Overloaded,
+            "overloaded",
+        ),
+        (
+            529,
+            r#"{"error":{"message":"Slow Down","type":"server_error","param":null,"code":null}}"#,
+            ErrorKind::Overloaded,
+            "Slow Down",
+        ),
+    ];
+    let server = MockServer::start().await;
+    let provider = provider(config(&base(&server)));
+    for (status, body, kind, message) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(json_response(*status, body))
+            .mount(&server)
+            .await;
+        let error = provider
+            .query("hi", GenerationOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), *kind, "HTTP {status}: {error}");
+        assert_eq!(error.status(), Some(*status));
+        assert_eq!(error.request_id(), Some("req_abc123"));
+        assert_eq!(error.provider(), Some("openai"));
+        assert!(
+            error.message().contains(message),
+            "HTTP {status}: {}",
+            error.message()
+        );
+        assert_no_key(&format!("{error:?} {error}"));
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "no retries on {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+    let server = server_with(
+        "chat/completions",
+        json_response(429, fixtures::OPENAI_RATE_LIMITED).insert_header("retry-after", "2"),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
+
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+    let server = server_with(
+        "chat/completions",
+        json_response(503, "{}").insert_header("retry-after", date.as_str()),
+    )
+    .await;
+    let provider = crate::provider(config(&base(&server)));
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    let wait = error.retry_after().expect("an HTTP-date hint");
+    assert!(
+        wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
+    let server = server_with("chat/completions", json_response(500, "{}")).await;
+    let provider = provider(config(&base(&server)));
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ServerError);
+    only_request(&server).await;
+
+    let html = "<!DOCTYPE html><html><body><h1>Welcome to the hotel Wi-Fi</h1></body></html>";
+    let server = server_with(
+        "chat/completions",
+        ResponseTemplate::new(200).set_body_raw(html, "text/html"),
+    )
+    .await;
+    let provider = crate::provider(config(&base(&server)));
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert!(
+        error.message().contains("hotel Wi-Fi"),
+        "{}",
+        error.message()
+    );
+
+    let empty = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[]}"#;
+    let server = server_with("chat/completions", json_response(200, empty)).await;
+    let error = crate::provider(config(&base(&server)))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert!(
+        error.message().contains("no choices"),
+        "{}",
+        error.message()
+    );
+}
+
+#[tokio::test]
+async fn list_models_infers_capabilities_and_joins_prices() {
+    let server = server_with("models", json_response(200, fixtures::OPENAI_MODELS)).await;
+    let models = provider(config(&base(&server)))
+        .list_models()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models.iter().map(|model| model.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "ft:gpt-4o-mini:acemeco:suffix:abc123",
+            "gpt-4o-mini",
+            "text-embedding-3-small"
+        ]
+    );
+    let mini = &models[1];
+    assert_eq!(mini.provider, "openai");
+    assert!(mini.supports(ModelCapability::Chat));
+    assert_eq!(mini.pricing, Some(ModelPricing::per_million(0.15, 0.60)));
+    assert_eq!(mini.context_length, Some(128_000));
+    assert!(!mini.free);
+    assert_eq!(models[2].capabilities, [ModelCapability::Embedding]);
+    assert_eq!(models[0].pricing, None, "fine-tune prices are unknown");
+    let request = only_request(&server).await;
+    assert_eq!(request.method.as_str(), "GET");
+    assert_bearer(&request);
+}
+
+#[tokio::test]
+async fn embeddings_send_every_input_and_return_vectors_in_order() {
+    let server = server_with(
+        "embeddings",
+        json_response(200, fixtures::OPENAI_EMBEDDINGS),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let mut request = EmbeddingRequest::batch([
+        "The food was delicious and the waiter was friendly.",
+        "The quick brown fox",
+    ]);
+    request.dimensions = Some(8);
+    let response = provider.get_embeddings(request).await.unwrap();
+    assert_eq!(response.embeddings.len(), 2);
+    assert_eq!(response.embeddings[0][0], 0.0023064255);
+    assert_eq!(response.embeddings[1][0], -0.010751318);
+    assert_eq!(response.model, "text-embedding-3-small");
+    assert_eq!(response.usage.map(|usage| usage.prompt_tokens), Some(16));
+    let request = only_request(&server).await;
+    assert_bearer(&request);
+    insta::assert_json_snapshot!("embeddings_request", snapshot_of(&request), {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
+#[tokio::test]
+async fn embeddings_of_one_text_use_the_configured_model() {
+    let body = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2]}],"model":"text-embedding-3-large","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+    let server = server_with("embeddings", json_response(200, body)).await;
+    let provider = provider(
+        config(&base(&server)).with_option("embedding_model", json!("text-embedding-3-large")),
+    );
+    let response = provider.get_embeddings("Sample text".into()).await.unwrap();
+    assert_eq!(response.embeddings, vec![vec![0.1, 0.2]]);
+    let body: Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
+    assert_eq!(body["model"], "text-embedding-3-large");
+    assert_eq!(body["input"], json!(["Sample text"]));
+}
+
+#[tokio::test]
+async fn moderation_reports_concerns_and_the_highest_score_as_rating() {
+    let server = server_with(
+        "moderations",
+        json_response(200, fixtures::OPENAI_MODERATION),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let verdict = provider
+        .moderate_content("...text to classify goes here...")
+        .await
+        .unwrap();
+    assert!(!verdict.safe);
+    assert_eq!(
+        verdict.concerns,
+        [
+            "harassment",
+            "harassment/threatening",
+            "violence",
+            "violence/graphic"
+        ]
+    );
+    assert_eq!(verdict.rating, 0.9999992735124786);
+    assert_eq!(verdict.category_scores.len(), 13);
+    assert_eq!(verdict.model.as_deref(), Some("omni-moderation-latest"));
+    let request = only_request(&server).await;
+    assert_bearer(&request);
+    insta::assert_json_snapshot!("moderation_request", snapshot_of(&request), {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
+#[tokio::test]
+async fn availability_distinguishes_missing_rejected_and_unreachable() {
+    let server = server_with("models", json_response(200, fixtures::OPENAI_MODELS)).await;
+    assert_eq!(
+        provider(config(&base(&server))).check_availability().await,
+        Availability::Available
+    );
+
+    let server = server_with(
+        "models",
+        json_response(401, fixtures::OPENAI_INVALID_API_KEY),
+    )
+    .await;
+    let availability = provider(config(&base(&server))).check_availability().await;
+    assert!(
+        matches!(availability.reason(), Some(UnavailableReason::AuthenticationFailed { message }) if message.contains("Incorrect API key")),
+        "{availability:?}"
+    );
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let url = format!("http://{closed}/v1");
+    let availability = provider(config(&url)).check_availability().await;
+    assert!(
+        matches!(availability.reason(), Some(UnavailableReason::Unreachable { url: reported, .. }) if *reported == url),
+        "{availability:?}"
+    );
+    assert_no_key(&format!("{availability:?} {availability}"));
+
+    let server = MockServer::start().await;
+    let keyless = ProviderConfig::new("openai").with_base_url(base(&server));
+    let provider = provider(keyless);
+    assert_eq!(
+        provider.check_availability().await,
+        Availability::unavailable(UnavailableReason::MissingApiKey {
+            env_var: Some("OPENAI_API_KEY".into())
+        })
+    );
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(error.message().contains("OPENAI_API_KEY"), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_keyless_local_server_gets_no_authorization_header() {
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    Mock::given(path("/v1/models"))
+        .respond_with(json_response(200, fixtures::OPENAI_MODELS))
+        .mount(&server)
+        .await;
+    let provider = provider(
+        ProviderConfig::new("local")
+            .with_type("openai")
+            .with_base_url(base(&server))
+            .with_default_model("llama3.2")
+            .with_option("require_api_key", json!(false))
+            .with_option("max_tokens_field", json!("max_tokens")),
+    );
+    assert!(provider.check_availability().await.is_available());
+    provider
+        .query("hi", GenerationOptions::default().max_tokens(5))
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let chat = requests
+        .iter()
+        .find(|r| r.url.path().ends_with("/chat/completions"))
+        .unwrap();
+    assert!(chat.headers.get("authorization").is_none());
+    let body: Value = serde_json::from_slice(&chat.body).unwrap();
+    assert_eq!(
+        (body["model"].as_str(), body["max_tokens"].as_u64()),
+        (Some("llama3.2"), Some(5))
+    );
+}
+
+#[tokio::test]
+async fn base_url_comes_from_config_then_openai_base_url_then_the_default() {
+    let server = server_with("models", json_response(200, fixtures::OPENAI_MODELS)).await;
+    let environment = fazztv_core::Environment::from_vars([
+        ("OPENAI_BASE_URL", base(&server)),
+        ("OPENAI_API_KEY", SENTINEL_KEY.to_owned()),
+    ]);
+    let from_env =
+        OpenAiProvider::with_environment(ProviderConfig::new("openai"), &environment).unwrap();
+    assert_eq!(from_env.base_url(), base(&server));
+    assert_eq!(from_env.list_models().await.unwrap().len(), 3);
+    assert_bearer(&only_request(&server).await);
+
+    let configured = OpenAiProvider::with_environment(
+        ProviderConfig::new("openai").with_base_url("http://127.0.0.1:9/v1/"),
+        &environment,
+    )
+    .unwrap();
+    assert_eq!(configured.base_url(), "http://127.0.0.1:9/v1");
+    let default =
+        OpenAiProvider::with_environment(ProviderConfig::new("openai"), &no_env()).unwrap();
+    assert_eq!(default.base_url(), "https://api.openai.com/v1");
+    assert_eq!(default.default_model(), "gpt-4o-mini");
+
+    for bad in [
+        "ftp://example.com/v1",
+        "https://user:pass@example.com/v1",
+        "not a url",
+    ] {
+        let error = OpenAiProvider::with_environment(config(bad), &no_env()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Configuration, "{bad}");
+        assert!(!error.message().contains("pass@"), "{error}");
+    }
+    let error = OpenAiProvider::with_environment(
+        config("http://127.0.0.1/v1").with_option("organisation", json!("typo")),
+        &no_env(),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(error.message().contains("organisation"), "{error}");
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_debug_output() {
+    let server = server_with(
+        "chat/completions",
+        json_response(401, fixtures::OPENAI_INVALID_API_KEY),
+    )
+    .await;
+    let config = config(&base(&server)).with_option("organization", json!("org-1"));
+    let provider = provider(config.clone());
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
+    let unreachable = crate::provider(crate::config("http://127.0.0.1:9/v1"))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(unreachable.kind(), ErrorKind::Network);
+    assert_no_key(&format!("{unreachable:?} {unreachable}"));
+}
+
+fn registration() -> &'static ProviderRegistration {
+    ProviderRegistration::linked()
+        .find(|registration| registration.provider_type == "openai")
+        .expect("the openai provider is registered")
+}
+
+#[tokio::test]
+async fn the_registration_builds_a_working_provider_from_configuration() {
+    let registration = registration();
+    assert_eq!(registration.default_api_key_env, Some("OPENAI_API_KEY"));
+    assert_eq!(registration.cargo_feature, Some("openai"));
+    assert_eq!(registration.crate_name, "fazztv-provider-openai");
+
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    let mut entry = (registration.example_config)();
+    entry["base_url"] = json!(base(&server));
+    let config: ProviderConfig = serde_json::from_value(entry).unwrap();
+    let context = ProviderContext::new(fazztv_core::Environment::from_vars([(
+        "OPENAI_API_KEY",
+        SENTINEL_KEY,
+    )]));
+    let provider = registration.build(&config, &context).unwrap();
+    assert_eq!(provider.name(), "openai");
+    let response = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(response.content, "Hello! How can I assist you today?");
+    assert_bearer(&only_request(&server).await);
+
+    let bad = config.clone().with_option("embeding_model", json!("typo"));
+    let error = registration.build(&bad, &context).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(error.message().contains("embeding_model"), "{error}");
+}
+
+#[test]
+fn the_options_schema_is_stable() {
+    insta::assert_json_snapshot!("options_schema", (registration().options_schema)());
+}

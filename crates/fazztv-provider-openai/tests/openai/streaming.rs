@@ -1,0 +1,222 @@
+//! SSE streaming against the testkit server: real transcripts, re-chunked, slow, cut.
+
+use std::time::{Duration, Instant};
+
+use fazztv_core::{
+    ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
+};
+use fazztv_testkit::{Bytes, ScriptedResponse, ScriptedServer, fixtures, split_at};
+use futures::StreamExt;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::{SENTINEL_KEY, assert_no_key, config, drain, provider};
+
+fn sse(chunks: impl IntoIterator<Item = impl Into<Bytes>>) -> ScriptedResponse {
+    ScriptedResponse::new(200)
+        .header("content-type", "text/event-stream; charset=utf-8")
+        .header("x-request-id", "req_stream")
+        .chunks(chunks)
+}
+
+fn base(server: &ScriptedServer) -> String {
+    format!("{}/v1", server.base_url())
+}
+
+fn request() -> ChatRequest {
+    ChatRequest::from_prompt("Say hello").with_options(GenerationOptions::with_model("gpt-4o"))
+}
+
+fn expected_text_stream() -> Vec<ChatChunk> {
+    let model = "gpt-4o-2024-08-06";
+    vec![
+        ChatChunk::delta("I'm").with_model(model),
+        ChatChunk::delta(" unable").with_model(model),
+        ChatChunk::delta(" to help.").with_model(model),
+        ChatChunk::finish(FinishReason::Stop, Some(Usage::new(14, 30))).with_model(model),
+    ]
+}
+
+async fn stream_from(
+    response: ScriptedResponse,
+) -> (Vec<ChatChunk>, Option<fazztv_core::Error>, ScriptedServer) {
+    let server = ScriptedServer::start([response]).await;
+    let provider = provider(config(&base(&server)));
+    let (chunks, error) = match provider.chat_stream(request()).await {
+        Ok(stream) => drain(stream).await,
+        Err(error) => (Vec::new(), Some(error)),
+    };
+    (chunks, error, server)
+}
+
+#[tokio::test]
+async fn the_recorded_text_stream_yields_content_then_one_final_chunk() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let (chunks, error, server) = stream_from(sse(split_at(body, &[100, 700, 1200]))).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(chunks, expected_text_stream());
+
+    let request = &server.requests()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/v1/chat/completions")
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {SENTINEL_KEY}").as_str())
+    );
+    let mut headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "host" | "user-agent"))
+        .cloned()
+        .collect();
+    headers.sort();
+    let snapshot = json!({
+        "headers": headers.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "body": serde_json::from_slice::<Value>(&request.body).unwrap(),
+    });
+    insta::assert_json_snapshot!("stream_request", snapshot, {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
+#[tokio::test]
+async fn the_recorded_tool_call_stream_ends_with_tool_calls_and_usage() {
+    let body = fixtures::OPENAI_TOOL_CALL_STREAM.as_bytes();
+    let (chunks, error, _server) = stream_from(sse(split_at(body, &[333]))).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(
+        chunks,
+        vec![
+            ChatChunk::finish(FinishReason::ToolCalls, Some(Usage::new(44, 16)))
+                .with_model("gpt-4o-2024-08-06")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn chunks_reach_the_caller_before_the_rest_of_the_stream_is_sent() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let second_content = fixtures::OPENAI_TEXT_STREAM.find("\n\ndata: ").unwrap() + 2;
+    let third = second_content
+        + fixtures::OPENAI_TEXT_STREAM[second_content..]
+            .find("\n\ndata: ")
+            .unwrap()
+        + 2;
+    let pieces = split_at(body, &[third]);
+    let response = sse(pieces).delay_before(1, Duration::from_millis(400));
+    let server = ScriptedServer::start([response]).await;
+    let provider = provider(config(&base(&server)));
+    let started = Instant::now();
+    let mut stream = provider.chat_stream(request()).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.delta, "I'm");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "first chunk was held back"
+    );
+    let (rest, error) = drain(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(rest.len(), 3);
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_stream_is_interrupted_after_the_delivered_chunks() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let events: Vec<usize> = fixtures::OPENAI_TEXT_STREAM
+        .match_indices("\n\n")
+        .map(|(i, _)| i + 2)
+        .collect();
+    // Three events (role preamble, "I'm", " unable") arrive, then the connection drops.
+    let response = sse(split_at(body, &events)).cut_after(3);
+    let (chunks, error, server) = stream_from(response).await;
+    assert_eq!(chunks, expected_text_stream()[..2].to_vec());
+    let error = error.expect("a cut stream must fail");
+    assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(error.request_id(), Some("req_stream"));
+    assert_eq!(error.provider(), Some("openai"));
+    assert_no_key(&format!("{error:?} {error}"));
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_clean_eof_without_done_is_interrupted_never_success() {
+    let body = fixtures::OPENAI_TEXT_STREAM.replace("data: [DONE]\n\n", "");
+    let (chunks, error, _server) = stream_from(sse(split_at(body.as_bytes(), &[50]))).await;
+    assert_eq!(chunks, expected_text_stream()[..3].to_vec());
+    assert_eq!(error.unwrap().kind(), ErrorKind::StreamInterrupted);
+}
+
+#[tokio::test]
+async fn in_band_errors_are_typed_before_content_and_interrupt_after() {
+    let error_event = "data: {\"error\":{\"message\":\"You exceeded your current quota\",\"type\":\"insufficient_quota\",\"param\":null,\"code\":\"insufficient_quota\"}}\n\n";
+    let (chunks, error, _server) = stream_from(sse([error_event])).await;
+    assert!(chunks.is_empty());
+    let error = error.unwrap();
+    assert_eq!(error.kind(), ErrorKind::QuotaExhausted);
+    assert_eq!(error.request_id(), Some("req_stream"));
+
+    let first = fixtures::OPENAI_TEXT_STREAM
+        .split("\n\n")
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n\n")
+        + "\n\n";
+    let body = format!("{first}{error_event}");
+    let (chunks, error, _server) = stream_from(sse(split_at(body.as_bytes(), &[17]))).await;
+    assert_eq!(chunks, expected_text_stream()[..1].to_vec());
+    let error = error.unwrap();
+    assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+    assert!(
+        error.message().contains("exceeded your current quota"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn non_stream_bodies_and_error_statuses_fail_before_any_chunk() {
+    let html = ScriptedResponse::with_body(200, "<html><body>Sign in to the Wi-Fi</body></html>")
+        .header("content-type", "text/html");
+    let (chunks, error, _server) = stream_from(html).await;
+    assert!(chunks.is_empty());
+    let error = error.unwrap();
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert!(error.message().contains("Sign in to the Wi-Fi"), "{error}");
+
+    let failure = ScriptedResponse::with_body(
+        500,
+        r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#,
+    )
+    .header("content-type", "application/json")
+    .header("x-request-id", "req_500");
+    let (_, error, server) = stream_from(failure).await;
+    let error = error.unwrap();
+    assert_eq!(
+        (error.kind(), error.status(), error.request_id()),
+        (ErrorKind::ServerError, Some(500), Some("req_500"))
+    );
+    assert_eq!(server.hits(), 1, "no retries inside the client");
+
+    let garbage = sse(["data: {\"choices\": [oops\n\n"]);
+    let (_, error, _server) = stream_from(garbage).await;
+    assert_eq!(error.unwrap().kind(), ErrorKind::Protocol);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_chunking_of_the_transcript_gives_the_same_stream(
+        points in proptest::collection::vec(0..fixtures::OPENAI_TEXT_STREAM.len(), 0..30)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (chunks, error, _server) = runtime.block_on(stream_from(sse(split_at(
+            fixtures::OPENAI_TEXT_STREAM.as_bytes(),
+            &points,
+        ))));
+        prop_assert!(error.is_none(), "{:?}", error);
+        prop_assert_eq!(chunks, expected_text_stream());
+    }
+}
