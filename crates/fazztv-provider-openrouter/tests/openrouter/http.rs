@@ -1,0 +1,494 @@
+//! Request/response endpoints against wiremock.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use fazztv_core::{
+    Availability, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason, GenerationOptions,
+    ModelCapability, ModelPricing, Provider, ProviderConfig, ProviderContext, ProviderRegistration,
+    UnavailableReason, Usage,
+};
+use fazztv_provider_openrouter::OpenRouterProvider;
+use fazztv_testkit::fixtures;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
+
+async fn server_with(route: &str, response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path(format!("/api/v1/{route}")))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn json_response(status: u16, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_raw(body.as_bytes().to_vec(), "application/json")
+        .insert_header("x-generation-id", "gen-1755600000-hdr")
+}
+
+fn base(server: &MockServer) -> String {
+    format!("{}/api/v1", server.uri())
+}
+
+async fn only_request(server: &MockServer) -> Request {
+    let mut requests = server.received_requests().await.expect("recording is on");
+    assert_eq!(requests.len(), 1, "exactly one request, no retries");
+    requests.remove(0)
+}
+
+fn snapshot_of(request: &Request) -> Value {
+    let headers: BTreeMap<String, String> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "host" | "user-agent"))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    json!({
+        "method": request.method.to_string(),
+        "path": request.url.path(),
+        "headers": headers,
+        "body": serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null),
+    })
+}
+
+fn assert_bearer(request: &Request) {
+    assert_eq!(
+        request
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        format!("Bearer {SENTINEL_KEY}")
+    );
+}
+
+fn attributed(base_url: &str) -> ProviderConfig {
+    config(base_url)
+        .with_option("http_referer", json!("https://example.com"))
+        .with_option("x_title", json!("Example App"))
+        .with_option(
+            "provider",
+            json!({"order": ["anthropic", "amazon-bedrock"], "data_collection": "deny"}),
+        )
+}
+
+#[tokio::test]
+async fn chat_sends_attribution_and_routing_and_decodes_the_completion() {
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENROUTER_CHAT_COMPLETION),
+    )
+    .await;
+    let provider = provider(attributed(&base(&server)));
+    let request = ChatRequest::from_prompt("What is the meaning of life?").with_options(
+        GenerationOptions::with_model("openai/gpt-4o")
+            .temperature(0.7)
+            .max_tokens(512),
+    );
+    let response = provider.chat(request).await.unwrap();
+    assert_eq!(response.content, "Hello there!");
+    assert_eq!(response.model, "openai/gpt-4o");
+    assert_eq!(response.provider, "openrouter");
+    assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(response.usage, Some(Usage::new(10, 4)));
+    assert_eq!(response.request_id.as_deref(), Some("gen-1755600000-hdr"));
+
+    let request = only_request(&server).await;
+    assert_bearer(&request);
+    insta::assert_json_snapshot!("chat_request", snapshot_of(&request), {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
+#[tokio::test]
+async fn the_default_model_is_used_and_a_request_can_bring_its_own_routing() {
+    let body = fixtures::OPENROUTER_CHAT_COMPLETION;
+    let server = server_with(
+        "chat/completions",
+        ResponseTemplate::new(200).set_body_raw(body, "application/json"),
+    )
+    .await;
+    let provider = provider(attributed(&base(&server)));
+    assert_eq!(provider.default_model(), "openai/gpt-4o-mini");
+    let options = GenerationOptions::default().extra("provider", json!({"sort": "price"}));
+    let response = provider.query("hi", options).await.unwrap();
+    assert_eq!(
+        response.request_id.as_deref(),
+        Some("gen-1755600000-AbCdEfGhIjKlMnOpQrSt"),
+        "the body id when no header carries one"
+    );
+    let body: Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
+    assert_eq!(body["model"], "openai/gpt-4o-mini");
+    assert_eq!(body["provider"], json!({"sort": "price"}));
+}
+
+#[tokio::test]
+async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id() {
+    let cases: &[(u16, &str, ErrorKind, &str)] = &[
+        (
+            400,
+            fixtures::OPENROUTER_PROVIDER_ERROR,
+            ErrorKind::InvalidRequest,
+            "Provider returned error",
+        ),
+        (
+            400,
+            r#"{"error":{"code":400,"message":"This endpoint's maximum context length is 131072 tokens. However, you requested about 200000 tokens.","metadata":{"error_type":"context_length_exceeded"}}}"#,
+            ErrorKind::ContextLengthExceeded,
+            "maximum context length",
+        ),
+        (
+            400,
+            r#"{"error":{"message":"acme/fake-1.0 is not a valid model ID","error_type":"invalid_request","http_status":400,"availability":{"code":"model_not_found","retryable":false,"requested_models":["acme/fake-1.0"]}}}"#,
+            ErrorKind::ModelNotFound,
+            "not a valid model ID",
+        ),
+        (
+            401,
+            r#"{"error":{"code":401,"message":"Missing Authentication header"}}"#,
+            ErrorKind::Authentication,
+            "Missing Authentication header",
+        ),
+        (
+            402,
+            fixtures::OPENROUTER_INSUFFICIENT_CREDITS,
+            ErrorKind::QuotaExhausted,
+            "Insufficient credits",
+        ),
+        (
+            403,
+            r#"{"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["ignore all previous instructions"]}}}"#,
+            ErrorKind::PermissionDenied,
+            "Request blocked",
+        ),
+        (
+            403,
+            r#"{"error":{"code":403,"message":"Input was flagged by moderation","metadata":{"reasons":["violence"],"flagged_input":"...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}"#,
+            ErrorKind::ContentFiltered,
+            "flagged by moderation",
+        ),
+        (
+            404,
+            r#"{"error":{"code":404,"message":"No endpoints found for acme/model."}}"#,
+            ErrorKind::ModelNotFound,
+            "No endpoints found",
+        ),
+        (
+            408,
+            r#"{"error":{"code":408,"message":"Request timed out"}}"#,
+            ErrorKind::Timeout,
+            "Request timed out",
+        ),
+        (
+            429,
+            fixtures::OPENROUTER_RATE_LIMITED,
+            ErrorKind::RateLimited,
+            "Rate limit exceeded",
+        ),
+        (
+            429,
+            fixtures::OPENROUTER_CAPACITY_EXHAUSTED,
+            ErrorKind::RateLimited,
+            "at capacity",
+        ),
+        (
+            429,
+            r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","metadata":{"provider_name":"OpenAI","is_byok":true}}}"#,
+            ErrorKind::QuotaExhausted,
+            "exceeded your current quota",
+        ),
+        (
+            500,
+            r#"{"error":{"code":500,"message":"Internal Server Error"}}"#,
+            ErrorKind::ServerError,
+            "Internal Server Error",
+        ),
+        (
+            502,
+            r#"{"error":{"code":502,"message":"Provider returned error"}}"#,
+            ErrorKind::ServerError,
+            "Provider returned error",
+        ),
+        (
+            503,
+            r#"{"error":{"code":503,"message":"No available provider meets your routing requirements"}}"#,
+            ErrorKind::Overloaded,
+            "routing requirements",
+        ),
+        (
+            524,
+            r#"{"error":{"code":524,"message":"Request timed out. Please try again later."}}"#,
+            ErrorKind::ServerError,
+            "try again later",
+        ),
+        (
+            529,
+            r#"{"error":{"code":529,"message":"Provider returned error"}}"#,
+            ErrorKind::Overloaded,
+            "Provider returned error",
+        ),
+    ];
+    let server = MockServer::start().await;
+    let provider = provider(config(&base(&server)));
+    for (status, body, kind, message) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path("/api/v1/chat/completions"))
+            .respond_with(json_response(*status, body))
+            .mount(&server)
+            .await;
+        let error = provider
+            .query("hi", GenerationOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), *kind, "HTTP {status}: {error}");
+        assert_eq!(error.status(), Some(*status));
+        assert_eq!(error.request_id(), Some("gen-1755600000-hdr"));
+        assert_eq!(error.provider(), Some("openrouter"));
+        assert!(
+            error.message().contains(message),
+            "HTTP {status}: {}",
+            error.message()
+        );
+        assert_no_key(&format!("{error:?} {error}"));
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "no retries on {status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
+    let server = server_with(
+        "chat/completions",
+        json_response(429, fixtures::OPENROUTER_RATE_LIMITED).insert_header("retry-after", "40"),
+    )
+    .await;
+    let error = provider(config(&base(&server)))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(40)));
+
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+    let server = server_with(
+        "chat/completions",
+        json_response(503, r#"{"error":{"code":503,"message":"busy"}}"#)
+            .insert_header("retry-after", date.as_str()),
+    )
+    .await;
+    let error = provider(config(&base(&server)))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    let wait = error.retry_after().expect("an HTTP-date hint");
+    assert!(
+        wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+        "{wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
+    let server = server_with("chat/completions", json_response(500, "{}")).await;
+    let error = provider(config(&base(&server)))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ServerError);
+    only_request(&server).await;
+
+    let html =
+        "<!DOCTYPE html><html><body><h1>Please sign in to the captive portal</h1></body></html>";
+    let server = server_with(
+        "chat/completions",
+        ResponseTemplate::new(200).set_body_raw(html, "text/html"),
+    )
+    .await;
+    let error = provider(config(&base(&server)))
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert!(
+        error.message().contains("captive portal"),
+        "{}",
+        error.message()
+    );
+}
+
+#[tokio::test]
+async fn models_carry_prices_context_capabilities_and_free_flags_even_without_a_key() {
+    let server = server_with("models", json_response(200, fixtures::OPENROUTER_MODELS)).await;
+    let keyless = ProviderConfig::new("openrouter").with_base_url(base(&server));
+    let models = provider(keyless).list_models().await.unwrap();
+    assert_eq!(models.len(), 2);
+    let llama = &models[0];
+    assert_eq!(llama.id, "meta-llama/llama-3.3-70b-instruct:free");
+    assert_eq!(llama.name, "Meta: Llama 3.3 70B Instruct (free)");
+    assert!(llama.free);
+    assert_eq!(llama.pricing, Some(ModelPricing::per_token(0.0, 0.0)));
+    assert_eq!(llama.context_length, Some(131_072));
+    let gpt4 = &models[1];
+    assert_eq!(gpt4.id, "openai/gpt-4");
+    assert!(!gpt4.free);
+    assert_eq!(
+        gpt4.pricing,
+        Some(ModelPricing::per_token(0.00003, 0.00006))
+    );
+    assert_eq!(gpt4.context_length, Some(8192));
+    assert!(gpt4.supports(ModelCapability::Chat));
+    assert!(!gpt4.supports(ModelCapability::ImageGeneration));
+    assert_eq!(gpt4.provider, "openrouter");
+    let request = only_request(&server).await;
+    assert_eq!(request.method.as_str(), "GET");
+    assert!(request.headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn availability_uses_the_key_endpoint() {
+    let server = server_with("key", json_response(200, fixtures::OPENROUTER_KEY)).await;
+    assert_eq!(
+        provider(config(&base(&server))).check_availability().await,
+        Availability::Available
+    );
+    assert_bearer(&only_request(&server).await);
+
+    let rejected = r#"{"error":{"code":401,"message":"User not found."}}"#;
+    let server = server_with("key", json_response(401, rejected)).await;
+    let availability = provider(config(&base(&server))).check_availability().await;
+    assert_eq!(
+        availability,
+        Availability::unavailable(UnavailableReason::AuthenticationFailed {
+            message: "User not found.".into()
+        })
+    );
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let availability = provider(config(&format!("http://{closed}/api/v1")))
+        .check_availability()
+        .await;
+    assert!(
+        matches!(
+            availability.reason(),
+            Some(UnavailableReason::Unreachable { .. })
+        ),
+        "{availability:?}"
+    );
+
+    let server = MockServer::start().await;
+    let keyless = provider(ProviderConfig::new("openrouter").with_base_url(base(&server)));
+    assert_eq!(
+        keyless.check_availability().await,
+        Availability::unavailable(UnavailableReason::MissingApiKey {
+            env_var: Some("OPENROUTER_API_KEY".into())
+        })
+    );
+    let error = keyless
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(error.message().contains("OPENROUTER_API_KEY"), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn embeddings_use_the_openrouter_default_model_and_moderation_is_unsupported() {
+    let server = server_with(
+        "embeddings",
+        json_response(200, fixtures::OPENAI_EMBEDDINGS),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let response = provider
+        .get_embeddings(EmbeddingRequest::batch(["a", "b"]))
+        .await
+        .unwrap();
+    assert_eq!(response.embeddings.len(), 2);
+    let body: Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
+    assert_eq!(
+        body,
+        json!({"model": "openai/text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float"})
+    );
+    let error = provider.moderate_content("text").await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_debug_output() {
+    let server = server_with(
+        "chat/completions",
+        json_response(402, fixtures::OPENROUTER_INSUFFICIENT_CREDITS),
+    )
+    .await;
+    let config = attributed(&base(&server));
+    let provider = provider(config.clone());
+    let error = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap_err();
+    assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
+}
+
+fn registration() -> &'static ProviderRegistration {
+    ProviderRegistration::linked()
+        .find(|registration| registration.provider_type == "openrouter")
+        .expect("the openrouter provider is registered")
+}
+
+#[tokio::test]
+async fn the_registration_builds_a_working_provider_from_configuration() {
+    let registration = registration();
+    assert_eq!(registration.default_api_key_env, Some("OPENROUTER_API_KEY"));
+    assert_eq!(registration.cargo_feature, Some("openrouter"));
+    assert_eq!(registration.crate_name, "fazztv-provider-openrouter");
+
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENROUTER_CHAT_COMPLETION),
+    )
+    .await;
+    let mut entry = (registration.example_config)();
+    entry["base_url"] = json!(base(&server));
+    let config: ProviderConfig = serde_json::from_value(entry).unwrap();
+    let context = ProviderContext::new(fazztv_core::Environment::from_vars([(
+        "OPENROUTER_API_KEY",
+        SENTINEL_KEY,
+    )]));
+    let provider = registration.build(&config, &context).unwrap();
+    assert_eq!(provider.name(), "openrouter");
+    let response = provider
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(response.content, "Hello there!");
+    let request = only_request(&server).await;
+    assert_bearer(&request);
+    assert_eq!(request.headers.get("x-title").unwrap(), "Example App");
+
+    let bad = config.clone().with_option("x-title", json!("typo"));
+    let error = registration.build(&bad, &context).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Configuration);
+    assert!(error.message().contains("x-title"), "{error}");
+}
+
+#[test]
+fn the_default_endpoint_and_options_schema_are_stable() {
+    let default =
+        OpenRouterProvider::with_environment(ProviderConfig::new("openrouter"), &no_env()).unwrap();
+    assert_eq!(default.base_url(), "https://openrouter.ai/api/v1");
+    insta::assert_json_snapshot!("options_schema", (registration().options_schema)());
+}

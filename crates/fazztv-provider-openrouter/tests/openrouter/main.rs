@@ -1,0 +1,56 @@
+//! The OpenRouter provider against loopback servers speaking the wire format of
+//! `shared/specs/openrouter.md`: wiremock for request/response, the testkit server for streams.
+
+mod http;
+mod streaming;
+
+use fazztv_core::{ChatChunk, ChatStream, Environment, Error, ProviderConfig};
+use fazztv_openai_compat as _;
+use fazztv_provider_openrouter::OpenRouterProvider;
+use futures::StreamExt;
+use schemars as _;
+use serde as _;
+
+/// A key that must never show up in Debug output, errors or snapshots.
+pub const SENTINEL_KEY: &str = "sk-or-v1-SENTINEL-do-not-leak-5e1d";
+
+/// A configuration pointing at `base_url` with the sentinel key.
+pub fn config(base_url: &str) -> ProviderConfig {
+    ProviderConfig::new("openrouter")
+        .with_api_key(SENTINEL_KEY)
+        .with_base_url(base_url)
+}
+
+/// A provider built without reading the process environment.
+pub fn provider(config: ProviderConfig) -> OpenRouterProvider {
+    OpenRouterProvider::with_environment(config, &no_env()).expect("valid configuration")
+}
+
+pub fn no_env() -> Environment {
+    Environment::from_vars::<&str, &str>([])
+}
+
+/// Drains a stream into its chunks and the error that ended it, if any; checks nothing follows
+/// an error.
+pub async fn drain(mut stream: ChatStream) -> (Vec<ChatChunk>, Option<Error>) {
+    let mut chunks = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => chunks.push(chunk),
+            Err(error) => {
+                assert!(stream.next().await.is_none(), "items after an error");
+                return (chunks, Some(error));
+            }
+        }
+    }
+    (chunks, None)
+}
+
+/// Asserts the sentinel key appears nowhere in `text`.
+pub fn assert_no_key(text: &str) {
+    assert!(!text.contains(SENTINEL_KEY), "the API key leaked: {text}");
+    assert!(
+        !text.contains("do-not-leak"),
+        "part of the API key leaked: {text}"
+    );
+}
