@@ -1,0 +1,206 @@
+//! What every command shares: output settings, the configuration and the manager built from it.
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fazztv::{
+    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, Provider, ProviderManager,
+    QueryOptions, UsageStats,
+};
+
+use crate::cli::Global;
+use crate::error::CliError;
+use crate::ui::{ACCENT, DIM, Ui, WARN};
+
+/// The offline example shipped with the repository, suggested when nothing is configured.
+pub const OFFLINE_EXAMPLE: &str = "examples/providers.offline.json";
+
+/// Shared state of one invocation.
+#[derive(Debug)]
+pub struct App {
+    pub ui: Ui,
+    config: Option<PathBuf>,
+    manager: OnceCell<(ProviderManager, ConfigOrigin)>,
+}
+
+impl App {
+    /// The context for the global flags.
+    pub fn new(global: &Global) -> Self {
+        Self {
+            ui: Ui::detect(global.json, global.verbose),
+            config: global.config.clone(),
+            manager: OnceCell::new(),
+        }
+    }
+
+    /// Finds the configuration as documented: `--config`, `$FAZZTV_CONFIG`,
+    /// `./providers.json`, the built-in default.
+    pub fn loader(&self) -> ConfigLoader {
+        match &self.config {
+            Some(path) => ConfigLoader::new().path(path),
+            None => ConfigLoader::new(),
+        }
+    }
+
+    /// The manager, loaded on first use.
+    pub fn manager(&self) -> Result<&ProviderManager, CliError> {
+        if let Some((manager, _)) = self.manager.get() {
+            return Ok(manager);
+        }
+        let loader = self.loader();
+        // Located separately only to name the origin in messages; loading reads it again.
+        let (origin, _) = loader.locate()?;
+        let manager = ProviderManager::load(&loader)?;
+        self.ui.verbose(&format!("config: {origin}"));
+        for entry in manager.registry().entries() {
+            let state = if entry.config().enabled {
+                ""
+            } else {
+                " (disabled)"
+            };
+            self.ui.verbose(&format!(
+                "provider: {} (type {}, priority {}, weight {}){state}",
+                entry.name(),
+                entry.provider_type(),
+                entry.config().priority,
+                entry.config().weight,
+            ));
+        }
+        let settings = manager.settings();
+        self.ui.verbose(&format!(
+            "routing: fallback {}, load balancing {}",
+            on_off(settings.fallback_enabled),
+            on_off(settings.load_balancing)
+        ));
+        Ok(&self.manager.get_or_init(|| (manager, origin)).0)
+    }
+
+    /// Where the loaded configuration came from.
+    pub fn origin(&self) -> Option<&ConfigOrigin> {
+        self.manager.get().map(|(_, origin)| origin)
+    }
+
+    /// The statistics of the manager, or zeros when none was loaded.
+    pub fn stats(&self) -> UsageStats {
+        self.manager
+            .get()
+            .map(|(manager, _)| manager.get_usage_stats())
+            .unwrap_or_default()
+    }
+
+    /// The provider named `name`, or a usage error listing the configured ones.
+    pub fn provider(&self, name: &str) -> Result<Arc<dyn Provider>, CliError> {
+        let manager = self.manager()?;
+        manager.get_provider(name).ok_or_else(|| {
+            CliError::usage(format!(
+                "unknown provider `{name}`; configured providers: {}",
+                manager.registry().provider_names().join(", ")
+            ))
+            .hint("`fazztv providers` lists them")
+        })
+    }
+
+    /// Routing options with an optional preferred provider, checked against the configuration
+    /// so that a typo is a usage error before anything is sent.
+    pub fn route(&self, provider: Option<&str>) -> Result<QueryOptions, CliError> {
+        let mut options = QueryOptions::new();
+        if let Some(name) = provider {
+            self.provider(name)?;
+            options = options.preferred_provider(name);
+        }
+        Ok(options)
+    }
+
+    /// Turns a failed request into an error that says what would help: for each provider tried
+    /// that is unavailable, why (which variable to set, which URL is down), and the offline
+    /// example when no configuration file was found.
+    pub async fn request_failed(&self, error: fazztv::Error) -> CliError {
+        let mut failure = CliError::request(error);
+        let CliError::Request { error, .. } = &failure else {
+            return failure;
+        };
+        let tried: Vec<String> = error
+            .attempts()
+            .iter()
+            .map(|attempt| attempt.provider.clone())
+            .collect();
+        if let Ok(manager) = self.manager() {
+            for (entry, availability) in manager.check_all_availability().await {
+                if let Some(reason) = availability.reason() {
+                    if tried.iter().any(|name| name == entry.name()) {
+                        failure = failure.hint(format!("{}: {reason}", entry.name()));
+                    }
+                }
+            }
+        }
+        if matches!(self.origin(), Some(ConfigOrigin::BuiltIn)) {
+            failure = failure
+                .hint(
+                    "no configuration file was found (--config, $FAZZTV_CONFIG, ./providers.json), \
+                     so the built-in default was used",
+                )
+                .hint(format!(
+                    "to try fazztv offline, with no keys: fazztv --config {OFFLINE_EXAMPLE} query \"Explain quantum computing\""
+                ));
+        }
+        failure
+    }
+
+    /// Says on stderr who answered, after which failures. Failed attempts are always shown
+    /// (a fallback must never be silent); latencies only with `--verbose`.
+    pub fn report_attempts(&self, attempts: &[fazztv::Attempt]) {
+        let ui = &self.ui;
+        for attempt in attempts {
+            let latency = attempt.latency.as_millis();
+            match &attempt.outcome {
+                AttemptOutcome::Ok => {
+                    let model = attempt.model.as_deref().unwrap_or("default model");
+                    let who = format!("{} ({model})", attempt.provider);
+                    ui.err_line(&format!(
+                        "{} {}{}",
+                        ui.paint_err(DIM, "answered by"),
+                        ui.paint_err(ACCENT, &who),
+                        if ui.verbose {
+                            format!(" in {latency} ms")
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                AttemptOutcome::Failed { kind, message } => {
+                    let mut line = format!("{} failed: {kind}: {message}", attempt.provider);
+                    if ui.verbose {
+                        line.push_str(&format!(" ({latency} ms)"));
+                    }
+                    ui.labelled(WARN, "fallback:", &line);
+                }
+                AttemptOutcome::Skipped { reason } => {
+                    ui.verbose(&format!("skipped {}: {reason}", attempt.provider));
+                }
+                _ => ui.verbose(&attempt.to_string()),
+            }
+        }
+    }
+
+    /// The stderr summary of an answer: its attempts and, with `--verbose`, usage.
+    pub fn report_response(&self, response: &ChatResponse) {
+        self.report_attempts(&response.attempts);
+        self.report_usage(response.usage);
+    }
+
+    /// Token usage on stderr with `--verbose`.
+    pub fn report_usage(&self, usage: Option<fazztv::Usage>) {
+        match usage {
+            Some(usage) => self.ui.verbose(&format!(
+                "usage: {} prompt + {} completion = {} tokens",
+                usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
+            )),
+            None => self.ui.verbose("usage: not reported by the provider"),
+        }
+    }
+}
+
+fn on_off(value: bool) -> &'static str {
+    if value { "on" } else { "off" }
+}

@@ -1,0 +1,250 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use fazztv::ModelCapability;
+
+/// Many AI model providers behind one interface, with fallback.
+#[derive(Debug, Parser)]
+#[command(name = "fazztv", version, about, long_about = None)]
+#[command(
+    after_help = "Configuration is read from --config, else $FAZZTV_CONFIG, else \
+    ./providers.json, else the built-in default.\nTry it offline: fazztv --config \
+    examples/providers.offline.json query \"Explain quantum computing\""
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file (else $FAZZTV_CONFIG, ./providers.json, the built-in default).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print one JSON document on stdout (JSON lines for `batch`).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Show routing decisions and every attempt on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print usage statistics as JSON on stderr at the end.
+    #[arg(long, global = true)]
+    pub stats: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask one prompt, falling back over the configured providers.
+    Query(QueryArgs),
+    /// Answer a conversation from a file, or talk interactively.
+    Chat(ChatArgs),
+    /// Ask several providers the same prompt and show the answers side by side.
+    Compare(CompareArgs),
+    /// Answer one prompt per line of a file, in input order.
+    Batch(BatchArgs),
+    /// List the models the providers offer.
+    Models(ModelsArgs),
+    /// Show the cheapest model with a capability.
+    Cheapest(CheapestArgs),
+    /// Show every configured provider and whether it is available.
+    Providers,
+    /// Embed texts.
+    Embed(EmbedArgs),
+    /// Check whether a text is safe.
+    Moderate(ModerateArgs),
+    /// Manage the models of a local model server (Ollama).
+    Ollama(OllamaArgs),
+    /// Validate a configuration or print its schema.
+    Config(ConfigArgs),
+}
+
+/// Routing and generation flags shared by `query` and `chat`.
+#[derive(Debug, Args)]
+pub struct Generation {
+    /// Try this provider first.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    /// Model to ask the first provider for.
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+
+    /// Try one provider only.
+    #[arg(long)]
+    pub no_fallback: bool,
+
+    /// Sampling temperature.
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+
+    /// Upper bound on generated tokens.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// Print the whole answer at once, even on a terminal.
+    #[arg(long, conflicts_with = "stream")]
+    pub no_stream: bool,
+
+    /// Print tokens as they arrive, even when stdout is not a terminal.
+    #[arg(long)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The prompt; `-` reads it from stdin.
+    pub prompt: String,
+
+    #[command(flatten)]
+    pub generation: Generation,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// A JSON array of {"role", "content"} messages; `-` reads it from stdin. Without it, an
+    /// interactive conversation (one user turn per line when stdin is not a terminal).
+    #[arg(long, value_name = "FILE")]
+    pub messages: Option<PathBuf>,
+
+    /// A system message put before the conversation.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    #[command(flatten)]
+    pub generation: Generation,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The prompt.
+    pub prompt: String,
+
+    /// Providers to ask, comma-separated.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', required = true)]
+    pub providers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// File with one prompt per line; `-` reads stdin. Blank lines are skipped.
+    pub file: PathBuf,
+
+    /// Try this provider first.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    /// Prompts in flight at once (default: the configuration's `batch_concurrency`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Only this provider's models.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    /// Only models with this capability (e.g. chat, embedding, code_generation).
+    #[arg(long, value_name = "CAP")]
+    pub capability: Option<ModelCapability>,
+
+    /// Only models that cost nothing.
+    #[arg(long)]
+    pub free_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheapestArgs {
+    /// The capability the model must have (e.g. chat, embedding, code_generation).
+    #[arg(long, value_name = "CAP")]
+    pub capability: ModelCapability,
+
+    /// Only models that cost nothing.
+    #[arg(long)]
+    pub free_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// The texts to embed; one vector each, in order.
+    #[arg(required = true)]
+    pub texts: Vec<String>,
+
+    /// Try this provider first.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModerateArgs {
+    /// The text to check.
+    pub text: String,
+
+    /// Try this provider first.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OllamaArgs {
+    /// The provider to manage (default: the first configured one that manages local models).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    #[command(subcommand)]
+    pub action: OllamaAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OllamaAction {
+    /// List the local models.
+    List,
+    /// Download a model.
+    Pull {
+        /// The model, e.g. llama3.2 or llama3.2:1b.
+        model: String,
+    },
+    /// Remove a local model.
+    Delete {
+        /// The model.
+        model: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Check a configuration file and list every problem with its JSON pointer.
+    Validate {
+        /// The file (default: the configuration fazztv would use).
+        path: Option<PathBuf>,
+    },
+    /// Print the JSON schema of configuration files for this build's provider types.
+    Schema,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,85 @@
+//! `fazztv config validate|schema`.
+
+use std::path::PathBuf;
+
+use fazztv::{ConfigError, ConfigLoader, ConfigOrigin, Registry};
+use serde_json::json;
+
+use crate::app::App;
+use crate::cli::{ConfigAction, ConfigArgs};
+use crate::error::{CliError, EXIT_USAGE, config_error_json};
+use crate::ui::{BAD, GOOD, out_json};
+
+/// `fazztv config ...`.
+pub fn run(app: &App, args: ConfigArgs) -> Result<(), CliError> {
+    match args.action {
+        ConfigAction::Validate { path } => validate(app, path),
+        ConfigAction::Schema => {
+            out_json(&Registry::discover()?.config_schema())?;
+            Ok(())
+        }
+    }
+}
+
+/// Validates like loading does (schema, then each provider's own checks, without contacting
+/// anything) and lists every violation with its JSON pointer.
+fn validate(app: &App, path: Option<PathBuf>) -> Result<(), CliError> {
+    let ui = &app.ui;
+    let loader = match path {
+        Some(path) => ConfigLoader::new().path(path),
+        None => app.loader(),
+    };
+    let (origin, text) = loader.locate()?;
+    let Some(text) = text else {
+        if ui.json {
+            out_json(&json!({"valid": true, "origin": origin.to_string(), "providers": []}))?;
+        } else {
+            ui.err_line(
+                "no configuration file found (--config, $FAZZTV_CONFIG, ./providers.json): the \
+                 built-in default is used, which is always valid",
+            );
+        }
+        return Ok(());
+    };
+    let mut registry = Registry::discover()?;
+    match registry.load(&text, origin.clone()) {
+        Ok(config) => {
+            let providers: Vec<String> = config
+                .providers
+                .iter()
+                .map(|provider| format!("{} ({})", provider.name, provider.provider_type))
+                .collect();
+            if ui.json {
+                out_json(&json!({
+                    "valid": true,
+                    "origin": origin_path(&origin),
+                    "providers": config.providers.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                ui.err_line(&format!(
+                    "{} {origin} is a valid configuration: {}",
+                    ui.paint_err(GOOD, "ok:"),
+                    providers.join(", ")
+                ));
+            }
+            Ok(())
+        }
+        Err(error @ (ConfigError::Invalid { .. } | ConfigError::Parse { .. })) => {
+            if ui.json {
+                let mut document = config_error_json(&error);
+                document["valid"] = json!(false);
+                document["origin"] = json!(origin_path(&origin));
+                out_json(&document)?;
+            }
+            ui.labelled(BAD, "error:", &error.to_string());
+            Err(CliError::Reported(EXIT_USAGE))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn origin_path(origin: &ConfigOrigin) -> String {
+    origin
+        .path()
+        .map_or_else(|| origin.to_string(), |path| path.display().to_string())
+}

@@ -1,0 +1,174 @@
+//! `fazztv query`, and the answering logic `chat` shares: streamed or whole, always saying
+//! which provider answered.
+
+use std::io::Read;
+
+use fazztv::{ChatMessage, ChatResponse, FinishReason, QueryOptions, Usage};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::cli::{Generation, QueryArgs};
+use crate::error::{CliError, attempts_json};
+use crate::ui::{out, out_json};
+
+/// `fazztv query PROMPT`.
+pub async fn run(app: &App, args: QueryArgs) -> Result<(), CliError> {
+    let prompt = if args.prompt == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|error| {
+                CliError::usage(format!("cannot read the prompt from stdin: {error}"))
+            })?;
+        text.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        args.prompt
+    };
+    if prompt.trim().is_empty() {
+        return Err(CliError::usage("the prompt is empty"));
+    }
+    let options = options(app, &args.generation)?;
+    let answer = answer(
+        app,
+        vec![ChatMessage::user(prompt)],
+        options,
+        &args.generation,
+    )
+    .await?;
+    if app.ui.json {
+        out_json(&answer)?;
+    }
+    Ok(())
+}
+
+/// Routing and generation options from the flags.
+pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliError> {
+    let mut options = app.route(generation.provider.as_deref())?;
+    if let Some(model) = &generation.model {
+        options = options.model(model);
+    }
+    if let Some(temperature) = generation.temperature {
+        options = options.temperature(temperature);
+    }
+    if let Some(max_tokens) = generation.max_tokens {
+        options = options.max_tokens(max_tokens);
+    }
+    if generation.no_fallback {
+        options = options.fallback(false);
+    }
+    Ok(options)
+}
+
+/// An answer as printed by `--json`.
+#[derive(Debug, Serialize)]
+pub struct Answer {
+    /// The provider that answered.
+    pub provider: String,
+    /// The model that answered.
+    pub model: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Why generation stopped.
+    pub finish_reason: Option<FinishReason>,
+    /// Token usage, when reported.
+    pub usage: Option<Usage>,
+    /// The provider's request id.
+    pub request_id: Option<String>,
+    /// Every provider tried, in order.
+    pub attempts: Value,
+}
+
+impl From<ChatResponse> for Answer {
+    fn from(response: ChatResponse) -> Self {
+        Self {
+            attempts: attempts_json(&response.attempts),
+            provider: response.provider,
+            model: Some(response.model),
+            content: response.content,
+            finish_reason: response.finish_reason,
+            usage: response.usage,
+            request_id: response.request_id,
+        }
+    }
+}
+
+/// Answers `messages`. Without `--json` the answer is printed on stdout (streamed as it
+/// arrives on a terminal or with `--stream`) and who answered on stderr; with `--json` nothing
+/// is printed and the caller prints the returned answer.
+pub async fn answer(
+    app: &App,
+    messages: Vec<ChatMessage>,
+    options: QueryOptions,
+    generation: &Generation,
+) -> Result<Answer, CliError> {
+    let ui = &app.ui;
+    let manager = app.manager()?;
+    let stream = !ui.json && !generation.no_stream && (generation.stream || ui.stdout_tty);
+    if !stream {
+        let response = match manager.chat_with_fallback(messages, options).await {
+            Ok(response) => response,
+            Err(error) => return Err(app.request_failed(error).await),
+        };
+        if !ui.json {
+            app.report_response(&response);
+            out(&with_newline(&response.content))?;
+        }
+        return Ok(Answer::from(response));
+    }
+
+    let mut stream = match manager.chat_stream_with_fallback(messages, options).await {
+        Ok(stream) => stream,
+        Err(error) => return Err(app.request_failed(error).await),
+    };
+    // Who answers is known at the commit point, before the first token is shown.
+    app.report_attempts(stream.attempts());
+    let mut answer = Answer {
+        provider: stream.provider().to_owned(),
+        model: stream.model().map(str::to_owned),
+        content: String::new(),
+        finish_reason: None,
+        usage: None,
+        request_id: None,
+        attempts: attempts_json(stream.attempts()),
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => {
+                if !chunk.delta.is_empty() {
+                    out(&chunk.delta)?;
+                    answer.content.push_str(&chunk.delta);
+                }
+                if chunk.is_final() {
+                    answer.finish_reason = chunk.finish_reason;
+                    answer.usage = chunk.usage;
+                }
+            }
+            Err(error) => {
+                if !answer.content.is_empty() {
+                    out("\n")?;
+                }
+                return Err(CliError::request(error).hint(format!(
+                    "the answer above is incomplete: {} stopped after {} characters",
+                    answer.provider,
+                    answer.content.chars().count()
+                )));
+            }
+        }
+    }
+    if !answer.content.ends_with('\n') {
+        out("\n")?;
+    }
+    app.report_usage(answer.usage);
+    Ok(answer)
+}
+
+/// `text` ending with exactly one newline added when it has none.
+fn with_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
+}

@@ -1,0 +1,214 @@
+//! How a command fails: a clear message, hints, and the exit code that scripts rely on.
+
+use std::io;
+use std::process::ExitCode;
+
+use fazztv::{AttemptOutcome, ConfigError, Error, ErrorKind};
+use serde_json::{Value, json};
+
+use crate::ui::{BAD, DIM, Ui};
+
+/// Exit code: the request failed (every provider failed, or the one asked).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad arguments or input files (exit 2).
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hints: Vec<String>,
+    },
+    /// The configuration could not be loaded (exit 2).
+    Config(ConfigError),
+    /// The request failed (exit 1).
+    Request {
+        /// The manager's error, with its attempts.
+        error: Error,
+        /// What would help (missing keys, the offline example).
+        hints: Vec<String>,
+    },
+    /// The command has already reported its failures (batch, compare, config validate); only
+    /// the exit code remains.
+    Reported(u8),
+    /// Writing the output failed.
+    Io(io::Error),
+}
+
+impl CliError {
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::Usage {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Adds a hint to a usage or request error.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        match &mut self {
+            Self::Usage { hints, .. } | Self::Request { hints, .. } => hints.push(hint.into()),
+            Self::Config(_) | Self::Reported(_) | Self::Io(_) => {}
+        }
+        self
+    }
+
+    /// A failed request. A configuration error raised before any provider was tried (unknown
+    /// `--provider`, nothing offers the capability) is a usage error: retrying cannot help.
+    pub fn request(error: Error) -> Self {
+        if error.kind() == ErrorKind::Configuration && error.attempts().is_empty() {
+            Self::usage(error.to_string())
+        } else {
+            Self::Request {
+                error,
+                hints: Vec::new(),
+            }
+        }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Usage { .. } | Self::Config(_) => ExitCode::from(EXIT_USAGE),
+            Self::Request { .. } => ExitCode::from(EXIT_FAILED),
+            Self::Reported(code) => ExitCode::from(*code),
+            // A closed pipe (`fazztv models | head -1`) is the reader's choice, not a failure.
+            Self::Io(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Self::Io(_) => ExitCode::from(EXIT_FAILED),
+        }
+    }
+
+    /// Prints the error on stderr: `error: ...`, indented details, then `hint: ...` lines.
+    /// With `--json`, a failed request is also one JSON document on stdout.
+    pub fn report(&self, ui: &Ui) {
+        if ui.json {
+            if let Some(document) = self.json() {
+                // Stdout may already be closed; stderr still says what happened.
+                let _ = crate::ui::out_json(&json!({ "error": document }));
+            }
+        }
+        match self {
+            Self::Usage { message, hints } => {
+                ui.labelled(BAD, "error:", message);
+                print_hints(ui, hints);
+            }
+            Self::Config(error) => {
+                ui.labelled(BAD, "error:", &error.to_string());
+                if matches!(error, ConfigError::Invalid { .. }) {
+                    print_hints(
+                        ui,
+                        &[
+                            "`fazztv config schema` prints the schema every entry must follow"
+                                .to_owned(),
+                        ],
+                    );
+                }
+            }
+            Self::Request { error, hints } => {
+                ui.labelled(BAD, "error:", &request_message(error));
+                print_hints(ui, hints);
+            }
+            Self::Reported(_) => {}
+            Self::Io(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
+            Self::Io(error) => ui.labelled(BAD, "error:", &format!("cannot write output: {error}")),
+        }
+    }
+}
+
+impl CliError {
+    /// The `error` member of the `--json` document, for errors not reported yet.
+    fn json(&self) -> Option<Value> {
+        match self {
+            Self::Usage { message, hints } => {
+                Some(json!({"kind": "usage", "message": message, "hints": hints}))
+            }
+            Self::Config(error) => Some(config_error_json(error)),
+            Self::Request { error, hints } => {
+                let mut document = error_json(error);
+                document["hints"] = json!(hints);
+                Some(document)
+            }
+            Self::Reported(_) | Self::Io(_) => None,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(error: io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+fn print_hints(ui: &Ui, hints: &[String]) {
+    for hint in hints {
+        ui.labelled(DIM, "hint:", hint);
+    }
+}
+
+/// The error as one line plus, when several providers were tried, one line per attempt.
+pub fn request_message(error: &Error) -> String {
+    if error.kind() == ErrorKind::AllProvidersFailed {
+        // Its message already lists each attempt.
+        error.message().to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+/// An error as JSON: kind, message, provider and the attempts behind it.
+pub fn error_json(error: &Error) -> Value {
+    json!({
+        "kind": error.kind(),
+        "message": error.message(),
+        "provider": error.provider(),
+        "status": error.status(),
+        "request_id": error.request_id(),
+        "attempts": attempts_json(error.attempts()),
+    })
+}
+
+/// A configuration error as JSON, with every violation and its JSON pointer.
+pub fn config_error_json(error: &ConfigError) -> Value {
+    let violations: Vec<Value> = error
+        .violations()
+        .iter()
+        .map(|violation| json!({"pointer": violation.pointer, "message": violation.message}))
+        .collect();
+    json!({"kind": "configuration", "message": error.to_string(), "violations": violations})
+}
+
+/// Attempts as JSON: `provider`, `model`, `outcome` (`ok` or the error kind), `latency_ms`,
+/// and the `message` of a failure.
+pub fn attempts_json(attempts: &[fazztv::Attempt]) -> Value {
+    attempts
+        .iter()
+        .map(|attempt| {
+            let mut value = json!({
+                "provider": attempt.provider,
+                "model": attempt.model,
+                "outcome": attempt.outcome.label(),
+                "latency_ms": u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX),
+            });
+            match &attempt.outcome {
+                AttemptOutcome::Failed { message, .. } => {
+                    value["message"] = json!(message);
+                }
+                AttemptOutcome::Skipped { reason } => {
+                    value["message"] = json!(reason);
+                }
+                _ => {}
+            }
+            value
+        })
+        .collect()
+}

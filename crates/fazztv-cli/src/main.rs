@@ -1,0 +1,61 @@
+//! `fazztv`: many AI model providers behind one command, with fallback.
+//!
+//! Exit codes: 0 success, 1 the request failed, 2 usage or configuration error.
+
+mod app;
+mod cli;
+mod commands;
+mod error;
+mod table;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::app::App;
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
+
+// The integration tests' dependencies, unused by the unit tests.
+#[cfg(test)]
+use {assert_cmd as _, insta as _, tempfile as _};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let app = App::new(&cli.global);
+    let result = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(&app, cli.command)),
+        Err(error) => Err(CliError::Io(error)),
+    };
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error.report(&app.ui);
+            error.exit_code()
+        }
+    };
+    if cli.global.stats {
+        app.ui.err_line(&ui::to_json(&app.stats(), true));
+    }
+    code
+}
+
+async fn run(app: &App, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Query(args) => commands::query::run(app, args).await,
+        Command::Chat(args) => commands::chat::run(app, args).await,
+        Command::Compare(args) => commands::compare::run(app, args).await,
+        Command::Batch(args) => commands::batch::run(app, args).await,
+        Command::Models(args) => commands::models::run(app, args).await,
+        Command::Cheapest(args) => commands::models::cheapest(app, args).await,
+        Command::Providers => commands::providers::run(app).await,
+        Command::Embed(args) => commands::services::embed(app, args).await,
+        Command::Moderate(args) => commands::services::moderate(app, args).await,
+        Command::Ollama(args) => commands::ollama::run(app, args).await,
+        Command::Config(args) => commands::config::run(app, args),
+    }
+}
