@@ -23,10 +23,9 @@ pub struct OllamaOptions {
     pub keep_alive: Option<KeepAlive>,
     /// Context window in tokens (`options.num_ctx`) for every chat and embedding request.
     /// Unset uses the model's default, which is often much smaller than the model supports.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "num_ctx")]
     pub num_ctx: Option<NonZeroU32>,
-    /// Model used for embeddings when a request names none; unset means
-    /// [`DEFAULT_EMBEDDING_MODEL`](crate::DEFAULT_EMBEDDING_MODEL) (`all-minilm`).
+    /// Model used for embeddings when a request names none; unset means `all-minilm`.
     #[serde(default)]
     pub embedding_model: Option<String>,
 }
@@ -49,6 +48,25 @@ impl OllamaOptions {
         self.embedding_model = Some(model.into());
         self
     }
+}
+
+/// serde's own message for a zero `NonZeroU32` does not name the field.
+fn num_ctx<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NonZeroU32>, D::Error> {
+    let invalid = |shown: &dyn fmt::Display| {
+        serde::de::Error::custom(format!(
+            "`num_ctx` must be a whole number of tokens from 1 to {}, got {shown}",
+            u32::MAX
+        ))
+    };
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    value
+        .as_u64()
+        .and_then(|tokens| u32::try_from(tokens).ok())
+        .and_then(NonZeroU32::new)
+        .map(Some)
+        .ok_or_else(|| invalid(&value))
 }
 
 /// Ollama's `keep_alive`: whole seconds, or a Go duration string. `0` unloads the model right
@@ -213,9 +231,10 @@ mod tests {
         let error = serde_json::from_value::<OllamaOptions>(serde_json::json!({"num_ctx": 0}))
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("nonzero") || error.contains("zero"),
-            "{error}"
-        );
+        assert!(error.starts_with("`num_ctx` must be"), "{error}");
+        let parsed: OllamaOptions =
+            serde_json::from_value(serde_json::json!({"num_ctx": 8192, "keep_alive": null}))
+                .unwrap();
+        assert_eq!(parsed.num_ctx.map(NonZeroU32::get), Some(8192));
     }
 }

@@ -1,0 +1,490 @@
+//! `POST /api/chat`, whole and streamed, against loopback servers speaking Ollama's wire format.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    CHAT_REPLY, CHAT_STREAM, STREAM_ERROR_LINE, THINKING_CHUNK, closed_port_url, json_body, ndjson,
+    provider, provider_with,
+};
+use fazztv_core::{
+    ChatChunk, ChatMessage, ChatRequest, Environment, ErrorKind, FinishReason, GenerationOptions,
+    Provider, ProviderConfig, Usage,
+};
+use fazztv_provider_ollama::OllamaProvider;
+use fazztv_testkit::{ScriptedResponse, ScriptedServer};
+use futures::StreamExt;
+use proptest::prelude::*;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn ollama_answering(status: u16, body: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn sky_request() -> ChatRequest {
+    ChatRequest::new(vec![
+        ChatMessage::system("You are a terse assistant."),
+        ChatMessage::user("why is the sky blue?"),
+    ])
+}
+
+#[tokio::test]
+async fn chat_maps_the_spec_reply_and_sends_options_with_stream_false() {
+    let server = ollama_answering(200, CHAT_REPLY).await;
+    let provider = provider_with(
+        ProviderConfig::new("ollama")
+            .with_base_url(server.uri())
+            .with_option("keep_alive", json!("10m"))
+            .with_option("num_ctx", json!(8192)),
+    );
+    let mut options = GenerationOptions::default()
+        .temperature(0.2)
+        .max_tokens(100)
+        .extra("top_k", json!(40))
+        .extra("format", json!("json"));
+    options.seed = Some(101);
+    options.top_p = Some(0.9);
+    options.stop = vec!["\n".into(), "user:".into()];
+
+    let response = provider
+        .chat(sky_request().with_options(options))
+        .await
+        .unwrap();
+
+    assert_eq!(response.content, "Hello! How are you today?");
+    assert_eq!(response.model, "llama3.2");
+    assert_eq!(response.provider, "ollama");
+    assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    assert_eq!(response.usage, Some(Usage::new(26, 298)));
+    assert_eq!(response.usage.unwrap().total_tokens, 324);
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].headers["content-type"], "application/json");
+    assert!(requests[0].headers.get("authorization").is_none());
+    snapshot!("chat_request_body", json_body(&requests[0].body));
+}
+
+#[tokio::test]
+async fn query_uses_the_default_model_and_a_request_model_wins() {
+    let server = ollama_answering(200, CHAT_REPLY).await;
+    let default = provider(&server.uri());
+    default
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap();
+    let configured = provider_with(
+        ProviderConfig::new("ollama")
+            .with_base_url(server.uri())
+            .with_default_model("llama2"),
+    );
+    configured
+        .query("hi", GenerationOptions::default())
+        .await
+        .unwrap();
+    configured
+        .query("hi", GenerationOptions::with_model("qwen3:8b"))
+        .await
+        .unwrap();
+
+    let models: Vec<_> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| json_body(&request.body)["model"].clone())
+        .collect();
+    assert_eq!(
+        models,
+        [json!("llama3.2"), json!("llama2"), json!("qwen3:8b")]
+    );
+    let first = json_body(&server.received_requests().await.unwrap()[0].body);
+    snapshot!("query_request_body", first);
+}
+
+#[tokio::test]
+async fn a_configured_key_is_sent_as_bearer_and_never_shown() {
+    const KEY: &str = "sk-sentinel-7f3a9c";
+    let server = ollama_answering(
+        401,
+        r#"{"error":"unauthorized","signin_url":"https://ollama.com/connect?name=x&key=y"}"#,
+    )
+    .await;
+    let config = ProviderConfig::new("ollama-cloud")
+        .with_type("ollama")
+        .with_base_url(server.uri())
+        .with_api_key_env("OLLAMA_API_KEY");
+    let mut config_with_header = config.clone();
+    config_with_header
+        .headers
+        .insert("X-Proxy-Token".into(), "proxy-sentinel-1b2c".into());
+    let provider = OllamaProvider::with_environment(
+        config_with_header,
+        &Environment::from_vars([("OLLAMA_API_KEY", KEY)]),
+    )
+    .unwrap();
+
+    let error = provider.query("hi", Default::default()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Authentication);
+    assert_eq!(error.status(), Some(401));
+    assert_eq!(error.provider(), Some("ollama-cloud"));
+    assert_eq!(error.message(), "unauthorized");
+
+    let request = &server.received_requests().await.unwrap()[0];
+    assert_eq!(request.headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(request.headers["x-proxy-token"], "proxy-sentinel-1b2c");
+    for shown in [
+        format!("{provider:?}"),
+        format!("{error:?}"),
+        error.to_string(),
+    ] {
+        assert!(!shown.contains(KEY), "{shown}");
+        assert!(!shown.contains("proxy-sentinel"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn error_statuses_of_the_spec_map_to_kinds() {
+    let cases = [
+        (
+            400,
+            r#"{"error":"model is required"}"#,
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            400,
+            r#"{"error":"registry.ollama.ai/library/gemma:2b does not support tools"}"#,
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            400,
+            r#"{"error":"top_logprobs must be between 0 and 20"}"#,
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            403,
+            r#"{"error":"remote inference is disabled"}"#,
+            ErrorKind::PermissionDenied,
+        ),
+        (
+            404,
+            r#"{"error":"model 'llama3.2' not found"}"#,
+            ErrorKind::ModelNotFound,
+        ),
+        (
+            404,
+            r#"{"error":"model \"llama3.2\" not found, try pulling it first"}"#,
+            ErrorKind::ModelNotFound,
+        ),
+        (
+            429,
+            r#"{"error":"too many requests"}"#,
+            ErrorKind::RateLimited,
+        ),
+        (
+            499,
+            r#"{"error":"request canceled"}"#,
+            ErrorKind::InvalidRequest,
+        ),
+        (
+            500,
+            r#"{"error":"pull model manifest: file does not exist"}"#,
+            ErrorKind::ServerError,
+        ),
+        (
+            502,
+            r#"{"error":"cloud model unreachable"}"#,
+            ErrorKind::ServerError,
+        ),
+        (
+            503,
+            r#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#,
+            ErrorKind::Overloaded,
+        ),
+    ];
+    for (status, body, kind) in cases {
+        let server = ollama_answering(status, body).await;
+        let provider = provider(&server.uri());
+        for streamed in [false, true] {
+            let error = if streamed {
+                provider.chat_stream(sky_request()).await.err().unwrap()
+            } else {
+                provider.chat(sky_request()).await.unwrap_err()
+            };
+            assert_eq!(error.kind(), kind, "{status} {body}");
+            assert_eq!(error.status(), Some(status));
+            assert_eq!(error.provider(), Some("ollama"));
+            let text: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert!(
+                error.message().starts_with(text["error"].as_str().unwrap()),
+                "{error}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_model_says_how_to_pull_it() {
+    let server = ollama_answering(404, r#"{"error":"model 'llama3.2' not found"}"#).await;
+    let error = provider(&server.uri())
+        .chat(sky_request())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ModelNotFound);
+    assert_eq!(
+        error.message(),
+        "model 'llama3.2' not found (pull it with `ollama pull llama3.2` or \
+         `ModelManager::pull_model`)"
+    );
+}
+
+#[tokio::test]
+async fn bad_success_bodies_are_never_taken_for_an_answer() {
+    let cases = [
+        (STREAM_ERROR_LINE, ErrorKind::ServerError),
+        (
+            "<html><body>Captive portal</body></html>",
+            ErrorKind::Protocol,
+        ),
+        (
+            r#"{"model":"llama3.2","message":{"role":"assistant","content":"The"},"done":false}"#,
+            ErrorKind::Protocol,
+        ),
+        (
+            r#"{"model":"llama3.2","message":{"content":"x"}}"#,
+            ErrorKind::Protocol,
+        ),
+        (CHAT_STREAM, ErrorKind::Protocol),
+    ];
+    for (body, kind) in cases {
+        let server = ollama_answering(200, body).await;
+        let error = provider(&server.uri())
+            .chat(sky_request())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), kind, "{body}");
+        assert_eq!(error.provider(), Some("ollama"));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_network_error_naming_the_address() {
+    let url = closed_port_url();
+    let error = provider(&url).chat(sky_request()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Network);
+    assert!(error.message().contains(&url), "{error}");
+    assert!(error.message().contains("ollama serve"), "{error}");
+}
+
+#[tokio::test]
+async fn invalid_requests_fail_before_anything_is_sent() {
+    let server = ollama_answering(200, CHAT_REPLY).await;
+    let provider = provider(&server.uri());
+    let error = provider.chat(ChatRequest::default()).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    let tools = ChatRequest::from_prompt("hi")
+        .with_options(GenerationOptions::default().extra("tools", json!([])));
+    let error = provider.chat_stream(tools).await.err().unwrap();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert_eq!(error.provider(), Some("ollama"));
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// Everything a stream yields, errors reduced to kind and message.
+type Outcome = Vec<Result<ChatChunk, (ErrorKind, String)>>;
+
+async fn stream_outcome(provider: &OllamaProvider, request: ChatRequest) -> Outcome {
+    match provider.chat_stream(request).await {
+        Err(error) => vec![Err((error.kind(), error.message().to_owned()))],
+        Ok(stream) => {
+            stream
+                .map(|item| item.map_err(|error| (error.kind(), error.message().to_owned())))
+                .collect()
+                .await
+        }
+    }
+}
+
+async fn stream_from(response: ScriptedResponse) -> (Outcome, ScriptedServer) {
+    let server = ScriptedServer::start([response]).await;
+    let outcome = stream_outcome(&provider(&server.base_url()), sky_request()).await;
+    (outcome, server)
+}
+
+fn delta(text: &str) -> ChatChunk {
+    ChatChunk::delta(text).with_model("llama3.2")
+}
+
+#[tokio::test]
+async fn the_spec_stream_gives_content_then_one_final_chunk() {
+    let (outcome, server) = stream_from(ndjson(CHAT_STREAM, &[])).await;
+    let final_chunk =
+        ChatChunk::finish(FinishReason::Stop, Some(Usage::new(31, 5))).with_model("llama3.2");
+    assert_eq!(
+        outcome,
+        vec![
+            Ok(delta("The")),
+            Ok(delta(" sky")),
+            Ok(delta(" appears")),
+            Ok(delta(" blue")),
+            Ok(delta(" because of Rayleigh scattering.")),
+            Ok(final_chunk),
+        ]
+    );
+    let request = &server.requests()[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/api/chat")
+    );
+    snapshot!("chat_stream_request_body", json_body(&request.body));
+}
+
+#[tokio::test]
+async fn thinking_fragments_are_skipped_and_length_is_reported() {
+    let body = format!(
+        "{THINKING_CHUNK}\n{}\n{}\n",
+        r#"{"model":"qwen3","message":{"role":"assistant","content":"3"},"done":false}"#,
+        r#"{"model":"qwen3","message":{"role":"assistant","content":"."},"done":true,"done_reason":"length","eval_count":2}"#,
+    );
+    let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
+    let mut last = ChatChunk::finish(FinishReason::Length, None).with_model("qwen3");
+    last.delta = ".".into();
+    assert_eq!(
+        outcome,
+        vec![Ok(ChatChunk::delta("3").with_model("qwen3")), Ok(last)]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_without_done_true_is_interrupted_not_successful() {
+    let without_final: String = CHAT_STREAM
+        .lines()
+        .take(5)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (outcome, _server) = stream_from(ndjson(&without_final, &[])).await;
+    assert_eq!(outcome.len(), 6);
+    assert!(outcome[..5].iter().all(Result::is_ok));
+    let (kind, message) = outcome[5].as_ref().unwrap_err();
+    assert_eq!(*kind, ErrorKind::StreamInterrupted);
+    assert!(message.contains("done"), "{message}");
+}
+
+#[tokio::test]
+async fn a_cut_connection_after_output_is_interrupted() {
+    let first_line = CHAT_STREAM.find('\n').unwrap() + 1;
+    // Cut in the middle of the second line.
+    let response = ndjson(CHAT_STREAM, &[first_line, first_line + 20]).cut_after(2);
+    let (outcome, _server) = stream_from(response).await;
+    assert_eq!(outcome[0], Ok(delta("The")));
+    assert_eq!(outcome.len(), 2, "{outcome:?}");
+    assert_eq!(
+        outcome[1].as_ref().unwrap_err().0,
+        ErrorKind::StreamInterrupted
+    );
+}
+
+#[tokio::test]
+async fn a_cut_before_any_content_keeps_its_transport_kind() {
+    let response = ndjson(CHAT_STREAM, &[10]).cut_after(1);
+    let (outcome, _server) = stream_from(response).await;
+    assert_eq!(outcome.len(), 1, "{outcome:?}");
+    // reqwest reports a broken chunked body as a decode error, which core classifies as
+    // Protocol; what matters here is that it is not turned into StreamInterrupted.
+    let (kind, message) = outcome[0].as_ref().unwrap_err();
+    assert_eq!(*kind, ErrorKind::Protocol, "{message}");
+    assert!(
+        message.contains("could not decode the response"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_in_band_error_after_output_interrupts_with_the_servers_message() {
+    let body: String = CHAT_STREAM
+        .lines()
+        .take(2)
+        .chain([STREAM_ERROR_LINE])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
+    assert_eq!(outcome[..2], [Ok(delta("The")), Ok(delta(" sky"))]);
+    let (kind, message) = outcome[2].as_ref().unwrap_err();
+    assert_eq!(*kind, ErrorKind::StreamInterrupted);
+    assert!(
+        message.ends_with("an error was encountered while running the model"),
+        "{message}"
+    );
+    assert_eq!(outcome.len(), 3);
+}
+
+#[tokio::test]
+async fn an_in_band_error_before_output_is_a_server_error() {
+    let body = format!("{THINKING_CHUNK}\n{STREAM_ERROR_LINE}\n");
+    let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
+    assert_eq!(
+        outcome,
+        vec![Err((
+            ErrorKind::ServerError,
+            "an error was encountered while running the model".to_owned()
+        ))]
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_line_is_a_protocol_error() {
+    let (outcome, _server) = stream_from(ndjson("{\"model\":\"llama3.2\",\"mess\n", &[])).await;
+    let (kind, message) = outcome[0].as_ref().unwrap_err();
+    assert_eq!(*kind, ErrorKind::Protocol);
+    assert!(message.contains("undecodable line"), "{message}");
+    assert_eq!(outcome.len(), 1);
+}
+
+#[tokio::test]
+async fn slow_chunks_are_waited_for() {
+    let pieces = fazztv_testkit::split_at(CHAT_STREAM.as_bytes(), &[40, 300]);
+    let mut response = ScriptedResponse::new(200).header("content-type", "application/x-ndjson");
+    for piece in pieces {
+        response = response.chunk_after(Duration::from_millis(60), piece);
+    }
+    let (outcome, _server) = stream_from(response).await;
+    assert_eq!(outcome.len(), 6);
+    assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
+}
+
+/// The spec transcript with multi-byte characters, so splits can fall inside a character.
+fn utf8_transcript() -> String {
+    CHAT_STREAM.replace(" appears", " appears — 看起来 🌌")
+}
+
+fn rechunked_outcome(body: &str, points: &[usize]) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async { stream_from(ndjson(body, points)).await.0 })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn rechunking_the_chat_stream_never_changes_the_result(
+        points in proptest::collection::vec(0usize..1_300, 0..24)
+    ) {
+        let body = utf8_transcript();
+        let whole = rechunked_outcome(&body, &[]);
+        prop_assert_eq!(whole.len(), 6);
+        prop_assert!(whole.iter().all(Result::is_ok));
+        prop_assert_eq!(rechunked_outcome(&body, &points), whole);
+    }
+}
