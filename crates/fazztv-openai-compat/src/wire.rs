@@ -39,7 +39,8 @@ const RESERVED: [&str; 4] = ["model", "messages", "stream", "stream_options"];
 ///
 /// `extra` is merged first and verbatim; the typed options then win over it, and it can never
 /// replace `model`, `messages`, `stream` or `stream_options`. When streaming, an object given in
-/// `extra.stream_options` is kept (e.g. `include_obfuscation`) but `include_usage` is ours.
+/// `extra.stream_options` is kept (e.g. `include_obfuscation`) but `include_usage` is set when
+/// `stream_usage` is on; `stream_options` is never sent without `stream` (OpenAI rejects it).
 pub fn chat_body(
     request: &ChatRequest,
     model: &str,
@@ -77,13 +78,17 @@ pub fn chat_body(
         body.insert("seed".into(), seed.into());
     }
     body.insert("stream".into(), stream.into());
-    if stream && stream_usage {
+    if stream {
         let mut stream_options = match options.extra.get("stream_options") {
             Some(Value::Object(given)) => given.clone(),
             _ => Map::new(),
         };
-        stream_options.insert("include_usage".into(), true.into());
-        body.insert("stream_options".into(), Value::Object(stream_options));
+        if stream_usage {
+            stream_options.insert("include_usage".into(), true.into());
+        }
+        if !stream_options.is_empty() {
+            body.insert("stream_options".into(), Value::Object(stream_options));
+        }
     }
     Value::Object(body)
 }
@@ -446,6 +451,14 @@ mod tests {
         assert_eq!(plain["stream"], false);
         assert!(plain.get("stream_options").is_none());
         assert!(plain.get("max_completion_tokens").is_none());
+        let no_usage = chat_body(&request, "m", true, MaxTokensField::MaxTokens, false);
+        assert_eq!(
+            no_usage["stream_options"],
+            json!({"include_obfuscation": false, "include_usage": false})
+        );
+        let bare = ChatRequest::from_prompt("hi");
+        let no_options = chat_body(&bare, "m", true, MaxTokensField::MaxTokens, false);
+        assert!(no_options.get("stream_options").is_none());
     }
 
     #[test]

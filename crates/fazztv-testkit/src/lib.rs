@@ -105,7 +105,8 @@ impl ScriptedResponse {
         self
     }
 
-    /// Appends one chunk sent after `delay`.
+    /// Appends one chunk sent after `delay`. An empty chunk only delays what follows, e.g. the
+    /// end of the body.
     pub fn chunk_after(mut self, delay: Duration, bytes: impl Into<Bytes>) -> Self {
         self.chunks.push(Chunk {
             delay,

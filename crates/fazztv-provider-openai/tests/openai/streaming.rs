@@ -220,3 +220,23 @@ proptest! {
         prop_assert_eq!(chunks, expected_text_stream());
     }
 }
+
+#[tokio::test]
+async fn a_finished_stream_returns_its_connection_to_the_pool() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let server =
+        ScriptedServer::start([sse(split_at(body, &[900])), sse(split_at(body, &[300]))]).await;
+    let provider = provider(config(&base(&server)));
+    for _ in 0..2 {
+        let (chunks, error) = drain(provider.chat_stream(request()).await.unwrap()).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(chunks, expected_text_stream());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(server.hits(), 2);
+    assert_eq!(
+        server.connections(),
+        1,
+        "the second stream reused the connection"
+    );
+}
