@@ -3,9 +3,9 @@
 use std::io;
 use std::process::ExitCode;
 
-use fazztv::{AttemptOutcome, ConfigError, Error, ErrorKind};
-use serde_json::{Value, json};
+use fazztv::{ConfigError, Error, ErrorKind};
 
+use crate::json::{ErrorJson, document};
 use crate::ui::{BAD, DIM, Ui};
 
 /// Exit code: the request failed (every provider failed, or the one asked).
@@ -88,7 +88,7 @@ impl CliError {
         if ui.json {
             if let Some(document) = self.json() {
                 // Stdout may already be closed; stderr still says what happened.
-                let _ = crate::ui::out_json(&json!({ "error": document }));
+                let _ = crate::ui::out_json(&document! { error: document });
             }
         }
         match self {
@@ -121,17 +121,17 @@ impl CliError {
 
 impl CliError {
     /// The `error` member of the `--json` document, for errors not reported yet.
-    fn json(&self) -> Option<Value> {
+    fn json(&self) -> Option<ErrorJson> {
         match self {
-            Self::Usage { message, hints } => {
-                Some(json!({"kind": "usage", "message": message, "hints": hints}))
-            }
-            Self::Config(error) => Some(config_error_json(error)),
-            Self::Request { error, hints } => {
-                let mut document = error_json(error);
-                document["hints"] = json!(hints);
-                Some(document)
-            }
+            Self::Usage { message, hints } => Some(ErrorJson {
+                hints: hints.clone(),
+                ..ErrorJson::plain("usage", message.clone())
+            }),
+            Self::Config(error) => Some(ErrorJson::from(error)),
+            Self::Request { error, hints } => Some(ErrorJson {
+                hints: hints.clone(),
+                ..ErrorJson::from(error)
+            }),
             Self::Reported(_) | Self::Io(_) => None,
         }
     }
@@ -163,52 +163,4 @@ pub fn request_message(error: &Error) -> String {
     } else {
         error.to_string()
     }
-}
-
-/// An error as JSON: kind, message, provider and the attempts behind it.
-pub fn error_json(error: &Error) -> Value {
-    json!({
-        "kind": error.kind(),
-        "message": error.message(),
-        "provider": error.provider(),
-        "status": error.status(),
-        "request_id": error.request_id(),
-        "attempts": attempts_json(error.attempts()),
-    })
-}
-
-/// A configuration error as JSON, with every violation and its JSON pointer.
-pub fn config_error_json(error: &ConfigError) -> Value {
-    let violations: Vec<Value> = error
-        .violations()
-        .iter()
-        .map(|violation| json!({"pointer": violation.pointer, "message": violation.message}))
-        .collect();
-    json!({"kind": "configuration", "message": error.to_string(), "violations": violations})
-}
-
-/// Attempts as JSON: `provider`, `model`, `outcome` (`ok` or the error kind), `latency_ms`,
-/// and the `message` of a failure.
-pub fn attempts_json(attempts: &[fazztv::Attempt]) -> Value {
-    attempts
-        .iter()
-        .map(|attempt| {
-            let mut value = json!({
-                "provider": attempt.provider,
-                "model": attempt.model,
-                "outcome": attempt.outcome.label(),
-                "latency_ms": u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX),
-            });
-            match &attempt.outcome {
-                AttemptOutcome::Failed { message, .. } => {
-                    value["message"] = json!(message);
-                }
-                AttemptOutcome::Skipped { reason } => {
-                    value["message"] = json!(reason);
-                }
-                _ => {}
-            }
-            value
-        })
-        .collect()
 }

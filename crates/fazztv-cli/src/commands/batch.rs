@@ -8,11 +8,11 @@ use std::path::Path;
 use fazztv::ChatResponse;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::cli::BatchArgs;
-use crate::error::{CliError, EXIT_FAILED, attempts_json, error_json, request_message};
+use crate::error::{CliError, EXIT_FAILED, request_message};
+use crate::json::{BatchLine, Outcome};
 use crate::ui::{ACCENT, BAD, out, to_json};
 
 /// One non-blank input line.
@@ -125,32 +125,28 @@ fn progress_bar(app: &App, total: usize) -> ProgressBar {
 fn render(app: &App, prompt: &Prompt, result: &fazztv::Result<ChatResponse>) -> String {
     let ui = &app.ui;
     if ui.json {
-        let document: Value = match result {
-            Ok(response) => json!({
-                "line": prompt.line,
-                "prompt": prompt.text,
-                "ok": true,
-                "provider": response.provider,
-                "model": response.model,
-                "content": response.content,
-                "usage": response.usage,
-                "attempts": attempts_json(&response.attempts),
-            }),
-            Err(error) => json!({
-                "line": prompt.line,
-                "prompt": prompt.text,
-                "ok": false,
-                "error": error_json(error),
-            }),
+        let document = BatchLine {
+            line: prompt.line,
+            prompt: &prompt.text,
+            outcome: Outcome::of(result),
         };
         return format!("{}\n", to_json(&document, false));
     }
     match result {
         Ok(response) => {
-            let title = format!(
+            let mut title = format!(
                 "[line {}] {} ({})",
                 prompt.line, response.provider, response.model
             );
+            let failed: Vec<String> = response
+                .attempts
+                .iter()
+                .filter(|attempt| attempt.outcome != fazztv::AttemptOutcome::Ok)
+                .map(|attempt| format!("{} {}", attempt.provider, attempt.outcome.label()))
+                .collect();
+            if !failed.is_empty() {
+                title.push_str(&format!(" after {}", failed.join(", ")));
+            }
             format!(
                 "{}\n{}\n\n",
                 ui.paint_out(ACCENT, &title),

@@ -1,11 +1,11 @@
 //! `fazztv compare`: one prompt, several providers, one attempt each.
 
 use fazztv::ChatResponse;
-use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::cli::CompareArgs;
-use crate::error::{CliError, EXIT_FAILED, error_json, request_message};
+use crate::error::{CliError, EXIT_FAILED, request_message};
+use crate::json::{Outcome, document, millis};
 use crate::table::{Align, Cell, Table};
 use crate::ui::{ACCENT, BAD, BOLD, GOOD, out, out_json};
 
@@ -32,11 +32,11 @@ pub async fn run(app: &App, args: CompareArgs) -> Result<(), CliError> {
     let failures = results.iter().filter(|(_, result)| result.is_err()).count();
 
     if app.ui.json {
-        let documents: Vec<Value> = results
+        let documents: Vec<Outcome> = results
             .iter()
             .map(|(name, result)| result_json(name, result))
             .collect();
-        out_json(&json!({"prompt": args.prompt, "results": documents}))?;
+        out_json(&document! { prompt: &args.prompt, results: documents })?;
     } else {
         print_table(app, &results)?;
     }
@@ -52,28 +52,20 @@ pub async fn run(app: &App, args: CompareArgs) -> Result<(), CliError> {
 }
 
 fn latency_ms(attempts: &[fazztv::Attempt]) -> Option<u64> {
-    attempts
-        .last()
-        .map(|attempt| u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX))
+    attempts.last().map(|attempt| millis(attempt.latency))
 }
 
-fn result_json(name: &str, result: &fazztv::Result<ChatResponse>) -> Value {
-    match result {
-        Ok(response) => json!({
-            "provider": name,
-            "ok": true,
-            "model": response.model,
-            "content": response.content,
-            "usage": response.usage,
-            "latency_ms": latency_ms(&response.attempts),
-        }),
-        Err(error) => json!({
-            "provider": name,
-            "ok": false,
-            "latency_ms": latency_ms(error.attempts()),
-            "error": error_json(error),
-        }),
+fn result_json(name: &str, result: &fazztv::Result<ChatResponse>) -> Outcome {
+    let attempts = match result {
+        Ok(response) => response.attempts.as_slice(),
+        Err(error) => error.attempts(),
+    };
+    let mut outcome = Outcome::of(result);
+    outcome.latency_ms = latency_ms(attempts);
+    if let Some(error) = &mut outcome.error {
+        error.provider.get_or_insert_with(|| name.to_owned());
     }
+    outcome
 }
 
 /// A summary table (status, model, latency, tokens), then each answer in full.

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use fazztv::{ConfigError, ConfigLoader, ConfigOrigin, Registry};
-use serde_json::json;
 
 use crate::app::App;
 use crate::cli::{ConfigAction, ConfigArgs};
-use crate::error::{CliError, EXIT_USAGE, config_error_json};
+use crate::error::{CliError, EXIT_USAGE};
+use crate::json::{ErrorJson, document};
 use crate::ui::{BAD, GOOD, out_json};
 
 /// `fazztv config ...`.
@@ -32,7 +32,7 @@ fn validate(app: &App, path: Option<PathBuf>) -> Result<(), CliError> {
     let (origin, text) = loader.locate()?;
     let Some(text) = text else {
         if ui.json {
-            out_json(&json!({"valid": true, "origin": origin.to_string(), "providers": []}))?;
+            out_json(&document! { valid: true, origin: origin_path(&origin), providers: [(); 0] })?;
         } else {
             ui.err_line(
                 "no configuration file found (--config, $FAZZTV_CONFIG, ./providers.json): the \
@@ -50,11 +50,10 @@ fn validate(app: &App, path: Option<PathBuf>) -> Result<(), CliError> {
                 .map(|provider| format!("{} ({})", provider.name, provider.provider_type))
                 .collect();
             if ui.json {
-                out_json(&json!({
-                    "valid": true,
-                    "origin": origin_path(&origin),
-                    "providers": config.providers.iter().map(|p| &p.name).collect::<Vec<_>>(),
-                }))?;
+                let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+                out_json(
+                    &document! { valid: true, origin: origin_path(&origin), providers: names },
+                )?;
             } else {
                 ui.err_line(&format!(
                     "{} {origin} is a valid configuration: {}",
@@ -66,10 +65,12 @@ fn validate(app: &App, path: Option<PathBuf>) -> Result<(), CliError> {
         }
         Err(error @ (ConfigError::Invalid { .. } | ConfigError::Parse { .. })) => {
             if ui.json {
-                let mut document = config_error_json(&error);
-                document["valid"] = json!(false);
-                document["origin"] = json!(origin_path(&origin));
-                out_json(&document)?;
+                out_json(&document! {
+                    valid: false,
+                    origin: origin_path(&origin),
+                    message: error.to_string(),
+                    violations: ErrorJson::from(&error).violations,
+                })?;
             }
             ui.labelled(BAD, "error:", &error.to_string());
             Err(CliError::Reported(EXIT_USAGE))

@@ -1,11 +1,11 @@
 //! `fazztv models` and `fazztv cheapest`.
 
 use fazztv::{ModelCapability, ModelInfo};
-use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::cli::{CheapestArgs, ModelsArgs};
-use crate::error::{CliError, EXIT_FAILED, error_json};
+use crate::error::{CliError, EXIT_FAILED};
+use crate::json::{ErrorJson, document};
 use crate::table::{Align, Cell, Table};
 use crate::ui::{BAD, DIM, GOOD, out, out_json};
 
@@ -30,15 +30,14 @@ pub async fn run(app: &App, args: ModelsArgs) -> Result<(), CliError> {
         .collect();
 
     if app.ui.json {
-        let errors: Vec<Value> = failures
+        let errors: Vec<ErrorJson> = failures
             .iter()
-            .map(|(provider, error)| {
-                let mut document = error_json(error);
-                document["provider"] = json!(provider);
-                document
+            .map(|(provider, error)| ErrorJson {
+                provider: Some(provider.clone()),
+                ..ErrorJson::from(error)
             })
             .collect();
-        out_json(&json!({"models": models, "errors": errors}))?;
+        out_json(&document! { models: models, errors: errors })?;
     } else {
         for (provider, error) in &failures {
             app.ui
@@ -67,7 +66,7 @@ pub async fn cheapest(app: &App, args: CheapestArgs) -> Result<(), CliError> {
         .get_cheapest_model(args.capability, args.free_only)
         .await;
     if app.ui.json {
-        out_json(&json!({"model": model}))?;
+        out_json(&document! { model: &model })?;
     }
     match model {
         Some(model) => {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use fazztv::{ModelInfo, Provider, PullProgress};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 
 use crate::app::App;
 use crate::cli::{OllamaAction, OllamaArgs};
 use crate::error::CliError;
+use crate::json::document;
 use crate::table::{Align, Table};
 use crate::ui::{ACCENT, DIM, GOOD, out, out_json};
 
@@ -27,7 +27,7 @@ pub async fn run(app: &App, args: OllamaArgs) -> Result<(), CliError> {
                 return Err(CliError::request(error.with_provider(name)));
             }
             if app.ui.json {
-                out_json(&json!({"provider": name, "model": model, "deleted": true}))?;
+                out_json(&document! { provider: &name, model: &model, deleted: true })?;
             } else {
                 app.ui.err_line(&format!("deleted {model} from {name}"));
             }
@@ -73,7 +73,7 @@ async fn list(app: &App, provider: &dyn Provider) -> Result<(), CliError> {
         Err(error) => return Err(CliError::request(error.with_provider(provider.name()))),
     };
     if app.ui.json {
-        out_json(&json!({"provider": provider.name(), "models": models}))?;
+        out_json(&document! { provider: provider.name(), models: &models })?;
         return Ok(());
     }
     if models.is_empty() {
@@ -146,7 +146,7 @@ async fn pull(app: &App, provider: &dyn Provider, name: &str, model: &str) -> Re
         ));
     }
     if ui.json {
-        out_json(&json!({"provider": name, "model": model, "status": "success"}))?;
+        out_json(&document! { provider: name, model: model, status: "success" })?;
     } else {
         ui.err_line(&format!(
             "{} {} {}",

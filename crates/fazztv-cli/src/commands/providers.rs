@@ -1,36 +1,53 @@
 //! `fazztv providers`: every configured provider and whether it can serve now.
 
-use fazztv::Availability;
-use serde_json::{Value, json};
+use fazztv::{Availability, ModelCapability, UnavailableReason};
+use serde::Serialize;
 
 use crate::app::App;
 use crate::error::CliError;
+use crate::json::document;
 use crate::table::{Align, Cell, Table};
 use crate::ui::{BAD, GOOD, WARN, out, out_json};
+
+/// One provider in `providers --json`.
+#[derive(Debug, Serialize)]
+struct ProviderJson<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    provider_type: &'a str,
+    enabled: bool,
+    available: bool,
+    /// Why it is unavailable, machine-readable (`kind`: `missing_api_key`, `unreachable`, ...).
+    reason: Option<&'a UnavailableReason>,
+    /// The same, as a sentence saying what would fix it.
+    message: Option<String>,
+    default_model: Option<&'a str>,
+    capabilities: &'a [ModelCapability],
+    priority: i32,
+    weight: u32,
+}
 
 /// `fazztv providers`.
 pub async fn run(app: &App) -> Result<(), CliError> {
     let manager = app.manager()?;
     let checked = manager.check_all_availability().await;
     if app.ui.json {
-        let documents: Vec<Value> = checked
+        let documents: Vec<ProviderJson<'_>> = checked
             .iter()
-            .map(|(entry, availability)| {
-                json!({
-                    "name": entry.name(),
-                    "type": entry.provider_type(),
-                    "enabled": entry.config().enabled,
-                    "available": availability.is_available(),
-                    "reason": availability.reason(),
-                    "message": availability.reason().map(ToString::to_string),
-                    "default_model": entry.default_model(),
-                    "capabilities": entry.capabilities(),
-                    "priority": entry.config().priority,
-                    "weight": entry.config().weight,
-                })
+            .map(|(entry, availability)| ProviderJson {
+                name: entry.name(),
+                provider_type: entry.provider_type(),
+                enabled: entry.config().enabled,
+                available: availability.is_available(),
+                reason: availability.reason(),
+                message: availability.reason().map(ToString::to_string),
+                default_model: entry.default_model(),
+                capabilities: entry.capabilities(),
+                priority: entry.config().priority,
+                weight: entry.config().weight,
             })
             .collect();
-        out_json(&json!({"providers": documents}))?;
+        out_json(&document! { providers: documents })?;
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -44,7 +61,7 @@ pub async fn run(app: &App) -> Result<(), CliError> {
         let status = match availability {
             Availability::Available => Cell::styled("available", GOOD),
             Availability::Unavailable {
-                reason: fazztv::UnavailableReason::Disabled,
+                reason: UnavailableReason::Disabled,
             } => Cell::styled("disabled", WARN),
             other => Cell::styled(other.to_string(), BAD),
         };

@@ -3,14 +3,13 @@
 
 use std::io::Read;
 
-use fazztv::{ChatMessage, ChatResponse, FinishReason, QueryOptions, Usage};
+use fazztv::{ChatMessage, QueryOptions};
 use futures::StreamExt;
-use serde::Serialize;
-use serde_json::Value;
 
 use crate::app::App;
 use crate::cli::{Generation, QueryArgs};
-use crate::error::{CliError, attempts_json};
+use crate::error::CliError;
+use crate::json::{Answer, attempts};
 use crate::ui::{out, out_json};
 
 /// `fazztv query PROMPT`.
@@ -61,39 +60,6 @@ pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliEr
     Ok(options)
 }
 
-/// An answer as printed by `--json`.
-#[derive(Debug, Serialize)]
-pub struct Answer {
-    /// The provider that answered.
-    pub provider: String,
-    /// The model that answered.
-    pub model: Option<String>,
-    /// The text.
-    pub content: String,
-    /// Why generation stopped.
-    pub finish_reason: Option<FinishReason>,
-    /// Token usage, when reported.
-    pub usage: Option<Usage>,
-    /// The provider's request id.
-    pub request_id: Option<String>,
-    /// Every provider tried, in order.
-    pub attempts: Value,
-}
-
-impl From<ChatResponse> for Answer {
-    fn from(response: ChatResponse) -> Self {
-        Self {
-            attempts: attempts_json(&response.attempts),
-            provider: response.provider,
-            model: Some(response.model),
-            content: response.content,
-            finish_reason: response.finish_reason,
-            usage: response.usage,
-            request_id: response.request_id,
-        }
-    }
-}
-
 /// Answers `messages`. Without `--json` the answer is printed on stdout (streamed as it
 /// arrives on a terminal or with `--stream`) and who answered on stderr; with `--json` nothing
 /// is printed and the caller prints the returned answer.
@@ -131,7 +97,7 @@ pub async fn answer(
         finish_reason: None,
         usage: None,
         request_id: None,
-        attempts: attempts_json(stream.attempts()),
+        attempts: attempts(stream.attempts()),
     };
     while let Some(item) = stream.next().await {
         match item {

@@ -1,0 +1,228 @@
+//! The shapes of `--json` output. Structs rather than `json!` maps so that fields keep a
+//! reading order (who answered first, then what).
+
+use fazztv::{Attempt, AttemptOutcome, ChatResponse, ConfigError, Error, FinishReason, Usage};
+use serde::Serialize;
+
+/// One try at one provider.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptJson {
+    /// Provider instance.
+    pub provider: String,
+    /// Model asked for, when known.
+    pub model: Option<String>,
+    /// `ok`, the error kind, or `skipped`.
+    pub outcome: &'static str,
+    /// Time spent.
+    pub latency_ms: u64,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<&Attempt> for AttemptJson {
+    fn from(attempt: &Attempt) -> Self {
+        let message = match &attempt.outcome {
+            AttemptOutcome::Failed { message, .. } => Some(message.clone()),
+            AttemptOutcome::Skipped { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        Self {
+            provider: attempt.provider.clone(),
+            model: attempt.model.clone(),
+            outcome: attempt.outcome.label(),
+            latency_ms: millis(attempt.latency),
+            message,
+        }
+    }
+}
+
+/// Every attempt, in order.
+pub fn attempts(attempts: &[Attempt]) -> Vec<AttemptJson> {
+    attempts.iter().map(AttemptJson::from).collect()
+}
+
+/// Milliseconds, saturating.
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A failure: `kind` is an error kind, or `usage` for bad arguments.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorJson {
+    /// What went wrong, as a stable `snake_case` name.
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// The provider, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The HTTP status, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The provider's request id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Every provider tried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptJson>,
+    /// Configuration problems, each at a JSON pointer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<ViolationJson>,
+    /// What would help.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViolationJson {
+    /// JSON pointer to the offending value.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ErrorJson {
+    /// An error of `kind` with only a message.
+    pub fn plain(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            message: message.into(),
+            provider: None,
+            status: None,
+            request_id: None,
+            attempts: Vec::new(),
+            violations: Vec::new(),
+            hints: Vec::new(),
+        }
+    }
+}
+
+impl From<&Error> for ErrorJson {
+    fn from(error: &Error) -> Self {
+        Self {
+            provider: error.provider().map(str::to_owned),
+            status: error.status(),
+            request_id: error.request_id().map(str::to_owned),
+            attempts: attempts(error.attempts()),
+            ..Self::plain(error.kind().as_str(), error.message())
+        }
+    }
+}
+
+impl From<&ConfigError> for ErrorJson {
+    fn from(error: &ConfigError) -> Self {
+        Self {
+            violations: error
+                .violations()
+                .iter()
+                .map(|violation| ViolationJson {
+                    pointer: violation.pointer.clone(),
+                    message: violation.message.clone(),
+                })
+                .collect(),
+            ..Self::plain("configuration", error.to_string())
+        }
+    }
+}
+
+/// An answer of `query` and `chat`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The provider that answered.
+    pub provider: String,
+    /// The model that answered.
+    pub model: Option<String>,
+    /// The text.
+    pub content: String,
+    /// Why generation stopped.
+    pub finish_reason: Option<FinishReason>,
+    /// Token usage, when reported.
+    pub usage: Option<Usage>,
+    /// The provider's request id.
+    pub request_id: Option<String>,
+    /// Every provider tried, in order; the last one answered.
+    pub attempts: Vec<AttemptJson>,
+}
+
+impl From<ChatResponse> for Answer {
+    fn from(response: ChatResponse) -> Self {
+        Self {
+            attempts: attempts(&response.attempts),
+            provider: response.provider,
+            model: Some(response.model),
+            content: response.content,
+            finish_reason: response.finish_reason,
+            usage: response.usage,
+            request_id: response.request_id,
+        }
+    }
+}
+
+/// The outcome of one item of `batch` or `compare`: the answer's fields, or `error`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Whether it was answered.
+    pub ok: bool,
+    /// Time to the answer or the failure (`compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// The answer.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+    /// The failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorJson>,
+}
+
+impl Outcome {
+    /// The outcome of a request.
+    pub fn of(result: &fazztv::Result<ChatResponse>) -> Self {
+        match result {
+            Ok(response) => Self {
+                ok: true,
+                latency_ms: None,
+                answer: Some(Answer::from(response.clone())),
+                error: None,
+            },
+            Err(error) => Self {
+                ok: false,
+                latency_ms: None,
+                answer: None,
+                error: Some(ErrorJson::from(error)),
+            },
+        }
+    }
+}
+
+/// One line of `batch --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchLine<'a> {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// The prompt.
+    pub prompt: &'a str,
+    /// Its answer or error.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// A JSON object whose keys keep the order written (a `json!` map would sort them):
+/// `document! { provider: name, models: list }`.
+macro_rules! document {
+    ($($key:ident : $value:expr),* $(,)?) => {{
+        // One generic parameter per field, named like it, so any Serialize value fits; the
+        // allow must cover the derived impl too, hence on the statement.
+        #[allow(non_camel_case_types)]
+        let document = {
+            #[derive(serde::Serialize)]
+            struct Document<$($key),*> {
+                $($key: $key),*
+            }
+            Document { $($key: $value),* }
+        };
+        document
+    }};
+}
+pub(crate) use document;
