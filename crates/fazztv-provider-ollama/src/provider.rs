@@ -198,10 +198,20 @@ impl OllamaProvider {
             .await
             .map_err(|error| self.transport(error))?;
         if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(http::error_from_response(&self.name, response).await)
+            return Ok(response);
         }
+        let error = http::error_from_response(&self.name, response).await;
+        // Go's router answers an unknown route with this plain text, Ollama's handlers with
+        // JSON: the endpoint itself is missing, not a model.
+        if error.status() == Some(404) && error.message() == "404 page not found" {
+            let message = format!(
+                "{}{path} does not exist: `base_url` does not point at an Ollama server, or the \
+                 server is too old for this endpoint (upgrade Ollama)",
+                self.base_url
+            );
+            return Err(rebuild(error, ErrorKind::Unsupported, message));
+        }
+        Err(error)
     }
 
     /// A transport failure; a refused connection says where Ollama was expected.

@@ -37,26 +37,48 @@ trait LineProtocol: Send + 'static {
     fn ended(&self) -> Error;
 }
 
+/// Where [`drive`] is.
+enum State<P> {
+    Running(Lines, P),
+    /// The terminal item was delivered; what is left of the body is read (and ignored) so the
+    /// connection goes back to the pool instead of being closed.
+    Draining(Lines),
+    Done,
+}
+
+/// Longest wait for the rest of a body after its terminal line (normally it is already there).
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Runs `protocol` over `lines`: items until the terminal one, or until the first error, which
 /// ends the stream. A stream never ends quietly without its terminal line.
 fn drive<P: LineProtocol>(
     lines: Lines,
     protocol: P,
 ) -> impl Stream<Item = Result<P::Item, Error>> + Send + 'static {
-    futures::stream::unfold(Some((lines, protocol)), |state| async move {
-        let (mut lines, mut protocol) = state?;
+    futures::stream::unfold(State::Running(lines, protocol), |state| async move {
+        let (mut lines, mut protocol) = match state {
+            State::Running(lines, protocol) => (lines, protocol),
+            State::Draining(mut lines) => {
+                let drain = async { while lines.next().await.is_some() {} };
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+                return None;
+            }
+            State::Done => return None,
+        };
         loop {
             let error = match lines.next().await {
                 None => protocol.ended(),
                 Some(Err(error)) => error,
                 Some(Ok(line)) => match protocol.line(&line) {
                     Ok(Step::Skip) => continue,
-                    Ok(Step::Item(item)) => return Some((Ok(item), Some((lines, protocol)))),
-                    Ok(Step::Last(item)) => return Some((Ok(item), None)),
+                    Ok(Step::Item(item)) => {
+                        return Some((Ok(item), State::Running(lines, protocol)));
+                    }
+                    Ok(Step::Last(item)) => return Some((Ok(item), State::Draining(lines))),
                     Err(error) => error,
                 },
             };
-            return Some((Err(protocol.failed(error)), None));
+            return Some((Err(protocol.failed(error)), State::Done));
         }
     })
 }

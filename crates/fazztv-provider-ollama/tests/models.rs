@@ -269,3 +269,25 @@ async fn embedding_failures_are_typed() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
 }
+
+#[tokio::test]
+async fn a_missing_endpoint_is_not_mistaken_for_a_missing_model() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/embed"))
+        .respond_with(ResponseTemplate::new(404).set_body_raw("404 page not found", "text/plain"))
+        .mount(&server)
+        .await;
+    let error = provider(&server.uri())
+        .get_embeddings("x".into())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert_eq!(error.status(), Some(404));
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{}/api/embed does not exist", server.uri())),
+        "{error}"
+    );
+}
