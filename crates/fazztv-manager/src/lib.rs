@@ -27,4 +27,4 @@ pub use stats::{ProviderStats, UsageStats};
 pub use stream::ManagedStream;
 
 #[cfg(test)]
-use {criterion as _, insta as _};
+use {criterion as _, fazztv_provider_mock as _, insta as _, tokio as _};

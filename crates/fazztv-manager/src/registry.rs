@@ -147,7 +147,8 @@ impl Registry {
     }
 
     /// Adds a provider instance you built yourself (the seed's
-    /// `registry.add_provider(config, CustomProvider)`). Its capabilities are the config's.
+    /// `registry.add_provider(config, CustomProvider)`). Its capabilities are the config's;
+    /// when the config lists none, those of its registered type, else text generation and chat.
     pub fn add_provider(
         &mut self,
         config: ProviderConfig,
@@ -166,7 +167,7 @@ impl Registry {
     }
 
     /// Builds a provider of a registered type from its configuration and adds it.
-    pub fn add_configured(&mut self, config: ProviderConfig) -> Result<(), ConfigError> {
+    pub fn add_configured(&mut self, mut config: ProviderConfig) -> Result<(), ConfigError> {
         let Some(registration) = self.provider_type(&config.provider_type) else {
             return Err(ConfigError::Invalid {
                 origin: ConfigOrigin::Inline,
@@ -176,6 +177,7 @@ impl Registry {
                 )],
             });
         };
+        config.resolve_api_key(&self.environment, registration.default_api_key_env);
         let context = ProviderContext::new(self.environment.clone());
         let provider =
             registration
@@ -209,8 +211,12 @@ impl Registry {
                 let registration = self
                     .provider_type(&provider_config.provider_type)
                     .expect("checked by semantic_violations");
-                match registration.build(provider_config, &context) {
-                    Ok(provider) => built.push((provider_config.clone(), provider)),
+                // Stored resolved, so the entry names the key variable actually consulted.
+                let mut provider_config = provider_config.clone();
+                provider_config
+                    .resolve_api_key(&self.environment, registration.default_api_key_env);
+                match registration.build(&provider_config, &context) {
+                    Ok(provider) => built.push((provider_config, provider)),
                     Err(error) => violations.push(Violation::new(
                         format!("/providers/{index}/options"),
                         error.message().to_owned(),
@@ -321,9 +327,11 @@ impl Registry {
         if !config.capabilities.is_empty() {
             return config.capabilities.clone();
         }
-        self.provider_type(&config.provider_type)
-            .map(|registration| registration.capabilities.to_vec())
-            .unwrap_or_default()
+        match self.provider_type(&config.provider_type) {
+            Some(registration) => registration.capabilities.to_vec(),
+            // Every provider implements `chat`, so that much is always true.
+            None => vec![ModelCapability::TextGeneration, ModelCapability::Chat],
+        }
     }
 
     /// The provider named `name`.

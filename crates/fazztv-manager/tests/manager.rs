@@ -10,14 +10,22 @@ use common::{Scripted, Step, config, manager, priced};
 use fazztv_core::{ErrorKind, ModelCapability};
 use fazztv_manager::{ManagerSettings, QueryOptions};
 use futures::StreamExt;
-use {criterion as _, insta as _, jsonschema as _, schemars as _, serde as _, serde_json as _, thiserror as _, tracing as _};
+use {
+    criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
+    serde as _, serde_json as _, thiserror as _, tracing as _,
+};
 
 fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String)> {
-    attempts.iter().map(|a| (a.provider.clone(), a.outcome.label().to_owned())).collect()
+    attempts
+        .iter()
+        .map(|a| (a.provider.clone(), a.outcome.label().to_owned()))
+        .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -25,19 +33,31 @@ async fn falls_back_in_configured_order_and_reports_every_attempt() {
     let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::ServerError)]));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::RateLimited)]));
     let c = Arc::new(Scripted::new("c"));
-    let m = manager(&[(&a, config("a")), (&b, config("b")), (&c, config("c"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b")), (&c, config("c"))],
+        ManagerSettings::default(),
+    );
 
-    let response = m.query_with_fallback("hello", QueryOptions::new()).await.unwrap();
+    let response = m
+        .query_with_fallback("hello", QueryOptions::new())
+        .await
+        .unwrap();
 
     assert_eq!(response.content, "c says: hello");
     assert_eq!(response.provider, "c");
-    assert_eq!(outcomes(&response.attempts), pairs(&[("a", "server_error"), ("b", "rate_limited"), ("c", "ok")]));
+    assert_eq!(
+        outcomes(&response.attempts),
+        pairs(&[("a", "server_error"), ("b", "rate_limited"), ("c", "ok")])
+    );
     assert_eq!((a.calls(), b.calls(), c.calls()), (1, 1, 1));
     let stats = m.get_usage_stats();
     assert_eq!(stats.total_requests, 1);
     assert_eq!(stats.successful_requests, 1);
     assert_eq!(stats.fallbacks, 2);
-    assert_eq!(stats.request_counts.values().copied().collect::<Vec<_>>(), [1, 1, 1]);
+    assert_eq!(
+        stats.request_counts.values().copied().collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
     assert_eq!(stats.providers["a"].errors[&ErrorKind::ServerError], 1);
     assert_eq!(stats.providers["c"].total_tokens, 7);
 }
@@ -46,14 +66,23 @@ async fn falls_back_in_configured_order_and_reports_every_attempt() {
 async fn preferred_provider_goes_first_and_alone_gets_the_explicit_model() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Overloaded)]));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
     let options = QueryOptions::new().preferred_provider("b").model("b-large");
     let response = m.query_with_fallback("x", options).await.unwrap();
 
-    assert_eq!(outcomes(&response.attempts), pairs(&[("b", "overloaded"), ("a", "ok")]));
+    assert_eq!(
+        outcomes(&response.attempts),
+        pairs(&[("b", "overloaded"), ("a", "ok")])
+    );
     assert_eq!(response.attempts[0].model.as_deref(), Some("b-large"));
-    assert_eq!(*b.last_model.lock().unwrap(), Some(Some("b-large".to_owned())));
+    assert_eq!(
+        *b.last_model.lock().unwrap(),
+        Some(Some("b-large".to_owned()))
+    );
     // The fallback provider is not sent another provider's model name.
     assert_eq!(*a.last_model.lock().unwrap(), Some(None));
 }
@@ -62,12 +91,30 @@ async fn preferred_provider_goes_first_and_alone_gets_the_explicit_model() {
 async fn priority_orders_fallback_and_unknown_preferred_provider_is_a_clear_error() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a").with_priority(5)), (&b, config("b").with_priority(1))], ManagerSettings::default());
-    assert_eq!(m.query_with_fallback("x", QueryOptions::new()).await.unwrap().provider, "b");
+    let m = manager(
+        &[
+            (&a, config("a").with_priority(5)),
+            (&b, config("b").with_priority(1)),
+        ],
+        ManagerSettings::default(),
+    );
+    assert_eq!(
+        m.query_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap()
+            .provider,
+        "b"
+    );
 
-    let error = m.query_with_fallback("x", QueryOptions::new().preferred_provider("zz")).await.unwrap_err();
+    let error = m
+        .query_with_fallback("x", QueryOptions::new().preferred_provider("zz"))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Configuration);
-    assert_eq!(error.message(), "unknown provider `zz`; configured providers: a, b");
+    assert_eq!(
+        error.message(),
+        "unknown provider `zz`; configured providers: a, b"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +122,10 @@ async fn falls_back_exactly_on_fallback_worthy_kinds() {
     for kind in ErrorKind::ALL {
         let a = Arc::new(Scripted::new("a").script([Step::Fail(kind)]));
         let b = Arc::new(Scripted::new("b"));
-        let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+        let m = manager(
+            &[(&a, config("a")), (&b, config("b"))],
+            ManagerSettings::default(),
+        );
         let result = m.query_with_fallback("x", QueryOptions::new()).await;
         if kind.should_fallback() {
             assert_eq!(result.unwrap().provider, "b", "{kind} should fall back");
@@ -92,17 +142,32 @@ async fn falls_back_exactly_on_fallback_worthy_kinds() {
 async fn fallback_disabled_means_exactly_one_attempt() {
     let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::ServerError)]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default().with_fallback(false));
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default().with_fallback(false),
+    );
 
-    let error = m.query_with_fallback("x", QueryOptions::new()).await.unwrap_err();
+    let error = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ServerError);
     assert_eq!(error.provider(), Some("a"));
     assert_eq!(b.calls(), 0);
 
     // And per request, overriding an enabled default.
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
-    a.script.lock().unwrap().push_back(Step::Fail(ErrorKind::ServerError));
-    let error = m.query_with_fallback("x", QueryOptions::new().fallback(false)).await.unwrap_err();
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
+    a.script
+        .lock()
+        .unwrap()
+        .push_back(Step::Fail(ErrorKind::ServerError));
+    let error = m
+        .query_with_fallback("x", QueryOptions::new().fallback(false))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ServerError);
     assert_eq!(b.calls(), 0);
 }
@@ -111,72 +176,142 @@ async fn fallback_disabled_means_exactly_one_attempt() {
 async fn when_all_fail_one_error_lists_every_attempt() {
     let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::Authentication)]));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Network)]));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
-    let error = m.query_with_fallback("x", QueryOptions::new()).await.unwrap_err();
+    let error = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AllProvidersFailed);
     assert_eq!(
         error.to_string(),
         "all_providers_failed: every provider failed\n  - a: authentication: scripted authentication\n  - b: network: scripted network"
     );
     let stats = m.get_usage_stats();
-    assert_eq!((stats.total_requests, stats.failed_requests, stats.fallbacks), (1, 1, 1));
+    assert_eq!(
+        (stats.total_requests, stats.failed_requests, stats.fallbacks),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn providers_lacking_the_capability_are_not_tried() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b"));
-    let coder = config("b").with_capabilities([ModelCapability::CodeGeneration, ModelCapability::Chat]);
-    let m = manager(&[(&a, config("a")), (&b, coder)], ManagerSettings::default());
+    let coder =
+        config("b").with_capabilities([ModelCapability::CodeGeneration, ModelCapability::Chat]);
+    let m = manager(
+        &[(&a, config("a")), (&b, coder)],
+        ManagerSettings::default(),
+    );
     let response = m
-        .query_with_fallback("x", QueryOptions::new().capability(ModelCapability::CodeGeneration))
+        .query_with_fallback(
+            "x",
+            QueryOptions::new().capability(ModelCapability::CodeGeneration),
+        )
         .await
         .unwrap();
     assert_eq!(response.provider, "b");
     assert_eq!(a.calls(), 0);
 
     let error = m
-        .query_with_fallback("x", QueryOptions::new().capability(ModelCapability::VideoGeneration))
+        .query_with_fallback(
+            "x",
+            QueryOptions::new().capability(ModelCapability::VideoGeneration),
+        )
         .await
         .unwrap_err();
-    assert_eq!(error.message(), "no enabled provider offers video_generation; configured providers: a, b");
+    assert_eq!(
+        error.message(),
+        "no enabled provider offers video_generation; configured providers: a, b"
+    );
 }
 
 #[tokio::test]
 async fn stream_falls_back_before_the_first_content_chunk() {
-    let a = Arc::new(Scripted::new("a").script([Step::Stream { deltas: vec![], complete: false, error: Some(ErrorKind::Overloaded) }]));
+    let a = Arc::new(Scripted::new("a").script([Step::Stream {
+        deltas: vec![],
+        complete: false,
+        error: Some(ErrorKind::Overloaded),
+    }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
-    let stream = m.query_stream_with_fallback("x", QueryOptions::new()).await.unwrap();
+    let stream = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
     assert_eq!(stream.provider(), "b");
-    assert_eq!(outcomes(stream.attempts()), pairs(&[("a", "overloaded"), ("b", "ok")]));
+    assert_eq!(
+        outcomes(stream.attempts()),
+        pairs(&[("a", "overloaded"), ("b", "ok")])
+    );
     let chunks: Vec<_> = stream.collect().await;
-    let text: String = chunks.iter().map(|c| c.as_ref().unwrap().delta.clone()).collect();
+    let text: String = chunks
+        .iter()
+        .map(|c| c.as_ref().unwrap().delta.clone())
+        .collect();
     assert_eq!(text, "b streamed");
     assert!(chunks.last().unwrap().as_ref().unwrap().is_final());
     let stats = m.get_usage_stats();
-    assert_eq!((stats.total_requests, stats.successful_requests, stats.fallbacks), (1, 1, 1));
+    assert_eq!(
+        (
+            stats.total_requests,
+            stats.successful_requests,
+            stats.fallbacks
+        ),
+        (1, 1, 1)
+    );
     assert_eq!(stats.providers["b"].total_tokens, 4);
 }
 
 #[tokio::test]
 async fn truncated_stream_before_output_also_falls_back() {
-    let a = Arc::new(Scripted::new("a").script([Step::Stream { deltas: vec![], complete: false, error: None }]));
+    let a = Arc::new(Scripted::new("a").script([Step::Stream {
+        deltas: vec![],
+        complete: false,
+        error: None,
+    }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
-    let stream = m.query_stream_with_fallback("x", QueryOptions::new()).await.unwrap();
-    assert_eq!(outcomes(stream.attempts()), pairs(&[("a", "stream_interrupted"), ("b", "ok")]));
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
+    let stream = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(stream.attempts()),
+        pairs(&[("a", "stream_interrupted"), ("b", "ok")])
+    );
 }
 
 #[tokio::test]
 async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
-    let a = Arc::new(Scripted::new("a").script([Step::Stream { deltas: vec!["Hel", "lo"], complete: false, error: Some(ErrorKind::Network) }]));
+    let a = Arc::new(Scripted::new("a").script([Step::Stream {
+        deltas: vec!["Hel", "lo"],
+        complete: false,
+        error: Some(ErrorKind::Network),
+    }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
-    let items: Vec<_> = m.query_stream_with_fallback("x", QueryOptions::new()).await.unwrap().collect().await;
+    let items: Vec<_> = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert_eq!(items.len(), 3);
     assert_eq!(items[0].as_ref().unwrap().delta, "Hel");
     assert_eq!(items[1].as_ref().unwrap().delta, "lo");
@@ -184,7 +319,11 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.provider(), Some("a"));
     assert!(error.message().contains("network"), "{error}");
-    assert_eq!(b.calls(), 0, "no other provider may be asked once output began");
+    assert_eq!(
+        b.calls(),
+        0,
+        "no other provider may be asked once output began"
+    );
     let stats = m.get_usage_stats();
     assert_eq!((stats.successful_requests, stats.failed_requests), (0, 1));
     assert_eq!(stats.providers["a"].interrupted_streams, 1);
@@ -192,22 +331,48 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
 
 #[tokio::test]
 async fn a_stream_that_just_stops_is_an_error_not_a_clean_end() {
-    let a = Arc::new(Scripted::new("a").script([Step::Stream { deltas: vec!["partial"], complete: false, error: None }]));
+    let a = Arc::new(Scripted::new("a").script([Step::Stream {
+        deltas: vec!["partial"],
+        complete: false,
+        error: None,
+    }]));
     let m = manager(&[(&a, config("a"))], ManagerSettings::default());
-    let items: Vec<_> = m.query_stream_with_fallback("x", QueryOptions::new()).await.unwrap().collect().await;
+    let items: Vec<_> = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert_eq!(items.len(), 2);
-    assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(
+        items[1].as_ref().unwrap_err().kind(),
+        ErrorKind::StreamInterrupted
+    );
 }
 
 #[tokio::test]
 async fn dropping_a_stream_early_counts_as_cancelled() {
-    let a = Arc::new(Scripted::new("a").script([Step::Stream { deltas: vec!["one", "two"], complete: true, error: None }]));
+    let a = Arc::new(Scripted::new("a").script([Step::Stream {
+        deltas: vec!["one", "two"],
+        complete: true,
+        error: None,
+    }]));
     let m = manager(&[(&a, config("a"))], ManagerSettings::default());
-    let mut stream = m.query_stream_with_fallback("x", QueryOptions::new()).await.unwrap();
+    let mut stream = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
     assert_eq!(stream.next().await.unwrap().unwrap().delta, "one");
     drop(stream);
     let stats = m.get_usage_stats();
-    assert_eq!((stats.cancelled_requests, stats.successful_requests, stats.failed_requests), (1, 0, 0));
+    assert_eq!(
+        (
+            stats.cancelled_requests,
+            stats.successful_requests,
+            stats.failed_requests
+        ),
+        (1, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -216,76 +381,137 @@ async fn load_balancing_follows_the_weights() {
     let b = Arc::new(Scripted::new("b"));
     let c = Arc::new(Scripted::new("c"));
     let m = manager(
-        &[(&a, config("a").with_weight(1)), (&b, config("b").with_weight(2)), (&c, config("c").with_weight(3))],
+        &[
+            (&a, config("a").with_weight(1)),
+            (&b, config("b").with_weight(2)),
+            (&c, config("c").with_weight(3)),
+        ],
         ManagerSettings::default(),
     );
     m.enable_load_balancing(true);
     for _ in 0..600 {
-        m.query_with_fallback("x", QueryOptions::new()).await.unwrap();
+        m.query_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap();
     }
     let counts = m.get_usage_stats().request_counts;
     for (name, expected) in [("a", 100.0), ("b", 200.0), ("c", 300.0)] {
         let got = counts[name] as f64;
-        assert!((got - expected).abs() <= expected * 0.05, "{name}: {got} vs {expected}");
+        assert!(
+            (got - expected).abs() <= expected * 0.05,
+            "{name}: {got} vs {expected}"
+        );
     }
 
     m.enable_load_balancing(false);
     let before = a.calls();
     for _ in 0..10 {
-        m.query_with_fallback("x", QueryOptions::new()).await.unwrap();
+        m.query_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap();
     }
-    assert_eq!(a.calls(), before + 10, "without balancing the first provider serves all");
+    assert_eq!(
+        a.calls(),
+        before + 10,
+        "without balancing the first provider serves all"
+    );
 }
 
 #[tokio::test]
 async fn load_balancing_still_falls_back() {
-    let a = Arc::new(Scripted::new("a").script((0..50).map(|_| Step::Fail(ErrorKind::ServerError))));
+    let a =
+        Arc::new(Scripted::new("a").script((0..50).map(|_| Step::Fail(ErrorKind::ServerError))));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default().with_load_balancing(true));
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default().with_load_balancing(true),
+    );
     for _ in 0..20 {
-        assert_eq!(m.query_with_fallback("x", QueryOptions::new()).await.unwrap().provider, "b");
+        assert_eq!(
+            m.query_with_fallback("x", QueryOptions::new())
+                .await
+                .unwrap()
+                .provider,
+            "b"
+        );
     }
     let stats = m.get_usage_stats();
     assert_eq!((stats.total_requests, stats.successful_requests), (20, 20));
     // Half the requests start at `a` (weights 1:1) and fall back from it.
-    assert_eq!((stats.request_counts["a"], stats.request_counts["b"]), (10, 20));
+    assert_eq!(
+        (stats.request_counts["a"], stats.request_counts["b"]),
+        (10, 20)
+    );
     assert_eq!(stats.fallbacks, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_keeps_input_order_bounds_concurrency_and_keeps_failures() {
     let a = Arc::new(Scripted::new("a").delay_by_prompt());
-    let m = manager(&[(&a, config("a"))], ManagerSettings::default().with_batch_concurrency(3));
-    let prompts: Vec<String> = (0..12).map(|i| if i == 5 { "FAIL me".to_owned() } else { "p".repeat(i + 1) }).collect();
+    let m = manager(
+        &[(&a, config("a"))],
+        ManagerSettings::default().with_batch_concurrency(3),
+    );
+    let prompts: Vec<String> = (0..12)
+        .map(|i| {
+            if i == 5 {
+                "FAIL me".to_owned()
+            } else {
+                "p".repeat(i + 1)
+            }
+        })
+        .collect();
 
     let results = m.batch_query(&prompts, QueryOptions::new()).await;
 
     assert_eq!(results.len(), 12);
     for (i, result) in results.iter().enumerate() {
         if i == 5 {
-            assert_eq!(result.as_ref().unwrap_err().kind(), ErrorKind::InvalidRequest);
+            assert_eq!(
+                result.as_ref().unwrap_err().kind(),
+                ErrorKind::InvalidRequest
+            );
         } else {
-            assert_eq!(result.as_ref().unwrap().content, format!("a says: {}", prompts[i]));
+            assert_eq!(
+                result.as_ref().unwrap().content,
+                format!("a says: {}", prompts[i])
+            );
         }
     }
     let max = a.max_in_flight.load(Ordering::SeqCst);
     assert!((2..=3).contains(&max), "max in flight {max}");
     let stats = m.get_usage_stats();
-    assert_eq!((stats.total_requests, stats.successful_requests, stats.failed_requests), (12, 11, 1));
+    assert_eq!(
+        (
+            stats.total_requests,
+            stats.successful_requests,
+            stats.failed_requests
+        ),
+        (12, 11, 1)
+    );
 }
 
 #[tokio::test]
 async fn compare_returns_every_answer_and_every_error() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Authentication)]));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
     let results = m.compare_responses("hi", &["a", "b", "nope"]).await;
 
     assert_eq!(results.keys().collect::<Vec<_>>(), ["a", "b", "nope"]);
     assert_eq!(results["a"].as_ref().unwrap().content, "a says: hi");
-    assert_eq!(results["b"].as_ref().unwrap_err().kind(), ErrorKind::Authentication);
-    assert_eq!(results["nope"].as_ref().unwrap_err().kind(), ErrorKind::Configuration);
+    assert_eq!(
+        results["b"].as_ref().unwrap_err().kind(),
+        ErrorKind::Authentication
+    );
+    assert_eq!(
+        results["nope"].as_ref().unwrap_err().kind(),
+        ErrorKind::Configuration
+    );
     // One attempt each, no fallback from b to a.
     assert_eq!((a.calls(), b.calls()), (1, 1));
 }
@@ -302,11 +528,26 @@ async fn cheapest_model_honours_capability_and_free_only() {
         priced("free-chat:free", "b", 0.0, 0.0, &[Chat, TextGeneration]),
         fazztv_core::ModelInfo::new("unpriced", "b").with_capabilities([Chat]),
     ]));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
 
-    assert_eq!(m.get_cheapest_model(TextGeneration, false).await.unwrap().id, "free-chat:free");
-    assert_eq!(m.get_cheapest_model(TextGeneration, true).await.unwrap().id, "free-chat:free");
-    assert_eq!(m.get_cheapest_model(Embedding, false).await.unwrap().id, "embed");
+    assert_eq!(
+        m.get_cheapest_model(TextGeneration, false)
+            .await
+            .unwrap()
+            .id,
+        "free-chat:free"
+    );
+    assert_eq!(
+        m.get_cheapest_model(TextGeneration, true).await.unwrap().id,
+        "free-chat:free"
+    );
+    assert_eq!(
+        m.get_cheapest_model(Embedding, false).await.unwrap().id,
+        "embed"
+    );
     assert!(m.get_cheapest_model(Embedding, true).await.is_none());
     assert!(m.get_cheapest_model(VideoGeneration, false).await.is_none());
 }
@@ -319,19 +560,38 @@ async fn cheapest_prefers_a_known_price_over_an_unknown_one() {
         priced("priced", "a", 5.0, 5.0, &[Chat]),
     ]));
     let m = manager(&[(&a, config("a"))], ManagerSettings::default());
-    assert_eq!(m.get_cheapest_model(Chat, false).await.unwrap().id, "priced");
+    assert_eq!(
+        m.get_cheapest_model(Chat, false).await.unwrap().id,
+        "priced"
+    );
 }
 
 #[tokio::test]
 async fn find_best_provider_skips_unavailable_ones() {
     let a = Arc::new(Scripted::new("a").unavailable());
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(&[(&a, config("a")), (&b, config("b"))], ManagerSettings::default());
-    assert_eq!(m.find_best_provider(ModelCapability::Chat).await.unwrap().name(), "b");
-    assert!(m.find_best_provider(ModelCapability::Moderation).await.is_none());
+    let m = manager(
+        &[(&a, config("a")), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
+    assert_eq!(
+        m.find_best_provider(ModelCapability::Chat)
+            .await
+            .unwrap()
+            .name(),
+        "b"
+    );
+    assert!(
+        m.find_best_provider(ModelCapability::Moderation)
+            .await
+            .is_none()
+    );
 
     let statuses = m.check_all_availability().await;
-    let summary: Vec<_> = statuses.iter().map(|(e, a)| (e.name().to_owned(), a.is_available())).collect();
+    let summary: Vec<_> = statuses
+        .iter()
+        .map(|(e, a)| (e.name().to_owned(), a.is_available()))
+        .collect();
     assert_eq!(summary, [("a".to_owned(), false), ("b".to_owned(), true)]);
 }
 
@@ -341,10 +601,22 @@ async fn disabled_providers_are_never_routed_to() {
     let b = Arc::new(Scripted::new("b"));
     let mut disabled = config("a");
     disabled.enabled = false;
-    let m = manager(&[(&a, disabled), (&b, config("b"))], ManagerSettings::default());
-    assert_eq!(m.query_with_fallback("x", QueryOptions::new()).await.unwrap().provider, "b");
+    let m = manager(
+        &[(&a, disabled), (&b, config("b"))],
+        ManagerSettings::default(),
+    );
+    assert_eq!(
+        m.query_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap()
+            .provider,
+        "b"
+    );
     assert_eq!(a.calls(), 0);
-    let error = m.query_with_fallback("x", QueryOptions::new().preferred_provider("a")).await.unwrap_err();
+    let error = m
+        .query_with_fallback("x", QueryOptions::new().preferred_provider("a"))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Configuration);
     assert!(matches!(error.attempts(), []));
 }

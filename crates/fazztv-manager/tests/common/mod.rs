@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fazztv_core::{
-    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind,
-    FinishReason, ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result,
-    UnavailableReason, Usage, async_trait,
+    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
+    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, UnavailableReason,
+    Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
 
@@ -51,7 +51,10 @@ impl Scripted {
             calls: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
-            models: vec![ModelInfo::new(format!("{name}-model"), name).with_capabilities([ModelCapability::Chat])],
+            models: vec![
+                ModelInfo::new(format!("{name}-model"), name)
+                    .with_capabilities([ModelCapability::Chat]),
+            ],
             available: true,
             delay_by_prompt: false,
             last_model: Mutex::new(None),
@@ -102,10 +105,17 @@ impl Provider for Scripted {
         *self.last_model.lock().unwrap() = Some(request.options.model.clone());
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let prompt = request.messages.last().map(|m| m.content.clone()).unwrap_or_default();
+        let prompt = request
+            .messages
+            .last()
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
         if self.delay_by_prompt {
             // Shorter prompts finish later, so completion order differs from input order.
-            tokio::time::sleep(Duration::from_millis(40u64.saturating_sub(prompt.len() as u64))).await;
+            tokio::time::sleep(Duration::from_millis(
+                40u64.saturating_sub(prompt.len() as u64),
+            ))
+            .await;
         } else {
             tokio::task::yield_now().await;
         }
@@ -116,9 +126,13 @@ impl Provider for Scripted {
         }
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
-            _ => Ok(ChatResponse::new(format!("{} says: {prompt}", self.name), format!("{}-model", self.name), &self.name)
-                .with_usage(Usage::new(3, 4))
-                .with_finish_reason(FinishReason::Stop)),
+            _ => Ok(ChatResponse::new(
+                format!("{} says: {prompt}", self.name),
+                format!("{}-model", self.name),
+                &self.name,
+            )
+            .with_usage(Usage::new(3, 4))
+            .with_finish_reason(FinishReason::Stop)),
         }
     }
 
@@ -130,16 +144,29 @@ impl Provider for Scripted {
                     Ok(ChatChunk::default()), // role-only preamble
                     Ok(ChatChunk::delta(format!("{} ", self.name))),
                     Ok(ChatChunk::delta("streamed")),
-                    Ok(ChatChunk::finish(FinishReason::Stop, Some(Usage::new(2, 2)))),
+                    Ok(ChatChunk::finish(
+                        FinishReason::Stop,
+                        Some(Usage::new(2, 2)),
+                    )),
                 ];
                 Ok(Box::pin(futures::stream::iter(chunks)))
             }
-            Step::Stream { deltas, complete, error } => {
-                let mut chunks: Vec<Result<ChatChunk>> = deltas.into_iter().map(|d| Ok(ChatChunk::delta(d))).collect();
+            Step::Stream {
+                deltas,
+                complete,
+                error,
+            } => {
+                let mut chunks: Vec<Result<ChatChunk>> = deltas
+                    .into_iter()
+                    .map(|d| Ok(ChatChunk::delta(d)))
+                    .collect();
                 if let Some(kind) = error {
                     chunks.push(Err(self.fail(kind)));
                 } else if complete {
-                    chunks.push(Ok(ChatChunk::finish(FinishReason::Stop, Some(Usage::new(1, 1)))));
+                    chunks.push(Ok(ChatChunk::finish(
+                        FinishReason::Stop,
+                        Some(Usage::new(1, 1)),
+                    )));
                 }
                 Ok(Box::pin(futures::stream::iter(chunks)))
             }
@@ -154,13 +181,18 @@ impl Provider for Scripted {
         if self.available {
             Availability::Available
         } else {
-            Availability::unavailable(UnavailableReason::Other { message: "scripted outage".into() })
+            Availability::unavailable(UnavailableReason::Other {
+                message: "scripted outage".into(),
+            })
         }
     }
 }
 
 /// Builds a manager over the given providers, in order, all with chat + text capabilities.
-pub fn manager(providers: &[(&Arc<Scripted>, ProviderConfig)], settings: ManagerSettings) -> ProviderManager {
+pub fn manager(
+    providers: &[(&Arc<Scripted>, ProviderConfig)],
+    settings: ManagerSettings,
+) -> ProviderManager {
     let mut registry = Registry::empty();
     for (provider, config) in providers {
         let provider: Arc<dyn Provider> = (*provider).clone();
@@ -176,7 +208,13 @@ pub fn config(name: &str) -> ProviderConfig {
         .with_capabilities([ModelCapability::Chat, ModelCapability::TextGeneration])
 }
 
-pub fn priced(id: &str, provider: &str, prompt: f64, completion: f64, capabilities: &[ModelCapability]) -> ModelInfo {
+pub fn priced(
+    id: &str,
+    provider: &str,
+    prompt: f64,
+    completion: f64,
+    capabilities: &[ModelCapability],
+) -> ModelInfo {
     ModelInfo::new(id, provider)
         .with_capabilities(capabilities.iter().copied())
         .with_pricing(ModelPricing::per_million(prompt, completion))

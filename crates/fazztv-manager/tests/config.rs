@@ -1,0 +1,407 @@
+//! Configuration: discovery order, two-stage validation with every violation reported at its
+//! JSON pointer, helpful messages, secrets never shown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fazztv_core::{
+    Availability, ChatRequest, ChatResponse, Environment, ExposeSecret, ModelInfo, Provider,
+    ProviderConfig, ProviderContext, ProviderFactory, ProviderRegistration, Result,
+    UnavailableReason, async_trait,
+};
+use fazztv_manager::{
+    ConfigError, ConfigLoader, ConfigOrigin, ProviderManager, Registry, builtin_default,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use {
+    criterion as _, fazztv_provider_mock as _, futures as _, jsonschema as _, serde_json as _,
+    thiserror as _, tokio as _, tracing as _,
+};
+
+const SENTINEL: &str = "sk-SENTINEL-0123456789";
+
+/// A provider type with options and a conventional key variable, like a real HTTP provider.
+struct KeyedFactory;
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct KeyedOptions {
+    /// Reply text.
+    #[serde(default)]
+    #[allow(dead_code, reason = "only its schema matters here")]
+    reply: Option<String>,
+}
+
+#[derive(Debug)]
+struct Keyed {
+    name: String,
+    has_key: bool,
+    key_env: Option<String>,
+}
+
+#[async_trait]
+impl Provider for Keyed {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn chat(&self, _request: ChatRequest) -> Result<ChatResponse> {
+        Ok(ChatResponse::new("ok", "m", &self.name))
+    }
+    async fn list_models(&self) -> Result<Vec<ModelInfo>> {
+        Ok(vec![])
+    }
+    async fn check_availability(&self) -> Availability {
+        if self.has_key {
+            Availability::Available
+        } else {
+            Availability::unavailable(UnavailableReason::MissingApiKey {
+                env_var: self.key_env.clone(),
+            })
+        }
+    }
+}
+
+impl ProviderFactory for KeyedFactory {
+    const TYPE: &'static str = "keyed";
+    const DISPLAY_NAME: &'static str = "Keyed";
+    const DESCRIPTION: &'static str = "A test provider that needs a key.";
+    const CAPABILITIES: &'static [fazztv_core::ModelCapability] =
+        &[fazztv_core::ModelCapability::Chat];
+    const DEFAULT_API_KEY_ENV: Option<&'static str> = Some("KEYED_API_KEY");
+    type Options = KeyedOptions;
+
+    fn build(
+        config: &ProviderConfig,
+        _options: KeyedOptions,
+        _context: &ProviderContext,
+    ) -> Result<Arc<dyn Provider>> {
+        Ok(Arc::new(Keyed {
+            name: config.name.clone(),
+            has_key: config
+                .api_key
+                .as_ref()
+                .is_some_and(|key| !key.expose_secret().is_empty()),
+            key_env: config.api_key_env.clone(),
+        }))
+    }
+
+    fn example_config() -> serde_json::Value {
+        serde_json::json!({"name": "keyed", "type": "keyed"})
+    }
+}
+
+static KEYED: ProviderRegistration =
+    ProviderRegistration::of::<KeyedFactory>("keyed-tests", "0.0.0");
+
+fn registry() -> Registry {
+    Registry::empty()
+        .with(&KEYED)
+        .unwrap()
+        .with_environment(Environment::from_vars([("KEYED_API_KEY", SENTINEL)]))
+}
+
+fn invalid(text: &str) -> Vec<(String, String)> {
+    match registry().validate(text, ConfigOrigin::Inline) {
+        Err(ConfigError::Invalid { violations, .. }) => violations
+            .into_iter()
+            .map(|v| (v.pointer, v.message))
+            .collect(),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_type_names_the_compiled_in_types_and_the_feature() {
+    let found = invalid(
+        r#"{"providers": [{"name": "openai", "type": "openai"}, {"name": "x", "type": "acme"}]}"#,
+    );
+    assert_eq!(
+        found,
+        [
+            (
+                "/providers/0/type".to_owned(),
+                "unknown provider type `openai`; compiled-in types: keyed; to use it, enable the cargo feature `openai` of the `fazztv` crate (or `all-providers`)".to_owned()
+            ),
+            (
+                "/providers/1/type".to_owned(),
+                "unknown provider type `acme`; compiled-in types: keyed; to use it, add a dependency on a crate that registers it with `register_provider!`".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn every_violation_is_reported_with_its_pointer() {
+    let found = invalid(
+        r#"{
+          "providers": [
+            {"name": "a", "type": "keyed", "capabilities": ["chat", "telepathy"], "tiemout": 3},
+            {"name": "b", "type": "keyed", "options": {"reply": 7, "colour": "red"}}
+          ],
+          "manager": {"fallback_enabled": "yes"},
+          "extra": true
+        }"#,
+    );
+    let pointers: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "",
+            "/manager/fallback_enabled",
+            "/providers/0",
+            "/providers/0/capabilities/1",
+            "/providers/1/options",
+            "/providers/1/options/reply"
+        ],
+        "{found:#?}"
+    );
+    let message = |pointer: &str| {
+        found
+            .iter()
+            .find(|(p, _)| p == pointer)
+            .map(|(_, m)| m.clone())
+            .unwrap()
+    };
+    assert!(message("").contains("'extra' was unexpected"), "{found:#?}");
+    assert!(
+        message("/providers/0").contains("'tiemout' was unexpected"),
+        "{found:#?}"
+    );
+    assert!(
+        message("/providers/0/capabilities/1").contains("telepathy"),
+        "{found:#?}"
+    );
+    assert!(
+        message("/providers/1/options").contains("'colour' was unexpected"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn the_error_text_names_the_file_and_lists_the_violations() {
+    let error = registry()
+        .validate(
+            r#"{"providers": [{"name": "a"}]}"#,
+            ConfigOrigin::Path(PathBuf::from("conf/providers.json")),
+        )
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "conf/providers.json is not a valid fazztv configuration:\n  - /providers/0: \"type\" is a required property"
+    );
+}
+
+#[test]
+fn invalid_json_reports_line_and_column() {
+    let error = registry()
+        .validate(
+            "{\n  \"providers\": [\n    {\"name\": \"a\",}\n  ]\n}",
+            ConfigOrigin::Inline,
+        )
+        .unwrap_err();
+    match &error {
+        ConfigError::Parse { line, column, .. } => assert_eq!((*line, *column), (3, 18)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        error.to_string(),
+        "the given configuration is not valid JSON: trailing comma at line 3, column 18"
+    );
+    let error = registry().validate("", ConfigOrigin::Inline).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::Parse {
+                line: 1,
+                column: 0,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn duplicate_provider_names_are_rejected() {
+    let found = invalid(
+        r#"{"providers": [{"name": "a", "type": "keyed"}, {"name": "a", "type": "keyed"}]}"#,
+    );
+    assert_eq!(
+        found,
+        [(
+            "/providers/1/name".to_owned(),
+            "duplicate provider name `a` (also used by /providers/0); names must be unique"
+                .to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_literal_key_of_the_wrong_type_is_not_echoed() {
+    let found = invalid(&format!(
+        r#"{{"providers": [{{"name": "a", "type": "keyed", "api_key": ["{SENTINEL}"]}}]}}"#
+    ));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "/providers/0/api_key");
+    assert!(!found[0].1.contains(SENTINEL), "{found:?}");
+}
+
+#[tokio::test]
+async fn a_missing_key_variable_loads_but_says_what_to_set() {
+    let mut registry = Registry::empty()
+        .with(&KEYED)
+        .unwrap()
+        .with_environment(Environment::from_vars([("UNRELATED", "1")]));
+    registry
+        .load(
+            r#"{"providers": [{"name": "k", "type": "keyed"}]}"#,
+            ConfigOrigin::Inline,
+        )
+        .expect("a missing key is not a load error");
+    let availability = registry
+        .get_provider("k")
+        .unwrap()
+        .check_availability()
+        .await;
+    assert_eq!(
+        availability.to_string(),
+        "unavailable: no API key: set the environment variable KEYED_API_KEY"
+    );
+}
+
+#[test]
+fn keys_resolved_from_the_environment_never_show_in_debug() {
+    let mut registry = registry();
+    registry
+        .load(r#"{"providers": [{"name": "k", "type": "keyed", "api_key_env": "KEYED_API_KEY", "headers": {"X-Secret": "sk-SENTINEL-0123456789"}}]}"#, ConfigOrigin::Inline)
+        .unwrap();
+    let entry = registry.entry("k").unwrap();
+    assert!(entry.config().api_key.is_some());
+    for text in [
+        format!("{registry:?}"),
+        format!("{entry:?}"),
+        format!("{:?}", entry.config()),
+    ] {
+        assert!(!text.contains(SENTINEL), "{text}");
+    }
+    let literal = ProviderConfig::new("x").with_api_key(SENTINEL);
+    assert!(!format!("{literal:?}").contains(SENTINEL));
+}
+
+#[test]
+fn duplicate_registrations_name_both_crates() {
+    static OTHER: ProviderRegistration =
+        ProviderRegistration::of::<KeyedFactory>("another-crate", "1.0.0");
+    let error = Registry::empty()
+        .with(&KEYED)
+        .unwrap()
+        .with(&OTHER)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "provider type `keyed` is registered twice, by another-crate and by keyed-tests; link only one of them"
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("fazztv-config-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_loader_looks_in_order_path_env_working_dir_builtin() {
+    let dir = temp_dir("order");
+    let explicit = dir.join("explicit.json");
+    let from_env = dir.join("env.json");
+    std::fs::write(&explicit, "{}").unwrap();
+    std::fs::write(&from_env, "{}").unwrap();
+    std::fs::write(dir.join("providers.json"), "{}").unwrap();
+    let env = Environment::from_vars([("FAZZTV_CONFIG", from_env.to_str().unwrap())]);
+
+    let origin = |loader: ConfigLoader| loader.locate().unwrap().0;
+    assert_eq!(
+        origin(
+            ConfigLoader::new()
+                .environment(env.clone())
+                .working_dir(&dir)
+                .path(&explicit)
+        ),
+        ConfigOrigin::Path(explicit.clone())
+    );
+    assert_eq!(
+        origin(ConfigLoader::new().environment(env).working_dir(&dir)),
+        ConfigOrigin::EnvVar(from_env)
+    );
+    let no_env = Environment::from_vars::<&str, &str>([]);
+    assert_eq!(
+        origin(
+            ConfigLoader::new()
+                .environment(no_env.clone())
+                .working_dir(&dir)
+        ),
+        ConfigOrigin::WorkingDir(dir.join("providers.json"))
+    );
+    let empty = temp_dir("empty");
+    assert_eq!(
+        origin(ConfigLoader::new().environment(no_env).working_dir(&empty)),
+        ConfigOrigin::BuiltIn
+    );
+
+    let missing = ConfigLoader::new()
+        .path(dir.join("nope.json"))
+        .locate()
+        .unwrap_err();
+    assert!(matches!(missing, ConfigError::Io { .. }));
+    assert!(
+        missing
+            .to_string()
+            .starts_with(&format!("cannot read {}", dir.join("nope.json").display())),
+        "{missing}"
+    );
+}
+
+#[test]
+fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
+    let names = |types: &[&str]| {
+        builtin_default(types)
+            .providers
+            .into_iter()
+            .map(|p| p.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&["mock", "ollama", "openai", "openrouter"]),
+        ["openrouter", "openai", "ollama"]
+    );
+    assert_eq!(names(&["ollama", "openai"]), ["openai", "ollama"]);
+    assert_eq!(names(&["mock"]), ["mock"]);
+    assert!(names(&[]).is_empty());
+    let seed = builtin_default(&["openai", "openrouter", "ollama"]);
+    assert!(seed.manager.fallback_enabled && !seed.manager.load_balancing);
+    assert_eq!(
+        seed.providers[1].api_key_env.as_deref(),
+        Some("OPENAI_API_KEY")
+    );
+}
+
+#[test]
+fn a_manager_loads_from_a_file() {
+    let dir = temp_dir("load");
+    let file = dir.join("p.json");
+    std::fs::write(&file, r#"{"providers": [{"name": "k", "type": "keyed", "weight": 3}], "manager": {"load_balancing": true}}"#).unwrap();
+    let loader = ConfigLoader::new()
+        .path(&file)
+        .environment(Environment::from_vars([("KEYED_API_KEY", SENTINEL)]));
+    let manager = ProviderManager::load_with(registry(), &loader).unwrap();
+    assert!(manager.load_balancing());
+    assert_eq!(manager.registry().entry("k").unwrap().config().weight, 3);
+}
+
+#[test]
+fn the_composed_schema_restricts_types_and_nests_options() {
+    let schema = registry().config_schema();
+    insta::assert_json_snapshot!("composed_schema_for_a_test_registry", schema);
+}
