@@ -13,7 +13,7 @@ mod wire;
 use std::fmt;
 use std::time::Duration;
 
-use fazztv_core::http::{self, ErrorPayload};
+use fazztv_core::http;
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
     Error, ErrorKind, ModerationResult, SecretString, UnavailableReason,
@@ -238,8 +238,7 @@ impl OpenAiCompatClient {
             Err(error) => error,
             Ok(body) => serde_json::from_slice::<Value>(&body)
                 .ok()
-                .and_then(|json| ErrorPayload::from_json(&json))
-                .map(|payload| payload.into_error(&self.provider, 200))
+                .and_then(|json| wire::embedded_error(&self.provider, json.get("error")))
                 .unwrap_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,

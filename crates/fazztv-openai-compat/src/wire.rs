@@ -204,13 +204,16 @@ pub(crate) fn decode_completion(
     header_request_id: Option<String>,
     body: &[u8],
 ) -> Result<ChatResponse, Error> {
-    let completion: WireCompletion = serde_json::from_slice(body)
-        .map_err(|error| undecodable(provider, "chat completion", &error, body))?;
-    let request_id = header_request_id.or(completion.id);
-    let with_id = |error: Error| match &request_id {
+    let attach = |error: Error, request_id: &Option<String>| match request_id {
         Some(id) => error.with_request_id(id.clone()),
         None => error,
     };
+    let completion: WireCompletion = serde_json::from_slice(body).map_err(|error| {
+        let error = undecodable(provider, "chat completion", &error, body);
+        attach(error, &header_request_id)
+    })?;
+    let request_id = header_request_id.or(completion.id);
+    let with_id = |error: Error| attach(error, &request_id);
     if let Some(error) = embedded_error(provider, completion.error.as_ref()) {
         return Err(with_id(error));
     }

@@ -313,7 +313,9 @@ async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
     let html = "<!DOCTYPE html><html><body><h1>Welcome to the hotel Wi-Fi</h1></body></html>";
     let server = server_with(
         "chat/completions",
-        ResponseTemplate::new(200).set_body_raw(html, "text/html"),
+        ResponseTemplate::new(200)
+            .set_body_raw(html, "text/html")
+            .insert_header("x-request-id", "req_html"),
     )
     .await;
     let provider = crate::provider(config(&base(&server)));
@@ -322,6 +324,7 @@ async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert_eq!(error.request_id(), Some("req_html"));
     assert!(
         error.message().contains("hotel Wi-Fi"),
         "{}",

@@ -199,6 +199,16 @@ async fn non_stream_bodies_and_error_statuses_fail_before_any_chunk() {
     );
     assert_eq!(server.hits(), 1, "no retries inside the client");
 
+    let json_error = ScriptedResponse::with_body(200, fixtures::OPENAI_INSUFFICIENT_QUOTA)
+        .header("content-type", "application/json")
+        .header("x-request-id", "req_json");
+    let (_, error, _server) = stream_from(json_error).await;
+    let error = error.unwrap();
+    assert_eq!(
+        (error.kind(), error.request_id()),
+        (ErrorKind::QuotaExhausted, Some("req_json"))
+    );
+
     let garbage = sse(["data: {\"choices\": [oops\n\n"]);
     let (_, error, _server) = stream_from(garbage).await;
     assert_eq!(error.unwrap().kind(), ErrorKind::Protocol);
