@@ -62,6 +62,9 @@ pub struct OllamaProvider {
     /// Configured headers and the bearer key, all marked sensitive.
     headers: HeaderMap,
     timeout: Duration,
+    /// `api_key_env` named a variable that is not set: no key is needed locally, but the
+    /// configuration asked for one (ollama.com, an authenticating proxy).
+    missing_key_env: Option<String>,
 }
 
 impl OllamaProvider {
@@ -155,6 +158,10 @@ impl OllamaProvider {
                 .map_err(|error| error.with_provider(config.name.clone()))?,
             headers,
             timeout: config.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+            missing_key_env: config
+                .api_key_env
+                .clone()
+                .filter(|_| config.api_key.is_none()),
         })
     }
 
@@ -350,6 +357,11 @@ impl Provider for OllamaProvider {
     }
 
     async fn check_availability(&self) -> Availability {
+        if let Some(variable) = &self.missing_key_env {
+            return Availability::unavailable(UnavailableReason::MissingApiKey {
+                env_var: Some(variable.clone()),
+            });
+        }
         let url = format!("{}/api/version", self.base_url);
         let sent = self
             .client

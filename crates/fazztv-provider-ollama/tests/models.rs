@@ -291,3 +291,20 @@ async fn a_missing_endpoint_is_not_mistaken_for_a_missing_model() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_configured_but_unset_key_variable_is_reported() {
+    let server = serving("GET", "/api/version", 200, r#"{"version": "0.5.1"}"#).await;
+    let provider = provider_with(
+        ProviderConfig::new("ollama-cloud")
+            .with_base_url(server.uri())
+            .with_api_key_env("OLLAMA_API_KEY"),
+    );
+    assert_eq!(
+        provider.check_availability().await,
+        Availability::unavailable(UnavailableReason::MissingApiKey {
+            env_var: Some("OLLAMA_API_KEY".into())
+        })
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
