@@ -31,6 +31,12 @@ pub use fazztv_manager::*;
 // (inventory#7/#50): without this a compiled-in provider could silently be missing.
 #[cfg(feature = "mock")]
 pub use fazztv_provider_mock::{MockOptions, MockProvider};
+#[cfg(feature = "ollama")]
+pub use fazztv_provider_ollama::{OllamaOptions, OllamaProvider};
+#[cfg(feature = "openai")]
+pub use fazztv_provider_openai::{OpenAiOptions, OpenAiProvider};
+#[cfg(feature = "openrouter")]
+pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
 
 /// The process-wide manager, built on first use from the configuration that
 /// [`ConfigLoader::new`] finds: `$FAZZTV_CONFIG`, else `./providers.json`, else the built-in
