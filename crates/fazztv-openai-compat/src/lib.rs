@@ -166,10 +166,20 @@ impl OpenAiCompatClient {
             .await
             .map_err(|error| http::transport_error(&self.provider, error))?;
         if response.status().is_success() {
-            Ok(response)
-        } else {
-            Err(http::error_from_response(&self.provider, response).await)
+            return Ok(response);
         }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = http::read_body(&self.provider, response)
+            .await
+            .unwrap_or_default();
+        let body = wire::with_upstream_detail(&body).unwrap_or_else(|| body.to_vec());
+        Err(http::error_from_parts(
+            &self.provider,
+            status,
+            &headers,
+            &body,
+        ))
     }
 
     /// `GET {base_url}/{path}`, decoding a JSON body.

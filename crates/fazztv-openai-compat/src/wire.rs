@@ -144,7 +144,9 @@ struct WireMessage {
 /// is not reported as the error's status.
 pub(crate) fn embedded_error(provider: &str, error: Option<&Value>) -> Option<Error> {
     let error = error.filter(|error| !error.is_null())?;
-    let payload = ErrorPayload::from_json(&serde_json::json!({ "error": error }))?;
+    let mut envelope = serde_json::json!({ "error": error });
+    add_upstream_detail(&mut envelope);
+    let payload = ErrorPayload::from_json(&envelope)?;
     if payload.status.is_some() {
         return Some(payload.into_error(provider, 200));
     }
@@ -155,6 +157,47 @@ pub(crate) fn embedded_error(provider: &str, error: Option<&Value>) -> Option<Er
         .unwrap_or_else(|| "the server reported an error without a message".to_owned());
     let kind = ErrorKind::from_http_status(implied_status(code), code, &message);
     Some(Error::new(kind, message).with_provider(provider))
+}
+
+/// OpenRouter reports an upstream failure as `"Provider returned error"` and puts the upstream's
+/// own error in `metadata.raw` (often JSON text) and its name in `metadata.provider_name`. The
+/// message a person can act on (and the words that classify it, like "exceeded your current
+/// quota") is in there, so it is appended: `Provider returned error (OpenAI): You exceeded…`.
+/// Returns whether the body changed.
+fn add_upstream_detail(envelope: &mut Value) -> bool {
+    let Some(error) = envelope.get_mut("error").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let metadata = error.get("metadata");
+    let Some(raw) = metadata
+        .and_then(|metadata| metadata.get("raw"))
+        .and_then(Value::as_str)
+        .filter(|raw| !raw.trim().is_empty())
+    else {
+        return false;
+    };
+    let detail = serde_json::from_str::<Value>(raw)
+        .ok()
+        .and_then(|upstream| ErrorPayload::from_json(&upstream)?.message)
+        .unwrap_or_else(|| raw.to_owned());
+    let upstream = metadata
+        .and_then(|metadata| metadata.get("provider_name"))
+        .and_then(Value::as_str)
+        .map(|name| format!(" ({name})"))
+        .unwrap_or_default();
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("upstream error");
+    let message = format!("{message}{upstream}: {detail}");
+    error.insert("message".to_owned(), message.into());
+    true
+}
+
+/// An error body with [`add_upstream_detail`] applied; `None` when there was nothing to add.
+pub(crate) fn with_upstream_detail(body: &[u8]) -> Option<Vec<u8>> {
+    let mut envelope: Value = serde_json::from_slice(body).ok()?;
+    add_upstream_detail(&mut envelope).then(|| envelope.to_string().into_bytes())
 }
 
 fn implied_status(code: Option<&str>) -> u16 {
@@ -524,6 +567,25 @@ mod tests {
             assert_eq!(classified.status(), embedded);
         }
         assert!(embedded_error("p", Some(&Value::Null)).is_none());
+    }
+
+    #[test]
+    fn upstream_errors_carry_the_provider_and_its_message() {
+        let body = br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":\"insufficient_quota\"}}","provider_name":"OpenAI"}},"user_id":"user_1"}"#;
+        let enriched: Value = serde_json::from_slice(&with_upstream_detail(body).unwrap()).unwrap();
+        assert_eq!(
+            enriched["error"]["message"],
+            "Provider returned error (OpenAI): You exceeded your current quota"
+        );
+        assert_eq!(enriched["error"]["code"], 429);
+        let text = br#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"model is temporarily rate-limited upstream"}}}"#;
+        let enriched: Value = serde_json::from_slice(&with_upstream_detail(text).unwrap()).unwrap();
+        assert_eq!(
+            enriched["error"]["message"],
+            "Provider returned error: model is temporarily rate-limited upstream"
+        );
+        assert!(with_upstream_detail(br#"{"error":{"message":"plain","code":400}}"#).is_none());
+        assert!(with_upstream_detail(b"<html>").is_none());
     }
 
     #[test]

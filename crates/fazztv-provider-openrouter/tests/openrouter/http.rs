@@ -135,7 +135,7 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
             400,
             fixtures::OPENROUTER_PROVIDER_ERROR,
             ErrorKind::InvalidRequest,
-            "Provider returned error",
+            "Provider returned error (Crucible): Model 'moonshotai/kimi-k2.6' supports at most 1 image per prompt.",
         ),
         (
             400,
@@ -199,7 +199,8 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
         ),
         (
             429,
-            r#"{"error":{"code":429,"message":"You exceeded your current quota, please check your plan and billing details.","metadata":{"provider_name":"OpenAI","is_byok":true}}}"#,
+            // A BYOK key out of quota upstream: only `metadata.raw` says so.
+            r#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"{\"error\":{\"message\":\"You exceeded your current quota, please check your plan and billing details.\",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}","provider_name":"OpenAI","is_byok":true}}}"#,
             ErrorKind::QuotaExhausted,
             "exceeded your current quota",
         ),
