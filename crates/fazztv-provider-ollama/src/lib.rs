@@ -48,7 +48,27 @@
 //! `"done": true` line (`done_reason`, and usage from `prompt_eval_count`/`eval_count`). A
 //! stream that ends without that line, an in-band `{"error": …}` line or an undecodable line is
 //! an error, never a success; once content has been yielded, every failure is reported as
-//! [`ErrorKind::StreamInterrupted`](fazztv_core::ErrorKind::StreamInterrupted).
+//! [`ErrorKind::StreamInterrupted`].
+//!
+//! A pull is not bounded by the request `timeout` (downloads take as long as they take) but
+//! by silence: no progress line for `timeout` (default 600 s) ends it with a `Timeout` error.
+//! An unknown model shows up mid-pull as `ModelNotFound`; a pull that ends before `success`
+//! is `StreamInterrupted`.
+//!
+//! # Models
+//!
+//! `list_models` reports local models as free (zero price) and cloud models (`-cloud`,
+//! `remote_host`) with no price. Capabilities come from the server's `capabilities` list when
+//! it sends one, otherwise from a heuristic: a BERT-style family (`bert`, `nomic-bert`,
+//! `xlm-roberta`) or a name with `embed`, `minilm` or a `bge` prefix means an embedding model;
+//! anything else is generative (text, chat, code). `context_length` is set when `/api/tags`
+//! reports it (no per-model `/api/show` calls are made).
+//!
+//! # Not supported
+//!
+//! Images in messages, tool calls, thinking traces, `logprobs` in responses, `/api/generate`,
+//! `/api/show`, `/api/ps`, `/api/copy`, `/api/create`, `/api/push`, blobs, the legacy
+//! `/api/embeddings`, and the OpenAI-compatible `/v1` API (use the OpenAI provider for it).
 #![warn(missing_docs)]
 
 mod host;
