@@ -25,6 +25,10 @@ use serde_json::Value;
 pub use stream::decode_chat_stream;
 pub use wire::{MaxTokensField, ModelList, WireModel, chat_body};
 
+/// The longest an availability probe waits: it must stay cheap even when the request timeout
+/// allows long generations.
+pub const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An HTTP client for one OpenAI-style endpoint: a pooled [`http::client`], the base URL, and
 /// the headers sent with every request (a sensitive bearer key, configured extras).
 ///
@@ -34,6 +38,7 @@ pub use wire::{MaxTokensField, ModelList, WireModel, chat_body};
 pub struct OpenAiCompatClient {
     provider: String,
     http: reqwest::Client,
+    timeout: Duration,
     base_url: String,
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
@@ -84,6 +89,7 @@ impl OpenAiCompatClient {
         Ok(Self {
             provider: provider.to_owned(),
             http: http::client(timeout).map_err(|error| error.with_provider(provider))?,
+            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
             base_url: url.as_str().trim_end_matches('/').to_owned(),
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
@@ -312,8 +318,13 @@ impl OpenAiCompatClient {
     /// `GET {path}` as a cheap availability probe: success means available; a rejected key
     /// (401/403) is `AuthenticationFailed`; no connection or no answer in time is
     /// `Unreachable`; anything else is `Other` with the error.
+    /// The probe gives up after at most [`AVAILABILITY_TIMEOUT`].
     pub async fn availability(&self, path: &str) -> Availability {
-        let error = match self.send(self.http.get(self.url(path))).await {
+        let probe = self
+            .http
+            .get(self.url(path))
+            .timeout(self.timeout.min(AVAILABILITY_TIMEOUT));
+        let error = match self.send(probe).await {
             Ok(_) => return Availability::Available,
             Err(error) => error,
         };

@@ -477,6 +477,21 @@ async fn availability_distinguishes_missing_rejected_and_unreachable() {
     );
     assert_no_key(&format!("{availability:?} {availability}"));
 
+    let slow = server_with(
+        "models",
+        json_response(200, fixtures::OPENAI_MODELS).set_delay(Duration::from_secs(5)),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let availability = provider(config(&base(&slow)).with_timeout(Duration::from_millis(200)))
+        .check_availability()
+        .await;
+    assert!(
+        matches!(availability.reason(), Some(UnavailableReason::Unreachable { message, .. }) if message.contains("timed out")),
+        "{availability:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+
     let server = MockServer::start().await;
     let keyless = ProviderConfig::new("openai").with_base_url(base(&server));
     let provider = provider(keyless);
