@@ -61,7 +61,7 @@ impl CliError {
     /// `--provider`, nothing offers the capability) is a usage error: retrying cannot help.
     pub fn request(error: Error) -> Self {
         if error.kind() == ErrorKind::Configuration && error.attempts().is_empty() {
-            Self::usage(error.to_string())
+            Self::usage(error.message())
         } else {
             Self::Request {
                 error,

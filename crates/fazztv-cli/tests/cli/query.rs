@@ -1,0 +1,282 @@
+//! `query`: fallback made visible, JSON shape, streaming, exit codes, hints.
+
+use serde_json::json;
+
+use crate::{Sandbox, flaky_and_backup, mock, offline_example, run};
+
+#[test]
+fn fallback_is_visible_on_stderr_and_the_answer_on_stdout() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(&sandbox, &["query", "Explain quantum computing"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 0
+    --- stdout
+    backup/beta-1 says: Explain quantum computing
+    --- stderr
+    fallback: primary failed: overloaded: primary is overloaded
+    answered by backup (beta-1)
+    ");
+}
+
+#[test]
+fn json_names_the_provider_model_usage_and_every_attempt() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(&sandbox, &["--json", "query", "Explain quantum computing"]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.stderr, "", "--json keeps stderr quiet");
+    insta::assert_snapshot!(crate::mask_ms(&result.stdout), @r#"
+    {
+      "provider": "backup",
+      "model": "beta-1",
+      "content": "backup/beta-1 says: Explain quantum computing",
+      "finish_reason": "stop",
+      "usage": {
+        "prompt_tokens": 3,
+        "completion_tokens": 5,
+        "total_tokens": 8
+      },
+      "request_id": "mock-1",
+      "attempts": [
+        {
+          "provider": "primary",
+          "model": "alpha-1",
+          "outcome": "overloaded",
+          "latency_ms": N,
+          "message": "primary is overloaded"
+        },
+        {
+          "provider": "backup",
+          "model": "beta-1",
+          "outcome": "ok",
+          "latency_ms": N
+        }
+      ]
+    }
+    "#);
+}
+
+#[test]
+fn generation_flags_reach_the_preferred_provider() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(
+        &sandbox,
+        &[
+            "--json",
+            "query",
+            "hi",
+            "--provider",
+            "backup",
+            "--model",
+            "beta-large",
+            "--temperature",
+            "0.2",
+            "--max-tokens",
+            "50",
+        ],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let answer = result.json();
+    assert_eq!(answer["provider"], "backup");
+    assert_eq!(answer["model"], "beta-large");
+    assert_eq!(answer["attempts"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn streaming_prints_the_whole_answer_and_says_who_answered_first() {
+    let config = json!({"providers": [mock("solo", "m-1", json!({
+        "reply": "one two three four five six",
+        "stream_chunk_chars": 3,
+        "chunk_latency_ms": 5
+    }))]});
+    let sandbox = Sandbox::with(&config);
+    let result = run(&sandbox, &["query", "--stream", "hi"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 0
+    --- stdout
+    one two three four five six
+    --- stderr
+    answered by solo (m-1)
+    ");
+}
+
+#[test]
+fn a_stream_cut_after_output_began_fails_with_the_partial_answer_shown() {
+    let config = json!({"providers": [
+        mock("cut", "m-1", json!({
+            "reply": "abcdefghijkl",
+            "stream_chunk_chars": 4,
+            "cut_stream_after": 2
+        })),
+        mock("spare", "m-2", json!({})),
+    ]});
+    let sandbox = Sandbox::with(&config);
+    let streamed = run(&sandbox, &["query", "--stream", "hi"]);
+    insta::assert_snapshot!(streamed.transcript(), @r"
+    exit: 1
+    --- stdout
+    abcdefgh
+    --- stderr
+    answered by cut (m-1)
+    error: cut: stream_interrupted: the stream was cut after 2 content chunks, as scripted by `cut_stream_after: 2`
+    hint: the answer above is incomplete: cut stopped after 8 characters
+    ");
+    // Without streaming the same provider answers whole: the cut only affects streams.
+    let whole = run(&sandbox, &["query", "hi"]);
+    assert_eq!(whole.code, 0);
+    assert_eq!(whole.stdout, "abcdefghijkl\n");
+}
+
+#[test]
+fn no_fallback_fails_with_the_first_providers_error() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(&sandbox, &["query", "--no-fallback", "hi"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: primary: overloaded: primary is overloaded
+    ");
+}
+
+#[test]
+fn when_every_provider_fails_each_attempt_is_listed_with_hints() {
+    let config = json!({"providers": [
+        mock("down", "m-1", json!({
+            "available": false,
+            "unavailable_reason": "set MOCK_TOKEN to enable it",
+            "failures": {"first": 100, "kind": "authentication", "message": "no key"}
+        })),
+        mock("broken", "m-2", json!({
+            "failures": {"first": 100, "kind": "server_error", "message": "boom"}
+        })),
+    ]});
+    let sandbox = Sandbox::with(&config);
+    let result = run(&sandbox, &["query", "hi"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: every provider failed
+      - down (m-1): authentication: no key
+      - broken (m-2): server_error: boom
+    hint: down: set MOCK_TOKEN to enable it
+    ");
+
+    let json = run(&sandbox, &["--json", "query", "hi"]);
+    assert_eq!(json.code, 1);
+    let error = &json.json()["error"];
+    assert_eq!(error["kind"], "all_providers_failed");
+    let outcomes: Vec<&str> = error["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| attempt["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["authentication", "server_error"]);
+    assert_eq!(error["hints"], json!(["down: set MOCK_TOKEN to enable it"]));
+}
+
+#[test]
+fn unknown_provider_is_a_usage_error() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(&sandbox, &["query", "--provider", "nope", "hi"]);
+    assert_eq!(result.code, 2);
+    assert_eq!(
+        result.stderr,
+        "error: unknown provider `nope`; configured providers: primary, backup\n\
+         hint: `fazztv providers` lists them\n"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    assert_eq!(run(&sandbox, &["query"]).code, 2);
+    assert_eq!(
+        run(&sandbox, &["query", "hi", "--temperature", "hot"]).code,
+        2
+    );
+    assert_eq!(run(&sandbox, &["frobnicate"]).code, 2);
+    let empty = run(&sandbox, &["query", "  "]);
+    assert_eq!(
+        (empty.code, empty.stderr.as_str()),
+        (2, "error: the prompt is empty\n")
+    );
+}
+
+#[test]
+fn prompt_dash_reads_stdin() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = crate::Run::of(
+        sandbox
+            .cmd()
+            .args(["query", "--provider", "backup", "-"])
+            .write_stdin("from a pipe\n"),
+    );
+    assert_eq!(result.stdout, "backup/beta-1 says: from a pipe\n");
+}
+
+#[test]
+fn stats_report_requests_per_provider() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let result = run(&sandbox, &["--stats", "query", "hi"]);
+    assert_eq!(result.code, 0);
+    let stats = result.stats();
+    assert_eq!(stats["total_requests"], 1);
+    assert_eq!(stats["successful_requests"], 1);
+    assert_eq!(stats["fallbacks"], 1);
+    assert_eq!(stats["request_counts"], json!({"backup": 1, "primary": 1}));
+    assert_eq!(
+        stats["providers"]["primary"]["errors"],
+        json!({"overloaded": 1})
+    );
+}
+
+#[test]
+fn the_readme_command_falls_back_offline() {
+    // `cargo run -p fazztv-cli -- --config examples/providers.offline.json --stats query ...`
+    let sandbox = Sandbox::empty();
+    let example = offline_example();
+    let result = run(
+        &sandbox,
+        &[
+            "--config",
+            example.to_str().unwrap(),
+            "--stats",
+            "query",
+            "Explain quantum computing",
+        ],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert!(result.stdout.starts_with(
+        "[offline answer from local-backup / llama3.2:3b] You asked: Explain quantum computing."
+    ));
+    assert!(result.stderr.starts_with(
+        "fallback: cloud-primary failed: overloaded: simulated outage: the primary is overloaded \
+         on its first call of each run\nanswered by local-backup (llama3.2:3b)\n"
+    ));
+    let stats = result.stats();
+    assert_eq!(stats["total_requests"], 1);
+    assert_eq!(
+        stats["request_counts"],
+        json!({"cloud-primary": 1, "local-backup": 1})
+    );
+}
+
+#[test]
+fn without_any_configuration_the_built_in_default_is_used() {
+    // Today's build compiles in the mock only, so the default is one healthy mock. Once HTTP
+    // providers are compiled in, the default lists them instead and this run fails with hints.
+    let sandbox = Sandbox::empty();
+    let result = run(&sandbox, &["--json", "query", "hi"]);
+    if result.code == 0 {
+        assert_eq!(result.json()["provider"], "mock");
+    } else {
+        assert_eq!(result.code, 1, "{}", result.stderr);
+        assert!(
+            result.stderr.contains("examples/providers.offline.json"),
+            "{}",
+            result.stderr
+        );
+    }
+}
