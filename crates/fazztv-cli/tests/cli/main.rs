@@ -9,6 +9,7 @@ mod models;
 mod output;
 mod query;
 mod runs;
+mod tty;
 
 // Dependencies of the binary, unused by the tests.
 use {

@@ -1,0 +1,97 @@
+//! Behaviour on a real terminal, through a pseudo-terminal made by util-linux `script`: colour
+//! by default, none with `NO_COLOR`, and streaming without `--stream`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Run, Sandbox, flaky_and_backup};
+
+const ESC: char = '\u{1b}';
+
+/// `script`, when this machine has it (util-linux); the tests say so and pass when it does not.
+fn script() -> Option<PathBuf> {
+    ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
+}
+
+/// Runs `fazztv args` with stdin, stdout and stderr on one pseudo-terminal.
+fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Option<Run> {
+    let Some(script) = script() else {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return None;
+    };
+    let binary = assert_cmd::cargo::cargo_bin!("fazztv");
+    let mut command = Command::new(script);
+    command
+        .env_clear()
+        .env("TERM", "xterm")
+        .env("FAZZTV_CONFIG", sandbox.path().join("providers.json"))
+        .current_dir(sandbox.path())
+        .args([
+            "-qec",
+            &format!("'{}' {args} </dev/null", binary.display()),
+            "/dev/null",
+        ]);
+    if no_color {
+        command.env("NO_COLOR", "1");
+    }
+    let output = command.output().expect("run script");
+    Some(Run {
+        code: output.status.code().expect("exit code"),
+        stdout: String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn a_terminal_gets_colour_and_a_streamed_answer() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let Some(result) = on_tty(&sandbox, "query hi", false) else {
+        return;
+    };
+    assert_eq!(result.code, 0, "{result:?}");
+    assert!(
+        result.stdout.contains(&format!("{ESC}[36mbackup (beta-1)")),
+        "{result:?}"
+    );
+    assert!(
+        result.stdout.ends_with("backup/beta-1 says: hi\n"),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn no_color_disables_colour_even_on_a_terminal() {
+    let sandbox = Sandbox::with(&flaky_and_backup());
+    let Some(result) = on_tty(&sandbox, "query hi", true) else {
+        return;
+    };
+    assert_eq!(result.code, 0, "{result:?}");
+    assert_eq!(
+        result.stdout,
+        "fallback: primary failed: overloaded: primary is overloaded\n\
+         answered by backup (beta-1)\nbackup/beta-1 says: hi\n"
+    );
+}
+
+#[test]
+fn a_cut_stream_on_a_terminal_shows_the_partial_answer() {
+    // Streaming is the default on a terminal: the cut only shows in streams.
+    let sandbox = Sandbox::with(&serde_json::json!({"providers": [crate::mock(
+        "cut",
+        "m-1",
+        serde_json::json!({"reply": "abcdefgh", "stream_chunk_chars": 4, "cut_stream_after": 1})
+    )]}));
+    let Some(result) = on_tty(&sandbox, "query hi", true) else {
+        return;
+    };
+    assert_eq!(result.code, 1, "{result:?}");
+    assert!(
+        result
+            .stdout
+            .contains("answered by cut (m-1)\nabcd\nerror: cut: stream_interrupted"),
+        "{result:?}"
+    );
+}
