@@ -40,6 +40,7 @@ pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
 
 /// Re-exported so provider crates need no direct dependency on these.
 pub use async_trait::async_trait;
+pub use futures::{Stream, StreamExt};
 pub use secrecy::{ExposeSecret, SecretString};
 
 #[doc(hidden)]

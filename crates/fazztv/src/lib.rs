@@ -24,6 +24,8 @@
 
 use std::sync::Mutex;
 
+pub mod guide;
+
 pub use fazztv_core::*;
 pub use fazztv_manager::*;
 
@@ -37,6 +39,9 @@ pub use fazztv_provider_ollama::{OllamaOptions, OllamaProvider};
 pub use fazztv_provider_openai::{OpenAiOptions, OpenAiProvider};
 #[cfg(feature = "openrouter")]
 pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
+
+#[cfg(test)]
+use tokio as _;
 
 /// The process-wide manager, built on first use from the configuration that
 /// [`ConfigLoader::new`] finds: `$FAZZTV_CONFIG`, else `./providers.json`, else the built-in
