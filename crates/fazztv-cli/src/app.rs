@@ -125,12 +125,15 @@ impl App {
             .iter()
             .map(|attempt| attempt.provider.clone())
             .collect();
+        let said = crate::error::request_message(error);
         if let Ok(manager) = self.manager() {
             for (entry, availability) in manager.check_all_availability().await {
-                if let Some(reason) = availability.reason() {
-                    if tried.iter().any(|name| name == entry.name()) {
-                        failure = failure.hint(format!("{}: {reason}", entry.name()));
-                    }
+                let Some(reason) = availability.reason().map(ToString::to_string) else {
+                    continue;
+                };
+                // A reason the attempt's own message already gives is not repeated.
+                if tried.iter().any(|name| name == entry.name()) && !said.contains(&reason) {
+                    failure = failure.hint(format!("{}: {reason}", entry.name()));
                 }
             }
         }

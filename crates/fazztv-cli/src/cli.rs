@@ -7,7 +7,7 @@ use fazztv::ModelCapability;
 
 /// Many AI model providers behind one interface, with fallback.
 #[derive(Debug, Parser)]
-#[command(name = "fazztv", version, about, long_about = None)]
+#[command(name = "fazztv", version)]
 #[command(
     after_help = "Configuration is read from --config, else $FAZZTV_CONFIG, else \
     ./providers.json, else the built-in default.\nTry it offline: fazztv --config \

@@ -177,6 +177,28 @@ fn when_every_provider_fails_each_attempt_is_listed_with_hints() {
 }
 
 #[test]
+fn hints_do_not_repeat_what_the_attempt_already_said() {
+    let config = json!({"providers": [mock("keyless", "k-1", json!({
+        "available": false,
+        "unavailable_reason": "no API key: set the environment variable KEYLESS_KEY",
+        "failures": {
+            "first": 100,
+            "kind": "configuration",
+            "message": "no API key: set the environment variable KEYLESS_KEY"
+        }
+    }))]});
+    let result = run(&Sandbox::with(&config), &["query", "hi"]);
+    assert_eq!(
+        result.code, 1,
+        "a provider's missing key fails the request, not the usage"
+    );
+    assert_eq!(
+        result.stderr,
+        "error: keyless: configuration: no API key: set the environment variable KEYLESS_KEY\n"
+    );
+}
+
+#[test]
 fn unknown_provider_is_a_usage_error() {
     let sandbox = Sandbox::with(&flaky_and_backup());
     let result = run(&sandbox, &["query", "--provider", "nope", "hi"]);
