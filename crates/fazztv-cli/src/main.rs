@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(runtime) => runtime.block_on(run(&app, cli.command)),
-        Err(error) => Err(CliError::Io(error)),
+        Err(error) => Err(CliError::request(fazztv::Error::new(
+            fazztv::ErrorKind::Unexpected,
+            format!("cannot start the async runtime: {error}"),
+        ))),
     };
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
