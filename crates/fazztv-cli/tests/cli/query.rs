@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::{Sandbox, flaky_and_backup, mock, offline_example, run};
+use crate::{Run, Sandbox, flaky_and_backup, mock, offline_example, run};
 
 #[test]
 fn fallback_is_visible_on_stderr_and_the_answer_on_stdout() {
@@ -286,18 +286,29 @@ fn the_readme_command_falls_back_offline() {
 }
 
 #[test]
-fn without_any_configuration_the_built_in_default_is_used() {
-    // Today's build compiles in the mock only, so the default is one healthy mock. Once HTTP
-    // providers are compiled in, the default lists them instead and this run fails with hints.
+fn without_any_configuration_keys_or_ollama_every_provider_says_what_it_needs() {
+    // The built-in default (openrouter, openai, ollama) with no keys and Ollama pointed at a
+    // closed loopback port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
     let sandbox = Sandbox::empty();
-    let result = run(&sandbox, &["--json", "query", "hi"]);
-    if result.code == 0 {
-        assert_eq!(result.json()["provider"], "mock");
-    } else {
-        assert_eq!(result.code, 1, "{}", result.stderr);
+    let result = Run::of(
+        sandbox
+            .cmd()
+            .env("OLLAMA_HOST", format!("127.0.0.1:{port}"))
+            .args(["query", "hi"]),
+    );
+    assert_eq!(result.code, 1, "{result:?}");
+    for needle in [
+        "set the environment variable OPENROUTER_API_KEY",
+        "set the environment variable OPENAI_API_KEY",
+        &format!("http://127.0.0.1:{port}"),
+        "examples/providers.offline.json",
+    ] {
         assert!(
-            result.stderr.contains("examples/providers.offline.json"),
-            "{}",
+            result.stderr.contains(needle),
+            "missing {needle:?} in:\n{}",
             result.stderr
         );
     }

@@ -8,20 +8,18 @@ use crate::{Run, Sandbox, flaky_and_backup};
 
 const ESC: char = '\u{1b}';
 
-/// `script`, when this machine has it (util-linux); the tests say so and pass when it does not.
-fn script() -> Option<PathBuf> {
+/// util-linux `script` (Debian package bsdutils, which `.ci/run` installs when missing).
+fn script() -> PathBuf {
     ["/usr/bin/script", "/bin/script"]
         .into_iter()
         .map(PathBuf::from)
         .find(|path| path.is_file())
+        .expect("terminal tests need util-linux `script`: apt-get install bsdutils")
 }
 
 /// Runs `fazztv args` with stdin, stdout and stderr on one pseudo-terminal.
-fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Option<Run> {
-    let Some(script) = script() else {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return None;
-    };
+fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Run {
+    let script = script();
     let binary = assert_cmd::cargo::cargo_bin!("fazztv");
     let mut command = Command::new(script);
     command
@@ -38,19 +36,17 @@ fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Option<Run> {
         command.env("NO_COLOR", "1");
     }
     let output = command.output().expect("run script");
-    Some(Run {
+    Run {
         code: output.status.code().expect("exit code"),
         stdout: String::from_utf8_lossy(&output.stdout).replace("\r\n", "\n"),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    })
+    }
 }
 
 #[test]
 fn a_terminal_gets_colour_and_a_streamed_answer() {
     let sandbox = Sandbox::with(&flaky_and_backup());
-    let Some(result) = on_tty(&sandbox, "query hi", false) else {
-        return;
-    };
+    let result = on_tty(&sandbox, "query hi", false);
     assert_eq!(result.code, 0, "{result:?}");
     assert!(
         result.stdout.contains(&format!("{ESC}[36mbackup (beta-1)")),
@@ -65,9 +61,7 @@ fn a_terminal_gets_colour_and_a_streamed_answer() {
 #[test]
 fn no_color_disables_colour_even_on_a_terminal() {
     let sandbox = Sandbox::with(&flaky_and_backup());
-    let Some(result) = on_tty(&sandbox, "query hi", true) else {
-        return;
-    };
+    let result = on_tty(&sandbox, "query hi", true);
     assert_eq!(result.code, 0, "{result:?}");
     assert_eq!(
         result.stdout,
@@ -84,9 +78,7 @@ fn a_cut_stream_on_a_terminal_shows_the_partial_answer() {
         "m-1",
         serde_json::json!({"reply": "abcdefgh", "stream_chunk_chars": 4, "cut_stream_after": 1})
     )]}));
-    let Some(result) = on_tty(&sandbox, "query hi", true) else {
-        return;
-    };
+    let result = on_tty(&sandbox, "query hi", true);
     assert_eq!(result.code, 1, "{result:?}");
     assert!(
         result
