@@ -396,6 +396,14 @@ impl Error {
         )
     }
 
+    /// The provider needs an API key and has none: a configuration error, raised before any
+    /// request, whose message names the variable to set (as
+    /// [`UnavailableReason::MissingApiKey`](crate::UnavailableReason::MissingApiKey) does).
+    pub fn missing_api_key(env_var: Option<String>) -> Self {
+        let reason = crate::UnavailableReason::MissingApiKey { env_var };
+        Self::new(ErrorKind::Configuration, reason.to_string())
+    }
+
     /// Every provider failed; `attempts` lists each try in order.
     pub fn all_providers_failed(attempts: Vec<Attempt>) -> Self {
         let mut message = if attempts.is_empty() {

@@ -217,15 +217,13 @@ impl OpenAiProvider {
         let Some(variable) = &self.missing_key else {
             return Ok(());
         };
-        let set = match variable {
-            Some(variable) => format!("set the environment variable {variable}"),
-            None => "set `api_key_env` or `api_key`".to_owned(),
-        };
+        let missing = Error::missing_api_key(variable.clone());
         Err(Error::new(
             ErrorKind::Configuration,
             format!(
-                "no API key: {set} (for a keyless OpenAI-compatible server, set \
-                 `\"require_api_key\": false` in `options`)"
+                "{} (for a keyless OpenAI-compatible server, set \
+                 `\"require_api_key\": false` in `options`)",
+                missing.message()
             ),
         )
         .with_provider(self.name()))

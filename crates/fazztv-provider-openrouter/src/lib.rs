@@ -157,14 +157,7 @@ impl OpenRouterProvider {
         let Some(variable) = &self.missing_key else {
             return Ok(());
         };
-        let set = match variable {
-            Some(variable) => format!("set the environment variable {variable}"),
-            None => "set `api_key_env` or `api_key`".to_owned(),
-        };
-        Err(
-            Error::new(ErrorKind::Configuration, format!("no API key: {set}"))
-                .with_provider(self.name()),
-        )
+        Err(Error::missing_api_key(variable.clone()).with_provider(self.name()))
     }
 
     /// Adds the configured routing preferences unless the request brings its own.
