@@ -1,0 +1,79 @@
+//! A sentinel API key never shows up in `Debug` or `Display` of any compiled-in provider, its
+//! configuration, its availability or the errors it returns — including transport errors
+//! (whose URLs are stripped) and the manager's summary of every attempt.
+
+use fazztv::{ConfigOrigin, ManagerSettings, ProviderManager, QueryOptions, Registry};
+
+const SENTINEL: &str = "sk-SENTINEL-do-not-leak-4242";
+
+/// A loopback port with nothing listening.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn no_provider_leaks_its_key() {
+    let port = closed_port();
+    let discovered = Registry::discover().unwrap();
+    let mut providers = Vec::new();
+    for registration in discovered.provider_types() {
+        let mut entry = (registration.example_config)();
+        let object = entry.as_object_mut().unwrap();
+        object.insert("api_key".into(), SENTINEL.into());
+        object.insert("timeout".into(), 5.into());
+        if registration.provider_type == "openai" || registration.provider_type == "openrouter" {
+            object.insert(
+                "base_url".into(),
+                format!("http://127.0.0.1:{port}/v1").into(),
+            );
+        } else if registration.provider_type == "ollama" {
+            object.insert("base_url".into(), format!("http://127.0.0.1:{port}").into());
+        }
+        providers.push(entry);
+    }
+    assert!(!providers.is_empty());
+    let document = serde_json::json!({"providers": providers}).to_string();
+    let mut registry = Registry::discover().unwrap();
+    registry.load(&document, ConfigOrigin::Inline).unwrap();
+    let manager = ProviderManager::new(registry, ManagerSettings::default());
+
+    let mut seen = Vec::new();
+    for entry in manager.registry().entries() {
+        seen.push(format!("{entry:?}"));
+        seen.push(format!("{:?}", entry.config()));
+        seen.push(format!("{:?}", entry.provider()));
+        let availability = entry.provider().check_availability().await;
+        seen.push(format!("{availability} {availability:?}"));
+        let options = QueryOptions::new()
+            .preferred_provider(entry.name())
+            .fallback(false);
+        match manager.query_with_fallback("hello", options).await {
+            Ok(response) => seen.push(format!("{response:?}")),
+            Err(error) => seen.push(format!("{error} {error:?}")),
+        }
+    }
+    let all = manager
+        .query_with_fallback("hello", QueryOptions::new())
+        .await;
+    seen.push(format!("{all:?}"));
+    seen.push(format!("{:?}", manager.get_usage_stats()));
+    seen.push(format!("{manager:?}"));
+
+    for text in &seen {
+        assert!(!text.contains(SENTINEL), "the key leaked: {text}");
+    }
+    let http_providers = cfg!(any(
+        feature = "all-providers",
+        feature = "ollama",
+        feature = "openai",
+        feature = "openrouter"
+    ));
+    if http_providers {
+        // They really were contacted (and refused), so the errors checked are real ones.
+        assert!(
+            seen.iter().any(|text| text.contains("could not connect")),
+            "{seen:#?}"
+        );
+    }
+}
