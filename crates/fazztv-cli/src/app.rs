@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fazztv::{
     AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, Provider, ProviderManager,
-    QueryOptions, UsageStats,
+    QueryOptions, UnavailableReason, UsageStats,
 };
 
 use crate::cli::Global;
@@ -128,11 +128,10 @@ impl App {
         let said = crate::error::request_message(error);
         if let Ok(manager) = self.manager() {
             for (entry, availability) in manager.check_all_availability().await {
-                let Some(reason) = availability.reason().map(ToString::to_string) else {
+                let Some(reason) = availability.reason() else {
                     continue;
                 };
-                // A reason the attempt's own message already gives is not repeated.
-                if tried.iter().any(|name| name == entry.name()) && !said.contains(&reason) {
+                if tried.iter().any(|name| name == entry.name()) && !already_said(&said, reason) {
                     failure = failure.hint(format!("{}: {reason}", entry.name()));
                 }
             }
@@ -151,14 +150,18 @@ impl App {
     }
 
     /// Says on stderr who answered, after which failures. Failed attempts are always shown
-    /// (a fallback must never be silent); latencies only with `--verbose`.
-    pub fn report_attempts(&self, attempts: &[fazztv::Attempt]) {
+    /// (a fallback must never be silent); latencies only with `--verbose`. `answered_by` is the
+    /// model the provider says answered (`gpt-4o-2024-08-06` for `gpt-4o`), shown in place of
+    /// the one asked for, whether the answer was streamed or not.
+    pub fn report_attempts(&self, attempts: &[fazztv::Attempt], answered_by: Option<&str>) {
         let ui = &self.ui;
         for attempt in attempts {
             let latency = attempt.latency.as_millis();
             match &attempt.outcome {
                 AttemptOutcome::Ok => {
-                    let model = attempt.model.as_deref().unwrap_or("default model");
+                    let model = answered_by
+                        .or(attempt.model.as_deref())
+                        .unwrap_or("default model");
                     let who = format!("{} ({model})", attempt.provider);
                     ui.err_line(&format!(
                         "{} {}{}",
@@ -188,7 +191,7 @@ impl App {
 
     /// The stderr summary of an answer: its attempts and, with `--verbose`, usage.
     pub fn report_response(&self, response: &ChatResponse) {
-        self.report_attempts(&response.attempts);
+        self.report_attempts(&response.attempts, Some(&response.model));
         self.report_usage(response.usage);
     }
 
@@ -201,6 +204,18 @@ impl App {
             )),
             None => self.ui.verbose("usage: not reported by the provider"),
         }
+    }
+}
+
+/// Whether the failed attempts' messages (`said`) already give `reason`, so that a hint would
+/// only repeat it: the whole reason, or for a rejected key the server's message, or for an
+/// unreachable server its URL (a transport error alone does not name the URL, so then the
+/// hint is what tells which address to check).
+fn already_said(said: &str, reason: &UnavailableReason) -> bool {
+    match reason {
+        UnavailableReason::AuthenticationFailed { message } => said.contains(message.as_str()),
+        UnavailableReason::Unreachable { url, .. } => said.contains(url.as_str()),
+        other => said.contains(&other.to_string()),
     }
 }
 

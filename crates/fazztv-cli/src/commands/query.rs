@@ -60,9 +60,10 @@ pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliEr
     Ok(options)
 }
 
-/// Answers `messages`. Without `--json` the answer is printed on stdout (streamed as it
-/// arrives on a terminal or with `--stream`) and who answered on stderr; with `--json` nothing
-/// is printed and the caller prints the returned answer.
+/// Answers `messages`, streamed on a terminal or with `--stream`. Without `--json` the answer
+/// is printed on stdout (as it arrives when streamed) and who answered on stderr; with `--json`
+/// nothing is printed and the caller prints the returned answer (`--json --stream` still asks
+/// the provider for a stream, and collects it).
 pub async fn answer(
     app: &App,
     messages: Vec<ChatMessage>,
@@ -71,7 +72,7 @@ pub async fn answer(
 ) -> Result<Answer, CliError> {
     let ui = &app.ui;
     let manager = app.manager()?;
-    let stream = !ui.json && !generation.no_stream && (generation.stream || ui.stdout_tty);
+    let stream = !generation.no_stream && (generation.stream || (ui.stdout_tty && !ui.json));
     if !stream {
         let response = match manager.chat_with_fallback(messages, options).await {
             Ok(response) => response,
@@ -89,7 +90,9 @@ pub async fn answer(
         Err(error) => return Err(app.request_failed(error).await),
     };
     // Who answers is known at the commit point, before the first token is shown.
-    app.report_attempts(stream.attempts());
+    if !ui.json {
+        app.report_attempts(stream.attempts(), stream.model());
+    }
     let mut answer = Answer {
         provider: stream.provider().to_owned(),
         model: stream.model().map(str::to_owned),
@@ -103,7 +106,9 @@ pub async fn answer(
         match item {
             Ok(chunk) => {
                 if !chunk.delta.is_empty() {
-                    out(&chunk.delta)?;
+                    if !ui.json {
+                        out(&chunk.delta)?;
+                    }
                     answer.content.push_str(&chunk.delta);
                 }
                 if chunk.is_final() {
@@ -112,18 +117,23 @@ pub async fn answer(
                 }
             }
             Err(error) => {
-                if !answer.content.is_empty() {
-                    out("\n")?;
-                }
+                let shown = if ui.json {
+                    "the answer is incomplete"
+                } else {
+                    if !answer.content.is_empty() {
+                        out("\n")?;
+                    }
+                    "the answer above is incomplete"
+                };
                 return Err(CliError::request(error).hint(format!(
-                    "the answer above is incomplete: {} stopped after {} characters",
+                    "{shown}: {} stopped after {} characters",
                     answer.provider,
                     answer.content.chars().count()
                 )));
             }
         }
     }
-    if !answer.content.ends_with('\n') {
+    if !ui.json && !answer.content.ends_with('\n') {
         out("\n")?;
     }
     app.report_usage(answer.usage);
