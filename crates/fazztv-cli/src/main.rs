@@ -20,7 +20,7 @@ use crate::error::CliError;
 
 // The integration tests' dependencies, unused by the unit tests.
 #[cfg(test)]
-use {assert_cmd as _, insta as _, tempfile as _};
+use {assert_cmd as _, fazztv_testkit as _, insta as _, tempfile as _, wiremock as _};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -10,6 +10,7 @@ mod output;
 mod query;
 mod runs;
 mod tty;
+mod wire;
 
 // Dependencies of the binary, unused by the tests.
 use {
