@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fazztv::{
-    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, Provider, ProviderManager,
-    QueryOptions, UnavailableReason, UsageStats,
+    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, ExposeSecret, Provider,
+    ProviderManager, QueryOptions, UnavailableReason, UsageStats,
 };
 
 use crate::cli::Global;
@@ -52,6 +52,10 @@ impl App {
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
         let manager = ProviderManager::load(&loader)?;
+        crate::ui::hide_secrets(manager.registry().entries().iter().filter_map(|entry| {
+            let key = entry.config().api_key.as_ref()?;
+            Some(key.expose_secret().to_owned())
+        }));
         self.ui.verbose(&format!("config: {origin}"));
         for entry in manager.registry().entries() {
             let state = if entry.config().enabled {

@@ -3,7 +3,9 @@
 //! Results go to stdout; everything about how they were obtained (which provider answered,
 //! fallbacks, progress, warnings) goes to stderr, so pipes carry only answers.
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
+use std::sync::OnceLock;
 
 use anstyle::{AnsiColor, Style};
 use fazztv::Environment;
@@ -16,6 +18,39 @@ pub const GOOD: Style = AnsiColor::Green.on_default();
 pub const BAD: Style = AnsiColor::Red.on_default().bold();
 pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
 pub const ACCENT: Style = AnsiColor::Cyan.on_default();
+
+/// The API keys of the loaded configuration, masked in everything printed: a server may echo
+/// the key it rejected in its error message (some OpenAI-compatible proxies do), and nothing
+/// the CLI prints may show one.
+static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// What a hidden key is printed as.
+const REDACTED: &str = "[REDACTED]";
+
+/// Keys shorter than this are placeholders (`"x"`, `"ollama"` for keyless local servers), not
+/// secrets; masking them would mangle ordinary words in the output.
+const MIN_SECRET_LEN: usize = 8;
+
+/// Masks `secrets` in all later output. Only the first call counts: one configuration is loaded
+/// per run.
+pub fn hide_secrets(secrets: impl IntoIterator<Item = String>) {
+    let secrets = secrets
+        .into_iter()
+        .filter(|secret| secret.len() >= MIN_SECRET_LEN)
+        .collect();
+    let _ = SECRETS.set(secrets);
+}
+
+/// `text` with every hidden key replaced by `[REDACTED]`.
+fn redacted(text: &str) -> Cow<'_, str> {
+    let mut text = Cow::Borrowed(text);
+    for secret in SECRETS.get().into_iter().flatten() {
+        if text.contains(secret.as_str()) {
+            text = Cow::Owned(text.replace(secret.as_str(), REDACTED));
+        }
+    }
+    text
+}
 
 /// Output settings, decided once at start-up.
 #[derive(Debug, Clone)]
@@ -73,7 +108,7 @@ impl Ui {
 
     /// A line on stderr. Errors writing to stderr are ignored: there is nowhere to report them.
     pub fn err_line(&self, line: &str) {
-        let _ = writeln!(io::stderr().lock(), "{line}");
+        let _ = writeln!(io::stderr().lock(), "{}", redacted(line));
     }
 
     /// A line on stderr only with `--verbose`.
@@ -101,7 +136,7 @@ pub fn paint(enabled: bool, style: Style, text: &str) -> String {
 /// Writes `text` to stdout and flushes (streamed tokens must appear at once).
 pub fn out(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
+    stdout.write_all(redacted(text).as_bytes())?;
     stdout.flush()
 }
 

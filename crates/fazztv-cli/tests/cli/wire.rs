@@ -979,3 +979,40 @@ async fn a_stream_cut_after_output_began_neither_falls_back_nor_passes_for_an_an
     );
     assert_eq!(openai_server.hits(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_the_server_echoes_back_is_masked_everywhere() {
+    // Some OpenAI-compatible proxies quote the rejected key in full; the CLI must not print it.
+    let server = MockServer::start().await;
+    let echo = format!(
+        r#"{{"error": {{"message": "Incorrect API key provided: {KEY}.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}}}"#
+    );
+    Mock::given(wiremock::matchers::any())
+        .respond_with(json_body(401, &echo))
+        .mount(&server)
+        .await;
+    let sandbox = providers(&[openai("openai", &server.uri())]);
+
+    let run = fazztv_keyed(&sandbox, &["query", "hi"]).await;
+    insta::assert_snapshot!(run.transcript(), @r#"
+        exit: 1
+        --- stdout
+        --- stderr
+        error: openai: authentication: Incorrect API key provided: [REDACTED]. (HTTP 401)
+        "#);
+    for args in [
+        &["-v", "--json", "query", "--stream", "hi"][..],
+        &["-v", "providers"],
+        &["--json", "providers"],
+        &["-v", "models"],
+        &["embed", "x"],
+        &["moderate", "x"],
+    ] {
+        let run = fazztv_keyed(&sandbox, args).await;
+        assert!(
+            format!("{}{}", run.stdout, run.stderr)
+                .contains("Incorrect API key provided: [REDACTED]."),
+            "{args:?}: {run:?}"
+        );
+    }
+}
