@@ -71,9 +71,10 @@ pub async fn run(app: &App, args: BatchArgs) -> Result<(), CliError> {
         BAD,
         "error:",
         &format!(
-            "{} of {} prompts failed (input lines {})",
+            "{} of {} prompts failed (input {} {})",
             failed_lines.len(),
             prompts.len(),
+            if lines.len() == 1 { "line" } else { "lines" },
             lines.join(", ")
         ),
     );

@@ -40,8 +40,13 @@ pub async fn run(app: &App, args: ModelsArgs) -> Result<(), CliError> {
         out_json(&document! { models: models, errors: errors })?;
     } else {
         for (provider, error) in &failures {
-            app.ui
-                .warn(&format!("{provider}: cannot list models: {error}"));
+            // The error names its provider when it knows it; said once.
+            let prefix = if error.provider().is_some() {
+                String::new()
+            } else {
+                format!("{provider}: ")
+            };
+            app.ui.warn(&format!("cannot list models: {prefix}{error}"));
         }
         if models.is_empty() {
             app.ui.warn(&format!(

@@ -137,8 +137,9 @@ fn batch_reports_failed_lines_in_input_order_and_exits_1() {
     assert_eq!(
         result.stderr,
         format!(
-            "error: {} of 6 prompts failed (input lines {})\n",
+            "error: {} of 6 prompts failed (input {} {})\n",
             failed.len(),
+            if failed.len() == 1 { "line" } else { "lines" },
             listed.join(", ")
         )
     );

@@ -1016,3 +1016,201 @@ async fn a_key_the_server_echoes_back_is_masked_everywhere() {
         );
     }
 }
+
+// --- chat, compare, batch and models over HTTP -----------------------------------------------
+
+/// An OpenAI server that answers, except a prompt containing "too long" (context length
+/// exceeded: no provider can take it, so no fallback) and the model listing (key rejected);
+/// and an Ollama server that is busy for chat but lists its models.
+async fn openai_and_busy_ollama() -> (MockServer, MockServer, Sandbox) {
+    let openai_server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(wiremock::matchers::body_string_contains("too long"))
+        .respond_with(json_body(400, fixtures::OPENAI_CONTEXT_LENGTH_EXCEEDED))
+        .mount(&openai_server)
+        .await;
+    serve(
+        &openai_server,
+        "POST",
+        "/v1/chat/completions",
+        json_body(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    serve(
+        &openai_server,
+        "GET",
+        "/v1/models",
+        json_body(401, fixtures::OPENAI_INVALID_API_KEY),
+    )
+    .await;
+    let ollama_server = MockServer::start().await;
+    // `ollama.md` §5, with its two spaces.
+    serve(
+        &ollama_server,
+        "POST",
+        "/api/chat",
+        json_body(
+            503,
+            r#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#,
+        ),
+    )
+    .await;
+    serve(
+        &ollama_server,
+        "GET",
+        "/api/tags",
+        json_body(200, OLLAMA_TAGS),
+    )
+    .await;
+    let sandbox = providers(&[
+        openai("openai", &openai_server.uri()),
+        ollama("ollama", &ollama_server.uri()),
+    ]);
+    (openai_server, ollama_server, sandbox)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_over_http_keeps_input_order_and_does_not_fall_back_on_a_fatal_error() {
+    let (_openai_server, ollama_server, sandbox) = openai_and_busy_ollama().await;
+    sandbox.write("prompts.txt", "first\nthis is too long\nthird\n");
+
+    let run = fazztv_keyed(&sandbox, &["batch", "prompts.txt"]).await;
+    insta::assert_snapshot!(run.transcript(), @r#"
+        exit: 1
+        --- stdout
+        [line 1] openai (gpt-4o-2024-08-06)
+        Hello! How can I assist you today?
+
+        [line 2] FAILED
+        openai: context_length_exceeded: This model's maximum context length is 8192 tokens. However, your messages resulted in 8227 tokens. Please reduce the length of the messages. (HTTP 400)
+
+        [line 3] openai (gpt-4o-2024-08-06)
+        Hello! How can I assist you today?
+
+        --- stderr
+        error: 1 of 3 prompts failed (input line 2)
+        "#);
+    let json = fazztv_keyed(&sandbox, &["--json", "batch", "prompts.txt"]).await;
+    assert_eq!(json.code, 1);
+    let lines: Vec<(Value, Value, Value)> = json
+        .json_lines()
+        .iter()
+        .map(|line| {
+            (
+                line["line"].clone(),
+                line["ok"].clone(),
+                line["error"]["kind"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (json!(1), json!(true), Value::Null),
+            (json!(2), json!(false), json!("context_length_exceeded")),
+            (json!(3), json!(true), Value::Null),
+        ]
+    );
+    assert!(
+        received(&ollama_server, "/api/chat").await.is_empty(),
+        "a prompt too long for the context window is not retried elsewhere"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_and_chat_over_http() {
+    let (openai_server, _ollama_server, sandbox) = openai_and_busy_ollama().await;
+
+    let compared = fazztv_keyed(&sandbox, &["compare", "hi", "--providers", "openai,ollama"]).await;
+    insta::assert_snapshot!(compared.transcript(), @r#"
+        exit: 0
+        --- stdout
+        PROVIDER  STATUS      MODEL              LATENCY  TOKENS
+        openai    ok          gpt-4o-2024-08-06     N ms      29
+        ollama    overloaded  -                     N ms       -
+
+        ── openai (gpt-4o-2024-08-06) ──
+        Hello! How can I assist you today?
+
+        ── ollama ──
+        failed: ollama: overloaded: server busy, please try again.  maximum pending requests exceeded (HTTP 503)
+        --- stderr
+        warning: 1 of 2 providers failed
+        "#);
+
+    sandbox.write(
+        "messages.json",
+        r#"[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]"#,
+    );
+    let chat = fazztv_keyed(&sandbox, &["chat", "--messages", "messages.json"]).await;
+    assert_eq!(chat.code, 0, "{}", chat.stderr);
+    assert_eq!(chat.stdout, "Hello! How can I assist you today?\n");
+    let requests = received(&openai_server, "/v1/chat/completions").await;
+    assert_eq!(
+        body(requests.last().unwrap())["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"}
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn models_lists_what_it_can_and_names_the_provider_that_failed_once() {
+    let (_openai_server, _ollama_server, sandbox) = openai_and_busy_ollama().await;
+    let run = fazztv_keyed(&sandbox, &["models"]).await;
+    insta::assert_snapshot!(run.transcript(), @r#"
+        exit: 0
+        --- stdout
+        ID                  PROVIDER  CONTEXT  $/M IN  $/M OUT  CAPABILITIES
+        deepseek-r1:latest  ollama          -    free     free  text_generation,chat,code_generation
+        llama3.2:latest     ollama          -    free     free  text_generation,chat,code_generation
+        --- stderr
+        warning: cannot list models: openai: authentication: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys. (HTTP 401)
+        "#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_band_ollama_error_after_output_began_fails_without_fallback() {
+    let (openai_server, _ollama_server, _) = openai_and_busy_ollama().await;
+    let broken = MockServer::start().await;
+    // `ollama.md` §1.5: HTTP 200, some content, then one `{"error": …}` line.
+    serve(
+        &broken,
+        "POST",
+        "/api/chat",
+        ndjson_body(concat!(
+            r#"{"model":"llama3.2","created_at":"2025-07-07T20:22:19.101256Z","message":{"role":"assistant","content":"The"},"done":false}"#,
+            "\n",
+            r#"{"error":"an error was encountered while running the model"}"#,
+            "\n"
+        )),
+    )
+    .await;
+    let sandbox = providers(&[
+        ollama("ollama", &broken.uri()),
+        openai("openai", &openai_server.uri()),
+    ]);
+    let run = fazztv_keyed(&sandbox, &["--stats", "query", "--stream", "hi"]).await;
+    let stats = run.stats();
+    assert_eq!(stats["failed_requests"], 1);
+    assert_eq!(stats["fallbacks"], 0);
+    assert_eq!(stats["providers"]["ollama"]["interrupted_streams"], 1);
+    let shown = run.transcript();
+    let shown = shown.split("\n{\n").next().unwrap_or_default();
+    insta::assert_snapshot!(shown, @r#"
+        exit: 1
+        --- stdout
+        The
+        --- stderr
+        answered by ollama (llama3.2)
+        error: ollama: stream_interrupted: the stream broke after output had started: an error was encountered while running the model
+        hint: the answer above is incomplete: ollama stopped after 3 characters
+        "#);
+    assert!(
+        received(&openai_server, "/v1/chat/completions")
+            .await
+            .is_empty()
+    );
+}
