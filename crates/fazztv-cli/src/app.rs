@@ -193,6 +193,25 @@ impl App {
         }
     }
 
+    /// For the operations whose result carries no attempts (embeddings, moderation): the
+    /// providers that failed before one answered, and the one that answered, read from the
+    /// statistics, which in this one-request process describe exactly that request. Failures
+    /// are named by kind only (the statistics keep no messages); `-v` adds nothing here.
+    pub fn report_fallbacks_from_stats(&self) -> Option<String> {
+        let stats = self.stats();
+        let mut answered = None;
+        for (provider, counters) in &stats.providers {
+            for kind in counters.errors.keys() {
+                self.ui
+                    .labelled(WARN, "fallback:", &format!("{provider} failed: {kind}"));
+            }
+            if counters.successes > 0 {
+                answered = Some(provider.clone());
+            }
+        }
+        answered
+    }
+
     /// The stderr summary of an answer: its attempts and, with `--verbose`, usage.
     pub fn report_response(&self, response: &ChatResponse) {
         self.report_attempts(&response.attempts, Some(&response.model));

@@ -20,6 +20,7 @@ pub async fn embed(app: &App, args: EmbedArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let ui = &app.ui;
+    app.report_fallbacks_from_stats();
     let dimensions = response.embeddings.first().map_or(0, Vec::len);
     ui.err_line(&format!(
         "{} {} {}",
@@ -59,11 +60,18 @@ pub async fn moderate(app: &App, args: ModerateArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let ui = &app.ui;
-    if let Some(model) = &result.model {
+    // The result does not name its provider; the statistics of this one request do.
+    let judge = match (app.report_fallbacks_from_stats(), &result.model) {
+        (Some(provider), Some(model)) => Some(format!("{provider} ({model})")),
+        (Some(provider), None) => Some(provider),
+        (None, Some(model)) => Some(format!("model {model}")),
+        (None, None) => None,
+    };
+    if let Some(judge) = judge {
         ui.err_line(&format!(
             "{} {}",
-            ui.paint_err(DIM, "judged by model"),
-            ui.paint_err(ACCENT, model)
+            ui.paint_err(DIM, "judged by"),
+            ui.paint_err(ACCENT, &judge)
         ));
     }
     let verdict = if result.safe {

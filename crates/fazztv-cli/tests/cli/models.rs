@@ -208,7 +208,7 @@ fn moderate_flags_and_clears() {
     attack    1.000
     bomb      0.000
     --- stderr
-    judged by model g-1
+    judged by guard (g-1)
     ");
     let safe = run(&sandbox, &["--json", "moderate", "a kind word"]);
     assert_eq!(safe.json()["safe"], true);

@@ -890,7 +890,7 @@ async fn moderate_shows_openais_verdict_and_scores() {
         violence                1.000
         violence/graphic        0.843
         --- stderr
-        judged by model omni-moderation-latest
+        judged by openai (omni-moderation-latest)
         "#);
     let requests = received(&server, "/v1/moderations").await;
     assert_eq!(
@@ -1213,4 +1213,166 @@ async fn an_in_band_ollama_error_after_output_began_fails_without_fallback() {
             .await
             .is_empty()
     );
+}
+
+// --- OpenRouter and Ollama together ----------------------------------------------------------
+
+/// `POST /api/embed` (`ollama.md` §4.1, verbatim).
+const OLLAMA_EMBED: &str = r#"{
+  "model": "all-minilm",
+  "embeddings": [
+    [0.010071029, -0.0017594862, 0.05007221, 0.04692972, 0.054916814, 0.008599704, 0.105441414, -0.025878139, 0.12958129, 0.031952348],
+    [-0.0098027075, 0.06042469, 0.025257962, -0.006364387, 0.07272725, 0.017194884, 0.09032035, -0.051705178, 0.09951512, 0.09072481]
+  ],
+  "total_duration": 14143917,
+  "load_duration": 1019500,
+  "prompt_eval_count": 8
+}"#;
+
+/// An OpenRouter whose streams fail in-band before any content (a 429 event) and whose
+/// embeddings need credits, in front of a healthy Ollama.
+async fn openrouter_then_ollama() -> (MockServer, MockServer, Sandbox) {
+    let router = MockServer::start().await;
+    serve(
+        &router,
+        "POST",
+        "/api/v1/chat/completions",
+        sse_body(fixtures::OPENROUTER_MID_STREAM_ERROR),
+    )
+    .await;
+    serve(
+        &router,
+        "POST",
+        "/api/v1/embeddings",
+        json_body(402, fixtures::OPENROUTER_INSUFFICIENT_CREDITS),
+    )
+    .await;
+    let local = MockServer::start().await;
+    serve(&local, "POST", "/api/chat", ndjson_body(OLLAMA_CHAT_STREAM)).await;
+    serve(&local, "POST", "/api/embed", json_body(200, OLLAMA_EMBED)).await;
+    let sandbox = providers(&[
+        json!({
+            "name": "openrouter",
+            "type": "openrouter",
+            "api_key_env": KEY_VAR,
+            "base_url": format!("{}/api/v1", router.uri()),
+            "default_model": "openai/gpt-4o",
+        }),
+        ollama("ollama", &local.uri()),
+    ]);
+    (router, local, sandbox)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_band_error_before_any_content_falls_back_and_stats_count_the_wire_tokens() {
+    let (_router, _local, sandbox) = openrouter_then_ollama().await;
+    let run = fazztv_keyed(&sandbox, &["--stats", "query", "--stream", "hi"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "The sky appears blue because of Rayleigh scattering.\n"
+    );
+    assert!(
+        run.stderr.starts_with(
+            "fallback: openrouter failed: rate_limited: Rate limit exceeded\n\
+             answered by ollama (llama3.2)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let stats = run.stats();
+    assert_eq!(stats["fallbacks"], 1);
+    assert_eq!(
+        stats["request_counts"],
+        json!({"ollama": 1, "openrouter": 1})
+    );
+    let ollama = &stats["providers"]["ollama"];
+    assert_eq!(
+        (
+            &ollama["prompt_tokens"],
+            &ollama["completion_tokens"],
+            &ollama["total_tokens"]
+        ),
+        (&json!(31), &json!(5), &json!(36)),
+        "the usage of Ollama's final line"
+    );
+    assert_eq!(
+        stats["providers"]["openrouter"]["errors"],
+        json!({"rate_limited": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embed_falls_back_visibly_when_openrouter_has_no_credits() {
+    let (_router, local, sandbox) = openrouter_then_ollama().await;
+    let run = fazztv_keyed(
+        &sandbox,
+        &["embed", "Why is the sky blue?", "Why is the grass green?"],
+    )
+    .await;
+    insta::assert_snapshot!(run.transcript(), @r#"
+        exit: 0
+        --- stdout
+        [0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814,0.008599704,0.105441414,-0.025878139,0.12958129,0.031952348]
+        [-0.0098027075,0.06042469,0.025257962,-0.006364387,0.07272725,0.017194884,0.09032035,-0.051705178,0.09951512,0.09072481]
+        --- stderr
+        fallback: openrouter failed: quota_exhausted
+        embedded by ollama (all-minilm) 2 vectors of 10 dimensions
+        "#);
+    let embeds = received(&local, "/api/embed").await;
+    assert_eq!(
+        body(&embeds[0])["input"],
+        json!(["Why is the sky blue?", "Why is the grass green?"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ollama_commands_name_the_server_that_is_down_and_pass_on_http_errors() {
+    let closed = closed_port_url();
+    let server = MockServer::start().await;
+    // `ollama.md` §3.3: with `stream: false` an unknown model is an HTTP error instead.
+    serve(
+        &server,
+        "POST",
+        "/api/pull",
+        json_body(
+            500,
+            r#"{"error":"pull model manifest: file does not exist"}"#,
+        ),
+    )
+    .await;
+    let sandbox = providers(&[ollama("down", &closed), ollama("up", &server.uri())]);
+
+    let mut shown = String::new();
+    for args in [
+        &["ollama", "list"][..],
+        &["ollama", "delete", "llama3.2"],
+        &["ollama", "pull", "nope", "--provider", "up"],
+    ] {
+        let run = fazztv(&sandbox, &[], args).await;
+        shown.push_str(&format!(
+            "$ {}\n{}\n",
+            args.join(" "),
+            transcript(&run, &[(&closed, "http://[closed]")])
+        ));
+    }
+    insta::assert_snapshot!(shown, @r#"
+        $ ollama list
+        exit: 1
+        --- stdout
+        --- stderr
+        error: down: network: could not connect: client error (Connect) (is Ollama running at http://[closed]? start it with `ollama serve`, or point `base_url` or OLLAMA_HOST at it)
+
+        $ ollama delete llama3.2
+        exit: 1
+        --- stdout
+        --- stderr
+        error: down: network: could not connect: client error (Connect) (is Ollama running at http://[closed]? start it with `ollama serve`, or point `base_url` or OLLAMA_HOST at it)
+
+        $ ollama pull nope --provider up
+        exit: 1
+        --- stdout
+        --- stderr
+        error: up: server_error: pull model manifest: file does not exist (HTTP 500)
+        "#);
 }
