@@ -281,18 +281,18 @@ fn decode<D: Decoder>(
     bytes: impl Stream<Item = Result<Bytes, Error>> + Send + 'static,
     decoder: D,
 ) -> impl Stream<Item = Result<D::Item, Error>> + Send + 'static {
-    let state = (Box::pin(bytes), decoder, VecDeque::new(), false);
+    // `out` is kept between chunks so a stream allocates it once, not once per chunk.
+    let state = (Box::pin(bytes), decoder, VecDeque::new(), Vec::new(), false);
     futures::stream::unfold(
         state,
-        |(mut bytes, mut decoder, mut ready, mut done)| async move {
+        |(mut bytes, mut decoder, mut ready, mut out, mut done)| async move {
             loop {
                 if let Some(item) = ready.pop_front() {
-                    return Some((item, (bytes, decoder, ready, done)));
+                    return Some((item, (bytes, decoder, ready, out, done)));
                 }
                 if done {
                     return None;
                 }
-                let mut out = Vec::new();
                 let result = match bytes.next().await {
                     Some(Ok(chunk)) => decoder.feed(&chunk, &mut out),
                     Some(Err(error)) => Err(error),
@@ -301,7 +301,7 @@ fn decode<D: Decoder>(
                         decoder.finish(&mut out)
                     }
                 };
-                ready.extend(out.into_iter().map(Ok));
+                ready.extend(out.drain(..).map(Ok));
                 if let Err(error) = result {
                     done = true;
                     ready.push_back(Err(error));
