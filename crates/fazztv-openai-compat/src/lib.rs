@@ -29,6 +29,9 @@ pub use wire::{MaxTokensField, ModelList, WireModel, chat_body};
 /// allows long generations.
 pub const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The Chat Completions endpoint, relative to the base URL.
+const CHAT_PATH: &str = "chat/completions";
+
 /// An HTTP client for one OpenAI-style endpoint: a pooled [`http::client`], the base URL, and
 /// the headers sent with every request (a sensitive bearer key, configured extras).
 ///
@@ -40,6 +43,8 @@ pub struct OpenAiCompatClient {
     http: reqwest::Client,
     timeout: Duration,
     base_url: String,
+    /// `{base_url}/chat/completions`, parsed once: the hot path then skips URL parsing.
+    chat_url: reqwest::Url,
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
@@ -86,11 +91,19 @@ impl OpenAiCompatClient {
                 "`base_url` must not contain a query or fragment".into(),
             ));
         }
+        let base_url = url.as_str().trim_end_matches('/').to_owned();
+        let chat_url =
+            reqwest::Url::parse(&format!("{base_url}/{CHAT_PATH}")).map_err(|error| {
+                configuration(format!(
+                    "`base_url` cannot take the path `{CHAT_PATH}` ({error})"
+                ))
+            })?;
         Ok(Self {
             provider: provider.to_owned(),
             http: http::client(timeout).map_err(|error| error.with_provider(provider))?,
             timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
-            base_url: url.as_str().trim_end_matches('/').to_owned(),
+            base_url,
+            chat_url,
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
@@ -194,10 +207,14 @@ impl OpenAiCompatClient {
         http::read_json(&self.provider, response).await
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, Error> {
+    async fn post(
+        &self,
+        url: impl reqwest::IntoUrl,
+        body: &Value,
+    ) -> Result<reqwest::Response, Error> {
         let request = self
             .http
-            .post(self.url(path))
+            .post(url)
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string());
         self.send(request).await
@@ -212,7 +229,10 @@ impl OpenAiCompatClient {
     ) -> Result<ChatResponse, Error> {
         let model = self.model_for(request, default_model)?;
         let response = self
-            .post("chat/completions", &self.chat_body(request, model, false))
+            .post(
+                self.chat_url.clone(),
+                &self.chat_body(request, model, false),
+            )
             .await?;
         let request_id = http::request_id(response.headers());
         let body = http::read_body(&self.provider, response).await?;
@@ -229,7 +249,7 @@ impl OpenAiCompatClient {
     ) -> Result<ChatStream, Error> {
         let model = self.model_for(request, default_model)?;
         let response = self
-            .post("chat/completions", &self.chat_body(request, model, true))
+            .post(self.chat_url.clone(), &self.chat_body(request, model, true))
             .await?;
         let request_id = http::request_id(response.headers());
         let content_type = response
@@ -302,7 +322,7 @@ impl OpenAiCompatClient {
         }
         let model = request.model.as_deref().unwrap_or(default_model);
         let body = wire::embeddings_body(&request.input, model, request.dimensions);
-        let response = self.post("embeddings", &body).await?;
+        let response = self.post(self.url("embeddings"), &body).await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_embeddings(&self.provider, model, request.input.len(), &body)
     }
@@ -310,7 +330,7 @@ impl OpenAiCompatClient {
     /// `POST /moderations` for one text. `rating` is the highest category score.
     pub async fn moderate(&self, text: &str, model: &str) -> Result<ModerationResult, Error> {
         let body = serde_json::json!({ "model": model, "input": text });
-        let response = self.post("moderations", &body).await?;
+        let response = self.post(self.url("moderations"), &body).await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_moderation(&self.provider, model, &body)
     }
