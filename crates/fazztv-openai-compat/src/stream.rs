@@ -1,5 +1,6 @@
 //! Chat Completions SSE -> [`ChatStream`].
 
+use std::borrow::Cow;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -12,8 +13,10 @@ use serde_json::Value;
 use crate::wire::{WireUsage, embedded_error, protocol, refused};
 
 #[derive(Debug, Deserialize)]
-struct WireChunk {
-    model: Option<String>,
+struct WireChunk<'a> {
+    /// Borrowed: every chunk repeats the model, and it is only copied when it changes.
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
     choices: Option<Vec<WireChunkChoice>>,
     usage: Option<WireUsage>,
     error: Option<Value>,
@@ -136,7 +139,7 @@ impl State {
         if data.is_empty() {
             return Step::Skip;
         }
-        let chunk: WireChunk = match serde_json::from_str(data) {
+        let chunk: WireChunk<'_> = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(error) => {
                 return Step::Fail(protocol(
@@ -160,7 +163,9 @@ impl State {
             return Step::Fail(self.in_band(error));
         }
         if let Some(model) = chunk.model {
-            self.model = Some(model);
+            if self.model.as_deref() != Some(&*model) {
+                self.model = Some(model.into_owned());
+            }
         }
         if let Some(usage) = chunk.usage.as_ref().and_then(WireUsage::usage) {
             self.usage = Some(usage);
