@@ -106,7 +106,14 @@ impl UsageStats {
     }
 
     fn count_attempt(&mut self, provider: &str, latency: Duration) -> &mut ProviderStats {
-        *self.request_counts.entry(provider.to_owned()).or_default() += 1;
+        // Look up before inserting: `entry` would allocate the key on every request, while the
+        // stats lock is held.
+        match self.request_counts.get_mut(provider) {
+            Some(count) => *count += 1,
+            None => {
+                self.request_counts.insert(provider.to_owned(), 1);
+            }
+        }
         let stats = self.provider(provider);
         stats.requests += 1;
         stats.total_latency_ms += u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
