@@ -40,8 +40,12 @@ pub use fazztv_provider_openai::{OpenAiOptions, OpenAiProvider};
 #[cfg(feature = "openrouter")]
 pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
 
+// Dev-dependencies of other targets (the benches) are visible to the unit-test target too.
 #[cfg(test)]
-use tokio as _;
+use {
+    criterion as _, fazztv_testkit as _, futures as _, reqwest as _, serde as _, serde_json as _,
+    tokio as _,
+};
 
 /// The process-wide manager, built on first use from the configuration that
 /// [`ConfigLoader::new`] finds: `$FAZZTV_CONFIG`, else `./providers.json`, else the built-in
