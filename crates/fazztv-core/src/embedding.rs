@@ -61,6 +61,9 @@ pub struct EmbeddingResponse {
     pub provider: String,
     /// Token usage, when reported.
     pub usage: Option<Usage>,
+    /// Every provider tried, filled in by the manager (empty for a direct call).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::Attempt>,
 }
 
 impl EmbeddingResponse {
@@ -75,6 +78,7 @@ impl EmbeddingResponse {
             model: model.into(),
             provider: provider.into(),
             usage: None,
+            attempts: Vec::new(),
         }
     }
 

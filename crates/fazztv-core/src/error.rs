@@ -429,6 +429,16 @@ impl Error {
         self
     }
 
+    /// Replaces every occurrence of `secret` in the message with `[REDACTED]`: servers sometimes
+    /// quote the rejected key back. Secrets shorter than 8 characters are left alone, as
+    /// masking them would mangle ordinary words.
+    pub fn redact(mut self, secret: &str) -> Self {
+        if secret.len() >= 8 && self.0.message.contains(secret) {
+            self.0.message = self.0.message.replace(secret, "[REDACTED]");
+        }
+        self
+    }
+
     /// Names the provider instance.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.0.provider = Some(provider.into());
@@ -651,6 +661,20 @@ mod tests {
             "all_providers_failed: every provider failed\n  - openai (gpt-4o): rate_limited: slow down\n  - ollama: skipped: unreachable"
         );
         assert_eq!(error.attempts().len(), 2);
+    }
+
+    #[test]
+    fn redact_masks_quoted_keys() {
+        let error = Error::new(
+            ErrorKind::Authentication,
+            "Incorrect API key provided: sk-abcdefgh1234.",
+        );
+        assert_eq!(
+            error.redact("sk-abcdefgh1234").message(),
+            "Incorrect API key provided: [REDACTED]."
+        );
+        let short = Error::new(ErrorKind::Authentication, "a key");
+        assert_eq!(short.redact("key").message(), "a key");
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub struct ModerationResult {
     pub category_scores: BTreeMap<String, f64>,
     /// The model that judged.
     pub model: Option<String>,
+    /// The provider instance that judged, filled in by the manager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Every provider tried, filled in by the manager (empty for a direct call).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<crate::Attempt>,
 }
 
 impl ModerationResult {
@@ -39,6 +45,8 @@ impl ModerationResult {
             rating,
             category_scores,
             model: None,
+            provider: None,
+            attempts: Vec::new(),
         }
     }
 
