@@ -531,6 +531,11 @@ fn main() {
         "case (time per round)", "raw", "manager", "added/request", "manager/raw"
     );
     for (name, benches) in records.into_inner().expect("records") {
+        // `--test`, `--profile-time` and filtered runs measure nothing to compare.
+        if benches.iter().any(|calls| calls.len() < SAMPLES) {
+            println!("{name:<26} (no full measurement of both benchmarks in this run)");
+            continue;
+        }
         // The measurement is each benchmark's last SAMPLES calls; criterion's warm-up comes
         // first. Both benchmarks of a case measured both paths, so all their samples count.
         let samples: Vec<Sample> = benches
