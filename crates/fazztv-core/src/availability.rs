@@ -78,6 +78,33 @@ pub enum UnavailableReason {
     },
 }
 
+impl UnavailableReason {
+    /// Masks `secret` in the reason's message (servers sometimes quote a rejected key back);
+    /// secrets shorter than 8 characters are left alone.
+    pub fn redact(self, secret: &str) -> Self {
+        let mask = |message: String| {
+            if secret.len() >= 8 && message.contains(secret) {
+                message.replace(secret, "[REDACTED]")
+            } else {
+                message
+            }
+        };
+        match self {
+            Self::Unreachable { url, message } => Self::Unreachable {
+                url,
+                message: mask(message),
+            },
+            Self::AuthenticationFailed { message } => Self::AuthenticationFailed {
+                message: mask(message),
+            },
+            Self::Other { message } => Self::Other {
+                message: mask(message),
+            },
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for UnavailableReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

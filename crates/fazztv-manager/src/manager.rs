@@ -1,16 +1,16 @@
 //! `ProviderManager`: routes requests over the configured providers with fallback, load
 //! balancing and capability-based selection, and keeps usage statistics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
-    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
-    ModelInfo, ModerationResult, Provider, Result, Usage,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, ExposeSecret, GenerationOptions,
+    ModelCapability, ModelInfo, ModerationResult, Provider, Result, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
 
@@ -97,7 +97,11 @@ pub(crate) struct Inner {
     settings: ManagerSettings,
     load_balancing: AtomicBool,
     /// Smooth weighted round-robin state: each provider's current weight.
-    balancer: Mutex<HashMap<String, i64>>,
+    /// Indices of the enabled entries in fallback order (by priority, ties in file order);
+    /// computed once, as the registry does not change after construction.
+    order: Vec<usize>,
+    /// Smooth weighted round-robin state: each entry's current weight, by entry index.
+    balancer: Mutex<Vec<i64>>,
     pub(crate) stats: Mutex<UsageStats>,
 }
 
@@ -109,24 +113,134 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    pub(crate) fn entry(&self, step: &Step) -> &ProviderEntry {
+        &self.registry.entries()[step.index]
+    }
+
+    /// Records a failed attempt. Returns `None` when the next step should be tried, else the
+    /// error that ends the request: several fallback-worthy failures are summarised as
+    /// `AllProvidersFailed`, otherwise the error that ended the request is returned as is. Keys
+    /// a server quoted back are masked first.
+    pub(crate) fn failed(
+        &self,
+        attempts: &mut Vec<Attempt>,
+        step: &Step,
+        latency: Duration,
+        error: Error,
+        is_last: bool,
+    ) -> Option<Error> {
+        let entry = self.entry(step);
+        let name = entry.name();
+        let error = match &entry.config().api_key {
+            Some(key) => error.redact(key.expose_secret()),
+            None => error,
+        };
+        tracing::debug!(provider = name, kind = %error.kind(), "attempt failed");
+        attempts.push(Attempt::new(
+            name,
+            step.model_label(entry),
+            AttemptOutcome::Failed {
+                kind: error.kind(),
+                message: error.message().to_owned(),
+            },
+            latency,
+        ));
+        let mut stats = self.stats();
+        stats.attempt(name, latency, Err(error.kind()));
+        if !is_last && error.should_fallback() {
+            stats.fallback();
+            return None;
+        }
+        stats.request_finished(false);
+        drop(stats);
+        let attempts = std::mem::take(attempts);
+        Some(if attempts.len() > 1 && error.should_fallback() {
+            Error::all_providers_failed(attempts)
+        } else {
+            error.with_provider(name).with_attempts(attempts)
+        })
+    }
 }
 
-/// One provider chosen for an attempt, with the model to ask it for.
-struct Step<'a> {
-    entry: &'a ProviderEntry,
-    model: Option<String>,
+/// One provider chosen for an attempt (an index into the registry's entries), with the model
+/// to ask it for (`None`: its default).
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    index: usize,
+    pub(crate) model: Option<String>,
+}
+
+impl Step {
+    /// The model to report for this attempt before the provider names the one it used.
+    pub(crate) fn model_label(&self, entry: &ProviderEntry) -> Option<String> {
+        self.model
+            .clone()
+            .or_else(|| entry.default_model().map(str::to_owned))
+    }
+}
+
+/// An answer the manager can stamp with how it was routed.
+trait Routed {
+    fn usage(&self) -> Option<Usage>;
+    fn model(&self) -> Option<&str>;
+    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>);
+}
+
+impl Routed for ChatResponse {
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+    fn model(&self) -> Option<&str> {
+        Some(&self.model)
+    }
+    fn set_routing(&mut self, _provider: &str, attempts: Vec<Attempt>) {
+        self.attempts = attempts;
+    }
+}
+
+impl Routed for EmbeddingResponse {
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+    fn model(&self) -> Option<&str> {
+        Some(&self.model)
+    }
+    fn set_routing(&mut self, _provider: &str, attempts: Vec<Attempt>) {
+        self.attempts = attempts;
+    }
+}
+
+impl Routed for ModerationResult {
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>) {
+        self.provider = Some(provider.to_owned());
+        self.attempts = attempts;
+    }
 }
 
 impl ProviderManager {
     /// A manager over the providers in `registry`.
     pub fn new(registry: Registry, settings: ManagerSettings) -> Self {
         let load_balancing = AtomicBool::new(settings.load_balancing);
+        let entries = registry.entries();
+        let mut order: Vec<usize> = (0..entries.len())
+            .filter(|&index| entries[index].config().enabled)
+            .collect();
+        order.sort_by_key(|&index| entries[index].config().priority);
+        let balancer = Mutex::new(vec![0; entries.len()]);
         Self {
             inner: Arc::new(Inner {
                 registry,
                 settings,
                 load_balancing,
-                balancer: Mutex::new(HashMap::new()),
+                order,
+                balancer,
                 stats: Mutex::new(UsageStats::default()),
             }),
         }
@@ -218,21 +332,14 @@ impl ProviderManager {
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
         )?;
-        let generation = options.generation.clone();
-        let (mut response, attempts) = self
-            .run(
-                plan,
-                |provider, model| {
-                    let mut generation = generation.clone();
-                    generation.model = model;
-                    let request = ChatRequest::new(messages.clone()).with_options(generation);
-                    async move { provider.chat(request).await }
-                },
-                |response: &ChatResponse| response.usage,
-            )
-            .await?;
-        response.attempts = attempts;
-        Ok(response)
+        let generation = options.generation;
+        self.run(plan, |provider, model| {
+            let mut generation = generation.clone();
+            generation.model = model;
+            let request = ChatRequest::new(messages.clone()).with_options(generation);
+            async move { provider.chat(request).await }
+        })
+        .await
     }
 
     /// Streams an answer with fallback up to the commit point: providers are tried in order
@@ -248,13 +355,7 @@ impl ProviderManager {
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
         )?;
-        crate::stream::start(
-            self.inner.clone(),
-            plan_owned(&plan),
-            messages,
-            options.generation,
-        )
-        .await
+        crate::stream::start(self.inner.clone(), plan, messages, options.generation).await
     }
 
     /// [`chat_stream_with_fallback`](Self::chat_stream_with_fallback) for one prompt.
@@ -274,18 +375,12 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
         let plan = self.plan(&options, &[ModelCapability::Embedding])?;
-        let (response, _attempts) = self
-            .run(
-                plan,
-                |provider, model| {
-                    let mut request = request.clone();
-                    request.model = model.or(request.model);
-                    async move { provider.get_embeddings(request).await }
-                },
-                |response: &EmbeddingResponse| response.usage,
-            )
-            .await?;
-        Ok(response)
+        self.run(plan, |provider, model| {
+            let mut request = request.clone();
+            request.model = model.or(request.model);
+            async move { provider.get_embeddings(request).await }
+        })
+        .await
     }
 
     /// Moderates text with fallback over the providers that offer moderation.
@@ -295,14 +390,10 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<ModerationResult> {
         let plan = self.plan(&options, &[ModelCapability::Moderation])?;
-        let (result, _attempts) = self
-            .run(
-                plan,
-                |provider, _model| async move { provider.moderate_content(text).await },
-                |_| None,
-            )
-            .await?;
-        Ok(result)
+        self.run(plan, |provider, _model| async move {
+            provider.moderate_content(text).await
+        })
+        .await
     }
 
     /// Asks the same prompt of several providers at once, one attempt each (no fallback), and
@@ -389,7 +480,6 @@ impl ProviderManager {
     ) -> Option<Arc<dyn Provider>> {
         let candidates = self
             .ordered_entries()
-            .into_iter()
             .filter(|entry| entry.supports(capability));
         let checked = join_all(
             candidates
@@ -411,10 +501,19 @@ impl ProviderManager {
             .entries()
             .iter()
             .map(|entry| async move {
-                let availability = if entry.config().enabled {
-                    entry.provider().check_availability().await
-                } else {
+                let availability = if !entry.config().enabled {
                     Availability::unavailable(fazztv_core::UnavailableReason::Disabled)
+                } else {
+                    // A rejected key may be quoted back in the reason.
+                    match (
+                        entry.provider().check_availability().await,
+                        &entry.config().api_key,
+                    ) {
+                        (Availability::Unavailable { reason }, Some(key)) => {
+                            Availability::unavailable(reason.redact(key.expose_secret()))
+                        }
+                        (availability, _) => availability,
+                    }
                 };
                 (entry.clone(), availability)
             });
@@ -439,33 +538,29 @@ impl ProviderManager {
     }
 
     /// Enabled providers in fallback order: by `priority`, ties in configuration order.
-    fn ordered_entries(&self) -> Vec<&ProviderEntry> {
-        let mut entries: Vec<&ProviderEntry> = self
-            .inner
-            .registry
-            .entries()
-            .iter()
-            .filter(|entry| entry.config().enabled)
-            .collect();
-        entries.sort_by_key(|entry| entry.config().priority);
-        entries
+    fn ordered_entries(&self) -> impl Iterator<Item = &ProviderEntry> {
+        let entries = self.inner.registry.entries();
+        self.inner.order.iter().map(move |&index| &entries[index])
     }
 
     /// The providers to try, in order, for a request needing any of `capabilities` (or the
     /// explicitly requested one).
-    fn plan(
-        &self,
-        options: &QueryOptions,
-        capabilities: &[ModelCapability],
-    ) -> Result<Vec<Step<'_>>> {
+    fn plan(&self, options: &QueryOptions, capabilities: &[ModelCapability]) -> Result<Vec<Step>> {
         let needed: &[ModelCapability] = match &options.capability {
             Some(capability) => std::slice::from_ref(capability),
             None => capabilities,
         };
-        let mut order: Vec<&ProviderEntry> = self
-            .ordered_entries()
-            .into_iter()
-            .filter(|entry| needed.iter().any(|capability| entry.supports(*capability)))
+        let entries = self.inner.registry.entries();
+        let mut order: Vec<usize> = self
+            .inner
+            .order
+            .iter()
+            .copied()
+            .filter(|&index| {
+                needed
+                    .iter()
+                    .any(|capability| entries[index].supports(*capability))
+            })
             .collect();
         if self.load_balancing() && order.len() > 1 {
             let first = self.next_balanced(&order);
@@ -473,14 +568,14 @@ impl ProviderManager {
             order.insert(0, chosen);
         }
         if let Some(name) = &options.preferred_provider {
-            let Some(preferred) = self.inner.registry.entry(name) else {
+            let Some(preferred) = entries.iter().position(|entry| entry.name() == name) else {
                 let known = self.inner.registry.provider_names().join(", ");
                 return Err(Error::new(
                     ErrorKind::Configuration,
                     format!("unknown provider `{name}`; configured providers: {known}"),
                 ));
             };
-            if !preferred.config().enabled {
+            if !entries[preferred].config().enabled {
                 return Err(Error::new(
                     ErrorKind::Configuration,
                     format!(
@@ -489,7 +584,7 @@ impl ProviderManager {
                 )
                 .with_provider(name.clone()));
             }
-            order.retain(|entry| entry.name() != name);
+            order.retain(|&index| index != preferred);
             order.insert(0, preferred);
         }
         if !options
@@ -512,116 +607,92 @@ impl ProviderManager {
                 ),
             ));
         }
-        let requested = options.generation.model.clone();
+        let requested = &options.generation.model;
         Ok(order
             .into_iter()
             .enumerate()
-            .map(|(index, entry)| {
+            .map(|(position, index)| {
                 // An explicit model goes to the preferred provider, or to all when none is
                 // preferred; a different provider's model name would be meaningless there.
-                let model = if options.preferred_provider.is_none() || index == 0 {
+                let model = if options.preferred_provider.is_none() || position == 0 {
                     requested.clone()
                 } else {
                     None
                 };
-                Step { entry, model }
+                Step { index, model }
             })
             .collect())
     }
 
-    /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved.
-    fn next_balanced(&self, candidates: &[&ProviderEntry]) -> usize {
+    /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved. Returns
+    /// a position in `candidates` (entry indices).
+    fn next_balanced(&self, candidates: &[usize]) -> usize {
+        let entries = self.inner.registry.entries();
+        let weight = |index: usize| i64::from(entries[index].config().weight.max(1));
         let mut current = self
             .inner
             .balancer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total: i64 = candidates
-            .iter()
-            .map(|entry| i64::from(entry.config().weight.max(1)))
-            .sum();
+        let total: i64 = candidates.iter().map(|&index| weight(index)).sum();
         let mut best = 0;
-        let mut best_weight = i64::MIN;
-        for (index, entry) in candidates.iter().enumerate() {
-            let weight = current.entry(entry.name().to_owned()).or_insert(0);
-            *weight += i64::from(entry.config().weight.max(1));
-            if *weight > best_weight {
-                best_weight = *weight;
-                best = index;
+        for (position, &index) in candidates.iter().enumerate() {
+            current[index] += weight(index);
+            if current[index] > current[candidates[best]] {
+                best = position;
             }
         }
-        if let Some(weight) = current.get_mut(candidates[best].name()) {
-            *weight -= total;
-        }
+        current[candidates[best]] -= total;
         best
     }
 
-    /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs.
-    async fn run<'a, T, F, Fut>(
-        &'a self,
-        plan: Vec<Step<'a>>,
-        operation: F,
-        usage: impl Fn(&T) -> Option<Usage>,
-    ) -> Result<(T, Vec<Attempt>)>
+    /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs; the
+    /// answer is stamped with the provider that gave it and every attempt.
+    async fn run<'a, T, F, Fut>(&'a self, plan: Vec<Step>, operation: F) -> Result<T>
     where
+        T: Routed,
         F: Fn(&'a dyn Provider, Option<String>) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.inner.stats().request_started();
         let mut attempts = Vec::with_capacity(plan.len());
-        let last = plan.len() - 1;
-        for (index, step) in plan.into_iter().enumerate() {
-            let name = step.entry.name();
-            let model = step
-                .model
-                .clone()
-                .or_else(|| step.entry.default_model().map(str::to_owned));
+        let count = plan.len();
+        for (position, step) in plan.into_iter().enumerate() {
+            let entry = self.inner.entry(&step);
             let started = Instant::now();
-            let result = operation(step.entry.provider().as_ref(), step.model).await;
+            let result = operation(entry.provider().as_ref(), step.model.clone()).await;
             let latency = started.elapsed();
             match result {
-                Ok(value) => {
-                    attempts.push(Attempt::new(name, model, AttemptOutcome::Ok, latency));
-                    let mut stats = self.inner.stats();
-                    stats.attempt(name, latency, Ok(usage(&value)));
-                    stats.request_finished(true);
-                    return Ok((value, attempts));
-                }
-                Err(error) => {
-                    tracing::debug!(provider = name, kind = %error.kind(), "attempt failed");
+                Ok(mut value) => {
+                    let model = value
+                        .model()
+                        .map(str::to_owned)
+                        .or_else(|| step.model_label(entry));
                     attempts.push(Attempt::new(
-                        name,
+                        entry.name(),
                         model,
-                        AttemptOutcome::Failed {
-                            kind: error.kind(),
-                            message: error.message().to_owned(),
-                        },
+                        AttemptOutcome::Ok,
                         latency,
                     ));
-                    let mut stats = self.inner.stats();
-                    stats.attempt(name, latency, Err(error.kind()));
-                    if index < last && error.should_fallback() {
-                        stats.fallback();
-                        continue;
+                    {
+                        let mut stats = self.inner.stats();
+                        stats.attempt(entry.name(), latency, Ok(value.usage()));
+                        stats.request_finished(true);
                     }
-                    stats.request_finished(false);
-                    drop(stats);
-                    // Several fallback-worthy failures are summarised; otherwise the error that
-                    // ended the request is returned as is.
-                    if attempts.len() > 1 && error.should_fallback() {
-                        return Err(Error::all_providers_failed(attempts));
+                    value.set_routing(entry.name(), attempts);
+                    return Ok(value);
+                }
+                Err(error) => {
+                    let is_last = position + 1 == count;
+                    if let Some(error) =
+                        self.inner
+                            .failed(&mut attempts, &step, latency, error, is_last)
+                    {
+                        return Err(error);
                     }
-                    return Err(error.with_provider(name).with_attempts(attempts));
                 }
             }
         }
         Err(Error::all_providers_failed(attempts))
     }
-}
-
-/// The plan as owned `(entry, model)` pairs, for the stream that outlives `&self`.
-fn plan_owned(plan: &[Step<'_>]) -> Vec<(ProviderEntry, Option<String>)> {
-    plan.iter()
-        .map(|step| (step.entry.clone(), step.model.clone()))
-        .collect()
 }

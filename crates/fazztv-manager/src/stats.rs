@@ -130,6 +130,9 @@ impl UsageStats {
     /// A committed stream broke after output began.
     pub(crate) fn stream_interrupted(&mut self, provider: &str) {
         let stats = self.provider(provider);
+        // Counted as a success at its commit point; it did not end as one.
+        stats.successes = stats.successes.saturating_sub(1);
+        stats.failures += 1;
         stats.interrupted_streams += 1;
         *stats
             .errors

@@ -11,8 +11,7 @@ use fazztv_core::{
 };
 use futures::{Stream, StreamExt};
 
-use crate::manager::Inner;
-use crate::registry::ProviderEntry;
+use crate::manager::{Inner, Step};
 
 /// A stream of chunks from the one provider that committed to answering.
 ///
@@ -119,46 +118,37 @@ impl Stream for ManagedStream {
 /// Tries each planned provider until one yields its first content (or a complete empty answer).
 pub(crate) async fn start(
     inner: Arc<Inner>,
-    plan: Vec<(ProviderEntry, Option<String>)>,
+    plan: Vec<Step>,
     messages: Vec<ChatMessage>,
     generation: GenerationOptions,
 ) -> Result<ManagedStream> {
     inner.stats().request_started();
     let mut attempts = Vec::with_capacity(plan.len());
     let count = plan.len();
-    for (index, (entry, requested_model)) in plan.into_iter().enumerate() {
-        let name = entry.name().to_owned();
-        let mut model = requested_model
-            .clone()
-            .or_else(|| entry.default_model().map(str::to_owned));
+    for (position, step) in plan.into_iter().enumerate() {
+        let entry = inner.entry(&step);
         let mut options = generation.clone();
-        options.model = requested_model;
+        options.model.clone_from(&step.model);
+        let request = ChatRequest::new(messages.clone()).with_options(options);
         let started = Instant::now();
-        let outcome = first_content(
-            entry
-                .provider()
-                .chat_stream(ChatRequest::new(messages.clone()).with_options(options))
-                .await,
-        )
-        .await;
+        let outcome = first_content(entry.provider().chat_stream(request).await).await;
         let latency = started.elapsed();
         match outcome {
             Ok((first, rest)) => {
-                if let Some(reported) = &first.model {
-                    model = Some(reported.clone());
-                }
+                let provider = entry.name().to_owned();
+                let model = first.model.clone().or_else(|| step.model_label(entry));
                 attempts.push(Attempt::new(
-                    &name,
+                    &provider,
                     model.clone(),
                     AttemptOutcome::Ok,
                     latency,
                 ));
                 // The attempt succeeded at its commit point; the request's outcome and usage
                 // are recorded when the stream ends.
-                inner.stats().attempt_committed(&name, latency);
+                inner.stats().attempt_committed(&provider, latency);
                 return Ok(ManagedStream {
                     inner,
-                    provider: name,
+                    provider,
                     model,
                     attempts,
                     first: Some(first),
@@ -167,28 +157,10 @@ pub(crate) async fn start(
                 });
             }
             Err(error) => {
-                attempts.push(Attempt::new(
-                    &name,
-                    model,
-                    AttemptOutcome::Failed {
-                        kind: error.kind(),
-                        message: error.message().to_owned(),
-                    },
-                    latency,
-                ));
-                let mut stats = inner.stats();
-                stats.attempt(&name, latency, Err(error.kind()));
-                let fallback = index + 1 < count && error.should_fallback();
-                if fallback {
-                    stats.fallback();
-                    continue;
+                let is_last = position + 1 == count;
+                if let Some(error) = inner.failed(&mut attempts, &step, latency, error, is_last) {
+                    return Err(error);
                 }
-                stats.request_finished(false);
-                drop(stats);
-                if attempts.len() > 1 && error.should_fallback() {
-                    return Err(Error::all_providers_failed(attempts));
-                }
-                return Err(error.with_provider(name).with_attempts(attempts));
             }
         }
     }

@@ -327,6 +327,13 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
     let stats = m.get_usage_stats();
     assert_eq!((stats.successful_requests, stats.failed_requests), (0, 1));
     assert_eq!(stats.providers["a"].interrupted_streams, 1);
+    assert_eq!(
+        (
+            stats.providers["a"].successes,
+            stats.providers["a"].failures
+        ),
+        (0, 1)
+    );
 }
 
 #[tokio::test]
@@ -619,4 +626,38 @@ async fn disabled_providers_are_never_routed_to() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Configuration);
     assert!(matches!(error.attempts(), []));
+}
+
+#[tokio::test]
+async fn keys_quoted_back_by_a_server_are_masked_in_attempts_and_errors() {
+    let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::Authentication)]));
+    a.echo_secret("sk-live-abcdef123456");
+    let m = manager(
+        &[(&a, config("a").with_api_key("sk-live-abcdef123456"))],
+        ManagerSettings::default(),
+    );
+    let error = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.message(),
+        "scripted authentication: bad key [REDACTED]"
+    );
+    let text = format!("{error} {error:?}");
+    assert!(!text.contains("sk-live-abcdef123456"), "{text}");
+}
+
+#[tokio::test]
+async fn the_successful_attempt_records_the_model_that_answered() {
+    let a = Arc::new(Scripted::new("a"));
+    let m = manager(
+        &[(&a, config("a").with_default_model("alias"))],
+        ManagerSettings::default(),
+    );
+    let response = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(response.attempts[0].model.as_deref(), Some("a-model"));
 }

@@ -234,7 +234,7 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
           "attempts": [
             {
               "provider": "openai",
-              "model": "gpt-4o-mini",
+              "model": "gpt-4o-2024-08-06",
               "outcome": "ok",
               "latency_ms": N
             }

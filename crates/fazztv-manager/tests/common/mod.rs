@@ -41,6 +41,8 @@ pub struct Scripted {
     /// Delay per call, derived from the prompt length so batch completions come out of order.
     pub delay_by_prompt: bool,
     pub last_model: Mutex<Option<Option<String>>>,
+    /// Appended to failure messages, as servers that quote the rejected key do.
+    pub secret: Mutex<Option<String>>,
 }
 
 impl Scripted {
@@ -58,6 +60,7 @@ impl Scripted {
             available: true,
             delay_by_prompt: false,
             last_model: Mutex::new(None),
+            secret: Mutex::new(None),
         }
     }
 
@@ -90,8 +93,16 @@ impl Scripted {
         self.script.lock().unwrap().pop_front().unwrap_or(Step::Ok)
     }
 
+    pub fn echo_secret(&self, secret: &str) {
+        *self.secret.lock().unwrap() = Some(secret.to_owned());
+    }
+
     fn fail(&self, kind: ErrorKind) -> Error {
-        Error::new(kind, format!("scripted {kind}")).with_provider(self.name.clone())
+        let message = match &*self.secret.lock().unwrap() {
+            Some(secret) => format!("scripted {kind}: bad key {secret}"),
+            None => format!("scripted {kind}"),
+        };
+        Error::new(kind, message).with_provider(self.name.clone())
     }
 }
 
