@@ -193,23 +193,15 @@ impl App {
         }
     }
 
-    /// For the operations whose result carries no attempts (embeddings, moderation): the
-    /// providers that failed before one answered, and the one that answered, read from the
-    /// statistics, which in this one-request process describe exactly that request. Failures
-    /// are named by kind only (the statistics keep no messages); `-v` adds nothing here.
-    pub fn report_fallbacks_from_stats(&self) -> Option<String> {
-        let stats = self.stats();
-        let mut answered = None;
-        for (provider, counters) in &stats.providers {
-            for kind in counters.errors.keys() {
-                self.ui
-                    .labelled(WARN, "fallback:", &format!("{provider} failed: {kind}"));
-            }
-            if counters.successes > 0 {
-                answered = Some(provider.clone());
-            }
-        }
-        answered
+    /// The failed attempts before an answer whose "answered by" line the command words itself
+    /// (embeddings, moderation).
+    pub fn report_failed_attempts(&self, attempts: &[fazztv::Attempt]) {
+        let failed: Vec<fazztv::Attempt> = attempts
+            .iter()
+            .filter(|attempt| !matches!(attempt.outcome, AttemptOutcome::Ok))
+            .cloned()
+            .collect();
+        self.report_attempts(&failed, None);
     }
 
     /// The stderr summary of an answer: its attempts and, with `--verbose`, usage.

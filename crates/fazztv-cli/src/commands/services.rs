@@ -20,7 +20,7 @@ pub async fn embed(app: &App, args: EmbedArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let ui = &app.ui;
-    app.report_fallbacks_from_stats();
+    app.report_failed_attempts(&response.attempts);
     let dimensions = response.embeddings.first().map_or(0, Vec::len);
     ui.err_line(&format!(
         "{} {} {}",
@@ -60,10 +60,10 @@ pub async fn moderate(app: &App, args: ModerateArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let ui = &app.ui;
-    // The result does not name its provider; the statistics of this one request do.
-    let judge = match (app.report_fallbacks_from_stats(), &result.model) {
+    app.report_failed_attempts(&result.attempts);
+    let judge = match (&result.provider, &result.model) {
         (Some(provider), Some(model)) => Some(format!("{provider} ({model})")),
-        (Some(provider), None) => Some(provider),
+        (Some(provider), None) => Some(provider.clone()),
         (None, Some(model)) => Some(format!("model {model}")),
         (None, None) => None,
     };

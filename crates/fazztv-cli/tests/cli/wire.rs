@@ -1316,7 +1316,7 @@ async fn embed_falls_back_visibly_when_openrouter_has_no_credits() {
         [0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814,0.008599704,0.105441414,-0.025878139,0.12958129,0.031952348]
         [-0.0098027075,0.06042469,0.025257962,-0.006364387,0.07272725,0.017194884,0.09032035,-0.051705178,0.09951512,0.09072481]
         --- stderr
-        fallback: openrouter failed: quota_exhausted
+        fallback: openrouter failed: quota_exhausted: Insufficient credits. Add more using https://openrouter.ai/settings/credits
         embedded by ollama (all-minilm) 2 vectors of 10 dimensions
         "#);
     let embeds = received(&local, "/api/embed").await;
