@@ -19,9 +19,14 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default request timeout when the configuration sets none (long generations are normal).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One pooled client per provider instance: keep-alive, `TCP_NODELAY`, connect and request
-/// timeouts, **no redirects** (credentials must never follow a redirect to another host) and
-/// no retries (the manager owns retries).
+/// One pooled client per provider instance: keep-alive, `TCP_NODELAY`, **no redirects**
+/// (credentials must never follow a redirect to another host) and no retries (the manager owns
+/// retries).
+///
+/// `timeout` bounds connecting (at most 10 s) and every wait for data — time to the response
+/// headers and silence between body reads — but not a whole stream, which may legitimately
+/// run longer while it keeps sending. Requests whose answer is read in one piece should also
+/// set [`reqwest::RequestBuilder::timeout`] to bound the whole exchange.
 pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     reqwest::Client::builder()
@@ -29,7 +34,7 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
-        .timeout(timeout)
+        .read_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| {

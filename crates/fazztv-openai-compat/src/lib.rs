@@ -203,7 +203,8 @@ impl OpenAiCompatClient {
 
     /// `GET {base_url}/{path}`, decoding a JSON body.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let response = self.send(self.http.get(self.url(path))).await?;
+        let request = self.http.get(self.url(path)).timeout(self.timeout);
+        let response = self.send(request).await?;
         http::read_json(&self.provider, response).await
     }
 
@@ -211,12 +212,20 @@ impl OpenAiCompatClient {
         &self,
         url: impl reqwest::IntoUrl,
         body: &Value,
+        streaming: bool,
     ) -> Result<reqwest::Response, Error> {
         let request = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string());
+        // Answers read in one piece get a whole-request bound; a stream is bounded by the
+        // client's idle timeout instead, so a long generation that keeps sending is not cut.
+        let request = if streaming {
+            request
+        } else {
+            request.timeout(self.timeout)
+        };
         self.send(request).await
     }
 
@@ -232,6 +241,7 @@ impl OpenAiCompatClient {
             .post(
                 self.chat_url.clone(),
                 &self.chat_body(request, model, false),
+                false,
             )
             .await?;
         let request_id = http::request_id(response.headers());
@@ -249,7 +259,11 @@ impl OpenAiCompatClient {
     ) -> Result<ChatStream, Error> {
         let model = self.model_for(request, default_model)?;
         let response = self
-            .post(self.chat_url.clone(), &self.chat_body(request, model, true))
+            .post(
+                self.chat_url.clone(),
+                &self.chat_body(request, model, true),
+                true,
+            )
             .await?;
         let request_id = http::request_id(response.headers());
         let content_type = response
@@ -322,7 +336,7 @@ impl OpenAiCompatClient {
         }
         let model = request.model.as_deref().unwrap_or(default_model);
         let body = wire::embeddings_body(&request.input, model, request.dimensions);
-        let response = self.post(self.url("embeddings"), &body).await?;
+        let response = self.post(self.url("embeddings"), &body, false).await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_embeddings(&self.provider, model, request.input.len(), &body)
     }
@@ -330,7 +344,7 @@ impl OpenAiCompatClient {
     /// `POST /moderations` for one text. `rating` is the highest category score.
     pub async fn moderate(&self, text: &str, model: &str) -> Result<ModerationResult, Error> {
         let body = serde_json::json!({ "model": model, "input": text });
-        let response = self.post(self.url("moderations"), &body).await?;
+        let response = self.post(self.url("moderations"), &body, false).await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_moderation(&self.provider, model, &body)
     }

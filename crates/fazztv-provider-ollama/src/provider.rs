@@ -302,7 +302,7 @@ impl Provider for OllamaProvider {
         let body = wire::chat_body(&request, &model, &self.settings, false)
             .map_err(|error| error.with_provider(self.name.clone()))?;
         let response = self
-            .send(Method::POST, "/api/chat", Some(&body), None)
+            .send(Method::POST, "/api/chat", Some(&body), Some(self.timeout))
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
         let request_id = http::request_id(response.headers());
@@ -351,7 +351,9 @@ impl Provider for OllamaProvider {
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
-        let response = self.send(Method::GET, "/api/tags", None, None).await?;
+        let response = self
+            .send(Method::GET, "/api/tags", None, Some(self.timeout))
+            .await?;
         let tags: Tags = http::read_json(&self.name, response).await?;
         models::model_infos(tags, &self.name)
     }
@@ -419,7 +421,7 @@ impl Provider for OllamaProvider {
             .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned());
         let body = wire::embed_body(&request.input, &model, request.dimensions, &self.settings);
         let response = self
-            .send(Method::POST, "/api/embed", Some(&body), None)
+            .send(Method::POST, "/api/embed", Some(&body), Some(self.timeout))
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
         let reply: EmbedReply = http::read_json(&self.name, response).await?;
@@ -469,18 +471,23 @@ impl ModelManager for OllamaProvider {
     async fn delete_model(&self, model: &str) -> Result<(), Error> {
         let model = non_empty_model(model, &self.name)?;
         let body = json!({"model": model});
-        self.send(Method::DELETE, "/api/delete", Some(&body), None)
-            .await
-            .map_err(|error| {
-                if error.kind() != ErrorKind::ModelNotFound {
-                    return error;
-                }
-                let message = format!(
-                    "cannot delete `{model}`: it is not installed on this Ollama server ({})",
-                    error.message()
-                );
-                rebuild(error, ErrorKind::ModelNotFound, message)
-            })?;
+        self.send(
+            Method::DELETE,
+            "/api/delete",
+            Some(&body),
+            Some(self.timeout),
+        )
+        .await
+        .map_err(|error| {
+            if error.kind() != ErrorKind::ModelNotFound {
+                return error;
+            }
+            let message = format!(
+                "cannot delete `{model}`: it is not installed on this Ollama server ({})",
+                error.message()
+            );
+            rebuild(error, ErrorKind::ModelNotFound, message)
+        })?;
         Ok(())
     }
 }

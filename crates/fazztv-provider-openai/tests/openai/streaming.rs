@@ -250,3 +250,46 @@ async fn a_finished_stream_returns_its_connection_to_the_pool() {
         "the second stream reused the connection"
     );
 }
+
+/// The configured timeout bounds silence, not the length of a stream: a generation that keeps
+/// sending runs past it, one that stalls is cut after it (reliability rule 7).
+#[tokio::test]
+async fn the_timeout_bounds_silence_not_the_length_of_a_stream() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let events: Vec<usize> = fixtures::OPENAI_TEXT_STREAM
+        .match_indices("\n\ndata: ")
+        .map(|(at, _)| at + 2)
+        .collect();
+    let timeout = Duration::from_millis(300);
+    let config = |server: &ScriptedServer| config(&base(server)).with_timeout(timeout);
+
+    // Every event 200 ms after the last: 1 s in all, never 300 ms of silence.
+    let mut steady = sse(split_at(body, &events));
+    for index in 1..=events.len() {
+        steady = steady.delay_before(index, Duration::from_millis(200));
+    }
+    let server = ScriptedServer::start([steady]).await;
+    let started = Instant::now();
+    let stream = provider(config(&server))
+        .chat_stream(request())
+        .await
+        .unwrap();
+    let (chunks, error) = drain(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(chunks, expected_text_stream());
+    assert!(
+        started.elapsed() > timeout * 2,
+        "the stream really outlasted the timeout"
+    );
+
+    // A stall longer than the timeout after the first content.
+    let stalled = sse(split_at(body, &events[..2])).delay_before(2, Duration::from_secs(2));
+    let server = ScriptedServer::start([stalled]).await;
+    let stream = provider(config(&server))
+        .chat_stream(request())
+        .await
+        .unwrap();
+    let (chunks, error) = drain(stream).await;
+    assert!(!chunks.is_empty());
+    assert_eq!(error.unwrap().kind(), ErrorKind::StreamInterrupted);
+}
