@@ -1,6 +1,7 @@
-//! Wire fixtures copied verbatim from `shared/specs/openai.md` and `shared/specs/openrouter.md`
-//! (recorded or documented bodies), so every OpenAI-style test replays the same real bytes.
-//! Streams keep their exact framing (`data: …\n\n`, `data: [DONE]`).
+//! Wire fixtures copied verbatim from `shared/specs/openai.md`, `shared/specs/openrouter.md` and
+//! `shared/specs/ollama.md` (recorded or documented bodies), so every test of a provider, and of
+//! the CLI in front of it, replays the same real bytes. Streams keep their exact framing
+//! (`data: …\n\n`, `data: [DONE]`, one JSON object a line for Ollama).
 
 /// The recorded tool-call stream (`openai.md` §1.5, verbatim): no content, finish `tool_calls`, usage 44/16/60.
 pub const OPENAI_TOOL_CALL_STREAM: &str = r##"data: {"id":"chatcmpl-ABfwERreu9s99xXsVuOWtIB2UOx62","object":"chat.completion.chunk","created":1727346182,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_143bb8492c","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_4XzlGBLtUe9dy3GVNV4jhq7h","type":"function","function":{"name":"get_weather","arguments":""}}],"refusal":null},"logprobs":null,"finish_reason":null}]}
@@ -390,6 +391,103 @@ pub const OPENROUTER_KEY: &str = r##"{
   }
 }
 "##;
+
+/// `ollama.md` §1.3: a non-streamed `/api/chat` reply.
+pub const OLLAMA_CHAT_REPLY: &str = r#"{
+  "model": "llama3.2",
+  "created_at": "2023-12-12T14:13:43.416799Z",
+  "message": {"role": "assistant", "content": "Hello! How are you today?"},
+  "done_reason": "stop",
+  "done": true,
+  "total_duration": 5191566416,
+  "load_duration": 2154458,
+  "prompt_eval_count": 26,
+  "prompt_eval_duration": 383809000,
+  "eval_count": 298,
+  "eval_duration": 4799921000
+}"#;
+
+/// `ollama.md` §1.4: a streamed `/api/chat` transcript (NDJSON).
+pub const OLLAMA_CHAT_STREAM: &str = r#"{"model":"llama3.2","created_at":"2025-07-07T20:22:19.101256Z","message":{"role":"assistant","content":"The"},"done":false}
+{"model":"llama3.2","created_at":"2025-07-07T20:22:19.113892Z","message":{"role":"assistant","content":" sky"},"done":false}
+{"model":"llama3.2","created_at":"2025-07-07T20:22:19.126004Z","message":{"role":"assistant","content":" appears"},"done":false}
+{"model":"llama3.2","created_at":"2025-07-07T20:22:19.138211Z","message":{"role":"assistant","content":" blue"},"done":false}
+{"model":"llama3.2","created_at":"2025-07-07T20:22:19.150377Z","message":{"role":"assistant","content":" because of Rayleigh scattering."},"done":false}
+{"model":"llama3.2","created_at":"2025-07-07T20:22:19.162488Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":182242375,"load_duration":41295167,"prompt_eval_count":31,"prompt_eval_duration":24573166,"eval_count":5,"eval_duration":115959084}
+"#;
+
+/// `ollama.md` §1.4: a thinking chunk.
+pub const OLLAMA_THINKING_CHUNK: &str = r#"{"model":"qwen3","created_at":"2025-10-26T17:15:24.097767Z","message":{"role":"assistant","content":"","thinking":"Count the r's in strawberry"},"done":false}"#;
+
+/// `ollama.md` §1.5: a mid-stream error line.
+pub const OLLAMA_STREAM_ERROR_LINE: &str =
+    r#"{"error":"an error was encountered while running the model"}"#;
+
+/// `ollama.md` §3.1: `GET /api/tags`.
+pub const OLLAMA_TAGS: &str = r#"{
+  "models": [
+    {
+      "name": "deepseek-r1:latest",
+      "model": "deepseek-r1:latest",
+      "modified_at": "2025-05-10T08:06:48.639712648-07:00",
+      "size": 4683075271,
+      "digest": "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163",
+      "details": {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "qwen2",
+        "families": ["qwen2"],
+        "parameter_size": "7.6B",
+        "quantization_level": "Q4_K_M"
+      }
+    },
+    {
+      "name": "llama3.2:latest",
+      "model": "llama3.2:latest",
+      "modified_at": "2025-05-04T17:37:44.706015396-07:00",
+      "size": 2019393189,
+      "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+      "details": {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "llama",
+        "families": ["llama"],
+        "parameter_size": "3.2B",
+        "quantization_level": "Q4_K_M"
+      }
+    }
+  ]
+}"#;
+
+/// `ollama.md` §3.3: `POST /api/pull` progress.
+pub const OLLAMA_PULL_STREAM: &str = r#"{"status":"pulling manifest"}
+{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376}
+{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376,"completed":241970}
+{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376,"completed":2019377376}
+{"status":"pulling 966de95ca8a6","digest":"sha256:966de95ca8a62200913e3f8bfbf84c8494536f1b94b49166851e76644e966396","total":1429,"completed":1429}
+{"status":"verifying sha256 digest"}
+{"status":"writing manifest"}
+{"status":"removing unused layers"}
+{"status":"success"}
+"#;
+
+/// `ollama.md` §3.3: a pull of an unknown model: HTTP 200, the manifest line, then an in-band error.
+pub const OLLAMA_PULL_UNKNOWN_MODEL: &str = r#"{"status":"pulling manifest"}
+{"error":"pull model manifest: file does not exist"}
+"#;
+
+/// `ollama.md` §4.1: a `POST /api/embed` reply.
+pub const OLLAMA_EMBED_REPLY: &str = r#"{
+  "model": "all-minilm",
+  "embeddings": [
+    [0.010071029, -0.0017594862, 0.05007221, 0.04692972, 0.054916814, 0.008599704, 0.105441414, -0.025878139, 0.12958129, 0.031952348],
+    [-0.0098027075, 0.06042469, 0.025257962, -0.006364387, 0.07272725, 0.017194884, 0.09032035, -0.051705178, 0.09951512, 0.09072481]
+  ],
+  "total_duration": 14143917,
+  "load_duration": 1019500,
+  "prompt_eval_count": 8
+}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

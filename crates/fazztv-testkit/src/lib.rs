@@ -1,6 +1,7 @@
 //! Test helpers for fazztv providers.
 //!
-//! [`fixtures`] holds the OpenAI and OpenRouter wire transcripts from the shared specs.
+//! [`fixtures`] holds the OpenAI, OpenRouter and Ollama wire transcripts from the shared specs;
+//! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share.
 //!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
 //! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, with a delay before any piece,
@@ -29,6 +30,8 @@
 #![warn(missing_docs)]
 
 pub mod fixtures;
+pub mod mock;
+pub mod provider;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
