@@ -1,6 +1,5 @@
 //! Request/response endpoints against wiremock.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
@@ -10,6 +9,7 @@ use fazztv_core::{
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::fixtures;
+use fazztv_testkit::mock::{self, only_request, snapshot_of};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -17,57 +17,19 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
 
 async fn server_with(route: &str, response: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(path(format!("/v1/{route}")))
-        .respond_with(response)
-        .mount(&server)
-        .await;
-    server
+    mock::server_with(&format!("/v1/{route}"), response).await
 }
 
 fn json_response(status: u16, body: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status)
-        .set_body_raw(body.as_bytes().to_vec(), "application/json")
-        .insert_header("x-request-id", "req_abc123")
+    mock::json_response(status, body).insert_header("x-request-id", "req_abc123")
 }
 
 fn base(server: &MockServer) -> String {
     format!("{}/v1", server.uri())
 }
 
-async fn only_request(server: &MockServer) -> Request {
-    let mut requests = server.received_requests().await.expect("recording is on");
-    assert_eq!(requests.len(), 1, "exactly one request, no retries");
-    requests.remove(0)
-}
-
-/// Method, path, headers (minus the ones that vary per run) and JSON body of a request; the
-/// authorization value is redacted by the snapshot and checked separately.
-fn snapshot_of(request: &Request) -> Value {
-    let headers: BTreeMap<String, String> = request
-        .headers
-        .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "host" | "user-agent"))
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
-        .collect();
-    json!({
-        "method": request.method.to_string(),
-        "path": request.url.path(),
-        "headers": headers,
-        "body": serde_json::from_slice::<Value>(&request.body).unwrap_or(Value::Null),
-    })
-}
-
 fn assert_bearer(request: &Request) {
-    assert_eq!(
-        request
-            .headers
-            .get("authorization")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        format!("Bearer {SENTINEL_KEY}")
-    );
+    mock::assert_bearer(request, SENTINEL_KEY);
     let agent = request.headers.get("user-agent").unwrap().to_str().unwrap();
     assert!(agent.starts_with("fazztv/"), "{agent}");
 }
@@ -612,9 +574,7 @@ async fn the_key_never_appears_in_debug_output() {
 }
 
 fn registration() -> &'static ProviderRegistration {
-    ProviderRegistration::linked()
-        .find(|registration| registration.provider_type == "openai")
-        .expect("the openai provider is registered")
+    fazztv_testkit::provider::registration("openai")
 }
 
 #[tokio::test]

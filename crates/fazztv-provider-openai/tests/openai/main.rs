@@ -4,10 +4,9 @@
 mod http;
 mod streaming;
 
-use fazztv_core::{ChatChunk, ChatStream, Environment, Error, ProviderConfig};
+use fazztv_core::ProviderConfig;
 use fazztv_openai_compat as _;
 use fazztv_provider_openai::OpenAiProvider;
-use futures::StreamExt;
 use schemars as _;
 use serde as _;
 
@@ -26,31 +25,9 @@ pub fn provider(config: ProviderConfig) -> OpenAiProvider {
     OpenAiProvider::with_environment(config, &no_env()).expect("valid configuration")
 }
 
-pub fn no_env() -> Environment {
-    Environment::from_vars::<&str, &str>([])
-}
-
-/// Drains a stream into its chunks and the error that ended it, if any; checks nothing follows
-/// an error.
-pub async fn drain(mut stream: ChatStream) -> (Vec<ChatChunk>, Option<Error>) {
-    let mut chunks = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(chunk) => chunks.push(chunk),
-            Err(error) => {
-                assert!(stream.next().await.is_none(), "items after an error");
-                return (chunks, Some(error));
-            }
-        }
-    }
-    (chunks, None)
-}
+pub use fazztv_testkit::provider::{drain, no_env};
 
 /// Asserts the sentinel key appears nowhere in `text`.
 pub fn assert_no_key(text: &str) {
-    assert!(!text.contains(SENTINEL_KEY), "the API key leaked: {text}");
-    assert!(
-        !text.contains("do-not-leak"),
-        "part of the API key leaked: {text}"
-    );
+    fazztv_testkit::provider::assert_no_key(text, SENTINEL_KEY);
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use fazztv_core::{
     ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
 };
+use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{Bytes, ScriptedResponse, ScriptedServer, fixtures, split_at};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -221,8 +222,7 @@ proptest! {
     fn any_chunking_of_the_transcript_gives_the_same_stream(
         points in proptest::collection::vec(0..fixtures::OPENAI_TEXT_STREAM.len(), 0..30)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let (chunks, error, _server) = runtime.block_on(stream_from(sse(split_at(
+        let (chunks, error, _server) = block_on(stream_from(sse(split_at(
             fixtures::OPENAI_TEXT_STREAM.as_bytes(),
             &points,
         ))));
