@@ -13,6 +13,7 @@ use fazztv_core::{
     Provider, ProviderConfig, Usage,
 };
 use fazztv_provider_ollama::OllamaProvider;
+use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{ScriptedResponse, ScriptedServer};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -467,11 +468,7 @@ fn utf8_transcript() -> String {
 }
 
 fn rechunked_outcome(body: &str, points: &[usize]) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async { stream_from(ndjson(body, points)).await.0 })
+    block_on(async { stream_from(ndjson(body, points)).await.0 })
 }
 
 proptest! {

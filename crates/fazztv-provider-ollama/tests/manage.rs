@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::{PULL_STREAM, PULL_UNKNOWN_MODEL, json_body, ndjson, provider, provider_with};
 use fazztv_core::{ErrorKind, ModelManager, Provider, ProviderConfig, PullProgress};
 use fazztv_provider_ollama::OllamaProvider;
+use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{ScriptedResponse, ScriptedServer};
 use futures::StreamExt;
 use proptest::prelude::*;
@@ -269,11 +270,7 @@ async fn deleting_an_unknown_model_is_model_not_found() {
 }
 
 fn rechunked_pull(body: &str, points: &[usize]) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async { pull_from(ndjson(body, points)).await.0 })
+    block_on(async { pull_from(ndjson(body, points)).await.0 })
 }
 
 proptest! {
