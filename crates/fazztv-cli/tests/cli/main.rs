@@ -171,6 +171,16 @@ pub fn mask_ms(text: &str) -> String {
     out
 }
 
+/// The string `field` of every element of the JSON array `items`.
+pub fn strings<'a>(items: &'a Value, field: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 /// A mock provider entry.
 pub fn mock(name: &str, default_model: &str, options: Value) -> Value {
     json!({

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::{Run, Sandbox, flaky_and_backup, mock, offline_example, run};
+use crate::{Run, Sandbox, flaky_and_backup, mock, offline_example, run, strings};
 
 #[test]
 fn fallback_is_visible_on_stderr_and_the_answer_on_stdout() {
@@ -166,12 +166,7 @@ fn when_every_provider_fails_each_attempt_is_listed_with_hints() {
     assert_eq!(json.code, 1);
     let error = &json.json()["error"];
     assert_eq!(error["kind"], "all_providers_failed");
-    let outcomes: Vec<&str> = error["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| attempt["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = strings(&error["attempts"], "outcome");
     assert_eq!(outcomes, ["authentication", "server_error"]);
     assert_eq!(error["hints"], json!(["down: set MOCK_TOKEN to enable it"]));
 }

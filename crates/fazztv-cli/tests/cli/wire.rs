@@ -4,11 +4,13 @@
 //! The binary runs on a blocking thread so that the test's runtime keeps serving the mocks.
 
 use fazztv_testkit::fixtures;
+use fazztv_testkit::mock::json_response;
+use fazztv_testkit::provider::closed_port_url;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::{Run, Sandbox, mask_ms};
+use crate::{Run, Sandbox, mask_ms, strings};
 
 /// The variable the `openai` entries read their key from, and the key: it must reach the
 /// server as `Authorization: Bearer` and never appear in anything the CLI prints.
@@ -54,12 +56,14 @@ fn providers(entries: &[Value]) -> Sandbox {
     Sandbox::with(&json!({ "providers": entries }))
 }
 
-/// `http://127.0.0.1:PORT` where nothing listens.
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let port = listener.local_addr().expect("local address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+/// The `--stats` of one request that openai failed with `kind` and ollama then answered.
+fn assert_one_fallback_from_openai_to_ollama(run: &Run, kind: &str) {
+    let stats = run.stats();
+    assert_eq!(stats["total_requests"], 1);
+    assert_eq!(stats["successful_requests"], 1);
+    assert_eq!(stats["fallbacks"], 1);
+    assert_eq!(stats["request_counts"], json!({"ollama": 1, "openai": 1}));
+    assert_eq!(stats["providers"]["openai"]["errors"], json!({ kind: 1 }));
 }
 
 /// The transcript with timings masked and each loopback URL replaced by its label, so that
@@ -72,16 +76,19 @@ fn transcript(run: &Run, urls: &[(&str, &str)]) -> String {
     text
 }
 
-fn json_body(status: u16, body: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_raw(body.as_bytes().to_vec(), "application/json")
-}
-
 fn sse_body(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream")
 }
 
 fn ndjson_body(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "application/x-ndjson")
+}
+
+/// A started server answering `verb route` with `response`.
+async fn server_serving(verb: &str, route: &str, response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    serve(&server, verb, route, response).await;
+    server
 }
 
 async fn serve(server: &MockServer, verb: &str, route: &str, response: ResponseTemplate) {
@@ -114,83 +121,6 @@ fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
         .and_then(|value| value.to_str().ok())
 }
 
-/// Ollama's non-streamed `/api/chat` reply (`ollama.md` §1.3, verbatim).
-const OLLAMA_CHAT: &str = r#"{
-  "model": "llama3.2",
-  "created_at": "2023-12-12T14:13:43.416799Z",
-  "message": {"role": "assistant", "content": "Hello! How are you today?"},
-  "done_reason": "stop",
-  "done": true,
-  "total_duration": 5191566416,
-  "load_duration": 2154458,
-  "prompt_eval_count": 26,
-  "prompt_eval_duration": 383809000,
-  "eval_count": 298,
-  "eval_duration": 4799921000
-}"#;
-
-/// Ollama's streamed `/api/chat` transcript (`ollama.md` §1.4, verbatim).
-const OLLAMA_CHAT_STREAM: &str = r#"{"model":"llama3.2","created_at":"2025-07-07T20:22:19.101256Z","message":{"role":"assistant","content":"The"},"done":false}
-{"model":"llama3.2","created_at":"2025-07-07T20:22:19.113892Z","message":{"role":"assistant","content":" sky"},"done":false}
-{"model":"llama3.2","created_at":"2025-07-07T20:22:19.126004Z","message":{"role":"assistant","content":" appears"},"done":false}
-{"model":"llama3.2","created_at":"2025-07-07T20:22:19.138211Z","message":{"role":"assistant","content":" blue"},"done":false}
-{"model":"llama3.2","created_at":"2025-07-07T20:22:19.150377Z","message":{"role":"assistant","content":" because of Rayleigh scattering."},"done":false}
-{"model":"llama3.2","created_at":"2025-07-07T20:22:19.162488Z","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","total_duration":182242375,"load_duration":41295167,"prompt_eval_count":31,"prompt_eval_duration":24573166,"eval_count":5,"eval_duration":115959084}
-"#;
-
-/// `GET /api/tags` (`ollama.md` §3.1, verbatim).
-const OLLAMA_TAGS: &str = r#"{
-  "models": [
-    {
-      "name": "deepseek-r1:latest",
-      "model": "deepseek-r1:latest",
-      "modified_at": "2025-05-10T08:06:48.639712648-07:00",
-      "size": 4683075271,
-      "digest": "0a8c266910232fd3291e71e5ba1e058cc5af9d411192cf88b6d30e92b6e73163",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "qwen2",
-        "families": ["qwen2"],
-        "parameter_size": "7.6B",
-        "quantization_level": "Q4_K_M"
-      }
-    },
-    {
-      "name": "llama3.2:latest",
-      "model": "llama3.2:latest",
-      "modified_at": "2025-05-04T17:37:44.706015396-07:00",
-      "size": 2019393189,
-      "digest": "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
-      "details": {
-        "parent_model": "",
-        "format": "gguf",
-        "family": "llama",
-        "families": ["llama"],
-        "parameter_size": "3.2B",
-        "quantization_level": "Q4_K_M"
-      }
-    }
-  ]
-}"#;
-
-/// `POST /api/pull` progress (`ollama.md` §3.3, verbatim).
-const OLLAMA_PULL: &str = r#"{"status":"pulling manifest"}
-{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376}
-{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376,"completed":241970}
-{"status":"pulling dde5aa3fc5ff","digest":"sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff","total":2019377376,"completed":2019377376}
-{"status":"pulling 966de95ca8a6","digest":"sha256:966de95ca8a62200913e3f8bfbf84c8494536f1b94b49166851e76644e966396","total":1429,"completed":1429}
-{"status":"verifying sha256 digest"}
-{"status":"writing manifest"}
-{"status":"removing unused layers"}
-{"status":"success"}
-"#;
-
-/// A pull of an unknown model (`ollama.md` §3.3): HTTP 200, then an in-band error.
-const OLLAMA_PULL_UNKNOWN: &str = r#"{"status":"pulling manifest"}
-{"error":"pull model manifest: file does not exist"}
-"#;
-
 /// OpenAI's answer when it is overloaded (a 5xx with the standard error body, `openai.md` §2).
 const OPENAI_OVERLOADED: &str = r#"{"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": null, "code": null}}"#;
 
@@ -198,12 +128,11 @@ const OPENAI_OVERLOADED: &str = r#"{"error": {"message": "The server is overload
 
 #[tokio::test(flavor = "multi_thread")]
 async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "POST",
         "/v1/chat/completions",
-        json_body(200, fixtures::OPENAI_CHAT_COMPLETION).insert_header("x-request-id", "req_7c1d"),
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION)
+            .insert_header("x-request-id", "req_7c1d"),
     )
     .await;
     let sandbox = providers(&[openai("openai", &server.uri())]);
@@ -266,9 +195,7 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streamed_query_prints_the_sse_deltas_and_json_keeps_the_streamed_usage() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "POST",
         "/v1/chat/completions",
         sse_body(fixtures::OPENAI_TEXT_STREAM),
@@ -322,7 +249,7 @@ async fn a_rejected_key_is_reported_without_the_key_even_verbose() {
     let server = MockServer::start().await;
     // Every endpoint, including the availability probe behind the hints, rejects the key.
     Mock::given(wiremock::matchers::any())
-        .respond_with(json_body(401, fixtures::OPENAI_INVALID_API_KEY))
+        .respond_with(json_response(401, fixtures::OPENAI_INVALID_API_KEY))
         .mount(&server)
         .await;
     let sandbox = providers(&[openai("openai", &server.uri())]);
@@ -355,20 +282,16 @@ async fn a_rejected_key_is_reported_without_the_key_even_verbose() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_overloaded_openai_falls_back_to_ollama() {
-    let openai_server = MockServer::start().await;
-    serve(
-        &openai_server,
+    let openai_server = server_serving(
         "POST",
         "/v1/chat/completions",
-        json_body(503, OPENAI_OVERLOADED),
+        json_response(503, OPENAI_OVERLOADED),
     )
     .await;
-    let ollama_server = MockServer::start().await;
-    serve(
-        &ollama_server,
+    let ollama_server = server_serving(
         "POST",
         "/api/chat",
-        json_body(200, OLLAMA_CHAT),
+        json_response(200, fixtures::OLLAMA_CHAT_REPLY),
     )
     .await;
     let sandbox = providers(&[
@@ -387,15 +310,7 @@ async fn an_overloaded_openai_falls_back_to_ollama() {
         "{}",
         run.stderr
     );
-    let stats = run.stats();
-    assert_eq!(stats["total_requests"], 1);
-    assert_eq!(stats["successful_requests"], 1);
-    assert_eq!(stats["fallbacks"], 1);
-    assert_eq!(stats["request_counts"], json!({"ollama": 1, "openai": 1}));
-    assert_eq!(
-        stats["providers"]["openai"]["errors"],
-        json!({"overloaded": 1})
-    );
+    assert_one_fallback_from_openai_to_ollama(&run, "overloaded");
 
     let json = fazztv_keyed(&sandbox, &["--json", "query", "hi"]).await;
     let answer = json.json();
@@ -426,20 +341,16 @@ async fn an_overloaded_openai_falls_back_to_ollama() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rate_limited_stream_falls_back_to_ollamas_ndjson_stream() {
-    let openai_server = MockServer::start().await;
-    serve(
-        &openai_server,
+    let openai_server = server_serving(
         "POST",
         "/v1/chat/completions",
-        json_body(429, fixtures::OPENAI_RATE_LIMITED).insert_header("retry-after", "1"),
+        json_response(429, fixtures::OPENAI_RATE_LIMITED).insert_header("retry-after", "1"),
     )
     .await;
-    let ollama_server = MockServer::start().await;
-    serve(
-        &ollama_server,
+    let ollama_server = server_serving(
         "POST",
         "/api/chat",
-        ndjson_body(OLLAMA_CHAT_STREAM),
+        ndjson_body(fixtures::OLLAMA_CHAT_STREAM),
     )
     .await;
     let sandbox = providers(&[
@@ -464,15 +375,7 @@ async fn a_rate_limited_stream_falls_back_to_ollamas_ndjson_stream() {
         "{}",
         run.stderr
     );
-    let stats = run.stats();
-    assert_eq!(stats["total_requests"], 1);
-    assert_eq!(stats["successful_requests"], 1);
-    assert_eq!(stats["fallbacks"], 1);
-    assert_eq!(stats["request_counts"], json!({"ollama": 1, "openai": 1}));
-    assert_eq!(
-        stats["providers"]["openai"]["errors"],
-        json!({"rate_limited": 1})
-    );
+    assert_one_fallback_from_openai_to_ollama(&run, "rate_limited");
     assert_eq!(
         received(&openai_server, "/v1/chat/completions").await.len(),
         1,
@@ -484,7 +387,7 @@ async fn a_rate_limited_stream_falls_back_to_ollamas_ndjson_stream() {
 async fn when_openai_rejects_the_key_and_ollama_is_down_each_attempt_is_listed() {
     let openai_server = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
-        .respond_with(json_body(401, fixtures::OPENAI_INVALID_API_KEY))
+        .respond_with(json_response(401, fixtures::OPENAI_INVALID_API_KEY))
         .mount(&openai_server)
         .await;
     let closed = closed_port_url();
@@ -520,12 +423,7 @@ async fn when_openai_rejects_the_key_and_ollama_is_down_each_attempt_is_listed()
     assert_eq!(json.code, 1);
     let error = &json.json()["error"];
     assert_eq!(error["kind"], "all_providers_failed");
-    let outcomes: Vec<&str> = error["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| attempt["outcome"].as_str().unwrap())
-        .collect();
+    let outcomes = strings(&error["attempts"], "outcome");
     assert_eq!(outcomes, ["authentication", "network"]);
 }
 
@@ -533,20 +431,16 @@ async fn when_openai_rejects_the_key_and_ollama_is_down_each_attempt_is_listed()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn providers_says_which_variable_key_or_url_is_wrong() {
-    let rejecting = MockServer::start().await;
-    serve(
-        &rejecting,
+    let rejecting = server_serving(
         "GET",
         "/v1/models",
-        json_body(401, fixtures::OPENAI_INVALID_API_KEY),
+        json_response(401, fixtures::OPENAI_INVALID_API_KEY),
     )
     .await;
-    let healthy = MockServer::start().await;
-    serve(
-        &healthy,
+    let healthy = server_serving(
         "GET",
         "/api/version",
-        json_body(200, r#"{"version": "0.5.1"}"#),
+        json_response(200, r#"{"version": "0.5.1"}"#),
     )
     .await;
     let closed = closed_port_url();
@@ -613,12 +507,10 @@ async fn providers_says_which_variable_key_or_url_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn models_and_cheapest_read_openrouters_listing() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "GET",
         "/api/v1/models",
-        json_body(200, fixtures::OPENROUTER_MODELS),
+        json_response(200, fixtures::OPENROUTER_MODELS),
     )
     .await;
     let sandbox = providers(&[json!({
@@ -642,12 +534,7 @@ async fn models_and_cheapest_read_openrouters_listing() {
     let json = fazztv_keyed(&sandbox, &["--json", "models", "--free-only"]).await;
     let listed = json.json();
     assert_eq!(listed["errors"], json!([]));
-    let ids: Vec<&str> = listed["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|model| model["id"].as_str().unwrap())
-        .collect();
+    let ids = strings(&listed["models"], "id");
     assert_eq!(ids, ["meta-llama/llama-3.3-70b-instruct:free"]);
 
     let cheapest = fazztv_keyed(
@@ -680,8 +567,12 @@ async fn models_and_cheapest_read_openrouters_listing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ollama_list_shows_the_installed_models() {
-    let server = MockServer::start().await;
-    serve(&server, "GET", "/api/tags", json_body(200, OLLAMA_TAGS)).await;
+    let server = server_serving(
+        "GET",
+        "/api/tags",
+        json_response(200, fixtures::OLLAMA_TAGS),
+    )
+    .await;
     let sandbox = providers(&[ollama("ollama", &server.uri())]);
     let run = fazztv(&sandbox, &[], &["ollama", "list"]).await;
     insta::assert_snapshot!(run.transcript(), @r#"
@@ -699,8 +590,12 @@ async fn ollama_list_shows_the_installed_models() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ollama_pull_follows_the_ndjson_progress_to_success() {
-    let server = MockServer::start().await;
-    serve(&server, "POST", "/api/pull", ndjson_body(OLLAMA_PULL)).await;
+    let server = server_serving(
+        "POST",
+        "/api/pull",
+        ndjson_body(fixtures::OLLAMA_PULL_STREAM),
+    )
+    .await;
     let sandbox = providers(&[ollama("ollama", &server.uri())]);
 
     let run = fazztv(&sandbox, &[], &["ollama", "pull", "llama3.2"]).await;
@@ -732,12 +627,10 @@ async fn ollama_pull_follows_the_ndjson_progress_to_success() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ollama_pull_of_an_unknown_model_fails_with_the_servers_message() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "POST",
         "/api/pull",
-        ndjson_body(OLLAMA_PULL_UNKNOWN),
+        ndjson_body(fixtures::OLLAMA_PULL_UNKNOWN_MODEL),
     )
     .await;
     let sandbox = providers(&[ollama("ollama", &server.uri())]);
@@ -774,7 +667,7 @@ async fn ollama_delete_removes_a_model_and_names_a_missing_one() {
         .and(wiremock::matchers::body_json(
             json!({"model": "llama3:13b"}),
         ))
-        .respond_with(json_body(
+        .respond_with(json_response(
             404,
             r#"{"error":"model 'llama3:13b' not found"}"#,
         ))
@@ -809,12 +702,10 @@ async fn ollama_delete_removes_a_model_and_names_a_missing_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn embed_prints_openais_vectors_in_input_order() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "POST",
         "/v1/embeddings",
-        json_body(200, fixtures::OPENAI_EMBEDDINGS),
+        json_response(200, fixtures::OPENAI_EMBEDDINGS),
     )
     .await;
     let sandbox = providers(&[openai("openai", &server.uri())]);
@@ -858,12 +749,10 @@ async fn embed_prints_openais_vectors_in_input_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn moderate_shows_openais_verdict_and_scores() {
-    let server = MockServer::start().await;
-    serve(
-        &server,
+    let server = server_serving(
         "POST",
         "/v1/moderations",
-        json_body(200, fixtures::OPENAI_MODERATION),
+        json_response(200, fixtures::OPENAI_MODERATION),
     )
     .await;
     let sandbox = providers(&[openai("openai", &server.uri())]);
@@ -943,7 +832,7 @@ async fn a_stream_cut_after_output_began_neither_falls_back_nor_passes_for_an_an
     let openai_server = fazztv_testkit::ScriptedServer::start([cut(), cut()]).await;
     let backup = MockServer::start().await;
     Mock::given(wiremock::matchers::any())
-        .respond_with(ndjson_body(OLLAMA_CHAT_STREAM))
+        .respond_with(ndjson_body(fixtures::OLLAMA_CHAT_STREAM))
         .expect(0)
         .mount(&backup)
         .await;
@@ -988,7 +877,7 @@ async fn a_key_the_server_echoes_back_is_masked_everywhere() {
         r#"{{"error": {{"message": "Incorrect API key provided: {KEY}.", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}}}}"#
     );
     Mock::given(wiremock::matchers::any())
-        .respond_with(json_body(401, &echo))
+        .respond_with(json_response(401, &echo))
         .mount(&server)
         .await;
     let sandbox = providers(&[openai("openai", &server.uri())]);
@@ -1027,21 +916,21 @@ async fn openai_and_busy_ollama() -> (MockServer, MockServer, Sandbox) {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .and(wiremock::matchers::body_string_contains("too long"))
-        .respond_with(json_body(400, fixtures::OPENAI_CONTEXT_LENGTH_EXCEEDED))
+        .respond_with(json_response(400, fixtures::OPENAI_CONTEXT_LENGTH_EXCEEDED))
         .mount(&openai_server)
         .await;
     serve(
         &openai_server,
         "POST",
         "/v1/chat/completions",
-        json_body(200, fixtures::OPENAI_CHAT_COMPLETION),
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
     )
     .await;
     serve(
         &openai_server,
         "GET",
         "/v1/models",
-        json_body(401, fixtures::OPENAI_INVALID_API_KEY),
+        json_response(401, fixtures::OPENAI_INVALID_API_KEY),
     )
     .await;
     let ollama_server = MockServer::start().await;
@@ -1050,7 +939,7 @@ async fn openai_and_busy_ollama() -> (MockServer, MockServer, Sandbox) {
         &ollama_server,
         "POST",
         "/api/chat",
-        json_body(
+        json_response(
             503,
             r#"{"error":"server busy, please try again.  maximum pending requests exceeded"}"#,
         ),
@@ -1060,7 +949,7 @@ async fn openai_and_busy_ollama() -> (MockServer, MockServer, Sandbox) {
         &ollama_server,
         "GET",
         "/api/tags",
-        json_body(200, OLLAMA_TAGS),
+        json_response(200, fixtures::OLLAMA_TAGS),
     )
     .await;
     let sandbox = providers(&[
@@ -1217,24 +1106,10 @@ async fn an_in_band_ollama_error_after_output_began_fails_without_fallback() {
 
 // --- OpenRouter and Ollama together ----------------------------------------------------------
 
-/// `POST /api/embed` (`ollama.md` §4.1, verbatim).
-const OLLAMA_EMBED: &str = r#"{
-  "model": "all-minilm",
-  "embeddings": [
-    [0.010071029, -0.0017594862, 0.05007221, 0.04692972, 0.054916814, 0.008599704, 0.105441414, -0.025878139, 0.12958129, 0.031952348],
-    [-0.0098027075, 0.06042469, 0.025257962, -0.006364387, 0.07272725, 0.017194884, 0.09032035, -0.051705178, 0.09951512, 0.09072481]
-  ],
-  "total_duration": 14143917,
-  "load_duration": 1019500,
-  "prompt_eval_count": 8
-}"#;
-
 /// An OpenRouter whose streams fail in-band before any content (a 429 event) and whose
 /// embeddings need credits, in front of a healthy Ollama.
 async fn openrouter_then_ollama() -> (MockServer, MockServer, Sandbox) {
-    let router = MockServer::start().await;
-    serve(
-        &router,
+    let router = server_serving(
         "POST",
         "/api/v1/chat/completions",
         sse_body(fixtures::OPENROUTER_MID_STREAM_ERROR),
@@ -1244,12 +1119,22 @@ async fn openrouter_then_ollama() -> (MockServer, MockServer, Sandbox) {
         &router,
         "POST",
         "/api/v1/embeddings",
-        json_body(402, fixtures::OPENROUTER_INSUFFICIENT_CREDITS),
+        json_response(402, fixtures::OPENROUTER_INSUFFICIENT_CREDITS),
     )
     .await;
-    let local = MockServer::start().await;
-    serve(&local, "POST", "/api/chat", ndjson_body(OLLAMA_CHAT_STREAM)).await;
-    serve(&local, "POST", "/api/embed", json_body(200, OLLAMA_EMBED)).await;
+    let local = server_serving(
+        "POST",
+        "/api/chat",
+        ndjson_body(fixtures::OLLAMA_CHAT_STREAM),
+    )
+    .await;
+    serve(
+        &local,
+        "POST",
+        "/api/embed",
+        json_response(200, fixtures::OLLAMA_EMBED_REPLY),
+    )
+    .await;
     let sandbox = providers(&[
         json!({
             "name": "openrouter",
@@ -1335,7 +1220,7 @@ async fn ollama_commands_name_the_server_that_is_down_and_pass_on_http_errors() 
         &server,
         "POST",
         "/api/pull",
-        json_body(
+        json_response(
             500,
             r#"{"error":"pull model manifest: file does not exist"}"#,
         ),
