@@ -1,10 +1,11 @@
-//! wiremock helpers for request/response endpoints: one-route servers, JSON answers and the
-//! recorded request as a snapshot-ready value.
+//! wiremock helpers for request/response endpoints: one-route servers, JSON answers, the
+//! recorded request as a snapshot-ready value, and the error-status table check.
 
 use std::collections::BTreeMap;
 
+use fazztv_core::{ErrorKind, GenerationOptions, Provider};
 use serde_json::{Value, json};
-use wiremock::matchers::path;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// A started server answering `response` on `route` (a full path such as `/v1/models`).
@@ -57,4 +58,56 @@ pub fn assert_bearer(request: &Request, key: &str) {
             .unwrap(),
         format!("Bearer {key}")
     );
+}
+
+/// What every error a provider returns from the mock must carry.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorContext<'a> {
+    /// The provider name the error names.
+    pub provider: &'a str,
+    /// The request id the mock answers with, which the error keeps.
+    pub request_id: &'a str,
+    /// The API key, which must appear nowhere in the error.
+    pub key: &'a str,
+}
+
+/// For each `(status, body, kind, message)` case: answers `POST route` on `server` with
+/// `respond(status, body)` and checks that one `query` through `provider` fails with `kind`, the
+/// status, `expected`'s request id and provider, a message containing `message`, no key, and
+/// after exactly one request (no retries).
+pub async fn assert_error_statuses(
+    server: &MockServer,
+    route: &str,
+    provider: &dyn Provider,
+    respond: impl Fn(u16, &str) -> ResponseTemplate,
+    expected: ErrorContext<'_>,
+    cases: &[(u16, &str, ErrorKind, &str)],
+) {
+    for (status, body, kind, message) in cases {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .and(path(route))
+            .respond_with(respond(*status, body))
+            .mount(server)
+            .await;
+        let error = provider
+            .query("hi", GenerationOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), *kind, "HTTP {status}: {error}");
+        assert_eq!(error.status(), Some(*status));
+        assert_eq!(error.request_id(), Some(expected.request_id));
+        assert_eq!(error.provider(), Some(expected.provider));
+        assert!(
+            error.message().contains(message),
+            "HTTP {status}: {}",
+            error.message()
+        );
+        crate::provider::assert_no_key(&format!("{error:?} {error}"), expected.key);
+        assert_eq!(
+            server.received_requests().await.unwrap().len(),
+            1,
+            "no retries on {status}"
+        );
+    }
 }
