@@ -9,9 +9,9 @@ use fazztv_core::{
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::fixtures;
-use fazztv_testkit::mock::{self, only_request, snapshot_of};
+use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
@@ -200,33 +200,20 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
     ];
     let server = MockServer::start().await;
     let provider = provider(config(&base(&server)));
-    for (status, body, kind, message) in cases {
-        server.reset().await;
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(json_response(*status, body))
-            .mount(&server)
-            .await;
-        let error = provider
-            .query("hi", GenerationOptions::default())
-            .await
-            .unwrap_err();
-        assert_eq!(error.kind(), *kind, "HTTP {status}: {error}");
-        assert_eq!(error.status(), Some(*status));
-        assert_eq!(error.request_id(), Some("req_abc123"));
-        assert_eq!(error.provider(), Some("openai"));
-        assert!(
-            error.message().contains(message),
-            "HTTP {status}: {}",
-            error.message()
-        );
-        assert_no_key(&format!("{error:?} {error}"));
-        assert_eq!(
-            server.received_requests().await.unwrap().len(),
-            1,
-            "no retries on {status}"
-        );
-    }
+    let expected = ErrorContext {
+        provider: "openai",
+        request_id: "req_abc123",
+        key: SENTINEL_KEY,
+    };
+    mock::assert_error_statuses(
+        &server,
+        "/v1/chat/completions",
+        &provider,
+        json_response,
+        expected,
+        cases,
+    )
+    .await;
 }
 
 #[tokio::test]
