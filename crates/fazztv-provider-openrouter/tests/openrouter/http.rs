@@ -9,10 +9,9 @@ use fazztv_core::{
 };
 use fazztv_provider_openrouter::OpenRouterProvider;
 use fazztv_testkit::fixtures;
-use fazztv_testkit::mock::{self, only_request, snapshot_of};
+use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
 
@@ -201,33 +200,20 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
     ];
     let server = MockServer::start().await;
     let provider = provider(config(&base(&server)));
-    for (status, body, kind, message) in cases {
-        server.reset().await;
-        Mock::given(method("POST"))
-            .and(path("/api/v1/chat/completions"))
-            .respond_with(json_response(*status, body))
-            .mount(&server)
-            .await;
-        let error = provider
-            .query("hi", GenerationOptions::default())
-            .await
-            .unwrap_err();
-        assert_eq!(error.kind(), *kind, "HTTP {status}: {error}");
-        assert_eq!(error.status(), Some(*status));
-        assert_eq!(error.request_id(), Some("gen-1755600000-hdr"));
-        assert_eq!(error.provider(), Some("openrouter"));
-        assert!(
-            error.message().contains(message),
-            "HTTP {status}: {}",
-            error.message()
-        );
-        assert_no_key(&format!("{error:?} {error}"));
-        assert_eq!(
-            server.received_requests().await.unwrap().len(),
-            1,
-            "no retries on {status}"
-        );
-    }
+    let expected = ErrorContext {
+        provider: "openrouter",
+        request_id: "gen-1755600000-hdr",
+        key: SENTINEL_KEY,
+    };
+    mock::assert_error_statuses(
+        &server,
+        "/api/v1/chat/completions",
+        &provider,
+        json_response,
+        expected,
+        cases,
+    )
+    .await;
 }
 
 #[tokio::test]
