@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use fazztv_core::{
-    ChatChunk, ChatRequest, ChatStream, Error, ErrorKind, FinishReason, GenerationOptions,
-    Provider, ProviderConfig, Usage,
+    ChatChunk, ChatRequest, Error, ErrorKind, FinishReason, GenerationOptions, Provider,
+    ProviderConfig, Usage,
 };
 use fazztv_provider_mock::{MockModel, MockOptions, MockProvider};
 use futures::StreamExt;
@@ -21,8 +21,14 @@ fn chars(n: usize) -> std::num::NonZeroUsize {
     std::num::NonZeroUsize::new(n).unwrap()
 }
 
-async fn collect(stream: ChatStream) -> Vec<Result<ChatChunk, Error>> {
-    stream.collect().await
+/// Every item of the stream `provider` answers `prompt` with.
+async fn stream_items(provider: &MockProvider, prompt: &str) -> Vec<Result<ChatChunk, Error>> {
+    provider
+        .chat_stream(ChatRequest::from_prompt(prompt))
+        .await
+        .unwrap()
+        .collect()
+        .await
 }
 
 fn deltas(items: &[Result<ChatChunk, Error>]) -> Vec<&str> {
@@ -37,13 +43,7 @@ fn deltas(items: &[Result<ChatChunk, Error>]) -> Vec<&str> {
 #[tokio::test]
 async fn default_chunks_are_eight_characters_then_a_final_chunk() {
     let provider = mock(MockOptions::default());
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt("hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, "hi").await;
     assert_eq!(deltas(&items), ["Mock res", "ponse to", ": hi"]);
     assert_eq!(items.len(), 4);
     let last = items.last().unwrap().as_ref().unwrap();
@@ -65,13 +65,7 @@ async fn chunks_never_split_multibyte_characters_and_join_to_the_chat_reply() {
             .stream_chunk_chars(chars(3)),
     );
     let prompt = "héllo wörld 🦀 日本語";
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt(prompt))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, prompt).await;
     assert_eq!(
         deltas(&items),
         ["hél", "lo ", "wör", "ld ", "🦀 日", "本語"]
@@ -88,13 +82,7 @@ async fn chunks_never_split_multibyte_characters_and_join_to_the_chat_reply() {
 #[tokio::test]
 async fn an_empty_reply_streams_only_the_final_chunk() {
     let provider = mock(MockOptions::default().reply(""));
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt("two words"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, "two words").await;
     assert_eq!(items.len(), 1);
     let only = items[0].as_ref().unwrap();
     assert!(only.is_final());
@@ -127,13 +115,7 @@ async fn cut_streams_end_with_stream_interrupted_after_k_chunks() {
 #[tokio::test]
 async fn cut_after_zero_fails_before_any_content() {
     let provider = mock(MockOptions::default().cut_stream_after(0));
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt("hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, "hi").await;
     assert_eq!(items.len(), 1);
     assert_eq!(
         items[0].as_ref().unwrap_err().kind(),
@@ -144,13 +126,7 @@ async fn cut_after_zero_fails_before_any_content() {
 #[tokio::test]
 async fn a_cut_beyond_the_reply_still_never_finishes() {
     let provider = mock(MockOptions::default().reply("short").cut_stream_after(10));
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt("hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, "hi").await;
     assert_eq!(deltas(&items), ["short"]);
     assert_eq!(items.len(), 2);
     let error = items[1].as_ref().unwrap_err();
@@ -182,13 +158,7 @@ async fn scripted_failures_and_unknown_models_fail_before_the_stream() {
         .err()
         .unwrap();
     assert_eq!(error.kind(), ErrorKind::ModelNotFound);
-    let items = collect(
-        provider
-            .chat_stream(ChatRequest::from_prompt("hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = stream_items(&provider, "hi").await;
     assert!(items.last().unwrap().as_ref().unwrap().is_final());
     assert_eq!(provider.calls(), 3);
 }
