@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::{Scripted, Step, config, manager, priced};
 use fazztv_core::{ErrorKind, ModelCapability};
-use fazztv_manager::{ManagerSettings, QueryOptions};
+use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
     criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
@@ -20,6 +20,14 @@ fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String)> {
         .iter()
         .map(|a| (a.provider.clone(), a.outcome.label().to_owned()))
         .collect()
+}
+
+/// A manager over `a` then `b`, each under its own name, with default settings.
+fn a_then_b(a: &Arc<Scripted>, b: &Arc<Scripted>) -> ProviderManager {
+    manager(
+        &[(a, config("a")), (b, config("b"))],
+        ManagerSettings::default(),
+    )
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -66,10 +74,7 @@ async fn falls_back_in_configured_order_and_reports_every_attempt() {
 async fn preferred_provider_goes_first_and_alone_gets_the_explicit_model() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Overloaded)]));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     let options = QueryOptions::new().preferred_provider("b").model("b-large");
     let response = m.query_with_fallback("x", options).await.unwrap();
@@ -122,10 +127,7 @@ async fn falls_back_exactly_on_fallback_worthy_kinds() {
     for kind in ErrorKind::ALL {
         let a = Arc::new(Scripted::new("a").script([Step::Fail(kind)]));
         let b = Arc::new(Scripted::new("b"));
-        let m = manager(
-            &[(&a, config("a")), (&b, config("b"))],
-            ManagerSettings::default(),
-        );
+        let m = a_then_b(&a, &b);
         let result = m.query_with_fallback("x", QueryOptions::new()).await;
         if kind.should_fallback() {
             assert_eq!(result.unwrap().provider, "b", "{kind} should fall back");
@@ -156,10 +158,7 @@ async fn fallback_disabled_means_exactly_one_attempt() {
     assert_eq!(b.calls(), 0);
 
     // And per request, overriding an enabled default.
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
     a.script
         .lock()
         .unwrap()
@@ -176,10 +175,7 @@ async fn fallback_disabled_means_exactly_one_attempt() {
 async fn when_all_fail_one_error_lists_every_attempt() {
     let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::Authentication)]));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Network)]));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     let error = m
         .query_with_fallback("x", QueryOptions::new())
@@ -238,10 +234,7 @@ async fn stream_falls_back_before_the_first_content_chunk() {
         error: Some(ErrorKind::Overloaded),
     }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     let stream = m
         .query_stream_with_fallback("x", QueryOptions::new())
@@ -279,10 +272,7 @@ async fn truncated_stream_before_output_also_falls_back() {
         error: None,
     }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
     let stream = m
         .query_stream_with_fallback("x", QueryOptions::new())
         .await
@@ -301,10 +291,7 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
         error: Some(ErrorKind::Network),
     }]));
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     let items: Vec<_> = m
         .query_stream_with_fallback("x", QueryOptions::new())
@@ -502,10 +489,7 @@ async fn batch_keeps_input_order_bounds_concurrency_and_keeps_failures() {
 async fn compare_returns_every_answer_and_every_error() {
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Authentication)]));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     let results = m.compare_responses("hi", &["a", "b", "nope"]).await;
 
@@ -535,10 +519,7 @@ async fn cheapest_model_honours_capability_and_free_only() {
         priced("free-chat:free", "b", 0.0, 0.0, &[Chat, TextGeneration]),
         fazztv_core::ModelInfo::new("unpriced", "b").with_capabilities([Chat]),
     ]));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
 
     assert_eq!(
         m.get_cheapest_model(TextGeneration, false)
@@ -577,10 +558,7 @@ async fn cheapest_prefers_a_known_price_over_an_unknown_one() {
 async fn find_best_provider_skips_unavailable_ones() {
     let a = Arc::new(Scripted::new("a").unavailable());
     let b = Arc::new(Scripted::new("b"));
-    let m = manager(
-        &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default(),
-    );
+    let m = a_then_b(&a, &b);
     assert_eq!(
         m.find_best_provider(ModelCapability::Chat)
             .await
