@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{
     CHAT_REPLY, CHAT_STREAM, STREAM_ERROR_LINE, THINKING_CHUNK, closed_port_url, json_body, ndjson,
-    provider, provider_with,
+    outcome, provider, provider_with,
 };
 use fazztv_core::{
     ChatChunk, ChatMessage, ChatRequest, Environment, ErrorKind, FinishReason, GenerationOptions,
@@ -15,7 +15,6 @@ use fazztv_core::{
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{ScriptedResponse, ScriptedServer};
-use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -300,19 +299,10 @@ async fn invalid_requests_fail_before_anything_is_sent() {
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
-/// Everything a stream yields, errors reduced to kind and message.
-type Outcome = Vec<Result<ChatChunk, (ErrorKind, String)>>;
+type Outcome = common::Outcome<ChatChunk>;
 
 async fn stream_outcome(provider: &OllamaProvider, request: ChatRequest) -> Outcome {
-    match provider.chat_stream(request).await {
-        Err(error) => vec![Err((error.kind(), error.message().to_owned()))],
-        Ok(stream) => {
-            stream
-                .map(|item| item.map_err(|error| (error.kind(), error.message().to_owned())))
-                .collect()
-                .await
-        }
-    }
+    outcome(provider.chat_stream(request).await).await
 }
 
 async fn stream_from(response: ScriptedResponse) -> (Outcome, ScriptedServer) {

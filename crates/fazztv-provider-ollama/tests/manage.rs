@@ -4,7 +4,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{PULL_STREAM, PULL_UNKNOWN_MODEL, json_body, ndjson, provider, provider_with};
+use common::{
+    PULL_STREAM, PULL_UNKNOWN_MODEL, json_body, ndjson, outcome, provider, provider_with,
+};
 use fazztv_core::{ErrorKind, ModelManager, Provider, ProviderConfig, PullProgress};
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
@@ -14,18 +16,10 @@ use proptest::prelude::*;
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type Outcome = Vec<Result<PullProgress, (ErrorKind, String)>>;
+type Outcome = common::Outcome<PullProgress>;
 
 async fn pull(provider: &OllamaProvider, model: &str) -> Outcome {
-    match provider.pull_model(model).await {
-        Err(error) => vec![Err((error.kind(), error.message().to_owned()))],
-        Ok(stream) => {
-            stream
-                .map(|item| item.map_err(|error| (error.kind(), error.message().to_owned())))
-                .collect()
-                .await
-        }
-    }
+    outcome(provider.pull_model(model).await).await
 }
 
 async fn pull_from(response: ScriptedResponse) -> (Outcome, ScriptedServer) {

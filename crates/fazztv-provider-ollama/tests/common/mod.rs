@@ -8,9 +8,10 @@ use {
     serde as _, serde_json as _, tokio as _, tracing as _, wiremock as _,
 };
 
-use fazztv_core::ProviderConfig;
+use fazztv_core::{ErrorKind, ProviderConfig};
 use fazztv_provider_ollama::OllamaProvider;
 pub use fazztv_testkit::provider::{closed_port_url, no_env};
+use futures::{Stream, StreamExt};
 
 /// A provider pointed at `base_url`, with an empty environment.
 pub fn provider(base_url: &str) -> OllamaProvider {
@@ -34,6 +35,24 @@ pub fn ndjson(body: &str, split_points: &[usize]) -> fazztv_testkit::ScriptedRes
     fazztv_testkit::ScriptedResponse::new(200)
         .header("content-type", "application/x-ndjson")
         .chunks(fazztv_testkit::split_at(body.as_bytes(), split_points))
+}
+
+/// Everything a stream yields, errors reduced to kind and message.
+pub type Outcome<T> = Vec<Result<T, (ErrorKind, String)>>;
+
+/// The outcome of a stream, or of failing to start one (then a single error).
+pub async fn outcome<T>(
+    started: fazztv_core::Result<impl Stream<Item = fazztv_core::Result<T>>>,
+) -> Outcome<T> {
+    match started {
+        Err(error) => vec![Err((error.kind(), error.message().to_owned()))],
+        Ok(stream) => {
+            stream
+                .map(|item| item.map_err(|error| (error.kind(), error.message().to_owned())))
+                .collect()
+                .await
+        }
+    }
 }
 
 /// A recorded request body as JSON.
