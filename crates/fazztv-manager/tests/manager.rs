@@ -30,6 +30,14 @@ fn a_then_b(a: &Arc<Scripted>, b: &Arc<Scripted>) -> ProviderManager {
     )
 }
 
+/// The provider that answers a plain query with fallback.
+async fn answered_by(m: &ProviderManager) -> String {
+    m.query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap()
+        .provider
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -103,13 +111,7 @@ async fn priority_orders_fallback_and_unknown_preferred_provider_is_a_clear_erro
         ],
         ManagerSettings::default(),
     );
-    assert_eq!(
-        m.query_with_fallback("x", QueryOptions::new())
-            .await
-            .unwrap()
-            .provider,
-        "b"
-    );
+    assert_eq!(answered_by(&m).await, "b");
 
     let error = m
         .query_with_fallback("x", QueryOptions::new().preferred_provider("zz"))
@@ -421,13 +423,7 @@ async fn load_balancing_still_falls_back() {
         ManagerSettings::default().with_load_balancing(true),
     );
     for _ in 0..20 {
-        assert_eq!(
-            m.query_with_fallback("x", QueryOptions::new())
-                .await
-                .unwrap()
-                .provider,
-            "b"
-        );
+        assert_eq!(answered_by(&m).await, "b");
     }
     let stats = m.get_usage_stats();
     assert_eq!((stats.total_requests, stats.successful_requests), (20, 20));
@@ -590,13 +586,7 @@ async fn disabled_providers_are_never_routed_to() {
         &[(&a, disabled), (&b, config("b"))],
         ManagerSettings::default(),
     );
-    assert_eq!(
-        m.query_with_fallback("x", QueryOptions::new())
-            .await
-            .unwrap()
-            .provider,
-        "b"
-    );
+    assert_eq!(answered_by(&m).await, "b");
     assert_eq!(a.calls(), 0);
     let error = m
         .query_with_fallback("x", QueryOptions::new().preferred_provider("a"))
