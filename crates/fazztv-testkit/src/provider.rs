@@ -1,7 +1,10 @@
 //! Checks shared by the provider test suites: an empty environment, draining a stream, running
-//! a future from a property test, the key-leak check and the registration lookup.
+//! a future from a property test, the key-leak check, and the registration lookup and setup.
 
-use fazztv_core::{ChatChunk, ChatStream, Environment, Error, ProviderRegistration};
+use fazztv_core::{
+    ChatChunk, ChatStream, Environment, Error, ProviderConfig, ProviderContext,
+    ProviderRegistration,
+};
 use futures::StreamExt;
 
 /// The part every sentinel test key contains, so that a partly printed key is caught too.
@@ -52,6 +55,23 @@ pub fn registration(provider_type: &str) -> &'static ProviderRegistration {
     ProviderRegistration::linked()
         .find(|registration| registration.provider_type == provider_type)
         .unwrap_or_else(|| panic!("the {provider_type} provider is registered"))
+}
+
+/// The registration's example entry pointed at `base_url`, and a context whose environment holds
+/// `key` in the registration's default key variable: what a user's configuration file gives.
+pub fn example_setup(
+    registration: &ProviderRegistration,
+    base_url: &str,
+    key: &str,
+) -> (ProviderConfig, ProviderContext) {
+    let mut entry = (registration.example_config)();
+    entry["base_url"] = serde_json::json!(base_url);
+    let config: ProviderConfig = serde_json::from_value(entry).unwrap();
+    let variable = registration
+        .default_api_key_env
+        .expect("the registration names a key variable");
+    let context = ProviderContext::new(Environment::from_vars([(variable, key)]));
+    (config, context)
 }
 
 /// `http://127.0.0.1:PORT` where nothing listens: a port bound, then released.
