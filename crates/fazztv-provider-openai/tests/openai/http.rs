@@ -4,12 +4,13 @@ use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
     Availability, ChatMessage, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason,
-    GenerationOptions, ModelCapability, ModelPricing, Provider, ProviderConfig, ProviderContext,
-    ProviderRegistration, UnavailableReason, Usage,
+    GenerationOptions, ModelCapability, ModelPricing, Provider, ProviderConfig, UnavailableReason,
+    Usage,
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::fixtures;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
+use fazztv_testkit::provider::{example_setup, registration};
 use serde_json::{Value, json};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -560,13 +561,9 @@ async fn the_key_never_appears_in_debug_output() {
     assert_no_key(&format!("{unreachable:?} {unreachable}"));
 }
 
-fn registration() -> &'static ProviderRegistration {
-    fazztv_testkit::provider::registration("openai")
-}
-
 #[tokio::test]
 async fn the_registration_builds_a_working_provider_from_configuration() {
-    let registration = registration();
+    let registration = registration("openai");
     assert_eq!(registration.default_api_key_env, Some("OPENAI_API_KEY"));
     assert_eq!(registration.cargo_feature, Some("openai"));
     assert_eq!(registration.crate_name, "fazztv-provider-openai");
@@ -576,13 +573,7 @@ async fn the_registration_builds_a_working_provider_from_configuration() {
         json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
     )
     .await;
-    let mut entry = (registration.example_config)();
-    entry["base_url"] = json!(base(&server));
-    let config: ProviderConfig = serde_json::from_value(entry).unwrap();
-    let context = ProviderContext::new(fazztv_core::Environment::from_vars([(
-        "OPENAI_API_KEY",
-        SENTINEL_KEY,
-    )]));
+    let (config, context) = example_setup(registration, &base(&server), SENTINEL_KEY);
     let provider = registration.build(&config, &context).unwrap();
     assert_eq!(provider.name(), "openai");
     let response = provider
@@ -600,5 +591,5 @@ async fn the_registration_builds_a_working_provider_from_configuration() {
 
 #[test]
 fn the_options_schema_is_stable() {
-    insta::assert_json_snapshot!("options_schema", (registration().options_schema)());
+    insta::assert_json_snapshot!("options_schema", (registration("openai").options_schema)());
 }
