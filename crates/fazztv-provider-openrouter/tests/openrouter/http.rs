@@ -4,12 +4,12 @@ use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
     Availability, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason, GenerationOptions,
-    ModelCapability, ModelPricing, Provider, ProviderConfig, ProviderContext, ProviderRegistration,
-    UnavailableReason, Usage,
+    ModelCapability, ModelPricing, Provider, ProviderConfig, UnavailableReason, Usage,
 };
 use fazztv_provider_openrouter::OpenRouterProvider;
 use fazztv_testkit::fixtures;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
+use fazztv_testkit::provider::{example_setup, registration};
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
@@ -394,13 +394,9 @@ async fn the_key_never_appears_in_debug_output() {
     assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
 }
 
-fn registration() -> &'static ProviderRegistration {
-    fazztv_testkit::provider::registration("openrouter")
-}
-
 #[tokio::test]
 async fn the_registration_builds_a_working_provider_from_configuration() {
-    let registration = registration();
+    let registration = registration("openrouter");
     assert_eq!(registration.default_api_key_env, Some("OPENROUTER_API_KEY"));
     assert_eq!(registration.cargo_feature, Some("openrouter"));
     assert_eq!(registration.crate_name, "fazztv-provider-openrouter");
@@ -410,13 +406,7 @@ async fn the_registration_builds_a_working_provider_from_configuration() {
         json_response(200, fixtures::OPENROUTER_CHAT_COMPLETION),
     )
     .await;
-    let mut entry = (registration.example_config)();
-    entry["base_url"] = json!(base(&server));
-    let config: ProviderConfig = serde_json::from_value(entry).unwrap();
-    let context = ProviderContext::new(fazztv_core::Environment::from_vars([(
-        "OPENROUTER_API_KEY",
-        SENTINEL_KEY,
-    )]));
+    let (config, context) = example_setup(registration, &base(&server), SENTINEL_KEY);
     let provider = registration.build(&config, &context).unwrap();
     assert_eq!(provider.name(), "openrouter");
     let response = provider
@@ -439,5 +429,8 @@ fn the_default_endpoint_and_options_schema_are_stable() {
     let default =
         OpenRouterProvider::with_environment(ProviderConfig::new("openrouter"), &no_env()).unwrap();
     assert_eq!(default.base_url(), "https://openrouter.ai/api/v1");
-    insta::assert_json_snapshot!("options_schema", (registration().options_schema)());
+    insta::assert_json_snapshot!(
+        "options_schema",
+        (registration("openrouter").options_schema)()
+    );
 }
