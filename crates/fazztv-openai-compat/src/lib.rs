@@ -172,6 +172,29 @@ impl OpenAiCompatClient {
         )
     }
 
+    /// [`chat_body`](Self::chat_body) as the bytes sent, serialised without a `Value` tree.
+    fn chat_body_bytes(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<Vec<u8>, Error> {
+        wire::chat_body_bytes(
+            request,
+            model,
+            stream,
+            self.max_tokens_field,
+            self.stream_usage,
+        )
+        .map_err(|error| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("the request cannot be written as JSON: {error}"),
+            )
+            .with_provider(&self.provider)
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base_url, path.trim_start_matches('/'))
     }
@@ -179,11 +202,14 @@ impl OpenAiCompatClient {
     /// Sends a request and returns the response if its status is a success; otherwise the
     /// classified error built from the body.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let response = request
-            .headers(self.headers.clone())
-            .send()
-            .await
-            .map_err(|error| http::transport_error(&self.provider, error))?;
+        let transport = |error| http::transport_error(&self.provider, error);
+        let mut request = request.build().map_err(transport)?;
+        // Inserted one by one (as `RequestBuilder::headers` does) instead of cloning the map.
+        let headers = request.headers_mut();
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let response = self.http.execute(request).await.map_err(transport)?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -211,14 +237,14 @@ impl OpenAiCompatClient {
     async fn post(
         &self,
         url: impl reqwest::IntoUrl,
-        body: &Value,
+        body: Vec<u8>,
         streaming: bool,
     ) -> Result<reqwest::Response, Error> {
         let request = self
             .http
             .post(url)
             .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
+            .body(body);
         // Answers read in one piece get a whole-request bound; a stream is bounded by the
         // client's idle timeout instead, so a long generation that keeps sending is not cut.
         let request = if streaming {
@@ -240,7 +266,7 @@ impl OpenAiCompatClient {
         let response = self
             .post(
                 self.chat_url.clone(),
-                &self.chat_body(request, model, false),
+                self.chat_body_bytes(request, model, false)?,
                 false,
             )
             .await?;
@@ -261,7 +287,7 @@ impl OpenAiCompatClient {
         let response = self
             .post(
                 self.chat_url.clone(),
-                &self.chat_body(request, model, true),
+                self.chat_body_bytes(request, model, true)?,
                 true,
             )
             .await?;
@@ -336,7 +362,9 @@ impl OpenAiCompatClient {
         }
         let model = request.model.as_deref().unwrap_or(default_model);
         let body = wire::embeddings_body(&request.input, model, request.dimensions);
-        let response = self.post(self.url("embeddings"), &body, false).await?;
+        let response = self
+            .post(self.url("embeddings"), body.to_string().into_bytes(), false)
+            .await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_embeddings(&self.provider, model, request.input.len(), &body)
     }
@@ -344,7 +372,13 @@ impl OpenAiCompatClient {
     /// `POST /moderations` for one text. `rating` is the highest category score.
     pub async fn moderate(&self, text: &str, model: &str) -> Result<ModerationResult, Error> {
         let body = serde_json::json!({ "model": model, "input": text });
-        let response = self.post(self.url("moderations"), &body, false).await?;
+        let response = self
+            .post(
+                self.url("moderations"),
+                body.to_string().into_bytes(),
+                false,
+            )
+            .await?;
         let body = http::read_body(&self.provider, response).await?;
         wire::decode_moderation(&self.provider, model, &body)
     }

@@ -1,14 +1,16 @@
 //! Chat Completions request bodies and the tolerant response shapes (unknown fields ignored,
 //! `null` accepted wherever the API sends it).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use fazztv_core::http::ErrorPayload;
 use fazztv_core::{
-    ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason, ModerationResult,
-    Usage,
+    ChatMessage, ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason,
+    ModerationResult, Usage,
 };
 use schemars::JsonSchema;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -91,6 +93,150 @@ pub fn chat_body(
         }
     }
     Value::Object(body)
+}
+
+/// [`chat_body`] serialised straight to JSON text, without building a [`Value`] tree and
+/// copying every message and `extra` entry into it: the bytes are exactly those of
+/// `chat_body(..).to_string()` (same keys, same sorted key order, same number formatting).
+pub(crate) fn chat_body_bytes(
+    request: &ChatRequest,
+    model: &str,
+    stream: bool,
+    max_tokens_field: MaxTokensField,
+    stream_usage: bool,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&ChatBody {
+        request,
+        model,
+        stream,
+        max_tokens_field,
+        stream_usage,
+    })
+}
+
+struct ChatBody<'a> {
+    request: &'a ChatRequest,
+    model: &'a str,
+    stream: bool,
+    max_tokens_field: MaxTokensField,
+    stream_usage: bool,
+}
+
+/// A value [`chat_body`] sets itself (rather than copying from `extra`).
+enum Field<'a> {
+    Str(&'a str),
+    Messages(&'a [ChatMessage]),
+    Float(f64),
+    Unsigned(u32),
+    Signed(i64),
+    Strings(&'a [String]),
+    Bool(bool),
+    /// `{"include_usage": true}`, the usual `stream_options`.
+    IncludeUsage,
+    Object(Map<String, Value>),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Str(text) => serializer.serialize_str(text),
+            Self::Messages(messages) => {
+                let mut seq = serializer.serialize_seq(Some(messages.len()))?;
+                for message in *messages {
+                    seq.serialize_element(&WireMessageOut(message))?;
+                }
+                seq.end()
+            }
+            // As `Value::from(f64)`: a non-finite number is `null` either way.
+            Self::Float(number) => serializer.serialize_f64(*number),
+            Self::Unsigned(number) => serializer.serialize_u32(*number),
+            Self::Signed(number) => serializer.serialize_i64(*number),
+            Self::Strings(strings) => strings.serialize(serializer),
+            Self::Bool(flag) => serializer.serialize_bool(*flag),
+            Self::IncludeUsage => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("include_usage", &true)?;
+                map.end()
+            }
+            Self::Object(object) => object.serialize(serializer),
+        }
+    }
+}
+
+/// One message, keys in the sorted order a [`Map`] gives them.
+struct WireMessageOut<'a>(&'a ChatMessage);
+
+impl Serialize for WireMessageOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("content", &self.0.content)?;
+        map.serialize_entry("role", &format_args!("{}", self.0.role))?;
+        map.end()
+    }
+}
+
+impl Serialize for ChatBody<'_> {
+    /// The typed fields and the allowed `extra` entries merged in the byte order of their keys
+    /// (the order of a [`Map`]); a typed field replaces an `extra` entry of the same name.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let options = &self.request.options;
+        let stream_options = if self.stream {
+            match options.extra.get("stream_options") {
+                Some(Value::Object(given)) => {
+                    let mut given = given.clone();
+                    if self.stream_usage {
+                        given.insert("include_usage".into(), true.into());
+                    }
+                    (!given.is_empty()).then_some(Field::Object(given))
+                }
+                _ => self.stream_usage.then_some(Field::IncludeUsage),
+            }
+        } else {
+            None
+        };
+        // Sorted by key: every `max_tokens` spelling sorts before `messages`.
+        let typed = [
+            options
+                .max_tokens
+                .map(|max| (self.max_tokens_field.key(), Field::Unsigned(max))),
+            Some(("messages", Field::Messages(&self.request.messages))),
+            Some(("model", Field::Str(self.model))),
+            options.seed.map(|seed| ("seed", Field::Signed(seed))),
+            (!options.stop.is_empty()).then_some(("stop", Field::Strings(&options.stop))),
+            Some(("stream", Field::Bool(self.stream))),
+            stream_options.map(|field| ("stream_options", field)),
+            options
+                .temperature
+                .map(|temperature| ("temperature", Field::Float(temperature))),
+            options.top_p.map(|top_p| ("top_p", Field::Float(top_p))),
+        ];
+        let mut typed = typed.into_iter().flatten().peekable();
+        let mut extra = options
+            .extra
+            .iter()
+            .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+            .peekable();
+        let mut map = serializer.serialize_map(None)?;
+        loop {
+            let order = match (typed.peek(), extra.peek()) {
+                (Some((typed_key, _)), Some((extra_key, _))) => typed_key.cmp(&extra_key.as_str()),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => break,
+            };
+            if order == Ordering::Equal {
+                extra.next();
+            }
+            if order == Ordering::Greater {
+                if let Some((key, value)) = extra.next() {
+                    map.serialize_entry(key, value)?;
+                }
+            } else if let Some((key, value)) = typed.next() {
+                map.serialize_entry(key, &value)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// Token counts as the API reports them; partial records are treated as absent.
@@ -505,6 +651,61 @@ mod tests {
         let bare = ChatRequest::from_prompt("hi");
         let no_options = chat_body(&bare, "m", true, MaxTokensField::MaxTokens, false);
         assert!(no_options.get("stream_options").is_none());
+    }
+
+    /// The bytes sent must be exactly the text of the documented `Value` body, for every mix
+    /// of typed options, `extra` entries sorting before, between and after them, and reserved
+    /// or overridden keys.
+    #[test]
+    fn body_bytes_are_the_text_of_the_value_body() {
+        let mut full = GenerationOptions::with_model("x")
+            .temperature(0.2)
+            .max_tokens(64)
+            .extra("model", json!("evil"))
+            .extra("messages", json!([]))
+            .extra("stream", json!(false))
+            .extra("temperature", json!(1.9))
+            .extra("a_first", json!({"z": 1, "a": [1, 2.5, null]}))
+            .extra("max_completion_tokens", json!(3))
+            .extra("max_tokens", json!(4))
+            .extra("n", json!(2))
+            .extra("stop", json!("X"))
+            .extra("stream_options", json!({"include_obfuscation": false}))
+            .extra("tools", json!([{"type": "function"}]))
+            .extra("zzz", json!("last \"quoted\" \u{1F600}"));
+        full.top_p = Some(0.9);
+        full.stop = vec!["END".into(), "\n".into()];
+        full.seed = Some(-7);
+        let mut odd = GenerationOptions::default()
+            .temperature(f64::NAN)
+            .extra("stream_options", json!("not an object"))
+            .extra("top_p", json!(0.5));
+        odd.top_p = Some(f64::INFINITY);
+        let only_extra = GenerationOptions::default()
+            .extra("stop", json!(["s"]))
+            .extra("temperature", json!(1))
+            .extra("user", json!("u"));
+        let messages = vec![
+            ChatMessage::system("be \"brief\"\n"),
+            ChatMessage::user("héllo"),
+            ChatMessage::assistant(""),
+        ];
+        for options in [GenerationOptions::default(), full, odd, only_extra] {
+            let request = ChatRequest::new(messages.clone()).with_options(options);
+            for stream in [false, true] {
+                for usage in [false, true] {
+                    for field in [
+                        MaxTokensField::MaxCompletionTokens,
+                        MaxTokensField::MaxTokens,
+                    ] {
+                        let bytes = chat_body_bytes(&request, "gpt-4o", stream, field, usage)
+                            .expect("serialisable");
+                        let value = chat_body(&request, "gpt-4o", stream, field, usage);
+                        assert_eq!(String::from_utf8(bytes).unwrap(), value.to_string());
+                    }
+                }
+            }
+        }
     }
 
     #[test]
