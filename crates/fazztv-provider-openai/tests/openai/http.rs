@@ -35,6 +35,16 @@ fn assert_bearer(request: &Request) {
     assert!(agent.starts_with("fazztv/"), "{agent}");
 }
 
+/// The one request `server` got: checks its key and matches it, key redacted, against the
+/// snapshot `name`.
+async fn assert_request_snapshot(server: &MockServer, name: &str) {
+    let request = only_request(server).await;
+    assert_bearer(&request);
+    insta::assert_json_snapshot!(name, snapshot_of(&request), {
+        ".headers.authorization" => "[redacted]"
+    });
+}
+
 fn full_request() -> ChatRequest {
     let mut options = GenerationOptions::with_model("gpt-4o")
         .temperature(0.2)
@@ -71,11 +81,7 @@ async fn chat_sends_the_documented_request_and_decodes_the_completion() {
     assert_eq!(response.usage, Some(Usage::new(19, 10)));
     assert_eq!(response.request_id.as_deref(), Some("req_abc123"));
 
-    let request = only_request(&server).await;
-    assert_bearer(&request);
-    insta::assert_json_snapshot!("chat_request", snapshot_of(&request), {
-        ".headers.authorization" => "[redacted]"
-    });
+    assert_request_snapshot(&server, "chat_request").await;
 }
 
 #[tokio::test]
@@ -343,11 +349,7 @@ async fn embeddings_send_every_input_and_return_vectors_in_order() {
     assert_eq!(response.embeddings[1][0], -0.010751318);
     assert_eq!(response.model, "text-embedding-3-small");
     assert_eq!(response.usage.map(|usage| usage.prompt_tokens), Some(16));
-    let request = only_request(&server).await;
-    assert_bearer(&request);
-    insta::assert_json_snapshot!("embeddings_request", snapshot_of(&request), {
-        ".headers.authorization" => "[redacted]"
-    });
+    assert_request_snapshot(&server, "embeddings_request").await;
 }
 
 #[tokio::test]
@@ -389,11 +391,7 @@ async fn moderation_reports_concerns_and_the_highest_score_as_rating() {
     assert_eq!(verdict.rating, 0.9999992735124786);
     assert_eq!(verdict.category_scores.len(), 13);
     assert_eq!(verdict.model.as_deref(), Some("omni-moderation-latest"));
-    let request = only_request(&server).await;
-    assert_bearer(&request);
-    insta::assert_json_snapshot!("moderation_request", snapshot_of(&request), {
-        ".headers.authorization" => "[redacted]"
-    });
+    assert_request_snapshot(&server, "moderation_request").await;
 }
 
 #[tokio::test]
