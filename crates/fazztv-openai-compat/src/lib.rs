@@ -292,12 +292,19 @@ impl OpenAiCompatClient {
             )
             .await?;
         let request_id = http::request_id(response.headers());
-        let content_type = response
+        const EVENT_STREAM: &[u8] = b"text/event-stream";
+        // Compared in place; the lower-cased copy is only made for the error.
+        let unexpected = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
+            .filter(|ct| {
+                !ct.as_bytes()
+                    .get(..EVENT_STREAM.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(EVENT_STREAM))
+            })
             .map(str::to_ascii_lowercase);
-        if let Some(content_type) = content_type.filter(|ct| !ct.starts_with("text/event-stream")) {
+        if let Some(content_type) = unexpected {
             return Err(self.not_a_stream(&content_type, request_id, response).await);
         }
         let bytes = http::byte_stream(&self.provider, response);

@@ -2,11 +2,12 @@
 
 use std::borrow::Cow;
 use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseEvent, sse_events};
+use fazztv_core::decode::{SseDecoder, SseEvent};
 use fazztv_core::{ChatChunk, ChatStream, Error, ErrorKind, FinishReason};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -37,8 +38,6 @@ struct WireDelta {
     refusal: Option<String>,
 }
 
-type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, Error>> + Send>>;
-
 /// What one event does to the stream.
 enum Step {
     Skip,
@@ -50,7 +49,6 @@ enum Step {
 struct State {
     provider: String,
     request_id: Option<String>,
-    events: Events,
     model: Option<String>,
     delivered_content: bool,
     finish_reason: Option<FinishReason>,
@@ -76,40 +74,107 @@ pub fn decode_chat_stream<S>(provider: &str, request_id: Option<String>, bytes: 
 where
     S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
 {
-    let owner = provider.to_owned();
-    let bytes = bytes.map(move |item| item.map_err(|error| interrupted(&owner, error)));
-    let state = State {
-        provider: provider.to_owned(),
-        request_id,
-        events: Box::pin(sse_events(bytes)),
-        model: None,
-        delivered_content: false,
-        finish_reason: None,
-        usage: None,
-        refusal: String::new(),
-    };
-    Box::pin(futures::stream::unfold(Some(state), |state| async move {
-        let mut state = state?;
+    Box::pin(ChatEvents {
+        live: Some(Live {
+            bytes: Box::pin(bytes),
+            decoder: SseDecoder::new(),
+            events: Vec::new(),
+            next: 0,
+            failure: None,
+            input_done: false,
+            state: State {
+                provider: provider.to_owned(),
+                request_id,
+                model: None,
+                delivered_content: false,
+                finish_reason: None,
+                usage: None,
+                refusal: String::new(),
+            },
+        }),
+    })
+}
+
+/// Bytes -> SSE events -> chunks in one stream: one poll per chunk instead of one per layer.
+struct ChatEvents<S> {
+    /// `None` once the stream ended: the response (and its connection) is released at the
+    /// final chunk or the error, not when the caller drops the stream.
+    live: Option<Live<S>>,
+}
+
+struct Live<S> {
+    bytes: Pin<Box<S>>,
+    decoder: SseDecoder,
+    /// Events decoded from the input so far; `events[next..]` are not yet handled. Kept across
+    /// chunks so a stream allocates it once.
+    events: Vec<SseEvent>,
+    next: usize,
+    /// A transport or decoding failure, reported after the events decoded before it.
+    failure: Option<Error>,
+    input_done: bool,
+    state: State,
+}
+
+impl<S> Live<S>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send,
+{
+    /// The next step other than [`Step::Skip`].
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
-            let step = match state.events.next().await {
-                Some(Ok(event)) => state.event(&event),
-                Some(Err(error)) => Step::Fail(error),
-                None => Step::Fail(
-                    Error::new(
-                        ErrorKind::StreamInterrupted,
-                        "the stream ended before `data: [DONE]`; the answer may be incomplete",
-                    )
-                    .with_provider(state.provider.clone()),
-                ),
-            };
-            match step {
-                Step::Skip => continue,
-                Step::Emit(chunk) => return Some((Ok(chunk), Some(state))),
-                Step::Finish(chunk) => return Some((Ok(chunk), None)),
-                Step::Fail(error) => return Some((Err(state.decorate(error)), None)),
+            if let Some(event) = self.events.get_mut(self.next) {
+                self.next += 1;
+                let event = std::mem::take(event);
+                match self.state.event(&event) {
+                    Step::Skip => continue,
+                    step => return Poll::Ready(step),
+                }
             }
+            if let Some(error) = self.failure.take() {
+                return Poll::Ready(Step::Fail(error));
+            }
+            if self.input_done {
+                return Poll::Ready(Step::Fail(Error::new(
+                    ErrorKind::StreamInterrupted,
+                    "the stream ended before `data: [DONE]`; the answer may be incomplete",
+                )));
+            }
+            self.events.clear();
+            self.next = 0;
+            let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => self.decoder.feed(&chunk, &mut self.events),
+                Some(Err(error)) => Err(interrupted(&self.state.provider, error)),
+                None => {
+                    self.input_done = true;
+                    self.decoder.finish(&mut self.events)
+                }
+            };
+            self.failure = result.err();
         }
-    }))
+    }
+}
+
+impl<S> Stream for ChatEvents<S>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send,
+{
+    type Item = Result<ChatChunk, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(live) = self.live.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = loop {
+            match ready!(live.poll_step(cx)) {
+                Step::Skip => continue,
+                Step::Emit(chunk) => return Poll::Ready(Some(Ok(chunk))),
+                Step::Finish(chunk) => break Ok(chunk),
+                Step::Fail(error) => break Err(live.state.decorate(error)),
+            }
+        };
+        self.live = None;
+        Poll::Ready(Some(item))
+    }
 }
 
 /// A transport failure after the response started: the stream is broken, whatever the cause.
@@ -236,6 +301,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use fazztv_core::Usage;
+    use futures::StreamExt;
     use proptest::prelude::*;
 
     use super::*;
