@@ -332,11 +332,19 @@ impl ProviderManager {
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
         )?;
-        let generation = options.generation;
-        self.run(plan, |provider, model| {
-            let mut generation = generation.clone();
+        let (mut messages, mut generation) = (messages, options.generation);
+        self.run(plan, |provider, model, last| {
+            // The last attempt takes the conversation instead of copying it.
+            let (messages, mut generation) = if last {
+                (
+                    std::mem::take(&mut messages),
+                    std::mem::take(&mut generation),
+                )
+            } else {
+                (messages.clone(), generation.clone())
+            };
             generation.model = model;
-            let request = ChatRequest::new(messages.clone()).with_options(generation);
+            let request = ChatRequest::new(messages).with_options(generation);
             async move { provider.chat(request).await }
         })
         .await
@@ -375,7 +383,7 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
         let plan = self.plan(&options, &[ModelCapability::Embedding])?;
-        self.run(plan, |provider, model| {
+        self.run(plan, |provider, model, _last| {
             let mut request = request.clone();
             request.model = model.or(request.model);
             async move { provider.get_embeddings(request).await }
@@ -390,7 +398,7 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<ModerationResult> {
         let plan = self.plan(&options, &[ModelCapability::Moderation])?;
-        self.run(plan, |provider, _model| async move {
+        self.run(plan, |provider, _model, _last| async move {
             provider.moderate_content(text).await
         })
         .await
@@ -647,11 +655,12 @@ impl ProviderManager {
     }
 
     /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs; the
-    /// answer is stamped with the provider that gave it and every attempt.
-    async fn run<'a, T, F, Fut>(&'a self, plan: Vec<Step>, operation: F) -> Result<T>
+    /// answer is stamped with the provider that gave it and every attempt. `operation` is told
+    /// whether its attempt is the last one (so it may hand over what it owns instead of copying).
+    async fn run<'a, T, F, Fut>(&'a self, plan: Vec<Step>, mut operation: F) -> Result<T>
     where
         T: Routed,
-        F: Fn(&'a dyn Provider, Option<String>) -> Fut,
+        F: FnMut(&'a dyn Provider, Option<String>, bool) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.inner.stats().request_started();
@@ -660,7 +669,8 @@ impl ProviderManager {
         for (position, step) in plan.into_iter().enumerate() {
             let entry = self.inner.entry(&step);
             let started = Instant::now();
-            let result = operation(entry.provider().as_ref(), step.model.clone()).await;
+            let is_last = position + 1 == count;
+            let result = operation(entry.provider().as_ref(), step.model.clone(), is_last).await;
             let latency = started.elapsed();
             match result {
                 Ok(mut value) => {
@@ -683,7 +693,6 @@ impl ProviderManager {
                     return Ok(value);
                 }
                 Err(error) => {
-                    let is_last = position + 1 == count;
                     if let Some(error) =
                         self.inner
                             .failed(&mut attempts, &step, latency, error, is_last)

@@ -125,11 +125,20 @@ pub(crate) async fn start(
     inner.stats().request_started();
     let mut attempts = Vec::with_capacity(plan.len());
     let count = plan.len();
+    let (mut messages, mut generation) = (messages, generation);
     for (position, step) in plan.into_iter().enumerate() {
         let entry = inner.entry(&step);
-        let mut options = generation.clone();
+        // The last attempt takes the conversation instead of copying it.
+        let (request_messages, mut options) = if position + 1 == count {
+            (
+                std::mem::take(&mut messages),
+                std::mem::take(&mut generation),
+            )
+        } else {
+            (messages.clone(), generation.clone())
+        };
         options.model.clone_from(&step.model);
-        let request = ChatRequest::new(messages.clone()).with_options(options);
+        let request = ChatRequest::new(request_messages).with_options(options);
         let started = Instant::now();
         let outcome = first_content(entry.provider().chat_stream(request).await).await;
         let latency = started.elapsed();
