@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 use crate::{Error, ErrorKind};
@@ -16,31 +16,57 @@ use crate::{Error, ErrorKind};
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Splits bytes into lines at `\n`, dropping a trailing `\r`.
+///
+/// Complete lines are handed over as slices of the chunk itself; only the unterminated tail is
+/// copied (into `pending`), so a chunk of whole lines costs no copy.
 #[derive(Debug)]
 struct LineSplitter {
-    pending: BytesMut,
+    pending: Vec<u8>,
     max_line: usize,
+}
+
+fn without_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 impl LineSplitter {
     fn new(max_line: usize) -> Self {
         Self {
-            pending: BytesMut::new(),
+            pending: Vec::new(),
             max_line,
         }
     }
 
-    /// Appends `chunk` and moves every complete line into `lines`.
-    fn feed(&mut self, chunk: &[u8], lines: &mut Vec<Bytes>) -> Result<(), Error> {
-        self.pending.extend_from_slice(chunk);
-        while let Some(end) = self.pending.iter().position(|&byte| byte == b'\n') {
-            let mut line = self.pending.split_to(end + 1).freeze();
-            line.truncate(end);
-            if line.last() == Some(&b'\r') {
-                line.truncate(end - 1);
-            }
-            lines.push(line);
+    /// Passes every line `chunk` completes to `line`, in order, stopping at its first error;
+    /// keeps the unterminated rest, which may not grow past the line limit.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut line: impl FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut rest = chunk;
+        if !self.pending.is_empty() {
+            let Some(end) = rest.iter().position(|&byte| byte == b'\n') else {
+                self.pending.extend_from_slice(rest);
+                return self.check_length();
+            };
+            self.pending.extend_from_slice(&rest[..end]);
+            rest = &rest[end + 1..];
+            let pending = std::mem::take(&mut self.pending);
+            line(without_cr(&pending))?;
+            // Keep the allocation for the next partial line.
+            self.pending = pending;
+            self.pending.clear();
         }
+        while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
+            line(without_cr(&rest[..end]))?;
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        self.check_length()
+    }
+
+    fn check_length(&self) -> Result<(), Error> {
         if self.pending.len() > self.max_line {
             return Err(Error::new(
                 ErrorKind::Protocol,
@@ -51,17 +77,17 @@ impl LineSplitter {
     }
 
     /// The unterminated last line, if any.
-    fn finish(&mut self) -> Option<Bytes> {
-        let mut rest = std::mem::take(&mut self.pending).freeze();
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        let mut rest = std::mem::take(&mut self.pending);
         if rest.last() == Some(&b'\r') {
-            rest.truncate(rest.len() - 1);
+            rest.pop();
         }
         (!rest.is_empty()).then_some(rest)
     }
 }
 
-fn utf8(bytes: Bytes) -> Result<String, Error> {
-    String::from_utf8(bytes.to_vec())
+fn utf8(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes)
         .map_err(|_| Error::new(ErrorKind::Protocol, "the stream contains invalid UTF-8"))
 }
 
@@ -82,8 +108,13 @@ pub struct SseEvent {
 #[derive(Debug)]
 pub struct SseDecoder {
     lines: LineSplitter,
-    scratch: Vec<Bytes>,
     started: bool,
+    fields: SseFields,
+}
+
+/// The event being assembled.
+#[derive(Debug, Default)]
+struct SseFields {
     event: Option<String>,
     id: Option<String>,
     data: Option<String>,
@@ -95,69 +126,48 @@ impl Default for SseDecoder {
     }
 }
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl SseDecoder {
     /// A decoder with the default line limit.
     pub fn new() -> Self {
         Self {
             lines: LineSplitter::new(MAX_LINE_BYTES),
-            scratch: Vec::new(),
             started: false,
-            event: None,
-            id: None,
-            data: None,
+            fields: SseFields::default(),
         }
     }
 
     /// Feeds bytes; complete events are appended to `events`.
     pub fn feed(&mut self, chunk: &[u8], events: &mut Vec<SseEvent>) -> Result<(), Error> {
-        let mut chunk = chunk;
-        if !self.started {
-            // Wait for three bytes before deciding on a BOM that may itself be split.
-            let mut head = std::mem::take(&mut self.lines.pending);
-            head.extend_from_slice(chunk);
-            if head.len() < 3 && b"\xEF\xBB\xBF".starts_with(&head) {
-                self.lines.pending = head;
-                return Ok(());
-            }
-            self.started = true;
-            if head.starts_with(b"\xEF\xBB\xBF") {
-                head.advance(3);
-            }
-            let mut lines = std::mem::take(&mut self.scratch);
-            let result = self.lines.feed(&head, &mut lines);
-            self.dispatch_lines(&mut lines, events)?;
-            self.scratch = lines;
-            result?;
-            chunk = &[];
+        let fields = &mut self.fields;
+        if self.started {
+            return self.lines.feed(chunk, |line| fields.line(line, events));
         }
-        let mut lines = std::mem::take(&mut self.scratch);
-        let result = self.lines.feed(chunk, &mut lines);
-        self.dispatch_lines(&mut lines, events)?;
-        self.scratch = lines;
-        result
+        // Wait for three bytes before deciding on a BOM that may itself be split.
+        let mut head = std::mem::take(&mut self.lines.pending);
+        head.extend_from_slice(chunk);
+        if head.len() < 3 && BOM.starts_with(&head) {
+            self.lines.pending = head;
+            return Ok(());
+        }
+        self.started = true;
+        let head = head.strip_prefix(BOM).unwrap_or(&head);
+        self.lines.feed(head, |line| fields.line(line, events))
     }
 
     /// Ends the input: an event not closed by a blank line is still delivered, as it was
     /// complete up to its last line.
     pub fn finish(&mut self, events: &mut Vec<SseEvent>) -> Result<(), Error> {
         if let Some(line) = self.lines.finish() {
-            self.line(line, events)?;
+            self.fields.line(&line, events)?;
         }
-        self.line(Bytes::new(), events)
+        self.fields.line(&[], events)
     }
+}
 
-    fn dispatch_lines(
-        &mut self,
-        lines: &mut Vec<Bytes>,
-        events: &mut Vec<SseEvent>,
-    ) -> Result<(), Error> {
-        for line in lines.drain(..) {
-            self.line(line, events)?;
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, line: Bytes, events: &mut Vec<SseEvent>) -> Result<(), Error> {
+impl SseFields {
+    fn line(&mut self, line: &[u8], events: &mut Vec<SseEvent>) -> Result<(), Error> {
         if line.is_empty() {
             if let Some(data) = self.data.take() {
                 events.push(SseEvent {
@@ -174,27 +184,24 @@ impl SseDecoder {
         }
         let (field, value) = match line.iter().position(|&byte| byte == b':') {
             Some(colon) => {
-                let mut value = line.slice(colon + 1..);
-                if value.first() == Some(&b' ') {
-                    value.advance(1);
-                }
-                (line.slice(..colon), value)
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
-            None => (line, Bytes::new()),
+            None => (line, &[][..]),
         };
-        match &field[..] {
+        match field {
             b"data" => {
                 let value = utf8(value)?;
                 match &mut self.data {
                     Some(data) => {
                         data.push('\n');
-                        data.push_str(&value);
+                        data.push_str(value);
                     }
-                    None => self.data = Some(value),
+                    None => self.data = Some(value.to_owned()),
                 }
             }
-            b"event" => self.event = Some(utf8(value)?),
-            b"id" => self.id = Some(utf8(value)?),
+            b"event" => self.event = Some(utf8(value)?.to_owned()),
+            b"id" => self.id = Some(utf8(value)?.to_owned()),
             _ => {} // `retry:` and unknown fields are ignored, per the spec.
         }
         Ok(())
@@ -223,27 +230,22 @@ impl NdjsonDecoder {
 
     /// Feeds bytes; complete non-blank lines are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), Error> {
-        let mut lines = Vec::new();
-        let result = self.lines.feed(chunk, &mut lines);
-        for line in lines {
-            push_non_blank(line, out)?;
-        }
-        result
+        self.lines.feed(chunk, |line| push_non_blank(line, out))
     }
 
     /// Ends the input, delivering an unterminated last line.
     pub fn finish(&mut self, out: &mut Vec<String>) -> Result<(), Error> {
         match self.lines.finish() {
-            Some(line) => push_non_blank(line, out),
+            Some(line) => push_non_blank(&line, out),
             None => Ok(()),
         }
     }
 }
 
-fn push_non_blank(line: Bytes, out: &mut Vec<String>) -> Result<(), Error> {
+fn push_non_blank(line: &[u8], out: &mut Vec<String>) -> Result<(), Error> {
     let line = utf8(line)?;
     if !line.trim().is_empty() {
-        out.push(line);
+        out.push(line.to_owned());
     }
     Ok(())
 }
