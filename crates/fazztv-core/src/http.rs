@@ -233,16 +233,28 @@ pub async fn read_body(provider: &str, response: reqwest::Response) -> Result<By
     {
         return Err(too_large(provider));
     }
+    // A body that arrives in one piece (the usual small JSON answer) is returned as is; only
+    // a body in several pieces is copied together.
+    let mut first: Option<Bytes> = None;
     let mut body = Vec::new();
+    let mut length = 0;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|error| transport_error(provider, error))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        length += chunk.len();
+        if length > MAX_BODY_BYTES {
             return Err(too_large(provider));
+        }
+        if first.is_none() && body.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            body.extend_from_slice(&first);
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(body))
+    Ok(first.unwrap_or_else(|| Bytes::from(body)))
 }
 
 fn too_large(provider: &str) -> Error {
