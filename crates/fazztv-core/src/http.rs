@@ -1,8 +1,6 @@
 //! HTTP plumbing shared by every HTTP provider, first-party or not: the client they build, how
 //! transport failures and error responses become typed [`Error`]s, and bounded body reads.
 
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -31,105 +29,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// set [`reqwest::RequestBuilder::timeout`] to bound the whole exchange.
 pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    build(builder(timeout).read_timeout(timeout))
-}
-
-/// [`client`] without its read timeout, for callers that bound every request themselves
-/// (cheaper: reqwest's read timeout registers a new timer for every body frame):
-/// - an answer read in one piece with [`reqwest::RequestBuilder::timeout`], which bounds the
-///   whole exchange and so every wait within it;
-/// - a stream with [`within`] around sending (time to the response headers) and
-///   [`idle_timeout`] on its body (silence between reads).
-///
-/// Connecting stays bounded as in [`client`]; redirects are still never followed.
-pub fn client_bounded_per_request(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
-    build(builder(timeout.unwrap_or(DEFAULT_TIMEOUT)))
-}
-
-fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+        .read_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-}
-
-fn build(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, Error> {
-    builder.build().map_err(|error| {
-        Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
-            .with_source(error.without_url())
-    })
-}
-
-/// The error of a wait that outlasted its bound, as [`transport_error`] words a timeout.
-fn timed_out(provider: &str) -> Error {
-    Error::new(ErrorKind::Timeout, "the request timed out").with_provider(provider)
-}
-
-/// Runs `future` (e.g. sending a request, which ends at the response headers), failing with
-/// [`ErrorKind::Timeout`] when it takes longer than `timeout`.
-pub async fn within<T>(
-    provider: &str,
-    timeout: Duration,
-    future: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(timeout, future)
-        .await
-        .unwrap_or_else(|_| Err(timed_out(provider)))
-}
-
-/// Bounds the silence in a body stream: when no item arrives for `timeout`, the stream yields
-/// an [`ErrorKind::Timeout`] error and ends. One timer per stream, moved forward on each item
-/// (no new timer per item), and a stream that keeps sending may run for any length.
-pub fn idle_timeout<S>(
-    provider: &str,
-    stream: S,
-    timeout: Duration,
-) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
-{
-    IdleTimeout {
-        provider: provider.to_owned(),
-        inner: Some(Box::pin(stream)),
-        timer: Box::pin(tokio::time::sleep(timeout)),
-        timeout,
-    }
-}
-
-struct IdleTimeout<S> {
-    provider: String,
-    /// `None` once timed out: the body is dropped, releasing the connection.
-    inner: Option<Pin<Box<S>>>,
-    timer: Pin<Box<tokio::time::Sleep>>,
-    timeout: Duration,
-}
-
-impl<S> Stream for IdleTimeout<S>
-where
-    S: Stream<Item = Result<Bytes, Error>>,
-{
-    type Item = Result<Bytes, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if let Poll::Ready(item) = inner.as_mut().poll_next(cx) {
-            if item.is_none() {
-                this.inner = None;
-            }
-            this.timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + this.timeout);
-            return Poll::Ready(item);
-        }
-        ready!(this.timer.as_mut().poll(cx));
-        this.inner = None;
-        Poll::Ready(Some(Err(timed_out(&this.provider))))
-    }
+        .build()
+        .map_err(|error| {
+            Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
+                .with_source(error.without_url())
+        })
 }
 
 /// A `Bearer` authorization header value, marked sensitive so it is never logged or indexed.
@@ -387,38 +298,6 @@ pub fn byte_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn idle_timeout_bounds_silence_not_length_and_within_bounds_a_wait() {
-        let pause = Duration::from_millis(40);
-        let bound = Duration::from_millis(120);
-        // Steady: five items 40 ms apart outlast the 120 ms bound without error.
-        let steady = futures::stream::iter(0..5).then(move |index| async move {
-            tokio::time::sleep(pause).await;
-            Ok(Bytes::from(vec![index]))
-        });
-        let items: Vec<_> = idle_timeout("p", steady, bound).collect().await;
-        assert_eq!(items.len(), 5);
-        assert!(items.iter().all(Result::is_ok));
-        // Stalled after one item: a timeout error, then the end.
-        let stalled = futures::stream::iter(0..2).then(move |index| async move {
-            if index == 1 {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-            Ok(Bytes::from(vec![index]))
-        });
-        let items: Vec<_> = idle_timeout("p", stalled, bound).collect().await;
-        assert_eq!(items.len(), 2);
-        let error = items[1].as_ref().unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::Timeout);
-        assert_eq!(error.provider(), Some("p"));
-        let slow = within("p", bound, async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok(())
-        });
-        assert_eq!(slow.await.unwrap_err().kind(), ErrorKind::Timeout);
-        assert_eq!(within("p", bound, async { Ok(7) }).await.unwrap(), 7);
-    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

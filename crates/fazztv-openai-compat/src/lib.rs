@@ -100,10 +100,7 @@ impl OpenAiCompatClient {
             })?;
         Ok(Self {
             provider: provider.to_owned(),
-            // Every request below bounds itself: one-piece answers with a whole-request
-            // timeout, streams with `http::within` and `http::idle_timeout`.
-            http: http::client_bounded_per_request(timeout)
-                .map_err(|error| error.with_provider(provider))?,
+            http: http::client(timeout).map_err(|error| error.with_provider(provider))?,
             timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
             base_url,
             chat_url,
@@ -249,8 +246,7 @@ impl OpenAiCompatClient {
             .header(CONTENT_TYPE, "application/json")
             .body(body);
         // Answers read in one piece get a whole-request bound; a stream is bounded by the
-        // caller's header and idle timeouts instead, so a long generation that keeps sending
-        // is not cut.
+        // client's idle timeout instead, so a long generation that keeps sending is not cut.
         let request = if streaming {
             request
         } else {
@@ -288,13 +284,13 @@ impl OpenAiCompatClient {
         default_model: &str,
     ) -> Result<ChatStream, Error> {
         let model = self.model_for(request, default_model)?;
-        let body = self.chat_body_bytes(request, model, true)?;
-        let response = http::within(
-            &self.provider,
-            self.timeout,
-            self.post(self.chat_url.clone(), body, true),
-        )
-        .await?;
+        let response = self
+            .post(
+                self.chat_url.clone(),
+                self.chat_body_bytes(request, model, true)?,
+                true,
+            )
+            .await?;
         let request_id = http::request_id(response.headers());
         const EVENT_STREAM: &[u8] = b"text/event-stream";
         // Compared in place; the lower-cased copy is only made for the error.
@@ -311,11 +307,7 @@ impl OpenAiCompatClient {
         if let Some(content_type) = unexpected {
             return Err(self.not_a_stream(&content_type, request_id, response).await);
         }
-        let bytes = http::idle_timeout(
-            &self.provider,
-            http::byte_stream(&self.provider, response),
-            self.timeout,
-        );
+        let bytes = http::byte_stream(&self.provider, response);
         Ok(decode_chat_stream(&self.provider, request_id, bytes))
     }
 
