@@ -48,6 +48,9 @@ pub struct OpenAiCompatClient {
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
+    /// Set when a key is required but none is configured: the environment variable that would
+    /// provide it and a provider-specific hint.
+    missing_key: Option<(Option<String>, &'static str)>,
 }
 
 impl fmt::Debug for OpenAiCompatClient {
@@ -107,7 +110,27 @@ impl OpenAiCompatClient {
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
+            missing_key: None,
         })
+    }
+
+    /// Records that a key is required but none is configured: [`ensure_key`](Self::ensure_key)
+    /// then fails and [`availability`](Self::availability) reports
+    /// [`UnavailableReason::MissingApiKey`], both without a request. `hint` (possibly empty) is
+    /// appended to the error message.
+    pub fn with_missing_key(mut self, env_var: Option<String>, hint: &'static str) -> Self {
+        self.missing_key = Some((env_var, hint));
+        self
+    }
+
+    /// Fails fast, naming the variable to set, when the key is missing.
+    pub fn ensure_key(&self) -> Result<(), Error> {
+        let Some((env_var, hint)) = &self.missing_key else {
+            return Ok(());
+        };
+        let missing = Error::missing_api_key(env_var.clone());
+        let message = format!("{}{hint}", missing.message());
+        Err(Error::new(ErrorKind::Configuration, message).with_provider(&self.provider))
     }
 
     /// Sends `Authorization: Bearer <key>` (marked sensitive) with every request.
@@ -395,6 +418,11 @@ impl OpenAiCompatClient {
     /// `Unreachable`; anything else is `Other` with the error.
     /// The probe gives up after at most [`AVAILABILITY_TIMEOUT`].
     pub async fn availability(&self, path: &str) -> Availability {
+        if let Some((env_var, _)) = &self.missing_key {
+            return Availability::unavailable(UnavailableReason::MissingApiKey {
+                env_var: env_var.clone(),
+            });
+        }
         let probe = self
             .http
             .get(self.url(path))

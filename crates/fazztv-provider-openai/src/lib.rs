@@ -36,7 +36,7 @@ use std::sync::Arc;
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
     Environment, Error, ErrorKind, ModelCapability, ModelInfo, ModerationResult, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, UnavailableReason, async_trait,
+    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{MaxTokensField, ModelList, OpenAiCompatClient, WireModel};
 use schemars::JsonSchema;
@@ -123,8 +123,6 @@ pub struct OpenAiProvider {
     default_model: String,
     embedding_model: String,
     moderation_model: String,
-    /// `Some(env var)` when a key is required but none was found.
-    missing_key: Option<Option<String>>,
 }
 
 impl OpenAiProvider {
@@ -174,10 +172,15 @@ impl OpenAiProvider {
         if let Some(project) = &options.project {
             client = client.with_header("OpenAI-Project", project)?;
         }
-        let mut missing_key = None;
         match &config.api_key {
             Some(key) => client = client.with_api_key(key)?,
-            None if options.require_api_key => missing_key = Some(config.api_key_env.clone()),
+            None if options.require_api_key => {
+                client = client.with_missing_key(
+                    config.api_key_env.clone(),
+                    " (for a keyless OpenAI-compatible server, set `\"require_api_key\": false` \
+                     in `options`)",
+                );
+            }
             None => {}
         }
         Ok(Self {
@@ -188,7 +191,6 @@ impl OpenAiProvider {
                 .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
             embedding_model: options.embedding_model,
             moderation_model: options.moderation_model,
-            missing_key,
         })
     }
 
@@ -211,23 +213,6 @@ impl OpenAiProvider {
             .unwrap_or(&self.default_model);
         self.client.chat_body(request, model, stream)
     }
-
-    /// Fails fast, without a request, when the key is missing.
-    fn ensure_key(&self) -> Result<(), Error> {
-        let Some(variable) = &self.missing_key else {
-            return Ok(());
-        };
-        let missing = Error::missing_api_key(variable.clone());
-        Err(Error::new(
-            ErrorKind::Configuration,
-            format!(
-                "{} (for a keyless OpenAI-compatible server, set \
-                 `\"require_api_key\": false` in `options`)",
-                missing.message()
-            ),
-        )
-        .with_provider(self.name()))
-    }
 }
 
 #[async_trait]
@@ -237,19 +222,19 @@ impl Provider for OpenAiProvider {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client.chat(&request, &self.default_model).await
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client.chat_stream(&request, &self.default_model).await
     }
 
     /// `GET /models`, sorted by id, with capabilities inferred from the id and list prices
     /// joined in from [`pricing`] (as of [`PRICING_AS_OF`]).
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         let list: ModelList<WireModel> = self.client.get_json("models").await?;
         let mut models: Vec<ModelInfo> = list
             .data
@@ -273,16 +258,11 @@ impl Provider for OpenAiProvider {
     /// No key: `MissingApiKey` naming the variable, without a request. Otherwise one
     /// `GET /models`: a rejected key is `AuthenticationFailed`, no answer is `Unreachable`.
     async fn check_availability(&self) -> Availability {
-        if let Some(variable) = &self.missing_key {
-            return Availability::unavailable(UnavailableReason::MissingApiKey {
-                env_var: variable.clone(),
-            });
-        }
         self.client.availability("models").await
     }
 
     async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client
             .embeddings(&request, &self.embedding_model)
             .await
@@ -291,7 +271,7 @@ impl Provider for OpenAiProvider {
     /// `POST /moderations` with the configured `moderation_model`; `rating` is the highest
     /// category score.
     async fn moderate_content(&self, text: &str) -> Result<ModerationResult, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client.moderate(text, &self.moderation_model).await
     }
 }

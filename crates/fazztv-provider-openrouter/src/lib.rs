@@ -19,7 +19,7 @@ use std::sync::Arc;
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
     Environment, Error, ErrorKind, ModelCapability, ModelInfo, ModelPricing, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, UnavailableReason, async_trait,
+    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{ModelList, OpenAiCompatClient};
 use schemars::JsonSchema;
@@ -82,8 +82,6 @@ pub struct OpenRouterProvider {
     default_model: String,
     embedding_model: String,
     routing: Option<Map<String, Value>>,
-    /// `Some(env var)` when no key was found.
-    missing_key: Option<Option<String>>,
 }
 
 impl OpenRouterProvider {
@@ -124,12 +122,9 @@ impl OpenRouterProvider {
                 .with_header("X-Title", title)?
                 .with_header("X-OpenRouter-Title", title)?;
         }
-        let missing_key = match &config.api_key {
-            Some(key) => {
-                client = client.with_api_key(key)?;
-                None
-            }
-            None => Some(config.api_key_env.clone()),
+        client = match &config.api_key {
+            Some(key) => client.with_api_key(key)?,
+            None => client.with_missing_key(config.api_key_env.clone(), ""),
         };
         Ok(Self {
             client,
@@ -139,7 +134,6 @@ impl OpenRouterProvider {
                 .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
             embedding_model: options.embedding_model,
             routing: options.provider,
-            missing_key,
         })
     }
 
@@ -151,13 +145,6 @@ impl OpenRouterProvider {
     /// The model used when a request names none.
     pub fn default_model(&self) -> &str {
         &self.default_model
-    }
-
-    fn ensure_key(&self) -> Result<(), Error> {
-        let Some(variable) = &self.missing_key else {
-            return Ok(());
-        };
-        Err(Error::missing_api_key(variable.clone()).with_provider(self.name()))
     }
 
     /// Adds the configured routing preferences unless the request brings its own.
@@ -180,14 +167,14 @@ impl Provider for OpenRouterProvider {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client
             .chat(&self.routed(request), &self.default_model)
             .await
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client
             .chat_stream(&self.routed(request), &self.default_model)
             .await
@@ -210,16 +197,11 @@ impl Provider for OpenRouterProvider {
     /// `GET /key`, which needs a valid key: a rejected key is `AuthenticationFailed`, no answer
     /// is `Unreachable`.
     async fn check_availability(&self) -> Availability {
-        if let Some(variable) = &self.missing_key {
-            return Availability::unavailable(UnavailableReason::MissingApiKey {
-                env_var: variable.clone(),
-            });
-        }
         self.client.availability("key").await
     }
 
     async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
-        self.ensure_key()?;
+        self.client.ensure_key()?;
         self.client
             .embeddings(&request, &self.embedding_model)
             .await
