@@ -208,12 +208,13 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Usage with `total_tokens` computed as the sum.
+    /// Usage with `total_tokens` computed as the sum (saturating: the counts come from
+    /// servers, and an absurd one must not overflow).
     pub const fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
         Self {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
         }
     }
 }
@@ -334,3 +335,15 @@ impl ChatChunk {
 
 /// A stream of chunks; an `Err` item ends it.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, Error>> + Send>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_totals_saturate_on_absurd_server_counts() {
+        let usage = Usage::new(u64::MAX, 5);
+        assert_eq!(usage.total_tokens, u64::MAX);
+        assert_eq!(Usage::new(2, 3).total_tokens, 5);
+    }
+}

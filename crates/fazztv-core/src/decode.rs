@@ -15,6 +15,10 @@ use crate::{Error, ErrorKind};
 /// Longest line accepted (4 MiB): far above any real event, far below a memory problem.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest SSE event accepted, all its `data:` lines together: the same bound as one line, so
+/// splitting a giant payload over many lines does not get around it.
+pub const MAX_EVENT_BYTES: usize = MAX_LINE_BYTES;
+
 /// Splits bytes into lines at `\n`, dropping a trailing `\r`.
 ///
 /// Complete lines are handed over as slices of the chunk itself; only the unterminated tail is
@@ -192,6 +196,13 @@ impl SseFields {
         match field {
             b"data" => {
                 let value = utf8(value)?;
+                let length = self.data.as_ref().map_or(0, |data| data.len() + 1) + value.len();
+                if length > MAX_EVENT_BYTES {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("a streamed event is longer than {MAX_EVENT_BYTES} bytes"),
+                    ));
+                }
                 match &mut self.data {
                     Some(data) => {
                         data.push('\n');
@@ -379,6 +390,19 @@ mod tests {
         };
         let error = decoder.feed(b"0123456789", &mut Vec::new()).unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn multi_line_events_over_the_limit_are_refused() {
+        // Many short `data:` lines that together exceed the event bound.
+        let line = format!("data: {}\n", "x".repeat(1024 * 1024));
+        let body = line.repeat(MAX_EVENT_BYTES / (1024 * 1024) + 1);
+        let error = sse_all(&[body.as_bytes()]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        assert!(error.message().contains("event is longer"), "{error}");
+        // Just under the bound is fine.
+        let body = format!("{}\n", line.repeat(MAX_EVENT_BYTES / (1024 * 1024) - 1));
+        assert_eq!(sse_all(&[body.as_bytes()]).unwrap().len(), 1);
     }
 
     #[test]

@@ -19,15 +19,24 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default request timeout when the configuration sets none (long generations are normal).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One pooled client per provider instance: keep-alive, `TCP_NODELAY`, **no redirects**
-/// (credentials must never follow a redirect to another host) and no retries (the manager owns
-/// retries).
+/// One pooled client per provider instance, built from [`client_builder`].
+pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
+    client_builder(timeout).build().map_err(|error| {
+        Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
+            .with_source(error.without_url())
+    })
+}
+
+/// The settings every provider's client shares: keep-alive, `TCP_NODELAY`, **no redirects**
+/// (credentials must never follow a redirect to another host) and **no retries** — reqwest
+/// retries refused HTTP/2 streams by default, which would hide attempts from the manager, the
+/// one place that decides about retrying.
 ///
 /// `timeout` bounds connecting (at most 10 s) and every wait for data — time to the response
 /// headers and silence between body reads — but not a whole stream, which may legitimately
 /// run longer while it keeps sending. Requests whose answer is read in one piece should also
 /// set [`reqwest::RequestBuilder::timeout`] to bound the whole exchange.
-pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
+pub fn client_builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     reqwest::Client::builder()
         .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
@@ -36,11 +45,7 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
         .read_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|error| {
-            Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
-                .with_source(error.without_url())
-        })
+        .retry(reqwest::retry::never())
 }
 
 /// A `Bearer` authorization header value, marked sensitive so it is never logged or indexed.
@@ -189,13 +194,50 @@ impl ErrorPayload {
     }
 }
 
+/// How much of an error body is read: enough for any real error envelope, as only a capped
+/// message is kept from it.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// How long reading an error body may take. Streaming requests have no whole-request timeout,
+/// so without this a server that drips an endless error body would hold the request forever.
+pub const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Turns a non-success response into a typed error: status -> kind (refined by the body's code),
-/// the body's message (capped), `Retry-After` and the request id.
+/// the body's message (capped), `Retry-After` and the request id. At most
+/// [`MAX_ERROR_BODY_BYTES`] of the body are read, within [`ERROR_BODY_TIMEOUT`]; what arrived
+/// by then is used.
 pub async fn error_from_response(provider: &str, response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = read_body(provider, response).await.unwrap_or_default();
+    let body = bounded_prefix(
+        response.bytes_stream(),
+        MAX_ERROR_BODY_BYTES,
+        ERROR_BODY_TIMEOUT,
+    )
+    .await;
     error_from_parts(provider, status, &headers, &body)
+}
+
+/// The first `max` bytes of `body`, or what arrived within `time`, or before the body failed.
+async fn bounded_prefix<E>(
+    body: impl Stream<Item = Result<Bytes, E>>,
+    max: usize,
+    time: Duration,
+) -> Vec<u8> {
+    let mut prefix = Vec::new();
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        while let Some(Ok(chunk)) = body.next().await {
+            let room = max - prefix.len();
+            prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if prefix.len() == max {
+                break;
+            }
+        }
+    };
+    // Running out of time is not an error of its own: the status already says what happened.
+    let _ = tokio::time::timeout(time, read).await;
+    prefix
 }
 
 /// [`error_from_response`] for an already-read body.
@@ -305,6 +347,32 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    fn chunks(parts: &[&'static [u8]]) -> Vec<Result<Bytes, ()>> {
+        parts
+            .iter()
+            .map(|part| Ok(Bytes::from_static(part)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_cut_at_their_byte_bound() {
+        let body = futures::stream::iter(chunks(&[b"abc", b"defgh", b"ijk"]));
+        let prefix = bounded_prefix(body, 6, Duration::from_secs(1)).await;
+        assert_eq!(prefix, b"abcdef");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_body_that_never_ends_is_given_up_after_its_time_bound() {
+        // The start of a JSON error, then silence on a connection that stays open: a streaming
+        // request has no whole-request timeout, so only this bound ends the read.
+        let body =
+            futures::stream::iter(chunks(&[b"{\"error\": "])).chain(futures::stream::pending());
+        let started = tokio::time::Instant::now();
+        let prefix = bounded_prefix(body, MAX_ERROR_BODY_BYTES, ERROR_BODY_TIMEOUT).await;
+        assert_eq!(prefix, b"{\"error\": ");
+        assert_eq!(started.elapsed(), ERROR_BODY_TIMEOUT);
     }
 
     #[test]

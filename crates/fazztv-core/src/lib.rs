@@ -43,6 +43,10 @@ pub use async_trait::async_trait;
 pub use futures::{Stream, StreamExt};
 pub use secrecy::{ExposeSecret, SecretString};
 
+// Used only by the integration tests (the h2c mock server).
+#[cfg(test)]
+use h2 as _;
+
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;

@@ -116,7 +116,9 @@ impl UsageStats {
         }
         let stats = self.provider(provider);
         stats.requests += 1;
-        stats.total_latency_ms += u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        stats.total_latency_ms = stats
+            .total_latency_ms
+            .saturating_add(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
         stats.average_latency_ms = stats.total_latency_ms as f64 / stats.requests as f64;
         stats
     }
@@ -151,11 +153,38 @@ impl ProviderStats {
     fn add_usage(&mut self, usage: Option<Usage>) {
         match usage {
             Some(usage) => {
-                self.prompt_tokens += usage.prompt_tokens;
-                self.completion_tokens += usage.completion_tokens;
-                self.total_tokens += usage.total_tokens;
+                // Counts come from servers: an absurd one saturates instead of overflowing.
+                self.prompt_tokens = self.prompt_tokens.saturating_add(usage.prompt_tokens);
+                self.completion_tokens = self
+                    .completion_tokens
+                    .saturating_add(usage.completion_tokens);
+                self.total_tokens = self.total_tokens.saturating_add(usage.total_tokens);
             }
             None => self.responses_without_usage += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn token_sums_saturate_instead_of_overflowing_on_absurd_server_counts() {
+        let mut stats = UsageStats::default();
+        let absurd = Usage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX,
+            total_tokens: u64::MAX,
+        };
+        for _ in 0..2 {
+            stats.attempt("p", Duration::from_millis(1), Ok(Some(absurd)));
+        }
+        let provider = &stats.providers["p"];
+        assert_eq!(provider.prompt_tokens, u64::MAX);
+        assert_eq!(provider.completion_tokens, u64::MAX);
+        assert_eq!(provider.total_tokens, u64::MAX);
     }
 }

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseDecoder, SseEvent};
+use fazztv_core::decode::{MAX_EVENT_BYTES, SseDecoder, SseEvent};
 use fazztv_core::{ChatChunk, ChatStream, Error, ErrorKind, FinishReason};
 use futures::Stream;
 use serde::Deserialize;
@@ -253,6 +253,13 @@ impl State {
             refusal: None,
         });
         if let Some(refusal) = delta.refusal {
+            // Kept whole only to quote it in one error: bounded like one streamed event.
+            if self.refusal.len() + refusal.len() > MAX_EVENT_BYTES {
+                return Step::Fail(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the streamed refusal is longer than {MAX_EVENT_BYTES} bytes"),
+                ));
+            }
             self.refusal.push_str(&refusal);
         }
         match delta.content {
@@ -421,6 +428,20 @@ mod tests {
         );
         let refusal = "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"No.\"}}]}\n\ndata: [DONE]\n\n";
         assert_eq!(whole(refusal).1.unwrap().0, ErrorKind::ContentFiltered);
+    }
+
+    #[test]
+    fn a_refusal_accumulated_over_the_event_bound_is_a_protocol_error() {
+        let piece = "r".repeat(1024 * 1024);
+        let event = format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"refusal\":\"{piece}\"}}}}]}}\n\n"
+        );
+        let body = event.repeat(MAX_EVENT_BYTES / piece.len() + 1) + "data: [DONE]\n\n";
+        let (chunks, error) = whole(&body);
+        assert!(chunks.is_empty());
+        let (kind, message) = error.unwrap();
+        assert_eq!(kind, ErrorKind::Protocol);
+        assert!(message.contains("refusal is longer"), "{message}");
     }
 
     proptest! {
