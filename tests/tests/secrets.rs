@@ -2,7 +2,7 @@
 //! configuration, its availability or the errors it returns — including transport errors
 //! (whose URLs are stripped) and the manager's summary of every attempt.
 
-use fazztv::{ConfigOrigin, ManagerSettings, ProviderManager, QueryOptions, Registry};
+use fazztv::{ConfigOrigin, Environment, ManagerSettings, ProviderManager, QueryOptions, Registry};
 
 const SENTINEL: &str = "sk-SENTINEL-do-not-leak-4242";
 
@@ -48,9 +48,26 @@ async fn no_provider_leaks_its_key() {
         let options = QueryOptions::new()
             .preferred_provider(entry.name())
             .fallback(false);
-        match manager.query_with_fallback("hello", options).await {
+        match manager.query_with_fallback("hello", options.clone()).await {
             Ok(response) => seen.push(format!("{response:?}")),
             Err(error) => seen.push(format!("{error} {error:?}")),
+        }
+        match manager.query_stream_with_fallback("hello", options).await {
+            Ok(stream) => seen.push(format!("{stream:?}")),
+            Err(error) => seen.push(format!("{error} {error:?}")),
+        }
+        match entry.provider().list_models().await {
+            Ok(models) => seen.push(format!("{models:?}")),
+            Err(error) => seen.push(format!("{error} {error:?}")),
+        }
+        if let Some(models) = entry.provider().model_manager() {
+            match models.pull_model("llama3.2").await {
+                Ok(_) => seen.push("pull started".into()),
+                Err(error) => seen.push(format!("{error} {error:?}")),
+            }
+            if let Err(error) = models.delete_model("llama3.2").await {
+                seen.push(format!("{error} {error:?}"));
+            }
         }
     }
     let all = manager
@@ -75,5 +92,52 @@ async fn no_provider_leaks_its_key() {
             seen.iter().any(|text| text.contains("could not connect")),
             "{seen:#?}"
         );
+    }
+}
+
+/// Every compiled-in HTTP provider, its key set, pointed at plain http on another host by the
+/// environment variable it honours: loading must fail and name the variable, never send the key.
+#[test]
+fn environment_base_urls_in_clear_to_another_host_are_refused_with_a_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        #[cfg(any(feature = "all-providers", feature = "openai"))]
+        ("openai", "OPENAI_BASE_URL", "http://10.9.8.7:8000/v1"),
+        #[cfg(any(feature = "all-providers", feature = "ollama"))]
+        ("ollama", "OLLAMA_URL", "http://10.9.8.7:11434"),
+    ];
+    assert_eq!(
+        cases.len(),
+        usize::from(cfg!(any(feature = "all-providers", feature = "openai")))
+            + usize::from(cfg!(any(feature = "all-providers", feature = "ollama")))
+    );
+    for (provider_type, variable, url) in cases {
+        let document = serde_json::json!({"providers": [
+            {"name": "p", "type": provider_type, "api_key": SENTINEL}
+        ]})
+        .to_string();
+        let mut registry = Registry::discover()
+            .unwrap()
+            .with_environment(Environment::from_vars([(*variable, *url)]));
+        let error = registry
+            .load(&document, ConfigOrigin::Inline)
+            .expect_err("a key over plain http to another host must not load");
+        let text = error.to_string();
+        assert!(
+            text.contains(variable) && text.contains("allow_insecure_http"),
+            "{provider_type}: {text}"
+        );
+        assert!(!text.contains(SENTINEL), "{text}");
+
+        // The explicit opt-in loads.
+        let allowed = serde_json::json!({"providers": [
+            {"name": "p", "type": provider_type, "api_key": SENTINEL, "allow_insecure_http": true}
+        ]})
+        .to_string();
+        let mut registry = Registry::discover()
+            .unwrap()
+            .with_environment(Environment::from_vars([(*variable, *url)]));
+        registry
+            .load(&allowed, ConfigOrigin::Inline)
+            .unwrap_or_else(|error| panic!("{provider_type}: {error}"));
     }
 }

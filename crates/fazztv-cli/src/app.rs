@@ -52,10 +52,17 @@ impl App {
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
         let manager = ProviderManager::load(&loader)?;
-        crate::ui::hide_secrets(manager.registry().entries().iter().filter_map(|entry| {
-            let key = entry.config().api_key.as_ref()?;
-            Some(key.expose_secret().to_owned())
+        crate::ui::hide_secrets(manager.registry().entries().iter().flat_map(|entry| {
+            let config = entry.config();
+            let key = config
+                .api_key
+                .as_ref()
+                .map(|key| key.expose_secret().to_owned());
+            key.into_iter().chain(config.headers.values().cloned())
         }));
+        for warning in manager.registry().warnings() {
+            self.ui.warn(warning);
+        }
         self.ui.verbose(&format!("config: {origin}"));
         for entry in manager.registry().entries() {
             let state = if entry.config().enabled {

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use anstyle::{AnsiColor, Style};
 use fazztv::Environment;
+use fazztv::secret::{self, StreamMasker};
 use serde::Serialize;
 
 /// Styles used across commands.
@@ -19,37 +20,25 @@ pub const BAD: Style = AnsiColor::Red.on_default().bold();
 pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
 pub const ACCENT: Style = AnsiColor::Cyan.on_default();
 
-/// The API keys of the loaded configuration, masked in everything printed: a server may echo
-/// the key it rejected in its error message (some OpenAI-compatible proxies do), and nothing
-/// the CLI prints may show one.
+/// The API keys (and header values) of the loaded configuration, masked in everything printed:
+/// a server may echo the key it rejected in its error message (some OpenAI-compatible proxies
+/// do), and nothing the CLI prints may show one.
 static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
-
-/// What a hidden key is printed as.
-const REDACTED: &str = "[REDACTED]";
-
-/// Keys shorter than this are placeholders (`"x"`, `"ollama"` for keyless local servers), not
-/// secrets; masking them would mangle ordinary words in the output.
-const MIN_SECRET_LEN: usize = 8;
 
 /// Masks `secrets` in all later output. Only the first call counts: one configuration is loaded
 /// per run.
 pub fn hide_secrets(secrets: impl IntoIterator<Item = String>) {
-    let secrets = secrets
-        .into_iter()
-        .filter(|secret| secret.len() >= MIN_SECRET_LEN)
-        .collect();
-    let _ = SECRETS.set(secrets);
+    let _ = SECRETS.set(secrets.into_iter().collect());
 }
 
-/// `text` with every hidden key replaced by `[REDACTED]`.
+/// `text` with every hidden secret replaced by `[REDACTED]`.
 fn redacted(text: &str) -> Cow<'_, str> {
-    let mut text = Cow::Borrowed(text);
-    for secret in SECRETS.get().into_iter().flatten() {
-        if text.contains(secret.as_str()) {
-            text = Cow::Owned(text.replace(secret.as_str(), REDACTED));
-        }
-    }
-    text
+    secret::mask(text, SECRETS.get().map_or(&[][..], Vec::as_slice))
+}
+
+/// A masker for streamed text, where a key may arrive split over two chunks.
+pub fn stream_masker() -> StreamMasker {
+    StreamMasker::new(SECRETS.get().into_iter().flatten().cloned())
 }
 
 /// Output settings, decided once at start-up.

@@ -80,14 +80,11 @@ pub enum UnavailableReason {
 
 impl UnavailableReason {
     /// Masks `secret` in the reason's message (servers sometimes quote a rejected key back);
-    /// secrets shorter than 8 characters are left alone.
+    /// secrets shorter than [`MIN_SECRET_LEN`](crate::secret::MIN_SECRET_LEN) are left alone.
     pub fn redact(self, secret: &str) -> Self {
-        let mask = |message: String| {
-            if secret.len() >= 8 && message.contains(secret) {
-                message.replace(secret, "[REDACTED]")
-            } else {
-                message
-            }
+        let mask = |mut message: String| {
+            crate::secret::mask_in_place(&mut message, secret);
+            message
         };
         match self {
             Self::Unreachable { url, message } => Self::Unreachable {
@@ -108,9 +105,14 @@ impl UnavailableReason {
 impl fmt::Display for UnavailableReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::MissingApiKey { env_var: Some(var) } => {
+            Self::MissingApiKey { env_var: Some(var) } if crate::secret::is_env_var_name(var) => {
                 write!(f, "no API key: set the environment variable {var}")
             }
+            // Never echo what may be a key pasted where its variable's name belongs.
+            Self::MissingApiKey { env_var: Some(_) } => f.write_str(
+                "no API key: `api_key_env` holds something that is not a variable name (a key \
+                 pasted by mistake?); put the name of the variable that holds the key there",
+            ),
             Self::MissingApiKey { env_var: None } => {
                 f.write_str("no API key: set `api_key_env` (or `api_key`) in its configuration")
             }

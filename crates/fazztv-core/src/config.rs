@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
-use crate::{Environment, ModelCapability};
+use crate::{Environment, Error, ErrorKind, ModelCapability};
 
 /// One entry of `providers[]` in `providers.json`.
 #[derive(Clone, Deserialize, JsonSchema)]
@@ -55,6 +55,11 @@ pub struct ProviderConfig {
     /// Extra HTTP headers sent with every request (e.g. an organisation header).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Send the key and `headers` over plain `http://` to a host that is not this machine.
+    /// Off by default: a key in clear can be read by anyone on the path. Turn it on only for a
+    /// trusted network (a server on the LAN).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Settings owned by the provider type; see its schema.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
@@ -101,6 +106,7 @@ impl ProviderConfig {
             priority: 0,
             weight: 1,
             headers: BTreeMap::new(),
+            allow_insecure_http: false,
             options: serde_json::Map::new(),
         }
     }
@@ -162,6 +168,40 @@ impl ProviderConfig {
         self
     }
 
+    /// Sets one extra HTTP header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Allows sending credentials over plain `http://` to another host (see the field).
+    pub fn with_allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Whether requests carry credentials: a key, or headers (which may hold one).
+    pub fn sends_credentials(&self) -> bool {
+        self.api_key.is_some() || !self.headers.is_empty()
+    }
+
+    /// The provider's `options` as its own settings type `T`. The error names the provider and
+    /// what is wrong, but never echoes a value: an option may hold a secret.
+    pub fn options_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(serde_json::Value::Object(self.options.clone())).map_err(|error| {
+            Error::new(
+                ErrorKind::Configuration,
+                format!(
+                    "invalid `options` for provider `{}` (type `{}`): {}",
+                    self.name,
+                    self.provider_type,
+                    crate::secret::serde_error_without_values(&error)
+                ),
+            )
+            .with_provider(self.name.clone())
+        })
+    }
+
     /// Sets one provider-specific option.
     pub fn with_option(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.options.insert(key.into(), value);
@@ -186,7 +226,7 @@ impl ProviderConfig {
 }
 
 impl fmt::Debug for ProviderConfig {
-    /// Never shows the key or header values (headers may carry credentials).
+    /// Never shows the key, header values or option values (they may carry credentials).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProviderConfig")
             .field("name", &self.name)
@@ -201,7 +241,58 @@ impl fmt::Debug for ProviderConfig {
             .field("priority", &self.priority)
             .field("weight", &self.weight)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("options", &self.options)
+            .field("allow_insecure_http", &self.allow_insecure_http)
+            // Names only: a third-party provider may keep a secret in its options.
+            .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk-SENTINEL-0123456789";
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // Only its deserialisation errors matter here.
+    struct Options {
+        flag: Option<bool>,
+        mode: Option<Mode>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    enum Mode {
+        Fast,
+    }
+
+    #[test]
+    fn debug_shows_no_key_header_value_or_option_value() {
+        let config = ProviderConfig::new("p")
+            .with_api_key(KEY)
+            .with_header("x-proxy-auth", KEY)
+            .with_option("vendor_secret", serde_json::json!(KEY));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(KEY), "{debug}");
+        assert!(debug.contains("vendor_secret") && debug.contains("x-proxy-auth"));
+    }
+
+    #[test]
+    fn options_errors_name_the_problem_without_echoing_values() {
+        for (option, value) in [("flag", KEY), ("mode", KEY)] {
+            let config = ProviderConfig::new("p").with_option(option, serde_json::json!(value));
+            let error = config.options_as::<Options>().unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::Configuration);
+            assert!(!error.message().contains("SENTINEL"), "{error}");
+            assert!(
+                error.message().contains("of 22 characters"),
+                "{}",
+                error.message()
+            );
+        }
+        let config = ProviderConfig::new("p").with_option("bogus", serde_json::json!(1));
+        let error = config.options_as::<Options>().unwrap_err();
+        assert!(error.message().contains("unknown field `bogus`"), "{error}");
     }
 }

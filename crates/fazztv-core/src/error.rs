@@ -7,6 +7,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::secret::{MIN_SECRET_LEN, mask_in_place};
+
 /// What went wrong, independent of the provider. Decides retry and fallback.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -338,6 +340,60 @@ mod duration_ms {
 
 type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// A source error whose text mentioned a secret, kept as its masked `Display` and `Debug`
+/// texts, with its own sources masked the same way.
+struct RedactedSource {
+    display: String,
+    debug: String,
+    cause: Option<Box<RedactedSource>>,
+}
+
+impl RedactedSource {
+    fn mentions(error: &(dyn std::error::Error + 'static), secret: &str) -> bool {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if error.to_string().contains(secret) || format!("{error:?}").contains(secret) {
+                return true;
+            }
+            next = error.source();
+        }
+        false
+    }
+
+    fn of(error: &(dyn std::error::Error + 'static), secret: &str) -> Self {
+        let (mut display, mut debug) = (error.to_string(), format!("{error:?}"));
+        mask_in_place(&mut display, secret);
+        mask_in_place(&mut debug, secret);
+        Self {
+            display,
+            debug,
+            cause: error
+                .source()
+                .map(|cause| Box::new(Self::of(cause, secret))),
+        }
+    }
+}
+
+impl fmt::Display for RedactedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl fmt::Debug for RedactedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.debug)
+    }
+}
+
+impl std::error::Error for RedactedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// A failed request: the kind that decides what to do, plus what a person needs to act on it.
 ///
 /// Holds structured fields only; upstream bodies are never stored whole, and secrets never.
@@ -429,12 +485,28 @@ impl Error {
         self
     }
 
-    /// Replaces every occurrence of `secret` in the message with `[REDACTED]`: servers sometimes
-    /// quote the rejected key back. Secrets shorter than 8 characters are left alone, as
-    /// masking them would mangle ordinary words.
+    /// Replaces every occurrence of `secret` with `[REDACTED]`: in the message, in the
+    /// attempts' messages, and in the wrapped source chain (which `Debug` prints): servers
+    /// sometimes quote the rejected key back, and transport errors may carry it. Secrets
+    /// shorter than [`MIN_SECRET_LEN`](crate::secret::MIN_SECRET_LEN) characters are left alone, as masking them would mangle
+    /// ordinary words.
     pub fn redact(mut self, secret: &str) -> Self {
-        if secret.len() >= 8 && self.0.message.contains(secret) {
-            self.0.message = self.0.message.replace(secret, "[REDACTED]");
+        if secret.len() < MIN_SECRET_LEN {
+            return self;
+        }
+        let inner = &mut *self.0;
+        mask_in_place(&mut inner.message, secret);
+        for attempt in &mut inner.attempts {
+            match &mut attempt.outcome {
+                AttemptOutcome::Failed { message, .. } => mask_in_place(message, secret),
+                AttemptOutcome::Skipped { reason } => mask_in_place(reason, secret),
+                AttemptOutcome::Ok => {}
+            }
+        }
+        if let Some(source) = &inner.source {
+            if RedactedSource::mentions(source.as_ref(), secret) {
+                inner.source = Some(Box::new(RedactedSource::of(source.as_ref(), secret)));
+            }
         }
         self
     }
@@ -675,6 +747,68 @@ mod tests {
         );
         let short = Error::new(ErrorKind::Authentication, "a key");
         assert_eq!(short.redact("key").message(), "a key");
+    }
+
+    #[derive(Debug)]
+    struct Leaky {
+        detail: String,
+        cause: Option<Box<Leaky>>,
+    }
+
+    impl fmt::Display for Leaky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "failed: {}", self.detail)
+        }
+    }
+
+    impl std::error::Error for Leaky {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.cause
+                .as_deref()
+                .map(|cause| cause as &(dyn std::error::Error + 'static))
+        }
+    }
+
+    #[test]
+    fn redact_masks_the_wrapped_source_chain_that_debug_prints() {
+        let key = "sk-SENTINEL-0123456789";
+        let source = Leaky {
+            detail: "outer".into(),
+            cause: Some(Box::new(Leaky {
+                detail: format!("Bearer {key}"),
+                cause: None,
+            })),
+        };
+        let error = Error::new(ErrorKind::Network, "the request failed")
+            .with_source(source)
+            .redact(key);
+        let debug = format!("{error:?}");
+        assert!(!debug.contains(key), "{debug}");
+        assert!(debug.contains("[REDACTED]"), "{debug}");
+        let mut chain = Vec::new();
+        let mut next = std::error::Error::source(&error);
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(chain, ["failed: outer", "failed: Bearer [REDACTED]"]);
+    }
+
+    #[test]
+    fn redact_masks_the_attempts_messages() {
+        let key = "sk-SENTINEL-0123456789";
+        let attempts = vec![Attempt::new(
+            "a",
+            None,
+            AttemptOutcome::Failed {
+                kind: ErrorKind::Authentication,
+                message: format!("bad key {key}"),
+            },
+            Duration::ZERO,
+        )];
+        let error = Error::all_providers_failed(attempts).redact(key);
+        assert!(!format!("{error:?}").contains(key));
+        assert!(!error.to_string().contains(key));
     }
 
     #[test]

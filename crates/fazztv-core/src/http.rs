@@ -8,7 +8,7 @@ use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, ProviderConfig};
 
 /// Largest non-streaming response body we read (16 MiB); a bigger one is a protocol error.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -46,6 +46,63 @@ pub fn client_builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
         .read_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
+}
+
+/// Refuses to send credentials in clear: a provider whose requests carry a key or `headers`
+/// (see [`ProviderConfig::sends_credentials`]) may use plain `http://` only to this machine
+/// (`localhost`, `127.0.0.0/8`, `::1`), unless its entry sets `allow_insecure_http`.
+///
+/// `origin` says where `base_url` came from (`"base_url"`, `"OPENAI_BASE_URL"`), for the
+/// message. The message names the scheme, host and port only: the rest of a URL may hold a
+/// secret. A URL that does not parse passes here; the provider reports it.
+pub fn require_secure_transport(
+    config: &ProviderConfig,
+    base_url: &str,
+    origin: &str,
+) -> Result<(), Error> {
+    let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
+        return Ok(());
+    };
+    if url.scheme() != "http" || is_loopback(&url) || !config.sends_credentials() {
+        return Ok(());
+    }
+    if config.allow_insecure_http {
+        return Ok(());
+    }
+    let what = if config.api_key.is_some() {
+        "its API key"
+    } else {
+        "its `headers`"
+    };
+    let host = url.host_str().unwrap_or_default();
+    let port = url
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    Err(Error::new(
+        ErrorKind::Configuration,
+        format!(
+            "{origin} is plain http://{host}{port}, so {what} would cross the network \
+             unencrypted; use https://, or set \"allow_insecure_http\": true in the entry of \
+             provider `{}` if that network is trusted",
+            config.name
+        ),
+    )
+    .with_provider(config.name.clone()))
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
+    }
 }
 
 /// A `Bearer` authorization header value, marked sensitive so it is never logged or indexed.
@@ -373,6 +430,38 @@ mod tests {
         let prefix = bounded_prefix(body, MAX_ERROR_BODY_BYTES, ERROR_BODY_TIMEOUT).await;
         assert_eq!(prefix, b"{\"error\": ");
         assert_eq!(started.elapsed(), ERROR_BODY_TIMEOUT);
+    }
+
+    #[test]
+    fn credentials_over_plain_http_to_another_host_are_refused() {
+        let keyed = ProviderConfig::new("remote").with_api_key("sk-SENTINEL-0123456789");
+        let error = require_secure_transport(&keyed, "http://api.example.com:8080/v1", "base_url")
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Configuration);
+        assert!(
+            error.message().contains("http://api.example.com:8080")
+                && error.message().contains("allow_insecure_http"),
+            "{error}"
+        );
+        let headed = ProviderConfig::new("remote").with_header("x-auth", "secret-value");
+        assert!(require_secure_transport(&headed, "http://10.0.0.5/v1", "OLLAMA_URL").is_err());
+        for url in [
+            "https://api.example.com/v1",
+            "http://localhost:11434",
+            "http://127.0.0.1:8000/v1",
+            "http://127.8.9.1/v1",
+            "http://[::1]:8000/v1",
+            "http://ollama.localhost",
+        ] {
+            assert!(
+                require_secure_transport(&keyed, url, "base_url").is_ok(),
+                "{url}"
+            );
+        }
+        let keyless = ProviderConfig::new("lan");
+        assert!(require_secure_transport(&keyless, "http://10.0.0.5/v1", "base_url").is_ok());
+        let allowed = keyed.clone().with_allow_insecure_http(true);
+        assert!(require_secure_transport(&allowed, "http://10.0.0.5/v1", "base_url").is_ok());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod model;
 mod moderation;
 mod provider;
 mod registration;
+pub mod secret;
 
 pub use availability::{Availability, UnavailableReason};
 pub use capability::{ModelCapability, ParseCapabilityError};

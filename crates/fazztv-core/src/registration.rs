@@ -7,7 +7,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::{Environment, Error, ErrorKind, ModelCapability, Provider, ProviderConfig};
+use crate::{Environment, Error, ModelCapability, Provider, ProviderConfig};
 
 /// What a provider's `build` receives besides its configuration.
 #[derive(Debug, Clone, Default)]
@@ -148,18 +148,7 @@ fn build<F: ProviderFactory>(
 ) -> Result<Arc<dyn Provider>, Error> {
     let mut config = config.clone();
     config.resolve_api_key(&context.environment, F::DEFAULT_API_KEY_ENV);
-    let options = serde_json::from_value(serde_json::Value::Object(config.options.clone()))
-        .map_err(|error| {
-            Error::new(
-                ErrorKind::Configuration,
-                format!(
-                    "invalid `options` for provider `{}` (type `{}`): {error}",
-                    config.name,
-                    F::TYPE
-                ),
-            )
-            .with_provider(config.name.clone())
-        })?;
+    let options = config.options_as::<F::Options>()?;
     F::build(&config, options, context)
 }
 

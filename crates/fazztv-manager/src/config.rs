@@ -313,6 +313,42 @@ impl ConfigLoader {
     }
 }
 
+/// Reliability rule: a file holding a literal `api_key` must be readable by its owner only.
+/// Returns a warning naming the file and the fix when group or others may read it.
+pub(crate) fn file_warnings(origin: &ConfigOrigin, config: &FazztvConfig) -> Vec<String> {
+    let Some(path) = origin.path() else {
+        return Vec::new();
+    };
+    let literal_keys: Vec<&str> = config
+        .providers
+        .iter()
+        .filter(|provider| provider.api_key.is_some())
+        .map(|provider| provider.name.as_str())
+        .collect();
+    if literal_keys.is_empty() || !readable_by_others(path) {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} holds a literal `api_key` (provider {}) and other users can read it; run `chmod 600 {}`, \
+         or better, move the key to an environment variable named by `api_key_env`",
+        path.display(),
+        literal_keys.join(", "),
+        path.display()
+    )]
+}
+
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|metadata| metadata.permissions().mode() & 0o044 != 0)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> bool {
+    // Windows ACLs have no mode bits to check.
+    false
+}
+
 /// The seed's example configuration, limited to the provider types in `compiled_in`. When none
 /// of them is compiled in but the mock is, one mock provider, so a mock-only build works.
 pub fn builtin_default(compiled_in: &[&str]) -> FazztvConfig {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
-    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, ExposeSecret, GenerationOptions,
-    ModelCapability, ModelInfo, ModerationResult, Provider, Result, Usage,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
+    ModelInfo, ModerationResult, Provider, Result, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
 
@@ -120,8 +120,8 @@ impl Inner {
 
     /// Records a failed attempt. Returns `None` when the next step should be tried, else the
     /// error that ends the request: several fallback-worthy failures are summarised as
-    /// `AllProvidersFailed`, otherwise the error that ended the request is returned as is. Keys
-    /// a server quoted back are masked first.
+    /// `AllProvidersFailed`, otherwise the error that ended the request is returned as is. (Keys
+    /// a server quoted back were masked by the provider's redacting layer.)
     pub(crate) fn failed(
         &self,
         attempts: &mut Vec<Attempt>,
@@ -132,10 +132,6 @@ impl Inner {
     ) -> Option<Error> {
         let entry = self.entry(step);
         let name = entry.name();
-        let error = match &entry.config().api_key {
-            Some(key) => error.redact(key.expose_secret()),
-            None => error,
-        };
         tracing::debug!(provider = name, kind = %error.kind(), "attempt failed");
         attempts.push(Attempt::new(
             name,
@@ -512,16 +508,7 @@ impl ProviderManager {
                 let availability = if !entry.config().enabled {
                     Availability::unavailable(fazztv_core::UnavailableReason::Disabled)
                 } else {
-                    // A rejected key may be quoted back in the reason.
-                    match (
-                        entry.provider().check_availability().await,
-                        &entry.config().api_key,
-                    ) {
-                        (Availability::Unavailable { reason }, Some(key)) => {
-                            Availability::unavailable(reason.redact(key.expose_secret()))
-                        }
-                        (availability, _) => availability,
-                    }
+                    entry.provider().check_availability().await
                 };
                 (entry.clone(), availability)
             });

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Environment, ModelCapability, ModelInfo, Provider, ProviderConfig, ProviderContext,
-    ProviderRegistration,
+    ProviderRegistration, http, secret,
 };
 use futures::future::join_all;
 
-use crate::config::{ConfigError, ConfigOrigin, FazztvConfig, Violation};
+use crate::config::{self, ConfigError, ConfigOrigin, FazztvConfig, Violation};
+use crate::redact::Redacting;
 use crate::schema;
 
 /// The facade's cargo feature for each first-party provider type, so an unknown `type` can say
@@ -84,6 +85,7 @@ pub struct Registry {
     types: BTreeMap<&'static str, &'static ProviderRegistration>,
     entries: Vec<ProviderEntry>,
     environment: Environment,
+    warnings: Vec<String>,
 }
 
 impl Registry {
@@ -149,6 +151,7 @@ impl Registry {
     /// Adds a provider instance you built yourself (the seed's
     /// `registry.add_provider(config, CustomProvider)`). Its capabilities are the config's;
     /// when the config lists none, those of its registered type, else text generation and chat.
+    /// The key and header values of `config` are masked in everything the provider returns.
     pub fn add_provider(
         &mut self,
         config: ProviderConfig,
@@ -158,6 +161,7 @@ impl Registry {
             return Err(ConfigError::DuplicateProvider { name: config.name });
         }
         let capabilities = self.effective_capabilities(&config);
+        let provider = Redacting::wrap(&config, provider);
         self.entries.push(ProviderEntry {
             config,
             provider,
@@ -191,10 +195,22 @@ impl Registry {
 
     /// Validates a configuration document and builds every provider in it, reporting every
     /// violation (schema, unknown types, duplicate names, invalid options) at once.
+    /// Problems that do not stop loading are kept as [`warnings`](Self::warnings).
     pub fn load(&mut self, text: &str, origin: ConfigOrigin) -> Result<FazztvConfig, ConfigError> {
         let config = self.validate(text, origin.clone())?;
+        self.warnings
+            .extend(config::file_warnings(&origin, &config));
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
         self.load_config(&config, origin)?;
         Ok(config)
+    }
+
+    /// What loading found worth telling but not worth refusing (a key in a file that others
+    /// can read). Applications should show these; the CLI prints them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Builds every provider of an already-typed configuration.
@@ -215,10 +231,24 @@ impl Registry {
                 let mut provider_config = provider_config.clone();
                 provider_config
                     .resolve_api_key(&self.environment, registration.default_api_key_env);
+                // Checked here too, for every type (third-party ones included), so the error
+                // points at `base_url`; providers check the address they derive from the
+                // environment themselves.
+                if let Some(base_url) = &provider_config.base_url {
+                    if let Err(error) =
+                        http::require_secure_transport(&provider_config, base_url, "`base_url`")
+                    {
+                        violations.push(Violation::new(
+                            format!("/providers/{index}/base_url"),
+                            error.message().to_owned(),
+                        ));
+                        continue;
+                    }
+                }
                 match registration.build(&provider_config, &context) {
                     Ok(provider) => built.push((provider_config, provider)),
                     Err(error) => violations.push(Violation::new(
-                        format!("/providers/{index}/options"),
+                        format!("/providers/{index}"),
                         error.message().to_owned(),
                     )),
                 }
@@ -262,7 +292,10 @@ impl Registry {
         let config: FazztvConfig =
             serde_json::from_value(document).map_err(|error| ConfigError::Invalid {
                 origin: origin.clone(),
-                violations: vec![Violation::new("", error.to_string())],
+                violations: vec![Violation::new(
+                    "",
+                    secret::serde_error_without_values(&error),
+                )],
             })?;
         let violations = self.semantic_violations(&config);
         if !violations.is_empty() {
@@ -284,6 +317,19 @@ impl Registry {
                     format!("/providers/{index}/type"),
                     self.unknown_type_message(&provider.provider_type),
                 ));
+            }
+            if let Some(variable) = &provider.api_key_env {
+                if !secret::is_env_var_name(variable) {
+                    violations.push(Violation::new(
+                        format!("/providers/{index}/api_key_env"),
+                        format!(
+                            "{} is not an environment variable name (is it a key pasted by \
+                             mistake?); name the variable that holds the key, e.g. \
+                             OPENAI_API_KEY, and set the key in the environment",
+                            schema::shape(&serde_json::Value::String(variable.clone()))
+                        ),
+                    ));
+                }
             }
             if let Some(first) = seen.insert(&provider.name, index) {
                 let earlier = if first == usize::MAX {

@@ -53,6 +53,60 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
     root
 }
 
+/// Fields of a provider entry whose text is never secret, so a violation may quote it.
+const PUBLIC_TEXT_FIELDS: &[&str] = &["name", "type", "default_model", "capabilities"];
+
+/// Fields of a provider entry that hold numbers or booleans: a violation may quote a number or
+/// a boolean found there, but text is shown by its shape (it could be a key pasted in the
+/// wrong place).
+const PUBLIC_SCALAR_FIELDS: &[&str] = &[
+    "timeout",
+    "enabled",
+    "priority",
+    "weight",
+    "allow_insecure_http",
+];
+
+/// Fields of the `manager` section, all numbers or booleans.
+const PUBLIC_MANAGER_FIELDS: &[&str] = &["fallback_enabled", "load_balancing", "batch_concurrency"];
+
+/// Whether a violation at `pointer` may quote the value there: only a scalar in a field on the
+/// allow-lists (text only in the text fields). Everything else — keys, headers, `base_url` (it
+/// may hold credentials), `api_key_env` (a key may be pasted there), provider `options`, and
+/// any object or array, which could hold all of these — is described by its shape only.
+pub(crate) fn may_show_value(pointer: &str, value: &Value) -> bool {
+    if value.is_object() || value.is_array() {
+        return false;
+    }
+    let text = value.is_string();
+    let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["providers", index, field, rest @ ..] if index.parse::<usize>().is_ok() => match rest {
+            [] => {
+                PUBLIC_TEXT_FIELDS.contains(field)
+                    || (!text && PUBLIC_SCALAR_FIELDS.contains(field))
+            }
+            [item] => *field == "capabilities" && item.parse::<usize>().is_ok(),
+            _ => false,
+        },
+        ["manager", field] => !text && PUBLIC_MANAGER_FIELDS.contains(field),
+        ["$schema"] => true,
+        _ => false,
+    }
+}
+
+/// A value described without its content: its JSON type and size.
+pub(crate) fn shape(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("a string of {} characters", text.chars().count()),
+        Value::Object(fields) => format!("an object with {} fields", fields.len()),
+        Value::Array(items) => format!("an array of {} items", items.len()),
+        Value::Number(_) => "a number".to_owned(),
+        Value::Bool(_) => "a boolean".to_owned(),
+        Value::Null => "null".to_owned(),
+    }
+}
+
 /// Every way `document` violates `schema`, each at its JSON pointer, sorted by pointer.
 pub fn violations(schema: &Value, document: &Value) -> Vec<Violation> {
     let validator = match jsonschema::validator_for(schema) {
@@ -68,11 +122,10 @@ pub fn violations(schema: &Value, document: &Value) -> Vec<Violation> {
         .iter_errors(document)
         .map(|error| {
             let pointer = error.instance_path().as_str().to_owned();
-            // Never echo what was written where a secret may live.
-            let message = if pointer.contains("api_key") || pointer.contains("/headers") {
-                error.masked().to_string()
-            } else {
+            let message = if may_show_value(&pointer, error.instance()) {
                 error.to_string()
+            } else {
+                error.masked_with(shape(error.instance())).to_string()
             };
             Violation::new(pointer, message)
         })

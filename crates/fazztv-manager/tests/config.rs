@@ -405,3 +405,163 @@ fn the_composed_schema_restricts_types_and_nests_options() {
     let schema = registry().config_schema();
     insta::assert_json_snapshot!("composed_schema_for_a_test_registry", schema);
 }
+
+/// Every violation of `text`, as printed, must be free of the sentinel.
+fn assert_never_echoed(text: &str) -> Vec<(String, String)> {
+    let error = registry()
+        .load(text, ConfigOrigin::Inline)
+        .expect_err("the configuration is invalid");
+    let printed = format!("{error}\n{error:?}");
+    assert!(!printed.contains("SENTINEL"), "{printed}");
+    error
+        .violations()
+        .iter()
+        .map(|v| (v.pointer.clone(), v.message.clone()))
+        .collect()
+}
+
+#[test]
+fn providers_as_an_object_is_reported_by_shape_never_with_the_key() {
+    let found = assert_never_echoed(&format!(
+        r#"{{"providers": {{"name": "a", "type": "keyed", "api_key": "{SENTINEL}"}}}}"#
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "/providers");
+    assert!(found[0].1.contains("an object with 3 fields"), "{found:?}");
+}
+
+#[test]
+fn only_allow_listed_fields_quote_their_values() {
+    // Secrets where a number, an object or an enum value was expected, in fields that are not
+    // on the allow-list: never quoted.
+    let found = assert_never_echoed(&format!(
+        r#"{{"providers": [
+            {{"name": "a", "type": "keyed", "headers": {{"X-Auth": 7}}, "base_url": ["{SENTINEL}"],
+              "options": {{"reply": {{"token": "{SENTINEL}"}}}}, "weight": "{SENTINEL}"}}
+          ], "manager": {{"load_balancing": "{SENTINEL}"}}}}"#
+    ));
+    let pointers: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        pointers,
+        [
+            "/manager/load_balancing",
+            "/providers/0/base_url",
+            "/providers/0/headers/X-Auth",
+            "/providers/0/options/reply",
+            "/providers/0/weight",
+        ],
+        "{found:?}"
+    );
+    // Text where a number or boolean belongs is shown by its shape, even on allow-listed
+    // fields: it may be a key pasted in the wrong place.
+    let message = |pointer: &str| &found.iter().find(|(p, _)| p == pointer).unwrap().1;
+    assert!(message("/providers/0/base_url").contains("an array of 1 items"));
+    assert!(message("/providers/0/options/reply").contains("an object with 1 fields"));
+    assert!(message("/providers/0/weight").contains("a string of 22 characters"));
+
+    // Allow-listed fields do quote their values: they help and are never secret.
+    let found = invalid(
+        r#"{"providers": [{"name": "a", "type": "keyed", "capabilities": ["telepathy"], "priority": 1.5}]}"#,
+    );
+    assert!(
+        found.iter().any(|(_, m)| m.contains("\"telepathy\"")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|(_, m)| m.contains("1.5")), "{found:?}");
+}
+
+#[test]
+fn a_key_pasted_into_api_key_env_is_not_echoed_as_a_variable_name() {
+    let found = assert_never_echoed(&format!(
+        r#"{{"providers": [{{"name": "a", "type": "keyed", "api_key_env": "{SENTINEL}"}}]}}"#
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "/providers/0/api_key_env");
+    assert!(
+        found[0].1.contains("is not an environment variable name"),
+        "{found:?}"
+    );
+    // Built directly, without the manager's checks, the "missing key" reason does not echo it
+    // either.
+    let reason = UnavailableReason::MissingApiKey {
+        env_var: Some(SENTINEL.to_owned()),
+    };
+    assert!(!reason.to_string().contains(SENTINEL), "{reason}");
+}
+
+#[test]
+fn a_key_over_plain_http_to_another_host_is_a_configuration_error() {
+    let entry = |extra: &str| {
+        format!(
+            r#"{{"providers": [{{"name": "a", "type": "keyed", "base_url": "http://10.1.2.3:8000/v1"{extra}}}]}}"#
+        )
+    };
+    // The key comes from KEYED_API_KEY in the registry's environment.
+    let found = assert_never_echoed(&entry(""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "/providers/0/base_url");
+    assert!(
+        found[0].1.contains("http://10.1.2.3:8000") && found[0].1.contains("allow_insecure_http"),
+        "{found:?}"
+    );
+    // Headers may carry credentials just as well, even without a key.
+    let mut keyless = Registry::empty().with(&KEYED).unwrap();
+    let error = keyless
+        .load(
+            r#"{"providers": [{"name": "a", "type": "keyed", "base_url": "http://lan-host/v1", "headers": {"X-Proxy": "token-123456"}}]}"#,
+            ConfigOrigin::Inline,
+        )
+        .unwrap_err();
+    assert_eq!(error.violations()[0].pointer, "/providers/0/base_url");
+
+    // The explicit opt-in, https, and loopback all load.
+    for text in [
+        entry(r#", "allow_insecure_http": true"#),
+        entry("").replace("http://10.1.2.3", "https://10.1.2.3"),
+        entry("").replace("10.1.2.3", "127.0.0.1"),
+        entry("").replace("10.1.2.3", "localhost"),
+    ] {
+        registry()
+            .load(&text, ConfigOrigin::Inline)
+            .unwrap_or_else(|error| panic!("{text}: {error}"));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_with_a_literal_key_that_others_can_read_gets_a_chmod_600_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("permissions");
+    let path = dir.join("providers.json");
+    let text =
+        format!(r#"{{"providers": [{{"name": "a", "type": "keyed", "api_key": "{SENTINEL}"}}]}}"#);
+    std::fs::write(&path, &text).unwrap();
+    let load = |mode: u32| {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut registry = registry();
+        registry
+            .load(&text, ConfigOrigin::Path(path.clone()))
+            .unwrap();
+        registry.warnings().to_vec()
+    };
+    let warnings = load(0o644);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&path.display().to_string()) && warnings[0].contains("chmod 600"),
+        "{warnings:?}"
+    );
+    assert!(!warnings[0].contains(SENTINEL));
+    assert_eq!(load(0o640).len(), 1, "group-readable counts too");
+    assert!(load(0o600).is_empty());
+    // Without a literal key there is nothing to protect.
+    std::fs::write(&path, r#"{"providers": [{"name": "a", "type": "keyed"}]}"#).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut registry = registry();
+    registry
+        .load(
+            &std::fs::read_to_string(&path).unwrap(),
+            ConfigOrigin::Path(path.clone()),
+        )
+        .unwrap();
+    assert!(registry.warnings().is_empty());
+}

@@ -11,11 +11,12 @@ pub const DEFAULT_BASE_URL: &str = "http://localhost:11434";
 /// Ollama's port, used when an address names none and has no scheme.
 const DEFAULT_PORT: u16 = 11434;
 
-/// The server root (no trailing slash) from the first source that is set.
+/// The server root (no trailing slash) from the first source that is set, and which source
+/// that was (for messages).
 pub(crate) fn resolve_base_url(
     configured: Option<&str>,
     environment: &Environment,
-) -> Result<String, Error> {
+) -> Result<(String, &'static str), Error> {
     let sources = [
         ("`base_url`", configured.map(str::to_owned)),
         ("OLLAMA_URL", environment.var("OLLAMA_URL")),
@@ -25,9 +26,9 @@ pub(crate) fn resolve_base_url(
         .into_iter()
         .find_map(|(source, value)| Some((source, value.filter(|v| !v.trim().is_empty())?)))
     else {
-        return Ok(DEFAULT_BASE_URL.to_owned());
+        return Ok((DEFAULT_BASE_URL.to_owned(), "the default address"));
     };
-    normalise(&value).map_err(|reason| {
+    let url = normalise(&value).map_err(|reason| {
         // An address with userinfo may carry a password: never echo it.
         let shown = if value.contains('@') {
             "[redacted]".to_owned()
@@ -38,7 +39,8 @@ pub(crate) fn resolve_base_url(
             ErrorKind::Configuration,
             format!("invalid Ollama address {shown} in {source}: {reason}"),
         )
-    })
+    })?;
+    Ok((url, source))
 }
 
 /// Normalises an address as Ollama's client does (`envconfig.Host`): surrounding quotes and
@@ -230,17 +232,19 @@ mod tests {
             ("OLLAMA_HOST", "host-host"),
         ]);
         assert_eq!(
-            resolve_base_url(Some("cfg:2"), &env).unwrap(),
+            resolve_base_url(Some("cfg:2"), &env).unwrap().0,
             "http://cfg:2"
         );
-        assert_eq!(resolve_base_url(None, &env).unwrap(), "http://url-host:1");
+        assert_eq!(resolve_base_url(None, &env).unwrap().0, "http://url-host:1");
         let env = Environment::from_vars([("OLLAMA_URL", " "), ("OLLAMA_HOST", "0.0.0.0")]);
         assert_eq!(
-            resolve_base_url(Some(""), &env).unwrap(),
+            resolve_base_url(Some(""), &env).unwrap().0,
             "http://127.0.0.1:11434"
         );
         assert_eq!(
-            resolve_base_url(None, &Environment::from_vars::<&str, &str>([])).unwrap(),
+            resolve_base_url(None, &Environment::from_vars::<&str, &str>([]))
+                .unwrap()
+                .0,
             DEFAULT_BASE_URL
         );
 

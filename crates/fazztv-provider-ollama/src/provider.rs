@@ -1,7 +1,6 @@
 //! [`OllamaProvider`]: the HTTP client for one Ollama server.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use fazztv_core::http::{self, ErrorPayload};
@@ -80,17 +79,7 @@ impl OllamaProvider {
         environment: &Environment,
     ) -> Result<Self, Error> {
         config.resolve_api_key(environment, None);
-        let settings =
-            serde_json::from_value(Value::Object(config.options.clone())).map_err(|error| {
-                Error::new(
-                    ErrorKind::Configuration,
-                    format!(
-                        "invalid `options` for provider `{}` (type `ollama`): {error}",
-                        config.name
-                    ),
-                )
-                .with_provider(config.name.clone())
-            })?;
+        let settings = config.options_as()?;
         Self::build(&config, settings, environment)
     }
 
@@ -103,8 +92,9 @@ impl OllamaProvider {
         let configuration = |message: String| {
             Error::new(ErrorKind::Configuration, message).with_provider(config.name.clone())
         };
-        let base_url = host::resolve_base_url(config.base_url.as_deref(), environment)
+        let (base_url, origin) = host::resolve_base_url(config.base_url.as_deref(), environment)
             .map_err(|error| error.with_provider(config.name.clone()))?;
+        http::require_secure_transport(config, &base_url, origin)?;
         let default_model = match config.default_model.as_deref().map(str::trim) {
             None => DEFAULT_MODEL.to_owned(),
             Some("") => {
@@ -142,12 +132,6 @@ impl OllamaProvider {
                 AUTHORIZATION,
                 http::bearer(key).map_err(|error| error.with_provider(config.name.clone()))?,
             );
-            if !is_loopback_http_or_https(&base_url) {
-                tracing::warn!(
-                    provider = %config.name,
-                    "an API key is configured but {base_url} is plain http to another host: the key travels unencrypted"
-                );
-            }
         }
         Ok(Self {
             name: config.name.clone(),
@@ -260,21 +244,6 @@ impl OllamaProvider {
     fn protocol(&self, message: String) -> Error {
         Error::new(ErrorKind::Protocol, message).with_provider(self.name.clone())
     }
-}
-
-/// Whether sending a key to `base_url` is fine: https, or http to this machine.
-fn is_loopback_http_or_https(base_url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base_url) else {
-        return false;
-    };
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    url.scheme() == "https"
-        || host == "localhost"
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Debug for OllamaProvider {

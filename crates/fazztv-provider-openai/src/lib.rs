@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Environment, Error, ErrorKind, ModelCapability, ModelInfo, ModerationResult, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
+    Environment, Error, ModelCapability, ModelInfo, ModerationResult, Provider, ProviderConfig,
+    ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{MaxTokensField, ModelList, OpenAiCompatClient, WireModel};
 use schemars::JsonSchema;
@@ -138,14 +138,7 @@ impl OpenAiProvider {
         environment: &Environment,
     ) -> Result<Self, Error> {
         config.resolve_api_key(environment, Some(API_KEY_ENV));
-        let options = serde_json::from_value(serde_json::Value::Object(config.options.clone()))
-            .map_err(|error| {
-                Error::new(
-                    ErrorKind::Configuration,
-                    format!("invalid `options` for provider `{}`: {error}", config.name),
-                )
-                .with_provider(config.name.clone())
-            })?;
+        let options = config.options_as()?;
         Self::build(&config, options, environment)
     }
 
@@ -155,11 +148,12 @@ impl OpenAiProvider {
         options: OpenAiOptions,
         environment: &Environment,
     ) -> Result<Self, Error> {
-        let base_url = config
-            .base_url
-            .clone()
-            .or_else(|| environment.var(BASE_URL_ENV))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let (base_url, origin) = match (&config.base_url, environment.var(BASE_URL_ENV)) {
+            (Some(configured), _) => (configured.clone(), "`base_url`"),
+            (None, Some(from_env)) => (from_env, BASE_URL_ENV),
+            (None, None) => (DEFAULT_BASE_URL.to_owned(), "the default base URL"),
+        };
+        fazztv_core::http::require_secure_transport(config, &base_url, origin)?;
         let mut client = OpenAiCompatClient::new(&config.name, &base_url, config.timeout)?
             .with_max_tokens_field(options.max_tokens_field)
             .with_stream_usage(options.stream_usage);

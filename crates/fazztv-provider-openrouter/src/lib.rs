@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Environment, Error, ErrorKind, ModelCapability, ModelInfo, ModelPricing, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
+    Environment, Error, ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig,
+    ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{ModelList, OpenAiCompatClient};
 use schemars::JsonSchema;
@@ -97,19 +97,13 @@ impl OpenRouterProvider {
         environment: &Environment,
     ) -> Result<Self, Error> {
         config.resolve_api_key(environment, Some(API_KEY_ENV));
-        let options =
-            serde_json::from_value(Value::Object(config.options.clone())).map_err(|error| {
-                Error::new(
-                    ErrorKind::Configuration,
-                    format!("invalid `options` for provider `{}`: {error}", config.name),
-                )
-                .with_provider(config.name.clone())
-            })?;
+        let options = config.options_as()?;
         Self::build(&config, options)
     }
 
     fn build(config: &ProviderConfig, options: OpenRouterOptions) -> Result<Self, Error> {
         let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        fazztv_core::http::require_secure_transport(config, base_url, "`base_url`")?;
         let mut client = OpenAiCompatClient::new(&config.name, base_url, config.timeout)?;
         for (name, value) in &config.headers {
             client = client.with_header(name, value)?;

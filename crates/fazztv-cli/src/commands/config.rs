@@ -42,7 +42,11 @@ fn validate(app: &App, path: Option<PathBuf>) -> Result<(), CliError> {
         return Ok(());
     };
     let mut registry = Registry::discover()?;
-    match registry.load(&text, origin.clone()) {
+    let loaded = registry.load(&text, origin.clone());
+    for warning in registry.warnings() {
+        ui.warn(warning);
+    }
+    match loaded {
         Ok(config) => {
             let providers: Vec<String> = config
                 .providers

@@ -102,12 +102,14 @@ pub async fn answer(
         request_id: None,
         attempts: attempts(stream.attempts()),
     };
+    // A key echoed in the answer may arrive split over two chunks.
+    let mut masker = crate::ui::stream_masker();
     while let Some(item) = stream.next().await {
         match item {
             Ok(chunk) => {
                 if !chunk.delta.is_empty() {
                     if !ui.json {
-                        out(&chunk.delta)?;
+                        out(&masker.push(&chunk.delta))?;
                     }
                     answer.content.push_str(&chunk.delta);
                 }
@@ -120,6 +122,7 @@ pub async fn answer(
                 let shown = if ui.json {
                     "the answer is incomplete"
                 } else {
+                    out(&masker.finish())?;
                     if !answer.content.is_empty() {
                         out("\n")?;
                     }
@@ -133,8 +136,11 @@ pub async fn answer(
             }
         }
     }
-    if !ui.json && !answer.content.ends_with('\n') {
-        out("\n")?;
+    if !ui.json {
+        out(&masker.finish())?;
+        if !answer.content.ends_with('\n') {
+            out("\n")?;
+        }
     }
     app.report_usage(answer.usage);
     Ok(answer)
