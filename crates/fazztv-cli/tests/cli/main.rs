@@ -9,6 +9,7 @@ mod models;
 mod output;
 mod query;
 mod runs;
+mod secrets;
 mod tty;
 mod wire;
 
