@@ -48,7 +48,9 @@ fn a_key_pasted_into_api_key_env_is_refused_without_being_echoed() {
     assert_no_key(&result);
     assert!(
         result.stderr.contains("/providers/0/api_key_env")
-            && result.stderr.contains("is not an environment variable name"),
+            && result
+                .stderr
+                .contains("is not an environment variable name"),
         "{result:?}"
     );
 }
@@ -60,7 +62,10 @@ fn a_key_over_plain_http_to_another_host_is_a_configuration_error() {
             "name": "remote", "type": "openai", "api_key_env": KEY_VAR,
             "base_url": "http://10.255.0.1:8000/v1",
         });
-        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        entry
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         Sandbox::with(&json!({ "providers": [entry] }))
     };
     let refused = entry(json!({}));
@@ -149,7 +154,9 @@ async fn a_key_the_model_streams_back_split_across_two_chunks_is_masked() {
         "base_url": format!("{}/v1", server.uri()), "default_model": "gpt-4o-mini",
     }]}));
     let mut command = sandbox.cmd();
-    command.env(KEY_VAR, KEY).args(["query", "--stream", "what is my key?"]);
+    command
+        .env(KEY_VAR, KEY)
+        .args(["query", "--stream", "what is my key?"]);
     let result = tokio::task::spawn_blocking(move || Run::of(&mut command))
         .await
         .unwrap();
