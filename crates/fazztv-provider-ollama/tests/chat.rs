@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    CHAT_REPLY, CHAT_STREAM, STREAM_ERROR_LINE, THINKING_CHUNK, closed_port_url, json_body, ndjson,
+    CHAT_REPLY, CHAT_STREAM, STREAM_ERROR_LINE, THINKING_CHUNK, closed_port, json_body, ndjson,
     outcome, provider, provider_with,
 };
 use fazztv_core::{
@@ -14,7 +14,8 @@ use fazztv_core::{
 };
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
-use fazztv_testkit::{ScriptedResponse, ScriptedServer};
+use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer};
+use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -278,7 +279,8 @@ async fn bad_success_bodies_are_never_taken_for_an_answer() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_a_network_error_naming_the_address() {
-    let url = closed_port_url();
+    let closed = closed_port();
+    let url = closed.url();
     let error = provider(&url).chat(sky_request()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Network);
     assert!(error.message().contains(&url), "{error}");
@@ -442,12 +444,19 @@ async fn an_undecodable_line_is_a_protocol_error() {
 
 #[tokio::test]
 async fn slow_chunks_are_waited_for() {
-    let pieces = fazztv_testkit::split_at(CHAT_STREAM.as_bytes(), &[40, 300]);
-    let mut response = ScriptedResponse::new(200).header("content-type", "application/x-ndjson");
-    for piece in pieces {
-        response = response.chunk_after(Duration::from_millis(60), piece);
-    }
-    let (outcome, _server) = stream_from(response).await;
+    // Split inside lines too; every piece is sent only once the caller is waiting for it.
+    let pieces = fazztv_testkit::split_at(CHAT_STREAM.as_bytes(), &[40, 300, 301, 700]);
+    let gate = Gate::new();
+    let response = ScriptedResponse::new(200)
+        .header("content-type", "application/x-ndjson")
+        .chunks(pieces)
+        .gate_each_from(0, &gate);
+    let server = ScriptedServer::start([response]).await;
+    let started = provider(&server.base_url())
+        .chat_stream(sky_request())
+        .await
+        .map(|stream| gate.paced(stream, Duration::ZERO));
+    let outcome = outcome(started).await;
     assert_eq!(outcome.len(), 6);
     assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
 }
@@ -476,74 +485,34 @@ proptest! {
     }
 }
 
-/// A keep-alive HTTP/1.1 server that answers every request with `body` (chunked) and counts
-/// connections.
-async fn counting_server(
-    body: &'static str,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let connections = std::sync::Arc::new(AtomicUsize::new(0));
-    let counter = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    // One request: head, then a Content-Length body.
-                    let head_end = loop {
-                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break end + 4;
-                        }
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|line| line.strip_prefix("content-length:"))
-                        .map_or(0, |value| value.trim().parse().unwrap());
-                    while buffer.len() < head_end + length {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                        }
-                    }
-                    buffer.drain(..head_end + length);
-                    // Chunked, like Ollama; the terminating chunk comes a little later.
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n",
-                        body.len()
-                    );
-                    if socket.write_all(response.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    let response = "0\r\n\r\n";
-                    if socket.write_all(response.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, connections)
-}
-
 #[tokio::test]
 async fn consecutive_streams_reuse_the_connection() {
-    let (url, connections) = counting_server(CHAT_STREAM).await;
-    let provider = provider(&url);
-    for _ in 0..3 {
-        let outcome = stream_outcome(&provider, sky_request()).await;
-        assert_eq!(outcome.len(), 6);
-        assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
+    // Chunked like Ollama, with the end of the body sent only after the caller has the final
+    // chunk: the provider must go on reading after it to keep the connection.
+    let end = Gate::new();
+    let response = || ndjson(CHAT_STREAM, &[]).chunk_after_gate(&end, "");
+    let server = ScriptedServer::start([response(), response(), response()]).await;
+    let provider = provider(&server.base_url());
+    for round in 0..3 {
+        let mut stream = if round == 0 {
+            provider.chat_stream(sky_request()).await.unwrap()
+        } else {
+            server
+                .on_kept_connection(|| provider.chat_stream(sky_request()))
+                .await
+        };
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            if chunk.finish_reason.is_some() {
+                end.open();
+            }
+            chunks.push(chunk);
+        }
+        assert_eq!(chunks.len(), 6, "{chunks:?}");
+        // From here on only a connection the client kept can carry the next stream.
+        server.refuse_new_connections();
     }
-    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(server.hits(), 3);
+    assert_eq!(server.connections(), 1);
 }

@@ -10,7 +10,7 @@ use common::{
 use fazztv_core::{ErrorKind, ModelManager, Provider, ProviderConfig, PullProgress};
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
-use fazztv_testkit::{ScriptedResponse, ScriptedServer};
+use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer};
 use futures::StreamExt;
 use proptest::prelude::*;
 use wiremock::matchers::{body_json, method, path};
@@ -163,35 +163,53 @@ async fn a_cut_pull_is_an_error() {
     );
 }
 
+/// A pull is bounded by silence, not by its length (the request timeout would cut a download).
+/// The server's pacing is the test's: each line waits until the client has waited
+/// `TIMEOUT / 3` for it, so the four of them take longer than the timeout together while no
+/// silence comes near it.
 #[tokio::test]
-async fn pulls_outlive_the_request_timeout_but_not_silence() {
+async fn a_pull_that_keeps_reporting_progress_outlasts_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(1_500);
+    let gate = Gate::new();
     let steady = ScriptedResponse::new(200)
-        .chunk_after(Duration::ZERO, "{\"status\":\"pulling manifest\"}\n")
-        .chunk_after(
-            Duration::from_millis(250),
+        .chunks([
+            "{\"status\":\"pulling manifest\"}\n",
             "{\"status\":\"verifying sha256 digest\"}\n",
-        )
-        .chunk_after(
-            Duration::from_millis(250),
             "{\"status\":\"writing manifest\"}\n",
-        )
-        .chunk_after(Duration::from_millis(250), "{\"status\":\"success\"}\n");
-    let silent = ScriptedResponse::new(200)
-        .chunk_after(Duration::ZERO, "{\"status\":\"pulling manifest\"}\n")
-        .chunk_after(Duration::from_secs(3), "{\"status\":\"success\"}\n");
-    let server = ScriptedServer::start([steady, silent]).await;
+            "{\"status\":\"success\"}\n",
+        ])
+        .gate_each_from(0, &gate);
+    let server = ScriptedServer::start([steady]).await;
     let provider = provider_with(
         ProviderConfig::new("ollama")
             .with_base_url(server.base_url())
-            .with_timeout(Duration::from_millis(500)),
+            .with_timeout(TIMEOUT),
     );
-    // 750 ms in total, more than the 500 ms timeout, but never 500 ms without progress.
-    let outcome = pull(&provider, "llama3.2").await;
+    let started = provider
+        .pull_model("llama3.2")
+        .await
+        .map(|progress| gate.paced(progress, TIMEOUT / 3));
+    let outcome = outcome(started).await;
     assert_eq!(outcome.len(), 4, "{outcome:?}");
     assert!(outcome[3].as_ref().unwrap().is_success());
+}
 
+#[tokio::test]
+async fn a_pull_that_falls_silent_ends_with_a_timeout() {
+    // The first line, then nothing until the test is over.
+    let never = Gate::new();
+    let silent = ScriptedResponse::new(200)
+        .chunks(["{\"status\":\"pulling manifest\"}\n"])
+        .chunk_after_gate(&never, "{\"status\":\"success\"}\n");
+    let server = ScriptedServer::start([silent]).await;
+    let provider = provider_with(
+        ProviderConfig::new("ollama")
+            .with_base_url(server.base_url())
+            .with_timeout(Duration::from_millis(300)),
+    );
     let outcome = pull(&provider, "llama3.2").await;
     assert_eq!(outcome.len(), 2, "{outcome:?}");
+    assert_eq!(outcome[0], Ok(PullProgress::status("pulling manifest")));
     assert_eq!(outcome[1].as_ref().unwrap_err().0, ErrorKind::Timeout);
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{EMBED_REPLY, TAGS, closed_port_url, json_body, provider, provider_with};
+use common::{EMBED_REPLY, TAGS, closed_port, json_body, provider, provider_with};
 use fazztv_core::{
     Availability, EmbeddingRequest, ErrorKind, ModelCapability, Provider, ProviderConfig,
     UnavailableReason, Usage,
@@ -129,7 +129,8 @@ async fn a_version_answer_means_available() {
 
 #[tokio::test]
 async fn an_unreachable_server_is_reported_with_its_url() {
-    let url = closed_port_url();
+    let closed = closed_port();
+    let url = closed.url();
     let availability = provider(&url).check_availability().await;
     let Some(UnavailableReason::Unreachable {
         url: reported,

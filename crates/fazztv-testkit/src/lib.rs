@@ -4,26 +4,35 @@
 //! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share.
 //!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
-//! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, with a delay before any piece,
-//! and connections dropped abruptly mid-body (no terminating zero chunk) to simulate a reset.
-//! Responses are served from a script, in order, one per request, on as many keep-alive
-//! connections as the client opens. Every request is recorded for assertions.
+//! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, pieces (or the whole response)
+//! held back until the test opens a [`Gate`], and connections dropped abruptly mid-body (no
+//! terminating zero chunk) to simulate a reset. Responses are served from a script, in order,
+//! one per request, on as many keep-alive connections as the client opens. Every request is
+//! recorded for assertions.
+//!
+//! Timing is driven by signals, not by the clock: a test that needs "the rest of the body is
+//! not sent yet" gates it and opens the gate when it has seen what it wanted to see; a test
+//! that needs a server that keeps sending without ever falling silent for the client's timeout
+//! reads through [`Gate::paced`], which lets one gated piece through each time the client has
+//! waited for a while. Loopback sockets and a paused tokio clock do not mix (the clock jumps
+//! ahead while a task waits on a socket, tokio#4522), so these servers run on the real clock.
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use std::time::Duration;
-//! use fazztv_testkit::{ScriptedResponse, ScriptedServer, split_at};
+//! use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer, split_at};
 //!
 //! let body = b"data: {\"x\":1}\n\ndata: [DONE]\n\n";
+//! let rest = Gate::new();
 //! let server = ScriptedServer::start([
 //!     ScriptedResponse::new(200)
 //!         .header("content-type", "text/event-stream")
 //!         .chunks(split_at(body, &[7, 15]))
-//!         .delay_before(1, Duration::from_millis(50))
+//!         .gate_before(1, &rest)
 //!         .cut_after(2),
 //! ])
 //! .await;
-//! // point the client at server.base_url(), then:
+//! // point the client at server.base_url(), read the first piece, then:
+//! rest.open();
 //! assert_eq!(server.hits(), 1);
 //! # }
 //! ```
@@ -34,24 +43,146 @@ pub mod mock;
 pub mod provider;
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 /// Re-exported so tests can build chunks without depending on `bytes`.
 pub use bytes::Bytes;
+use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// Largest request head the server accepts; tests never need more.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// One piece of a response body, written as one HTTP chunk after an optional pause.
+/// How often [`ScriptedServer::on_kept_connection`] tries before it gives up.
+pub const KEPT_CONNECTION_ATTEMPTS: usize = 100;
+
+/// A signal from the test to the server: a gated step of a [`ScriptedResponse`] (its head or
+/// one of its chunks) waits until the gate is opened once for it.
+///
+/// Each [`open`](Gate::open) lets exactly one gated step through, whether that step is already
+/// waiting or reaches the gate later; openings are never lost. Clones share the gate, so one
+/// gate can pace several chunks (each takes one opening) or several responses.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    openings: Arc<Semaphore>,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self {
+            openings: Arc::new(Semaphore::new(0)),
+        }
+    }
+
+    /// Lets one gated step through.
+    pub fn open(&self) {
+        self.openings.add_permits(1);
+    }
+
+    /// Waits until the gate was opened for this step, and uses up that opening.
+    async fn pass(&self) {
+        // The semaphore is never closed, so acquiring only waits.
+        if let Ok(opening) = self.openings.acquire().await {
+            opening.forget();
+        }
+    }
+
+    /// Reads `stream` (the client's side of a response whose chunks wait on this gate) and
+    /// opens the gate once each time the reader has waited `pause` for the next item without
+    /// getting it; with a zero `pause`, each time the reader finds no item ready.
+    ///
+    /// The server's pacing then follows the client: a gated chunk is sent only while the client
+    /// is waiting, after it has waited `pause`. The silence the client sees before each gated
+    /// chunk is therefore at least `pause` (plus the loopback round trip), and a stream of `n`
+    /// gated chunks lasts at least `n × pause`: a test can make a stream outlast a timeout `t`
+    /// while no silence comes near `t` (say `pause = t / 3` and four gated chunks) without
+    /// measuring time.
+    pub fn paced<S: Stream>(&self, stream: S, pause: Duration) -> Paced<S> {
+        Paced {
+            inner: Box::pin(stream),
+            gate: self.clone(),
+            pause,
+            waited: None,
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Gates are equal when they are the same gate (clones of one another).
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.openings, &other.openings)
+    }
+}
+
+impl Eq for Gate {}
+
+/// A stream that opens a gate while its reader waits: see [`Gate::paced`].
+pub struct Paced<S> {
+    inner: Pin<Box<S>>,
+    gate: Gate,
+    pause: Duration,
+    /// Runs while the reader waits for an item; `None` once an item arrived.
+    waited: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> fmt::Debug for Paced<S> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Paced")
+            .field("gate", &self.gate)
+            .field("pause", &self.pause)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Stream> Stream for Paced<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Poll::Ready(item) = this.inner.as_mut().poll_next(cx) {
+                this.waited = None;
+                return Poll::Ready(item);
+            }
+            if this.pause.is_zero() {
+                this.gate.open();
+                return Poll::Pending;
+            }
+            let pause = this.pause;
+            let waited = this
+                .waited
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause)));
+            ready!(waited.as_mut().poll(cx));
+            this.waited = None;
+            this.gate.open();
+        }
+    }
+}
+
+/// One piece of a response body, written as one HTTP chunk after an optional pause and an
+/// optional gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
     /// Pause before this chunk is written (simulates a slow producer).
     pub delay: Duration,
+    /// A gate this chunk waits for (after its delay) before it is written.
+    pub gate: Option<Gate>,
     /// The bytes of the chunk. An empty chunk is skipped: on the wire it would end the body.
     pub bytes: Bytes,
 }
@@ -61,6 +192,7 @@ impl Chunk {
     pub fn new(bytes: impl Into<Bytes>) -> Self {
         Self {
             delay: Duration::ZERO,
+            gate: None,
             bytes: bytes.into(),
         }
     }
@@ -71,6 +203,7 @@ impl Chunk {
 pub struct ScriptedResponse {
     status: u16,
     headers: Vec<(String, String)>,
+    head_gate: Option<Gate>,
     chunks: Vec<Chunk>,
     cut_after: Option<usize>,
 }
@@ -81,6 +214,7 @@ impl ScriptedResponse {
         Self {
             status,
             headers: Vec::new(),
+            head_gate: None,
             chunks: Vec::new(),
             cut_after: None,
         }
@@ -113,6 +247,18 @@ impl ScriptedResponse {
     pub fn chunk_after(mut self, delay: Duration, bytes: impl Into<Bytes>) -> Self {
         self.chunks.push(Chunk {
             delay,
+            gate: None,
+            bytes: bytes.into(),
+        });
+        self
+    }
+
+    /// Appends one chunk sent once `gate` opens for it. An empty chunk only holds back what
+    /// follows, e.g. the end of the body.
+    pub fn chunk_after_gate(mut self, gate: &Gate, bytes: impl Into<Bytes>) -> Self {
+        self.chunks.push(Chunk {
+            delay: Duration::ZERO,
+            gate: Some(gate.clone()),
             bytes: bytes.into(),
         });
         self
@@ -122,6 +268,29 @@ impl ScriptedResponse {
     /// a mistake in the test.
     pub fn delay_before(mut self, index: usize, delay: Duration) -> Self {
         self.chunks[index].delay = delay;
+        self
+    }
+
+    /// Holds chunk `index` (0-based), and so everything after it, until `gate` opens for it.
+    /// Panics if there is no such chunk: that is a mistake in the test.
+    pub fn gate_before(mut self, index: usize, gate: &Gate) -> Self {
+        self.chunks[index].gate = Some(gate.clone());
+        self
+    }
+
+    /// Holds chunks `from..` (0-based), each until `gate` opens once for it: with
+    /// [`Gate::paced`] the client then receives them one by one, only while it waits.
+    pub fn gate_each_from(mut self, from: usize, gate: &Gate) -> Self {
+        for chunk in self.chunks.iter_mut().skip(from) {
+            chunk.gate = Some(gate.clone());
+        }
+        self
+    }
+
+    /// Holds the whole response, status line included, until `gate` opens for it: the client
+    /// waits for the response head meanwhile.
+    pub fn head_after_gate(mut self, gate: &Gate) -> Self {
+        self.head_gate = Some(gate.clone());
         self
     }
 
@@ -167,6 +336,8 @@ struct State {
     script: VecDeque<ScriptedResponse>,
     requests: Vec<RecordedRequest>,
     connections: usize,
+    refusing: bool,
+    refused: usize,
 }
 
 /// A loopback HTTP/1.1 server answering requests from a script, in order.
@@ -175,6 +346,10 @@ struct State {
 /// exhausted the server answers `599` with a plain-text explanation, so a test that makes more
 /// requests than it scripted fails loudly. Dropping the server stops it and closes its
 /// connections.
+///
+/// The last chunk of a body and the terminating zero chunk are written together, as a server
+/// that has the whole answer does, so a client that stops reading at an in-band end marker
+/// (`data: [DONE]`) finds the end of the body already received and can keep the connection.
 #[derive(Debug)]
 pub struct ScriptedServer {
     addr: SocketAddr,
@@ -191,15 +366,23 @@ impl ScriptedServer {
         let addr = listener.local_addr().expect("loopback address");
         let state = Arc::new(Mutex::new(State {
             script: script.into_iter().collect(),
-            requests: Vec::new(),
-            connections: 0,
+            ..State::default()
         }));
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             // Owned here so aborting this task also aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                lock(&shared).connections += 1;
+                {
+                    let mut state = lock(&shared);
+                    if state.refusing {
+                        // Counted before the socket closes, so the client's error comes after.
+                        state.refused += 1;
+                        drop(stream);
+                        continue;
+                    }
+                    state.connections += 1;
+                }
                 connections.spawn(serve_connection(stream, Arc::clone(&shared)));
                 // Reap finished connections so the set does not grow without bound.
                 while connections.try_join_next().is_some() {}
@@ -223,9 +406,66 @@ impl ScriptedServer {
         lock(&self.state).requests.len()
     }
 
-    /// How many TCP connections were accepted so far (keep-alive reuses one).
+    /// How many TCP connections were accepted and served so far (keep-alive reuses one);
+    /// refused connections are not counted.
     pub fn connections(&self) -> usize {
         lock(&self.state).connections
+    }
+
+    /// From now on every new connection is closed as soon as it is accepted, without reading
+    /// or answering anything, while the connections already open go on being served: a
+    /// request can only succeed on a connection the client kept.
+    pub fn refuse_new_connections(&self) {
+        lock(&self.state).refusing = true;
+    }
+
+    /// How many connections were closed unanswered since
+    /// [`refuse_new_connections`](Self::refuse_new_connections).
+    pub fn refused(&self) -> usize {
+        lock(&self.state).refused
+    }
+
+    /// After [`refuse_new_connections`](Self::refuse_new_connections): runs `attempt` until it
+    /// succeeds, which it can only do on a connection the client kept open from an earlier
+    /// exchange.
+    ///
+    /// A client puts a connection back into its pool a few task switches after the response
+    /// ended, so a request made right away may open a new connection instead; that one is
+    /// refused, the attempt fails without reaching the server and is made again. An attempt
+    /// that reached the server and failed all the same, or [`KEPT_CONNECTION_ATTEMPTS`] failed
+    /// attempts in a row, fails the test: no connection was kept.
+    pub async fn on_kept_connection<T, E, F, Fut>(&self, mut attempt: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: fmt::Debug,
+    {
+        assert!(
+            lock(&self.state).refusing,
+            "call refuse_new_connections first"
+        );
+        let mut last = None;
+        for _ in 0..KEPT_CONNECTION_ATTEMPTS {
+            let hits = self.hits();
+            match attempt().await {
+                Ok(value) => return value,
+                Err(error) => {
+                    // The request is recorded before it is answered, so this is settled.
+                    assert_eq!(
+                        self.hits(),
+                        hits,
+                        "the attempt reached the server and failed all the same: {error:?}"
+                    );
+                    last = Some(error);
+                    // Let the client's connection tasks run before the next attempt.
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        panic!(
+            "no kept connection answered: {KEPT_CONNECTION_ATTEMPTS} attempts opened new \
+             connections instead (last error: {last:?})"
+        );
     }
 
     /// Every request received so far, in arrival order.
@@ -357,6 +597,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Writes the response; `false` when the connection must not be reused (cut or broken).
 async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> bool {
+    if let Some(gate) = &response.head_gate {
+        gate.pass().await;
+    }
     let mut head = format!(
         "HTTP/1.1 {} {}\r\ntransfer-encoding: chunked\r\n",
         response.status,
@@ -369,13 +612,19 @@ async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> 
     if stream.write_all(head.as_bytes()).await.is_err() {
         return false;
     }
+    let last = response.chunks.len().checked_sub(1);
     for (index, chunk) in response.chunks.iter().enumerate() {
         if response.cut_after == Some(index) {
             return cut(stream).await;
         }
-        if !chunk.delay.is_zero() {
+        if !chunk.delay.is_zero() || chunk.gate.is_some() {
             let _ = stream.flush().await;
-            tokio::time::sleep(chunk.delay).await;
+            if !chunk.delay.is_zero() {
+                tokio::time::sleep(chunk.delay).await;
+            }
+            if let Some(gate) = &chunk.gate {
+                gate.pass().await;
+            }
         }
         if chunk.bytes.is_empty() {
             continue;
@@ -383,8 +632,15 @@ async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> 
         let mut frame = format!("{:x}\r\n", chunk.bytes.len()).into_bytes();
         frame.extend_from_slice(&chunk.bytes);
         frame.extend_from_slice(b"\r\n");
+        let ends_the_body = Some(index) == last && response.cut_after.is_none();
+        if ends_the_body {
+            frame.extend_from_slice(b"0\r\n\r\n");
+        }
         if stream.write_all(&frame).await.is_err() {
             return false;
+        }
+        if ends_the_body {
+            return stream.flush().await.is_ok();
         }
     }
     if response.cut_after.is_some() {
@@ -419,6 +675,8 @@ fn reason(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
 
     #[test]
@@ -501,18 +759,203 @@ mod tests {
         assert_eq!(server.connections(), 2);
     }
 
+    /// Lets the server and the client run for a while and checks `future` is still waiting.
+    /// (A bug could only make this pass by luck, never fail a correct server.)
+    async fn assert_still_waiting<F: Future + Unpin>(future: &mut F, what: &str) {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+            assert!(
+                futures::poll!(&mut *future).is_pending(),
+                "{what} arrived before its gate opened"
+            );
+        }
+    }
+
     #[tokio::test]
-    async fn delays_hold_back_later_chunks() {
+    async fn a_gated_chunk_is_sent_only_after_the_test_opens_its_gate() {
+        let rest = Gate::new();
         let server = ScriptedServer::start([ScriptedResponse::new(200)
-            .chunks(["fast"])
-            .chunk_after(Duration::from_millis(300), "slow")])
+            .chunks(["first", "rest"])
+            .gate_before(1, &rest)])
         .await;
         let mut response = reqwest::get(server.base_url()).await.unwrap();
-        let started = std::time::Instant::now();
-        assert_eq!(response.chunk().await.unwrap().unwrap(), "fast");
-        assert!(started.elapsed() < Duration::from_millis(250));
-        assert_eq!(response.chunk().await.unwrap().unwrap(), "slow");
-        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!(response.chunk().await.unwrap().unwrap(), "first");
+        let mut next = Box::pin(response.chunk());
+        assert_still_waiting(&mut next, "the gated chunk").await;
+        rest.open();
+        assert_eq!(next.await.unwrap().unwrap(), "rest");
         assert_eq!(response.chunk().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn each_opening_lets_exactly_one_gated_chunk_through() {
+        let gate = Gate::new();
+        // Opened before the server gets there: the opening is kept for the first gated chunk.
+        gate.open();
+        let server = ScriptedServer::start([ScriptedResponse::new(200)
+            .chunks(["a", "b", "c"])
+            .gate_each_from(0, &gate)])
+        .await;
+        let mut response = reqwest::get(server.base_url()).await.unwrap();
+        assert_eq!(response.chunk().await.unwrap().unwrap(), "a");
+        let mut next = Box::pin(response.chunk());
+        assert_still_waiting(&mut next, "the second gated chunk").await;
+        gate.open();
+        assert_eq!(next.await.unwrap().unwrap(), "b");
+        gate.open();
+        assert_eq!(response.chunk().await.unwrap().unwrap(), "c");
+        assert_eq!(response.chunk().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_gated_head_holds_back_the_whole_response() {
+        let gate = Gate::new();
+        let server =
+            ScriptedServer::start(
+                [ScriptedResponse::with_body(200, "late").head_after_gate(&gate)],
+            )
+            .await;
+        let client = reqwest::Client::new();
+        let mut sent = Box::pin(client.get(server.base_url()).send());
+        assert_still_waiting(&mut sent, "the response head").await;
+        gate.open();
+        assert_eq!(sent.await.unwrap().text().await.unwrap(), "late");
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_paced_reader_gets_every_gated_chunk_each_after_waiting_the_pause() {
+        let pause = Duration::from_millis(20);
+        let gate = Gate::new();
+        let server = ScriptedServer::start([ScriptedResponse::new(200)
+            .chunks(["a", "b", "c", "d"])
+            .gate_each_from(1, &gate)])
+        .await;
+        let response = reqwest::get(server.base_url()).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let chunks: Vec<Bytes> = gate
+            .paced(response.bytes_stream(), pause)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(chunks.concat(), b"abcd");
+        // A lower bound only: three gated chunks, each sent after the reader waited `pause`.
+        assert!(started.elapsed() >= pause * 3);
+    }
+
+    #[tokio::test]
+    async fn a_paced_reader_with_no_pause_opens_the_gate_whenever_it_waits() {
+        let gate = Gate::new();
+        let server = ScriptedServer::start([ScriptedResponse::new(200)
+            .chunks(split_at(b"0123456789", &[1, 2, 3, 5, 8]))
+            .gate_each_from(0, &gate)])
+        .await;
+        let response = reqwest::get(server.base_url()).await.unwrap();
+        let chunks: Vec<Bytes> = gate
+            .paced(response.bytes_stream(), Duration::ZERO)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(chunks.concat(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn a_delay_holds_back_its_chunk_for_at_least_the_delay() {
+        let delay = Duration::from_millis(50);
+        let server = ScriptedServer::start([ScriptedResponse::new(200)
+            .chunks(["fast"])
+            .chunk_after(delay, "slow")])
+        .await;
+        let started = tokio::time::Instant::now();
+        let mut response = reqwest::get(server.base_url()).await.unwrap();
+        assert_eq!(response.chunk().await.unwrap().unwrap(), "fast");
+        assert_eq!(response.chunk().await.unwrap().unwrap(), "slow");
+        // A lower bound only, which is all a delay promises.
+        assert!(started.elapsed() >= delay);
+        assert_eq!(response.chunk().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_the_body_is_sent_together_with_the_last_chunk() {
+        let server =
+            ScriptedServer::start([ScriptedResponse::new(200).chunks(["one", "last"])]).await;
+        let mut socket = TcpStream::connect(server.addr()).await.unwrap();
+        socket
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut reads = Vec::new();
+        while !received.ends_with(b"0\r\n\r\n") {
+            let mut buffer = [0u8; 4096];
+            let read = socket.read(&mut buffer).await.unwrap();
+            assert_ne!(read, 0, "the body never ended: {received:?}");
+            received.extend_from_slice(&buffer[..read]);
+            reads.push(buffer[..read].to_vec());
+        }
+        let last = reads.iter().find(|read| find(read, b"last").is_some());
+        assert!(
+            last.is_some_and(|read| read.ends_with(b"last\r\n0\r\n\r\n")),
+            "the last chunk came without the end of the body: {reads:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_connections_close_unanswered_while_a_kept_one_is_served() {
+        let server = ScriptedServer::start([
+            ScriptedResponse::with_body(200, "first"),
+            ScriptedResponse::with_body(200, "kept"),
+        ])
+        .await;
+        let client = reqwest::Client::new();
+        let first = client.get(server.base_url()).send().await.unwrap();
+        assert_eq!(first.text().await.unwrap(), "first");
+        server.refuse_new_connections();
+
+        let fresh = reqwest::Client::new();
+        assert!(fresh.get(server.base_url()).send().await.is_err());
+        assert_eq!(server.refused(), 1);
+
+        let kept = server
+            .on_kept_connection(|| client.get(server.base_url()).send())
+            .await;
+        assert_eq!(kept.text().await.unwrap(), "kept");
+        assert_eq!(server.hits(), 2, "refused connections record no request");
+        assert_eq!(server.connections(), 1);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the attempt reached the server and failed all the same")]
+    async fn waiting_for_a_kept_connection_does_not_retry_a_request_the_server_answered() {
+        let server = ScriptedServer::start([
+            ScriptedResponse::with_body(200, "first"),
+            ScriptedResponse::with_body(500, "broken"),
+            ScriptedResponse::with_body(200, "would hide the failure"),
+        ])
+        .await;
+        let client = reqwest::Client::new();
+        let first = client.get(server.base_url()).send().await.unwrap();
+        assert_eq!(first.text().await.unwrap(), "first");
+        server.refuse_new_connections();
+        server
+            .on_kept_connection(|| async {
+                client
+                    .get(server.base_url())
+                    .send()
+                    .await?
+                    .error_for_status()
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "no kept connection answered")]
+    async fn waiting_for_a_kept_connection_fails_when_the_client_kept_none() {
+        let server = ScriptedServer::start([ScriptedResponse::with_body(200, "never")]).await;
+        server.refuse_new_connections();
+        let client = reqwest::Client::new();
+        server
+            .on_kept_connection(|| client.get(server.base_url()).send())
+            .await;
     }
 }

@@ -1,5 +1,9 @@
 //! Checks shared by the provider test suites: an empty environment, draining a stream, running
-//! a future from a property test, the key-leak check, and the registration lookup and setup.
+//! a future from a property test, the key-leak check, the registration lookup and setup, and a
+//! loopback port that refuses connections.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
     ChatChunk, ChatStream, Environment, Error, ProviderConfig, ProviderContext,
@@ -74,10 +78,116 @@ pub fn example_setup(
     (config, context)
 }
 
-/// `http://127.0.0.1:PORT` where nothing listens: a port bound, then released.
-pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let port = listener.local_addr().expect("local address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+/// Asserts `wait` is the time from some instant between `before` and `after` until `due`: what
+/// a provider computes from a `Retry-After` date `due` when it reads its clock during a call
+/// made between the test's two clock readings. No margin: only the readings around the call.
+pub fn assert_wait_until_due(
+    wait: Duration,
+    due: SystemTime,
+    before: SystemTime,
+    after: SystemTime,
+) {
+    let longest = due.duration_since(before).unwrap_or_default();
+    let shortest = due.duration_since(after).unwrap_or_default();
+    assert!(
+        shortest <= wait && wait <= longest,
+        "the wait {wait:?} is not the time until the date (between {shortest:?} and {longest:?})"
+    );
+}
+
+/// A loopback port that refuses connections for as long as this guard lives.
+///
+/// The guard holds a TCP socket bound to the port that never listens: connecting to it gets
+/// `ECONNREFUSED`, and since the port stays bound (without `SO_REUSEADDR`), no other test can
+/// bind it and start answering in the meantime — which a port bound and released at once
+/// cannot promise. Keep the guard alive while anything may connect to [`url`](Self::url).
+#[derive(Debug)]
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
+}
+
+impl ClosedPort {
+    /// Binds a fresh loopback port without listening on it.
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .expect("bind a loopback port");
+        let addr = socket.local_addr().expect("local address");
+        Self {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A loopback port where nothing listens, refusing connections while the guard lives: see
+/// [`ClosedPort`].
+pub fn closed_port() -> ClosedPort {
+    ClosedPort::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn a_wait_until_a_date_is_bounded_by_the_clock_readings_around_the_call() {
+        let before = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let after = before + Duration::from_millis(1_500);
+        let due = before + Duration::from_secs(30);
+        assert_wait_until_due(Duration::from_secs(30), due, before, after);
+        assert_wait_until_due(Duration::from_millis(28_500), due, before, after);
+        let outside = std::panic::catch_unwind(|| {
+            assert_wait_until_due(Duration::from_secs(28), due, before, after);
+        });
+        assert!(
+            outside.is_err(),
+            "a wait shorter than the latest reading allows"
+        );
+    }
+
+    #[test]
+    fn closed_port_refuses_connections_while_the_guard_lives() {
+        let closed = closed_port();
+        assert_eq!(closed.url(), format!("http://127.0.0.1:{}", closed.port()));
+        for _ in 0..3 {
+            let error = std::net::TcpStream::connect(closed.addr()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ConnectionRefused, "{error}");
+        }
+    }
+
+    #[test]
+    fn no_one_else_can_take_a_closed_port_while_the_guard_lives() {
+        let closed = closed_port();
+        // std's listener sets SO_REUSEADDR, as tokio's and most servers' do.
+        let error = std::net::TcpListener::bind(closed.addr()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::AddrInUse, "{error}");
+        let other = closed_port();
+        assert_ne!(other.port(), closed.port());
+    }
 }

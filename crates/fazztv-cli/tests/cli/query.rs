@@ -284,9 +284,8 @@ fn the_readme_command_falls_back_offline() {
 fn without_any_configuration_keys_or_ollama_every_provider_says_what_it_needs() {
     // The built-in default (openrouter, openai, ollama) with no keys and Ollama pointed at a
     // closed loopback port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed = fazztv_testkit::provider::closed_port();
+    let port = closed.port();
     let sandbox = Sandbox::empty();
     let result = Run::of(
         sandbox

@@ -5,7 +5,7 @@
 
 use fazztv_testkit::fixtures;
 use fazztv_testkit::mock::json_response;
-use fazztv_testkit::provider::closed_port_url;
+use fazztv_testkit::provider::closed_port;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -390,7 +390,8 @@ async fn when_openai_rejects_the_key_and_ollama_is_down_each_attempt_is_listed()
         .respond_with(json_response(401, fixtures::OPENAI_INVALID_API_KEY))
         .mount(&openai_server)
         .await;
-    let closed = closed_port_url();
+    let port = closed_port();
+    let closed = port.url();
     let sandbox = providers(&[
         openai("openai", &openai_server.uri()),
         ollama("ollama", &closed),
@@ -443,8 +444,10 @@ async fn providers_says_which_variable_key_or_url_is_wrong() {
         json_response(200, r#"{"version": "0.5.1"}"#),
     )
     .await;
-    let closed = closed_port_url();
-    let mut keyless = openai("keyless", "http://127.0.0.1:9");
+    let port = closed_port();
+    let closed = port.url();
+    // Never contacted (it has no key), but pointed where nothing answers all the same.
+    let mut keyless = openai("keyless", &closed);
     keyless["api_key_env"] = json!("FAZZTV_TEST_UNSET_KEY");
     let sandbox = providers(&[
         keyless,
@@ -804,7 +807,8 @@ async fn moderate_shows_openais_verdict_and_scores() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_openai_server_is_named_in_a_hint() {
     // The transport error does not name the URL (it could carry credentials), so the hint does.
-    let closed = closed_port_url();
+    let port = closed_port();
+    let closed = port.url();
     let sandbox = providers(&[openai("openai", &closed)]);
     let run = fazztv_keyed(&sandbox, &["query", "hi"]).await;
     insta::assert_snapshot!(transcript(&run, &[(&closed, "http://[closed]")]), @r#"
@@ -1213,7 +1217,8 @@ async fn embed_falls_back_visibly_when_openrouter_has_no_credits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ollama_commands_name_the_server_that_is_down_and_pass_on_http_errors() {
-    let closed = closed_port_url();
+    let port = closed_port();
+    let closed = port.url();
     let server = MockServer::start().await;
     // `ollama.md` §3.3: with `stream: false` an unknown model is an HTTP error instead.
     serve(

@@ -10,7 +10,7 @@ use {
 
 use fazztv_core::{ErrorKind, ProviderConfig};
 use fazztv_provider_ollama::OllamaProvider;
-pub use fazztv_testkit::provider::{closed_port_url, no_env};
+pub use fazztv_testkit::provider::{closed_port, no_env};
 use futures::{Stream, StreamExt};
 
 /// A provider pointed at `base_url`, with an empty environment.

@@ -8,9 +8,9 @@ use fazztv_core::{
     Usage,
 };
 use fazztv_provider_openai::OpenAiProvider;
-use fazztv_testkit::fixtures;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
-use fazztv_testkit::provider::{example_setup, registration};
+use fazztv_testkit::provider::{assert_wait_until_due, closed_port, example_setup, registration};
+use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer, fixtures};
 use serde_json::{Value, json};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -237,7 +237,9 @@ async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
         .unwrap_err();
     assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
 
-    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+    let before = SystemTime::now();
+    let date = httpdate::fmt_http_date(before + Duration::from_secs(30));
+    let due = httpdate::parse_http_date(&date).unwrap();
     let server = server_with(
         "chat/completions",
         json_response(503, "{}").insert_header("retry-after", date.as_str()),
@@ -248,11 +250,9 @@ async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
         .query("hi", GenerationOptions::default())
         .await
         .unwrap_err();
+    let after = SystemTime::now();
     let wait = error.retry_after().expect("an HTTP-date hint");
-    assert!(
-        wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
-        "{wait:?}"
-    );
+    assert_wait_until_due(wait, due, before, after);
 }
 
 #[tokio::test]
@@ -413,32 +413,14 @@ async fn availability_distinguishes_missing_rejected_and_unreachable() {
         "{availability:?}"
     );
 
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let url = format!("http://{closed}/v1");
+    let closed = closed_port();
+    let url = format!("{}/v1", closed.url());
     let availability = provider(config(&url)).check_availability().await;
     assert!(
         matches!(availability.reason(), Some(UnavailableReason::Unreachable { url: reported, .. }) if *reported == url),
         "{availability:?}"
     );
     assert_no_key(&format!("{availability:?} {availability}"));
-
-    let slow = server_with(
-        "models",
-        json_response(200, fixtures::OPENAI_MODELS).set_delay(Duration::from_secs(5)),
-    )
-    .await;
-    let started = std::time::Instant::now();
-    let availability = provider(config(&base(&slow)).with_timeout(Duration::from_millis(200)))
-        .check_availability()
-        .await;
-    assert!(
-        matches!(availability.reason(), Some(UnavailableReason::Unreachable { message, .. }) if message.contains("timed out")),
-        "{availability:?}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(2));
 
     let server = MockServer::start().await;
     let keyless = ProviderConfig::new("openai").with_base_url(base(&server));
@@ -456,6 +438,26 @@ async fn availability_distinguishes_missing_rejected_and_unreachable() {
     assert_eq!(error.kind(), ErrorKind::Configuration);
     assert!(error.message().contains("OPENAI_API_KEY"), "{error}");
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_availability_probe_without_an_answer_times_out_as_unreachable() {
+    // The server takes the request and never answers it while the test runs.
+    let never = Gate::new();
+    let silent = ScriptedServer::start([
+        ScriptedResponse::with_body(200, fixtures::OPENAI_MODELS).head_after_gate(&never)
+    ])
+    .await;
+    let url = format!("{}/v1", silent.base_url());
+    let availability = provider(config(&url).with_timeout(Duration::from_millis(200)))
+        .check_availability()
+        .await;
+    assert!(
+        matches!(availability.reason(), Some(UnavailableReason::Unreachable { url: reported, message }) if *reported == url && message.contains("timed out")),
+        "{availability:?}"
+    );
+    assert_eq!(silent.requests()[0].path, "/v1/models");
+    assert_no_key(&format!("{availability:?} {availability}"));
 }
 
 #[tokio::test]
@@ -508,12 +510,14 @@ async fn base_url_comes_from_config_then_openai_base_url_then_the_default() {
     assert_eq!(from_env.list_models().await.unwrap().len(), 3);
     assert_bearer(&only_request(&server).await);
 
+    // Only parsed, never connected to; still a port where nothing answers.
+    let closed = closed_port();
     let configured = OpenAiProvider::with_environment(
-        ProviderConfig::new("openai").with_base_url("http://127.0.0.1:9/v1/"),
+        ProviderConfig::new("openai").with_base_url(format!("{}/v1/", closed.url())),
         &environment,
     )
     .unwrap();
-    assert_eq!(configured.base_url(), "http://127.0.0.1:9/v1");
+    assert_eq!(configured.base_url(), format!("{}/v1", closed.url()));
     let default =
         OpenAiProvider::with_environment(ProviderConfig::new("openai"), &no_env()).unwrap();
     assert_eq!(default.base_url(), "https://api.openai.com/v1");
@@ -551,7 +555,8 @@ async fn the_key_never_appears_in_debug_output() {
         .await
         .unwrap_err();
     assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
-    let unreachable = crate::provider(crate::config("http://127.0.0.1:9/v1"))
+    let closed = closed_port();
+    let unreachable = crate::provider(crate::config(&format!("{}/v1", closed.url())))
         .query("hi", GenerationOptions::default())
         .await
         .unwrap_err();

@@ -1,12 +1,12 @@
 //! SSE streaming against the testkit server: real transcripts, re-chunked, slow, cut.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fazztv_core::{
     ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
 };
 use fazztv_testkit::provider::block_on;
-use fazztv_testkit::{Bytes, ScriptedResponse, ScriptedServer, fixtures, split_at};
+use fazztv_testkit::{Bytes, Gate, ScriptedResponse, ScriptedServer, fixtures, split_at};
 use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -96,31 +96,31 @@ async fn the_recorded_tool_call_stream_ends_with_tool_calls_and_usage() {
     );
 }
 
+/// Where each event of the text transcript after the role preamble starts: "I'm", " unable",
+/// " to help.", the finish reason, the usage and `[DONE]`.
+fn text_event_starts() -> Vec<usize> {
+    fixtures::OPENAI_TEXT_STREAM
+        .match_indices("\n\ndata: ")
+        .map(|(at, _)| at + 2)
+        .collect()
+}
+
 #[tokio::test]
 async fn chunks_reach_the_caller_before_the_rest_of_the_stream_is_sent() {
     let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
-    let second_content = fixtures::OPENAI_TEXT_STREAM.find("\n\ndata: ").unwrap() + 2;
-    let third = second_content
-        + fixtures::OPENAI_TEXT_STREAM[second_content..]
-            .find("\n\ndata: ")
-            .unwrap()
-        + 2;
-    let pieces = split_at(body, &[third]);
-    let response = sse(pieces).delay_before(1, Duration::from_millis(400));
+    // The preamble and "I'm"; the rest waits until the caller has "I'm".
+    let rest = Gate::new();
+    let response = sse(split_at(body, &text_event_starts()[1..2])).gate_before(1, &rest);
     let server = ScriptedServer::start([response]).await;
-    let provider = provider(config(&base(&server)));
-    let started = Instant::now();
+    // A first chunk held back until more arrives would end in this timeout, not hang the suite.
+    let provider = provider(config(&base(&server)).with_timeout(Duration::from_secs(10)));
     let mut stream = provider.chat_stream(request()).await.unwrap();
     let first = stream.next().await.unwrap().unwrap();
-    assert_eq!(first.delta, "I'm");
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "first chunk was held back"
-    );
+    assert_eq!(first, expected_text_stream()[0]);
+    rest.open();
     let (rest, error) = drain(stream).await;
     assert!(error.is_none(), "{error:?}");
-    assert!(started.elapsed() >= Duration::from_millis(400));
-    assert_eq!(rest.len(), 3);
+    assert_eq!(rest, expected_text_stream()[1..].to_vec());
 }
 
 #[tokio::test]
@@ -237,12 +237,18 @@ async fn a_finished_stream_returns_its_connection_to_the_pool() {
     let server =
         ScriptedServer::start([sse(split_at(body, &[900])), sse(split_at(body, &[300]))]).await;
     let provider = provider(config(&base(&server)));
-    for _ in 0..2 {
-        let (chunks, error) = drain(provider.chat_stream(request()).await.unwrap()).await;
-        assert!(error.is_none(), "{error:?}");
-        assert_eq!(chunks, expected_text_stream());
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
+    let (chunks, error) = drain(provider.chat_stream(request()).await.unwrap()).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(chunks, expected_text_stream());
+
+    // From here on only a connection the client kept can carry the second stream.
+    server.refuse_new_connections();
+    let stream = server
+        .on_kept_connection(|| provider.chat_stream(request()))
+        .await;
+    let (chunks, error) = drain(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(chunks, expected_text_stream());
     assert_eq!(server.hits(), 2);
     assert_eq!(
         server.connections(),
@@ -251,45 +257,47 @@ async fn a_finished_stream_returns_its_connection_to_the_pool() {
     );
 }
 
-/// The configured timeout bounds silence, not the length of a stream: a generation that keeps
-/// sending runs past it, one that stalls is cut after it (reliability rule 7).
+/// The configured timeout bounds silence, not the length of a stream (reliability rule 7): a
+/// generation that keeps sending runs past it.
+///
+/// The server's pacing is the test's: each event after the headers waits until the client has
+/// waited `TIMEOUT / 3` for it, so the four of them take longer than the timeout together
+/// while no silence comes near it.
 #[tokio::test]
-async fn the_timeout_bounds_silence_not_the_length_of_a_stream() {
+async fn a_stream_that_keeps_sending_outlasts_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(1_500);
     let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
-    let events: Vec<usize> = fixtures::OPENAI_TEXT_STREAM
-        .match_indices("\n\ndata: ")
-        .map(|(at, _)| at + 2)
-        .collect();
-    let timeout = Duration::from_millis(300);
-    let config = |server: &ScriptedServer| config(&base(server)).with_timeout(timeout);
-
-    // Every event 200 ms after the last: 1 s in all, never 300 ms of silence.
-    let mut steady = sse(split_at(body, &events));
-    for index in 1..=events.len() {
-        steady = steady.delay_before(index, Duration::from_millis(200));
-    }
-    let server = ScriptedServer::start([steady]).await;
-    let started = Instant::now();
-    let stream = provider(config(&server))
+    let starts = text_event_starts();
+    // One piece per chunk the caller gets: "I'm" (with the preamble), " unable", " to help.",
+    // and the finish reason, usage and [DONE] that make the final chunk.
+    let pieces = split_at(body, &[starts[1], starts[2], starts[3]]);
+    let gate = Gate::new();
+    let server = ScriptedServer::start([sse(pieces).gate_each_from(0, &gate)]).await;
+    let stream = provider(config(&base(&server)).with_timeout(TIMEOUT))
         .chat_stream(request())
         .await
         .unwrap();
-    let (chunks, error) = drain(stream).await;
+    let (chunks, error) = drain(Box::pin(gate.paced(stream, TIMEOUT / 3))).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(chunks, expected_text_stream());
-    assert!(
-        started.elapsed() > timeout * 2,
-        "the stream really outlasted the timeout"
-    );
+}
 
-    // A stall longer than the timeout after the first content.
-    let stalled = sse(split_at(body, &events[..2])).delay_before(2, Duration::from_secs(2));
+/// ... and one that falls silent for longer than the timeout is cut after it.
+#[tokio::test]
+async fn a_stream_that_stalls_after_its_first_content_is_cut_by_the_timeout() {
+    let body = fixtures::OPENAI_TEXT_STREAM.as_bytes();
+    let starts = text_event_starts();
+    // The preamble and "I'm", then nothing until the test is over.
+    let never = Gate::new();
+    let stalled = sse(split_at(body, &starts[1..2])).gate_before(1, &never);
     let server = ScriptedServer::start([stalled]).await;
-    let stream = provider(config(&server))
+    let stream = provider(config(&base(&server)).with_timeout(Duration::from_millis(300)))
         .chat_stream(request())
         .await
         .unwrap();
     let (chunks, error) = drain(stream).await;
-    assert!(!chunks.is_empty());
-    assert_eq!(error.unwrap().kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(chunks, expected_text_stream()[..1].to_vec());
+    let error = error.expect("a stalled stream must fail");
+    assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+    assert_eq!(error.request_id(), Some("req_stream"));
 }

@@ -1,13 +1,13 @@
 //! SSE streaming against the testkit server: OpenRouter's comments, usage chunk and mid-stream
 //! errors, re-chunked, slow and cut.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fazztv_core::{
     ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
 };
 use fazztv_testkit::provider::block_on;
-use fazztv_testkit::{Bytes, ScriptedResponse, ScriptedServer, fixtures, split_at};
+use fazztv_testkit::{Bytes, Gate, ScriptedResponse, ScriptedServer, fixtures, split_at};
 use futures::StreamExt;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -71,14 +71,23 @@ async fn comments_are_skipped_and_usage_arrives_on_the_final_chunk() {
 async fn keep_alive_comments_before_the_first_token_do_not_end_or_delay_the_stream() {
     let body = fixtures::OPENROUTER_STREAM;
     let ends = event_ends(body);
-    // Both comments, then a pause as during a provider cold start, then the answer.
-    let response =
-        sse(split_at(body.as_bytes(), &ends)).delay_before(2, Duration::from_millis(300));
-    let started = Instant::now();
-    let (chunks, error, _server) = stream_from(response).await;
+    // Both comments, then silence as during a provider cold start: the answer is sent only
+    // once the client has waited for it a while.
+    let answer = Gate::new();
+    let response = sse(split_at(body.as_bytes(), &ends)).gate_before(2, &answer);
+    let server = ScriptedServer::start([response]).await;
+    let provider = provider(config(&format!("{}/api/v1", server.base_url())));
+    let request =
+        ChatRequest::from_prompt("Hi").with_options(GenerationOptions::with_model("openai/gpt-4o"));
+    let mut stream = provider.chat_stream(request).await.unwrap();
+    assert!(
+        futures::poll!(stream.next()).is_pending(),
+        "only comments arrived: the stream must wait, neither end nor fail"
+    );
+    let paced = answer.paced(stream, Duration::from_millis(100));
+    let (chunks, error) = drain(Box::pin(paced)).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(chunks, expected());
-    assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
 #[tokio::test]
@@ -156,20 +165,20 @@ async fn an_error_status_on_a_stream_request_fails_before_any_chunk() {
 async fn the_first_chunk_is_delivered_while_the_rest_is_still_in_flight() {
     let body = fixtures::OPENROUTER_STREAM;
     let ends = event_ends(body);
-    let response =
-        sse(split_at(body.as_bytes(), &ends)).delay_before(3, Duration::from_millis(400));
+    // Both comments and "Hello"; the rest waits until the caller has "Hello".
+    let rest = Gate::new();
+    let response = sse(split_at(body.as_bytes(), &ends)).gate_before(3, &rest);
     let server = ScriptedServer::start([response]).await;
-    let provider = provider(config(&format!("{}/api/v1", server.base_url())));
-    let started = Instant::now();
+    // A first chunk held back until more arrives would end in this timeout, not hang the suite.
+    let provider = provider(
+        config(&format!("{}/api/v1", server.base_url())).with_timeout(Duration::from_secs(10)),
+    );
     let mut stream = provider
         .chat_stream(ChatRequest::from_prompt("Hi"))
         .await
         .unwrap();
     assert_eq!(stream.next().await.unwrap().unwrap().delta, "Hello");
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "the first chunk was held back"
-    );
+    rest.open();
     let (rest, error) = drain(stream).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(rest.len(), 2);
