@@ -3,7 +3,7 @@
 //! Run once per feature: `cargo test -p fazztv-tests --no-default-features --features <f>`.
 
 use fazztv::{ConfigOrigin, Registry};
-use tokio as _;
+use {fazztv_testkit as _, tokio as _};
 
 fn selected() -> Vec<&'static str> {
     let mut ids = Vec::new();

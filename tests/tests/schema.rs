@@ -2,7 +2,7 @@
 #![cfg(feature = "all-providers")]
 
 use fazztv::Registry;
-use tokio as _;
+use {fazztv_testkit as _, tokio as _};
 
 #[test]
 fn committed_schema_is_fresh() {

@@ -6,15 +6,12 @@ use fazztv::{ConfigOrigin, Environment, ManagerSettings, ProviderManager, QueryO
 
 const SENTINEL: &str = "sk-SENTINEL-do-not-leak-4242";
 
-/// A loopback port with nothing listening.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn no_provider_leaks_its_key() {
-    let port = closed_port();
+    // Bound but never listening: connections are refused, and no other test can take the
+    // port while `closed` lives.
+    let closed = fazztv_testkit::provider::closed_port();
+    let port = closed.port();
     let discovered = Registry::discover().unwrap();
     let mut providers = Vec::new();
     for registration in discovered.provider_types() {

@@ -3,7 +3,7 @@
 #![cfg(feature = "all-providers")]
 
 use fazztv::{ConfigOrigin, Environment, ModelCapability, Registry, UnavailableReason};
-use serde_json as _;
+use {fazztv_testkit as _, serde_json as _};
 
 const SEED_CONFIG: &str = r#"{
   "providers": [

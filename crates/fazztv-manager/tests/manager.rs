@@ -435,7 +435,8 @@ async fn load_balancing_still_falls_back() {
     assert_eq!(stats.fallbacks, 10);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On a paused clock: the scripted delays order completions without waiting in real time.
+#[tokio::test(start_paused = true)]
 async fn batch_keeps_input_order_bounds_concurrency_and_keeps_failures() {
     let a = Arc::new(Scripted::new("a").delay_by_prompt());
     let m = manager(

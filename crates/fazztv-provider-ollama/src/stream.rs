@@ -329,7 +329,7 @@ mod tests {
         assert!(error.message().contains("undecodable line"), "{error}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn idle_streams_time_out() {
         let silent: Lines = Box::pin(futures::stream::pending());
         let items = collect(idle_timeout(silent, Duration::from_millis(20), "o".into())).await;
