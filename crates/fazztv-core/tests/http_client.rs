@@ -8,7 +8,6 @@ use futures as _;
 use httpdate as _;
 use inventory as _;
 use proptest as _;
-use reqwest as _;
 use schemars as _;
 use secrecy as _;
 use serde as _;
@@ -68,29 +67,20 @@ async fn the_shared_client_never_retries_a_refused_http2_stream() {
     );
 }
 
-/// A server that answers every connection with `head` and then `body`, written as is.
-async fn raw_server(
-    head: &'static str,
-    body: impl Fn(&mut tokio::net::TcpStream) -> BodyWriter + Send + Sync + 'static,
-) -> String {
+/// The response to a GET from a server that answers with `head` and then `body`, written
+/// as is.
+async fn response_of(head: &'static str, body: BodyWriter) -> reqwest::Response {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
-    let body = Arc::new(body);
     tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                if !read_request_head(&mut socket).await
-                    || socket.write_all(head.as_bytes()).await.is_err()
-                {
-                    return;
-                }
-                let writer = body(&mut socket);
-                writer.run(socket).await;
-            });
+        let Ok((mut socket, _)) = listener.accept().await else {
+            return;
+        };
+        if read_request_head(&mut socket).await && socket.write_all(head.as_bytes()).await.is_ok() {
+            body.run(socket).await;
         }
     });
-    url
+    http::client(None).unwrap().get(&url).send().await.unwrap()
 }
 
 /// Reads up to the end of the request head (the clients here send bodies of a few bytes at
@@ -137,20 +127,22 @@ impl BodyWriter {
     }
 }
 
+/// 64 MiB of `byte`, in 1 MiB writes.
+fn huge(byte: u8) -> BodyWriter {
+    BodyWriter::Fill {
+        byte,
+        size: 1024 * 1024,
+        count: 64,
+    }
+}
+
 #[tokio::test]
 async fn a_whole_body_over_16_mib_is_refused_without_reading_it_all() {
     // No Content-Length: the bound must hold while reading, not only from the header.
-    let url = raw_server(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
-        |_| BodyWriter::Fill {
-            byte: b' ',
-            size: 1024 * 1024,
-            count: 64,
-        },
-    )
-    .await;
-    let response = http::client(None).unwrap().get(&url).send().await.unwrap();
-    let error = http::read_body("p", response).await.unwrap_err();
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+    let error = http::read_body("p", response_of(head, huge(b' ')).await)
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Protocol);
     assert!(
         error.message().contains(&http::MAX_BODY_BYTES.to_string()),
@@ -160,12 +152,9 @@ async fn a_whole_body_over_16_mib_is_refused_without_reading_it_all() {
 
 #[tokio::test]
 async fn a_declared_body_over_16_mib_is_refused_before_reading() {
-    let url = raw_server(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16777217\r\n\r\n",
-        |_| BodyWriter::ThenHang(b"{"),
-    )
-    .await;
-    let response = http::client(None).unwrap().get(&url).send().await.unwrap();
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16777217\r\n\r\n";
+    let response = response_of(head, BodyWriter::ThenHang(b"{")).await;
     let error = http::read_body("p", response).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Protocol);
 }
@@ -173,17 +162,8 @@ async fn a_declared_body_over_16_mib_is_refused_before_reading() {
 #[tokio::test]
 async fn an_error_body_is_read_only_up_to_its_small_bound() {
     // 64 MiB of error page: only the first 64 KiB are read, and the status still classifies.
-    let url = raw_server(
-        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n",
-        |_| BodyWriter::Fill {
-            byte: b'x',
-            size: 1024 * 1024,
-            count: 64,
-        },
-    )
-    .await;
-    let response = http::client(None).unwrap().get(&url).send().await.unwrap();
-    let error = http::error_from_response("p", response).await;
+    let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/html\r\nconnection: close\r\n\r\n";
+    let error = http::error_from_response("p", response_of(head, huge(b'x')).await).await;
     assert_eq!(error.kind(), ErrorKind::ServerError);
     assert_eq!(error.status(), Some(500));
     assert!(error.message().starts_with("xxxx"), "{error}");

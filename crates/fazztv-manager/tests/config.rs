@@ -420,14 +420,20 @@ fn assert_never_echoed(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `found` is exactly one violation, at `pointer`, whose message says `says`.
+fn assert_only_violation(found: &[(String, String)], pointer: &str, says: &str) {
+    assert!(
+        matches!(found, [(at, message)] if at == pointer && message.contains(says)),
+        "expected only {pointer}: …{says}…, got {found:#?}"
+    );
+}
+
 #[test]
 fn providers_as_an_object_is_reported_by_shape_never_with_the_key() {
     let found = assert_never_echoed(&format!(
         r#"{{"providers": {{"name": "a", "type": "keyed", "api_key": "{SENTINEL}"}}}}"#
     ));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "/providers");
-    assert!(found[0].1.contains("an object with 3 fields"), "{found:?}");
+    assert_only_violation(&found, "/providers", "an object with 3 fields");
 }
 
 #[test]
@@ -475,11 +481,10 @@ fn a_key_pasted_into_api_key_env_is_not_echoed_as_a_variable_name() {
     let found = assert_never_echoed(&format!(
         r#"{{"providers": [{{"name": "a", "type": "keyed", "api_key_env": "{SENTINEL}"}}]}}"#
     ));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "/providers/0/api_key_env");
-    assert!(
-        found[0].1.contains("is not an environment variable name"),
-        "{found:?}"
+    assert_only_violation(
+        &found,
+        "/providers/0/api_key_env",
+        "is not an environment variable name",
     );
     // Built directly, without the manager's checks, the "missing key" reason does not echo it
     // either.
@@ -498,11 +503,11 @@ fn a_key_over_plain_http_to_another_host_is_a_configuration_error() {
     };
     // The key comes from KEYED_API_KEY in the registry's environment.
     let found = assert_never_echoed(&entry(""));
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "/providers/0/base_url");
-    assert!(
-        found[0].1.contains("http://10.1.2.3:8000") && found[0].1.contains("allow_insecure_http"),
-        "{found:?}"
+    assert_only_violation(
+        &found,
+        "/providers/0/base_url",
+        "is plain http://10.1.2.3:8000, so its API key would cross the network unencrypted; \
+         use https://, or set \"allow_insecure_http\": true",
     );
     // Headers may carry credentials just as well, even without a key.
     let mut keyless = Registry::empty().with(&KEYED).unwrap();
