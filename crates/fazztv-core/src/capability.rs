@@ -36,8 +36,9 @@ pub enum ModelCapability {
 }
 
 impl ModelCapability {
-    /// Every capability, in declaration order.
-    pub const ALL: [ModelCapability; 10] = [
+    /// Every capability, in declaration order. A slice, so adding a capability changes no
+    /// type.
+    pub const ALL: &'static [ModelCapability] = &[
         Self::TextGeneration,
         Self::Chat,
         Self::CodeGeneration,
@@ -77,7 +78,7 @@ impl fmt::Display for ModelCapability {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown model capability `{input}`; expected one of: {}",
-    ModelCapability::ALL.map(ModelCapability::as_str).join(", ")
+    ModelCapability::ALL.iter().map(|capability| capability.as_str()).collect::<Vec<_>>().join(", ")
 )]
 pub struct ParseCapabilityError {
     input: String,
@@ -91,7 +92,8 @@ impl FromStr for ModelCapability {
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let normalised = input.trim().to_ascii_lowercase().replace('-', "_");
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|capability| capability.as_str() == normalised)
             .ok_or_else(|| ParseCapabilityError {
                 input: input.to_owned(),
@@ -105,7 +107,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_capability_through_str_and_json() {
-        for capability in ModelCapability::ALL {
+        for &capability in ModelCapability::ALL {
             assert_eq!(
                 capability.to_string().parse::<ModelCapability>(),
                 Ok(capability)

@@ -197,14 +197,29 @@ impl fmt::Display for FinishReason {
 }
 
 /// Token counts as the provider reported them.
+///
+/// One meaning across providers: `prompt_tokens` counts all input, and the cached and
+/// cache-creation counts are subsets of it; `reasoning_tokens` is a subset of
+/// `completion_tokens`. The detail counts are `None` when the provider did not say: unknown is
+/// never reported as 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt, cached ones included.
     pub prompt_tokens: u64,
-    /// Tokens generated.
+    /// Tokens generated, reasoning included.
     pub completion_tokens: u64,
     /// Their sum, as reported.
     pub total_tokens: u64,
+    /// Prompt tokens served from the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_tokens: Option<u64>,
+    /// Completion tokens spent on reasoning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -215,7 +230,34 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            cached_tokens: None,
+            cache_creation_tokens: None,
+            reasoning_tokens: None,
         }
+    }
+
+    /// Replaces the total with the one the provider reported.
+    pub const fn with_total(mut self, total_tokens: u64) -> Self {
+        self.total_tokens = total_tokens;
+        self
+    }
+
+    /// Records how many prompt tokens came from the prompt cache.
+    pub const fn with_cached_tokens(mut self, tokens: Option<u64>) -> Self {
+        self.cached_tokens = tokens;
+        self
+    }
+
+    /// Records how many prompt tokens were written to the prompt cache.
+    pub const fn with_cache_creation_tokens(mut self, tokens: Option<u64>) -> Self {
+        self.cache_creation_tokens = tokens;
+        self
+    }
+
+    /// Records how many completion tokens were spent on reasoning.
+    pub const fn with_reasoning_tokens(mut self, tokens: Option<u64>) -> Self {
+        self.reasoning_tokens = tokens;
+        self
     }
 }
 

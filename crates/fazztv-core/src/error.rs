@@ -2,6 +2,7 @@
 //! provider (third-party ones too) uses so failures are classified alike.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -71,8 +72,9 @@ pub enum Disposition {
 }
 
 impl ErrorKind {
-    /// Every kind, for exhaustive tests and documentation.
-    pub const ALL: [ErrorKind; 20] = [
+    /// Every kind, for exhaustive tests and documentation. A slice, so adding a kind changes
+    /// no type.
+    pub const ALL: &'static [ErrorKind] = &[
         Self::Authentication,
         Self::PermissionDenied,
         Self::RateLimited,
@@ -338,7 +340,7 @@ mod duration_ms {
     }
 }
 
-type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+type SharedSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A source error whose text mentioned a secret, kept as its masked `Display` and `Debug`
 /// texts, with its own sources masked the same way.
@@ -397,9 +399,13 @@ impl std::error::Error for RedactedSource {
 /// A failed request: the kind that decides what to do, plus what a person needs to act on it.
 ///
 /// Holds structured fields only; upstream bodies are never stored whole, and secrets never.
-/// Boxed so that `Result<T, Error>` stays one pointer wide on the hot path.
-pub struct Error(Box<Inner>);
+/// One shared pointer, so `Result<T, Error>` stays one pointer wide on the hot path and a clone
+/// (a cached failure handed to every waiter) costs a reference count; the builder methods copy
+/// the fields only when the error is shared.
+#[derive(Clone)]
+pub struct Error(Arc<Inner>);
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     message: String,
@@ -408,7 +414,7 @@ struct Inner {
     retry_after: Option<Duration>,
     request_id: Option<String>,
     attempts: Vec<Attempt>,
-    source: Option<BoxedSource>,
+    source: Option<SharedSource>,
 }
 
 impl std::error::Error for Error {
@@ -432,7 +438,7 @@ impl Error {
             message.truncate(cut);
             message.push('…');
         }
-        Self(Box::new(Inner {
+        Self(Arc::new(Inner {
             kind,
             message,
             provider: None,
@@ -473,15 +479,16 @@ impl Error {
         }
         // Set directly: the per-attempt list must not be truncated.
         let mut error = Self::new(ErrorKind::AllProvidersFailed, "");
-        error.0.message = message;
-        error.0.attempts = attempts;
+        let inner = error.inner_mut();
+        inner.message = message;
+        inner.attempts = attempts;
         error
     }
 
     /// Attaches the attempts that led to this error (the manager does this for every error it
     /// returns).
     pub fn with_attempts(mut self, attempts: Vec<Attempt>) -> Self {
-        self.0.attempts = attempts;
+        self.inner_mut().attempts = attempts;
         self
     }
 
@@ -494,7 +501,7 @@ impl Error {
         if secret.len() < MIN_SECRET_LEN {
             return self;
         }
-        let inner = &mut *self.0;
+        let inner = self.inner_mut();
         mask_in_place(&mut inner.message, secret);
         for attempt in &mut inner.attempts {
             match &mut attempt.outcome {
@@ -505,40 +512,45 @@ impl Error {
         }
         if let Some(source) = &inner.source {
             if RedactedSource::mentions(source.as_ref(), secret) {
-                inner.source = Some(Box::new(RedactedSource::of(source.as_ref(), secret)));
+                inner.source = Some(Arc::new(RedactedSource::of(source.as_ref(), secret)));
             }
         }
         self
     }
 
+    /// The fields, copied first if another clone shares them.
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(&mut self.0)
+    }
+
     /// Names the provider instance.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.0.provider = Some(provider.into());
+        self.inner_mut().provider = Some(provider.into());
         self
     }
 
     /// Records the HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
-        self.0.status = Some(status);
+        self.inner_mut().status = Some(status);
         self
     }
 
     /// Records the server's wait hint.
     pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
-        self.0.retry_after = Some(retry_after);
+        self.inner_mut().retry_after = Some(retry_after);
         self
     }
 
     /// Records the provider's request id.
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.0.request_id = Some(request_id.into());
+        self.inner_mut().request_id = Some(request_id.into());
         self
     }
 
     /// Attaches the underlying cause. Pass `reqwest` errors through
     /// [`reqwest::Error::without_url`] first (see [`crate::http::transport_error`]).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.0.source = Some(Box::new(source));
+        self.inner_mut().source = Some(Arc::new(source));
         self
     }
 
@@ -701,7 +713,7 @@ mod tests {
         assert_eq!(ErrorKind::ContextLengthExceeded.disposition(), Fatal);
         assert!(ErrorKind::Network.should_fallback());
         assert!(!ErrorKind::Cancelled.should_fallback());
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
@@ -809,6 +821,26 @@ mod tests {
         let error = Error::all_providers_failed(attempts).redact(key);
         assert!(!format!("{error:?}").contains(key));
         assert!(!error.to_string().contains(key));
+    }
+
+    #[test]
+    fn clones_share_until_one_is_changed() {
+        let original = Error::new(ErrorKind::RateLimited, "slow down")
+            .with_source(Leaky {
+                detail: "cause".into(),
+                cause: None,
+            })
+            .with_status(429);
+        let clone = original.clone();
+        assert!(Arc::ptr_eq(&original.0, &clone.0));
+        let changed = clone.with_provider("p");
+        assert_eq!(changed.provider(), Some("p"));
+        assert_eq!(original.provider(), None);
+        assert_eq!(changed.status(), Some(429));
+        assert_eq!(
+            std::error::Error::source(&changed).map(ToString::to_string),
+            Some("failed: cause".to_owned())
+        );
     }
 
     #[test]

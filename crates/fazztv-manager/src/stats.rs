@@ -174,11 +174,7 @@ mod tests {
     #[test]
     fn token_sums_saturate_instead_of_overflowing_on_absurd_server_counts() {
         let mut stats = UsageStats::default();
-        let absurd = Usage {
-            prompt_tokens: u64::MAX,
-            completion_tokens: u64::MAX,
-            total_tokens: u64::MAX,
-        };
+        let absurd = Usage::new(u64::MAX, u64::MAX);
         for _ in 0..2 {
             stats.attempt("p", Duration::from_millis(1), Ok(Some(absurd)));
         }

@@ -126,7 +126,7 @@ async fn priority_orders_fallback_and_unknown_preferred_provider_is_a_clear_erro
 
 #[tokio::test]
 async fn falls_back_exactly_on_fallback_worthy_kinds() {
-    for kind in ErrorKind::ALL {
+    for &kind in ErrorKind::ALL {
         let a = Arc::new(Scripted::new("a").script([Step::Fail(kind)]));
         let b = Arc::new(Scripted::new("b"));
         let m = a_then_b(&a, &b);

@@ -359,7 +359,10 @@ mod tests {
         let last = chunks.last().unwrap();
         assert!(last.is_final());
         assert_eq!(last.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(last.usage, Some(Usage::new(14, 30)));
+        assert_eq!(
+            last.usage,
+            Some(Usage::new(14, 30).with_reasoning_tokens(Some(0)))
+        );
         assert_eq!(last.model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert_eq!(chunks.iter().filter(|c| c.is_final()).count(), 1);
     }

@@ -245,15 +245,39 @@ pub(crate) struct WireUsage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
     total_tokens: Option<u64>,
+    prompt_tokens_details: Option<WirePromptDetails>,
+    completion_tokens_details: Option<WireCompletionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WirePromptDetails {
+    cached_tokens: Option<u64>,
+    /// OpenRouter's count of prompt tokens written to the cache.
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCompletionDetails {
+    reasoning_tokens: Option<u64>,
 }
 
 impl WireUsage {
     pub(crate) fn usage(&self) -> Option<Usage> {
         let mut usage = Usage::new(self.prompt_tokens?, self.completion_tokens?);
         if let Some(total) = self.total_tokens {
-            usage.total_tokens = total;
+            usage = usage.with_total(total);
         }
-        Some(usage)
+        let prompt = self.prompt_tokens_details.as_ref();
+        Some(
+            usage
+                .with_cached_tokens(prompt.and_then(|details| details.cached_tokens))
+                .with_cache_creation_tokens(prompt.and_then(|details| details.cache_write_tokens))
+                .with_reasoning_tokens(
+                    self.completion_tokens_details
+                        .as_ref()
+                        .and_then(|details| details.reasoning_tokens),
+                ),
+        )
     }
 }
 
@@ -596,6 +620,38 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn usage_details_are_mapped_and_unknown_stays_unknown() {
+        let detailed: WireUsage = serde_json::from_value(json!({
+            "prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
+            "prompt_tokens_details": {"cached_tokens": 64, "cache_write_tokens": 12, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 25}
+        }))
+        .unwrap();
+        assert_eq!(
+            detailed.usage(),
+            Some(
+                Usage::new(100, 40)
+                    .with_cached_tokens(Some(64))
+                    .with_cache_creation_tokens(Some(12))
+                    .with_reasoning_tokens(Some(25))
+            )
+        );
+        let plain: WireUsage = serde_json::from_value(
+            json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}),
+        )
+        .unwrap();
+        let usage = plain.usage().unwrap();
+        assert_eq!(
+            (
+                usage.cached_tokens,
+                usage.cache_creation_tokens,
+                usage.reasoning_tokens
+            ),
+            (None, None, None)
+        );
+    }
 
     #[test]
     fn body_has_typed_options_and_extra_cannot_override_the_framing() {

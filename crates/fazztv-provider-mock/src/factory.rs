@@ -19,7 +19,7 @@ impl ProviderFactory for MockFactory {
         replies, simulated latency, scripted failures, cut streams and advertised models.";
     /// A mock can pretend to offer anything; an instance without `capabilities` offers text
     /// generation, chat, code generation, translation, summarization, embedding and moderation.
-    const CAPABILITIES: &'static [ModelCapability] = &ModelCapability::ALL;
+    const CAPABILITIES: &'static [ModelCapability] = ModelCapability::ALL;
     const CARGO_FEATURE: Option<&'static str> = Some("mock");
 
     type Options = MockOptions;

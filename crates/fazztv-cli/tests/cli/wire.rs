@@ -157,7 +157,9 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
           "usage": {
             "prompt_tokens": 19,
             "completion_tokens": 10,
-            "total_tokens": 29
+            "total_tokens": 29,
+            "cached_tokens": 0,
+            "reasoning_tokens": 0
           },
           "request_id": "req_7c1d",
           "attempts": [
@@ -227,7 +229,7 @@ async fn streamed_query_prints_the_sse_deltas_and_json_keeps_the_streamed_usage(
     assert_eq!(answer["finish_reason"], "stop");
     assert_eq!(
         answer["usage"],
-        json!({"prompt_tokens": 14, "completion_tokens": 30, "total_tokens": 44})
+        json!({"prompt_tokens": 14, "completion_tokens": 30, "total_tokens": 44, "reasoning_tokens": 0})
     );
     assert_eq!(answer["attempts"][0]["outcome"], "ok");
 

@@ -78,7 +78,14 @@ async fn chat_sends_the_documented_request_and_decodes_the_completion() {
     assert_eq!(response.model, "gpt-4o-2024-08-06");
     assert_eq!(response.provider, "openai");
     assert_eq!(response.finish_reason, Some(FinishReason::Stop));
-    assert_eq!(response.usage, Some(Usage::new(19, 10)));
+    assert_eq!(
+        response.usage,
+        Some(
+            Usage::new(19, 10)
+                .with_cached_tokens(Some(0))
+                .with_reasoning_tokens(Some(0))
+        )
+    );
     assert_eq!(response.request_id.as_deref(), Some("req_abc123"));
 
     assert_request_snapshot(&server, "chat_request").await;
@@ -120,7 +127,10 @@ async fn tool_call_completions_decode_with_empty_content() {
         .unwrap();
     assert_eq!(response.content, "");
     assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
-    assert_eq!(response.usage, Some(Usage::new(82, 17)));
+    assert_eq!(
+        response.usage,
+        Some(Usage::new(82, 17).with_reasoning_tokens(Some(0)))
+    );
 }
 
 #[tokio::test]

@@ -34,7 +34,11 @@ fn expected_text_stream() -> Vec<ChatChunk> {
         ChatChunk::delta("I'm").with_model(model),
         ChatChunk::delta(" unable").with_model(model),
         ChatChunk::delta(" to help.").with_model(model),
-        ChatChunk::finish(FinishReason::Stop, Some(Usage::new(14, 30))).with_model(model),
+        ChatChunk::finish(
+            FinishReason::Stop,
+            Some(Usage::new(14, 30).with_reasoning_tokens(Some(0))),
+        )
+        .with_model(model),
     ]
 }
 
@@ -90,8 +94,11 @@ async fn the_recorded_tool_call_stream_ends_with_tool_calls_and_usage() {
     assert_eq!(
         chunks,
         vec![
-            ChatChunk::finish(FinishReason::ToolCalls, Some(Usage::new(44, 16)))
-                .with_model("gpt-4o-2024-08-06")
+            ChatChunk::finish(
+                FinishReason::ToolCalls,
+                Some(Usage::new(44, 16).with_reasoning_tokens(Some(0)))
+            )
+            .with_model("gpt-4o-2024-08-06")
         ]
     );
 }

@@ -59,7 +59,14 @@ async fn chat_sends_attribution_and_routing_and_decodes_the_completion() {
     assert_eq!(response.model, "openai/gpt-4o");
     assert_eq!(response.provider, "openrouter");
     assert_eq!(response.finish_reason, Some(FinishReason::Stop));
-    assert_eq!(response.usage, Some(Usage::new(10, 4)));
+    assert_eq!(
+        response.usage,
+        Some(
+            Usage::new(10, 4)
+                .with_cached_tokens(Some(0))
+                .with_reasoning_tokens(Some(0))
+        )
+    );
     assert_eq!(response.request_id.as_deref(), Some("gen-1755600000-hdr"));
 
     let request = only_request(&server).await;

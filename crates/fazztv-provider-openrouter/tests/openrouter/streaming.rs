@@ -26,7 +26,15 @@ fn expected() -> Vec<ChatChunk> {
     vec![
         ChatChunk::delta("Hello").with_model(model),
         ChatChunk::delta(" there!").with_model(model),
-        ChatChunk::finish(FinishReason::Stop, Some(Usage::new(10, 4))).with_model(model),
+        ChatChunk::finish(
+            FinishReason::Stop,
+            Some(
+                Usage::new(10, 4)
+                    .with_cached_tokens(Some(0))
+                    .with_reasoning_tokens(Some(0)),
+            ),
+        )
+        .with_model(model),
     ]
 }
 
