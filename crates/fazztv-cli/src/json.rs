@@ -1,7 +1,9 @@
 //! The shapes of `--json` output. Structs rather than `json!` maps so that fields keep a
 //! reading order (who answered first, then what).
 
-use fazztv::{Attempt, AttemptOutcome, ChatResponse, ConfigError, Error, FinishReason, Usage};
+use fazztv::{
+    Attempt, AttemptOutcome, ChatResponse, ConfigError, Error, FinishReason, ToolCall, Usage,
+};
 use serde::Serialize;
 
 /// One try at one provider.
@@ -136,6 +138,12 @@ pub struct Answer {
     pub model: Option<String>,
     /// The text.
     pub content: String,
+    /// The tools the model asked to call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallJson>,
+    /// The model's reasoning, when shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
     /// Why generation stopped.
     pub finish_reason: Option<FinishReason>,
     /// Token usage, when reported.
@@ -146,6 +154,33 @@ pub struct Answer {
     pub attempts: Vec<AttemptJson>,
 }
 
+/// One tool call: arguments as parsed JSON, or `null` plus `arguments_raw` when the model's
+/// arguments were not JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallJson {
+    /// The call id.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// The arguments, parsed.
+    pub arguments: Option<serde_json::Value>,
+    /// The arguments as sent, when they were not JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments_raw: Option<String>,
+}
+
+impl From<&ToolCall> for ToolCallJson {
+    fn from(call: &ToolCall) -> Self {
+        let parsed = call.arguments.json().cloned();
+        Self {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments_raw: parsed.is_none().then(|| call.arguments.to_text()),
+            arguments: parsed,
+        }
+    }
+}
+
 impl From<ChatResponse> for Answer {
     fn from(response: ChatResponse) -> Self {
         Self {
@@ -153,6 +188,8 @@ impl From<ChatResponse> for Answer {
             provider: response.provider,
             model: Some(response.model),
             content: response.content,
+            tool_calls: response.tool_calls.iter().map(ToolCallJson::from).collect(),
+            reasoning: response.reasoning.map(|reasoning| reasoning.text),
             finish_reason: response.finish_reason,
             usage: response.usage,
             request_id: response.request_id,

@@ -1,70 +1,137 @@
 //! Chat requests, responses and stream chunks: the provider-neutral shapes every provider maps
 //! to and from its own wire format.
 
+use std::borrow::Cow;
 use std::fmt;
-use std::pin::Pin;
 
-use futures::Stream;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::content::{
+    ContentPart, Reasoning, ReasoningControl, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
+    ToolResult,
+};
 
-/// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// One message of a conversation: a role and its parts.
+///
+/// Serialised as the seed's `{"role": "user", "content": "text"}` when it is one plain text
+/// part, else with `content` as an array of parts; both forms are read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "WireMessage", into = "WireMessage")]
 #[non_exhaustive]
-pub enum Role {
-    /// Instructions that frame the conversation.
-    System,
-    /// The person (or program) asking.
-    User,
-    /// The model.
-    Assistant,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::System => "system",
-            Self::User => "user",
-            Self::Assistant => "assistant",
-        })
-    }
-}
-
-/// One message of a conversation, `{"role": "user", "content": "…"}` as in the seed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ChatMessage {
     /// Who said it.
     pub role: Role,
     /// What was said.
-    pub content: String,
+    pub parts: Vec<ContentPart>,
 }
 
 impl ChatMessage {
-    /// A message with the given role.
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
+    /// A message of one text part with the given role.
+    pub fn new(role: Role, text: impl Into<String>) -> Self {
+        Self::from_parts(role, vec![ContentPart::text(text)])
+    }
+
+    /// A message of the given parts.
+    pub fn from_parts(role: Role, parts: Vec<ContentPart>) -> Self {
+        Self { role, parts }
     }
 
     /// A system message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self::new(Role::System, content)
+    pub fn system(text: impl Into<String>) -> Self {
+        Self::new(Role::System, text)
     }
 
     /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self::new(Role::User, content)
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::new(Role::User, text)
     }
 
     /// An assistant message.
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self::new(Role::Assistant, content)
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, text)
+    }
+
+    /// The assistant's turn of an answer: its reasoning, text and tool calls, to send back
+    /// with the tool results.
+    pub fn from_response(response: &ChatResponse) -> Self {
+        let mut parts = Vec::new();
+        if let Some(reasoning) = &response.reasoning {
+            parts.push(ContentPart::Reasoning(reasoning.clone()));
+        }
+        if !response.content.is_empty() {
+            parts.push(ContentPart::text(response.content.clone()));
+        }
+        parts.extend(
+            response
+                .tool_calls
+                .iter()
+                .cloned()
+                .map(ContentPart::ToolCall),
+        );
+        Self::from_parts(Role::Assistant, parts)
+    }
+
+    /// A tool message carrying one result.
+    pub fn tool_result(result: ToolResult) -> Self {
+        Self::from_parts(Role::Tool, vec![ContentPart::ToolResult(result)])
+    }
+
+    /// Adds a part.
+    pub fn with_part(mut self, part: ContentPart) -> Self {
+        self.parts.push(part);
+        self
+    }
+
+    /// The text parts joined (without separators), as a plain-text provider sees them;
+    /// borrowed when there is one.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self.parts.as_slice() {
+            [ContentPart::Text { text, .. }] => Cow::Borrowed(text),
+            parts => Cow::Owned(parts.iter().filter_map(ContentPart::as_text).collect()),
+        }
+    }
+
+    /// Whether every part is text.
+    pub fn is_text_only(&self) -> bool {
+        self.parts.iter().all(|part| part.as_text().is_some())
+    }
+}
+
+/// The serialised form of a message.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMessage {
+    role: Role,
+    content: WireContent,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum WireContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+impl From<WireMessage> for ChatMessage {
+    fn from(wire: WireMessage) -> Self {
+        let parts = match wire.content {
+            WireContent::Text(text) => vec![ContentPart::text(text)],
+            WireContent::Parts(parts) => parts,
+        };
+        Self::from_parts(wire.role, parts)
+    }
+}
+
+impl From<ChatMessage> for WireMessage {
+    fn from(message: ChatMessage) -> Self {
+        let content = match message.parts.as_slice() {
+            [ContentPart::Text { text, cache: None }] => WireContent::Text(text.clone()),
+            _ => WireContent::Parts(message.parts),
+        };
+        Self {
+            role: message.role,
+            content,
+        }
     }
 }
 
@@ -121,15 +188,49 @@ impl GenerationOptions {
         self.extra.insert(key.into(), value);
         self
     }
+
+    /// These options, with every field they leave unset taken from `base` (`extra` entries of
+    /// both, these winning on the same key).
+    pub fn or(mut self, base: GenerationOptions) -> Self {
+        self.model = self.model.or(base.model);
+        self.temperature = self.temperature.or(base.temperature);
+        self.max_tokens = self.max_tokens.or(base.max_tokens);
+        self.top_p = self.top_p.or(base.top_p);
+        if self.stop.is_empty() {
+            self.stop = base.stop;
+        }
+        self.seed = self.seed.or(base.seed);
+        for (key, value) in base.extra {
+            self.extra.entry(key).or_insert(value);
+        }
+        self
+    }
 }
 
-/// A chat request: messages plus generation options.
+/// A chat request: the whole unit of work the manager routes — messages, tools, the shape of
+/// the answer, reasoning and generation options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ChatRequest {
     /// The conversation so far.
     pub messages: Vec<ChatMessage>,
+    /// Tools the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call (`None`: the provider's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools in one turn (`None`: the provider's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// The shape of the answer (`None`: free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// How much to reason (`None`: the provider's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<ReasoningControl>,
     /// Model and sampling parameters.
+    #[serde(default)]
     pub options: GenerationOptions,
 }
 
@@ -138,7 +239,7 @@ impl ChatRequest {
     pub fn new(messages: impl Into<Vec<ChatMessage>>) -> Self {
         Self {
             messages: messages.into(),
-            options: GenerationOptions::default(),
+            ..Self::default()
         }
     }
 
@@ -151,6 +252,52 @@ impl ChatRequest {
     pub fn with_options(mut self, options: GenerationOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Offers a tool.
+    pub fn with_tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets the tool choice.
+    pub fn with_tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Sets the response format.
+    pub fn with_response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Sets the reasoning control.
+    pub fn with_reasoning(mut self, reasoning: ReasoningControl) -> Self {
+        self.reasoning = Some(reasoning);
+        self
+    }
+
+    /// What a provider that understands only plain-text conversations cannot send: the first
+    /// feature of this request beyond text, named for an `Unsupported` error. Such a provider
+    /// must refuse rather than drop it silently.
+    pub fn beyond_plain_text(&self) -> Option<String> {
+        if !self.tools.is_empty() || self.tool_choice.is_some() {
+            return Some("tool calling".into());
+        }
+        if let Some(format) = &self.response_format {
+            if !matches!(format, ResponseFormat::Text) {
+                return Some("structured output".into());
+            }
+        }
+        if self.reasoning.is_some() {
+            return Some("reasoning control".into());
+        }
+        self.messages
+            .iter()
+            .flat_map(|message| &message.parts)
+            .find(|part| part.as_text().is_none())
+            .map(|part| format!("`{}` message parts", part.kind()))
     }
 }
 
@@ -265,8 +412,17 @@ impl Usage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ChatResponse {
-    /// The generated text.
+    /// The generated text (empty for an answer made only of tool calls).
     pub content: String,
+    /// The tools the model asked to call, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The model's reasoning, when the provider shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
+    /// The model's refusal, when it refused in words (OpenAI `refusal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
     /// The model that actually answered, as the provider named it.
     pub model: String,
     /// The provider instance that answered.
@@ -292,6 +448,9 @@ impl ChatResponse {
     ) -> Self {
         Self {
             content: content.into(),
+            tool_calls: Vec::new(),
+            reasoning: None,
+            refusal: None,
             model: model.into(),
             provider: provider.into(),
             finish_reason: None,
@@ -318,6 +477,18 @@ impl ChatResponse {
         self.request_id = Some(request_id.into());
         self
     }
+
+    /// Adds a tool call.
+    pub fn with_tool_call(mut self, call: ToolCall) -> Self {
+        self.tool_calls.push(call);
+        self
+    }
+
+    /// Sets the reasoning.
+    pub fn with_reasoning(mut self, reasoning: Reasoning) -> Self {
+        self.reasoning = Some(reasoning);
+        self
+    }
 }
 
 impl fmt::Display for ChatResponse {
@@ -327,60 +498,53 @@ impl fmt::Display for ChatResponse {
     }
 }
 
-/// One piece of a streamed answer.
-///
-/// A well-formed stream is any number of content chunks followed by exactly one final chunk
-/// (`finish_reason` set, possibly with more text and the usage). A stream that ends without a
-/// final chunk was interrupted; providers report that as [`crate::ErrorKind::StreamInterrupted`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ChatChunk {
-    /// Text added by this chunk (may be empty).
-    pub delta: String,
-    /// The model that is answering, when the provider said.
-    pub model: Option<String>,
-    /// Set on the final chunk only.
-    pub finish_reason: Option<FinishReason>,
-    /// Set on the final chunk when the provider reported usage.
-    pub usage: Option<Usage>,
-}
-
-impl ChatChunk {
-    /// A content chunk.
-    pub fn delta(delta: impl Into<String>) -> Self {
-        Self {
-            delta: delta.into(),
-            ..Self::default()
-        }
-    }
-
-    /// The final chunk.
-    pub fn finish(reason: FinishReason, usage: Option<Usage>) -> Self {
-        Self {
-            finish_reason: Some(reason),
-            usage,
-            ..Self::default()
-        }
-    }
-
-    /// Sets the model.
-    pub fn with_model(mut self, model: impl Into<String>) -> Self {
-        self.model = Some(model.into());
-        self
-    }
-
-    /// Whether this is the final chunk.
-    pub fn is_final(&self) -> bool {
-        self.finish_reason.is_some()
-    }
-}
-
-/// A stream of chunks; an `Err` item ends it.
-pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, Error>> + Send>>;
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn messages_read_and_write_the_seed_form_and_parts() {
+        let seed: ChatMessage =
+            serde_json::from_value(json!({"role": "user", "content": "Capital of France?"}))
+                .unwrap();
+        assert_eq!(seed, ChatMessage::user("Capital of France?"));
+        assert_eq!(
+            serde_json::to_value(&seed).unwrap(),
+            json!({"role": "user", "content": "Capital of France?"})
+        );
+        let call = ChatMessage::from_parts(
+            Role::Assistant,
+            vec![ContentPart::ToolCall(ToolCall::new(
+                "call_1",
+                "get_weather",
+                json!({"city": "Paris"}),
+            ))],
+        );
+        let text = serde_json::to_value(&call).unwrap();
+        assert_eq!(
+            text,
+            json!({"role": "assistant", "content": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"json": {"city": "Paris"}}}]})
+        );
+        assert_eq!(serde_json::from_value::<ChatMessage>(text).unwrap(), call);
+        let unknown = serde_json::from_value::<ChatMessage>(
+            json!({"role": "user", "content": "x", "colour": "red"}),
+        );
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn plain_text_providers_are_told_what_they_cannot_send() {
+        assert_eq!(ChatRequest::from_prompt("hi").beyond_plain_text(), None);
+        let tools = ChatRequest::from_prompt("hi").with_tool(Tool::new("f", json!({})));
+        assert_eq!(tools.beyond_plain_text().as_deref(), Some("tool calling"));
+        let result = ChatRequest::new(vec![ChatMessage::tool_result(ToolResult::new("c", "1"))]);
+        assert_eq!(
+            result.beyond_plain_text().as_deref(),
+            Some("`tool_result` message parts")
+        );
+    }
 
     #[test]
     fn usage_totals_saturate_on_absurd_server_counts() {

@@ -11,10 +11,12 @@ mod availability;
 mod capability;
 mod chat;
 mod config;
+mod content;
 pub mod decode;
 mod embedding;
 mod environment;
 mod error;
+mod event;
 pub mod http;
 mod management;
 mod model;
@@ -25,14 +27,16 @@ pub mod secret;
 
 pub use availability::{Availability, UnavailableReason};
 pub use capability::{ModelCapability, ParseCapabilityError};
-pub use chat::{
-    ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream, FinishReason, GenerationOptions,
-    Role, Usage,
-};
+pub use chat::{ChatMessage, ChatRequest, ChatResponse, FinishReason, GenerationOptions, Usage};
 pub use config::ProviderConfig;
+pub use content::{
+    CacheMarker, ContentPart, ImageSource, OpaqueReasoning, Reasoning, ReasoningControl,
+    ReasoningEffort, ResponseFormat, Role, Tool, ToolArguments, ToolCall, ToolChoice, ToolResult,
+};
 pub use embedding::{EmbeddingRequest, EmbeddingResponse};
 pub use environment::Environment;
 pub use error::{Attempt, AttemptOutcome, Disposition, Error, ErrorKind, Result};
+pub use event::{ChatStream, StreamAssembler, StreamEvent, assemble};
 pub use management::{ModelManager, PullProgress, PullStream};
 pub use model::{ModelInfo, ModelPricing};
 pub use moderation::ModerationResult;

@@ -5,9 +5,8 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::{
-    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Error, FinishReason, GenerationOptions, ModelInfo, ModelManager,
-    ModerationResult, Result,
+    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+    Error, GenerationOptions, ModelInfo, ModelManager, ModerationResult, Result,
 };
 
 /// A model provider. Object-safe: the manager holds providers as `Arc<dyn Provider>`.
@@ -34,7 +33,7 @@ use crate::{
 ///     }
 ///
 ///     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-///         let prompt = request.messages.last().map(|m| m.content.as_str()).unwrap_or_default();
+///         let prompt = request.messages.last().map(|m| m.text()).unwrap_or_default();
 ///         Ok(ChatResponse::new(format!("Custom response to: {prompt}"), "custom-model", "custom"))
 ///     }
 ///
@@ -74,22 +73,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
             .await
     }
 
-    /// Streams an answer: content chunks, then one final chunk with the finish reason and usage.
+    /// Streams an answer: deltas (text, reasoning, tool calls), then one
+    /// [`StreamEvent::Finish`] with the finish reason and usage.
     ///
-    /// The default calls [`chat`](Provider::chat) and replays the whole answer as one content
-    /// chunk plus the final chunk, so every provider can be streamed from.
+    /// The default calls [`chat`](Provider::chat) and replays the whole answer as events
+    /// ([`ChatResponse::to_events`]), so every provider can be streamed from.
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        let response = self.chat(request).await?;
-        let finish = ChatChunk::finish(
-            response.finish_reason.unwrap_or(FinishReason::Stop),
-            response.usage,
-        )
-        .with_model(response.model.clone());
-        let chunks = [
-            Ok(ChatChunk::delta(response.content).with_model(response.model)),
-            Ok(finish),
-        ];
-        Ok(Box::pin(futures::stream::iter(chunks)))
+        let events = self.chat(request).await?.to_events();
+        Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))))
     }
 
     /// Says whether the provider can serve now and, if not, why. Should be cheap (no

@@ -3,6 +3,7 @@
 
 // The test uses only part of the crate's dependencies.
 use async_trait as _;
+use base64 as _;
 use bytes as _;
 use futures as _;
 use httpdate as _;

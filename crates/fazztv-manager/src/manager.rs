@@ -176,6 +176,12 @@ impl Step {
     }
 }
 
+/// `request` with the generation options it leaves unset taken from `generation`.
+fn with_generation(mut request: ChatRequest, generation: GenerationOptions) -> ChatRequest {
+    request.options = std::mem::take(&mut request.options).or(generation);
+    request
+}
+
 /// An answer the manager can stamp with how it was routed.
 trait Routed {
     fn usage(&self) -> Option<Usage>;
@@ -314,61 +320,75 @@ impl ProviderManager {
         prompt: &str,
         options: QueryOptions,
     ) -> Result<ChatResponse> {
-        self.chat_with_fallback(vec![ChatMessage::user(prompt)], options)
-            .await
+        self.chat(ChatRequest::from_prompt(prompt), options).await
     }
 
-    /// Answers a conversation with fallback.
-    pub async fn chat_with_fallback(
-        &self,
-        messages: Vec<ChatMessage>,
-        options: QueryOptions,
-    ) -> Result<ChatResponse> {
+    /// Answers a whole request — messages, tools, response format, reasoning and generation
+    /// options — with fallback: the one entry point the seed-named methods, the CLI and the
+    /// gateway share. Generation options the request leaves unset are taken from
+    /// `options.generation`.
+    pub async fn chat(&self, request: ChatRequest, options: QueryOptions) -> Result<ChatResponse> {
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
         )?;
-        let (mut messages, mut generation) = (messages, options.generation);
+        let mut request = with_generation(request, options.generation);
         self.run(plan, |provider, model, last| {
-            // The last attempt takes the conversation instead of copying it.
-            let (messages, mut generation) = if last {
-                (
-                    std::mem::take(&mut messages),
-                    std::mem::take(&mut generation),
-                )
+            // The last attempt takes the request instead of copying it.
+            let mut request = if last {
+                std::mem::take(&mut request)
             } else {
-                (messages.clone(), generation.clone())
+                request.clone()
             };
-            generation.model = model;
-            let request = ChatRequest::new(messages).with_options(generation);
+            request.options.model = model;
             async move { provider.chat(request).await }
         })
         .await
     }
 
-    /// Streams an answer with fallback up to the commit point: providers are tried in order
-    /// until one produces its first content chunk; from then on the stream belongs to that
-    /// provider, and a failure ends it with [`ErrorKind::StreamInterrupted`] — never a silent
-    /// end, never text from two providers spliced together.
-    pub async fn chat_stream_with_fallback(
+    /// Answers a conversation with fallback (the seed's `chat_with_fallback`).
+    pub async fn chat_with_fallback(
         &self,
         messages: Vec<ChatMessage>,
+        options: QueryOptions,
+    ) -> Result<ChatResponse> {
+        self.chat(ChatRequest::new(messages), options).await
+    }
+
+    /// Streams the answer to a whole request with fallback up to the commit point: providers
+    /// are tried in order until one delivers its first delta (text, reasoning or a tool call);
+    /// from then on the stream belongs to that provider, and a failure ends it with
+    /// [`ErrorKind::StreamInterrupted`] — never a silent end, never output from two providers
+    /// spliced together.
+    pub async fn chat_stream(
+        &self,
+        request: ChatRequest,
         options: QueryOptions,
     ) -> Result<ManagedStream> {
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
         )?;
-        crate::stream::start(self.inner.clone(), plan, messages, options.generation).await
+        let request = with_generation(request, options.generation);
+        crate::stream::start(self.inner.clone(), plan, request).await
     }
 
-    /// [`chat_stream_with_fallback`](Self::chat_stream_with_fallback) for one prompt.
+    /// [`chat_stream`](Self::chat_stream) for a conversation.
+    pub async fn chat_stream_with_fallback(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: QueryOptions,
+    ) -> Result<ManagedStream> {
+        self.chat_stream(ChatRequest::new(messages), options).await
+    }
+
+    /// [`chat_stream`](Self::chat_stream) for one prompt.
     pub async fn query_stream_with_fallback(
         &self,
         prompt: &str,
         options: QueryOptions,
     ) -> Result<ManagedStream> {
-        self.chat_stream_with_fallback(vec![ChatMessage::user(prompt)], options)
+        self.chat_stream(ChatRequest::from_prompt(prompt), options)
             .await
     }
 

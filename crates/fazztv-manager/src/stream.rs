@@ -1,29 +1,31 @@
 //! Streaming with fallback up to the commit point.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use fazztv_core::{
-    Attempt, AttemptOutcome, ChatChunk, ChatMessage, ChatRequest, ChatStream, Error, ErrorKind,
-    GenerationOptions, Result,
+    Attempt, AttemptOutcome, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent,
 };
 use futures::{Stream, StreamExt};
 
 use crate::manager::{Inner, Step};
 
-/// A stream of chunks from the one provider that committed to answering.
+/// The events of the one provider that committed to answering.
 ///
-/// Yields content chunks and then one final chunk (finish reason, usage). If the provider fails
-/// after output began, the last item is an [`ErrorKind::StreamInterrupted`] error; a stream never
-/// ends silently without its final chunk. Dropping it early cancels the upstream request.
+/// Yields the model (when the provider named it), deltas and then one
+/// [`StreamEvent::Finish`] (finish reason, usage). If the provider fails after output began, the
+/// last item is an [`ErrorKind::StreamInterrupted`] error; a stream never ends silently without
+/// its finish. Dropping it early cancels the upstream request.
 pub struct ManagedStream {
     inner: Arc<Inner>,
     provider: String,
     model: Option<String>,
     attempts: Vec<Attempt>,
-    first: Option<ChatChunk>,
+    /// Events read before the commit point, handed out first.
+    first: VecDeque<StreamEvent>,
     rest: Option<ChatStream>,
     finished: bool,
 }
@@ -51,7 +53,7 @@ impl ManagedStream {
     }
 
     /// Every provider tried, in order; the last is the one answering (its latency is the time
-    /// to its first content).
+    /// to its first delta).
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
     }
@@ -65,7 +67,7 @@ impl ManagedStream {
                 return error.with_provider(self.provider.clone());
             }
             Some(error) => format!("the stream broke after output began: {error}"),
-            None => String::from("the stream ended without its final chunk"),
+            None => String::from("the stream ended without its finish event"),
         };
         Error::new(ErrorKind::StreamInterrupted, message).with_provider(self.provider.clone())
     }
@@ -80,72 +82,62 @@ impl Drop for ManagedStream {
 }
 
 impl Stream for ManagedStream {
-    type Item = Result<ChatChunk>;
+    type Item = Result<StreamEvent>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(first) = this.first.take() {
-            if first.is_final() {
-                this.finished = true;
-                this.rest = None;
-                this.inner
-                    .stats()
-                    .stream_completed(&this.provider, first.usage);
-            }
-            return Poll::Ready(Some(Ok(first)));
-        }
-        let Some(rest) = this.rest.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match rest.poll_next_unpin(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                if chunk.is_final() {
-                    this.finished = true;
-                    this.rest = None;
-                    this.inner
-                        .stats()
-                        .stream_completed(&this.provider, chunk.usage);
+        let event = match this.first.pop_front() {
+            Some(event) => event,
+            None => {
+                let Some(rest) = this.rest.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                match rest.poll_next_unpin(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(event))) => event,
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(Some(Err(this.interrupted(Some(error)))));
+                    }
+                    Poll::Ready(None) => return Poll::Ready(Some(Err(this.interrupted(None)))),
                 }
-                Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(this.interrupted(Some(error))))),
-            Poll::Ready(None) => Poll::Ready(Some(Err(this.interrupted(None)))),
+        };
+        if let StreamEvent::Finish { usage, .. } = &event {
+            this.finished = true;
+            this.rest = None;
+            this.first.clear();
+            this.inner.stats().stream_completed(&this.provider, *usage);
         }
+        Poll::Ready(Some(Ok(event)))
     }
 }
 
-/// Tries each planned provider until one yields its first content (or a complete empty answer).
+/// Tries each planned provider until one yields its first delta (or a complete empty answer).
 pub(crate) async fn start(
     inner: Arc<Inner>,
     plan: Vec<Step>,
-    messages: Vec<ChatMessage>,
-    generation: GenerationOptions,
+    request: ChatRequest,
 ) -> Result<ManagedStream> {
     inner.stats().request_started();
     let mut attempts = Vec::with_capacity(plan.len());
     let count = plan.len();
-    let (mut messages, mut generation) = (messages, generation);
+    let mut request = request;
     for (position, step) in plan.into_iter().enumerate() {
         let entry = inner.entry(&step);
-        // The last attempt takes the conversation instead of copying it.
-        let (request_messages, mut options) = if position + 1 == count {
-            (
-                std::mem::take(&mut messages),
-                std::mem::take(&mut generation),
-            )
+        // The last attempt takes the request instead of copying it.
+        let mut attempt = if position + 1 == count {
+            std::mem::take(&mut request)
         } else {
-            (messages.clone(), generation.clone())
+            request.clone()
         };
-        options.model.clone_from(&step.model);
-        let request = ChatRequest::new(request_messages).with_options(options);
+        attempt.options.model.clone_from(&step.model);
         let started = Instant::now();
-        let outcome = first_content(entry.provider().chat_stream(request).await).await;
+        let outcome = first_delta(entry.provider().chat_stream(attempt).await).await;
         let latency = started.elapsed();
         match outcome {
-            Ok((first, rest)) => {
+            Ok(Opening { model, first, rest }) => {
                 let provider = entry.name().to_owned();
-                let model = first.model.clone().or_else(|| step.model_label(entry));
+                let model = model.or_else(|| step.model_label(entry));
                 attempts.push(Attempt::new(
                     &provider,
                     model.clone(),
@@ -155,12 +147,15 @@ pub(crate) async fn start(
                 // The attempt succeeded at its commit point; the request's outcome and usage
                 // are recorded when the stream ends.
                 inner.stats().attempt_committed(&provider, latency);
+                let mut opening = VecDeque::with_capacity(2);
+                opening.extend(model.clone().map(StreamEvent::model));
+                opening.push_back(first);
                 return Ok(ManagedStream {
                     inner,
                     provider,
                     model,
                     attempts,
-                    first: Some(first),
+                    first: opening,
                     rest: Some(rest),
                     finished: false,
                 });
@@ -176,27 +171,35 @@ pub(crate) async fn start(
     Err(Error::all_providers_failed(attempts))
 }
 
-/// Waits for the first chunk with content (or the final chunk), discarding empty preamble
-/// chunks. Anything that goes wrong before that is an ordinary, fallback-eligible failure.
-async fn first_content(stream: Result<ChatStream>) -> Result<(ChatChunk, ChatStream)> {
+/// A stream at its commit point: the model named before it, the first delta (or the finish of
+/// an empty answer), and the rest.
+struct Opening {
+    model: Option<String>,
+    first: StreamEvent,
+    rest: ChatStream,
+}
+
+/// Waits for the first delta (or the finish), keeping the model named before it. Anything
+/// that goes wrong before that is an ordinary, fallback-eligible failure.
+async fn first_delta(stream: Result<ChatStream>) -> Result<Opening> {
     let mut stream = stream?;
     let mut model = None;
     loop {
         match stream.next().await {
-            Some(Ok(mut chunk)) => {
-                if chunk.model.is_some() {
-                    model.clone_from(&chunk.model);
-                }
-                if !chunk.delta.is_empty() || chunk.is_final() {
-                    chunk.model = chunk.model.or(model);
-                    return Ok((chunk, stream));
-                }
+            Some(Ok(StreamEvent::Model { model: named })) => model = Some(named),
+            Some(Ok(event)) if event.is_delta() || event.is_finish() => {
+                return Ok(Opening {
+                    model,
+                    first: event,
+                    rest: stream,
+                });
             }
+            Some(Ok(_)) => {}
             Some(Err(error)) => return Err(error),
             None => {
                 return Err(Error::new(
                     ErrorKind::StreamInterrupted,
-                    "the stream ended before any output or final chunk",
+                    "the stream ended before any output or finish event",
                 ));
             }
         }

@@ -6,14 +6,25 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::{Scripted, Step, config, manager, priced};
-use fazztv_core::{ErrorKind, ModelCapability};
+use common::{Delta, Scripted, Step, config, manager, priced, texts};
+use fazztv_core::{ErrorKind, ModelCapability, StreamEvent};
 use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
     criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
     serde as _, serde_json as _, thiserror as _, tracing as _,
 };
+
+/// The text of the text deltas.
+fn text_of(events: &[StreamEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            StreamEvent::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
 
 fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String)> {
     attempts
@@ -231,7 +242,7 @@ async fn providers_lacking_the_capability_are_not_tried() {
 #[tokio::test]
 async fn stream_falls_back_before_the_first_content_chunk() {
     let a = Arc::new(Scripted::new("a").script([Step::Stream {
-        deltas: vec![],
+        deltas: texts(&[]),
         complete: false,
         error: Some(ErrorKind::Overloaded),
     }]));
@@ -247,13 +258,9 @@ async fn stream_falls_back_before_the_first_content_chunk() {
         outcomes(stream.attempts()),
         pairs(&[("a", "overloaded"), ("b", "ok")])
     );
-    let chunks: Vec<_> = stream.collect().await;
-    let text: String = chunks
-        .iter()
-        .map(|c| c.as_ref().unwrap().delta.clone())
-        .collect();
-    assert_eq!(text, "b streamed");
-    assert!(chunks.last().unwrap().as_ref().unwrap().is_final());
+    let events: Vec<StreamEvent> = stream.map(|event| event.unwrap()).collect().await;
+    assert_eq!(text_of(&events), "b streamed");
+    assert!(events.last().unwrap().is_finish());
     let stats = m.get_usage_stats();
     assert_eq!(
         (
@@ -269,7 +276,7 @@ async fn stream_falls_back_before_the_first_content_chunk() {
 #[tokio::test]
 async fn truncated_stream_before_output_also_falls_back() {
     let a = Arc::new(Scripted::new("a").script([Step::Stream {
-        deltas: vec![],
+        deltas: texts(&[]),
         complete: false,
         error: None,
     }]));
@@ -288,7 +295,7 @@ async fn truncated_stream_before_output_also_falls_back() {
 #[tokio::test]
 async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
     let a = Arc::new(Scripted::new("a").script([Step::Stream {
-        deltas: vec!["Hel", "lo"],
+        deltas: texts(&["Hel", "lo"]),
         complete: false,
         error: Some(ErrorKind::Network),
     }]));
@@ -302,8 +309,8 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
         .collect()
         .await;
     assert_eq!(items.len(), 3);
-    assert_eq!(items[0].as_ref().unwrap().delta, "Hel");
-    assert_eq!(items[1].as_ref().unwrap().delta, "lo");
+    assert_eq!(items[0].as_ref().unwrap(), &StreamEvent::text("Hel"));
+    assert_eq!(items[1].as_ref().unwrap(), &StreamEvent::text("lo"));
     let error = items[2].as_ref().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.provider(), Some("a"));
@@ -326,9 +333,42 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
 }
 
 #[tokio::test]
+async fn a_tool_call_or_reasoning_is_output_too_so_it_commits_the_stream() {
+    for first in [
+        Delta::ToolCall("get_weather"),
+        Delta::Reasoning("Let me think."),
+    ] {
+        let a = Arc::new(Scripted::new("a").script([Step::Stream {
+            deltas: vec![first.clone()],
+            complete: false,
+            error: Some(ErrorKind::Network),
+        }]));
+        let b = Arc::new(Scripted::new("b"));
+        let m = a_then_b(&a, &b);
+        let items: Vec<_> = m
+            .query_stream_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2, "{first:?}: {items:?}");
+        assert!(items[0].as_ref().unwrap().is_delta());
+        assert_eq!(
+            items[1].as_ref().unwrap_err().kind(),
+            ErrorKind::StreamInterrupted
+        );
+        assert_eq!(
+            b.calls(),
+            0,
+            "{first:?}: nothing may be spliced after output"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_stream_that_just_stops_is_an_error_not_a_clean_end() {
     let a = Arc::new(Scripted::new("a").script([Step::Stream {
-        deltas: vec!["partial"],
+        deltas: texts(&["partial"]),
         complete: false,
         error: None,
     }]));
@@ -349,7 +389,7 @@ async fn a_stream_that_just_stops_is_an_error_not_a_clean_end() {
 #[tokio::test]
 async fn dropping_a_stream_early_counts_as_cancelled() {
     let a = Arc::new(Scripted::new("a").script([Step::Stream {
-        deltas: vec!["one", "two"],
+        deltas: texts(&["one", "two"]),
         complete: true,
         error: None,
     }]));
@@ -358,7 +398,10 @@ async fn dropping_a_stream_early_counts_as_cancelled() {
         .query_stream_with_fallback("x", QueryOptions::new())
         .await
         .unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap().delta, "one");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::text("one")
+    );
     drop(stream);
     let stats = m.get_usage_stats();
     assert_eq!(

@@ -6,10 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use fazztv_core::{
-    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, ModelCapability, ModelInfo, ModelManager,
-    ModerationResult, Provider, ProviderConfig, PullProgress, PullStream, Result,
-    UnavailableReason, async_trait,
+    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+    Error, ErrorKind, ModelCapability, ModelInfo, ModelManager, ModerationResult, Provider,
+    ProviderConfig, PullProgress, PullStream, Result, StreamEvent, UnavailableReason, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions, Registry};
 use futures::StreamExt;
@@ -59,7 +58,7 @@ impl Provider for Leaky {
     async fn chat_stream(&self, _request: ChatRequest) -> Result<ChatStream> {
         // Commits with its first chunk, then breaks quoting the key.
         let items = vec![
-            Ok(ChatChunk::delta("partial")),
+            Ok(StreamEvent::text("partial")),
             Err(leak(ErrorKind::Network, "stream")),
         ];
         Ok(Box::pin(futures::stream::iter(items)))
@@ -154,7 +153,10 @@ async fn the_sentinel_key_never_leaves_the_manager_in_any_error() {
         .query_stream_with_fallback("x", QueryOptions::new())
         .await
         .unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap().delta, "partial");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::text("partial")
+    );
     let error = stream.next().await.unwrap().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_clean("stream after commit", &error);

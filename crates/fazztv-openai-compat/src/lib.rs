@@ -299,8 +299,8 @@ impl OpenAiCompatClient {
     }
 
     /// `POST /chat/completions` with `stream: true`; see [`decode_chat_stream`] for how the
-    /// events become chunks. A success status whose body is not an event stream (an HTML page,
-    /// a JSON error) fails here, before any chunk.
+    /// SSE events become stream events. A success status whose body is not an event stream (an
+    /// HTML page, a JSON error) fails here, before any event.
     pub async fn chat_stream(
         &self,
         request: &ChatRequest,
@@ -373,6 +373,11 @@ impl OpenAiCompatClient {
                 "a chat request needs at least one message",
             )
             .with_provider(&self.provider));
+        }
+        // Refused rather than dropped: a tool or schema silently left out would come back as
+        // prose that looks like an answer.
+        if let Some(feature) = request.beyond_plain_text() {
+            return Err(Error::unsupported(&feature).with_provider(&self.provider));
         }
         Ok(request.options.model.as_deref().unwrap_or(default_model))
     }

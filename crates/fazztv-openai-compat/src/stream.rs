@@ -1,12 +1,13 @@
 //! Chat Completions SSE -> [`ChatStream`].
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use fazztv_core::decode::{MAX_EVENT_BYTES, SseDecoder, SseEvent};
-use fazztv_core::{ChatChunk, ChatStream, Error, ErrorKind, FinishReason};
+use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,17 +33,33 @@ struct WireChunkChoice {
     error: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct WireDelta {
     content: Option<String>,
     refusal: Option<String>,
+    /// OpenRouter's reasoning text; `reasoning_content` on DeepSeek-style servers.
+    #[serde(alias = "reasoning_content")]
+    reasoning: Option<String>,
+    tool_calls: Option<Vec<WireToolCallDelta>>,
 }
 
-/// What one event does to the stream.
+#[derive(Debug, Deserialize)]
+struct WireToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    function: Option<WireFunctionDelta>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// What one SSE event did to the stream; the events it produced wait in `State::pending`.
 enum Step {
-    Skip,
-    Emit(ChatChunk),
-    Finish(ChatChunk),
+    Continue,
     Fail(Error),
 }
 
@@ -50,15 +67,19 @@ struct State {
     provider: String,
     request_id: Option<String>,
     model: Option<String>,
-    delivered_content: bool,
+    /// Whether a delta (text, reasoning or tool call) reached the caller.
+    delivered: bool,
     finish_reason: Option<FinishReason>,
     usage: Option<fazztv_core::Usage>,
     refusal: String,
+    /// Events decoded and not yet handed out; the finish event is the last.
+    pending: VecDeque<StreamEvent>,
 }
 
 /// Decodes a Chat Completions event stream (the body of a `stream: true` response).
 ///
-/// Yields a chunk per non-empty content delta of the first choice, then exactly one final chunk
+/// Yields the model when it is first named (and when it changes), then a delta per non-empty
+/// piece of reasoning, content or tool call of the first choice, then exactly one finish event
 /// (finish reason + usage, which arrives in a separate last event with empty `choices`) when
 /// `data: [DONE]` arrives; nothing after `[DONE]` is read. Errors end the stream:
 /// - the body ends without `[DONE]`, or the transport fails mid-body:
@@ -86,10 +107,11 @@ where
                 provider: provider.to_owned(),
                 request_id,
                 model: None,
-                delivered_content: false,
+                delivered: false,
                 finish_reason: None,
                 usage: None,
                 refusal: String::new(),
+                pending: VecDeque::new(),
             },
         }),
     })
@@ -119,14 +141,14 @@ impl<S> Live<S>
 where
     S: Stream<Item = Result<Bytes, Error>> + Send,
 {
-    /// The next step other than [`Step::Skip`].
+    /// Handles input until an event is pending or the stream failed.
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
         loop {
             if let Some(event) = self.events.get_mut(self.next) {
                 self.next += 1;
                 let event = std::mem::take(event);
                 match self.state.event(&event) {
-                    Step::Skip => continue,
+                    Step::Continue if self.state.pending.is_empty() => continue,
                     step => return Poll::Ready(step),
                 }
             }
@@ -158,18 +180,21 @@ impl<S> Stream for ChatEvents<S>
 where
     S: Stream<Item = Result<Bytes, Error>> + Send,
 {
-    type Item = Result<ChatChunk, Error>;
+    type Item = Result<StreamEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let Some(live) = self.live.as_mut() else {
             return Poll::Ready(None);
         };
         let item = loop {
-            match ready!(live.poll_step(cx)) {
-                Step::Skip => continue,
-                Step::Emit(chunk) => return Poll::Ready(Some(Ok(chunk))),
-                Step::Finish(chunk) => break Ok(chunk),
-                Step::Fail(error) => break Err(live.state.decorate(error)),
+            if let Some(event) = live.state.pending.pop_front() {
+                if !event.is_finish() {
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                break Ok(event);
+            }
+            if let Step::Fail(error) = ready!(live.poll_step(cx)) {
+                break Err(live.state.decorate(error));
             }
         };
         self.live = None;
@@ -202,7 +227,7 @@ impl State {
             return self.done();
         }
         if data.is_empty() {
-            return Step::Skip;
+            return Step::Continue;
         }
         let chunk: WireChunk<'_> = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
@@ -229,14 +254,16 @@ impl State {
         }
         if let Some(model) = chunk.model {
             if self.model.as_deref() != Some(&*model) {
-                self.model = Some(model.into_owned());
+                let model = model.into_owned();
+                self.pending.push_back(StreamEvent::model(model.clone()));
+                self.model = Some(model);
             }
         }
         if let Some(usage) = chunk.usage.as_ref().and_then(WireUsage::usage) {
             self.usage = Some(usage);
         }
         let Some(choice) = choice else {
-            return Step::Skip;
+            return Step::Continue;
         };
         if let Some(reason) = choice.finish_reason.as_deref() {
             if reason == "error" {
@@ -248,10 +275,7 @@ impl State {
             }
             self.finish_reason = Some(FinishReason::from_wire(reason));
         }
-        let delta = choice.delta.unwrap_or(WireDelta {
-            content: None,
-            refusal: None,
-        });
+        let delta = choice.delta.unwrap_or_default();
         if let Some(refusal) = delta.refusal {
             // Kept whole only to quote it in one error: bounded like one streamed event.
             if self.refusal.len() + refusal.len() > MAX_EVENT_BYTES {
@@ -262,21 +286,33 @@ impl State {
             }
             self.refusal.push_str(&refusal);
         }
-        match delta.content {
-            Some(content) if !content.is_empty() => {
-                self.delivered_content = true;
-                let mut chunk = ChatChunk::delta(content);
-                chunk.model = self.model.clone();
-                Step::Emit(chunk)
-            }
-            _ => Step::Skip,
+        let before = self.pending.len();
+        if let Some(reasoning) = delta.reasoning.filter(|text| !text.is_empty()) {
+            self.pending.push_back(StreamEvent::reasoning(reasoning));
         }
+        if let Some(content) = delta.content.filter(|text| !text.is_empty()) {
+            self.pending.push_back(StreamEvent::text(content));
+        }
+        for call in delta.tool_calls.into_iter().flatten() {
+            let (name, arguments) = call
+                .function
+                .map(|function| (function.name, function.arguments.unwrap_or_default()))
+                .unwrap_or_default();
+            self.pending.push_back(StreamEvent::ToolCallDelta {
+                index: call.index,
+                id: call.id,
+                name,
+                arguments,
+            });
+        }
+        self.delivered |= self.pending.len() > before;
+        Step::Continue
     }
 
     /// An in-band error keeps its classification only while nothing was delivered: after the
-    /// first content chunk the caller holds a partial answer, so it is an interruption.
+    /// first delta the caller holds a partial answer, so it is an interruption.
     fn in_band(&self, error: Error) -> Error {
-        if !self.delivered_content {
+        if !self.delivered {
             return error;
         }
         let mut interrupted = Error::new(
@@ -293,15 +329,14 @@ impl State {
     }
 
     fn done(&mut self) -> Step {
-        if !self.delivered_content && !self.refusal.is_empty() {
+        if !self.delivered && !self.refusal.is_empty() {
             return Step::Fail(refused(&self.provider, &self.refusal));
         }
-        let mut chunk = ChatChunk::finish(
+        self.pending.push_back(StreamEvent::finish(
             self.finish_reason.take().unwrap_or(FinishReason::Stop),
             self.usage.take(),
-        );
-        chunk.model = self.model.take();
-        Step::Finish(chunk)
+        ));
+        Step::Continue
     }
 }
 
@@ -322,19 +357,30 @@ mod tests {
             .block_on(future)
     }
 
-    type Outcome = (Vec<ChatChunk>, Option<(ErrorKind, String)>);
+    type Outcome = (Vec<StreamEvent>, Option<(ErrorKind, String)>);
+
+    /// The text deltas of `events`.
+    fn texts(events: &[StreamEvent]) -> Vec<&str> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                StreamEvent::TextDelta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 
     fn run(chunks: Vec<Vec<u8>>) -> Outcome {
         let bytes = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))));
         let stream = decode_chat_stream("openai", Some("req_9".into()), bytes);
         let items: Vec<_> = block_on(stream.collect());
-        let mut chunks = Vec::new();
+        let mut events = Vec::new();
         let mut error = None;
         for item in items {
             match item {
-                Ok(chunk) => {
+                Ok(event) => {
                     assert!(error.is_none(), "nothing may follow an error");
-                    chunks.push(chunk);
+                    events.push(event);
                 }
                 Err(e) => {
                     assert_eq!(e.request_id(), Some("req_9"));
@@ -343,7 +389,7 @@ mod tests {
                 }
             }
         }
-        (chunks, error)
+        (events, error)
     }
 
     fn whole(body: &str) -> Outcome {
@@ -351,28 +397,68 @@ mod tests {
     }
 
     #[test]
-    fn transcript_yields_content_then_one_final_chunk_with_usage() {
-        let (chunks, error) = whole(OPENAI_TEXT);
+    fn transcript_yields_the_model_content_then_one_finish_with_usage() {
+        let (events, error) = whole(OPENAI_TEXT);
         assert_eq!(error, None);
-        let deltas: Vec<&str> = chunks.iter().map(|c| c.delta.as_str()).collect();
-        assert_eq!(deltas, ["I'm", " unable", " to help.", ""]);
-        let last = chunks.last().unwrap();
-        assert!(last.is_final());
-        assert_eq!(last.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
-            last.usage,
-            Some(Usage::new(14, 30).with_reasoning_tokens(Some(0)))
+            events,
+            [
+                StreamEvent::model("gpt-4o-2024-08-06"),
+                StreamEvent::text("I'm"),
+                StreamEvent::text(" unable"),
+                StreamEvent::text(" to help."),
+                StreamEvent::finish(
+                    FinishReason::Stop,
+                    Some(Usage::new(14, 30).with_reasoning_tokens(Some(0)))
+                ),
+            ]
         );
-        assert_eq!(last.model.as_deref(), Some("gpt-4o-2024-08-06"));
-        assert_eq!(chunks.iter().filter(|c| c.is_final()).count(), 1);
     }
 
     #[test]
-    fn eof_without_done_is_interrupted_after_the_delivered_chunks() {
+    fn tool_call_fragments_and_reasoning_are_streamed_as_events() {
+        let chunk = |delta: &str, finish: &str| {
+            format!(
+                "data: {{\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let body = [
+            chunk(r#"{"role":"assistant","reasoning":"Weather needs a tool."}"#, "null"),
+            chunk(
+                r#"{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}"#,
+                "null",
+            ),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#, "null"),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}"#, "null"),
+            chunk("{}", r#""tool_calls""#),
+            "data: [DONE]\n\n".to_owned(),
+        ]
+        .concat();
+        let (events, error) = whole(&body);
+        assert_eq!(error, None);
+        let response = {
+            let mut assembler = fazztv_core::StreamAssembler::new();
+            events.iter().for_each(|event| assembler.push(event));
+            assembler.finish("openai").unwrap()
+        };
+        assert_eq!(response.reasoning.unwrap().text, "Weather needs a tool.");
+        assert_eq!(
+            response.tool_calls,
+            [fazztv_core::ToolCall::new(
+                "call_1",
+                "get_weather",
+                serde_json::json!({"city": "Paris"})
+            )]
+        );
+        assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn eof_without_done_is_interrupted_after_the_delivered_events() {
         let cut = OPENAI_TEXT.replace("data: [DONE]\n\n", "");
-        let (chunks, error) = whole(&cut);
-        assert_eq!(chunks.len(), 3);
-        assert!(chunks.iter().all(|c| !c.is_final()));
+        let (events, error) = whole(&cut);
+        assert_eq!(texts(&events), ["I'm", " unable", " to help."]);
+        assert!(events.iter().all(|event| !event.is_finish()));
         assert_eq!(error.unwrap().0, ErrorKind::StreamInterrupted);
     }
 
@@ -386,9 +472,9 @@ mod tests {
         ];
         let stream = decode_chat_stream("openai", None, futures::stream::iter(items));
         let items: Vec<_> = block_on(stream.collect());
-        assert_eq!(items.len(), 2);
-        assert_eq!(items[0].as_ref().unwrap().delta, "I'm");
-        let error = items[1].as_ref().unwrap_err();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[1].as_ref().unwrap(), &StreamEvent::text("I'm"));
+        let error = items[2].as_ref().unwrap_err();
         assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
         assert!(error.message().contains("connection reset"), "{error}");
     }
@@ -397,15 +483,15 @@ mod tests {
     fn in_band_errors_are_classified_before_content_and_interrupt_after() {
         let error_event =
             "data: {\"error\":{\"message\":\"Rate limit exceeded\",\"code\":429}}\n\n";
-        let (chunks, error) = whole(error_event);
-        assert!(chunks.is_empty());
+        let (events, error) = whole(error_event);
+        assert!(events.is_empty());
         assert_eq!(error.unwrap().0, ErrorKind::RateLimited);
 
         let after = format!(
             "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"Hel\"}}}}]}}\n\n{error_event}"
         );
-        let (chunks, error) = whole(&after);
-        assert_eq!(chunks.len(), 1);
+        let (events, error) = whole(&after);
+        assert_eq!(events, [StreamEvent::text("Hel")]);
         let (kind, message) = error.unwrap();
         assert_eq!(kind, ErrorKind::StreamInterrupted);
         assert!(message.contains("Rate limit exceeded"), "{message}");
@@ -413,21 +499,21 @@ mod tests {
 
     #[test]
     fn garbage_data_is_protocol_and_comments_are_ignored() {
-        let (chunks, error) = whole(": keep-alive\n\ndata: {not json\n\n");
-        assert!(chunks.is_empty());
+        let (events, error) = whole(": keep-alive\n\ndata: {not json\n\n");
+        assert!(events.is_empty());
         assert_eq!(error.unwrap().0, ErrorKind::Protocol);
-        let (chunks, error) = whole(": OPENROUTER PROCESSING\n\ndata: [DONE]\n\n");
+        let (events, error) = whole(": OPENROUTER PROCESSING\n\ndata: [DONE]\n\n");
         assert_eq!(error, None);
-        assert_eq!(chunks, vec![ChatChunk::finish(FinishReason::Stop, None)]);
+        assert_eq!(events, [StreamEvent::finish(FinishReason::Stop, None)]);
     }
 
     #[test]
     fn usage_in_a_chunk_with_choices_is_kept_and_refusals_are_typed() {
         let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n\ndata: [DONE]\n\n";
-        let (chunks, _) = whole(body);
+        let (events, _) = whole(body);
         assert_eq!(
-            chunks[1],
-            ChatChunk::finish(FinishReason::Length, Some(Usage::new(1, 2)))
+            events[1],
+            StreamEvent::finish(FinishReason::Length, Some(Usage::new(1, 2)))
         );
         let refusal = "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"No.\"}}]}\n\ndata: [DONE]\n\n";
         assert_eq!(whole(refusal).1.unwrap().0, ErrorKind::ContentFiltered);
@@ -440,8 +526,8 @@ mod tests {
             "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"refusal\":\"{piece}\"}}}}]}}\n\n"
         );
         let body = event.repeat(MAX_EVENT_BYTES / piece.len() + 1) + "data: [DONE]\n\n";
-        let (chunks, error) = whole(&body);
-        assert!(chunks.is_empty());
+        let (events, error) = whole(&body);
+        assert!(events.is_empty());
         let (kind, message) = error.unwrap();
         assert_eq!(kind, ErrorKind::Protocol);
         assert!(message.contains("refusal is longer"), "{message}");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use fazztv_core::http::ErrorPayload;
 use fazztv_core::{
     ChatMessage, ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason,
-    ModerationResult, Usage,
+    ModerationResult, Reasoning, ToolCall, Usage,
 };
 use schemars::JsonSchema;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -61,7 +61,7 @@ pub fn chat_body(
     let messages = request
         .messages
         .iter()
-        .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.content}))
+        .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.text()}))
         .collect();
     body.insert("messages".into(), Value::Array(messages));
     if let Some(temperature) = options.temperature {
@@ -169,7 +169,7 @@ struct WireMessageOut<'a>(&'a ChatMessage);
 impl Serialize for WireMessageOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("content", &self.0.content)?;
+        map.serialize_entry("content", &self.0.text())?;
         map.serialize_entry("role", &format_args!("{}", self.0.role))?;
         map.end()
     }
@@ -299,10 +299,28 @@ struct WireChoice {
     error: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct WireMessage {
     content: Option<String>,
     refusal: Option<String>,
+    /// OpenRouter's reasoning text; `reasoning_content` on DeepSeek-style servers.
+    #[serde(alias = "reasoning_content")]
+    reasoning: Option<String>,
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireToolCall {
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    name: String,
+    /// JSON text, as the API sends it.
+    #[serde(default)]
+    arguments: String,
 }
 
 /// An error object found inside a 200 body or event (`{"error": …}` at the top or in a choice).
@@ -444,20 +462,34 @@ pub(crate) fn decode_completion(
     if let Some(error) = embedded_error(provider, choice.error.as_ref()) {
         return Err(with_id(error));
     }
-    let (content, refusal) = choice
-        .message
-        .map(|message| (message.content, message.refusal))
-        .unwrap_or_default();
-    if let (None, Some(refusal)) = (&content, refusal) {
-        return Err(with_id(refused(provider, &refusal)));
+    let message = choice.message.unwrap_or_default();
+    let tool_calls: Vec<ToolCall> = message
+        .tool_calls
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, call)| {
+            let id = call.id.unwrap_or_else(|| format!("call_{index}"));
+            ToolCall::from_text(id, call.function.name, &call.function.arguments)
+        })
+        .collect();
+    if let (None, true, Some(refusal)) = (&message.content, tool_calls.is_empty(), &message.refusal)
+    {
+        return Err(with_id(refused(provider, refusal)));
     }
     let mut response = ChatResponse::new(
-        content.unwrap_or_default(),
+        message.content.unwrap_or_default(),
         completion
             .model
             .unwrap_or_else(|| requested_model.to_owned()),
         provider,
     );
+    response.tool_calls = tool_calls;
+    response.refusal = message.refusal;
+    response.reasoning = message
+        .reasoning
+        .filter(|text| !text.is_empty())
+        .map(Reasoning::new);
     response.finish_reason = choice.finish_reason.as_deref().map(FinishReason::from_wire);
     response.usage = completion.usage.as_ref().and_then(WireUsage::usage);
     response.request_id = request_id;

@@ -57,7 +57,7 @@ mod provider;
 mod text;
 
 pub use factory::MockFactory;
-pub use options::{MAX_EMBEDDING_DIMENSIONS, MockFailures, MockModel, MockOptions};
+pub use options::{MAX_EMBEDDING_DIMENSIONS, MockFailures, MockModel, MockOptions, MockToolCall};
 pub use provider::MockProvider;
 
 fazztv_core::register_provider!(MockFactory);

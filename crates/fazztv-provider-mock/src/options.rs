@@ -55,6 +55,28 @@ pub struct MockOptions {
     /// Moderation flags a text that contains any of these words or phrases (whole words,
     /// ignoring case); the matching entries are its concerns.
     pub moderation_blocklist: Vec<String>,
+    /// Tool calls to answer with, instead of text, when the request offers the tools they name
+    /// and the conversation does not end with tool results (calls to tools not offered are left
+    /// out). After the results come back, the `reply` answers; `{tool_result}` quotes them.
+    pub tool_calls: Vec<MockToolCall>,
+    /// Reasoning to show before every answer (streamed as reasoning deltas).
+    pub reasoning: Option<String>,
+}
+
+/// One scripted tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MockToolCall {
+    /// The tool to call.
+    pub name: String,
+    /// Its arguments.
+    #[serde(default = "empty_object")]
+    pub arguments: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 impl Default for MockOptions {
@@ -67,6 +89,8 @@ impl Default for MockOptions {
             cut_stream_after: None,
             failures: MockFailures::default(),
             models: Vec::new(),
+            tool_calls: Vec::new(),
+            reasoning: None,
             available: true,
             unavailable_reason: String::from(
                 "the mock provider is configured as unavailable (`\"available\": false`)",
@@ -105,6 +129,21 @@ impl MockOptions {
     /// Cuts streams after `chunks` content chunks.
     pub fn cut_stream_after(mut self, chunks: u64) -> Self {
         self.cut_stream_after = Some(chunks);
+        self
+    }
+
+    /// Scripts a tool call (see [`tool_calls`](Self::tool_calls)).
+    pub fn tool_call(mut self, name: impl Into<String>, arguments: serde_json::Value) -> Self {
+        self.tool_calls.push(MockToolCall {
+            name: name.into(),
+            arguments,
+        });
+        self
+    }
+
+    /// Scripts reasoning shown before every answer.
+    pub fn reasoning(mut self, text: impl Into<String>) -> Self {
+        self.reasoning = Some(text.into());
         self
     }
 

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use fazztv_core::{
-    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, FinishReason, ModelCapability, ModelInfo, ModelManager,
-    ModerationResult, Provider, ProviderConfig, Result, Role, UnavailableReason, Usage,
-    async_trait,
+    Availability, ChatMessage, ChatRequest, ChatResponse, ChatStream, ContentPart,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, FinishReason, ImageSource,
+    ModelCapability, ModelInfo, ModelManager, ModerationResult, Provider, ProviderConfig,
+    Reasoning, Result, Role, StreamEvent, ToolCall, UnavailableReason, Usage, async_trait,
 };
 use futures::StreamExt;
 
@@ -151,30 +151,98 @@ impl MockProvider {
         Ok(model.to_owned())
     }
 
-    /// The rendered reply and its usage.
-    fn answer(&self, request: &ChatRequest, model: &str, call: u64) -> (String, Usage) {
-        let prompt = request
-            .messages
+    /// The scripted answer: tool calls when the request offers the scripted tools and does not
+    /// end with tool results, else the rendered reply; reasoning when scripted; usage.
+    fn answer(&self, request: &ChatRequest, model: &str, call: u64) -> ChatResponse {
+        let messages = &request.messages;
+        let last_user = messages
             .iter()
             .rev()
-            .find(|message| message.role == Role::User)
-            .map_or("", |message| message.content.as_str());
-        let reply = render(
-            &self.options.reply,
-            &TemplateVars {
-                prompt,
-                model,
-                provider: self.name(),
-                call,
-            },
-        );
-        let prompt_words = request
-            .messages
-            .iter()
-            .map(|message| words(&message.content))
-            .sum();
-        let usage = Usage::new(prompt_words, words(&reply));
-        (reply, usage)
+            .find(|message| message.role == Role::User);
+        let prompt = last_user.map(|message| message.text()).unwrap_or_default();
+        let tool_result = messages
+            .last()
+            .filter(|message| message.role == Role::Tool)
+            .and_then(|message| {
+                message.parts.iter().rev().find_map(|part| match part {
+                    ContentPart::ToolResult(result) => Some(result.content.as_str()),
+                    _ => None,
+                })
+            });
+        let images = last_user.map(describe_images).unwrap_or_default();
+        let calls: Vec<ToolCall> = if tool_result.is_some() {
+            Vec::new()
+        } else {
+            self.options
+                .tool_calls
+                .iter()
+                .filter(|scripted| request.tools.iter().any(|tool| tool.name == scripted.name))
+                .enumerate()
+                .map(|(index, scripted)| {
+                    ToolCall::new(
+                        format!("call_mock_{call}_{index}"),
+                        scripted.name.clone(),
+                        scripted.arguments.clone(),
+                    )
+                })
+                .collect()
+        };
+        let reply = if calls.is_empty() {
+            render(
+                &self.options.reply,
+                &TemplateVars {
+                    prompt: &prompt,
+                    model,
+                    provider: self.name(),
+                    call,
+                    tool_result: tool_result.unwrap_or_default(),
+                    images: &images,
+                },
+            )
+        } else {
+            String::new()
+        };
+        let prompt_words = messages.iter().map(|message| words(&message.text())).sum();
+        let completion_words = words(&reply)
+            + calls
+                .iter()
+                .map(|call| words(&call.arguments.to_text()))
+                .sum::<u64>();
+        let finish = if calls.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        };
+        let mut response = ChatResponse::new(reply, model, self.name())
+            .with_finish_reason(finish)
+            .with_usage(Usage::new(prompt_words, completion_words))
+            .with_request_id(format!("mock-{call}"));
+        response.tool_calls = calls;
+        response.reasoning = self.options.reasoning.clone().map(Reasoning::new);
+        response
+    }
+}
+
+/// The images of a message, for `{images}`: `2 images: image/png, 4 bytes; https://…`.
+fn describe_images(message: &ChatMessage) -> String {
+    let images: Vec<String> = message
+        .parts
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Image { image, .. } => Some(match image {
+                ImageSource::Url(url) => url.clone(),
+                ImageSource::Bytes { media_type, data } => {
+                    format!("{media_type}, {} bytes", data.len())
+                }
+                _ => String::from("an image"),
+            }),
+            _ => None,
+        })
+        .collect();
+    match images.len() {
+        0 => String::from("no images"),
+        1 => format!("1 image: {}", images[0]),
+        count => format!("{count} images: {}", images.join("; ")),
     }
 }
 
@@ -187,44 +255,53 @@ impl Provider for MockProvider {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let call = self.begin_call().await?;
         let model = self.model(request.options.model.as_deref())?;
-        let (reply, usage) = self.answer(&request, &model, call);
-        Ok(ChatResponse::new(reply, model, self.name())
-            .with_finish_reason(FinishReason::Stop)
-            .with_usage(usage)
-            .with_request_id(format!("mock-{call}")))
+        Ok(self.answer(&request, &model, call))
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>> {
         Ok(self.models.list())
     }
 
-    /// Content chunks of `stream_chunk_chars` characters, then one final chunk (finish reason
-    /// `stop`, usage); every chunk names the model. With `cut_stream_after: K`, at most K content
-    /// chunks and then a `stream_interrupted` error, with no final chunk (so no usage).
+    /// The model, the reasoning, text deltas of `stream_chunk_chars` characters, the tool calls,
+    /// then the finish (reason, usage): the same answer as `chat`, in events. With
+    /// `cut_stream_after: K`, at most K deltas and then a `stream_interrupted` error, with no
+    /// finish (so no usage).
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream> {
         let call = self.begin_call().await?;
         let model = self.model(request.options.model.as_deref())?;
-        let (reply, usage) = self.answer(&request, &model, call);
-        let mut items: Vec<Result<ChatChunk>> =
-            chunks(&reply, self.options.stream_chunk_chars.get())
-                .into_iter()
-                .map(|piece| Ok(ChatChunk::delta(piece).with_model(model.clone())))
-                .collect();
+        let response = self.answer(&request, &model, call);
+        let chunk_chars = self.options.stream_chunk_chars.get();
+        // The one-piece events, with the text split into chunks.
+        let mut deltas = Vec::new();
+        let mut finish = None;
+        for event in response.to_events() {
+            match event {
+                StreamEvent::TextDelta { text } => deltas.extend(
+                    chunks(&text, chunk_chars)
+                        .into_iter()
+                        .map(StreamEvent::text),
+                ),
+                StreamEvent::Model { .. } => {}
+                event if event.is_finish() => finish = Some(event),
+                event => deltas.push(event),
+            }
+        }
+        let mut items: Vec<Result<StreamEvent>> = vec![Ok(StreamEvent::model(model))];
         if let Some(limit) = self.options.cut_stream_after {
-            let sent = usize::try_from(limit).map_or(items.len(), |limit| limit.min(items.len()));
-            items.truncate(sent);
+            let sent = usize::try_from(limit).map_or(deltas.len(), |limit| limit.min(deltas.len()));
+            deltas.truncate(sent);
+            items.extend(deltas.into_iter().map(Ok));
             items.push(Err(Error::new(
                 ErrorKind::StreamInterrupted,
                 format!(
-                    "the stream was cut after {sent} content chunks, as scripted by \
+                    "the stream was cut after {sent} deltas, as scripted by \
                      `cut_stream_after: {limit}`"
                 ),
             )
             .with_provider(self.name())));
         } else {
-            items.push(Ok(
-                ChatChunk::finish(FinishReason::Stop, Some(usage)).with_model(model)
-            ));
+            items.extend(deltas.into_iter().map(Ok));
+            items.extend(finish.map(Ok));
         }
         let delay = Duration::from_millis(self.options.chunk_latency_ms);
         let stream = futures::stream::iter(items.into_iter().enumerate()).then(

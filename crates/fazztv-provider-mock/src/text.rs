@@ -11,9 +11,14 @@ pub(crate) struct TemplateVars<'a> {
     pub(crate) provider: &'a str,
     /// `{call}`: the 1-based call number.
     pub(crate) call: u64,
+    /// `{tool_result}`: the content of the last tool result (empty when there is none).
+    pub(crate) tool_result: &'a str,
+    /// `{images}`: what the last user message's images are (`1 image: image/png, 4 bytes`).
+    pub(crate) images: &'a str,
 }
 
-/// Substitutes `{prompt}`, `{model}`, `{provider}` and `{call}` in one left-to-right pass, so
+/// Substitutes `{prompt}`, `{model}`, `{provider}`, `{call}`, `{tool_result}` and `{images}` in
+/// one left-to-right pass, so
 /// placeholders inside substituted text (a prompt containing `{model}`) stay as they are. Any
 /// other `{…}` is kept verbatim, so replies may contain JSON.
 pub(crate) fn render(template: &str, vars: &TemplateVars<'_>) -> String {
@@ -26,6 +31,8 @@ pub(crate) fn render(template: &str, vars: &TemplateVars<'_>) -> String {
             ("prompt}", vars.prompt),
             ("model}", vars.model),
             ("provider}", vars.provider),
+            ("tool_result}", vars.tool_result),
+            ("images}", vars.images),
         ]
         .into_iter()
         .find(|(name, _)| after.starts_with(name));
@@ -93,6 +100,8 @@ mod tests {
         model: "mock-1",
         provider: "demo",
         call: 7,
+        tool_result: "{\"temp\": 21}",
+        images: "1 image: image/png, 4 bytes",
     };
 
     #[test]
@@ -102,6 +111,10 @@ mod tests {
             "demo/mock-1 #7: say {model}"
         );
         assert_eq!(render("{prompt}{prompt}", &VARS), "say {model}say {model}");
+        assert_eq!(
+            render("{tool_result} / {images}", &VARS),
+            "{\"temp\": 21} / 1 image: image/png, 4 bytes"
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ fn empty_options_are_the_defaults() {
             "available": true,
             "unavailable_reason": "the mock provider is configured as unavailable (`\"available\": false`)",
             "embedding_dimensions": 8,
-            "moderation_blocklist": ["attack"]
+            "moderation_blocklist": ["attack"],
+            "tool_calls": [],
+            "reasoning": null
         })
     );
 }
@@ -70,7 +72,9 @@ fn every_option_parses_into_the_same_value_the_setters_build() {
         "available": false,
         "unavailable_reason": "off",
         "embedding_dimensions": 4,
-        "moderation_blocklist": ["x"]
+        "moderation_blocklist": ["x"],
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "ping"}],
+        "reasoning": "think"
     })))
     .unwrap();
     let built = MockOptions::default()
@@ -94,7 +98,10 @@ fn every_option_parses_into_the_same_value_the_setters_build() {
         )
         .unavailable("off")
         .embedding_dimensions(NonZeroUsize::new(4).unwrap())
-        .moderation_blocklist(["x"]);
+        .moderation_blocklist(["x"])
+        .tool_call("get_weather", json!({"city": "Paris"}))
+        .tool_call("ping", json!({}))
+        .reasoning("think");
     assert_eq!(parsed.options(), &built);
 }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use fazztv_core::{
-    ChatChunk, ChatRequest, Error, ErrorKind, FinishReason, GenerationOptions, Provider,
-    ProviderConfig, Usage,
+    ChatRequest, Error, ErrorKind, FinishReason, GenerationOptions, Provider, ProviderConfig,
+    StreamEvent, Usage,
 };
 use fazztv_provider_mock::{MockModel, MockOptions, MockProvider};
 use futures::StreamExt;
@@ -22,7 +22,7 @@ fn chars(n: usize) -> std::num::NonZeroUsize {
 }
 
 /// Every item of the stream `provider` answers `prompt` with.
-async fn stream_items(provider: &MockProvider, prompt: &str) -> Vec<Result<ChatChunk, Error>> {
+async fn stream_items(provider: &MockProvider, prompt: &str) -> Vec<Result<StreamEvent, Error>> {
     provider
         .chat_stream(ChatRequest::from_prompt(prompt))
         .await
@@ -31,30 +31,32 @@ async fn stream_items(provider: &MockProvider, prompt: &str) -> Vec<Result<ChatC
         .await
 }
 
-fn deltas(items: &[Result<ChatChunk, Error>]) -> Vec<&str> {
+fn deltas(items: &[Result<StreamEvent, Error>]) -> Vec<&str> {
     items
         .iter()
-        .filter_map(|item| item.as_ref().ok())
-        .filter(|chunk| !chunk.is_final())
-        .map(|chunk| chunk.delta.as_str())
+        .filter_map(|item| match item {
+            Ok(StreamEvent::TextDelta { text }) => Some(text.as_str()),
+            _ => None,
+        })
         .collect()
 }
 
+/// The last item, which must be the finish event.
+fn finish(items: &[Result<StreamEvent, Error>]) -> (FinishReason, Option<Usage>) {
+    match items.last() {
+        Some(Ok(StreamEvent::Finish { reason, usage })) => (reason.clone(), *usage),
+        other => panic!("expected the finish event last, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn default_chunks_are_eight_characters_then_a_final_chunk() {
+async fn default_chunks_are_eight_characters_after_the_model_then_the_finish() {
     let provider = mock(MockOptions::default());
     let items = stream_items(&provider, "hi").await;
+    assert_eq!(items[0].as_ref().unwrap(), &StreamEvent::model("mock-1"));
     assert_eq!(deltas(&items), ["Mock res", "ponse to", ": hi"]);
-    assert_eq!(items.len(), 4);
-    let last = items.last().unwrap().as_ref().unwrap();
-    assert_eq!(last.delta, "");
-    assert_eq!(last.finish_reason, Some(FinishReason::Stop));
-    assert_eq!(last.usage, Some(Usage::new(1, 4)));
-    assert!(
-        items
-            .iter()
-            .all(|item| item.as_ref().unwrap().model.as_deref() == Some("mock-1"))
-    );
+    assert_eq!(items.len(), 5);
+    assert_eq!(finish(&items), (FinishReason::Stop, Some(Usage::new(1, 4))));
 }
 
 #[tokio::test]
@@ -75,18 +77,15 @@ async fn chunks_never_split_multibyte_characters_and_join_to_the_chat_reply() {
         .await
         .unwrap();
     assert_eq!(deltas(&items).concat(), chat.content);
-    let last = items.last().unwrap().as_ref().unwrap();
-    assert_eq!(last.usage, chat.usage);
+    assert_eq!(finish(&items).1, chat.usage);
 }
 
 #[tokio::test]
-async fn an_empty_reply_streams_only_the_final_chunk() {
+async fn an_empty_reply_streams_only_the_model_and_the_finish() {
     let provider = mock(MockOptions::default().reply(""));
     let items = stream_items(&provider, "two words").await;
-    assert_eq!(items.len(), 1);
-    let only = items[0].as_ref().unwrap();
-    assert!(only.is_final());
-    assert_eq!(only.usage, Some(Usage::new(2, 0)));
+    assert_eq!(items.len(), 2);
+    assert_eq!(finish(&items), (FinishReason::Stop, Some(Usage::new(2, 0))));
 }
 
 #[tokio::test]
@@ -100,14 +99,24 @@ async fn cut_streams_end_with_stream_interrupted_after_k_chunks() {
         .chat_stream(ChatRequest::from_prompt("a long enough prompt"))
         .await
         .unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap().delta, "Mock");
-    assert_eq!(stream.next().await.unwrap().unwrap().delta, " res");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::model("mock-1")
+    );
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::text("Mock")
+    );
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::text(" res")
+    );
     let error = stream.next().await.unwrap().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.provider(), Some("mock-test"));
     assert_eq!(
         error.message(),
-        "the stream was cut after 2 content chunks, as scripted by `cut_stream_after: 2`"
+        "the stream was cut after 2 deltas, as scripted by `cut_stream_after: 2`"
     );
     assert!(stream.next().await.is_none(), "nothing follows the error");
 }
@@ -116,9 +125,10 @@ async fn cut_streams_end_with_stream_interrupted_after_k_chunks() {
 async fn cut_after_zero_fails_before_any_content() {
     let provider = mock(MockOptions::default().cut_stream_after(0));
     let items = stream_items(&provider, "hi").await;
-    assert_eq!(items.len(), 1);
+    assert_eq!(items.len(), 2);
+    assert!(deltas(&items).is_empty());
     assert_eq!(
-        items[0].as_ref().unwrap_err().kind(),
+        items[1].as_ref().unwrap_err().kind(),
         ErrorKind::StreamInterrupted
     );
 }
@@ -128,13 +138,10 @@ async fn a_cut_beyond_the_reply_still_never_finishes() {
     let provider = mock(MockOptions::default().reply("short").cut_stream_after(10));
     let items = stream_items(&provider, "hi").await;
     assert_eq!(deltas(&items), ["short"]);
-    assert_eq!(items.len(), 2);
-    let error = items[1].as_ref().unwrap_err();
+    assert_eq!(items.len(), 3);
+    let error = items[2].as_ref().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
-    assert!(
-        error.message().contains("after 1 content chunks"),
-        "{error}"
-    );
+    assert!(error.message().contains("after 1 deltas"), "{error}");
 }
 
 #[tokio::test]
@@ -159,7 +166,7 @@ async fn scripted_failures_and_unknown_models_fail_before_the_stream() {
         .unwrap();
     assert_eq!(error.kind(), ErrorKind::ModelNotFound);
     let items = stream_items(&provider, "hi").await;
-    assert!(items.last().unwrap().as_ref().unwrap().is_final());
+    assert!(items.last().unwrap().as_ref().unwrap().is_finish());
     assert_eq!(provider.calls(), 3);
 }
 
@@ -183,5 +190,70 @@ async fn latency_precedes_the_stream_and_chunk_latency_separates_items() {
         item.unwrap();
         arrivals.push(start.elapsed().as_millis());
     }
-    assert_eq!(arrivals, [100, 110, 120]);
+    // The model, "abc", "def", the finish.
+    assert_eq!(arrivals, [100, 110, 120, 130]);
+}
+
+/// The whole tool loop on the mock: user -> assistant tool call -> tool result -> answer,
+/// streamed and not, with scripted reasoning; both ways give the same responses.
+#[tokio::test]
+async fn a_scripted_tool_call_conversation_streams_and_answers_alike() {
+    use fazztv_core::{ChatMessage, ContentPart, ImageSource, Role, Tool, ToolResult, assemble};
+    let provider = mock(
+        MockOptions::default()
+            .reply("It is {tool_result} ({images})")
+            .reasoning("The weather needs the tool.")
+            .tool_call("get_weather", serde_json::json!({"city": "Paris"}))
+            .tool_call("not_offered", serde_json::json!({})),
+    );
+    let weather = Tool::new("get_weather", serde_json::json!({"type": "object"}));
+    let image = ContentPart::image(ImageSource::from_bytes("image/png", &b"\x89PNG"[..]));
+    let question = ChatMessage::user("Weather in Paris?").with_part(image);
+    let first = ChatRequest::new(vec![question.clone()]).with_tool(weather.clone());
+
+    let asked = provider.chat(first.clone()).await.unwrap();
+    let streamed = assemble(provider.chat_stream(first).await.unwrap(), "mock-test")
+        .await
+        .unwrap();
+    for response in [&asked, &streamed] {
+        assert_eq!(response.content, "");
+        assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(
+            response.tool_calls.len(),
+            1,
+            "only offered tools are called"
+        );
+        assert_eq!(response.tool_calls[0].name, "get_weather");
+        assert_eq!(
+            response.reasoning.as_ref().unwrap().text,
+            "The weather needs the tool."
+        );
+    }
+    // Call ids carry the call number; the tool and its arguments are the same.
+    assert_eq!(
+        asked.tool_calls[0].arguments,
+        streamed.tool_calls[0].arguments
+    );
+    assert_eq!(asked.tool_calls[0].id, "call_mock_1_0");
+
+    let call = &asked.tool_calls[0];
+    let answer = ChatRequest::new(vec![
+        question,
+        ChatMessage::from_response(&asked),
+        ChatMessage::tool_result(ToolResult::new(call.id.clone(), "21 °C")),
+    ])
+    .with_tool(weather);
+    assert_eq!(answer.messages[1].role, Role::Assistant);
+    let final_answer = provider.chat(answer.clone()).await.unwrap();
+    let streamed = assemble(provider.chat_stream(answer).await.unwrap(), "mock-test")
+        .await
+        .unwrap();
+    for response in [&final_answer, &streamed] {
+        assert_eq!(
+            response.content,
+            "It is 21 °C (1 image: image/png, 4 bytes)"
+        );
+        assert!(response.tool_calls.is_empty());
+        assert_eq!(response.finish_reason, Some(FinishReason::Stop));
+    }
 }

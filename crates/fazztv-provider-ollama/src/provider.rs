@@ -7,7 +7,7 @@ use fazztv_core::http::{self, ErrorPayload};
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
     Environment, Error, ErrorKind, ModelInfo, ModelManager, Provider, ProviderConfig, PullStream,
-    UnavailableReason, Usage, async_trait, decode,
+    Reasoning, UnavailableReason, Usage, async_trait, decode,
 };
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -280,7 +280,7 @@ impl Provider for OllamaProvider {
             let message = payload.message.unwrap_or_default();
             return Err(stream::in_band_error(message).with_provider(self.name.clone()));
         }
-        let mut reply: ChatReply = serde_json::from_value(value).map_err(|error| {
+        let reply: ChatReply = serde_json::from_value(value).map_err(|error| {
             self.protocol(format!("could not decode Ollama's chat reply: {error}"))
         })?;
         if !reply.done {
@@ -290,13 +290,16 @@ impl Provider for OllamaProvider {
                     .into(),
             ));
         }
-        let content = reply.content();
         let answered_by = reply.model.clone().unwrap_or(model);
-        let mut response = ChatResponse::new(content, answered_by, self.name.clone());
-        if let Some(reason) = reply.finish_reason() {
+        let (reason, usage) = (reply.finish_reason(), reply.usage());
+        let parts = reply.into_parts(0);
+        let mut response = ChatResponse::new(parts.content, answered_by, self.name.clone());
+        response.tool_calls = parts.tool_calls;
+        response.reasoning = parts.thinking.map(Reasoning::new);
+        if let Some(reason) = reason {
             response = response.with_finish_reason(reason);
         }
-        if let Some(usage) = reply.usage() {
+        if let Some(usage) = usage {
             response = response.with_usage(usage);
         }
         if let Some(id) = request_id {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use fazztv_core::http::ErrorPayload;
-use fazztv_core::{ChatChunk, Error, ErrorKind, FinishReason, PullProgress};
+use fazztv_core::{Error, ErrorKind, FinishReason, PullProgress, StreamEvent};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
@@ -16,14 +16,12 @@ use crate::wire::{ChatReply, Progress, excerpt};
 /// Decoded NDJSON lines.
 pub(crate) type Lines = Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>;
 
-/// What one line means.
+/// What one line means: the items it gives (none for an empty fragment).
 enum Step<T> {
-    /// Nothing for the caller (an empty content fragment, a thinking fragment).
-    Skip,
-    /// An item; more follow.
-    Item(T),
-    /// The terminal item.
-    Last(T),
+    /// Items; more follow.
+    Items(Vec<T>),
+    /// The terminal items.
+    Last(Vec<T>),
 }
 
 /// A line protocol on top of NDJSON.
@@ -55,7 +53,7 @@ fn drive<P: LineProtocol>(
     lines: Lines,
     protocol: P,
 ) -> impl Stream<Item = Result<P::Item, Error>> + Send + 'static {
-    futures::stream::unfold(State::Running(lines, protocol), |state| async move {
+    let batches = futures::stream::unfold(State::Running(lines, protocol), |state| async move {
         let (mut lines, mut protocol) = match state {
             State::Running(lines, protocol) => (lines, protocol),
             State::Draining(mut lines) => {
@@ -70,16 +68,23 @@ fn drive<P: LineProtocol>(
                 None => protocol.ended(),
                 Some(Err(error)) => error,
                 Some(Ok(line)) => match protocol.line(&line) {
-                    Ok(Step::Skip) => continue,
-                    Ok(Step::Item(item)) => {
-                        return Some((Ok(item), State::Running(lines, protocol)));
+                    Ok(Step::Items(items)) if items.is_empty() => continue,
+                    Ok(Step::Items(items)) => {
+                        return Some((Ok(items), State::Running(lines, protocol)));
                     }
-                    Ok(Step::Last(item)) => return Some((Ok(item), State::Draining(lines))),
+                    Ok(Step::Last(items)) => return Some((Ok(items), State::Draining(lines))),
                     Err(error) => error,
                 },
             };
             return Some((Err(protocol.failed(error)), State::Done));
         }
+    });
+    batches.flat_map(|batch| {
+        let items: Vec<Result<P::Item, Error>> = match batch {
+            Ok(items) => items.into_iter().map(Ok).collect(),
+            Err(error) => vec![Err(error)],
+        };
+        futures::stream::iter(items)
     })
 }
 
@@ -119,34 +124,53 @@ pub(crate) fn in_band_error(message: String) -> Error {
 /// `/api/chat` with `"stream": true`.
 struct ChatLines {
     provider: String,
-    /// Set once content reached the caller: from then on every failure is
+    /// Set once a delta reached the caller: from then on every failure is
     /// `StreamInterrupted`, because nobody may retry or splice another answer in.
     committed: bool,
+    model: Option<String>,
+    /// Tool calls seen so far: Ollama sends each whole, without an id.
+    calls: usize,
 }
 
 impl LineProtocol for ChatLines {
-    type Item = ChatChunk;
+    type Item = StreamEvent;
 
-    fn line(&mut self, line: &str) -> Result<Step<ChatChunk>, Error> {
-        let mut reply: ChatReply = parse_line(&self.provider, line, "chat", in_band_error)?;
-        let content = reply.content();
-        if reply.done {
+    fn line(&mut self, line: &str) -> Result<Step<StreamEvent>, Error> {
+        let reply: ChatReply = parse_line(&self.provider, line, "chat", in_band_error)?;
+        let mut events = Vec::new();
+        if reply.model.is_some() && reply.model != self.model {
+            self.model.clone_from(&reply.model);
+            events.extend(reply.model.clone().map(StreamEvent::model));
+        }
+        let (finish, usage) = (reply.finish_reason(), reply.usage());
+        let first_call = self.calls;
+        let parts = reply.into_parts(first_call);
+        self.calls += parts.tool_calls.len();
+        let before = events.len();
+        if let Some(thinking) = parts.thinking {
+            events.push(StreamEvent::reasoning(thinking));
+        }
+        if !parts.content.is_empty() {
+            events.push(StreamEvent::text(parts.content));
+        }
+        for (offset, call) in parts.tool_calls.into_iter().enumerate() {
+            events.push(StreamEvent::ToolCallDelta {
+                index: first_call + offset,
+                id: Some(call.id),
+                name: Some(call.name),
+                arguments: call.arguments.to_text(),
+            });
+        }
+        self.committed |= events.len() > before;
+        if parts.done {
             // Older servers omit `done_reason`; `done: true` then means a normal end.
-            let mut chunk = ChatChunk::finish(
-                reply.finish_reason().unwrap_or(FinishReason::Stop),
-                reply.usage(),
-            );
-            chunk.delta = content;
-            chunk.model = reply.model;
-            return Ok(Step::Last(chunk));
+            events.push(StreamEvent::finish(
+                finish.unwrap_or(FinishReason::Stop),
+                usage,
+            ));
+            return Ok(Step::Last(events));
         }
-        if content.is_empty() {
-            return Ok(Step::Skip);
-        }
-        self.committed = true;
-        let mut chunk = ChatChunk::delta(content);
-        chunk.model = reply.model;
-        Ok(Step::Item(chunk))
+        Ok(Step::Items(events))
     }
 
     fn failed(&self, error: Error) -> Error {
@@ -170,16 +194,18 @@ impl LineProtocol for ChatLines {
     }
 }
 
-/// Chat chunks from the lines of a streamed `/api/chat` response.
+/// Stream events from the lines of a streamed `/api/chat` response.
 pub(crate) fn chat(
     provider: String,
     lines: Lines,
-) -> impl Stream<Item = Result<ChatChunk, Error>> + Send + 'static {
+) -> impl Stream<Item = Result<StreamEvent, Error>> + Send + 'static {
     drive(
         lines,
         ChatLines {
             provider,
             committed: false,
+            model: None,
+            calls: 0,
         },
     )
 }
@@ -214,9 +240,9 @@ impl LineProtocol for PullLines {
         report.completed = progress.completed;
         report.total = progress.total;
         Ok(if report.is_success() {
-            Step::Last(report)
+            Step::Last(vec![report])
         } else {
-            Step::Item(report)
+            Step::Items(vec![report])
         })
     }
 
@@ -302,10 +328,14 @@ mod tests {
             ]),
         ))
         .await;
-        assert_eq!(items.len(), 2);
-        let last = items[1].as_ref().unwrap();
-        assert_eq!(last.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(last.usage, None);
+        let events: Vec<StreamEvent> = items.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            events,
+            [
+                StreamEvent::text("a"),
+                StreamEvent::finish(FinishReason::Stop, None)
+            ]
+        );
     }
 
     #[tokio::test]
@@ -327,6 +357,37 @@ mod tests {
         let error = after[1].as_ref().unwrap_err();
         assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
         assert!(error.message().contains("undecodable line"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn thinking_and_whole_tool_calls_become_events_with_stable_ids() {
+        let items = collect(chat(
+            "ollama".into(),
+            lines(&[
+                r#"{"model":"qwen3","message":{"role":"assistant","content":"","thinking":"Need weather."},"done":false}"#,
+                r#"{"model":"qwen3","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Paris"}}}]},"done":false}"#,
+                r#"{"model":"qwen3","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_time","arguments":{}}}]},"done":false}"#,
+                r#"{"model":"qwen3","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":5,"eval_count":7}"#,
+            ]),
+        ))
+        .await;
+        let events: Vec<StreamEvent> = items.into_iter().map(Result::unwrap).collect();
+        let mut assembler = fazztv_core::StreamAssembler::new();
+        events.iter().for_each(|event| assembler.push(event));
+        let response = assembler.finish("ollama").unwrap();
+        assert_eq!(response.model, "qwen3");
+        assert_eq!(response.reasoning.unwrap().text, "Need weather.");
+        assert_eq!(
+            response.tool_calls,
+            [
+                fazztv_core::ToolCall::new(
+                    "call_0",
+                    "get_weather",
+                    serde_json::json!({"city": "Paris"})
+                ),
+                fazztv_core::ToolCall::new("call_1", "get_time", serde_json::json!({})),
+            ]
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,7 @@
 //! Ollama's native JSON shapes (`/api/chat`, `/api/tags`, `/api/embed`, `/api/pull`) and how
 //! provider-neutral requests map onto them.
 
-use fazztv_core::{ChatRequest, Error, ErrorKind, FinishReason, Usage};
+use fazztv_core::{ChatRequest, Error, ErrorKind, FinishReason, ToolCall, Usage};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -32,6 +32,11 @@ pub(crate) fn chat_body(
             "a chat request needs at least one message",
         ));
     }
+    // Refused rather than dropped: a tool or schema silently left out would come back as
+    // prose that looks like an answer.
+    if let Some(feature) = request.beyond_plain_text() {
+        return Err(Error::unsupported(&feature));
+    }
     let generation = &request.options;
     let mut body = Map::new();
     body.insert("model".into(), model.into());
@@ -40,7 +45,7 @@ pub(crate) fn chat_body(
         request
             .messages
             .iter()
-            .map(|message| json!({"role": message.role.to_string(), "content": message.content}))
+            .map(|message| json!({"role": message.role.to_string(), "content": message.text()}))
             .collect(),
     );
     // Ollama streams unless told otherwise, so `false` is always sent explicitly.
@@ -155,20 +160,68 @@ pub(crate) struct ChatReply {
     eval_count: Option<u64>,
 }
 
-/// The assistant message of a reply. `thinking`, `images` and other fields are ignored.
-#[derive(Debug, Deserialize)]
+/// The assistant message of a reply (or of one line of a stream).
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ReplyMessage {
     #[serde(default)]
+    content: String,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ReplyToolCall>>,
+}
+
+/// A tool call as Ollama sends it: whole, arguments as an object, no id.
+#[derive(Debug, Deserialize)]
+struct ReplyToolCall {
+    function: ReplyFunction,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplyFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+/// What a reply object carries for the caller.
+#[derive(Debug)]
+pub(crate) struct ReplyParts {
     pub(crate) content: String,
+    pub(crate) thinking: Option<String>,
+    pub(crate) tool_calls: Vec<ToolCall>,
+    pub(crate) done: bool,
 }
 
 impl ChatReply {
-    /// The text of this object.
-    pub(crate) fn content(&mut self) -> String {
-        self.message
-            .take()
-            .map(|message| message.content)
-            .unwrap_or_default()
+    /// The content, thinking and tool calls of this object. Ollama sends no call ids, so they
+    /// are synthesised from the call's position in the answer (`call_<n>`, counting from
+    /// `first_call`), which is stable across a stream and a replay.
+    pub(crate) fn into_parts(self, first_call: usize) -> ReplyParts {
+        let message = self.message.unwrap_or_default();
+        let tool_calls = message
+            .tool_calls
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .map(|(offset, call)| {
+                let arguments = match call.function.arguments {
+                    Value::Null => Value::Object(Map::new()),
+                    arguments => arguments,
+                };
+                ToolCall::new(
+                    format!("call_{}", first_call + offset),
+                    call.function.name,
+                    arguments,
+                )
+            })
+            .collect();
+        ReplyParts {
+            content: message.content,
+            thinking: message.thinking.filter(|text| !text.is_empty()),
+            tool_calls,
+            done: self.done,
+        }
     }
 
     /// `done_reason` (absent on older servers).

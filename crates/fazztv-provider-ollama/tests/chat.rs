@@ -9,8 +9,8 @@ use common::{
     outcome, provider, provider_with,
 };
 use fazztv_core::{
-    ChatChunk, ChatMessage, ChatRequest, Environment, ErrorKind, FinishReason, GenerationOptions,
-    Provider, ProviderConfig, Usage,
+    ChatMessage, ChatRequest, Environment, ErrorKind, FinishReason, GenerationOptions, Provider,
+    ProviderConfig, StreamEvent, Usage,
 };
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
@@ -301,7 +301,7 @@ async fn invalid_requests_fail_before_anything_is_sent() {
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
-type Outcome = common::Outcome<ChatChunk>;
+type Outcome = common::Outcome<StreamEvent>;
 
 async fn stream_outcome(provider: &OllamaProvider, request: ChatRequest) -> Outcome {
     outcome(provider.chat_stream(request).await).await
@@ -313,18 +313,23 @@ async fn stream_from(response: ScriptedResponse) -> (Outcome, ScriptedServer) {
     (outcome, server)
 }
 
-fn delta(text: &str) -> ChatChunk {
-    ChatChunk::delta(text).with_model("llama3.2")
+fn delta(text: &str) -> StreamEvent {
+    StreamEvent::text(text)
+}
+
+/// The first event of every stream of the spec transcript.
+fn model() -> Result<StreamEvent, (ErrorKind, String)> {
+    Ok(StreamEvent::model("llama3.2"))
 }
 
 #[tokio::test]
-async fn the_spec_stream_gives_content_then_one_final_chunk() {
+async fn the_spec_stream_gives_the_model_content_then_one_finish() {
     let (outcome, server) = stream_from(ndjson(CHAT_STREAM, &[])).await;
-    let final_chunk =
-        ChatChunk::finish(FinishReason::Stop, Some(Usage::new(31, 5))).with_model("llama3.2");
+    let final_chunk = StreamEvent::finish(FinishReason::Stop, Some(Usage::new(31, 5)));
     assert_eq!(
         outcome,
         vec![
+            model(),
             Ok(delta("The")),
             Ok(delta(" sky")),
             Ok(delta(" appears")),
@@ -342,18 +347,23 @@ async fn the_spec_stream_gives_content_then_one_final_chunk() {
 }
 
 #[tokio::test]
-async fn thinking_fragments_are_skipped_and_length_is_reported() {
+async fn thinking_fragments_are_reasoning_and_length_is_reported() {
     let body = format!(
         "{THINKING_CHUNK}\n{}\n{}\n",
         r#"{"model":"qwen3","message":{"role":"assistant","content":"3"},"done":false}"#,
         r#"{"model":"qwen3","message":{"role":"assistant","content":"."},"done":true,"done_reason":"length","eval_count":2}"#,
     );
     let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
-    let mut last = ChatChunk::finish(FinishReason::Length, None).with_model("qwen3");
-    last.delta = ".".into();
     assert_eq!(
         outcome,
-        vec![Ok(ChatChunk::delta("3").with_model("qwen3")), Ok(last)]
+        vec![
+            Ok(StreamEvent::model("qwen3")),
+            Ok(StreamEvent::reasoning("Count the r's in strawberry")),
+            Ok(delta("3")),
+            Ok(delta(".")),
+            // A missing count is unknown, so no usage at all.
+            Ok(StreamEvent::finish(FinishReason::Length, None)),
+        ]
     );
 }
 
@@ -365,9 +375,9 @@ async fn a_stream_without_done_true_is_interrupted_not_successful() {
         .map(|l| format!("{l}\n"))
         .collect();
     let (outcome, _server) = stream_from(ndjson(&without_final, &[])).await;
-    assert_eq!(outcome.len(), 6);
-    assert!(outcome[..5].iter().all(Result::is_ok));
-    let (kind, message) = outcome[5].as_ref().unwrap_err();
+    assert_eq!(outcome.len(), 7);
+    assert!(outcome[..6].iter().all(Result::is_ok));
+    let (kind, message) = outcome[6].as_ref().unwrap_err();
     assert_eq!(*kind, ErrorKind::StreamInterrupted);
     assert!(message.contains("done"), "{message}");
 }
@@ -378,10 +388,10 @@ async fn a_cut_connection_after_output_is_interrupted() {
     // Cut in the middle of the second line.
     let response = ndjson(CHAT_STREAM, &[first_line, first_line + 20]).cut_after(2);
     let (outcome, _server) = stream_from(response).await;
-    assert_eq!(outcome[0], Ok(delta("The")));
-    assert_eq!(outcome.len(), 2, "{outcome:?}");
+    assert_eq!(outcome[..2], [model(), Ok(delta("The"))]);
+    assert_eq!(outcome.len(), 3, "{outcome:?}");
     assert_eq!(
-        outcome[1].as_ref().unwrap_err().0,
+        outcome[2].as_ref().unwrap_err().0,
         ErrorKind::StreamInterrupted
     );
 }
@@ -410,26 +420,41 @@ async fn an_in_band_error_after_output_interrupts_with_the_servers_message() {
         .map(|l| format!("{l}\n"))
         .collect();
     let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
-    assert_eq!(outcome[..2], [Ok(delta("The")), Ok(delta(" sky"))]);
-    let (kind, message) = outcome[2].as_ref().unwrap_err();
+    assert_eq!(outcome[..3], [model(), Ok(delta("The")), Ok(delta(" sky"))]);
+    let (kind, message) = outcome[3].as_ref().unwrap_err();
     assert_eq!(*kind, ErrorKind::StreamInterrupted);
     assert!(
         message.ends_with("an error was encountered while running the model"),
         "{message}"
     );
-    assert_eq!(outcome.len(), 3);
+    assert_eq!(outcome.len(), 4);
 }
 
 #[tokio::test]
 async fn an_in_band_error_before_output_is_a_server_error() {
-    let body = format!("{THINKING_CHUNK}\n{STREAM_ERROR_LINE}\n");
+    let empty = r#"{"model":"qwen3","message":{"role":"assistant","content":""},"done":false}"#;
+    let body = format!("{empty}\n{STREAM_ERROR_LINE}\n");
     let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
     assert_eq!(
         outcome,
-        vec![Err((
-            ErrorKind::ServerError,
-            "an error was encountered while running the model".to_owned()
-        ))]
+        vec![
+            Ok(StreamEvent::model("qwen3")),
+            Err((
+                ErrorKind::ServerError,
+                "an error was encountered while running the model".to_owned()
+            ))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn thinking_is_output_so_an_error_after_it_interrupts() {
+    let body = format!("{THINKING_CHUNK}\n{STREAM_ERROR_LINE}\n");
+    let (outcome, _server) = stream_from(ndjson(&body, &[])).await;
+    assert_eq!(outcome.len(), 3, "{outcome:?}");
+    assert_eq!(
+        outcome[2].as_ref().unwrap_err().0,
+        ErrorKind::StreamInterrupted
     );
 }
 
@@ -457,7 +482,7 @@ async fn slow_chunks_are_waited_for() {
         .await
         .map(|stream| gate.paced(stream, Duration::ZERO));
     let outcome = outcome(started).await;
-    assert_eq!(outcome.len(), 6);
+    assert_eq!(outcome.len(), 7);
     assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
 }
 
@@ -479,7 +504,7 @@ proptest! {
     ) {
         let body = utf8_transcript();
         let whole = rechunked_outcome(&body, &[]);
-        prop_assert_eq!(whole.len(), 6);
+        prop_assert_eq!(whole.len(), 7);
         prop_assert!(whole.iter().all(Result::is_ok));
         prop_assert_eq!(rechunked_outcome(&body, &points), whole);
     }
@@ -504,12 +529,12 @@ async fn consecutive_streams_reuse_the_connection() {
         let mut chunks = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.unwrap();
-            if chunk.finish_reason.is_some() {
+            if chunk.is_finish() {
                 end.open();
             }
             chunks.push(chunk);
         }
-        assert_eq!(chunks.len(), 6, "{chunks:?}");
+        assert_eq!(chunks.len(), 7, "{chunks:?}");
         // From here on only a connection the client kept can carry the next stream.
         server.refuse_new_connections();
     }

@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
-    ChatChunk, ChatStream, Environment, Error, ProviderConfig, ProviderContext,
-    ProviderRegistration,
+    ChatStream, Environment, Error, ProviderConfig, ProviderContext, ProviderRegistration,
+    StreamEvent,
 };
 use futures::StreamExt;
 
@@ -19,20 +19,31 @@ pub fn no_env() -> Environment {
     Environment::from_vars::<&str, &str>([])
 }
 
-/// Drains a stream into its chunks and the error that ended it, if any; checks nothing follows
+/// Drains a stream into its events and the error that ended it, if any; checks nothing follows
 /// an error.
-pub async fn drain(mut stream: ChatStream) -> (Vec<ChatChunk>, Option<Error>) {
-    let mut chunks = Vec::new();
+pub async fn drain(mut stream: ChatStream) -> (Vec<StreamEvent>, Option<Error>) {
+    let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(chunk) => chunks.push(chunk),
+            Ok(event) => events.push(event),
             Err(error) => {
                 assert!(stream.next().await.is_none(), "items after an error");
-                return (chunks, Some(error));
+                return (events, Some(error));
             }
         }
     }
-    (chunks, None)
+    (events, None)
+}
+
+/// The text deltas of `events`, in order.
+pub fn texts(events: &[StreamEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            StreamEvent::TextDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs `future` to completion on a fresh current-thread runtime, for property tests, which

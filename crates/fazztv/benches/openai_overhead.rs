@@ -28,7 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use fazztv::{ConfigOrigin, Environment, ProviderManager, QueryOptions, Registry, StreamExt};
+use fazztv::{
+    ConfigOrigin, Environment, ProviderManager, QueryOptions, Registry, StreamEvent, StreamExt,
+};
 #[cfg(feature = "mock")]
 use fazztv_provider_mock as _;
 #[cfg(feature = "ollama")]
@@ -340,15 +342,19 @@ async fn manager_stream(manager: &ProviderManager) -> Answer {
         content: String::new(),
         usage: None,
     };
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.expect("manager chunk");
-        answer.content.push_str(&chunk.delta);
-        if let Some(usage) = chunk.usage {
-            answer.usage = Some(WireUsage {
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                total_tokens: usage.total_tokens,
-            });
+    while let Some(event) = stream.next().await {
+        match event.expect("manager event") {
+            StreamEvent::TextDelta { text } => answer.content.push_str(&text),
+            StreamEvent::Finish {
+                usage: Some(usage), ..
+            } => {
+                answer.usage = Some(WireUsage {
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    total_tokens: usage.total_tokens,
+                });
+            }
+            _ => {}
         }
     }
     answer

@@ -196,7 +196,7 @@
 //!
 //!     async fn chat(&self, request: ChatRequest) -> fazztv::Result<ChatResponse> {
 //!         // Implement your custom query logic
-//!         let prompt = request.messages.last().map(|m| m.content.as_str()).unwrap_or_default();
+//!         let prompt = request.messages.last().map(|m| m.text()).unwrap_or_default();
 //!         Ok(ChatResponse::new(format!("Custom response to: {prompt}"), "custom-model", "custom"))
 //!     }
 //!

@@ -43,13 +43,13 @@ impl Provider for CustomProvider {
         let prompt = request
             .messages
             .last()
-            .map(|message| message.content.as_str())
+            .map(|message| message.text())
             .unwrap_or_default();
         let content = format!("{}{prompt}", self.prefix);
         let words = |text: &str| text.split_whitespace().count() as u64;
         Ok(
             ChatResponse::new(content.clone(), "custom-model", &self.name)
-                .with_usage(Usage::new(words(prompt), words(&content))),
+                .with_usage(Usage::new(words(&prompt), words(&content))),
         )
     }
 

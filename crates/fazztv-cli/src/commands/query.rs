@@ -3,13 +3,13 @@
 
 use std::io::Read;
 
-use fazztv::{ChatMessage, QueryOptions};
+use fazztv::{ChatMessage, QueryOptions, StreamAssembler, StreamEvent, ToolCall};
 use futures::StreamExt;
 
 use crate::app::App;
 use crate::cli::{Generation, QueryArgs};
 use crate::error::CliError;
-use crate::json::{Answer, attempts};
+use crate::json::Answer;
 use crate::ui::{out, out_json};
 
 /// `fazztv query PROMPT`.
@@ -80,7 +80,10 @@ pub async fn answer(
         };
         if !ui.json {
             app.report_response(&response);
-            out(&with_newline(&response.content))?;
+            if !response.content.is_empty() || response.tool_calls.is_empty() {
+                out(&with_newline(&response.content))?;
+            }
+            print_tool_calls(&response.tool_calls)?;
         }
         return Ok(Answer::from(response));
     }
@@ -93,57 +96,71 @@ pub async fn answer(
     if !ui.json {
         app.report_attempts(stream.attempts(), stream.model());
     }
-    let mut answer = Answer {
-        provider: stream.provider().to_owned(),
-        model: stream.model().map(str::to_owned),
-        content: String::new(),
-        finish_reason: None,
-        usage: None,
-        request_id: None,
-        attempts: attempts(stream.attempts()),
-    };
-    // A key echoed in the answer may arrive split over two chunks.
+    let provider = stream.provider().to_owned();
+    let attempts = stream.attempts().to_vec();
+    let mut assembler = StreamAssembler::new();
+    // A key echoed in the answer may arrive split over two deltas.
     let mut masker = crate::ui::stream_masker();
+    let mut shown = String::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(chunk) => {
-                if !chunk.delta.is_empty() {
+            Ok(event) => {
+                if let StreamEvent::TextDelta { text } = &event {
                     if !ui.json {
-                        out(&masker.push(&chunk.delta))?;
+                        out(&masker.push(text))?;
                     }
-                    answer.content.push_str(&chunk.delta);
+                    shown.push_str(text);
                 }
-                if chunk.is_final() {
-                    answer.finish_reason = chunk.finish_reason;
-                    answer.usage = chunk.usage;
-                }
+                assembler.push(&event);
             }
             Err(error) => {
-                let shown = if ui.json {
+                let said = if ui.json {
                     "the answer is incomplete"
                 } else {
                     out(&masker.finish())?;
-                    if !answer.content.is_empty() {
+                    if !shown.is_empty() {
                         out("\n")?;
                     }
                     "the answer above is incomplete"
                 };
                 return Err(CliError::request(error).hint(format!(
-                    "{shown}: {} stopped after {} characters",
-                    answer.provider,
-                    answer.content.chars().count()
+                    "{said}: {provider} stopped after {} characters",
+                    shown.chars().count()
                 )));
             }
         }
     }
+    let mut response = match assembler.finish(&provider) {
+        Ok(response) => response,
+        Err(error) => return Err(CliError::request(error)),
+    };
+    response.attempts = attempts;
     if !ui.json {
         out(&masker.finish())?;
-        if !answer.content.ends_with('\n') {
+        let unterminated = !shown.is_empty() && !shown.ends_with('\n');
+        if unterminated || (shown.is_empty() && response.tool_calls.is_empty()) {
             out("\n")?;
         }
+        print_tool_calls(&response.tool_calls)?;
     }
-    app.report_usage(answer.usage);
-    Ok(answer)
+    app.report_usage(response.usage);
+    Ok(Answer::from(response))
+}
+
+/// Tool calls, readably: the name, then the arguments pretty-printed (verbatim when they were
+/// not JSON).
+fn print_tool_calls(calls: &[ToolCall]) -> Result<(), CliError> {
+    for call in calls {
+        let arguments = match call.arguments.json() {
+            Some(json) => crate::ui::to_json(json, true),
+            None => format!("{} (not valid JSON)", call.arguments.to_text()),
+        };
+        out(&format!(
+            "tool call {} ({}):\n{arguments}\n",
+            call.name, call.id
+        ))?;
+    }
+    Ok(())
 }
 
 /// `text` ending with exactly one newline added when it has none.

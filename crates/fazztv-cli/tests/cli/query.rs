@@ -117,7 +117,7 @@ fn a_stream_cut_after_output_began_fails_with_the_partial_answer_shown() {
     abcdefgh
     --- stderr
     answered by cut (m-1)
-    error: cut: stream_interrupted: the stream was cut after 2 content chunks, as scripted by `cut_stream_after: 2`
+    error: cut: stream_interrupted: the stream was cut after 2 deltas, as scripted by `cut_stream_after: 2`
     hint: the answer above is incomplete: cut stopped after 8 characters
     ");
     // Without streaming the same provider answers whole: the cut only affects streams.

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fazztv_core::{
-    Availability, ChatChunk, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
-    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, UnavailableReason,
-    Usage, async_trait,
+    Availability, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
+    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, StreamEvent,
+    UnavailableReason, Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
 
@@ -20,13 +20,47 @@ pub enum Step {
     Ok,
     /// Fail with this kind.
     Fail(ErrorKind),
-    /// Stream: these deltas, then (if `complete`) the final chunk, else end abruptly;
-    /// `error_after` replaces the abrupt end with an error item.
+    /// Stream: these deltas, then (if `complete`) the finish, else end abruptly; `error`
+    /// replaces the abrupt end with an error item.
     Stream {
-        deltas: Vec<&'static str>,
+        deltas: Vec<Delta>,
         complete: bool,
         error: Option<ErrorKind>,
     },
+}
+
+/// One scripted delta.
+#[derive(Debug, Clone)]
+pub enum Delta {
+    Text(&'static str),
+    Reasoning(&'static str),
+    ToolCall(&'static str),
+}
+
+impl From<&'static str> for Delta {
+    fn from(text: &'static str) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl Delta {
+    fn event(self) -> StreamEvent {
+        match self {
+            Self::Text(text) => StreamEvent::text(text),
+            Self::Reasoning(text) => StreamEvent::reasoning(text),
+            Self::ToolCall(name) => StreamEvent::ToolCallDelta {
+                index: 0,
+                id: Some("call_1".into()),
+                name: Some(name.into()),
+                arguments: "{}".into(),
+            },
+        }
+    }
+}
+
+/// Text deltas.
+pub fn texts(deltas: &[&'static str]) -> Vec<Delta> {
+    deltas.iter().map(|&text| Delta::Text(text)).collect()
 }
 
 #[derive(Debug)]
@@ -119,7 +153,7 @@ impl Provider for Scripted {
         let prompt = request
             .messages
             .last()
-            .map(|m| m.content.clone())
+            .map(|m| m.text().into_owned())
             .unwrap_or_default();
         if self.delay_by_prompt {
             // Shorter prompts finish later, so completion order differs from input order.
@@ -151,35 +185,33 @@ impl Provider for Scripted {
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
             Step::Ok => {
-                let chunks = vec![
-                    Ok(ChatChunk::default()), // role-only preamble
-                    Ok(ChatChunk::delta(format!("{} ", self.name))),
-                    Ok(ChatChunk::delta("streamed")),
-                    Ok(ChatChunk::finish(
+                let events = vec![
+                    Ok(StreamEvent::text("")), // an empty preamble delta
+                    Ok(StreamEvent::text(format!("{} ", self.name))),
+                    Ok(StreamEvent::text("streamed")),
+                    Ok(StreamEvent::finish(
                         FinishReason::Stop,
                         Some(Usage::new(2, 2)),
                     )),
                 ];
-                Ok(Box::pin(futures::stream::iter(chunks)))
+                Ok(Box::pin(futures::stream::iter(events)))
             }
             Step::Stream {
                 deltas,
                 complete,
                 error,
             } => {
-                let mut chunks: Vec<Result<ChatChunk>> = deltas
-                    .into_iter()
-                    .map(|d| Ok(ChatChunk::delta(d)))
-                    .collect();
+                let mut events: Vec<Result<StreamEvent>> =
+                    deltas.into_iter().map(|delta| Ok(delta.event())).collect();
                 if let Some(kind) = error {
-                    chunks.push(Err(self.fail(kind)));
+                    events.push(Err(self.fail(kind)));
                 } else if complete {
-                    chunks.push(Ok(ChatChunk::finish(
+                    events.push(Ok(StreamEvent::finish(
                         FinishReason::Stop,
                         Some(Usage::new(1, 1)),
                     )));
                 }
-                Ok(Box::pin(futures::stream::iter(chunks)))
+                Ok(Box::pin(futures::stream::iter(events)))
             }
         }
     }

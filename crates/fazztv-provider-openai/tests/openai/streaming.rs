@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use fazztv_core::{
-    ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
+    ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, StreamEvent, ToolCall,
+    Usage, assemble,
 };
 use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{Bytes, Gate, ScriptedResponse, ScriptedServer, fixtures, split_at};
@@ -28,23 +29,23 @@ fn request() -> ChatRequest {
     ChatRequest::from_prompt("Say hello").with_options(GenerationOptions::with_model("gpt-4o"))
 }
 
-fn expected_text_stream() -> Vec<ChatChunk> {
-    let model = "gpt-4o-2024-08-06";
+/// The events of the text transcript: the model, three text deltas, the finish.
+fn expected_text_stream() -> Vec<StreamEvent> {
     vec![
-        ChatChunk::delta("I'm").with_model(model),
-        ChatChunk::delta(" unable").with_model(model),
-        ChatChunk::delta(" to help.").with_model(model),
-        ChatChunk::finish(
+        StreamEvent::model("gpt-4o-2024-08-06"),
+        StreamEvent::text("I'm"),
+        StreamEvent::text(" unable"),
+        StreamEvent::text(" to help."),
+        StreamEvent::finish(
             FinishReason::Stop,
             Some(Usage::new(14, 30).with_reasoning_tokens(Some(0))),
-        )
-        .with_model(model),
+        ),
     ]
 }
 
 async fn stream_from(
     response: ScriptedResponse,
-) -> (Vec<ChatChunk>, Option<fazztv_core::Error>, ScriptedServer) {
+) -> (Vec<StreamEvent>, Option<fazztv_core::Error>, ScriptedServer) {
     let server = ScriptedServer::start([response]).await;
     let provider = provider(config(&base(&server)));
     let (chunks, error) = match provider.chat_stream(request()).await {
@@ -89,17 +90,25 @@ async fn the_recorded_text_stream_yields_content_then_one_final_chunk() {
 #[tokio::test]
 async fn the_recorded_tool_call_stream_ends_with_tool_calls_and_usage() {
     let body = fixtures::OPENAI_TOOL_CALL_STREAM.as_bytes();
-    let (chunks, error, _server) = stream_from(sse(split_at(body, &[333]))).await;
+    let (events, error, _server) = stream_from(sse(split_at(body, &[333]))).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(
-        chunks,
-        vec![
-            ChatChunk::finish(
-                FinishReason::ToolCalls,
-                Some(Usage::new(44, 16).with_reasoning_tokens(Some(0)))
-            )
-            .with_model("gpt-4o-2024-08-06")
-        ]
+        events.last(),
+        Some(&StreamEvent::finish(
+            FinishReason::ToolCalls,
+            Some(Usage::new(44, 16).with_reasoning_tokens(Some(0)))
+        ))
+    );
+    let events = futures::stream::iter(events.into_iter().map(Ok));
+    let response = assemble(Box::pin(events), "openai").await.unwrap();
+    assert_eq!(response.content, "");
+    assert_eq!(
+        response.tool_calls,
+        [ToolCall::new(
+            "call_4XzlGBLtUe9dy3GVNV4jhq7h",
+            "get_weather",
+            json!({"city": "New York City"})
+        )]
     );
 }
 
@@ -122,12 +131,14 @@ async fn chunks_reach_the_caller_before_the_rest_of_the_stream_is_sent() {
     // A first chunk held back until more arrives would end in this timeout, not hang the suite.
     let provider = provider(config(&base(&server)).with_timeout(Duration::from_secs(10)));
     let mut stream = provider.chat_stream(request()).await.unwrap();
-    let first = stream.next().await.unwrap().unwrap();
-    assert_eq!(first, expected_text_stream()[0]);
+    // The model, then "I'm", while the rest is still held back.
+    for expected in &expected_text_stream()[..2] {
+        assert_eq!(&stream.next().await.unwrap().unwrap(), expected);
+    }
     rest.open();
     let (rest, error) = drain(stream).await;
     assert!(error.is_none(), "{error:?}");
-    assert_eq!(rest, expected_text_stream()[1..].to_vec());
+    assert_eq!(rest, expected_text_stream()[2..].to_vec());
 }
 
 #[tokio::test]
@@ -140,7 +151,7 @@ async fn a_connection_reset_mid_stream_is_interrupted_after_the_delivered_chunks
     // Three events (role preamble, "I'm", " unable") arrive, then the connection drops.
     let response = sse(split_at(body, &events)).cut_after(3);
     let (chunks, error, server) = stream_from(response).await;
-    assert_eq!(chunks, expected_text_stream()[..2].to_vec());
+    assert_eq!(chunks, expected_text_stream()[..3].to_vec());
     let error = error.expect("a cut stream must fail");
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.request_id(), Some("req_stream"));
@@ -153,7 +164,7 @@ async fn a_connection_reset_mid_stream_is_interrupted_after_the_delivered_chunks
 async fn a_clean_eof_without_done_is_interrupted_never_success() {
     let body = fixtures::OPENAI_TEXT_STREAM.replace("data: [DONE]\n\n", "");
     let (chunks, error, _server) = stream_from(sse(split_at(body.as_bytes(), &[50]))).await;
-    assert_eq!(chunks, expected_text_stream()[..3].to_vec());
+    assert_eq!(chunks, expected_text_stream()[..4].to_vec());
     assert_eq!(error.unwrap().kind(), ErrorKind::StreamInterrupted);
 }
 
@@ -174,7 +185,7 @@ async fn in_band_errors_are_typed_before_content_and_interrupt_after() {
         + "\n\n";
     let body = format!("{first}{error_event}");
     let (chunks, error, _server) = stream_from(sse(split_at(body.as_bytes(), &[17]))).await;
-    assert_eq!(chunks, expected_text_stream()[..1].to_vec());
+    assert_eq!(chunks, expected_text_stream()[..2].to_vec());
     let error = error.unwrap();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert!(
@@ -303,7 +314,7 @@ async fn a_stream_that_stalls_after_its_first_content_is_cut_by_the_timeout() {
         .await
         .unwrap();
     let (chunks, error) = drain(stream).await;
-    assert_eq!(chunks, expected_text_stream()[..1].to_vec());
+    assert_eq!(chunks, expected_text_stream()[..2].to_vec());
     let error = error.expect("a stalled stream must fail");
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.request_id(), Some("req_stream"));

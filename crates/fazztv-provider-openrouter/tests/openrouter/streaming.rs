@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fazztv_core::{
-    ChatChunk, ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, Usage,
+    ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, StreamEvent, Usage,
 };
 use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{Bytes, Gate, ScriptedResponse, ScriptedServer, fixtures, split_at};
@@ -21,20 +21,20 @@ fn sse(chunks: impl IntoIterator<Item = impl Into<Bytes>>) -> ScriptedResponse {
         .chunks(chunks)
 }
 
-fn expected() -> Vec<ChatChunk> {
-    let model = "openai/gpt-4o";
+/// The events of the recorded stream: the model, two text deltas, the finish.
+fn expected() -> Vec<StreamEvent> {
     vec![
-        ChatChunk::delta("Hello").with_model(model),
-        ChatChunk::delta(" there!").with_model(model),
-        ChatChunk::finish(
+        StreamEvent::model("openai/gpt-4o"),
+        StreamEvent::text("Hello"),
+        StreamEvent::text(" there!"),
+        StreamEvent::finish(
             FinishReason::Stop,
             Some(
                 Usage::new(10, 4)
                     .with_cached_tokens(Some(0))
                     .with_reasoning_tokens(Some(0)),
             ),
-        )
-        .with_model(model),
+        ),
     ]
 }
 
@@ -45,7 +45,7 @@ fn event_ends(body: &str) -> Vec<usize> {
 
 async fn stream_from(
     response: ScriptedResponse,
-) -> (Vec<ChatChunk>, Option<fazztv_core::Error>, ScriptedServer) {
+) -> (Vec<StreamEvent>, Option<fazztv_core::Error>, ScriptedServer) {
     let server = ScriptedServer::start([response]).await;
     let provider = provider(config(&format!("{}/api/v1", server.base_url())));
     let request =
@@ -110,7 +110,7 @@ async fn a_mid_stream_error_after_content_interrupts_with_the_upstream_message()
     );
     let (chunks, error, _server) =
         stream_from(sse(split_at(body.as_bytes(), &[ends[2] + 40]))).await;
-    assert_eq!(chunks, expected()[..1].to_vec());
+    assert_eq!(chunks, expected()[..2].to_vec());
     let error = error.expect("the error event ends the stream");
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_eq!(error.status(), Some(429));
@@ -143,7 +143,7 @@ async fn a_reset_mid_stream_or_a_missing_done_is_interrupted() {
     let ends = event_ends(body);
     let (chunks, error, server) =
         stream_from(sse(split_at(body.as_bytes(), &ends)).cut_after(4)).await;
-    assert_eq!(chunks, expected()[..2].to_vec());
+    assert_eq!(chunks, expected()[..3].to_vec());
     let error = error.unwrap();
     assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
     assert_no_key(&format!("{error:?} {error}"));
@@ -153,7 +153,7 @@ async fn a_reset_mid_stream_or_a_missing_done_is_interrupted() {
     let (chunks, error, _server) = stream_from(sse([truncated])).await;
     assert_eq!(
         chunks,
-        expected()[..2].to_vec(),
+        expected()[..3].to_vec(),
         "no final chunk without [DONE]"
     );
     assert_eq!(error.unwrap().kind(), ErrorKind::StreamInterrupted);
@@ -185,11 +185,13 @@ async fn the_first_chunk_is_delivered_while_the_rest_is_still_in_flight() {
         .chat_stream(ChatRequest::from_prompt("Hi"))
         .await
         .unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap().delta, "Hello");
+    for expected in &expected()[..2] {
+        assert_eq!(&stream.next().await.unwrap().unwrap(), expected);
+    }
     rest.open();
     let (rest, error) = drain(stream).await;
     assert!(error.is_none(), "{error:?}");
-    assert_eq!(rest.len(), 2);
+    assert_eq!(rest, expected()[2..].to_vec());
 }
 
 proptest! {
