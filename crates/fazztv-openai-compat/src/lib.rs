@@ -7,6 +7,7 @@
 //! includes the API version (`https://api.openai.com/v1`).
 #![warn(missing_docs)]
 
+mod request;
 mod stream;
 mod wire;
 
@@ -48,6 +49,7 @@ pub struct OpenAiCompatClient {
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
+    reasoning_budget: bool,
     /// Set when a key is required but none is configured: the environment variable that would
     /// provide it and a provider-specific hint.
     missing_key: Option<(Option<String>, &'static str)>,
@@ -110,6 +112,7 @@ impl OpenAiCompatClient {
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
+            reasoning_budget: false,
             missing_key: None,
         })
     }
@@ -174,6 +177,13 @@ impl OpenAiCompatClient {
         self
     }
 
+    /// Whether the server takes a reasoning token budget (`reasoning.max_tokens`, OpenRouter);
+    /// otherwise a request with one is refused as unsupported.
+    pub fn with_reasoning_budget(mut self, supported: bool) -> Self {
+        self.reasoning_budget = supported;
+        self
+    }
+
     /// The provider instance name used in errors and responses.
     pub fn provider(&self) -> &str {
         &self.provider
@@ -192,6 +202,7 @@ impl OpenAiCompatClient {
             stream,
             self.max_tokens_field,
             self.stream_usage,
+            self.reasoning_budget,
         )
     }
 
@@ -208,6 +219,7 @@ impl OpenAiCompatClient {
             stream,
             self.max_tokens_field,
             self.stream_usage,
+            self.reasoning_budget,
         )
         .map_err(|error| {
             Error::new(
@@ -374,9 +386,8 @@ impl OpenAiCompatClient {
             )
             .with_provider(&self.provider));
         }
-        // Refused rather than dropped: a tool or schema silently left out would come back as
-        // prose that looks like an answer.
-        if let Some(feature) = request.beyond_plain_text() {
+        // Refused rather than dropped: a part silently left out would change the question.
+        if let Some(feature) = request::unsupported(request, self.reasoning_budget) {
             return Err(Error::unsupported(&feature).with_provider(&self.provider));
         }
         Ok(request.options.model.as_deref().unwrap_or(default_model))

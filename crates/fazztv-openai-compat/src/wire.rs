@@ -14,6 +14,8 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::request;
+
 /// Which request field carries [`fazztv_core::GenerationOptions::max_tokens`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +51,7 @@ pub fn chat_body(
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
+    reasoning_budget: bool,
 ) -> Value {
     let options = &request.options;
     let mut body: Map<String, Value> = options
@@ -58,12 +61,19 @@ pub fn chat_body(
         .map(|(key, value)| (key.clone(), value.clone()))
         .collect();
     body.insert("model".into(), model.into());
-    let messages = request
-        .messages
-        .iter()
-        .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.text()}))
-        .collect();
+    let messages = if request::text_only(&request.messages) {
+        request
+            .messages
+            .iter()
+            .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.text()}))
+            .collect()
+    } else {
+        request::messages(&request.messages)
+    };
     body.insert("messages".into(), Value::Array(messages));
+    for (key, value) in request::fields(request, reasoning_budget) {
+        body.insert(key.into(), value);
+    }
     if let Some(temperature) = options.temperature {
         body.insert("temperature".into(), temperature.into());
     }
@@ -104,6 +114,7 @@ pub(crate) fn chat_body_bytes(
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
+    reasoning_budget: bool,
 ) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&ChatBody {
         request,
@@ -111,6 +122,7 @@ pub(crate) fn chat_body_bytes(
         stream,
         max_tokens_field,
         stream_usage,
+        reasoning_budget,
     })
 }
 
@@ -120,6 +132,7 @@ struct ChatBody<'a> {
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
+    reasoning_budget: bool,
 }
 
 /// A value [`chat_body`] sets itself (rather than copying from `extra`).
@@ -134,6 +147,8 @@ enum Field<'a> {
     /// `{"include_usage": true}`, the usual `stream_options`.
     IncludeUsage,
     Object(Map<String, Value>),
+    /// A field mapped by [`request::fields`], or messages beyond plain text.
+    Json(Value),
 }
 
 impl Serialize for Field<'_> {
@@ -159,6 +174,7 @@ impl Serialize for Field<'_> {
                 map.end()
             }
             Self::Object(object) => object.serialize(serializer),
+            Self::Json(value) => value.serialize(serializer),
         }
     }
 }
@@ -194,12 +210,17 @@ impl Serialize for ChatBody<'_> {
         } else {
             None
         };
+        let messages = if request::text_only(&self.request.messages) {
+            Field::Messages(&self.request.messages)
+        } else {
+            Field::Json(Value::Array(request::messages(&self.request.messages)))
+        };
         // Sorted by key: every `max_tokens` spelling sorts before `messages`.
         let typed = [
             options
                 .max_tokens
                 .map(|max| (self.max_tokens_field.key(), Field::Unsigned(max))),
-            Some(("messages", Field::Messages(&self.request.messages))),
+            Some(("messages", messages)),
             Some(("model", Field::Str(self.model))),
             options.seed.map(|seed| ("seed", Field::Signed(seed))),
             (!options.stop.is_empty()).then_some(("stop", Field::Strings(&options.stop))),
@@ -210,7 +231,18 @@ impl Serialize for ChatBody<'_> {
                 .map(|temperature| ("temperature", Field::Float(temperature))),
             options.top_p.map(|top_p| ("top_p", Field::Float(top_p))),
         ];
-        let mut typed = typed.into_iter().flatten().peekable();
+        let mut typed: Vec<(&str, Field<'_>)> = typed.into_iter().flatten().collect();
+        let mapped = request::fields(self.request, self.reasoning_budget);
+        if !mapped.is_empty() {
+            typed.extend(
+                mapped
+                    .into_iter()
+                    .map(|(key, value)| (key, Field::Json(value))),
+            );
+            // Merged below with `extra` in the byte order of the keys, as a `Map` has them.
+            typed.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        let mut typed = typed.into_iter().peekable();
         let mut extra = options
             .extra
             .iter()
@@ -710,6 +742,7 @@ mod tests {
             true,
             MaxTokensField::MaxCompletionTokens,
             true,
+            false,
         );
         assert_eq!(
             body,
@@ -726,18 +759,18 @@ mod tests {
                 "stream_options": {"include_obfuscation": false, "include_usage": true},
             })
         );
-        let plain = chat_body(&request, "m", false, MaxTokensField::MaxTokens, true);
+        let plain = chat_body(&request, "m", false, MaxTokensField::MaxTokens, true, false);
         assert_eq!(plain["max_tokens"], 64);
         assert_eq!(plain["stream"], false);
         assert!(plain.get("stream_options").is_none());
         assert!(plain.get("max_completion_tokens").is_none());
-        let no_usage = chat_body(&request, "m", true, MaxTokensField::MaxTokens, false);
+        let no_usage = chat_body(&request, "m", true, MaxTokensField::MaxTokens, false, false);
         assert_eq!(
             no_usage["stream_options"],
             json!({"include_obfuscation": false, "include_usage": false})
         );
         let bare = ChatRequest::from_prompt("hi");
-        let no_options = chat_body(&bare, "m", true, MaxTokensField::MaxTokens, false);
+        let no_options = chat_body(&bare, "m", true, MaxTokensField::MaxTokens, false, false);
         assert!(no_options.get("stream_options").is_none());
     }
 
@@ -778,17 +811,35 @@ mod tests {
             ChatMessage::user("héllo"),
             ChatMessage::assistant(""),
         ];
-        for options in [GenerationOptions::default(), full, odd, only_extra] {
-            let request = ChatRequest::new(messages.clone()).with_options(options);
+        // With tools, an image, a schema and reasoning: mapped fields merge in key order, and
+        // win over `extra` entries of the same name.
+        let tools = ChatRequest::new(vec![ChatMessage::user("look").with_part(
+            fazztv_core::ContentPart::image(fazztv_core::ImageSource::Url(
+                "https://example.com/a.png".into(),
+            )),
+        )])
+        .with_tool(fazztv_core::Tool::new("f", json!({"type": "object"})))
+        .with_tool_choice(fazztv_core::ToolChoice::Required)
+        .with_response_format(fazztv_core::ResponseFormat::JsonObject)
+        .with_reasoning(fazztv_core::ReasoningControl::BudgetTokens(64));
+        let tool_options = GenerationOptions::default()
+            .extra("tool_choice", json!("none"))
+            .extra("parallel_tool_calls", json!(true))
+            .extra("zzz", json!(1));
+        let requests = [GenerationOptions::default(), full, odd, only_extra]
+            .into_iter()
+            .map(|options| ChatRequest::new(messages.clone()).with_options(options))
+            .chain([tools.clone().with_options(tool_options), tools]);
+        for request in requests {
             for stream in [false, true] {
                 for usage in [false, true] {
                     for field in [
                         MaxTokensField::MaxCompletionTokens,
                         MaxTokensField::MaxTokens,
                     ] {
-                        let bytes = chat_body_bytes(&request, "gpt-4o", stream, field, usage)
+                        let bytes = chat_body_bytes(&request, "gpt-4o", stream, field, usage, true)
                             .expect("serialisable");
-                        let value = chat_body(&request, "gpt-4o", stream, field, usage);
+                        let value = chat_body(&request, "gpt-4o", stream, field, usage, true);
                         assert_eq!(String::from_utf8(bytes).unwrap(), value.to_string());
                     }
                 }

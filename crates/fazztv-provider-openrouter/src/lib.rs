@@ -104,7 +104,8 @@ impl OpenRouterProvider {
     fn build(config: &ProviderConfig, options: OpenRouterOptions) -> Result<Self, Error> {
         let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         fazztv_core::http::require_secure_transport(config, base_url, "`base_url`")?;
-        let mut client = OpenAiCompatClient::new(&config.name, base_url, config.timeout)?;
+        let mut client = OpenAiCompatClient::new(&config.name, base_url, config.timeout)?
+            .with_reasoning_budget(true);
         for (name, value) in &config.headers {
             client = client.with_header(name, value)?;
         }

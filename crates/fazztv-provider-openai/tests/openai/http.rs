@@ -3,9 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
-    Availability, ChatMessage, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason,
-    GenerationOptions, ModelCapability, ModelPricing, Provider, ProviderConfig, UnavailableReason,
-    Usage,
+    Availability, ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ErrorKind, FinishReason,
+    GenerationOptions, ImageSource, ModelCapability, ModelPricing, Provider, ProviderConfig,
+    ReasoningControl, Tool, ToolCall, ToolChoice, ToolResult, UnavailableReason, Usage, assemble,
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
@@ -131,6 +131,107 @@ async fn tool_call_completions_decode_with_empty_content() {
         response.usage,
         Some(Usage::new(82, 17).with_reasoning_tokens(Some(0)))
     );
+    assert_eq!(
+        response.tool_calls,
+        [ToolCall::new(
+            "call_abc123",
+            "get_current_weather",
+            json!({"location": "Boston, MA"})
+        )]
+    );
+}
+
+/// The whole tool loop against a loopback OpenAI: the user asks (with an image), the model
+/// calls a tool, the result goes back, the model answers; non-streamed and streamed, each
+/// request pinned by a snapshot.
+#[tokio::test]
+async fn a_tool_call_conversation_round_trips_in_the_documented_shapes() {
+    let weather = Tool::new(
+        "get_current_weather",
+        json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
+    )
+    .with_description("The weather where you are");
+    let question = ChatMessage::user("What's the weather like here?").with_part(
+        ContentPart::image(ImageSource::from_bytes("image/png", &b"\x89PNG"[..])),
+    );
+    let first = ChatRequest::new(vec![question.clone()])
+        .with_tool(weather.clone())
+        .with_tool_choice(ToolChoice::Auto);
+
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_TOOL_CALL_COMPLETION),
+    )
+    .await;
+    let provider = provider(config(&base(&server)));
+    let asked = provider.chat(first.clone()).await.unwrap();
+    assert_eq!(asked.tool_calls.len(), 1);
+    assert_request_snapshot(&server, "tool_call_request").await;
+
+    // The model's turn and the tool's result go back in OpenAI's shapes.
+    let followup = ChatRequest::new(vec![
+        question,
+        ChatMessage::from_response(&asked),
+        ChatMessage::tool_result(ToolResult::new(
+            asked.tool_calls[0].id.clone(),
+            r#"{"temperature": 22, "unit": "celsius"}"#,
+        )),
+    ])
+    .with_tool(weather);
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    let provider = crate::provider(config(&base(&server)));
+    let answer = provider.chat(followup.clone()).await.unwrap();
+    assert!(answer.tool_calls.is_empty());
+    assert_eq!(answer.finish_reason, Some(FinishReason::Stop));
+    assert_request_snapshot(&server, "tool_result_request").await;
+
+    // Streamed, the recorded tool-call stream assembles to the same kind of answer.
+    let server = server_with(
+        "chat/completions",
+        ResponseTemplate::new(200).set_body_raw(
+            fixtures::OPENAI_TOOL_CALL_STREAM.as_bytes().to_vec(),
+            "text/event-stream",
+        ),
+    )
+    .await;
+    let provider = crate::provider(config(&base(&server)));
+    let streamed = assemble(provider.chat_stream(first).await.unwrap(), "openai")
+        .await
+        .unwrap();
+    assert_eq!(streamed.finish_reason, Some(FinishReason::ToolCalls));
+    assert_eq!(
+        streamed.tool_calls,
+        [ToolCall::new(
+            "call_4XzlGBLtUe9dy3GVNV4jhq7h",
+            "get_weather",
+            json!({"city": "New York City"})
+        )]
+    );
+    let body: Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["tools"][0]["function"]["name"], "get_current_weather");
+}
+
+#[tokio::test]
+async fn a_reasoning_budget_is_refused_before_anything_is_sent() {
+    let server = server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    )
+    .await;
+    let request =
+        ChatRequest::from_prompt("think").with_reasoning(ReasoningControl::BudgetTokens(1024));
+    let error = provider(config(&base(&server)))
+        .chat(request)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert!(error.message().contains("budget"), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]
