@@ -277,28 +277,6 @@ impl ChatRequest {
         self.reasoning = Some(reasoning);
         self
     }
-
-    /// What a provider that understands only plain-text conversations cannot send: the first
-    /// feature of this request beyond text, named for an `Unsupported` error. Such a provider
-    /// must refuse rather than drop it silently.
-    pub fn beyond_plain_text(&self) -> Option<String> {
-        if !self.tools.is_empty() || self.tool_choice.is_some() {
-            return Some("tool calling".into());
-        }
-        if let Some(format) = &self.response_format {
-            if !matches!(format, ResponseFormat::Text) {
-                return Some("structured output".into());
-            }
-        }
-        if self.reasoning.is_some() {
-            return Some("reasoning control".into());
-        }
-        self.messages
-            .iter()
-            .flat_map(|message| &message.parts)
-            .find(|part| part.as_text().is_none())
-            .map(|part| format!("`{}` message parts", part.kind()))
-    }
 }
 
 /// Why generation stopped.
@@ -532,18 +510,6 @@ mod tests {
             json!({"role": "user", "content": "x", "colour": "red"}),
         );
         assert!(unknown.is_err());
-    }
-
-    #[test]
-    fn plain_text_providers_are_told_what_they_cannot_send() {
-        assert_eq!(ChatRequest::from_prompt("hi").beyond_plain_text(), None);
-        let tools = ChatRequest::from_prompt("hi").with_tool(Tool::new("f", json!({})));
-        assert_eq!(tools.beyond_plain_text().as_deref(), Some("tool calling"));
-        let result = ChatRequest::new(vec![ChatMessage::tool_result(ToolResult::new("c", "1"))]);
-        assert_eq!(
-            result.beyond_plain_text().as_deref(),
-            Some("`tool_result` message parts")
-        );
     }
 
     #[test]

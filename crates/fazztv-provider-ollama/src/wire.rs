@@ -1,7 +1,12 @@
 //! Ollama's native JSON shapes (`/api/chat`, `/api/tags`, `/api/embed`, `/api/pull`) and how
 //! provider-neutral requests map onto them.
 
-use fazztv_core::{ChatRequest, Error, ErrorKind, FinishReason, ToolCall, Usage};
+use std::collections::BTreeMap;
+
+use fazztv_core::{
+    ChatMessage, ChatRequest, ContentPart, Error, ErrorKind, FinishReason, ReasoningControl,
+    ReasoningEffort, ResponseFormat, Role, ToolCall, ToolChoice, Usage,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -32,22 +37,16 @@ pub(crate) fn chat_body(
             "a chat request needs at least one message",
         ));
     }
-    // Refused rather than dropped: a tool or schema silently left out would come back as
-    // prose that looks like an answer.
-    if let Some(feature) = request.beyond_plain_text() {
-        return Err(Error::unsupported(&feature));
-    }
     let generation = &request.options;
     let mut body = Map::new();
     body.insert("model".into(), model.into());
     body.insert(
         "messages".into(),
-        request
-            .messages
-            .iter()
-            .map(|message| json!({"role": message.role.to_string(), "content": message.text()}))
-            .collect(),
+        Value::Array(messages(&request.messages)?),
     );
+    for (key, value) in request_fields(request)? {
+        body.insert(key.into(), value);
+    }
     // Ollama streams unless told otherwise, so `false` is always sent explicitly.
     body.insert("stream".into(), stream.into());
 
@@ -64,8 +63,9 @@ pub(crate) fn chat_body(
                 ));
             }
             "tools" => {
-                return Err(Error::unsupported(
-                    "tool calling through Ollama (fazztv has no tool-call type yet)",
+                return Err(Error::new(
+                    ErrorKind::InvalidRequest,
+                    "`tools` cannot be passed in `extra`: offer them as the request's tools",
                 ));
             }
             "options" => {
@@ -104,12 +104,140 @@ pub(crate) fn chat_body(
     if !options.is_empty() {
         body.insert("options".into(), Value::Object(options));
     }
+    // The request's own tools, format and reasoning win over the same fields in `extra`.
+    for (key, value) in request_fields(request)? {
+        body.insert(key.into(), value);
+    }
     if !body.contains_key("keep_alive") {
         if let Some(keep_alive) = &settings.keep_alive {
             body.insert("keep_alive".into(), json!(keep_alive));
         }
     }
     Ok(Value::Object(body))
+}
+
+/// Messages in Ollama's shape: text in `content`, images as base64 in `images`, assistant
+/// tool calls with object arguments, and one `tool` message per result naming its tool (from
+/// the result, else from the call it answers). Reasoning is not sent back. What Ollama cannot
+/// take is refused, never dropped: image URLs (it takes bytes only, and the library never
+/// downloads), and tool-call arguments that are not JSON.
+fn messages(messages: &[ChatMessage]) -> Result<Vec<Value>, Error> {
+    let mut wire = Vec::with_capacity(messages.len());
+    let mut call_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for message in messages {
+        let text: String = message
+            .parts
+            .iter()
+            .filter_map(ContentPart::as_text)
+            .collect();
+        let mut images = Vec::new();
+        let mut calls = Vec::new();
+        for part in &message.parts {
+            match (message.role, part) {
+                (_, ContentPart::Text { .. } | ContentPart::Reasoning(_)) => {}
+                (Role::User | Role::System, ContentPart::Image { image, .. }) => {
+                    images.push(image.base64().ok_or_else(|| {
+                        Error::unsupported(
+                            "image URLs (Ollama takes image bytes; the library never downloads)",
+                        )
+                    })?);
+                }
+                (Role::Assistant, ContentPart::ToolCall(call)) => {
+                    let arguments = call.arguments.json().ok_or_else(|| {
+                        Error::unsupported("tool calls whose arguments are not JSON")
+                    })?;
+                    call_names.insert(&call.id, &call.name);
+                    calls.push(json!({"function": {"name": call.name, "arguments": arguments}}));
+                }
+                (Role::Tool, ContentPart::ToolResult(result)) => {
+                    let name = result
+                        .name
+                        .as_deref()
+                        .or_else(|| call_names.get(result.call_id.as_str()).copied());
+                    let mut object = json!({"role": "tool", "content": result.content});
+                    if let Some(name) = name {
+                        object["tool_name"] = name.into();
+                    }
+                    wire.push(object);
+                }
+                (role, part) => {
+                    return Err(Error::unsupported(&format!(
+                        "`{}` parts in `{role}` messages",
+                        part.kind()
+                    )));
+                }
+            }
+        }
+        if message.role == Role::Tool {
+            continue;
+        }
+        let mut object = json!({"role": message.role.to_string(), "content": text});
+        if !images.is_empty() {
+            object["images"] = images.into();
+        }
+        if !calls.is_empty() {
+            object["tool_calls"] = calls.into();
+        }
+        wire.push(object);
+    }
+    Ok(wire)
+}
+
+/// `tools`, `format` and `think` for `request`; what Ollama has no field for is refused.
+fn request_fields(request: &ChatRequest) -> Result<Vec<(&'static str, Value)>, Error> {
+    let mut fields = Vec::new();
+    // `tool_choice: none` is honoured by not offering the tools; Ollama has no other choice.
+    let offer_tools = match &request.tool_choice {
+        None | Some(ToolChoice::Auto) => true,
+        Some(ToolChoice::None) => false,
+        Some(_) => return Err(Error::unsupported("a required or named tool choice")),
+    };
+    if request.parallel_tool_calls == Some(false) {
+        return Err(Error::unsupported("turning parallel tool calls off"));
+    }
+    if offer_tools && !request.tools.is_empty() {
+        let tools = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut function = Map::new();
+                function.insert("name".into(), tool.name.clone().into());
+                if let Some(description) = &tool.description {
+                    function.insert("description".into(), description.clone().into());
+                }
+                function.insert("parameters".into(), tool.parameters.clone());
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        fields.push(("tools", Value::Array(tools)));
+    }
+    match &request.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => fields.push(("format", "json".into())),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => fields.push(("format", schema.clone())),
+        Some(_) => return Err(Error::unsupported("this response format")),
+    }
+    match request.reasoning {
+        None => {}
+        Some(ReasoningControl::Effort(ReasoningEffort::None)) => {
+            fields.push(("think", false.into()))
+        }
+        Some(ReasoningControl::Effort(ReasoningEffort::Minimal | ReasoningEffort::Low)) => {
+            fields.push(("think", "low".into()));
+        }
+        Some(ReasoningControl::Effort(ReasoningEffort::Medium)) => {
+            fields.push(("think", "medium".into()));
+        }
+        Some(ReasoningControl::Effort(ReasoningEffort::High)) => {
+            fields.push(("think", "high".into()));
+        }
+        Some(_) => {
+            return Err(Error::unsupported(
+                "a reasoning token budget (use a reasoning effort instead)",
+            ));
+        }
+    }
+    Ok(fields)
 }
 
 /// The `/api/embed` body.
@@ -171,9 +299,12 @@ pub(crate) struct ReplyMessage {
     tool_calls: Option<Vec<ReplyToolCall>>,
 }
 
-/// A tool call as Ollama sends it: whole, arguments as an object, no id.
+/// A tool call as Ollama sends it: whole, arguments as an object; an `id` only from current
+/// servers.
 #[derive(Debug, Deserialize)]
 struct ReplyToolCall {
+    #[serde(default)]
+    id: Option<String>,
     function: ReplyFunction,
 }
 
@@ -194,8 +325,8 @@ pub(crate) struct ReplyParts {
 }
 
 impl ChatReply {
-    /// The content, thinking and tool calls of this object. Ollama sends no call ids, so they
-    /// are synthesised from the call's position in the answer (`call_<n>`, counting from
+    /// The content, thinking and tool calls of this object. Older servers send no call ids;
+    /// those are synthesised from the call's position in the answer (`call_<n>`, counting from
     /// `first_call`), which is stable across a stream and a replay.
     pub(crate) fn into_parts(self, first_call: usize) -> ReplyParts {
         let message = self.message.unwrap_or_default();
@@ -209,11 +340,11 @@ impl ChatReply {
                     Value::Null => Value::Object(Map::new()),
                     arguments => arguments,
                 };
-                ToolCall::new(
-                    format!("call_{}", first_call + offset),
-                    call.function.name,
-                    arguments,
-                )
+                let id = call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| format!("call_{}", first_call + offset));
+                ToolCall::new(id, call.function.name, arguments)
             })
             .collect();
         ReplyParts {
@@ -352,7 +483,7 @@ mod tests {
         );
         assert_eq!(with("model", json!("x")).kind(), ErrorKind::InvalidRequest);
         assert_eq!(with("options", json!(3)).kind(), ErrorKind::InvalidRequest);
-        assert_eq!(with("tools", json!([])).kind(), ErrorKind::Unsupported);
+        assert_eq!(with("tools", json!([])).kind(), ErrorKind::InvalidRequest);
         let empty = chat_body(
             &ChatRequest::default(),
             "m",

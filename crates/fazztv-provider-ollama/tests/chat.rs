@@ -9,8 +9,9 @@ use common::{
     outcome, provider, provider_with,
 };
 use fazztv_core::{
-    ChatMessage, ChatRequest, Environment, ErrorKind, FinishReason, GenerationOptions, Provider,
-    ProviderConfig, StreamEvent, Usage,
+    ChatMessage, ChatRequest, ContentPart, Environment, ErrorKind, FinishReason, GenerationOptions,
+    ImageSource, Provider, ProviderConfig, ReasoningControl, ReasoningEffort, ResponseFormat,
+    StreamEvent, Tool, ToolCall, ToolResult, Usage, assemble,
 };
 use fazztv_provider_ollama::OllamaProvider;
 use fazztv_testkit::provider::block_on;
@@ -293,12 +294,98 @@ async fn invalid_requests_fail_before_anything_is_sent() {
     let provider = provider(&server.uri());
     let error = provider.chat(ChatRequest::default()).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidRequest);
-    let tools = ChatRequest::from_prompt("hi")
-        .with_options(GenerationOptions::default().extra("tools", json!([])));
-    let error = provider.chat_stream(tools).await.err().unwrap();
+    // Ollama takes image bytes only, and the library never downloads a URL itself.
+    let url = ChatRequest::new(vec![ChatMessage::user("what is this?").with_part(
+        ContentPart::image(ImageSource::Url("https://example.com/cat.png".into())),
+    )]);
+    let error = provider.chat_stream(url).await.err().unwrap();
     assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert!(error.message().contains("image URLs"), "{error}");
     assert_eq!(error.provider(), Some("ollama"));
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// `ollama.md` §1.3: a tool-call reply from a current server (with `id`).
+const TOOL_CALL_REPLY: &str = r#"{
+  "model": "llama3.2",
+  "created_at": "2025-07-07T20:32:53.844124Z",
+  "message": {
+    "role": "assistant",
+    "content": "",
+    "tool_calls": [
+      {"id": "call_k3x9a1bz", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}
+    ]
+  },
+  "done_reason": "stop",
+  "done": true,
+  "total_duration": 3244883583,
+  "load_duration": 2969184542,
+  "prompt_eval_count": 169,
+  "prompt_eval_duration": 141656333,
+  "eval_count": 18,
+  "eval_duration": 133293625
+}"#;
+
+/// The whole tool loop against a loopback Ollama: the user asks (with an image), the model
+/// calls a tool, the result goes back with its tool's name, the model answers; non-streamed and
+/// streamed (the call arrives whole in one line, without an id on older servers).
+#[tokio::test]
+async fn a_tool_call_conversation_round_trips_in_ollamas_shapes() {
+    let weather = Tool::new("get_weather", json!({"type": "object"})).with_description("Weather");
+    let question = ChatMessage::user("Weather in Tokyo?").with_part(ContentPart::image(
+        ImageSource::from_bytes("image/png", &b"\x89PNG"[..]),
+    ));
+    let first = ChatRequest::new(vec![question.clone()])
+        .with_tool(weather.clone())
+        .with_response_format(ResponseFormat::JsonObject)
+        .with_reasoning(ReasoningControl::Effort(ReasoningEffort::Low));
+    let server = ollama_answering(200, TOOL_CALL_REPLY).await;
+    let asked = provider(&server.uri()).chat(first.clone()).await.unwrap();
+    assert_eq!(
+        asked.tool_calls,
+        [ToolCall::new(
+            "call_k3x9a1bz",
+            "get_weather",
+            json!({"city": "Tokyo"})
+        )]
+    );
+    let requests = server.received_requests().await.unwrap();
+    snapshot!("tool_call_request_body", json_body(&requests[0].body));
+
+    let followup = ChatRequest::new(vec![
+        question,
+        ChatMessage::from_response(&asked),
+        ChatMessage::tool_result(ToolResult::new("call_k3x9a1bz", "11 degrees celsius")),
+    ])
+    .with_tool(weather);
+    let server = ollama_answering(200, CHAT_REPLY).await;
+    let answer = provider(&server.uri()).chat(followup).await.unwrap();
+    assert_eq!(answer.content, "Hello! How are you today?");
+    let requests = server.received_requests().await.unwrap();
+    snapshot!("tool_result_request_body", json_body(&requests[0].body));
+
+    let stream = [
+        r#"{"model":"llama3.2","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"get_weather","arguments":{"city":"Tokyo"}}}]},"done":false}"#,
+        r#"{"model":"llama3.2","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop","prompt_eval_count":169,"eval_count":18}"#,
+    ]
+    .map(|line| format!("{line}\n"))
+    .concat();
+    let (outcome, _server) = stream_from(ndjson(&stream, &[])).await;
+    let events = futures::stream::iter(
+        outcome
+            .into_iter()
+            .map(|event| event.map_err(|(kind, message)| fazztv_core::Error::new(kind, message))),
+    );
+    let streamed = assemble(Box::pin(events), "ollama").await.unwrap();
+    assert_eq!(
+        streamed.tool_calls,
+        [ToolCall::new(
+            "call_0",
+            "get_weather",
+            json!({"city": "Tokyo"})
+        )]
+    );
+    assert_eq!(streamed.usage, Some(Usage::new(169, 18)));
 }
 
 type Outcome = common::Outcome<StreamEvent>;
