@@ -101,6 +101,14 @@ impl StreamEvent {
         }
     }
 
+    /// The text of a text delta.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::TextDelta { text } => Some(text),
+            _ => None,
+        }
+    }
+
     /// Whether this is the final event.
     pub fn is_finish(&self) -> bool {
         matches!(self, Self::Finish { .. })

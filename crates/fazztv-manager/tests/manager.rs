@@ -15,17 +15,6 @@ use {
     serde as _, serde_json as _, thiserror as _, tracing as _,
 };
 
-/// The text of the text deltas.
-fn text_of(events: &[StreamEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            StreamEvent::TextDelta { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String)> {
     attempts
         .iter()
@@ -259,7 +248,8 @@ async fn stream_falls_back_before_the_first_content_chunk() {
         pairs(&[("a", "overloaded"), ("b", "ok")])
     );
     let events: Vec<StreamEvent> = stream.map(|event| event.unwrap()).collect().await;
-    assert_eq!(text_of(&events), "b streamed");
+    let text: String = events.iter().filter_map(StreamEvent::as_text).collect();
+    assert_eq!(text, "b streamed");
     assert!(events.last().unwrap().is_finish());
     let stats = m.get_usage_stats();
     assert_eq!(

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod request;
+pub use request::function_tools;
 mod stream;
 mod wire;
 

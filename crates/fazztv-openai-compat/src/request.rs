@@ -3,7 +3,7 @@
 
 use fazztv_core::{
     ChatMessage, ChatRequest, ContentPart, ImageSource, ReasoningControl, ResponseFormat, Role,
-    ToolChoice,
+    Tool, ToolChoice,
 };
 use serde_json::{Map, Value, json};
 
@@ -160,22 +160,26 @@ pub(crate) fn fields(request: &ChatRequest, reasoning_budget: bool) -> Vec<(&'st
         fields.push(("tool_choice", choice));
     }
     if !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".into(), tool.name.clone().into());
-                if let Some(description) = &tool.description {
-                    function.insert("description".into(), description.clone().into());
-                }
-                function.insert("parameters".into(), tool.parameters.clone());
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        fields.push(("tools", Value::Array(tools)));
+        fields.push(("tools", function_tools(&request.tools)));
     }
     fields
+}
+
+/// Tools as `[{"type": "function", "function": {name, description?, parameters}}]`: the shape
+/// Chat Completions defines and Ollama's `/api/chat` takes too.
+pub fn function_tools(tools: &[Tool]) -> Value {
+    tools
+        .iter()
+        .map(|tool| {
+            let mut function = Map::new();
+            function.insert("name".into(), tool.name.clone().into());
+            if let Some(description) = &tool.description {
+                function.insert("description".into(), description.clone().into());
+            }
+            function.insert("parameters".into(), tool.parameters.clone());
+            json!({"type": "function", "function": function})
+        })
+        .collect()
 }
 
 fn response_format(format: &ResponseFormat) -> Value {
@@ -201,7 +205,7 @@ fn response_format(format: &ResponseFormat) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use fazztv_core::{ReasoningEffort, Tool, ToolCall, ToolResult};
+    use fazztv_core::{ReasoningEffort, ToolCall, ToolResult};
 
     use super::*;
 

@@ -359,17 +359,6 @@ mod tests {
 
     type Outcome = (Vec<StreamEvent>, Option<(ErrorKind, String)>);
 
-    /// The text deltas of `events`.
-    fn texts(events: &[StreamEvent]) -> Vec<&str> {
-        events
-            .iter()
-            .filter_map(|event| match event {
-                StreamEvent::TextDelta { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn run(chunks: Vec<Vec<u8>>) -> Outcome {
         let bytes = futures::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))));
         let stream = decode_chat_stream("openai", Some("req_9".into()), bytes);
@@ -457,7 +446,8 @@ mod tests {
     fn eof_without_done_is_interrupted_after_the_delivered_events() {
         let cut = OPENAI_TEXT.replace("data: [DONE]\n\n", "");
         let (events, error) = whole(&cut);
-        assert_eq!(texts(&events), ["I'm", " unable", " to help."]);
+        let texts: Vec<&str> = events.iter().filter_map(StreamEvent::as_text).collect();
+        assert_eq!(texts, ["I'm", " unable", " to help."]);
         assert!(events.iter().all(|event| !event.is_finish()));
         assert_eq!(error.unwrap().0, ErrorKind::StreamInterrupted);
     }

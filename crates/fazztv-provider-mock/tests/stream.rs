@@ -34,10 +34,7 @@ async fn stream_items(provider: &MockProvider, prompt: &str) -> Vec<Result<Strea
 fn deltas(items: &[Result<StreamEvent, Error>]) -> Vec<&str> {
     items
         .iter()
-        .filter_map(|item| match item {
-            Ok(StreamEvent::TextDelta { text }) => Some(text.as_str()),
-            _ => None,
-        })
+        .filter_map(|item| item.as_ref().ok()?.as_text())
         .collect()
 }
 

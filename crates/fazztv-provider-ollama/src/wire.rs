@@ -196,20 +196,10 @@ fn request_fields(request: &ChatRequest) -> Result<Vec<(&'static str, Value)>, E
         return Err(Error::unsupported("turning parallel tool calls off"));
     }
     if offer_tools && !request.tools.is_empty() {
-        let tools = request
-            .tools
-            .iter()
-            .map(|tool| {
-                let mut function = Map::new();
-                function.insert("name".into(), tool.name.clone().into());
-                if let Some(description) = &tool.description {
-                    function.insert("description".into(), description.clone().into());
-                }
-                function.insert("parameters".into(), tool.parameters.clone());
-                json!({"type": "function", "function": function})
-            })
-            .collect();
-        fields.push(("tools", Value::Array(tools)));
+        fields.push((
+            "tools",
+            fazztv_openai_compat::function_tools(&request.tools),
+        ));
     }
     match &request.response_format {
         None | Some(ResponseFormat::Text) => {}

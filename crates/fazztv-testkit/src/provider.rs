@@ -35,17 +35,6 @@ pub async fn drain(mut stream: ChatStream) -> (Vec<StreamEvent>, Option<Error>) 
     (events, None)
 }
 
-/// The text deltas of `events`, in order.
-pub fn texts(events: &[StreamEvent]) -> Vec<&str> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            StreamEvent::TextDelta { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Runs `future` to completion on a fresh current-thread runtime, for property tests, which
 /// are not async.
 pub fn block_on<F: Future>(future: F) -> F::Output {

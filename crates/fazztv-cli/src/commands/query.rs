@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use fazztv::{ChatMessage, QueryOptions, StreamAssembler, StreamEvent, ToolCall};
+use fazztv::{ChatMessage, QueryOptions, StreamAssembler, ToolCall};
 use futures::StreamExt;
 
 use crate::app::App;
@@ -105,7 +105,7 @@ pub async fn answer(
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
-                if let StreamEvent::TextDelta { text } = &event {
+                if let Some(text) = event.as_text() {
                     if !ui.json {
                         out(&masker.push(text))?;
                     }
