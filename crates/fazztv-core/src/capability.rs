@@ -33,6 +33,14 @@ pub enum ModelCapability {
     VideoGeneration,
     /// Content safety checking.
     Moderation,
+    /// Calling tools the request offers (function calling).
+    ToolCalling,
+    /// Images as input.
+    Vision,
+    /// Answers that follow a JSON Schema.
+    StructuredOutput,
+    /// Reasoning before answering, steerable by effort or budget.
+    Reasoning,
 }
 
 impl ModelCapability {
@@ -49,6 +57,19 @@ impl ModelCapability {
         Self::AudioGeneration,
         Self::VideoGeneration,
         Self::Moderation,
+        Self::ToolCalling,
+        Self::Vision,
+        Self::StructuredOutput,
+        Self::Reasoning,
+    ];
+
+    /// The capabilities a request's content can need beyond text. They are model-dependent,
+    /// so a configuration that names any of them is the ceiling for all of them.
+    pub const CONTENT: &'static [ModelCapability] = &[
+        Self::ToolCalling,
+        Self::Vision,
+        Self::StructuredOutput,
+        Self::Reasoning,
     ];
 
     /// The `snake_case` name used in configuration and JSON.
@@ -64,6 +85,10 @@ impl ModelCapability {
             Self::AudioGeneration => "audio_generation",
             Self::VideoGeneration => "video_generation",
             Self::Moderation => "moderation",
+            Self::ToolCalling => "tool_calling",
+            Self::Vision => "vision",
+            Self::StructuredOutput => "structured_output",
+            Self::Reasoning => "reasoning",
         }
     }
 }
@@ -140,7 +165,8 @@ mod tests {
             error.to_string(),
             "unknown model capability `telepathy`; expected one of: text_generation, chat, \
              code_generation, translation, summarization, embedding, image_generation, \
-             audio_generation, video_generation, moderation"
+             audio_generation, video_generation, moderation, tool_calling, vision, \
+             structured_output, reasoning"
         );
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ModelCapability;
 use crate::content::{
     ContentPart, Reasoning, ReasoningControl, ResponseFormat, Role, Tool, ToolCall, ToolChoice,
     ToolResult,
@@ -276,6 +277,34 @@ impl ChatRequest {
     pub fn with_reasoning(mut self, reasoning: ReasoningControl) -> Self {
         self.reasoning = Some(reasoning);
         self
+    }
+
+    /// What a provider must offer to serve this request beyond chat: tool calling for tools,
+    /// vision for image parts, structured output for a JSON Schema, reasoning for a reasoning
+    /// control. A router never sends the request where one is missing.
+    pub fn required_capabilities(&self) -> Vec<ModelCapability> {
+        let mut needed = Vec::new();
+        if !self.tools.is_empty() {
+            needed.push(ModelCapability::ToolCalling);
+        }
+        let has_image = self
+            .messages
+            .iter()
+            .flat_map(|message| &message.parts)
+            .any(|part| matches!(part, ContentPart::Image { .. }));
+        if has_image {
+            needed.push(ModelCapability::Vision);
+        }
+        if matches!(
+            self.response_format,
+            Some(ResponseFormat::JsonSchema { .. })
+        ) {
+            needed.push(ModelCapability::StructuredOutput);
+        }
+        if self.reasoning.is_some() {
+            needed.push(ModelCapability::Reasoning);
+        }
+        needed
     }
 }
 

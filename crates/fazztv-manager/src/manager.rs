@@ -159,6 +159,14 @@ impl Inner {
     }
 }
 
+/// The attempts to make, in order, and the candidates skipped for lacking what the request
+/// needs (reported among the attempts).
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) skipped: Vec<Attempt>,
+}
+
 /// One provider chosen for an attempt (an index into the registry's entries), with the model
 /// to ask it for (`None`: its default).
 #[derive(Debug, Clone)]
@@ -331,6 +339,7 @@ impl ProviderManager {
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
+            &request.required_capabilities(),
         )?;
         let mut request = with_generation(request, options.generation);
         self.run(plan, |provider, model, last| {
@@ -368,6 +377,7 @@ impl ProviderManager {
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
+            &request.required_capabilities(),
         )?;
         let request = with_generation(request, options.generation);
         crate::stream::start(self.inner.clone(), plan, request).await
@@ -398,7 +408,7 @@ impl ProviderManager {
         request: EmbeddingRequest,
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
-        let plan = self.plan(&options, &[ModelCapability::Embedding])?;
+        let plan = self.plan(&options, &[ModelCapability::Embedding], &[])?;
         self.run(plan, |provider, model, _last| {
             let mut request = request.clone();
             request.model = model.or(request.model);
@@ -413,7 +423,7 @@ impl ProviderManager {
         text: &str,
         options: QueryOptions,
     ) -> Result<ModerationResult> {
-        let plan = self.plan(&options, &[ModelCapability::Moderation])?;
+        let plan = self.plan(&options, &[ModelCapability::Moderation], &[])?;
         self.run(plan, |provider, _model, _last| async move {
             provider.moderate_content(text).await
         })
@@ -559,8 +569,15 @@ impl ProviderManager {
     }
 
     /// The providers to try, in order, for a request needing any of `capabilities` (or the
-    /// explicitly requested one).
-    fn plan(&self, options: &QueryOptions, capabilities: &[ModelCapability]) -> Result<Vec<Step>> {
+    /// explicitly requested one) and all of `required` (what the request's content needs).
+    /// Candidates that lack a required capability are never tried: they are listed as skipped
+    /// attempts, and when none is left the error names what is missing.
+    fn plan(
+        &self,
+        options: &QueryOptions,
+        capabilities: &[ModelCapability],
+        required: &[ModelCapability],
+    ) -> Result<Plan> {
         let needed: &[ModelCapability] = match &options.capability {
             Some(capability) => std::slice::from_ref(capability),
             None => capabilities,
@@ -623,20 +640,51 @@ impl ProviderManager {
             ));
         }
         let requested = &options.generation.model;
-        Ok(order
-            .into_iter()
-            .enumerate()
-            .map(|(position, index)| {
-                // An explicit model goes to the preferred provider, or to all when none is
-                // preferred; a different provider's model name would be meaningless there.
-                let model = if options.preferred_provider.is_none() || position == 0 {
-                    requested.clone()
-                } else {
-                    None
-                };
-                Step { index, model }
-            })
-            .collect())
+        let mut plan = Plan::default();
+        for (position, index) in order.into_iter().enumerate() {
+            // An explicit model goes to the preferred provider, or to all when none is
+            // preferred; a different provider's model name would be meaningless there.
+            let model = if options.preferred_provider.is_none() || position == 0 {
+                requested.clone()
+            } else {
+                None
+            };
+            let step = Step { index, model };
+            let entry = &entries[index];
+            let lacking: Vec<&str> = required
+                .iter()
+                .filter(|capability| !entry.supports(**capability))
+                .map(|capability| capability.as_str())
+                .collect();
+            if lacking.is_empty() {
+                plan.steps.push(step);
+            } else {
+                plan.skipped.push(Attempt::new(
+                    entry.name(),
+                    step.model_label(entry),
+                    AttemptOutcome::Skipped {
+                        reason: format!("lacks {}", lacking.join(", ")),
+                    },
+                    Duration::ZERO,
+                ));
+            }
+        }
+        if plan.steps.is_empty() {
+            let needs: Vec<&str> = required
+                .iter()
+                .map(|capability| capability.as_str())
+                .collect();
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "no provider can serve this request: it needs {}, and every candidate \
+                     lacks some of it (`capabilities` in providers.json, or the provider type)",
+                    needs.join(" and ")
+                ),
+            )
+            .with_attempts(plan.skipped));
+        }
+        Ok(plan)
     }
 
     /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved. Returns
@@ -664,16 +712,20 @@ impl ProviderManager {
     /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs; the
     /// answer is stamped with the provider that gave it and every attempt. `operation` is told
     /// whether its attempt is the last one (so it may hand over what it owns instead of copying).
-    async fn run<'a, T, F, Fut>(&'a self, plan: Vec<Step>, mut operation: F) -> Result<T>
+    async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
     where
         T: Routed,
         F: FnMut(&'a dyn Provider, Option<String>, bool) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.inner.stats().request_started();
-        let mut attempts = Vec::with_capacity(plan.len());
-        let count = plan.len();
-        for (position, step) in plan.into_iter().enumerate() {
+        let Plan {
+            steps,
+            skipped: mut attempts,
+        } = plan;
+        let count = steps.len();
+        attempts.reserve(count);
+        for (position, step) in steps.into_iter().enumerate() {
             let entry = self.inner.entry(&step);
             let started = Instant::now();
             let is_last = position + 1 == count;

@@ -369,15 +369,31 @@ impl Registry {
         )
     }
 
+    /// The configured capabilities, else the type's. The content capabilities (tool calling,
+    /// vision, structured output, reasoning) are model-dependent and the seed's file lists
+    /// none: a configuration that names none of them gets the type's; one that names any is
+    /// the ceiling for all of them.
     fn effective_capabilities(&self, config: &ProviderConfig) -> Vec<ModelCapability> {
-        if !config.capabilities.is_empty() {
-            return config.capabilities.clone();
-        }
-        match self.provider_type(&config.provider_type) {
+        let of_type = match self.provider_type(&config.provider_type) {
             Some(registration) => registration.capabilities.to_vec(),
             // Every provider implements `chat`, so that much is always true.
             None => vec![ModelCapability::TextGeneration, ModelCapability::Chat],
+        };
+        if config.capabilities.is_empty() {
+            return of_type;
         }
+        let mut capabilities = config.capabilities.clone();
+        let names_content = capabilities
+            .iter()
+            .any(|capability| ModelCapability::CONTENT.contains(capability));
+        if !names_content {
+            capabilities.extend(
+                of_type
+                    .into_iter()
+                    .filter(|capability| ModelCapability::CONTENT.contains(capability)),
+            );
+        }
+        capabilities
     }
 
     /// The provider named `name`.

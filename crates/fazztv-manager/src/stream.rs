@@ -11,7 +11,7 @@ use fazztv_core::{
 };
 use futures::{Stream, StreamExt};
 
-use crate::manager::{Inner, Step};
+use crate::manager::{Inner, Plan};
 
 /// The events of the one provider that committed to answering.
 ///
@@ -115,14 +115,18 @@ impl Stream for ManagedStream {
 /// Tries each planned provider until one yields its first delta (or a complete empty answer).
 pub(crate) async fn start(
     inner: Arc<Inner>,
-    plan: Vec<Step>,
+    plan: Plan,
     request: ChatRequest,
 ) -> Result<ManagedStream> {
     inner.stats().request_started();
-    let mut attempts = Vec::with_capacity(plan.len());
-    let count = plan.len();
+    let Plan {
+        steps,
+        skipped: mut attempts,
+    } = plan;
+    let count = steps.len();
+    attempts.reserve(count);
     let mut request = request;
-    for (position, step) in plan.into_iter().enumerate() {
+    for (position, step) in steps.into_iter().enumerate() {
         let entry = inner.entry(&step);
         // The last attempt takes the request instead of copying it.
         let mut attempt = if position + 1 == count {

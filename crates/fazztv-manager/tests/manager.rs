@@ -663,3 +663,102 @@ async fn the_successful_attempt_records_the_model_that_answered() {
         .unwrap();
     assert_eq!(response.attempts[0].model.as_deref(), Some("a-model"));
 }
+
+#[tokio::test]
+async fn a_request_with_tools_skips_providers_without_tool_calling_and_says_so() {
+    use fazztv_core::{ChatRequest, Tool};
+    let a = Arc::new(Scripted::new("a"));
+    let b = Arc::new(Scripted::new("b"));
+    // `a` names some of the content capabilities but not tool calling: that is its ceiling.
+    let m = manager(
+        &[
+            (
+                &a,
+                config("a").with_capabilities([
+                    ModelCapability::Chat,
+                    ModelCapability::TextGeneration,
+                    ModelCapability::Vision,
+                ]),
+            ),
+            (
+                &b,
+                config("b").with_capabilities([
+                    ModelCapability::Chat,
+                    ModelCapability::TextGeneration,
+                    ModelCapability::ToolCalling,
+                ]),
+            ),
+        ],
+        ManagerSettings::default(),
+    );
+    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
+        "get_weather",
+        serde_json::json!({"type": "object"}),
+    ));
+    let response = m.chat(request.clone(), QueryOptions::new()).await.unwrap();
+    assert_eq!(response.provider, "b");
+    assert_eq!(
+        outcomes(&response.attempts),
+        pairs(&[("a", "skipped"), ("b", "ok")])
+    );
+    assert_eq!(
+        response.attempts[0].outcome,
+        fazztv_core::AttemptOutcome::Skipped {
+            reason: "lacks tool_calling".into()
+        }
+    );
+    assert_eq!(
+        a.calls(),
+        0,
+        "a provider without tool calling is never sent tools"
+    );
+
+    // Streams skip alike; with only `a` left, the error names what is missing.
+    let stream = m
+        .chat_stream(request.clone(), QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(stream.provider(), "b");
+    let error = m
+        .chat(
+            request,
+            QueryOptions::new().preferred_provider("a").fallback(false),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unsupported);
+    assert!(error.message().contains("needs tool_calling"), "{error}");
+    assert_eq!(outcomes(error.attempts()), pairs(&[("a", "skipped")]));
+    assert_eq!(a.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_configuration_naming_no_content_capability_leaves_them_to_the_type() {
+    use fazztv_core::{ChatRequest, ProviderConfig, Tool};
+    use fazztv_provider_mock::{MockOptions, MockProvider};
+    // The seed's file names only text capabilities: the mock type's tool calling still applies.
+    let seed_like = ProviderConfig::new("m")
+        .with_type("mock")
+        .with_capabilities([ModelCapability::Chat, ModelCapability::TextGeneration]);
+    let mut registry = fazztv_manager::Registry::empty()
+        .with(registration("mock"))
+        .unwrap();
+    let mock = MockProvider::new(
+        seed_like.clone(),
+        MockOptions::default().tool_call("get_weather", serde_json::json!({"city": "Paris"})),
+    );
+    registry.add_provider(seed_like, Arc::new(mock)).unwrap();
+    let m = ProviderManager::new(registry, ManagerSettings::default());
+    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
+        "get_weather",
+        serde_json::json!({"type": "object"}),
+    ));
+    let response = m.chat(request, QueryOptions::new()).await.unwrap();
+    assert_eq!(response.tool_calls[0].name, "get_weather");
+}
+
+fn registration(provider_type: &str) -> &'static fazztv_core::ProviderRegistration {
+    fazztv_core::ProviderRegistration::linked()
+        .find(|registration| registration.provider_type == provider_type)
+        .expect("linked")
+}

@@ -105,6 +105,11 @@ impl ProviderFactory for OllamaFactory {
         ModelCapability::Chat,
         ModelCapability::CodeGeneration,
         ModelCapability::Embedding,
+        // Model-dependent: the type can carry them; configuration and listings narrow them.
+        ModelCapability::ToolCalling,
+        ModelCapability::Vision,
+        ModelCapability::StructuredOutput,
+        ModelCapability::Reasoning,
     ];
     const DEFAULT_API_KEY_ENV: Option<&'static str> = None;
     const CARGO_FEATURE: Option<&'static str> = Some("ollama");

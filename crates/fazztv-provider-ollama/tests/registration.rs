@@ -34,6 +34,10 @@ fn the_registration_describes_the_type() {
             ModelCapability::Chat,
             ModelCapability::CodeGeneration,
             ModelCapability::Embedding,
+            ModelCapability::ToolCalling,
+            ModelCapability::Vision,
+            ModelCapability::StructuredOutput,
+            ModelCapability::Reasoning,
         ]
     );
 }

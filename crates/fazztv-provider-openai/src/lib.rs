@@ -287,6 +287,11 @@ impl ProviderFactory for OpenAiFactory {
         ModelCapability::Summarization,
         ModelCapability::Embedding,
         ModelCapability::Moderation,
+        // Model-dependent: the type can carry them; configuration and listings narrow them.
+        ModelCapability::ToolCalling,
+        ModelCapability::Vision,
+        ModelCapability::StructuredOutput,
+        ModelCapability::Reasoning,
     ];
     const DEFAULT_API_KEY_ENV: Option<&'static str> = Some(API_KEY_ENV);
     const CARGO_FEATURE: Option<&'static str> = Some("openai");

@@ -212,6 +212,8 @@ struct WireModel {
     context_length: Option<u64>,
     pricing: Option<WirePricing>,
     architecture: Option<WireArchitecture>,
+    /// Request parameters the model takes (`tools`, `structured_outputs`, `reasoning`, …).
+    supported_parameters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +225,7 @@ struct WirePricing {
 #[derive(Debug, Deserialize)]
 struct WireArchitecture {
     modality: Option<String>,
+    input_modalities: Option<Vec<String>>,
     output_modalities: Option<Vec<String>>,
 }
 
@@ -236,8 +239,14 @@ const TEXT: [ModelCapability; 5] = [
 
 impl WireModel {
     fn into_info(self, provider: &str) -> ModelInfo {
-        let mut info = ModelInfo::new(&self.id, provider)
-            .with_capabilities(capabilities(self.architecture.as_ref()));
+        let mut capabilities = capabilities(self.architecture.as_ref());
+        capabilities.extend(content_capabilities(
+            self.architecture.as_ref(),
+            self.supported_parameters.as_deref().unwrap_or_default(),
+        ));
+        capabilities.sort();
+        capabilities.dedup();
+        let mut info = ModelInfo::new(&self.id, provider).with_capabilities(capabilities);
         if let Some(name) = self.name {
             info = info.with_name(name);
         }
@@ -272,6 +281,47 @@ impl WirePricing {
             price(self.completion.as_ref())?,
         ))
     }
+}
+
+/// What a model takes beyond text: vision from its input modalities (`input_modalities`, or the
+/// `in->out` modality string), and tool calling, structured output and reasoning from the
+/// request parameters it supports.
+fn content_capabilities(
+    architecture: Option<&WireArchitecture>,
+    parameters: &[String],
+) -> Vec<ModelCapability> {
+    let mut capabilities = Vec::new();
+    let inputs: Vec<String> = match architecture {
+        Some(WireArchitecture {
+            input_modalities: Some(inputs),
+            ..
+        }) => inputs.clone(),
+        Some(WireArchitecture {
+            modality: Some(modality),
+            ..
+        }) => modality
+            .split("->")
+            .next()
+            .unwrap_or_default()
+            .split('+')
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if inputs.iter().any(|input| input.trim() == "image") {
+        capabilities.push(ModelCapability::Vision);
+    }
+    for parameter in parameters {
+        match parameter.as_str() {
+            "tools" => capabilities.push(ModelCapability::ToolCalling),
+            "structured_outputs" | "response_format" => {
+                capabilities.push(ModelCapability::StructuredOutput);
+            }
+            "reasoning" | "include_reasoning" => capabilities.push(ModelCapability::Reasoning),
+            _ => {}
+        }
+    }
+    capabilities
 }
 
 /// What a model produces, from `architecture.output_modalities` (or the `in->out` modality
@@ -326,6 +376,11 @@ impl ProviderFactory for OpenRouterFactory {
         ModelCapability::Translation,
         ModelCapability::Summarization,
         ModelCapability::Embedding,
+        // Model-dependent: the type can carry them; configuration and listings narrow them.
+        ModelCapability::ToolCalling,
+        ModelCapability::Vision,
+        ModelCapability::StructuredOutput,
+        ModelCapability::Reasoning,
     ];
     const DEFAULT_API_KEY_ENV: Option<&'static str> = Some(API_KEY_ENV);
     const CARGO_FEATURE: Option<&'static str> = Some("openrouter");
@@ -389,6 +444,7 @@ mod tests {
     fn capabilities_come_from_output_modalities() {
         let arch = |modality: Option<&str>, outputs: Option<&[&str]>| WireArchitecture {
             modality: modality.map(str::to_owned),
+            input_modalities: None,
             output_modalities: outputs.map(|o| o.iter().map(|s| s.to_string()).collect()),
         };
         assert_eq!(capabilities(None), TEXT.to_vec());
@@ -403,6 +459,46 @@ mod tests {
         assert_eq!(
             capabilities(Some(&arch(None, Some(&["embeddings"])))),
             [ModelCapability::Embedding]
+        );
+    }
+
+    #[test]
+    fn vision_tools_schemas_and_reasoning_come_from_inputs_and_parameters() {
+        let parameters: Vec<String> = [
+            "max_tokens",
+            "tools",
+            "tool_choice",
+            "structured_outputs",
+            "reasoning",
+        ]
+        .map(String::from)
+        .to_vec();
+        let vision = WireArchitecture {
+            modality: Some("text+image->text".into()),
+            input_modalities: None,
+            output_modalities: None,
+        };
+        assert_eq!(
+            content_capabilities(Some(&vision), &parameters),
+            [
+                ModelCapability::Vision,
+                ModelCapability::ToolCalling,
+                ModelCapability::StructuredOutput,
+                ModelCapability::Reasoning
+            ]
+        );
+        // The listing's example model: text only, tools but no schema or reasoning.
+        let text = WireArchitecture {
+            modality: None,
+            input_modalities: Some(vec!["text".into()]),
+            output_modalities: Some(vec!["text".into()]),
+        };
+        let listed: Vec<String> = ["max_tokens", "tools", "tool_choice"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            content_capabilities(Some(&text), &listed),
+            [ModelCapability::ToolCalling]
         );
     }
 }

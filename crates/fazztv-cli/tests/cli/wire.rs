@@ -466,10 +466,10 @@ async fn providers_says_which_variable_key_or_url_is_wrong() {
             exit: 0
             --- stdout
             NAME         TYPE    STATUS                                                                                                                                                                                              DEFAULT MODEL  CAPABILITIES
-            keyless      openai  unavailable: no API key: set the environment variable FAZZTV_TEST_UNSET_KEY                                                                                                                         gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation
-            rejected     openai  unavailable: the API key was rejected: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys.  gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation
-            ollama-down  ollama  unavailable: http://[closed] is unreachable: could not connect: client error (Connect)                                                                                                       llama3.2       text_generation,chat,code_generation,embedding
-            ollama       ollama  available                                                                                                                                                                                           llama3.2       text_generation,chat,code_generation,embedding
+            keyless      openai  unavailable: no API key: set the environment variable FAZZTV_TEST_UNSET_KEY                                                                                                                         gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
+            rejected     openai  unavailable: the API key was rejected: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys.  gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
+            ollama-down  ollama  unavailable: http://[closed] is unreachable: could not connect: client error (Connect)                                                                                                       llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
+            ollama       ollama  available                                                                                                                                                                                           llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
             --- stderr
             "#
     );
@@ -531,7 +531,7 @@ async fn models_and_cheapest_read_openrouters_listing() {
         exit: 0
         --- stdout
         ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization
+        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization,tool_calling
         openai/gpt-4                            openrouter     8192     $30      $60  text_generation,chat,code_generation,translation,summarization
         --- stderr
         "#);
@@ -551,7 +551,7 @@ async fn models_and_cheapest_read_openrouters_listing() {
         exit: 0
         --- stdout
         ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization
+        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization,tool_calling
         --- stderr
         "#);
     let paid = fazztv_keyed(&sandbox, &["--json", "cheapest", "--capability", "chat"]).await;
