@@ -348,7 +348,7 @@ mod tests {
 
     use super::*;
 
-    use fazztv_testkit::fixtures::OPENAI_TEXT_STREAM as OPENAI_TEXT;
+    use fazztv_testkit::fixtures::{OPENAI_TEXT_STREAM as OPENAI_TEXT, OPENAI_TOOL_CALL_STREAM};
 
     fn block_on<F: std::future::Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -523,22 +523,62 @@ mod tests {
         assert!(message.contains("refusal is longer"), "{message}");
     }
 
+    /// `body` cut at `points` (in any order, repeats allowed).
+    fn pieces(body: &str, mut points: Vec<usize>) -> Vec<Vec<u8>> {
+        points.sort_unstable();
+        points.dedup();
+        let bytes = body.as_bytes();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for point in points.into_iter().chain([bytes.len()]) {
+            pieces.push(bytes[start..point].to_vec());
+            start = point;
+        }
+        pieces
+    }
+
+    /// The response the recorded streams stand for, as the non-streamed call returns it.
+    fn non_streamed(fixture: &str) -> fazztv_core::ChatResponse {
+        use fazztv_core::{ChatResponse, ToolCall};
+        let model = "gpt-4o-2024-08-06";
+        if fixture == OPENAI_TEXT {
+            ChatResponse::new("I'm unable to help.", model, "openai")
+                .with_finish_reason(FinishReason::Stop)
+                .with_usage(Usage::new(14, 30).with_reasoning_tokens(Some(0)))
+        } else {
+            ChatResponse::new("", model, "openai")
+                .with_tool_call(ToolCall::new(
+                    "call_4XzlGBLtUe9dy3GVNV4jhq7h",
+                    "get_weather",
+                    serde_json::json!({"city": "New York City"}),
+                ))
+                .with_finish_reason(FinishReason::ToolCalls)
+                .with_usage(Usage::new(44, 16).with_reasoning_tokens(Some(0)))
+        }
+    }
+
     proptest! {
         #[test]
         fn rechunking_the_transcript_never_changes_the_result(
             points in proptest::collection::vec(0..OPENAI_TEXT.len(), 0..40)
         ) {
-            let mut points = points;
-            points.sort_unstable();
-            points.dedup();
-            let bytes = OPENAI_TEXT.as_bytes();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for point in points.into_iter().chain([bytes.len()]) {
-                pieces.push(bytes[start..point].to_vec());
-                start = point;
-            }
-            prop_assert_eq!(run(pieces), whole(OPENAI_TEXT));
+            prop_assert_eq!(run(pieces(OPENAI_TEXT, points)), whole(OPENAI_TEXT));
+        }
+
+        /// Any re-chunking of each recorded stream assembles to exactly the non-streamed
+        /// response.
+        #[test]
+        fn any_rechunked_stream_assembles_to_the_non_streamed_response(
+            tool_stream in any::<bool>(),
+            points in proptest::collection::vec(0..3_000usize, 0..40)
+        ) {
+            let fixture = if tool_stream { OPENAI_TOOL_CALL_STREAM } else { OPENAI_TEXT };
+            let points = points.into_iter().map(|point| point % fixture.len()).collect();
+            let (events, error) = run(pieces(fixture, points));
+            prop_assert_eq!(error, None);
+            let mut assembler = fazztv_core::StreamAssembler::new();
+            events.iter().for_each(|event| assembler.push(event));
+            prop_assert_eq!(assembler.finish("openai").unwrap(), non_streamed(fixture));
         }
     }
 }
