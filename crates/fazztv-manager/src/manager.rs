@@ -103,6 +103,9 @@ pub(crate) struct Inner {
     /// Smooth weighted round-robin state: each entry's current weight, by entry index.
     balancer: Mutex<Vec<i64>>,
     pub(crate) stats: Mutex<UsageStats>,
+    /// Each provider's model listing, fetched the first time a request needs a content
+    /// capability there (by entry index); a failed listing is not kept, so it is asked again.
+    listings: futures::lock::Mutex<BTreeMap<usize, Arc<Vec<ModelInfo>>>>,
 }
 
 impl Inner {
@@ -184,6 +187,24 @@ impl Step {
     }
 }
 
+/// No candidate offers everything the request needs: the error names it and lists the skipped
+/// candidates as its attempts.
+fn missing_capabilities(required: &[ModelCapability], skipped: Vec<Attempt>) -> Error {
+    let needs: Vec<&str> = required
+        .iter()
+        .map(|capability| capability.as_str())
+        .collect();
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "no provider can serve this request: it needs {}, and every candidate lacks some \
+             of it (see `capabilities` in providers.json, the provider type, or the model listing)",
+            needs.join(" and ")
+        ),
+    )
+    .with_attempts(skipped)
+}
+
 /// `request` with the generation options it leaves unset taken from `generation`.
 fn with_generation(mut request: ChatRequest, generation: GenerationOptions) -> ChatRequest {
     request.options = std::mem::take(&mut request.options).or(generation);
@@ -252,6 +273,7 @@ impl ProviderManager {
                 order,
                 balancer,
                 stats: Mutex::new(UsageStats::default()),
+                listings: futures::lock::Mutex::new(BTreeMap::new()),
             }),
         }
     }
@@ -336,11 +358,13 @@ impl ProviderManager {
     /// gateway share. Generation options the request leaves unset are taken from
     /// `options.generation`.
     pub async fn chat(&self, request: ChatRequest, options: QueryOptions) -> Result<ChatResponse> {
+        let required = request.required_capabilities();
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &request.required_capabilities(),
+            &required,
         )?;
+        let plan = self.narrow_by_listings(plan, &required).await?;
         let mut request = with_generation(request, options.generation);
         self.run(plan, |provider, model, last| {
             // The last attempt takes the request instead of copying it.
@@ -374,11 +398,13 @@ impl ProviderManager {
         request: ChatRequest,
         options: QueryOptions,
     ) -> Result<ManagedStream> {
+        let required = request.required_capabilities();
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &request.required_capabilities(),
+            &required,
         )?;
+        let plan = self.narrow_by_listings(plan, &required).await?;
         let request = with_generation(request, options.generation);
         crate::stream::start(self.inner.clone(), plan, request).await
     }
@@ -685,6 +711,76 @@ impl ProviderManager {
             .with_attempts(plan.skipped));
         }
         Ok(plan)
+    }
+
+    /// Narrows `plan` by the model listings: a step whose model's listing entry speaks about
+    /// content capabilities (names any of them) and lacks one that `required` needs is skipped
+    /// too. A listing that names none of them, does not know the model, or cannot be fetched
+    /// narrows nothing: the configuration already admitted the provider.
+    async fn narrow_by_listings(&self, plan: Plan, required: &[ModelCapability]) -> Result<Plan> {
+        if required.is_empty() {
+            return Ok(plan);
+        }
+        let Plan { steps, mut skipped } = plan;
+        let mut kept = Vec::with_capacity(steps.len());
+        for step in steps {
+            let entry = self.inner.entry(&step);
+            let model = step.model_label(entry);
+            let lacking: Vec<&str> = match (&model, self.listing(step.index).await) {
+                (Some(model), Some(listing)) => listing
+                    .iter()
+                    .find(|info| &info.id == model)
+                    .filter(|info| {
+                        info.capabilities
+                            .iter()
+                            .any(|capability| ModelCapability::CONTENT.contains(capability))
+                    })
+                    .map(|info| {
+                        required
+                            .iter()
+                            .filter(|capability| !info.supports(**capability))
+                            .map(|capability| capability.as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if lacking.is_empty() {
+                kept.push(step);
+            } else {
+                skipped.push(Attempt::new(
+                    entry.name(),
+                    model.clone(),
+                    AttemptOutcome::Skipped {
+                        reason: format!(
+                            "model `{}` lacks {} (per its model listing)",
+                            model.unwrap_or_default(),
+                            lacking.join(", ")
+                        ),
+                    },
+                    Duration::ZERO,
+                ));
+            }
+        }
+        if kept.is_empty() {
+            return Err(missing_capabilities(required, skipped));
+        }
+        Ok(Plan {
+            steps: kept,
+            skipped,
+        })
+    }
+
+    /// The model listing of entry `index`, fetched once; `None` when it cannot be had.
+    async fn listing(&self, index: usize) -> Option<Arc<Vec<ModelInfo>>> {
+        let mut listings = self.inner.listings.lock().await;
+        if let Some(listing) = listings.get(&index) {
+            return Some(listing.clone());
+        }
+        let entry = &self.inner.registry.entries()[index];
+        let listing = Arc::new(entry.provider().list_models().await.ok()?);
+        listings.insert(index, listing.clone());
+        Some(listing)
     }
 
     /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved. Returns

@@ -762,3 +762,54 @@ fn registration(provider_type: &str) -> &'static fazztv_core::ProviderRegistrati
         .find(|registration| registration.provider_type == provider_type)
         .expect("linked")
 }
+
+#[tokio::test]
+async fn a_model_listing_without_tool_calling_narrows_what_the_configuration_allows() {
+    use fazztv_core::{ChatRequest, ModelInfo, Tool};
+    let with_tools = [
+        ModelCapability::Chat,
+        ModelCapability::TextGeneration,
+        ModelCapability::ToolCalling,
+    ];
+    // The listing speaks about content capabilities (structured output) and has no tools for
+    // the model `a` would use.
+    let a = Arc::new(Scripted::new("a").models(vec![
+        ModelInfo::new("a-model", "a").with_capabilities([
+            ModelCapability::Chat,
+            ModelCapability::StructuredOutput,
+        ]),
+    ]));
+    // `b`'s listing names no content capability at all: it narrows nothing.
+    let b = Arc::new(Scripted::new("b"));
+    let m = manager(
+        &[
+            (
+                &a,
+                config("a")
+                    .with_default_model("a-model")
+                    .with_capabilities(with_tools),
+            ),
+            (&b, config("b").with_capabilities(with_tools)),
+        ],
+        ManagerSettings::default(),
+    );
+    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
+        "get_weather",
+        serde_json::json!({"type": "object"}),
+    ));
+    let response = m.chat(request.clone(), QueryOptions::new()).await.unwrap();
+    assert_eq!(response.provider, "b");
+    assert_eq!(
+        response.attempts[0].outcome,
+        fazztv_core::AttemptOutcome::Skipped {
+            reason: "model `a-model` lacks tool_calling (per its model listing)".into()
+        }
+    );
+    assert_eq!(a.calls(), 0);
+    // A plain request is not affected by the listing.
+    let plain = m
+        .query_with_fallback("hi", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(plain.provider, "a");
+}
