@@ -7,7 +7,11 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatResponse, Error, ErrorKind, FinishReason, Reasoning, ToolCall, Usage};
+use serde_json::Value;
+
+use crate::{
+    ChatResponse, Error, ErrorKind, FinishReason, OpaqueReasoning, Reasoning, ToolCall, Usage,
+};
 
 /// One event of a streamed answer.
 ///
@@ -37,6 +41,12 @@ pub enum StreamEvent {
         /// The provider's signature, usually on the last reasoning delta.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signature: Option<String>,
+    },
+    /// A provider's own reasoning payload (OpenRouter `reasoning_details`), to replay to the
+    /// same provider type; payloads that are arrays are joined.
+    ReasoningOpaque {
+        /// The payload and its provider type.
+        opaque: OpaqueReasoning,
     },
     /// A piece of a tool call: the first piece of call `index` carries its id and name, later
     /// ones more argument text.
@@ -96,7 +106,7 @@ impl StreamEvent {
         match self {
             Self::TextDelta { text } => !text.is_empty(),
             Self::ReasoningDelta { text, signature } => !text.is_empty() || signature.is_some(),
-            Self::ToolCallDelta { .. } => true,
+            Self::ReasoningOpaque { .. } | Self::ToolCallDelta { .. } => true,
             Self::Model { .. } | Self::Finish { .. } => false,
         }
     }
@@ -153,6 +163,21 @@ impl StreamAssembler {
                 if signature.is_some() {
                     reasoning.signature.clone_from(signature);
                 }
+            }
+            StreamEvent::ReasoningOpaque { opaque } => {
+                let reasoning = self.reasoning.get_or_insert_with(Reasoning::default);
+                reasoning.opaque = Some(match reasoning.opaque.take() {
+                    Some(mut held) if held.provider_type == opaque.provider_type => {
+                        match (&mut held.payload, &opaque.payload) {
+                            (Value::Array(held), Value::Array(more)) => {
+                                held.extend(more.iter().cloned());
+                            }
+                            (held, more) => *held = more.clone(),
+                        }
+                        held
+                    }
+                    _ => opaque.clone(),
+                });
             }
             StreamEvent::ToolCallDelta {
                 index,
@@ -229,6 +254,11 @@ impl ChatResponse {
                 text: reasoning.text.clone(),
                 signature: reasoning.signature.clone(),
             });
+            if let Some(opaque) = &reasoning.opaque {
+                events.push(StreamEvent::ReasoningOpaque {
+                    opaque: opaque.clone(),
+                });
+            }
         }
         if !self.content.is_empty() {
             events.push(StreamEvent::text(self.content.clone()));
@@ -271,8 +301,26 @@ mod tests {
             .with_tool_call(ToolCall::from_text("call_b", "broken", "{\"x\":"))
             .with_finish_reason(FinishReason::ToolCalls)
             .with_usage(Usage::new(10, 5));
-        response.reasoning.as_mut().unwrap().signature = Some("sig".into());
+        let reasoning = response.reasoning.as_mut().unwrap();
+        reasoning.signature = Some("sig".into());
+        reasoning.opaque = Some(OpaqueReasoning::new("openrouter", json!([{"type": "x"}])));
         response
+    }
+
+    #[test]
+    fn opaque_reasoning_arrays_are_joined_across_events() {
+        let mut assembler = StreamAssembler::new();
+        for item in [json!([{"n": 1}]), json!([{"n": 2}])] {
+            assembler.push(&StreamEvent::ReasoningOpaque {
+                opaque: OpaqueReasoning::new("openrouter", item),
+            });
+        }
+        assembler.push(&StreamEvent::finish(FinishReason::Stop, None));
+        let reasoning = assembler.finish("p").unwrap().reasoning.unwrap();
+        assert_eq!(
+            reasoning.opaque.unwrap().payload,
+            json!([{"n": 1}, {"n": 2}])
+        );
     }
 
     #[test]

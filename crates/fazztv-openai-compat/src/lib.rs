@@ -50,7 +50,7 @@ pub struct OpenAiCompatClient {
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
-    reasoning_budget: bool,
+    openrouter_extensions: bool,
     /// Set when a key is required but none is configured: the environment variable that would
     /// provide it and a provider-specific hint.
     missing_key: Option<(Option<String>, &'static str)>,
@@ -113,7 +113,7 @@ impl OpenAiCompatClient {
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
-            reasoning_budget: false,
+            openrouter_extensions: false,
             missing_key: None,
         })
     }
@@ -178,10 +178,11 @@ impl OpenAiCompatClient {
         self
     }
 
-    /// Whether the server takes a reasoning token budget (`reasoning.max_tokens`, OpenRouter);
-    /// otherwise a request with one is refused as unsupported.
-    pub fn with_reasoning_budget(mut self, supported: bool) -> Self {
-        self.reasoning_budget = supported;
+    /// Whether the server speaks OpenRouter's extensions to Chat Completions: a reasoning token
+    /// budget (`reasoning.max_tokens`; elsewhere a request with one is refused as unsupported)
+    /// and replaying `reasoning_details` (elsewhere dropped).
+    pub fn with_openrouter_extensions(mut self, supported: bool) -> Self {
+        self.openrouter_extensions = supported;
         self
     }
 
@@ -203,7 +204,7 @@ impl OpenAiCompatClient {
             stream,
             self.max_tokens_field,
             self.stream_usage,
-            self.reasoning_budget,
+            self.openrouter_extensions,
         )
     }
 
@@ -220,7 +221,7 @@ impl OpenAiCompatClient {
             stream,
             self.max_tokens_field,
             self.stream_usage,
-            self.reasoning_budget,
+            self.openrouter_extensions,
         )
         .map_err(|error| {
             Error::new(
@@ -388,7 +389,7 @@ impl OpenAiCompatClient {
             .with_provider(&self.provider));
         }
         // Refused rather than dropped: a part silently left out would change the question.
-        if let Some(feature) = request::unsupported(request, self.reasoning_budget) {
+        if let Some(feature) = request::unsupported(request, self.openrouter_extensions) {
             return Err(Error::unsupported(&feature).with_provider(&self.provider));
         }
         Ok(request.options.model.as_deref().unwrap_or(default_model))

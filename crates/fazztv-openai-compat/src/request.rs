@@ -7,11 +7,15 @@ use fazztv_core::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::wire::REASONING_DETAILS_TYPE;
+
 /// What a Chat Completions server cannot take from `request`, named for an `Unsupported`
-/// error; `None` when all of it maps. `reasoning_budget` says whether the server takes a
-/// reasoning token budget (OpenRouter's `reasoning.max_tokens`).
-pub(crate) fn unsupported(request: &ChatRequest, reasoning_budget: bool) -> Option<String> {
-    if matches!(request.reasoning, Some(ReasoningControl::BudgetTokens(_))) && !reasoning_budget {
+/// error; `None` when all of it maps. `openrouter_extensions`: the server takes OpenRouter's
+/// reasoning token budget (`reasoning.max_tokens`).
+pub(crate) fn unsupported(request: &ChatRequest, openrouter_extensions: bool) -> Option<String> {
+    if matches!(request.reasoning, Some(ReasoningControl::BudgetTokens(_)))
+        && !openrouter_extensions
+    {
         return Some("a reasoning token budget (use a reasoning effort instead)".into());
     }
     for message in &request.messages {
@@ -51,9 +55,11 @@ pub(crate) fn text_only(messages: &[ChatMessage]) -> bool {
 }
 
 /// Every message in wire form: images as `image_url` parts, assistant tool calls, one `tool`
-/// message per result. Reasoning is not sent back (Chat Completions has no field for it) and
-/// cache markers are ignored (OpenAI caches by itself). Call after [`unsupported`].
-pub(crate) fn messages(messages: &[ChatMessage]) -> Vec<Value> {
+/// message per result. Reasoning text is not sent back (Chat Completions has no field for it);
+/// OpenRouter's `reasoning_details` are, unchanged, when `replay_reasoning_details` (to
+/// OpenRouter) and dropped otherwise. Cache markers are ignored (OpenAI caches by itself).
+/// Call after [`unsupported`].
+pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool) -> Vec<Value> {
     let mut wire = Vec::with_capacity(messages.len());
     for message in messages {
         let text: String = message
@@ -85,6 +91,16 @@ pub(crate) fn messages(messages: &[ChatMessage]) -> Vec<Value> {
                     .collect();
                 let mut object = Map::new();
                 object.insert("role".into(), "assistant".into());
+                let details = message.parts.iter().find_map(|part| match part {
+                    ContentPart::Reasoning(reasoning) => reasoning
+                        .opaque
+                        .as_ref()
+                        .filter(|opaque| opaque.provider_type == REASONING_DETAILS_TYPE),
+                    _ => None,
+                });
+                if let Some(details) = details.filter(|_| replay_reasoning_details) {
+                    object.insert("reasoning_details".into(), details.payload.clone());
+                }
                 if calls.is_empty() {
                     object.insert("content".into(), text.into());
                 } else {
@@ -132,7 +148,10 @@ fn content_part(part: &ContentPart) -> Option<Value> {
 
 /// The request-level fields beyond messages and sampling, sorted by key: tools, tool choice,
 /// parallel calls, response format and reasoning.
-pub(crate) fn fields(request: &ChatRequest, reasoning_budget: bool) -> Vec<(&'static str, Value)> {
+pub(crate) fn fields(
+    request: &ChatRequest,
+    openrouter_extensions: bool,
+) -> Vec<(&'static str, Value)> {
     let mut fields = Vec::new();
     if let Some(parallel) = request.parallel_tool_calls {
         fields.push(("parallel_tool_calls", Value::Bool(parallel)));
@@ -141,7 +160,7 @@ pub(crate) fn fields(request: &ChatRequest, reasoning_budget: bool) -> Vec<(&'st
         Some(ReasoningControl::Effort(effort)) => {
             fields.push(("reasoning_effort", effort.as_str().into()));
         }
-        Some(ReasoningControl::BudgetTokens(tokens)) if reasoning_budget => {
+        Some(ReasoningControl::BudgetTokens(tokens)) if openrouter_extensions => {
             fields.push(("reasoning", json!({"max_tokens": tokens})));
         }
         _ => {}
@@ -245,7 +264,7 @@ mod tests {
         assert_eq!(unsupported(&request, false), None);
         assert!(!text_only(&request.messages));
         assert_eq!(
-            Value::Array(messages(&request.messages)),
+            Value::Array(messages(&request.messages, false)),
             json!([
                 {"role": "system", "content": "Be brief."},
                 {"role": "user", "content": [
@@ -274,6 +293,29 @@ mod tests {
                     "name": "get_weather", "description": "Weather now",
                     "parameters": {"type": "object"}}}]
             })
+        );
+    }
+
+    #[test]
+    fn reasoning_details_are_replayed_to_openrouter_only() {
+        use fazztv_core::{OpaqueReasoning, Reasoning};
+        let mut reasoning = Reasoning::new("thought");
+        reasoning.opaque = Some(OpaqueReasoning::new(
+            "openrouter",
+            json!([{"type": "reasoning.encrypted", "data": "opaque=="}]),
+        ));
+        let turn = vec![ChatMessage::from_parts(
+            Role::Assistant,
+            vec![ContentPart::Reasoning(reasoning), ContentPart::text("Hi")],
+        )];
+        assert_eq!(
+            messages(&turn, true),
+            [json!({"role": "assistant", "content": "Hi",
+                    "reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque=="}]})]
+        );
+        assert_eq!(
+            messages(&turn, false),
+            [json!({"role": "assistant", "content": "Hi"})]
         );
     }
 

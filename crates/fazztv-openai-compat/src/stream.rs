@@ -12,7 +12,7 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::wire::{WireUsage, embedded_error, protocol, refused};
+use crate::wire::{WireUsage, embedded_error, protocol, reasoning_details, refused};
 
 #[derive(Debug, Deserialize)]
 struct WireChunk<'a> {
@@ -40,6 +40,8 @@ struct WireDelta {
     /// OpenRouter's reasoning text; `reasoning_content` on DeepSeek-style servers.
     #[serde(alias = "reasoning_content")]
     reasoning: Option<String>,
+    /// OpenRouter's structured reasoning, to be replayed unchanged.
+    reasoning_details: Option<Vec<Value>>,
     tool_calls: Option<Vec<WireToolCallDelta>>,
 }
 
@@ -290,6 +292,14 @@ impl State {
         if let Some(reasoning) = delta.reasoning.filter(|text| !text.is_empty()) {
             self.pending.push_back(StreamEvent::reasoning(reasoning));
         }
+        if let Some(details) = delta
+            .reasoning_details
+            .filter(|details| !details.is_empty())
+        {
+            self.pending.push_back(StreamEvent::ReasoningOpaque {
+                opaque: reasoning_details(details),
+            });
+        }
         if let Some(content) = delta.content.filter(|text| !text.is_empty()) {
             self.pending.push_back(StreamEvent::text(content));
         }
@@ -440,6 +450,28 @@ mod tests {
             )]
         );
         assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
+    }
+
+    #[test]
+    fn streamed_reasoning_details_are_joined_into_one_opaque_payload() {
+        let body = concat!(
+            "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_details\":[{\"type\":\"reasoning.text\",\"text\":\"a\"}]}}]}\n\n",
+            "data: {\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_details\":[{\"type\":\"reasoning.text\",\"text\":\"b\"}],\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n"
+        );
+        let (events, error) = whole(body);
+        assert_eq!(error, None);
+        let mut assembler = fazztv_core::StreamAssembler::new();
+        events.iter().for_each(|event| assembler.push(event));
+        let response = assembler.finish("openrouter").unwrap();
+        assert_eq!(response.content, "ok");
+        assert_eq!(
+            response.reasoning.unwrap().opaque.unwrap().payload,
+            serde_json::json!([
+                {"type": "reasoning.text", "text": "a"},
+                {"type": "reasoning.text", "text": "b"}
+            ])
+        );
     }
 
     #[test]

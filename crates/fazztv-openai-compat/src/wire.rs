@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use fazztv_core::http::ErrorPayload;
 use fazztv_core::{
     ChatMessage, ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason,
-    ModerationResult, Reasoning, ToolCall, Usage,
+    ModerationResult, OpaqueReasoning, Reasoning, ToolCall, Usage,
 };
 use schemars::JsonSchema;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -51,7 +51,7 @@ pub fn chat_body(
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
-    reasoning_budget: bool,
+    openrouter_extensions: bool,
 ) -> Value {
     let options = &request.options;
     let mut body: Map<String, Value> = options
@@ -68,10 +68,10 @@ pub fn chat_body(
             .map(|message| serde_json::json!({"role": message.role.to_string(), "content": message.text()}))
             .collect()
     } else {
-        request::messages(&request.messages)
+        request::messages(&request.messages, openrouter_extensions)
     };
     body.insert("messages".into(), Value::Array(messages));
-    for (key, value) in request::fields(request, reasoning_budget) {
+    for (key, value) in request::fields(request, openrouter_extensions) {
         body.insert(key.into(), value);
     }
     if let Some(temperature) = options.temperature {
@@ -114,7 +114,7 @@ pub(crate) fn chat_body_bytes(
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
-    reasoning_budget: bool,
+    openrouter_extensions: bool,
 ) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&ChatBody {
         request,
@@ -122,7 +122,7 @@ pub(crate) fn chat_body_bytes(
         stream,
         max_tokens_field,
         stream_usage,
-        reasoning_budget,
+        openrouter_extensions,
     })
 }
 
@@ -132,7 +132,7 @@ struct ChatBody<'a> {
     stream: bool,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
-    reasoning_budget: bool,
+    openrouter_extensions: bool,
 }
 
 /// A value [`chat_body`] sets itself (rather than copying from `extra`).
@@ -213,7 +213,10 @@ impl Serialize for ChatBody<'_> {
         let messages = if request::text_only(&self.request.messages) {
             Field::Messages(&self.request.messages)
         } else {
-            Field::Json(Value::Array(request::messages(&self.request.messages)))
+            Field::Json(Value::Array(request::messages(
+                &self.request.messages,
+                self.openrouter_extensions,
+            )))
         };
         // Sorted by key: every `max_tokens` spelling sorts before `messages`.
         let typed = [
@@ -232,7 +235,7 @@ impl Serialize for ChatBody<'_> {
             options.top_p.map(|top_p| ("top_p", Field::Float(top_p))),
         ];
         let mut typed: Vec<(&str, Field<'_>)> = typed.into_iter().flatten().collect();
-        let mapped = request::fields(self.request, self.reasoning_budget);
+        let mapped = request::fields(self.request, self.openrouter_extensions);
         if !mapped.is_empty() {
             typed.extend(
                 mapped
@@ -338,7 +341,17 @@ struct WireMessage {
     /// OpenRouter's reasoning text; `reasoning_content` on DeepSeek-style servers.
     #[serde(alias = "reasoning_content")]
     reasoning: Option<String>,
+    /// OpenRouter's structured reasoning, to be replayed unchanged.
+    reasoning_details: Option<Vec<Value>>,
     tool_calls: Option<Vec<WireToolCall>>,
+}
+
+/// The provider type OpenRouter's `reasoning_details` belong to: replayed only to it.
+pub(crate) const REASONING_DETAILS_TYPE: &str = "openrouter";
+
+/// OpenRouter's `reasoning_details` as an opaque reasoning payload.
+pub(crate) fn reasoning_details(details: Vec<Value>) -> OpaqueReasoning {
+    OpaqueReasoning::new(REASONING_DETAILS_TYPE, Value::Array(details))
 }
 
 #[derive(Debug, Deserialize)]
@@ -518,10 +531,16 @@ pub(crate) fn decode_completion(
     );
     response.tool_calls = tool_calls;
     response.refusal = message.refusal;
-    response.reasoning = message
-        .reasoning
-        .filter(|text| !text.is_empty())
-        .map(Reasoning::new);
+    let opaque = message
+        .reasoning_details
+        .filter(|details| !details.is_empty())
+        .map(reasoning_details);
+    let text = message.reasoning.filter(|text| !text.is_empty());
+    if text.is_some() || opaque.is_some() {
+        let mut reasoning = Reasoning::new(text.unwrap_or_default());
+        reasoning.opaque = opaque;
+        response.reasoning = Some(reasoning);
+    }
     response.finish_reason = choice.finish_reason.as_deref().map(FinishReason::from_wire);
     response.usage = completion.usage.as_ref().and_then(WireUsage::usage);
     response.request_id = request_id;
@@ -845,6 +864,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reasoning_text_and_details_are_decoded_as_reasoning() {
+        let body = br#"{"id":"gen-1","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"42","reasoning":"Let me add.","reasoning_details":[{"type":"reasoning.text","text":"Let me add."}]},"finish_reason":"stop"}]}"#;
+        let response = decode_completion("openrouter", "m", None, body).unwrap();
+        let reasoning = response.reasoning.unwrap();
+        assert_eq!(reasoning.text, "Let me add.");
+        assert_eq!(
+            reasoning.opaque,
+            Some(OpaqueReasoning::new(
+                "openrouter",
+                json!([{"type": "reasoning.text", "text": "Let me add."}])
+            ))
+        );
     }
 
     #[test]
