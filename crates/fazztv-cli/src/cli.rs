@@ -99,6 +99,31 @@ pub struct Generation {
     pub stream: bool,
 }
 
+/// Tools, images and the shape of the answer, shared by `query` and `chat`.
+#[derive(Debug, Args)]
+pub struct ContentArgs {
+    /// An image to send with the prompt (repeatable): a PNG, JPEG, GIF or WebP file, or an
+    /// http(s) or data: URL that the provider fetches itself. `chat` attaches it to the last
+    /// user message.
+    #[arg(long, value_name = "PATH|URL")]
+    pub image: Vec<PathBuf>,
+
+    /// Tools the model may call: a JSON array in OpenAI's format, `{"type": "function",
+    /// "function": {"name", "description", "parameters"}}`, or of bare `{"name", "description",
+    /// "parameters"}` objects.
+    #[arg(long, value_name = "FILE.json")]
+    pub tools: Option<PathBuf>,
+
+    /// Whether the model must call a tool: auto, none, required, or the name of one tool.
+    #[arg(long, value_name = "auto|none|required|NAME", requires = "tools")]
+    pub tool_choice: Option<String>,
+
+    /// A JSON Schema the answer must follow: sent to the provider, and the answer is checked
+    /// against it (exit 1 when it does not conform).
+    #[arg(long, value_name = "FILE.json")]
+    pub schema: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// The prompt; `-` reads it from stdin.
@@ -106,12 +131,16 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     pub generation: Generation,
+
+    #[command(flatten)]
+    pub content: ContentArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// A JSON array of {"role", "content"} messages; `-` reads it from stdin. Without it, an
-    /// interactive conversation (one user turn per line when stdin is not a terminal).
+    /// A JSON array of {"role", "content"} messages, also in OpenAI's format (content parts,
+    /// tool calls, tool messages); `-` reads it from stdin. Without it, an interactive
+    /// conversation (one user turn per line when stdin is not a terminal).
     #[arg(long, value_name = "FILE")]
     pub messages: Option<PathBuf>,
 
@@ -121,6 +150,9 @@ pub struct ChatArgs {
 
     #[command(flatten)]
     pub generation: Generation,
+
+    #[command(flatten)]
+    pub content: ContentArgs,
 }
 
 #[derive(Debug, Args)]

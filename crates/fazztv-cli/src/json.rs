@@ -144,6 +144,13 @@ pub struct Answer {
     /// The model's reasoning, when shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// With `--schema`: whether the text is JSON that follows the schema (absent for an
+    /// answer made only of tool calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_valid: Option<bool>,
+    /// With `--schema`: why the text does not follow it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_error: Option<String>,
     /// Why generation stopped.
     pub finish_reason: Option<FinishReason>,
     /// Token usage, when reported.
@@ -190,6 +197,8 @@ impl From<ChatResponse> for Answer {
             content: response.content,
             tool_calls: response.tool_calls.iter().map(ToolCallJson::from).collect(),
             reasoning: response.reasoning.map(|reasoning| reasoning.text),
+            schema_valid: None,
+            schema_error: None,
             finish_reason: response.finish_reason,
             usage: response.usage,
             request_id: response.request_id,

@@ -5,7 +5,10 @@
 mod app;
 mod cli;
 mod commands;
+mod content;
+mod conversation;
 mod error;
+mod input;
 mod json;
 mod table;
 mod ui;

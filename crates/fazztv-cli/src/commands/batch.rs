@@ -2,7 +2,6 @@
 //! as each answer's predecessors are done.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 
 use fazztv::ChatResponse;
@@ -83,16 +82,7 @@ pub async fn run(app: &App, args: BatchArgs) -> Result<(), CliError> {
 
 /// The non-blank lines of the file (or stdin for `-`), with their line numbers.
 fn read_prompts(path: &Path) -> Result<Vec<Prompt>, CliError> {
-    let text = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|error| CliError::usage(format!("cannot read prompts from stdin: {error}")))?;
-        text
-    } else {
-        std::fs::read_to_string(path)
-            .map_err(|error| CliError::usage(format!("cannot read {}: {error}", path.display())))?
-    };
+    let (_, text) = crate::input::read_text(path, "prompts")?;
     Ok(text
         .lines()
         .enumerate()

@@ -1,7 +1,6 @@
 //! `fazztv chat`: a conversation from a file, or interactive with history.
 
-use std::io::{BufRead, IsTerminal, Read};
-use std::path::Path;
+use std::io::{BufRead, IsTerminal};
 
 use fazztv::{ChatMessage, QueryOptions};
 use rustyline::DefaultEditor;
@@ -9,7 +8,9 @@ use rustyline::error::ReadlineError;
 
 use crate::app::App;
 use crate::cli::{ChatArgs, Generation};
-use crate::commands::query::{answer, options};
+use crate::commands::query::{answer, conforms, options};
+use crate::content::{Extras, attach_images};
+use crate::conversation::read_messages;
 use crate::error::CliError;
 use crate::ui::{ACCENT, DIM, out_json, out_json_line};
 
@@ -17,23 +18,33 @@ const HELP: &str = "commands: /exit (or Ctrl-D) ends, /reset forgets the convers
 
 /// `fazztv chat`.
 pub async fn run(app: &App, args: ChatArgs) -> Result<(), CliError> {
+    let extras = Extras::read(&args.content)?;
     let options = options(app, &args.generation)?;
     let system: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
     match &args.messages {
         Some(path) => {
             let mut messages = system;
             messages.extend(read_messages(path)?);
-            let reply = answer(app, messages, options, &args.generation).await?;
+            attach_images(&mut messages, &extras.images)?;
+            let reply = answer(
+                app,
+                extras.request(messages),
+                extras.schema.as_ref(),
+                options,
+                &args.generation,
+            )
+            .await?;
             if app.ui.json {
                 out_json(&reply)?;
             }
-            Ok(())
+            conforms(&reply)
         }
         None => {
             let session = Session {
                 app,
                 options,
                 generation: &args.generation,
+                extras,
                 history: system,
             };
             if std::io::stdin().is_terminal() {
@@ -45,38 +56,13 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<(), CliError> {
     }
 }
 
-/// A JSON array of `{role, content}` messages from a file or stdin (`-`).
-fn read_messages(path: &Path) -> Result<Vec<ChatMessage>, CliError> {
-    let (name, text) = if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|error| {
-                CliError::usage(format!("cannot read messages from stdin: {error}"))
-            })?;
-        (String::from("stdin"), text)
-    } else {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| CliError::usage(format!("cannot read {}: {error}", path.display())))?;
-        (path.display().to_string(), text)
-    };
-    let messages: Vec<ChatMessage> = serde_json::from_str(&text).map_err(|error| {
-        CliError::usage(format!(
-            "{name} is not a JSON array of {{\"role\", \"content\"}} messages: {error}"
-        ))
-        .hint(r#"expected e.g. [{"role": "user", "content": "Hello"}]; roles: system, user, assistant"#)
-    })?;
-    if messages.is_empty() {
-        return Err(CliError::usage(format!("{name} holds no messages")));
-    }
-    Ok(messages)
-}
-
 /// A conversation that keeps its history.
 struct Session<'a> {
     app: &'a App,
     options: QueryOptions,
     generation: &'a Generation,
+    /// Tools and schema for every turn; the images go with the first turn answered.
+    extras: Extras,
     history: Vec<ChatMessage>,
 }
 
@@ -103,9 +89,11 @@ impl Session<'_> {
     /// Sends one user turn; the history keeps it only when it was answered.
     async fn say(&mut self, text: String) -> Result<(), CliError> {
         self.history.push(ChatMessage::user(text));
+        attach_images(&mut self.history, &self.extras.images)?;
         match answer(
             self.app,
-            self.history.clone(),
+            self.extras.request(self.history.clone()),
+            self.extras.schema.as_ref(),
             self.options.clone(),
             self.generation,
         )
@@ -115,8 +103,10 @@ impl Session<'_> {
                 if self.app.ui.json {
                     out_json_line(&reply)?;
                 }
-                self.history.push(ChatMessage::assistant(reply.content));
-                Ok(())
+                self.extras.images.clear();
+                self.history
+                    .push(ChatMessage::assistant(reply.content.clone()));
+                conforms(&reply)
             }
             Err(error) => {
                 self.history.pop();

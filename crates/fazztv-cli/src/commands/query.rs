@@ -3,14 +3,16 @@
 
 use std::io::Read;
 
-use fazztv::{ChatMessage, QueryOptions, StreamAssembler, ToolCall};
+use fazztv::{ChatMessage, ChatRequest, ChatResponse, QueryOptions, StreamAssembler, StreamEvent};
+use fazztv::{ToolCall, secret::StreamMasker};
 use futures::StreamExt;
 
 use crate::app::App;
 use crate::cli::{Generation, QueryArgs};
-use crate::error::CliError;
+use crate::content::{AnswerSchema, Extras, attach_images};
+use crate::error::{CliError, EXIT_FAILED};
 use crate::json::Answer;
-use crate::ui::{out, out_json};
+use crate::ui::{BAD, DIM, Ui, out, out_json, stream_masker};
 
 /// `fazztv query PROMPT`.
 pub async fn run(app: &App, args: QueryArgs) -> Result<(), CliError> {
@@ -28,10 +30,14 @@ pub async fn run(app: &App, args: QueryArgs) -> Result<(), CliError> {
     if prompt.trim().is_empty() {
         return Err(CliError::usage("the prompt is empty"));
     }
+    let extras = Extras::read(&args.content)?;
     let options = options(app, &args.generation)?;
+    let mut messages = vec![ChatMessage::user(prompt)];
+    attach_images(&mut messages, &extras.images)?;
     let answer = answer(
         app,
-        vec![ChatMessage::user(prompt)],
+        extras.request(messages),
+        extras.schema.as_ref(),
         options,
         &args.generation,
     )
@@ -39,7 +45,16 @@ pub async fn run(app: &App, args: QueryArgs) -> Result<(), CliError> {
     if app.ui.json {
         out_json(&answer)?;
     }
-    Ok(())
+    conforms(&answer)
+}
+
+/// Exit 1 for an answer that does not follow `--schema` (already reported, and printed).
+pub fn conforms(answer: &Answer) -> Result<(), CliError> {
+    if answer.schema_valid == Some(false) {
+        Err(CliError::Reported(EXIT_FAILED))
+    } else {
+        Ok(())
+    }
 }
 
 /// Routing and generation options from the flags.
@@ -60,35 +75,46 @@ pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliEr
     Ok(options)
 }
 
-/// Answers `messages`, streamed on a terminal or with `--stream`. Without `--json` the answer
-/// is printed on stdout (as it arrives when streamed) and who answered on stderr; with `--json`
-/// nothing is printed and the caller prints the returned answer (`--json --stream` still asks
-/// the provider for a stream, and collects it).
+/// Answers `request`, streamed on a terminal or with `--stream`. Without `--json` the answer
+/// is printed on stdout (as it arrives when streamed), on a terminal after the model's
+/// reasoning, and who answered on stderr; with `--json` nothing is printed and the caller
+/// prints the returned answer (`--json --stream` still asks the provider for a stream, and
+/// collects it). With a `schema` the answer's text is checked against it; one that does not
+/// follow it is reported on stderr with the text, which is then kept off stdout unless it was
+/// streamed there already, and the returned answer says so.
 pub async fn answer(
     app: &App,
-    messages: Vec<ChatMessage>,
+    request: ChatRequest,
+    schema: Option<&AnswerSchema>,
     options: QueryOptions,
     generation: &Generation,
 ) -> Result<Answer, CliError> {
     let ui = &app.ui;
     let manager = app.manager()?;
     let stream = !generation.no_stream && (generation.stream || (ui.stdout_tty && !ui.json));
+    let mut thoughts = Thoughts::new(ui);
     if !stream {
-        let response = match manager.chat_with_fallback(messages, options).await {
+        let response = match manager.chat(request, options).await {
             Ok(response) => response,
             Err(error) => return Err(app.request_failed(error).await),
         };
+        let verdict = schema.and_then(|schema| schema.check(&response));
         if !ui.json {
             app.report_response(&response);
-            if !response.content.is_empty() || response.tool_calls.is_empty() {
+            if let Some(reasoning) = &response.reasoning {
+                thoughts.push(&reasoning.text)?;
+            }
+            thoughts.end()?;
+            let conforming = !matches!(verdict, Some(Err(_)));
+            if conforming && (!response.content.is_empty() || response.tool_calls.is_empty()) {
                 out(&with_newline(&response.content))?;
             }
             print_tool_calls(&response.tool_calls)?;
         }
-        return Ok(Answer::from(response));
+        return Ok(judge(ui, response, schema, verdict));
     }
 
-    let mut stream = match manager.chat_stream_with_fallback(messages, options).await {
+    let mut stream = match manager.chat_stream(request, options).await {
         Ok(stream) => stream,
         Err(error) => return Err(app.request_failed(error).await),
     };
@@ -100,12 +126,16 @@ pub async fn answer(
     let attempts = stream.attempts().to_vec();
     let mut assembler = StreamAssembler::new();
     // A key echoed in the answer may arrive split over two deltas.
-    let mut masker = crate::ui::stream_masker();
+    let mut masker = stream_masker();
     let mut shown = String::new();
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
+                if let StreamEvent::ReasoningDelta { text, .. } = &event {
+                    thoughts.push(text)?;
+                }
                 if let Some(text) = event.as_text() {
+                    thoughts.end()?;
                     if !ui.json {
                         out(&masker.push(text))?;
                     }
@@ -114,6 +144,7 @@ pub async fn answer(
                 assembler.push(&event);
             }
             Err(error) => {
+                thoughts.end()?;
                 let said = if ui.json {
                     "the answer is incomplete"
                 } else {
@@ -135,6 +166,7 @@ pub async fn answer(
         Err(error) => return Err(CliError::request(error)),
     };
     response.attempts = attempts;
+    thoughts.end()?;
     if !ui.json {
         out(&masker.finish())?;
         let unterminated = !shown.is_empty() && !shown.ends_with('\n');
@@ -144,7 +176,91 @@ pub async fn answer(
         print_tool_calls(&response.tool_calls)?;
     }
     app.report_usage(response.usage);
-    Ok(Answer::from(response))
+    let verdict = schema.and_then(|schema| schema.check(&response));
+    Ok(judge(ui, response, schema, verdict))
+}
+
+/// The answer with the schema's verdict. One that does not follow the schema is reported on
+/// stderr, with its text unless in `--json` (where the document carries it).
+fn judge(
+    ui: &Ui,
+    response: ChatResponse,
+    schema: Option<&AnswerSchema>,
+    verdict: Option<Result<(), String>>,
+) -> Answer {
+    let mut answer = Answer::from(response);
+    let Some((schema, verdict)) = schema.zip(verdict) else {
+        return answer;
+    };
+    answer.schema_valid = Some(verdict.is_ok());
+    if let Err(problem) = verdict {
+        ui.labelled(
+            BAD,
+            "error:",
+            &format!("the answer does not follow {}: {problem}", schema.file()),
+        );
+        if !ui.json {
+            ui.err_line(&format!("the answer was:\n{}", answer.content));
+        }
+        answer.schema_error = Some(problem);
+    }
+    answer
+}
+
+/// The model's reasoning, dimmed before the answer on a terminal; never in pipes (`--json`
+/// has it).
+#[derive(Debug)]
+struct Thoughts<'a> {
+    ui: &'a Ui,
+    visible: bool,
+    // A key echoed in the reasoning may arrive split over two deltas, as in the answer.
+    masker: StreamMasker,
+    open: bool,
+    newline: bool,
+}
+
+impl<'a> Thoughts<'a> {
+    fn new(ui: &'a Ui) -> Self {
+        Self {
+            ui,
+            visible: ui.stdout_tty && !ui.json,
+            masker: stream_masker(),
+            open: false,
+            newline: false,
+        }
+    }
+
+    /// Shows more reasoning.
+    fn push(&mut self, text: &str) -> Result<(), CliError> {
+        if !self.visible || text.is_empty() {
+            return Ok(());
+        }
+        self.open = true;
+        self.newline = text.ends_with('\n');
+        let text = self.masker.push(text);
+        self.print(&text)
+    }
+
+    /// Ends the reasoning shown, if any, on its own line, before the answer.
+    fn end(&mut self) -> Result<(), CliError> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        let rest = self.masker.finish();
+        self.print(&rest)?;
+        if !self.newline {
+            out("\n")?;
+        }
+        Ok(())
+    }
+
+    fn print(&self, text: &str) -> Result<(), CliError> {
+        if !text.is_empty() {
+            out(&self.ui.paint_out(DIM, text))?;
+        }
+        Ok(())
+    }
 }
 
 /// Tool calls, readably: the name, then the arguments pretty-printed (verbatim when they were

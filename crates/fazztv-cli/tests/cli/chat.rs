@@ -63,7 +63,8 @@ fn invalid_messages_are_a_usage_error_that_shows_the_expected_shape() {
     assert_eq!(result.code, 2);
     assert!(
         result.stderr.contains(
-            "is not a JSON array of {\"role\", \"content\"} messages: unknown variant `robot`"
+            "bad.json: message [0]: role: unknown role `robot` (expected system, user, \
+             assistant or tool)\n"
         ),
         "{}",
         result.stderr
@@ -78,7 +79,9 @@ fn invalid_messages_are_a_usage_error_that_shows_the_expected_shape() {
     let result = run(&sandbox, &["chat", "--messages", empty.to_str().unwrap()]);
     assert_eq!(result.code, 2);
     assert!(
-        result.stderr.ends_with("holds no messages\n"),
+        result
+            .stderr
+            .contains("empty.json holds no messages\nhint: expected e.g. "),
         "{}",
         result.stderr
     );

@@ -5,9 +5,11 @@
 
 mod chat;
 mod config;
+mod content;
 mod models;
 mod output;
 mod query;
+mod readme;
 mod runs;
 mod secrets;
 mod tty;
@@ -15,8 +17,8 @@ mod wire;
 
 // Dependencies of the binary, unused by the tests.
 use {
-    anstyle as _, clap as _, fazztv as _, futures as _, indicatif as _, rustyline as _, serde as _,
-    tokio as _, unicode_width as _,
+    anstyle as _, base64 as _, clap as _, fazztv as _, futures as _, indicatif as _,
+    jsonschema as _, rustyline as _, serde as _, tokio as _, unicode_width as _,
 };
 
 use std::path::{Path, PathBuf};

@@ -17,8 +17,9 @@ fn script() -> PathBuf {
         .expect("terminal tests need util-linux `script`: apt-get install bsdutils")
 }
 
-/// Runs `fazztv args` with stdin, stdout and stderr on one pseudo-terminal.
-fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Run {
+/// Runs `fazztv args` (a shell command line's arguments) with stdin, stdout and stderr on one
+/// pseudo-terminal, in the sandbox directory.
+pub(crate) fn on_tty(sandbox: &Sandbox, args: &str, no_color: bool) -> Run {
     let script = script();
     let binary = assert_cmd::cargo::cargo_bin!("fazztv");
     let mut command = Command::new(script);
@@ -86,4 +87,30 @@ fn a_cut_stream_on_a_terminal_shows_the_partial_answer() {
             .contains("answered by cut (m-1)\nabcd\nerror: cut: stream_interrupted"),
         "{result:?}"
     );
+}
+
+#[test]
+fn a_terminal_shows_the_reasoning_dimmed_before_the_answer() {
+    let sandbox = Sandbox::with(&serde_json::json!({"providers": [crate::mock(
+        "thinker",
+        "t-1",
+        serde_json::json!({"reasoning": "thinking it over", "reply": "42"})
+    )]}));
+    let coloured = on_tty(&sandbox, "query hi", false);
+    assert_eq!(coloured.code, 0, "{coloured:?}");
+    assert!(
+        coloured
+            .stdout
+            .ends_with(&format!("{ESC}[2mthinking it over{ESC}[0m\n42\n")),
+        "{coloured:?}"
+    );
+    // Without colour it is still shown, plain; whole answers show it as streamed ones do.
+    for args in ["query hi", "query hi --no-stream"] {
+        let plain = on_tty(&sandbox, args, true);
+        assert_eq!(plain.code, 0, "{plain:?}");
+        assert_eq!(
+            plain.stdout, "answered by thinker (t-1)\nthinking it over\n42\n",
+            "{args}"
+        );
+    }
 }

@@ -14,11 +14,11 @@ use crate::{Run, Sandbox, mask_ms, strings};
 
 /// The variable the `openai` entries read their key from, and the key: it must reach the
 /// server as `Authorization: Bearer` and never appear in anything the CLI prints.
-const KEY_VAR: &str = "FAZZTV_TEST_OPENAI_KEY";
-const KEY: &str = "sk-test-4f9a1c7e-do-not-print";
+pub(crate) const KEY_VAR: &str = "FAZZTV_TEST_OPENAI_KEY";
+pub(crate) const KEY: &str = "sk-test-4f9a1c7e-do-not-print";
 
 /// Runs `fazztv args` with the sandbox's clean environment plus `env`.
-async fn fazztv(sandbox: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> Run {
+pub(crate) async fn fazztv(sandbox: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut command = sandbox.cmd();
     command.envs(env.iter().copied()).args(args);
     tokio::task::spawn_blocking(move || Run::of(&mut command))
@@ -27,7 +27,7 @@ async fn fazztv(sandbox: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> Run {
 }
 
 /// Runs with the OpenAI key set, and checks that it shows up nowhere in the output.
-async fn fazztv_keyed(sandbox: &Sandbox, args: &[&str]) -> Run {
+pub(crate) async fn fazztv_keyed(sandbox: &Sandbox, args: &[&str]) -> Run {
     let run = fazztv(sandbox, &[(KEY_VAR, KEY)], args).await;
     assert!(
         !run.stdout.contains(KEY) && !run.stderr.contains(KEY),
@@ -37,7 +37,7 @@ async fn fazztv_keyed(sandbox: &Sandbox, args: &[&str]) -> Run {
 }
 
 /// An `openai` entry whose `base_url` is `server` (with the `/v1` an OpenAI URL includes).
-fn openai(name: &str, server: &str) -> Value {
+pub(crate) fn openai(name: &str, server: &str) -> Value {
     json!({
         "name": name,
         "type": "openai",
@@ -52,7 +52,7 @@ fn ollama(name: &str, server: &str) -> Value {
     json!({"name": name, "type": "ollama", "base_url": server, "default_model": "llama3.2"})
 }
 
-fn providers(entries: &[Value]) -> Sandbox {
+pub(crate) fn providers(entries: &[Value]) -> Sandbox {
     Sandbox::with(&json!({ "providers": entries }))
 }
 
@@ -76,7 +76,7 @@ fn transcript(run: &Run, urls: &[(&str, &str)]) -> String {
     text
 }
 
-fn sse_body(body: &str) -> ResponseTemplate {
+pub(crate) fn sse_body(body: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/event-stream")
 }
 
@@ -85,7 +85,11 @@ fn ndjson_body(body: &str) -> ResponseTemplate {
 }
 
 /// A started server answering `verb route` with `response`.
-async fn server_serving(verb: &str, route: &str, response: ResponseTemplate) -> MockServer {
+pub(crate) async fn server_serving(
+    verb: &str,
+    route: &str,
+    response: ResponseTemplate,
+) -> MockServer {
     let server = MockServer::start().await;
     serve(&server, verb, route, response).await;
     server
@@ -100,7 +104,7 @@ async fn serve(server: &MockServer, verb: &str, route: &str, response: ResponseT
 }
 
 /// The requests `server` received on `route`.
-async fn received(server: &MockServer, route: &str) -> Vec<Request> {
+pub(crate) async fn received(server: &MockServer, route: &str) -> Vec<Request> {
     server
         .received_requests()
         .await
@@ -110,7 +114,7 @@ async fn received(server: &MockServer, route: &str) -> Vec<Request> {
         .collect()
 }
 
-fn body(request: &Request) -> Value {
+pub(crate) fn body(request: &Request) -> Value {
     serde_json::from_slice(&request.body).expect("a JSON request body")
 }
 
