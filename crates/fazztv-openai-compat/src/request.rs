@@ -62,11 +62,7 @@ pub(crate) fn text_only(messages: &[ChatMessage]) -> bool {
 pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool) -> Vec<Value> {
     let mut wire = Vec::with_capacity(messages.len());
     for message in messages {
-        let text: String = message
-            .parts
-            .iter()
-            .filter_map(ContentPart::as_text)
-            .collect();
+        let text = message.text();
         match message.role {
             Role::Tool => wire.extend(message.parts.iter().filter_map(|part| match part {
                 ContentPart::ToolResult(result) => Some(json!({

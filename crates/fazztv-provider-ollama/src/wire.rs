@@ -125,11 +125,7 @@ fn messages(messages: &[ChatMessage]) -> Result<Vec<Value>, Error> {
     let mut wire = Vec::with_capacity(messages.len());
     let mut call_names: BTreeMap<&str, &str> = BTreeMap::new();
     for message in messages {
-        let text: String = message
-            .parts
-            .iter()
-            .filter_map(ContentPart::as_text)
-            .collect();
+        let text = message.text();
         let mut images = Vec::new();
         let mut calls = Vec::new();
         for part in &message.parts {
