@@ -63,10 +63,11 @@ pub fn require_secure_transport(
     let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
         return Ok(());
     };
-    if url.scheme() != "http" || is_loopback(&url) || !config.sends_credentials() {
-        return Ok(());
-    }
-    if config.allow_insecure_http {
+    if url.scheme() != "http"
+        || is_loopback(&url)
+        || !config.sends_credentials()
+        || config.allow_insecure_http
+    {
         return Ok(());
     }
     let what = if config.api_key.is_some() {

@@ -166,8 +166,38 @@ impl Inner {
 /// needs (reported among the attempts).
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    pub(crate) steps: Vec<Step>,
-    pub(crate) skipped: Vec<Attempt>,
+    steps: Vec<Step>,
+    skipped: Vec<Attempt>,
+}
+
+impl Plan {
+    /// Records `entry` as skipped (never tried) for `reason`.
+    fn skip(&mut self, entry: &ProviderEntry, model: Option<String>, reason: String) {
+        self.skipped.push(Attempt::new(
+            entry.name(),
+            model,
+            AttemptOutcome::Skipped { reason },
+            Duration::ZERO,
+        ));
+    }
+
+    /// The steps to run, and the attempt list to fill, starting with the skipped candidates.
+    pub(crate) fn into_run(self) -> (Vec<Step>, Vec<Attempt>) {
+        let mut attempts = self.skipped;
+        attempts.reserve(self.steps.len());
+        (self.steps, attempts)
+    }
+}
+
+/// The capabilities of `required` that `supports` says are missing, for messages
+/// (`tool_calling, vision`); empty when none is.
+fn lacking(required: &[ModelCapability], supports: impl Fn(ModelCapability) -> bool) -> String {
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|capability| !supports(**capability))
+        .map(|capability| capability.as_str())
+        .collect();
+    missing.join(", ")
 }
 
 /// One provider chosen for an attempt (an index into the registry's entries), with the model
@@ -677,38 +707,16 @@ impl ProviderManager {
             };
             let step = Step { index, model };
             let entry = &entries[index];
-            let lacking: Vec<&str> = required
-                .iter()
-                .filter(|capability| !entry.supports(**capability))
-                .map(|capability| capability.as_str())
-                .collect();
+            let lacking = lacking(required, |capability| entry.supports(capability));
             if lacking.is_empty() {
                 plan.steps.push(step);
             } else {
-                plan.skipped.push(Attempt::new(
-                    entry.name(),
-                    step.model_label(entry),
-                    AttemptOutcome::Skipped {
-                        reason: format!("lacks {}", lacking.join(", ")),
-                    },
-                    Duration::ZERO,
-                ));
+                let model = step.model_label(entry);
+                plan.skip(entry, model, format!("lacks {lacking}"));
             }
         }
         if plan.steps.is_empty() {
-            let needs: Vec<&str> = required
-                .iter()
-                .map(|capability| capability.as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "no provider can serve this request: it needs {}, and every candidate \
-                     lacks some of it (`capabilities` in providers.json, or the provider type)",
-                    needs.join(" and ")
-                ),
-            )
-            .with_attempts(plan.skipped));
+            return Err(missing_capabilities(required, plan.skipped));
         }
         Ok(plan)
     }
@@ -717,69 +725,63 @@ impl ProviderManager {
     /// content capabilities (names any of them) and lacks one that `required` needs is skipped
     /// too. A listing that names none of them, does not know the model, or cannot be fetched
     /// narrows nothing: the configuration already admitted the provider.
-    async fn narrow_by_listings(&self, plan: Plan, required: &[ModelCapability]) -> Result<Plan> {
+    async fn narrow_by_listings(
+        &self,
+        mut plan: Plan,
+        required: &[ModelCapability],
+    ) -> Result<Plan> {
         if required.is_empty() {
             return Ok(plan);
         }
-        let Plan { steps, mut skipped } = plan;
-        let mut kept = Vec::with_capacity(steps.len());
+        let steps = std::mem::take(&mut plan.steps);
         for step in steps {
             let entry = self.inner.entry(&step);
             let model = step.model_label(entry);
-            let lacking: Vec<&str> = match (&model, self.listing(step.index).await) {
-                (Some(model), Some(listing)) => listing
-                    .iter()
-                    .find(|info| &info.id == model)
-                    .filter(|info| {
-                        info.capabilities
-                            .iter()
-                            .any(|capability| ModelCapability::CONTENT.contains(capability))
-                    })
-                    .map(|info| {
-                        required
-                            .iter()
-                            .filter(|capability| !info.supports(**capability))
-                            .map(|capability| capability.as_str())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                _ => Vec::new(),
+            let listed = match (&model, self.listing(step.index).await) {
+                (Some(model), Some(listing)) => {
+                    listing.iter().find(|info| &info.id == model).cloned()
+                }
+                _ => None,
             };
+            // Only an entry that speaks about content capabilities can say one is missing.
+            let lacking = listed
+                .filter(|info| {
+                    info.capabilities
+                        .iter()
+                        .any(|capability| ModelCapability::CONTENT.contains(capability))
+                })
+                .map(|info| lacking(required, |capability| info.supports(capability)))
+                .unwrap_or_default();
             if lacking.is_empty() {
-                kept.push(step);
+                plan.steps.push(step);
             } else {
-                skipped.push(Attempt::new(
-                    entry.name(),
-                    model.clone(),
-                    AttemptOutcome::Skipped {
-                        reason: format!(
-                            "model `{}` lacks {} (per its model listing)",
-                            model.unwrap_or_default(),
-                            lacking.join(", ")
-                        ),
-                    },
-                    Duration::ZERO,
-                ));
+                let reason = format!(
+                    "model `{}` lacks {lacking} (per its model listing)",
+                    model.as_deref().unwrap_or_default()
+                );
+                plan.skip(entry, model, reason);
             }
         }
-        if kept.is_empty() {
-            return Err(missing_capabilities(required, skipped));
+        if plan.steps.is_empty() {
+            return Err(missing_capabilities(required, plan.skipped));
         }
-        Ok(Plan {
-            steps: kept,
-            skipped,
-        })
+        Ok(plan)
     }
 
-    /// The model listing of entry `index`, fetched once; `None` when it cannot be had.
+    /// The model listing of entry `index`, fetched once; `None` when it cannot be had. The
+    /// lock is not held while fetching, so one slow provider does not hold up requests to the
+    /// others (two first requests may both fetch; the later listing is kept).
     async fn listing(&self, index: usize) -> Option<Arc<Vec<ModelInfo>>> {
-        let mut listings = self.inner.listings.lock().await;
-        if let Some(listing) = listings.get(&index) {
+        if let Some(listing) = self.inner.listings.lock().await.get(&index) {
             return Some(listing.clone());
         }
         let entry = &self.inner.registry.entries()[index];
         let listing = Arc::new(entry.provider().list_models().await.ok()?);
-        listings.insert(index, listing.clone());
+        self.inner
+            .listings
+            .lock()
+            .await
+            .insert(index, listing.clone());
         Some(listing)
     }
 
@@ -815,12 +817,8 @@ impl ProviderManager {
         Fut: Future<Output = Result<T>>,
     {
         self.inner.stats().request_started();
-        let Plan {
-            steps,
-            skipped: mut attempts,
-        } = plan;
+        let (steps, mut attempts) = plan.into_run();
         let count = steps.len();
-        attempts.reserve(count);
         for (position, step) in steps.into_iter().enumerate() {
             let entry = self.inner.entry(&step);
             let started = Instant::now();

@@ -1,6 +1,5 @@
 //! Streaming with fallback up to the commit point.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,8 +23,10 @@ pub struct ManagedStream {
     provider: String,
     model: Option<String>,
     attempts: Vec<Attempt>,
-    /// Events read before the commit point, handed out first.
-    first: VecDeque<StreamEvent>,
+    /// The model the provider named before its first delta, handed out first.
+    announced: Option<StreamEvent>,
+    /// The first delta (or the finish of an empty answer), handed out next.
+    first: Option<StreamEvent>,
     rest: Option<ChatStream>,
     finished: bool,
 }
@@ -86,7 +87,7 @@ impl Stream for ManagedStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let event = match this.first.pop_front() {
+        let event = match this.announced.take().or_else(|| this.first.take()) {
             Some(event) => event,
             None => {
                 let Some(rest) = this.rest.as_mut() else {
@@ -105,7 +106,6 @@ impl Stream for ManagedStream {
         if let StreamEvent::Finish { usage, .. } = &event {
             this.finished = true;
             this.rest = None;
-            this.first.clear();
             this.inner.stats().stream_completed(&this.provider, *usage);
         }
         Poll::Ready(Some(Ok(event)))
@@ -119,12 +119,8 @@ pub(crate) async fn start(
     request: ChatRequest,
 ) -> Result<ManagedStream> {
     inner.stats().request_started();
-    let Plan {
-        steps,
-        skipped: mut attempts,
-    } = plan;
+    let (steps, mut attempts) = plan.into_run();
     let count = steps.len();
-    attempts.reserve(count);
     let mut request = request;
     for (position, step) in steps.into_iter().enumerate() {
         let entry = inner.entry(&step);
@@ -151,15 +147,13 @@ pub(crate) async fn start(
                 // The attempt succeeded at its commit point; the request's outcome and usage
                 // are recorded when the stream ends.
                 inner.stats().attempt_committed(&provider, latency);
-                let mut opening = VecDeque::with_capacity(2);
-                opening.extend(model.clone().map(StreamEvent::model));
-                opening.push_back(first);
                 return Ok(ManagedStream {
                     inner,
                     provider,
+                    announced: model.clone().map(StreamEvent::model),
                     model,
                     attempts,
-                    first: opening,
+                    first: Some(first),
                     rest: Some(rest),
                     finished: false,
                 });

@@ -8,11 +8,11 @@ use rustyline::error::ReadlineError;
 
 use crate::app::App;
 use crate::cli::{ChatArgs, Generation};
-use crate::commands::query::{answer, conforms, options};
+use crate::commands::query::{answer, answer_once, conforms, options};
 use crate::content::{Extras, attach_images};
 use crate::conversation::read_messages;
 use crate::error::CliError;
-use crate::ui::{ACCENT, DIM, out_json, out_json_line};
+use crate::ui::{ACCENT, DIM, out_json_line};
 
 const HELP: &str = "commands: /exit (or Ctrl-D) ends, /reset forgets the conversation, /help";
 
@@ -25,19 +25,7 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<(), CliError> {
         Some(path) => {
             let mut messages = system;
             messages.extend(read_messages(path)?);
-            attach_images(&mut messages, &extras.images)?;
-            let reply = answer(
-                app,
-                extras.request(messages),
-                extras.schema.as_ref(),
-                options,
-                &args.generation,
-            )
-            .await?;
-            if app.ui.json {
-                out_json(&reply)?;
-            }
-            conforms(&reply)
+            answer_once(app, &extras, messages, options, &args.generation).await
         }
         None => {
             let session = Session {

@@ -32,14 +32,32 @@ pub async fn run(app: &App, args: QueryArgs) -> Result<(), CliError> {
     }
     let extras = Extras::read(&args.content)?;
     let options = options(app, &args.generation)?;
-    let mut messages = vec![ChatMessage::user(prompt)];
+    answer_once(
+        app,
+        &extras,
+        vec![ChatMessage::user(prompt)],
+        options,
+        &args.generation,
+    )
+    .await
+}
+
+/// Answers `messages` with the flags' images (on the last user message), tools and schema:
+/// prints the answer (one JSON document with `--json`) and fails when it breaks the schema.
+pub async fn answer_once(
+    app: &App,
+    extras: &Extras,
+    mut messages: Vec<ChatMessage>,
+    options: QueryOptions,
+    generation: &Generation,
+) -> Result<(), CliError> {
     attach_images(&mut messages, &extras.images)?;
     let answer = answer(
         app,
         extras.request(messages),
         extras.schema.as_ref(),
         options,
-        &args.generation,
+        generation,
     )
     .await?;
     if app.ui.json {
