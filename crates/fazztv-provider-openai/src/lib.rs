@@ -225,7 +225,8 @@ impl Provider for OpenAiProvider {
         self.client.chat_stream(&request, &self.default_model).await
     }
 
-    /// `GET /models`, sorted by id, with capabilities inferred from the id and list prices
+    /// `GET /models`, sorted by id, with capabilities inferred from the id (see
+    /// [`capabilities`]: content capabilities for known OpenAI families only) and list prices
     /// joined in from [`pricing`] (as of [`PRICING_AS_OF`]).
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         self.client.ensure_key()?;

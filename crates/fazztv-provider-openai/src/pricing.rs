@@ -90,7 +90,8 @@ const TEXT: [ModelCapability; 5] = [
 
 /// What a model can do, inferred from its id: OpenAI's listing says nothing about it. Unknown
 /// ids (a compatible server's `llama3`) are taken for chat models, which is what such servers
-/// mostly serve; `embed` in the id means an embedding model.
+/// mostly serve, but name no content capability, so that a listing does not narrow them and the
+/// configuration decides; `embed` in the id means an embedding model.
 pub fn capabilities(model_id: &str) -> Vec<ModelCapability> {
     let id = model_id.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|needle| id.contains(needle));
@@ -111,7 +112,58 @@ pub fn capabilities(model_id: &str) -> Vec<ModelCapability> {
         // Legacy completion models: text in, text out, no chat endpoint.
         vec![ModelCapability::TextGeneration]
     } else {
-        TEXT.to_vec()
+        [&TEXT[..], content_capabilities(&id)].concat()
+    }
+}
+
+/// What a chat model of a known OpenAI family takes beyond text (`id` lower-cased), after the
+/// model pages of <https://platform.openai.com/docs/models>. The first match wins, so
+/// exceptions come before their family. Unknown families name none.
+fn content_capabilities(id: &str) -> &'static [ModelCapability] {
+    use ModelCapability::{Reasoning, StructuredOutput, ToolCalling, Vision};
+    // A fine-tune (`ft:gpt-4o-mini-2024-07-18:org::id`) can do what its base model can.
+    let id = id
+        .strip_prefix("ft:")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or(id);
+    let is = |family: &str| id.starts_with(family);
+    if is("chatgpt-") || (is("gpt-5") && id.contains("-chat")) {
+        // ChatGPT's own snapshots: images, but no function calling, schemas or reasoning effort.
+        &[Vision]
+    } else if is("o1-mini") || is("o1-preview") {
+        // They reason but refuse tools, images and schemas (and `reasoning_effort`); naming
+        // reasoning makes the entry speak for the other three.
+        &[Reasoning]
+    } else if is("o3-mini") {
+        // The one text-only o-series model with tools.
+        &[ToolCalling, StructuredOutput, Reasoning]
+    } else if is("gpt-5") || is("o1") || is("o3") || is("o4-mini") {
+        &[ToolCalling, Vision, StructuredOutput, Reasoning]
+    } else if is("gpt-4o") && id.contains("-audio") {
+        // Audio-in previews: tools, but no images and no `json_schema`.
+        &[ToolCalling]
+    } else if is("gpt-4o") && id.contains("-search") {
+        // Web-search previews: no function tools and no images.
+        &[StructuredOutput]
+    } else if is("gpt-4o-2024-05-13") {
+        // Structured Outputs came with gpt-4o-2024-08-06; the first snapshot has JSON mode only.
+        &[ToolCalling, Vision]
+    } else if is("gpt-4o") || is("gpt-4.1") || is("gpt-4.5") {
+        &[ToolCalling, Vision, StructuredOutput]
+    } else if is("gpt-4-turbo-preview") || is("gpt-4-1106") || is("gpt-4-0125") {
+        // The turbo previews before gpt-4-turbo-2024-04-09 read no images.
+        &[ToolCalling]
+    } else if is("gpt-4-turbo") {
+        // JSON mode only: `json_schema` needs gpt-4o or later.
+        &[ToolCalling, Vision]
+    } else if is("gpt-4-vision") {
+        // The vision preview had no function calling.
+        &[Vision]
+    } else if is("gpt-4") || is("gpt-3.5-turbo") {
+        // Function calling (since the 0613 snapshots), text only, JSON mode only.
+        &[ToolCalling]
+    } else {
+        &[]
     }
 }
 
@@ -143,7 +195,11 @@ mod tests {
 
     #[test]
     fn capabilities_follow_the_family() {
-        assert_eq!(capabilities("gpt-4o-mini"), TEXT.to_vec());
+        use ModelCapability::{StructuredOutput, ToolCalling, Vision};
+        assert_eq!(
+            capabilities("gpt-4o-mini"),
+            [&TEXT[..], &[ToolCalling, Vision, StructuredOutput]].concat()
+        );
         assert_eq!(
             capabilities("text-embedding-3-small"),
             [ModelCapability::Embedding]
@@ -164,5 +220,79 @@ mod tests {
             [ModelCapability::Embedding]
         );
         assert_eq!(capabilities("llama3.2"), TEXT.to_vec());
+    }
+
+    #[test]
+    fn content_capabilities_follow_the_family() {
+        use ModelCapability::{Reasoning, StructuredOutput, ToolCalling, Vision};
+        let all = [ToolCalling, Vision, StructuredOutput, Reasoning];
+        let cases: &[(&str, &[ModelCapability])] = &[
+            ("gpt-5", &all),
+            ("gpt-5-mini-2025-08-07", &all),
+            ("gpt-5.1", &all),
+            ("o1", &all),
+            ("o1-2024-12-17", &all),
+            ("o3", &all),
+            ("o4-mini", &all),
+            ("o3-mini", &[ToolCalling, StructuredOutput, Reasoning]),
+            ("o1-mini", &[Reasoning]),
+            ("o1-preview-2024-09-12", &[Reasoning]),
+            ("gpt-5-chat-latest", &[Vision]),
+            ("chatgpt-4o-latest", &[Vision]),
+            ("gpt-4o", &[ToolCalling, Vision, StructuredOutput]),
+            (
+                "GPT-4o-2024-08-06",
+                &[ToolCalling, Vision, StructuredOutput],
+            ),
+            ("gpt-4o-2024-05-13", &[ToolCalling, Vision]),
+            ("gpt-4.1-nano", &[ToolCalling, Vision, StructuredOutput]),
+            ("gpt-4o-audio-preview", &[ToolCalling]),
+            ("gpt-4o-mini-search-preview", &[StructuredOutput]),
+            (
+                "ft:gpt-4o-mini-2024-07-18:acme::abc",
+                &[ToolCalling, Vision, StructuredOutput],
+            ),
+            ("gpt-4-turbo", &[ToolCalling, Vision]),
+            ("gpt-4-turbo-2024-04-09", &[ToolCalling, Vision]),
+            ("gpt-4-turbo-preview", &[ToolCalling]),
+            ("gpt-4-1106-preview", &[ToolCalling]),
+            ("gpt-4-vision-preview", &[Vision]),
+            ("gpt-4", &[ToolCalling]),
+            ("gpt-4-0613", &[ToolCalling]),
+            ("gpt-3.5-turbo", &[ToolCalling]),
+            ("gpt-3.5-turbo-0125", &[ToolCalling]),
+        ];
+        for (id, content) in cases {
+            assert_eq!(capabilities(id), [&TEXT[..], content].concat(), "{id}");
+        }
+    }
+
+    #[test]
+    fn unknown_ids_name_no_content_capability() {
+        // So that a compatible server's listing narrows nothing: its configuration decides.
+        let names_content = |id: &str| {
+            capabilities(id)
+                .iter()
+                .any(|capability| ModelCapability::CONTENT.contains(capability))
+        };
+        for id in [
+            "llama3",
+            "llama3.2",
+            "mistral-small-3.1",
+            "gpt-oss-20b",
+            "openai/gpt-4o",
+        ] {
+            assert!(!names_content(id), "{id}");
+            assert_eq!(capabilities(id), TEXT.to_vec(), "{id}: still a chat model");
+        }
+        // Nor do models that do not chat.
+        for id in [
+            "gpt-4o-mini-tts",
+            "gpt-4o-transcribe",
+            "gpt-image-1",
+            "whisper-1",
+        ] {
+            assert!(!names_content(id), "{id}");
+        }
     }
 }

@@ -431,6 +431,16 @@ async fn list_models_infers_capabilities_and_joins_prices() {
     let mini = &models[1];
     assert_eq!(mini.provider, "openai");
     assert!(mini.supports(ModelCapability::Chat));
+    // Content capabilities by family, also for a fine-tune of it.
+    for model in &models[..2] {
+        assert!(model.supports(ModelCapability::ToolCalling), "{}", model.id);
+        assert!(
+            model.supports(ModelCapability::StructuredOutput),
+            "{}",
+            model.id
+        );
+        assert!(!model.supports(ModelCapability::Reasoning), "{}", model.id);
+    }
     assert_eq!(mini.pricing, Some(ModelPricing::per_million(0.15, 0.60)));
     assert_eq!(mini.context_length, Some(128_000));
     assert!(!mini.free);
