@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`chat`](fazztv_core::Provider::chat) / `query` | `POST /api/chat` with `"stream": false` |
 //! | [`chat_stream`](fazztv_core::Provider::chat_stream) | `POST /api/chat`, NDJSON |
-//! | [`list_models`](fazztv_core::Provider::list_models) | `GET /api/tags` |
+//! | [`list_models`](fazztv_core::Provider::list_models) | `GET /api/tags`, and `POST /api/show` for entries without capabilities |
 //! | [`check_availability`](fazztv_core::Provider::check_availability) | `GET /api/version` |
 //! | [`get_embeddings`](fazztv_core::Provider::get_embeddings) | `POST /api/embed` |
 //! | [`pull_model`](fazztv_core::ModelManager::pull_model) | `POST /api/pull`, NDJSON progress |
@@ -39,8 +39,9 @@
 //! stay top-level; an `options` object is merged into `options`; any other key is taken as a
 //! model parameter and put into `options` (`top_k`, `min_p`, `repeat_penalty`, `num_ctx`, …).
 //! Typed fields win over the same parameter in `extra`. `model`, `messages` and `stream` are
-//! refused in `extra` (fazztv sets them), and so is `tools`: tool calls cannot be represented
-//! yet. `thinking` output of reasoning models is not returned.
+//! refused in `extra` (fazztv sets them), and so is `tools` (offer them as the request's
+//! tools). The request's own tools, response format and reasoning control win over `format`
+//! and `think` in `extra`; `thinking` output comes back as reasoning.
 //!
 //! # Streams
 //!
@@ -58,17 +59,22 @@
 //! # Models
 //!
 //! `list_models` reports local models as free (zero price) and cloud models (`-cloud`,
-//! `remote_host`) with no price. Capabilities come from the server's `capabilities` list when
-//! it sends one, otherwise from a heuristic: a BERT-style family (`bert`, `nomic-bert`,
-//! `xlm-roberta`) or a name with `embed`, `minilm` or a `bge` prefix means an embedding model;
-//! anything else is generative (text, chat, code). `context_length` is set when `/api/tags`
-//! reports it (no per-model `/api/show` calls are made).
+//! `remote_host`) with no price. Capabilities come from the server's `capabilities` list: the
+//! one in `/api/tags` (newer servers), else the one `POST /api/show` reports for that model
+//! (older servers; at most 4 requests at a time, 10 s each). `completion` means text, chat,
+//! code and structured output (Ollama constrains `format` by grammar for every model),
+//! `embedding` an embedding model, `tools` tool calling, `vision` vision, `thinking` reasoning.
+//! When neither lists any (or `/api/show` fails, which never fails the listing), a heuristic
+//! decides, and it names none of tool calling, vision, structured output and reasoning, so the
+//! listing does not narrow them: a BERT-style family (`bert`, `nomic-bert`, `xlm-roberta`) or a
+//! name with `embed`, `minilm` or a `bge` prefix means an embedding model; anything else is
+//! generative (text, chat, code). `context_length` is set when `/api/tags` reports it.
 //!
 //! # Not supported
 //!
-//! Images in messages, tool calls, thinking traces, `logprobs` in responses, `/api/generate`,
-//! `/api/show`, `/api/ps`, `/api/copy`, `/api/create`, `/api/push`, blobs, the legacy
-//! `/api/embeddings`, and the OpenAI-compatible `/v1` API (use the OpenAI provider for it).
+//! `logprobs` in responses, `/api/generate`, `/api/ps`, `/api/copy`, `/api/create`,
+//! `/api/push`, blobs, the legacy `/api/embeddings`, and the OpenAI-compatible `/v1` API (use
+//! the OpenAI provider for it).
 #![warn(missing_docs)]
 
 mod host;

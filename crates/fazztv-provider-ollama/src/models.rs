@@ -2,7 +2,7 @@
 
 use fazztv_core::{Error, ErrorKind, ModelCapability, ModelInfo, ModelPricing};
 
-use crate::wire::{Details, TagModel, Tags};
+use crate::wire::{Details, TagModel};
 
 /// What a generative model offers.
 const GENERATIVE: [ModelCapability; 3] = [
@@ -11,17 +11,16 @@ const GENERATIVE: [ModelCapability; 3] = [
     ModelCapability::CodeGeneration,
 ];
 
-/// Converts the `/api/tags` reply; an entry without any name is a protocol error.
-pub(crate) fn model_infos(tags: Tags, provider: &str) -> Result<Vec<ModelInfo>, Error> {
-    tags.models
-        .unwrap_or_default()
+/// Converts the `/api/tags` entries; one without any name is a protocol error.
+pub(crate) fn model_infos(models: Vec<TagModel>, provider: &str) -> Result<Vec<ModelInfo>, Error> {
+    models
         .into_iter()
         .map(|model| model_info(model, provider))
         .collect()
 }
 
 fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
-    let Some(id) = model.model.or(model.name) else {
+    let Some(id) = model.id().map(str::to_owned) else {
         return Err(Error::new(
             ErrorKind::Protocol,
             "an entry of /api/tags has neither `model` nor `name`",
@@ -67,21 +66,39 @@ fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
     Ok(info)
 }
 
-/// The server's own `capabilities` list when it sends one (newer servers); otherwise a
-/// heuristic: embedding models are recognised by a BERT-style family (`bert`, `nomic-bert`,
-/// `xlm-roberta`, ...) or by a name containing `embed`, `minilm` or starting with `bge`
-/// (`nomic-embed-text`, `mxbai-embed-large`, `all-minilm`, `bge-m3`, `qwen3-embedding`,
-/// `embeddinggemma`); everything else is taken to be generative (text, chat, code).
+/// What the server's `capabilities` values add beyond text. Every completion model takes a
+/// JSON Schema: Ollama enforces `format` with a grammar, whatever the model.
+const CONTENT: [(&str, ModelCapability); 4] = [
+    ("tools", ModelCapability::ToolCalling),
+    ("vision", ModelCapability::Vision),
+    ("completion", ModelCapability::StructuredOutput),
+    ("thinking", ModelCapability::Reasoning),
+];
+
+/// The server's own `capabilities` list when it sends one that says what the model produces
+/// (`completion`, `embedding`), with what it takes (`tools`, `vision`, `thinking`); otherwise a
+/// heuristic, which names no content capability (so the listing narrows nothing): embedding
+/// models are recognised by a BERT-style family (`bert`, `nomic-bert`, `xlm-roberta`, ...) or
+/// by a name containing `embed`, `minilm` or starting with `bge` (`nomic-embed-text`,
+/// `mxbai-embed-large`, `all-minilm`, `bge-m3`, `qwen3-embedding`, `embeddinggemma`);
+/// everything else is taken to be generative (text, chat, code).
 fn capabilities(id: &str, reported: Option<&[String]>, details: &Details) -> Vec<ModelCapability> {
     if let Some(reported) = reported {
+        let has = |name: &str| reported.iter().any(|c| c == name);
         let mut capabilities = Vec::new();
-        if reported.iter().any(|c| c == "completion") {
+        if has("completion") {
             capabilities.extend(GENERATIVE);
         }
-        if reported.iter().any(|c| c == "embedding") {
+        if has("embedding") {
             capabilities.push(ModelCapability::Embedding);
         }
         if !capabilities.is_empty() {
+            capabilities.extend(
+                CONTENT
+                    .iter()
+                    .filter(|(name, _)| has(name))
+                    .map(|&(_, capability)| capability),
+            );
             return capabilities;
         }
     }
@@ -150,18 +167,82 @@ mod tests {
         }
     }
 
+    fn reported(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
     #[test]
     fn reported_capabilities_win_over_the_heuristic() {
-        let reported = ["completion".to_owned(), "tools".to_owned()];
         assert_eq!(
-            capabilities("my-embed-chat", Some(&reported), &details("bert")),
-            GENERATIVE.to_vec()
+            capabilities(
+                "my-embed-chat",
+                Some(&reported(&["completion", "tools"])),
+                &details("bert")
+            ),
+            [
+                &GENERATIVE[..],
+                &[
+                    ModelCapability::ToolCalling,
+                    ModelCapability::StructuredOutput
+                ]
+            ]
+            .concat()
         );
-        let reported = ["vision".to_owned()];
         assert_eq!(
-            capabilities("all-minilm", Some(&reported), &Details::default()),
+            capabilities(
+                "all-minilm",
+                Some(&reported(&["vision"])),
+                &Details::default()
+            ),
             vec![ModelCapability::Embedding]
         );
+    }
+
+    #[test]
+    fn reported_content_capabilities_map_to_ours() {
+        use ModelCapability::{Embedding, Reasoning, StructuredOutput, ToolCalling, Vision};
+        let generative_and = |content: &[ModelCapability]| [&GENERATIVE[..], content].concat();
+        let cases: &[(&[&str], Vec<ModelCapability>)] = &[
+            // A completion model takes a schema (grammar-constrained `format`), nothing else.
+            (&["completion"], generative_and(&[StructuredOutput])),
+            (
+                &["completion", "tools", "vision", "thinking", "insert"],
+                generative_and(&[ToolCalling, Vision, StructuredOutput, Reasoning]),
+            ),
+            (
+                &["thinking", "completion", "tools"],
+                generative_and(&[ToolCalling, StructuredOutput, Reasoning]),
+            ),
+            (&["embedding"], vec![Embedding]),
+        ];
+        for (names, expected) in cases {
+            assert_eq!(
+                &capabilities("m", Some(&reported(names)), &Details::default()),
+                expected,
+                "{names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_heuristic_names_no_content_capability() {
+        // Nothing reported, or nothing we recognise as what the model produces: the listing
+        // must not narrow, so none of the four may be named.
+        for reported in [
+            None,
+            Some(reported(&[])),
+            Some(reported(&["vision", "tools"])),
+        ] {
+            for id in ["llama3.2:latest", "nomic-embed-text:latest"] {
+                let capabilities = capabilities(id, reported.as_deref(), &Details::default());
+                assert!(
+                    capabilities
+                        .iter()
+                        .all(|capability| !ModelCapability::CONTENT.contains(capability)),
+                    "{id} {reported:?}: {capabilities:?}"
+                );
+            }
+        }
     }
 
     #[test]

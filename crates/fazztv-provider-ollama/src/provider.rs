@@ -9,11 +9,12 @@ use fazztv_core::{
     Environment, Error, ErrorKind, ModelInfo, ModelManager, Provider, ProviderConfig, PullStream,
     Reasoning, UnavailableReason, Usage, async_trait, decode,
 };
+use futures::StreamExt;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::wire::{self, ChatReply, EmbedReply, Tags};
+use crate::wire::{self, ChatReply, EmbedReply, ShowReply, TagModel, Tags};
 use crate::{OllamaOptions, host, models, rebuild, stream};
 
 /// Model used when neither the request nor `default_model` names one: the model of Ollama's
@@ -27,10 +28,17 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm";
 /// Longest wait for `/api/version` in `check_availability`, which must stay cheap.
 const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for one `/api/show` while listing: it only fills in capabilities, so it must
+/// not hold the listing up for long.
+const SHOW_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many `/api/show` requests one listing has in flight.
+const SHOW_CONCURRENCY: usize = 4;
+
 /// Upper bound on a whole pull; silence longer than the configured timeout ends it earlier.
 const PULL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// A provider backed by an Ollama server's native API (`/api/chat`, `/api/tags`,
+/// A provider backed by an Ollama server's native API (`/api/chat`, `/api/tags`, `/api/show`,
 /// `/api/embed`, `/api/pull`, `/api/delete`, `/api/version`).
 ///
 /// Built from a [`ProviderConfig`] like the seed's
@@ -241,6 +249,37 @@ impl OllamaProvider {
             .unwrap_or_else(|| self.default_model.clone())
     }
 
+    /// `model` with the `capabilities` of `POST /api/show` when `/api/tags` listed none (servers
+    /// before they were listed there). Any failure leaves the entry as it was: the listing
+    /// then falls back to the heuristic instead of failing.
+    async fn with_shown_capabilities(&self, mut model: TagModel) -> TagModel {
+        if model
+            .capabilities
+            .as_ref()
+            .is_some_and(|listed| !listed.is_empty())
+        {
+            return model;
+        }
+        let Some(id) = model.id() else {
+            return model;
+        };
+        let body = json!({"model": id});
+        let timeout = self.timeout.min(SHOW_TIMEOUT);
+        let shown = match self
+            .send(Method::POST, "/api/show", Some(&body), Some(timeout))
+            .await
+        {
+            Ok(response) => http::read_json::<ShowReply>(&self.name, response)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if let Some(capabilities) = shown.and_then(|reply| reply.capabilities) {
+            model.capabilities = Some(capabilities);
+        }
+        model
+    }
+
     fn protocol(&self, message: String) -> Error {
         Error::new(ErrorKind::Protocol, message).with_provider(self.name.clone())
     }
@@ -322,12 +361,19 @@ impl Provider for OllamaProvider {
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
 
+    /// `GET /api/tags`, then `POST /api/show` for each entry that lists no capabilities, a few
+    /// at a time, in order.
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         let response = self
             .send(Method::GET, "/api/tags", None, Some(self.timeout))
             .await?;
         let tags: Tags = http::read_json(&self.name, response).await?;
-        models::model_infos(tags, &self.name)
+        let listed = futures::stream::iter(tags.models.unwrap_or_default())
+            .map(|model| self.with_shown_capabilities(model))
+            .buffered(SHOW_CONCURRENCY)
+            .collect()
+            .await;
+        models::model_infos(listed, &self.name)
     }
 
     async fn check_availability(&self) -> Availability {

@@ -1,5 +1,5 @@
-//! Ollama's native JSON shapes (`/api/chat`, `/api/tags`, `/api/embed`, `/api/pull`) and how
-//! provider-neutral requests map onto them.
+//! Ollama's native JSON shapes (`/api/chat`, `/api/tags`, `/api/show`, `/api/embed`,
+//! `/api/pull`) and how provider-neutral requests map onto them.
 
 use std::collections::BTreeMap;
 
@@ -376,6 +376,20 @@ pub(crate) struct TagModel {
     pub(crate) remote_host: Option<String>,
     #[serde(default)]
     pub(crate) remote_model: Option<String>,
+}
+
+impl TagModel {
+    /// `model`, else the older `name`.
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.model.as_deref().or(self.name.as_deref())
+    }
+}
+
+/// The part of the `POST /api/show` reply we read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShowReply {
+    #[serde(default)]
+    pub(crate) capabilities: Option<Vec<String>>,
 }
 
 /// `details` of a local model.

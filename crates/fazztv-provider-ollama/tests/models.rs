@@ -1,4 +1,4 @@
-//! `GET /api/tags`, `GET /api/version` and `POST /api/embed`.
+//! `GET /api/tags`, `POST /api/show`, `GET /api/version` and `POST /api/embed`.
 
 mod common;
 
@@ -8,7 +8,7 @@ use fazztv_core::{
     UnavailableReason, Usage,
 };
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn serving(verb: &str, route: &str, status: u16, body: &str) -> MockServer {
@@ -75,7 +75,16 @@ async fn embedding_cloud_and_reported_capabilities_are_recognised() {
                 Some(2048)
             ),
             ("gpt-oss:120b-cloud", generative.clone(), false, None),
-            ("llava:latest", generative, true, None),
+            (
+                "llava:latest",
+                [
+                    generative,
+                    vec![ModelCapability::Vision, ModelCapability::StructuredOutput]
+                ]
+                .concat(),
+                true,
+                None
+            ),
             (
                 "embeddinggemma:latest",
                 vec![ModelCapability::Embedding],
@@ -89,6 +98,75 @@ async fn embedding_cloud_and_reported_capabilities_are_recognised() {
         Some("gptoss, 116.8B parameters, MXFP4, cloud model served by https://ollama.com:443")
     );
     assert_eq!(models[1].pricing, None);
+}
+
+#[tokio::test]
+async fn capabilities_missing_from_tags_are_asked_of_api_show() {
+    let tags = json!({"models": [
+        {"name": "llava:latest", "model": "llava:latest", "details": {"family": "llama"}},
+        {"name": "gone:latest", "model": "gone:latest", "details": {"family": "llama"}},
+        {"name": "old:latest", "model": "old:latest", "details": {"family": "llama"}},
+        {"name": "qwen3:latest", "model": "qwen3:latest", "capabilities": ["completion", "thinking"]}
+    ]});
+    let server = serving("GET", "/api/tags", 200, &tags.to_string()).await;
+    for (model, status, reply) in [
+        (
+            "llava:latest",
+            200,
+            json!({"details": {"family": "llama"}, "capabilities": ["completion", "tools", "vision"]}),
+        ),
+        (
+            "gone:latest",
+            404,
+            json!({"error": "model 'gone:latest' not found"}),
+        ),
+        // A server too old to report capabilities at all.
+        ("old:latest", 200, json!({"details": {"family": "llama"}})),
+    ] {
+        Mock::given(method("POST"))
+            .and(path("/api/show"))
+            .and(body_json(json!({"model": model})))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_raw(reply.to_string(), "application/json"),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let models = provider(&server.uri()).list_models().await.unwrap();
+    let summary: Vec<_> = models
+        .iter()
+        .map(|m| (m.id.as_str(), m.capabilities.clone()))
+        .collect();
+    use ModelCapability::{
+        Chat, CodeGeneration, Reasoning, StructuredOutput, TextGeneration, ToolCalling, Vision,
+    };
+    let generative = [TextGeneration, Chat, CodeGeneration];
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "llava:latest",
+                [&generative[..], &[ToolCalling, Vision, StructuredOutput]].concat()
+            ),
+            // Unknown to /api/show, or not told: the heuristic, which narrows nothing.
+            ("gone:latest", generative.to_vec()),
+            ("old:latest", generative.to_vec()),
+            // Listed in /api/tags: not asked again.
+            (
+                "qwen3:latest",
+                [&generative[..], &[StructuredOutput, Reasoning]].concat()
+            ),
+        ]
+    );
+    let shown = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|request| request.url.path() == "/api/show")
+        .count();
+    assert_eq!(shown, 3);
 }
 
 #[tokio::test]
