@@ -193,6 +193,10 @@ impl GenerationOptions {
     /// These options, with every field they leave unset taken from `base` (`extra` entries of
     /// both, these winning on the same key).
     pub fn or(mut self, base: GenerationOptions) -> Self {
+        // Most requests bring no defaults to merge: skip the field-by-field moves.
+        if base == GenerationOptions::default() {
+            return self;
+        }
         self.model = self.model.or(base.model);
         self.temperature = self.temperature.or(base.temperature);
         self.max_tokens = self.max_tokens.or(base.max_tokens);

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{Error, ErrorKind, ProviderConfig};
@@ -152,9 +152,16 @@ pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
 
 /// The provider's request id, from the headers providers use for it.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    ["x-request-id", "request-id", "x-generation-id", "cf-ray"]
+    // Static names: a `&str` name is validated and lower-cased on every lookup.
+    const NAMES: [HeaderName; 4] = [
+        HeaderName::from_static("x-request-id"),
+        HeaderName::from_static("request-id"),
+        HeaderName::from_static("x-generation-id"),
+        HeaderName::from_static("cf-ray"),
+    ];
+    NAMES
         .iter()
-        .find_map(|name| headers.get(*name)?.to_str().ok())
+        .find_map(|name| headers.get(name)?.to_str().ok())
         .map(str::to_owned)
 }
 
