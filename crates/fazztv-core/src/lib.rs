@@ -40,7 +40,7 @@ pub use event::{ChatStream, StreamAssembler, StreamEvent, assemble};
 pub use management::{ModelManager, PullProgress, PullStream};
 pub use model::{ModelInfo, ModelPricing};
 pub use moderation::ModerationResult;
-pub use provider::Provider;
+pub use provider::{BoxFuture, Provider};
 pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
 
 /// Re-exported so provider crates need no direct dependency on these.

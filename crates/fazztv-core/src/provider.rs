@@ -9,6 +9,12 @@ use crate::{
     Error, GenerationOptions, ModelInfo, ModelManager, ModerationResult, Result,
 };
 
+/// A `Send` future on the heap: what [`Provider`]'s methods return (through `#[async_trait]`).
+/// A provider may write a method by hand with it, to do synchronous work (checking and
+/// writing out the request) before the future exists, so the future does not carry the
+/// arguments.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// A model provider. Object-safe: the manager holds providers as `Arc<dyn Provider>`.
 ///
 /// Only [`chat`](Provider::chat) and [`list_models`](Provider::list_models) are required; every

@@ -235,10 +235,9 @@ fn missing_capabilities(required: &[ModelCapability], skipped: Vec<Attempt>) -> 
     .with_attempts(skipped)
 }
 
-/// `request` with the generation options it leaves unset taken from `generation`.
-fn with_generation(mut request: ChatRequest, generation: GenerationOptions) -> ChatRequest {
+/// Takes the generation options `request` leaves unset from `generation`.
+fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
     request.options = std::mem::take(&mut request.options).or(generation);
-    request
 }
 
 /// An answer the manager can stamp with how it was routed.
@@ -375,87 +374,98 @@ impl ProviderManager {
     /// println!("{response}");
     /// # Ok(()) }
     /// ```
-    pub async fn query_with_fallback(
+    pub fn query_with_fallback(
         &self,
         prompt: &str,
         options: QueryOptions,
-    ) -> Result<ChatResponse> {
-        self.chat(ChatRequest::from_prompt(prompt), options).await
+    ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
+        self.chat(ChatRequest::from_prompt(prompt), options)
     }
 
     /// Answers a whole request — messages, tools, response format, reasoning and generation
     /// options — with fallback: the one entry point the seed-named methods, the CLI and the
     /// gateway share. Generation options the request leaves unset are taken from
     /// `options.generation`.
-    pub async fn chat(&self, request: ChatRequest, options: QueryOptions) -> Result<ChatResponse> {
+    ///
+    /// Planning is done before the returned future exists, so the future holds the request
+    /// once (an `async fn` would keep its argument and a working copy).
+    pub fn chat(
+        &self,
+        mut request: ChatRequest,
+        options: QueryOptions,
+    ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
         let required = request.required_capabilities();
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
             &required,
-        )?;
-        let plan = self.narrow_by_listings(plan, &required).await?;
-        let mut request = with_generation(request, options.generation);
-        self.run(plan, |provider, model, last| {
-            // The last attempt takes the request instead of copying it.
-            let mut request = if last {
-                std::mem::take(&mut request)
-            } else {
-                request.clone()
-            };
-            request.options.model = model;
-            async move { provider.chat(request).await }
-        })
-        .await
+        );
+        merge_generation(&mut request, options.generation);
+        async move {
+            let plan = self.narrow_by_listings(plan?, &required).await?;
+            self.run(plan, |provider, model, last| {
+                // The last attempt takes the request instead of copying it.
+                let mut request = if last {
+                    std::mem::take(&mut request)
+                } else {
+                    request.clone()
+                };
+                request.options.model = model;
+                // The provider's future itself: wrapping it would carry the request twice.
+                provider.chat(request)
+            })
+            .await
+        }
     }
 
     /// Answers a conversation with fallback (the seed's `chat_with_fallback`).
-    pub async fn chat_with_fallback(
+    pub fn chat_with_fallback(
         &self,
         messages: Vec<ChatMessage>,
         options: QueryOptions,
-    ) -> Result<ChatResponse> {
-        self.chat(ChatRequest::new(messages), options).await
+    ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
+        self.chat(ChatRequest::new(messages), options)
     }
 
     /// Streams the answer to a whole request with fallback up to the commit point: providers
     /// are tried in order until one delivers its first delta (text, reasoning or a tool call);
     /// from then on the stream belongs to that provider, and a failure ends it with
     /// [`ErrorKind::StreamInterrupted`] — never a silent end, never output from two providers
-    /// spliced together.
-    pub async fn chat_stream(
+    /// spliced together. Planned before the future exists, as [`chat`](Self::chat) is.
+    pub fn chat_stream(
         &self,
-        request: ChatRequest,
+        mut request: ChatRequest,
         options: QueryOptions,
-    ) -> Result<ManagedStream> {
+    ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
         let required = request.required_capabilities();
         let plan = self.plan(
             &options,
             &[ModelCapability::Chat, ModelCapability::TextGeneration],
             &required,
-        )?;
-        let plan = self.narrow_by_listings(plan, &required).await?;
-        let request = with_generation(request, options.generation);
-        crate::stream::start(self.inner.clone(), plan, request).await
+        );
+        merge_generation(&mut request, options.generation);
+        async move {
+            let plan = self.narrow_by_listings(plan?, &required).await?;
+            crate::stream::start(self.inner.clone(), plan, request).await
+        }
     }
 
     /// [`chat_stream`](Self::chat_stream) for a conversation.
-    pub async fn chat_stream_with_fallback(
+    pub fn chat_stream_with_fallback(
         &self,
         messages: Vec<ChatMessage>,
         options: QueryOptions,
-    ) -> Result<ManagedStream> {
-        self.chat_stream(ChatRequest::new(messages), options).await
+    ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
+        self.chat_stream(ChatRequest::new(messages), options)
     }
 
     /// [`chat_stream`](Self::chat_stream) for one prompt.
-    pub async fn query_stream_with_fallback(
+    pub fn query_stream_with_fallback(
         &self,
         prompt: &str,
         options: QueryOptions,
-    ) -> Result<ManagedStream> {
+    ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
         self.chat_stream(ChatRequest::from_prompt(prompt), options)
-            .await
     }
 
     /// Embeds texts with fallback over the providers that offer embeddings.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use fazztv_core::secret::MIN_SECRET_LEN;
 use fazztv_core::{
-    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Error, ExposeSecret, GenerationOptions, ModelInfo, ModelManager, ModerationResult, Provider,
-    ProviderConfig, PullStream, Result, async_trait,
+    Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
+    EmbeddingResponse, Error, ExposeSecret, GenerationOptions, ModelInfo, ModelManager,
+    ModerationResult, Provider, ProviderConfig, PullStream, Result, async_trait,
 };
 use futures::StreamExt;
 
@@ -64,8 +64,18 @@ impl Provider for Redacting {
         self.inner.name()
     }
 
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        self.inner.chat(request).await.map_err(|e| self.error(e))
+    // `chat` and `chat_stream` are written out so that their futures hold the inner future
+    // only, not the request too (the signatures are those `#[async_trait]` gives).
+    fn chat<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let inner = self.inner.chat(request);
+        Box::pin(async move { inner.await.map_err(|e| self.error(e)) })
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>> {
@@ -79,16 +89,22 @@ impl Provider for Redacting {
             .map_err(|e| self.error(e))
     }
 
-    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        let stream = self
-            .inner
-            .chat_stream(request)
-            .await
-            .map_err(|e| self.error(e))?;
-        let secrets = self.secrets.clone();
-        Ok(Box::pin(stream.map(move |item| {
-            item.map_err(|error| redact(error, &secrets))
-        })))
+    fn chat_stream<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatStream>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let inner = self.inner.chat_stream(request);
+        Box::pin(async move {
+            let stream = inner.await.map_err(|e| self.error(e))?;
+            let secrets = self.secrets.clone();
+            let stream: ChatStream =
+                Box::pin(stream.map(move |item| item.map_err(|error| redact(error, &secrets))));
+            Ok(stream)
+        })
     }
 
     async fn check_availability(&self) -> Availability {

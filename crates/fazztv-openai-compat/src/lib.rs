@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use fazztv_core::http;
 use fazztv_core::{
-    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Error, ErrorKind, ModerationResult, SecretString, UnavailableReason,
+    Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
+    EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, UnavailableReason,
 };
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
@@ -250,18 +250,19 @@ impl OpenAiCompatClient {
         if response.status().is_success() {
             return Ok(response);
         }
+        // Boxed: the error path's state would otherwise enlarge every request's future.
+        Err(Box::pin(self.error_response(response)).await)
+    }
+
+    /// The classified error of a response whose status is not a success, built from its body.
+    async fn error_response(&self, response: reqwest::Response) -> Error {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = http::read_body(&self.provider, response)
             .await
             .unwrap_or_default();
         let body = wire::with_upstream_detail(&body).unwrap_or_else(|| body.to_vec());
-        Err(http::error_from_parts(
-            &self.provider,
-            status,
-            &headers,
-            &body,
-        ))
+        http::error_from_parts(&self.provider, status, &headers, &body)
     }
 
     /// `GET {base_url}/{path}`, decoding a JSON body.
@@ -294,58 +295,70 @@ impl OpenAiCompatClient {
 
     /// `POST /chat/completions` without streaming. The model is the request's, else
     /// `default_model`.
-    pub async fn chat(
+    ///
+    /// The request is checked and written out before the returned future is created, so the
+    /// future carries only the bytes to send (an `async fn` keeps its arguments, here a whole
+    /// `ChatRequest`, for as long as it runs, in a larger allocation).
+    pub fn chat(
         &self,
         request: &ChatRequest,
         default_model: &str,
-    ) -> Result<ChatResponse, Error> {
-        let model = self.model_for(request, default_model)?;
-        let response = self
-            .post(
-                self.chat_url.clone(),
-                self.chat_body_bytes(request, model, false)?,
-                false,
-            )
-            .await?;
-        let request_id = http::request_id(response.headers());
-        let body = http::read_body(&self.provider, response).await?;
-        wire::decode_completion(&self.provider, model, request_id, &body)
+    ) -> BoxFuture<'_, Result<ChatResponse, Error>> {
+        let prepared = self.prepare(request, default_model, false);
+        Box::pin(async move {
+            let (model, body) = prepared?;
+            let response = self.post(self.chat_url.clone(), body, false).await?;
+            let request_id = http::request_id(response.headers());
+            let body = http::read_body(&self.provider, response).await?;
+            wire::decode_completion(&self.provider, &model, request_id, &body)
+        })
     }
 
     /// `POST /chat/completions` with `stream: true`; see [`decode_chat_stream`] for how the
     /// SSE events become stream events. A success status whose body is not an event stream (an
-    /// HTML page, a JSON error) fails here, before any event.
-    pub async fn chat_stream(
+    /// HTML page, a JSON error) fails here, before any event. Prepared as [`chat`](Self::chat)
+    /// is.
+    pub fn chat_stream(
         &self,
         request: &ChatRequest,
         default_model: &str,
-    ) -> Result<ChatStream, Error> {
+    ) -> BoxFuture<'_, Result<ChatStream, Error>> {
+        let prepared = self.prepare(request, default_model, true);
+        Box::pin(async move {
+            let (_, body) = prepared?;
+            let response = self.post(self.chat_url.clone(), body, true).await?;
+            let request_id = http::request_id(response.headers());
+            const EVENT_STREAM: &[u8] = b"text/event-stream";
+            // Compared in place; the lower-cased copy is only made for the error.
+            let unexpected = response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .filter(|ct| {
+                    !ct.as_bytes()
+                        .get(..EVENT_STREAM.len())
+                        .is_some_and(|start| start.eq_ignore_ascii_case(EVENT_STREAM))
+                })
+                .map(str::to_ascii_lowercase);
+            if let Some(content_type) = unexpected {
+                return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
+            }
+            let bytes = http::byte_stream(&self.provider, response);
+            Ok(decode_chat_stream(&self.provider, request_id, bytes))
+        })
+    }
+
+    /// The checks and the body of a chat request: the model it goes to and the bytes to send.
+    fn prepare(
+        &self,
+        request: &ChatRequest,
+        default_model: &str,
+        stream: bool,
+    ) -> Result<(String, Vec<u8>), Error> {
+        self.ensure_key()?;
         let model = self.model_for(request, default_model)?;
-        let response = self
-            .post(
-                self.chat_url.clone(),
-                self.chat_body_bytes(request, model, true)?,
-                true,
-            )
-            .await?;
-        let request_id = http::request_id(response.headers());
-        const EVENT_STREAM: &[u8] = b"text/event-stream";
-        // Compared in place; the lower-cased copy is only made for the error.
-        let unexpected = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .filter(|ct| {
-                !ct.as_bytes()
-                    .get(..EVENT_STREAM.len())
-                    .is_some_and(|start| start.eq_ignore_ascii_case(EVENT_STREAM))
-            })
-            .map(str::to_ascii_lowercase);
-        if let Some(content_type) = unexpected {
-            return Err(self.not_a_stream(&content_type, request_id, response).await);
-        }
-        let bytes = http::byte_stream(&self.provider, response);
-        Ok(decode_chat_stream(&self.provider, request_id, bytes))
+        let body = self.chat_body_bytes(request, model, stream)?;
+        Ok((model.to_owned(), body))
     }
 
     async fn not_a_stream(

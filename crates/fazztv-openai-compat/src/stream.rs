@@ -12,15 +12,20 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::wire::{WireUsage, embedded_error, protocol, reasoning_details, refused};
+use crate::wire::{
+    Indexed, WireUsage, embedded_error, lowest_choice, protocol, reasoning_details, refused,
+};
 
 #[derive(Debug, Deserialize)]
 struct WireChunk<'a> {
     /// Borrowed: every chunk repeats the model, and it is only copied when it changes.
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
-    choices: Option<Vec<WireChunkChoice>>,
-    usage: Option<WireUsage>,
+    #[serde(default, deserialize_with = "lowest_choice")]
+    choices: Option<WireChunkChoice>,
+    /// Boxed, as `delta` is: both are large and move several times while serde builds the
+    /// chunk, which costs more than the allocation (usage comes once per stream).
+    usage: Option<Box<WireUsage>>,
     error: Option<Value>,
 }
 
@@ -28,9 +33,15 @@ struct WireChunk<'a> {
 struct WireChunkChoice {
     #[serde(default)]
     index: u32,
-    delta: Option<WireDelta>,
+    delta: Option<Box<WireDelta>>,
     finish_reason: Option<String>,
     error: Option<Value>,
+}
+
+impl Indexed for WireChunkChoice {
+    fn index(&self) -> u32 {
+        self.index
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,11 +251,8 @@ impl State {
                 ));
             }
         };
-        let choice = chunk
-            .choices
-            .into_iter()
-            .flatten()
-            .find(|choice| choice.index == 0);
+        // Only the first choice is streamed; a chunk of another one (`n > 1`) is skipped.
+        let choice = chunk.choices.filter(|choice| choice.index == 0);
         let error = embedded_error(&self.provider, chunk.error.as_ref()).or_else(|| {
             embedded_error(
                 &self.provider,
@@ -261,7 +269,7 @@ impl State {
                 self.model = Some(model);
             }
         }
-        if let Some(usage) = chunk.usage.as_ref().and_then(WireUsage::usage) {
+        if let Some(usage) = chunk.usage.as_deref().and_then(WireUsage::usage) {
             self.usage = Some(usage);
         }
         let Some(choice) = choice else {
@@ -277,7 +285,7 @@ impl State {
             }
             self.finish_reason = Some(FinishReason::from_wire(reason));
         }
-        let delta = choice.delta.unwrap_or_default();
+        let delta = choice.delta.map(|delta| *delta).unwrap_or_default();
         if let Some(refusal) = delta.refusal {
             // Kept whole only to quote it in one error: bounded like one streamed event.
             if self.refusal.len() + refusal.len() > MAX_EVENT_BYTES {
@@ -527,6 +535,25 @@ mod tests {
         let (events, error) = whole(": OPENROUTER PROCESSING\n\ndata: [DONE]\n\n");
         assert_eq!(error, None);
         assert_eq!(events, [StreamEvent::finish(FinishReason::Stop, None)]);
+    }
+
+    #[test]
+    fn only_the_first_choice_is_streamed_when_the_server_sends_several() {
+        let body = concat!(
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"other\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"x\"}},{\"index\":0,\"delta\":{\"content\":\"first\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let (events, error) = whole(body);
+        assert_eq!(error, None);
+        assert_eq!(
+            events,
+            [
+                StreamEvent::text("first"),
+                StreamEvent::finish(FinishReason::Stop, None)
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use fazztv_core::http::ErrorPayload;
+use fazztv_core::http::{self, ErrorPayload};
 use fazztv_core::{
     ChatMessage, ChatRequest, ChatResponse, EmbeddingResponse, Error, ErrorKind, FinishReason,
     ModerationResult, OpaqueReasoning, Reasoning, ToolCall, Usage,
@@ -320,9 +320,67 @@ impl WireUsage {
 struct WireCompletion {
     id: Option<String>,
     model: Option<String>,
-    choices: Option<Vec<WireChoice>>,
+    #[serde(default, deserialize_with = "lowest_choice")]
+    choices: Option<WireChoice>,
     usage: Option<WireUsage>,
     error: Option<Value>,
+}
+
+/// A choice of a completion or a stream chunk: its `index` tells it from the others (`n > 1`).
+pub(crate) trait Indexed {
+    fn index(&self) -> u32;
+}
+
+/// A `choices` array read as its choice with the lowest `index` (the first of equals), without
+/// collecting the array: a stream has one per event, and a `Vec` for each is an allocation and
+/// a copy of every choice for nothing. `null` or a missing array is `None`, like an empty one.
+pub(crate) fn lowest_choice<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Indexed,
+{
+    struct Choices<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de> + Indexed> serde::de::Visitor<'de> for Choices<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("an array of choices")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut lowest: Option<T> = None;
+            while let Some(choice) = seq.next_element::<T>()? {
+                if lowest
+                    .as_ref()
+                    .is_none_or(|kept| choice.index() < kept.index())
+                {
+                    lowest = Some(choice);
+                }
+            }
+            Ok(lowest)
+        }
+    }
+
+    deserializer.deserialize_option(Choices(std::marker::PhantomData))
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +390,12 @@ struct WireChoice {
     message: Option<WireMessage>,
     finish_reason: Option<String>,
     error: Option<Value>,
+}
+
+impl Indexed for WireChoice {
+    fn index(&self) -> u32 {
+        self.index
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -484,7 +548,7 @@ pub(crate) fn decode_completion(
         Some(id) => error.with_request_id(id.clone()),
         None => error,
     };
-    let completion: WireCompletion = serde_json::from_slice(body).map_err(|error| {
+    let completion: WireCompletion = http::json_from_bytes(body).map_err(|error| {
         let error = undecodable(provider, "chat completion", &error, body);
         attach(error, &header_request_id)
     })?;
@@ -493,17 +557,12 @@ pub(crate) fn decode_completion(
     if let Some(error) = embedded_error(provider, completion.error.as_ref()) {
         return Err(with_id(error));
     }
-    let choice = completion
-        .choices
-        .unwrap_or_default()
-        .into_iter()
-        .min_by_key(|choice| choice.index)
-        .ok_or_else(|| {
-            with_id(protocol(
-                provider,
-                "the chat completion has no choices (HTTP 200 with an empty `choices` array)",
-            ))
-        })?;
+    let choice = completion.choices.ok_or_else(|| {
+        with_id(protocol(
+            provider,
+            "the chat completion has no choices (HTTP 200 with an empty `choices` array)",
+        ))
+    })?;
     if let Some(error) = embedded_error(provider, choice.error.as_ref()) {
         return Err(with_id(error));
     }
@@ -607,7 +666,7 @@ pub(crate) fn decode_embeddings(
     inputs: usize,
     body: &[u8],
 ) -> Result<EmbeddingResponse, Error> {
-    let decoded: WireEmbeddings = serde_json::from_slice(body)
+    let decoded: WireEmbeddings = http::json_from_bytes(body)
         .map_err(|error| undecodable(provider, "embeddings response", &error, body))?;
     let mut data = decoded.data.unwrap_or_default();
     data.sort_by_key(|item| item.index);
@@ -673,7 +732,7 @@ pub(crate) fn decode_moderation(
     requested_model: &str,
     body: &[u8],
 ) -> Result<ModerationResult, Error> {
-    let decoded: WireModeration = serde_json::from_slice(body)
+    let decoded: WireModeration = http::json_from_bytes(body)
         .map_err(|error| undecodable(provider, "moderation response", &error, body))?;
     let result = decoded
         .results
@@ -879,6 +938,25 @@ mod tests {
                 json!([{"type": "reasoning.text", "text": "Let me add."}])
             ))
         );
+    }
+
+    #[test]
+    fn the_choice_with_the_lowest_index_is_read_wherever_it_sits() {
+        let two = br#"{"model":"m","choices":[{"index":1,"message":{"content":"second"}},{"index":0,"message":{"content":"first"}},{"index":0,"message":{"content":"tie"}}]}"#;
+        let response = decode_completion("p", "m", None, two).unwrap();
+        assert_eq!(response.content, "first");
+        for body in [
+            &br#"{"model":"m","choices":null}"#[..],
+            br#"{"model":"m"}"#,
+            br#"{"model":"m","choices":[]}"#,
+        ] {
+            let error = decode_completion("p", "m", None, body).unwrap_err();
+            assert!(error.message().contains("no choices"), "{error}");
+        }
+        let not_an_array = br#"{"model":"m","choices":{"index":0}}"#;
+        let error = decode_completion("p", "m", None, not_an_array).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Protocol);
+        assert!(error.message().contains("an array of choices"), "{error}");
     }
 
     #[test]

@@ -17,9 +17,9 @@
 use std::sync::Arc;
 
 use fazztv_core::{
-    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Environment, Error, ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig,
-    ProviderContext, ProviderFactory, async_trait,
+    Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
+    EmbeddingResponse, Environment, Error, ModelCapability, ModelInfo, ModelPricing, Provider,
+    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{ModelList, OpenAiCompatClient};
 use schemars::JsonSchema;
@@ -161,18 +161,29 @@ impl Provider for OpenRouterProvider {
         self.client.provider()
     }
 
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, Error> {
-        self.client.ensure_key()?;
-        self.client
-            .chat(&self.routed(request), &self.default_model)
-            .await
+    // Not `async fn`s: the client writes the request out before the future exists, so the
+    // future does not carry the `ChatRequest` (the signatures are those `#[async_trait]` gives).
+    fn chat<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse, Error>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.client.chat(&self.routed(request), &self.default_model)
     }
 
-    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, Error> {
-        self.client.ensure_key()?;
+    fn chat_stream<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatStream, Error>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         self.client
             .chat_stream(&self.routed(request), &self.default_model)
-            .await
     }
 
     /// `GET /models` (public: works without a key), sorted by id. Prices are OpenRouter's USD

@@ -717,3 +717,35 @@ async fn the_registration_builds_a_working_provider_from_configuration() {
 fn the_options_schema_is_stable() {
     insta::assert_json_snapshot!("options_schema", (registration("openai").options_schema)());
 }
+
+/// The request is written out when `chat` is called, but nothing is sent (and no timer of the
+/// runtime is needed) until the future is polled: a future made outside a runtime works.
+#[test]
+fn a_chat_future_made_outside_a_runtime_sends_when_awaited_inside_one() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(server_with(
+        "chat/completions",
+        json_response(200, fixtures::OPENAI_CHAT_COMPLETION),
+    ));
+    let provider = provider(config(&base(&server)).with_timeout(Duration::from_secs(30)));
+    let answer = provider.chat(ChatRequest::from_prompt("Say hello"));
+    let stream = provider.chat_stream(ChatRequest::from_prompt("Say hello"));
+    // Not polled yet: nothing reached the server.
+    assert!(
+        runtime
+            .block_on(server.received_requests())
+            .unwrap()
+            .is_empty()
+    );
+    let answer = runtime.block_on(answer).unwrap();
+    assert_eq!(answer.content, "Hello! How can I assist you today?");
+    drop(stream);
+    assert_eq!(
+        runtime.block_on(server.received_requests()).unwrap().len(),
+        1
+    );
+}
