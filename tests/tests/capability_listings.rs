@@ -97,19 +97,25 @@ fn image_request() -> ChatRequest {
 
 /// The skip reason of `response.attempts[index]`, which must be a skipped attempt of
 /// `provider` for `model`.
-fn skip_reason<'a>(
-    attempts: &'a [fazztv::Attempt],
+/// Asserts that attempt `index` skipped `provider`'s `model` because its model listing lacks
+/// `capability`.
+fn assert_listing_skip(
+    attempts: &[fazztv::Attempt],
     index: usize,
     provider: &str,
     model: &str,
-) -> &'a str {
+    capability: &str,
+) {
     let attempt = &attempts[index];
     assert_eq!(attempt.provider, provider, "{attempts:#?}");
     assert_eq!(attempt.model.as_deref(), Some(model), "{attempts:#?}");
-    match &attempt.outcome {
-        AttemptOutcome::Skipped { reason, .. } => reason,
-        other => panic!("attempt {index} should be skipped, was {other:?}: {attempts:#?}"),
-    }
+    let AttemptOutcome::Skipped { reason, .. } = &attempt.outcome else {
+        panic!("attempt {index} should be skipped: {attempts:#?}");
+    };
+    assert!(
+        reason.contains(model) && reason.contains(capability) && reason.contains("model listing"),
+        "{reason}"
+    );
 }
 
 fn assert_answered_by(response: &ChatResponse, provider: &str) {
@@ -166,12 +172,12 @@ async fn an_ollama_model_listed_without_tools_is_skipped_for_tools_yet_answers_p
         .unwrap();
     assert_mock_called_the_tool(&response);
     assert_eq!(response.attempts.len(), 2, "{response:#?}");
-    let reason = skip_reason(&response.attempts, 0, "local", "llama3.2:latest");
-    assert!(
-        reason.contains("llama3.2:latest")
-            && reason.contains("tool_calling")
-            && reason.contains("model listing"),
-        "{reason}"
+    assert_listing_skip(
+        &response.attempts,
+        0,
+        "local",
+        "llama3.2:latest",
+        "tool_calling",
     );
     // Only the listing was asked for: the request itself never reached Ollama.
     assert_eq!(received(&server), ["GET /api/tags"]);
@@ -225,10 +231,12 @@ async fn capabilities_from_api_show_narrow_when_api_tags_lists_none() {
         .await
         .unwrap();
     assert_mock_called_the_tool(&response);
-    let reason = skip_reason(&response.attempts, 0, "local", "llama3.2:latest");
-    assert!(
-        reason.contains("tool_calling") && reason.contains("model listing"),
-        "{reason}"
+    assert_listing_skip(
+        &response.attempts,
+        0,
+        "local",
+        "llama3.2:latest",
+        "tool_calling",
     );
     assert_eq!(received(&server), ["GET /api/tags", "POST /api/show"]);
     let asked: Value = serde_json::from_slice(&server.requests()[1].body).unwrap();
@@ -266,13 +274,7 @@ async fn an_openai_model_without_vision_is_skipped_for_images_but_takes_tools() 
     assert_answered_by(&response, "offline");
     assert_eq!(response.content, "I see 1 image: image/png, 4 bytes");
     assert_eq!(response.attempts.len(), 2, "{response:#?}");
-    let reason = skip_reason(&response.attempts, 0, "cloud", "gpt-3.5-turbo");
-    assert!(
-        reason.contains("gpt-3.5-turbo")
-            && reason.contains("vision")
-            && reason.contains("model listing"),
-        "{reason}"
-    );
+    assert_listing_skip(&response.attempts, 0, "cloud", "gpt-3.5-turbo", "vision");
     assert_eq!(received(&server), ["GET /v1/models"]);
     assert_eq!(
         server.requests()[0].header("authorization"),
@@ -322,11 +324,7 @@ async fn with_no_candidate_left_an_image_request_is_unsupported_and_names_vision
     assert_eq!(error.kind(), ErrorKind::Unsupported, "{error:?}");
     assert!(error.message().contains("vision"), "{error}");
     assert_eq!(error.attempts().len(), 1, "{error:?}");
-    let reason = skip_reason(error.attempts(), 0, "cloud", "gpt-3.5-turbo");
-    assert!(
-        reason.contains("vision") && reason.contains("model listing"),
-        "{reason}"
-    );
+    assert_listing_skip(error.attempts(), 0, "cloud", "gpt-3.5-turbo", "vision");
     assert_eq!(received(&server), ["GET /v1/models"]);
     assert_eq!(hits_on(&server, "/v1/chat/completions"), 0);
 }

@@ -394,13 +394,7 @@ impl ProviderManager {
         mut request: ChatRequest,
         options: QueryOptions,
     ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
-        let required = request.required_capabilities();
-        let plan = self.plan(
-            &options,
-            &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &required,
-        );
-        merge_generation(&mut request, options.generation);
+        let (plan, required) = self.plan_chat(&mut request, options);
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
             self.run(plan, |provider, model, last| {
@@ -416,6 +410,24 @@ impl ProviderManager {
             })
             .await
         }
+    }
+
+    /// Plans a chat request before its future exists: the candidates for what its content
+    /// needs (returned too, for the listings to narrow by), with the generation options it
+    /// leaves unset taken from `options`.
+    fn plan_chat(
+        &self,
+        request: &mut ChatRequest,
+        options: QueryOptions,
+    ) -> (Result<Plan>, Vec<ModelCapability>) {
+        let required = request.required_capabilities();
+        let plan = self.plan(
+            &options,
+            &[ModelCapability::Chat, ModelCapability::TextGeneration],
+            &required,
+        );
+        merge_generation(request, options.generation);
+        (plan, required)
     }
 
     /// Answers a conversation with fallback (the seed's `chat_with_fallback`).
@@ -437,13 +449,7 @@ impl ProviderManager {
         mut request: ChatRequest,
         options: QueryOptions,
     ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
-        let required = request.required_capabilities();
-        let plan = self.plan(
-            &options,
-            &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &required,
-        );
-        merge_generation(&mut request, options.generation);
+        let (plan, required) = self.plan_chat(&mut request, options);
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
             crate::stream::start(self.inner.clone(), plan, request).await

@@ -307,8 +307,7 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, false);
         Box::pin(async move {
             let (model, body) = prepared?;
-            let response = self.post(self.chat_url.clone(), body, false).await?;
-            let request_id = http::request_id(response.headers());
+            let (response, request_id) = self.send_chat(body, false).await?;
             let body = http::read_body(&self.provider, response).await?;
             wire::decode_completion(&self.provider, &model, request_id, &body)
         })
@@ -326,8 +325,7 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, true);
         Box::pin(async move {
             let (_, body) = prepared?;
-            let response = self.post(self.chat_url.clone(), body, true).await?;
-            let request_id = http::request_id(response.headers());
+            let (response, request_id) = self.send_chat(body, true).await?;
             const EVENT_STREAM: &[u8] = b"text/event-stream";
             // Compared in place; the lower-cased copy is only made for the error.
             let unexpected = response
@@ -346,6 +344,17 @@ impl OpenAiCompatClient {
             let bytes = http::byte_stream(&self.provider, response);
             Ok(decode_chat_stream(&self.provider, request_id, bytes))
         })
+    }
+
+    /// Posts a chat body; the successful response and its request id.
+    async fn send_chat(
+        &self,
+        body: Vec<u8>,
+        streaming: bool,
+    ) -> Result<(reqwest::Response, Option<String>), Error> {
+        let response = self.post(self.chat_url.clone(), body, streaming).await?;
+        let request_id = http::request_id(response.headers());
+        Ok((response, request_id))
     }
 
     /// The checks and the body of a chat request: the model it goes to and the bytes to send.
