@@ -18,6 +18,7 @@ mod environment;
 mod error;
 mod event;
 pub mod http;
+pub mod layer;
 mod management;
 mod model;
 mod moderation;

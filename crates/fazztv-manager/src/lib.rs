@@ -12,6 +12,7 @@
 
 mod config;
 mod manager;
+mod observe;
 mod redact;
 mod registry;
 mod schema;

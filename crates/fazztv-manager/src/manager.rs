@@ -15,6 +15,7 @@ use fazztv_core::{
 use futures::{Stream, StreamExt, future::join_all};
 
 use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
+use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, Registry};
 use crate::stats::UsageStats;
 use crate::stream::ManagedStream;
@@ -102,19 +103,28 @@ pub(crate) struct Inner {
     order: Vec<usize>,
     /// Smooth weighted round-robin state: each entry's current weight, by entry index.
     balancer: Mutex<Vec<i64>>,
-    pub(crate) stats: Mutex<UsageStats>,
+    /// The usage statistics, kept up to date as one of the observers.
+    stats: Arc<Mutex<UsageStats>>,
+    /// Everything that watches requests: statistics and tracing.
+    observers: Vec<Arc<dyn Observer>>,
     /// Each provider's model listing, fetched the first time a request needs a content
     /// capability there (by entry index); a failed listing is not kept, so it is asked again.
     listings: futures::lock::Mutex<BTreeMap<usize, Arc<Vec<ModelInfo>>>>,
 }
 
 impl Inner {
-    pub(crate) fn stats(&self) -> MutexGuard<'_, UsageStats> {
-        // A panic while holding the lock cannot leave counters half-updated in a way that
-        // matters more than losing all stats, so recover from poisoning.
+    fn stats(&self) -> MutexGuard<'_, UsageStats> {
+        // Poisoning cannot leave counters inconsistent in a way that matters (see the observer).
         self.stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells every observer.
+    pub(crate) fn emit(&self, event: Event<'_>) {
+        for observer in &self.observers {
+            observer.observe(&event);
+        }
     }
 
     pub(crate) fn entry(&self, step: &Step) -> &ProviderEntry {
@@ -135,30 +145,136 @@ impl Inner {
     ) -> Option<Error> {
         let entry = self.entry(step);
         let name = entry.name();
-        tracing::debug!(provider = name, kind = %error.kind(), "attempt failed");
+        let model = step.model_label(entry);
+        self.emit(Event::Attempt(AttemptEvent {
+            provider: name,
+            model: model.as_deref(),
+            outcome: AttemptResult::Failed { kind: error.kind() },
+            latency,
+            time_to_first_token: None,
+            retries: 0,
+            waited: Duration::ZERO,
+        }));
         attempts.push(Attempt::new(
             name,
-            step.model_label(entry),
+            model,
             AttemptOutcome::Failed {
                 kind: error.kind(),
                 message: error.message().to_owned(),
             },
             latency,
         ));
-        let mut stats = self.stats();
-        stats.attempt(name, latency, Err(error.kind()));
         if !is_last && error.should_fallback() {
-            stats.fallback();
+            self.emit(Event::Fallback);
             return None;
         }
-        stats.request_finished(false);
-        drop(stats);
+        self.emit(Event::RequestFinished { ok: false });
         let attempts = std::mem::take(attempts);
         Some(if attempts.len() > 1 && error.should_fallback() {
             Error::all_providers_failed(attempts)
         } else {
             error.with_provider(name).with_attempts(attempts)
         })
+    }
+
+    /// The one routing loop, for calls and streams alike: runs `operation` over the plan until
+    /// an attempt succeeds (a stream: reaches its commit point) or a failure ends the request.
+    /// The answer is stamped with the provider that gave it and every attempt. `operation` is
+    /// told whether its attempt is the last one (so it may hand over what it owns instead of
+    /// copying). A request dropped before it ends is reported as cancelled.
+    pub(crate) async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
+    where
+        T: Routed,
+        F: FnMut(&'a dyn Provider, Option<String>, bool) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.emit(Event::RequestStarted);
+        let mut guard = CancelGuard {
+            inner: Some(self),
+            in_flight: None,
+        };
+        let (steps, mut attempts) = plan.into_run();
+        let count = steps.len();
+        for (position, step) in steps.into_iter().enumerate() {
+            let entry = self.entry(&step);
+            let started = Instant::now();
+            guard.in_flight = Some((entry.name(), started));
+            let is_last = position + 1 == count;
+            let result = operation(entry.provider().as_ref(), step.model.clone(), is_last).await;
+            let latency = started.elapsed();
+            match result {
+                Ok(mut value) => {
+                    let model = value
+                        .model()
+                        .map(str::to_owned)
+                        .or_else(|| step.model_label(entry));
+                    let result = value.result();
+                    self.emit(Event::Attempt(AttemptEvent {
+                        provider: entry.name(),
+                        model: model.as_deref(),
+                        outcome: result,
+                        latency,
+                        time_to_first_token: value.time_to_first_token(latency),
+                        retries: 0,
+                        waited: Duration::ZERO,
+                    }));
+                    if let AttemptResult::Answered { .. } = result {
+                        self.emit(Event::RequestFinished { ok: true });
+                    }
+                    guard.disarm();
+                    attempts.push(Attempt::new(
+                        entry.name(),
+                        model,
+                        AttemptOutcome::Ok,
+                        latency,
+                    ));
+                    value.set_routing(entry.name(), attempts);
+                    return Ok(value);
+                }
+                Err(error) => {
+                    if let Some(error) = self.failed(&mut attempts, &step, latency, error, is_last)
+                    {
+                        guard.disarm();
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        guard.disarm();
+        Err(Error::all_providers_failed(attempts))
+    }
+}
+
+/// Reports a request as cancelled when its future is dropped before the loop ends it, and the
+/// attempt it was waiting for (provider, time spent) as cancelled too.
+struct CancelGuard<'a> {
+    inner: Option<&'a Inner>,
+    in_flight: Option<(&'a str, Instant)>,
+}
+
+impl CancelGuard<'_> {
+    fn disarm(mut self) {
+        self.inner = None;
+    }
+}
+
+impl Drop for CancelGuard<'_> {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner else {
+            return;
+        };
+        if let Some((provider, started)) = self.in_flight {
+            inner.emit(Event::Attempt(AttemptEvent {
+                provider,
+                model: None,
+                outcome: AttemptResult::Cancelled,
+                latency: started.elapsed(),
+                time_to_first_token: None,
+                retries: 0,
+                waited: Duration::ZERO,
+            }));
+        }
+        inner.emit(Event::RequestCancelled);
     }
 }
 
@@ -240,11 +356,22 @@ fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
     request.options = std::mem::take(&mut request.options).or(generation);
 }
 
-/// An answer the manager can stamp with how it was routed.
-trait Routed {
+/// What an attempt that succeeded gives the routing loop: an answer it can stamp with how it
+/// was routed, or (for a stream) the opening it commits to.
+pub(crate) trait Routed {
     fn usage(&self) -> Option<Usage>;
     fn model(&self) -> Option<&str>;
     fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>);
+    /// How the successful attempt ended: a whole answer by default.
+    fn result(&self) -> AttemptResult {
+        AttemptResult::Answered {
+            usage: self.usage(),
+        }
+    }
+    /// A stream's time to its first delta.
+    fn time_to_first_token(&self, _latency: Duration) -> Option<Duration> {
+        None
+    }
 }
 
 impl Routed for ChatResponse {
@@ -294,6 +421,7 @@ impl ProviderManager {
             .collect();
         order.sort_by_key(|&index| entries[index].config().priority);
         let balancer = Mutex::new(vec![0; entries.len()]);
+        let stats = Arc::new(Mutex::new(UsageStats::default()));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -301,7 +429,8 @@ impl ProviderManager {
                 load_balancing,
                 order,
                 balancer,
-                stats: Mutex::new(UsageStats::default()),
+                stats: stats.clone(),
+                observers: vec![stats, Arc::new(Tracing)],
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
             }),
         }
@@ -397,18 +526,19 @@ impl ProviderManager {
         let (plan, required) = self.plan_chat(&mut request, options);
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
-            self.run(plan, |provider, model, last| {
-                // The last attempt takes the request instead of copying it.
-                let mut request = if last {
-                    std::mem::take(&mut request)
-                } else {
-                    request.clone()
-                };
-                request.options.model = model;
-                // The provider's future itself: wrapping it would carry the request twice.
-                provider.chat(request)
-            })
-            .await
+            self.inner
+                .run(plan, |provider, model, last| {
+                    // The last attempt takes the request instead of copying it.
+                    let mut request = if last {
+                        std::mem::take(&mut request)
+                    } else {
+                        request.clone()
+                    };
+                    request.options.model = model;
+                    // The provider's future itself: wrapping it would carry the request twice.
+                    provider.chat(request)
+                })
+                .await
         }
     }
 
@@ -481,12 +611,13 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
         let plan = self.plan(&options, &[ModelCapability::Embedding], &[])?;
-        self.run(plan, |provider, model, _last| {
-            let mut request = request.clone();
-            request.model = model.or(request.model);
-            async move { provider.get_embeddings(request).await }
-        })
-        .await
+        self.inner
+            .run(plan, |provider, model, _last| {
+                let mut request = request.clone();
+                request.model = model.or(request.model);
+                async move { provider.get_embeddings(request).await }
+            })
+            .await
     }
 
     /// Moderates text with fallback over the providers that offer moderation.
@@ -496,10 +627,11 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> Result<ModerationResult> {
         let plan = self.plan(&options, &[ModelCapability::Moderation], &[])?;
-        self.run(plan, |provider, _model, _last| async move {
-            provider.moderate_content(text).await
-        })
-        .await
+        self.inner
+            .run(plan, |provider, _model, _last| async move {
+                provider.moderate_content(text).await
+            })
+            .await
     }
 
     /// Asks the same prompt of several providers at once, one attempt each (no fallback), and
@@ -821,56 +953,5 @@ impl ProviderManager {
         }
         current[candidates[best]] -= total;
         best
-    }
-
-    /// Runs `operation` over the plan until one succeeds or a non-fallback error occurs; the
-    /// answer is stamped with the provider that gave it and every attempt. `operation` is told
-    /// whether its attempt is the last one (so it may hand over what it owns instead of copying).
-    async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
-    where
-        T: Routed,
-        F: FnMut(&'a dyn Provider, Option<String>, bool) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        self.inner.stats().request_started();
-        let (steps, mut attempts) = plan.into_run();
-        let count = steps.len();
-        for (position, step) in steps.into_iter().enumerate() {
-            let entry = self.inner.entry(&step);
-            let started = Instant::now();
-            let is_last = position + 1 == count;
-            let result = operation(entry.provider().as_ref(), step.model.clone(), is_last).await;
-            let latency = started.elapsed();
-            match result {
-                Ok(mut value) => {
-                    let model = value
-                        .model()
-                        .map(str::to_owned)
-                        .or_else(|| step.model_label(entry));
-                    attempts.push(Attempt::new(
-                        entry.name(),
-                        model,
-                        AttemptOutcome::Ok,
-                        latency,
-                    ));
-                    {
-                        let mut stats = self.inner.stats();
-                        stats.attempt(entry.name(), latency, Ok(value.usage()));
-                        stats.request_finished(true);
-                    }
-                    value.set_routing(entry.name(), attempts);
-                    return Ok(value);
-                }
-                Err(error) => {
-                    if let Some(error) =
-                        self.inner
-                            .failed(&mut attempts, &step, latency, error, is_last)
-                    {
-                        return Err(error);
-                    }
-                }
-            }
-        }
-        Err(Error::all_providers_failed(attempts))
     }
 }

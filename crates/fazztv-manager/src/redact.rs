@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use fazztv_core::layer::ProviderLayer;
 use fazztv_core::secret::MIN_SECRET_LEN;
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
@@ -14,7 +15,8 @@ use futures::StreamExt;
 /// Wraps a configured provider so that its key and header values, wherever a server or a
 /// transport error quotes them, come out as `[REDACTED]`: in errors of every operation
 /// (including stream items after the commit point, model listings, pulls and deletes), their
-/// wrapped sources and availability reasons. Every call is forwarded; only errors change.
+/// wrapped sources and availability reasons. Every call is forwarded; only errors change, so
+/// this layer overrides every call of [`ProviderLayer`].
 pub(crate) struct Redacting {
     inner: Arc<dyn Provider>,
     secrets: Arc<[String]>,
@@ -58,45 +60,35 @@ impl fmt::Debug for Redacting {
     }
 }
 
-#[async_trait]
-impl Provider for Redacting {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl ProviderLayer for Redacting {
+    fn inner(&self) -> &dyn Provider {
+        self.inner.as_ref()
     }
 
-    // `chat` and `chat_stream` are written out so that their futures hold the inner future
-    // only, not the request too (the signatures are those `#[async_trait]` gives).
-    fn chat<'life0, 'async_trait>(
-        &'life0 self,
-        request: ChatRequest,
-    ) -> BoxFuture<'async_trait, Result<ChatResponse>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    // The inner future is made before boxing ours, so ours holds it and not the request too.
+    fn chat(&self, request: ChatRequest) -> BoxFuture<'_, Result<ChatResponse>> {
         let inner = self.inner.chat(request);
         Box::pin(async move { inner.await.map_err(|e| self.error(e)) })
     }
 
-    async fn list_models(&self) -> Result<Vec<ModelInfo>> {
-        self.inner.list_models().await.map_err(|e| self.error(e))
+    fn list_models(&self) -> BoxFuture<'_, Result<Vec<ModelInfo>>> {
+        Box::pin(async move { self.inner.list_models().await.map_err(|e| self.error(e)) })
     }
 
-    async fn query(&self, prompt: &str, options: GenerationOptions) -> Result<ChatResponse> {
-        self.inner
-            .query(prompt, options)
-            .await
-            .map_err(|e| self.error(e))
+    fn query<'a>(
+        &'a self,
+        prompt: &'a str,
+        options: GenerationOptions,
+    ) -> BoxFuture<'a, Result<ChatResponse>> {
+        Box::pin(async move {
+            self.inner
+                .query(prompt, options)
+                .await
+                .map_err(|e| self.error(e))
+        })
     }
 
-    fn chat_stream<'life0, 'async_trait>(
-        &'life0 self,
-        request: ChatRequest,
-    ) -> BoxFuture<'async_trait, Result<ChatStream>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    fn chat_stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<ChatStream>> {
         let inner = self.inner.chat_stream(request);
         Box::pin(async move {
             let stream = inner.await.map_err(|e| self.error(e))?;
@@ -107,29 +99,38 @@ impl Provider for Redacting {
         })
     }
 
-    async fn check_availability(&self) -> Availability {
-        match self.inner.check_availability().await {
-            Availability::Unavailable { reason } => Availability::unavailable(
-                self.secrets
-                    .iter()
-                    .fold(reason, |reason, secret| reason.redact(secret)),
-            ),
-            available => available,
-        }
+    fn check_availability(&self) -> BoxFuture<'_, Availability> {
+        Box::pin(async move {
+            match self.inner.check_availability().await {
+                Availability::Unavailable { reason } => Availability::unavailable(
+                    self.secrets
+                        .iter()
+                        .fold(reason, |reason, secret| reason.redact(secret)),
+                ),
+                available => available,
+            }
+        })
     }
 
-    async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
-        self.inner
-            .get_embeddings(request)
-            .await
-            .map_err(|e| self.error(e))
+    fn get_embeddings(
+        &self,
+        request: EmbeddingRequest,
+    ) -> BoxFuture<'_, Result<EmbeddingResponse>> {
+        Box::pin(async move {
+            self.inner
+                .get_embeddings(request)
+                .await
+                .map_err(|e| self.error(e))
+        })
     }
 
-    async fn moderate_content(&self, text: &str) -> Result<ModerationResult> {
-        self.inner
-            .moderate_content(text)
-            .await
-            .map_err(|e| self.error(e))
+    fn moderate_content<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<ModerationResult>> {
+        Box::pin(async move {
+            self.inner
+                .moderate_content(text)
+                .await
+                .map_err(|e| self.error(e))
+        })
     }
 
     fn model_manager(&self) -> Option<&dyn ModelManager> {
@@ -144,7 +145,7 @@ impl Provider for Redacting {
 impl ModelManager for Redacting {
     async fn pull_model(&self, model: &str) -> Result<PullStream> {
         let Some(manager) = self.inner.model_manager() else {
-            return Err(Error::unsupported("model management").with_provider(self.name()));
+            return Err(Error::unsupported("model management").with_provider(self.inner.name()));
         };
         let stream = manager.pull_model(model).await.map_err(|e| self.error(e))?;
         let secrets = self.secrets.clone();
@@ -155,7 +156,7 @@ impl ModelManager for Redacting {
 
     async fn delete_model(&self, model: &str) -> Result<()> {
         let Some(manager) = self.inner.model_manager() else {
-            return Err(Error::unsupported("model management").with_provider(self.name()));
+            return Err(Error::unsupported("model management").with_provider(self.inner.name()));
         };
         manager.delete_model(model).await.map_err(|e| self.error(e))
     }

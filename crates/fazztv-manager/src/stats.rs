@@ -16,7 +16,8 @@ pub struct UsageStats {
     pub successful_requests: u64,
     /// Logical requests that ended in an error.
     pub failed_requests: u64,
-    /// Streams the caller dropped before they finished.
+    /// Requests (calls, or streams after their commit point) the caller dropped before they
+    /// finished.
     pub cancelled_requests: u64,
     /// Times the manager moved on to another provider after a failure.
     pub fallbacks: u64,
@@ -129,9 +130,16 @@ impl UsageStats {
         self.request_finished(true);
     }
 
-    /// A committed stream broke after output began.
+    /// An attempt was under way when the caller dropped the request: it was sent, so it counts
+    /// as one, neither answered nor failed.
+    pub(crate) fn attempt_cancelled(&mut self, provider: &str, latency: Duration) {
+        self.count_attempt(provider, latency);
+    }
+
+    /// A committed stream broke after output began. Its usage is unknown (not 0).
     pub(crate) fn stream_interrupted(&mut self, provider: &str) {
         let stats = self.provider(provider);
+        stats.responses_without_usage += 1;
         // Counted as a success at its commit point; it did not end as one.
         stats.successes = stats.successes.saturating_sub(1);
         stats.failures += 1;
@@ -143,8 +151,14 @@ impl UsageStats {
         self.request_finished(false);
     }
 
-    /// The caller dropped a committed stream before its end.
-    pub(crate) fn stream_cancelled(&mut self) {
+    /// The caller dropped a committed stream before its end. Its usage is unknown (not 0).
+    pub(crate) fn stream_cancelled(&mut self, provider: &str) {
+        self.provider(provider).responses_without_usage += 1;
+        self.cancelled();
+    }
+
+    /// The caller dropped a request before its end.
+    pub(crate) fn cancelled(&mut self) {
         self.cancelled_requests += 1;
     }
 }

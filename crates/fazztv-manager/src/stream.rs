@@ -3,14 +3,13 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
-use fazztv_core::{
-    Attempt, AttemptOutcome, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent,
-};
+use fazztv_core::{Attempt, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent, Usage};
 use futures::{Stream, StreamExt};
 
-use crate::manager::{Inner, Plan};
+use crate::manager::{Inner, Plan, Routed};
+use crate::observe::{AttemptResult, Event};
 
 /// The events of the one provider that committed to answering.
 ///
@@ -62,7 +61,9 @@ impl ManagedStream {
     fn interrupted(&mut self, error: Option<Error>) -> Error {
         self.finished = true;
         self.rest = None;
-        self.inner.stats().stream_interrupted(&self.provider);
+        self.inner.emit(Event::StreamInterrupted {
+            provider: &self.provider,
+        });
         let message = match error {
             Some(error) if error.kind() == ErrorKind::StreamInterrupted => {
                 return error.with_provider(self.provider.clone());
@@ -77,7 +78,9 @@ impl ManagedStream {
 impl Drop for ManagedStream {
     fn drop(&mut self) {
         if !self.finished {
-            self.inner.stats().stream_cancelled();
+            self.inner.emit(Event::StreamCancelled {
+                provider: &self.provider,
+            });
         }
     }
 }
@@ -106,7 +109,10 @@ impl Stream for ManagedStream {
         if let StreamEvent::Finish { usage, .. } = &event {
             this.finished = true;
             this.rest = None;
-            this.inner.stats().stream_completed(&this.provider, *usage);
+            this.inner.emit(Event::StreamCompleted {
+                provider: &this.provider,
+                usage: *usage,
+            });
         }
         Poll::Ready(Some(Ok(event)))
     }
@@ -118,63 +124,72 @@ pub(crate) async fn start(
     plan: Plan,
     request: ChatRequest,
 ) -> Result<ManagedStream> {
-    inner.stats().request_started();
-    let (steps, mut attempts) = plan.into_run();
-    let count = steps.len();
     let mut request = request;
-    for (position, step) in steps.into_iter().enumerate() {
-        let entry = inner.entry(&step);
-        // The last attempt takes the request instead of copying it.
-        let mut attempt = if position + 1 == count {
-            std::mem::take(&mut request)
-        } else {
-            request.clone()
-        };
-        attempt.options.model.clone_from(&step.model);
-        let started = Instant::now();
-        let outcome = first_delta(entry.provider().chat_stream(attempt).await).await;
-        let latency = started.elapsed();
-        match outcome {
-            Ok(Opening { model, first, rest }) => {
-                let provider = entry.name().to_owned();
-                let model = model.or_else(|| step.model_label(entry));
-                attempts.push(Attempt::new(
-                    &provider,
-                    model.clone(),
-                    AttemptOutcome::Ok,
-                    latency,
-                ));
-                // The attempt succeeded at its commit point; the request's outcome and usage
-                // are recorded when the stream ends.
-                inner.stats().attempt_committed(&provider, latency);
-                return Ok(ManagedStream {
-                    inner,
-                    provider,
-                    announced: model.clone().map(StreamEvent::model),
-                    model,
-                    attempts,
-                    first: Some(first),
-                    rest: Some(rest),
-                    finished: false,
-                });
-            }
-            Err(error) => {
-                let is_last = position + 1 == count;
-                if let Some(error) = inner.failed(&mut attempts, &step, latency, error, is_last) {
-                    return Err(error);
-                }
-            }
-        }
-    }
-    Err(Error::all_providers_failed(attempts))
+    let opening = inner
+        .run(plan, |provider, model, last| {
+            let mut attempt = if last {
+                std::mem::take(&mut request)
+            } else {
+                request.clone()
+            };
+            attempt.options.model = model;
+            // Called here, not in the async block, which would then carry the request too.
+            let opening = provider.chat_stream(attempt);
+            async move { first_delta(opening.await).await }
+        })
+        .await?;
+    let Opening {
+        model,
+        first,
+        rest,
+        routing,
+    } = opening;
+    let (provider, attempts) = routing.unwrap_or_default();
+    Ok(ManagedStream {
+        inner,
+        provider,
+        announced: model.clone().map(StreamEvent::model),
+        model,
+        attempts,
+        first: Some(first),
+        rest: Some(rest),
+        finished: false,
+    })
 }
 
-/// A stream at its commit point: the model named before it, the first delta (or the finish of
-/// an empty answer), and the rest.
+/// A stream that reached its commit point: the model it named, its first delta, the rest, and
+/// (once the routing loop stamped it) the provider and every attempt.
 struct Opening {
     model: Option<String>,
     first: StreamEvent,
     rest: ChatStream,
+    routing: Option<(String, Vec<Attempt>)>,
+}
+
+impl Routed for Opening {
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>) {
+        // The model reported from here on is the one the attempt list names.
+        if self.model.is_none() {
+            self.model = attempts.last().and_then(|attempt| attempt.model.clone());
+        }
+        self.routing = Some((provider.to_owned(), attempts));
+    }
+
+    fn result(&self) -> AttemptResult {
+        AttemptResult::Committed
+    }
+
+    fn time_to_first_token(&self, latency: Duration) -> Option<Duration> {
+        Some(latency)
+    }
 }
 
 /// Waits for the first delta (or the finish), keeping the model named before it. Anything
@@ -190,6 +205,7 @@ async fn first_delta(stream: Result<ChatStream>) -> Result<Opening> {
                     model,
                     first: event,
                     rest: stream,
+                    routing: None,
                 });
             }
             Some(Ok(_)) => {}

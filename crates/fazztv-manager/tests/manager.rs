@@ -313,6 +313,7 @@ async fn after_the_first_content_a_failure_interrupts_and_never_splices() {
     let stats = m.get_usage_stats();
     assert_eq!((stats.successful_requests, stats.failed_requests), (0, 1));
     assert_eq!(stats.providers["a"].interrupted_streams, 1);
+    assert_eq!(stats.providers["a"].responses_without_usage, 1);
     assert_eq!(
         (
             stats.providers["a"].successes,
@@ -401,6 +402,12 @@ async fn dropping_a_stream_early_counts_as_cancelled() {
             stats.failed_requests
         ),
         (1, 0, 0)
+    );
+    // Cut short, its usage is unknown: not counted as 0 tokens.
+    let a_stats = &stats.providers["a"];
+    assert_eq!(
+        (a_stats.responses_without_usage, a_stats.total_tokens),
+        (1, 0)
     );
 }
 
@@ -812,4 +819,45 @@ async fn a_model_listing_without_tool_calling_narrows_what_the_configuration_all
         .await
         .unwrap();
     assert_eq!(plain.provider, "a");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_dropped_before_it_ends_counts_as_cancelled_calls_and_streams_alike() {
+    let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::ServerError), Step::Hang]));
+    let b = Arc::new(Scripted::new("b").script([Step::Hang]));
+    let m = a_then_b(&a, &b);
+    // `a` fails, the request falls back to `b`, which never answers: the caller gives up.
+    let call = m.query_with_fallback("x", QueryOptions::new());
+    let gave_up = tokio::time::timeout(std::time::Duration::from_secs(5), call).await;
+    assert!(gave_up.is_err(), "the hanging attempt must not answer");
+    // A stream dropped before its first delta is a cancelled request too.
+    let stream = m.query_stream_with_fallback("x", QueryOptions::new());
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream)
+            .await
+            .is_err()
+    );
+    let stats = m.get_usage_stats();
+    assert_eq!(
+        (
+            stats.total_requests,
+            stats.cancelled_requests,
+            stats.successful_requests,
+            stats.failed_requests,
+            stats.fallbacks,
+        ),
+        (2, 2, 0, 0, 1)
+    );
+    assert_eq!(stats.providers["a"].errors[&ErrorKind::ServerError], 1);
+    // The attempts under way when the caller gave up were sent: they count, as neither an
+    // answer nor a failure.
+    assert_eq!(stats.request_counts["a"], 2);
+    assert_eq!(stats.request_counts["b"], 1);
+    assert_eq!(
+        (
+            stats.providers["b"].successes,
+            stats.providers["b"].failures
+        ),
+        (0, 0)
+    );
 }

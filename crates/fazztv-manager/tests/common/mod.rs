@@ -20,6 +20,8 @@ pub enum Step {
     Ok,
     /// Fail with this kind.
     Fail(ErrorKind),
+    /// Never answer (the caller gives up first).
+    Hang,
     /// Stream: these deltas, then (if `complete`) the finish, else end abruptly; `error`
     /// replaces the abrupt end with an error item.
     Stream {
@@ -171,6 +173,7 @@ impl Provider for Scripted {
         }
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
+            Step::Hang => std::future::pending().await,
             _ => Ok(ChatResponse::new(
                 format!("{} says: {prompt}", self.name),
                 format!("{}-model", self.name),
@@ -184,6 +187,7 @@ impl Provider for Scripted {
     async fn chat_stream(&self, _request: ChatRequest) -> Result<ChatStream> {
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
+            Step::Hang => std::future::pending().await,
             Step::Ok => {
                 let events = vec![
                     Ok(StreamEvent::text("")), // an empty preamble delta

@@ -1,0 +1,236 @@
+//! What the engine reports while it routes: one [`Event`] per step of a request, and the
+//! observers that turn them into usage statistics and tracing (later also cost and metrics).
+//! The routing loop never updates a counter itself.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fazztv_core::{ErrorKind, Usage};
+
+use crate::stats::UsageStats;
+
+/// Something that happened to a request.
+#[derive(Debug)]
+pub(crate) enum Event<'a> {
+    /// A logical request began (however many attempts it will take).
+    RequestStarted,
+    /// One attempt at one provider ended, or a stream's attempt reached its commit point.
+    Attempt(AttemptEvent<'a>),
+    /// The request moves on to the next provider after a failure.
+    Fallback,
+    /// The request ended with an answer (`ok`) or an error. A stream ends later, with one of
+    /// the `Stream*` events.
+    RequestFinished { ok: bool },
+    /// The caller dropped the request before it ended.
+    RequestCancelled,
+    /// A committed stream delivered its finish event.
+    StreamCompleted {
+        provider: &'a str,
+        usage: Option<Usage>,
+    },
+    /// A committed stream broke after output began.
+    StreamInterrupted { provider: &'a str },
+    /// The caller dropped a committed stream before its end.
+    StreamCancelled { provider: &'a str },
+}
+
+/// One attempt at one provider.
+#[derive(Debug)]
+pub(crate) struct AttemptEvent<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) model: Option<&'a str>,
+    pub(crate) outcome: AttemptResult,
+    /// From sending the request to its answer (a stream: to its first delta).
+    pub(crate) latency: Duration,
+    /// A stream's time to its first delta; `None` for one-piece answers and failures.
+    pub(crate) time_to_first_token: Option<Duration>,
+    /// Retries of this provider within the attempt, and the time spent waiting between them.
+    pub(crate) retries: u32,
+    pub(crate) waited: Duration,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AttemptResult {
+    /// A one-piece answer, with the usage the provider reported.
+    Answered { usage: Option<Usage> },
+    /// A stream's first delta: the stream is the caller's now; its usage comes at its end.
+    Committed,
+    /// A failure of this kind.
+    Failed { kind: ErrorKind },
+    /// The caller dropped the request while this attempt was under way.
+    Cancelled,
+}
+
+/// Receives every event of every request, in order per request. Called on the request's task
+/// while it runs, so it must be quick and must not block.
+pub(crate) trait Observer: fmt::Debug + Send + Sync {
+    fn observe(&self, event: &Event<'_>);
+}
+
+/// The usage statistics `get_usage_stats()` returns.
+impl Observer for Mutex<UsageStats> {
+    fn observe(&self, event: &Event<'_>) {
+        // A panic while holding the lock cannot leave counters half-updated in a way that
+        // matters more than losing all stats, so recover from poisoning.
+        let mut stats = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            Event::RequestStarted => stats.request_started(),
+            Event::Attempt(attempt) => match attempt.outcome {
+                AttemptResult::Answered { usage } => {
+                    stats.attempt(attempt.provider, attempt.latency, Ok(usage));
+                }
+                AttemptResult::Committed => {
+                    stats.attempt_committed(attempt.provider, attempt.latency);
+                }
+                AttemptResult::Failed { kind } => {
+                    stats.attempt(attempt.provider, attempt.latency, Err(kind));
+                }
+                AttemptResult::Cancelled => {
+                    stats.attempt_cancelled(attempt.provider, attempt.latency);
+                }
+            },
+            Event::Fallback => stats.fallback(),
+            Event::RequestFinished { ok } => stats.request_finished(*ok),
+            Event::RequestCancelled => stats.cancelled(),
+            Event::StreamCancelled { provider } => stats.stream_cancelled(provider),
+            Event::StreamCompleted { provider, usage } => stats.stream_completed(provider, *usage),
+            Event::StreamInterrupted { provider } => stats.stream_interrupted(provider),
+        }
+    }
+}
+
+/// Attempts as `tracing` events (target `fazztv_manager::observe`), fields named after OpenTelemetry's GenAI
+/// semantic conventions where one applies, for whatever subscriber the application installs.
+#[derive(Debug)]
+pub(crate) struct Tracing;
+
+impl Observer for Tracing {
+    fn observe(&self, event: &Event<'_>) {
+        let Event::Attempt(attempt) = event else {
+            return;
+        };
+        let ttft_ms = attempt
+            .time_to_first_token
+            .map(|ttft| ttft.as_secs_f64() * 1e3);
+        let (outcome, kind, usage) = match attempt.outcome {
+            AttemptResult::Answered { usage } => ("ok", None, usage),
+            AttemptResult::Committed => ("committed", None, None),
+            AttemptResult::Failed { kind } => ("failed", Some(kind), None),
+            AttemptResult::Cancelled => ("cancelled", None, None),
+        };
+        tracing::debug!(
+            fazztv.provider = attempt.provider,
+            gen_ai.request.model = attempt.model,
+            fazztv.outcome = outcome,
+            error.type = kind.map(|kind| kind.as_str()),
+            fazztv.latency_ms = attempt.latency.as_secs_f64() * 1e3,
+            fazztv.ttft_ms = ttft_ms,
+            fazztv.retries = attempt.retries,
+            fazztv.waited_ms = attempt.waited.as_secs_f64() * 1e3,
+            gen_ai.usage.input_tokens = usage.map(|usage| usage.prompt_tokens),
+            gen_ai.usage.output_tokens = usage.map(|usage| usage.completion_tokens),
+            "attempt"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event as TracingEvent, Metadata, Subscriber};
+
+    use super::*;
+
+    /// Records every event's fields as `name=value` text.
+    #[derive(Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    struct Fields(Vec<String>);
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            self.0.push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    impl Subscriber for Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &TracingEvent<'_>) {
+            let mut fields = Fields(Vec::new());
+            event.record(&mut fields);
+            self.0.lock().unwrap().push(fields.0.join(" "));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn attempts_are_traced_with_gen_ai_names() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(lines.clone());
+        tracing::subscriber::with_default(recorder, || {
+            Tracing.observe(&Event::RequestStarted);
+            Tracing.observe(&Event::Attempt(AttemptEvent {
+                provider: "openai",
+                model: Some("gpt-4o-mini"),
+                outcome: AttemptResult::Answered {
+                    usage: Some(Usage::new(12, 5)),
+                },
+                latency: Duration::from_millis(250),
+                time_to_first_token: None,
+                retries: 1,
+                waited: Duration::from_millis(100),
+            }));
+            Tracing.observe(&Event::Attempt(AttemptEvent {
+                provider: "ollama",
+                model: None,
+                outcome: AttemptResult::Failed {
+                    kind: ErrorKind::RateLimited,
+                },
+                latency: Duration::from_millis(3),
+                time_to_first_token: Some(Duration::from_millis(2)),
+                retries: 0,
+                waited: Duration::ZERO,
+            }));
+        });
+        let lines = lines.lock().unwrap();
+        assert_eq!(
+            lines.len(),
+            2,
+            "one event per attempt, none for the rest: {lines:?}"
+        );
+        for expected in [
+            "fazztv.provider=\"openai\"",
+            "gen_ai.request.model=\"gpt-4o-mini\"",
+            "fazztv.outcome=\"ok\"",
+            "fazztv.latency_ms=250.0",
+            "fazztv.retries=1",
+            "fazztv.waited_ms=100.0",
+            "gen_ai.usage.input_tokens=12",
+            "gen_ai.usage.output_tokens=5",
+        ] {
+            assert!(lines[0].contains(expected), "{expected} in {}", lines[0]);
+        }
+        for expected in [
+            "fazztv.outcome=\"failed\"",
+            "error.type=\"rate_limited\"",
+            "fazztv.ttft_ms=2.0",
+        ] {
+            assert!(lines[1].contains(expected), "{expected} in {}", lines[1]);
+        }
+    }
+}
