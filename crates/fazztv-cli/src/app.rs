@@ -21,6 +21,8 @@ pub const OFFLINE_EXAMPLE: &str = "examples/providers.offline.json";
 pub struct App {
     pub ui: Ui,
     config: Option<PathBuf>,
+    /// `--retries`, for every request this run makes.
+    retries: Option<u32>,
     manager: OnceCell<(ProviderManager, ConfigOrigin)>,
 }
 
@@ -30,6 +32,7 @@ impl App {
         Self {
             ui: Ui::detect(global.json, global.verbose),
             config: global.config.clone(),
+            retries: global.retries,
             manager: OnceCell::new(),
         }
     }
@@ -116,6 +119,9 @@ impl App {
     /// so that a typo is a usage error before anything is sent.
     pub fn route(&self, provider: Option<&str>) -> Result<QueryOptions, CliError> {
         let mut options = QueryOptions::new();
+        if let Some(retries) = self.retries {
+            options = options.retries(retries);
+        }
         if let Some(name) = provider {
             self.provider(name)?;
             options = options.preferred_provider(name);
@@ -166,8 +172,13 @@ impl App {
     /// the one asked for, whether the answer was streamed or not.
     pub fn report_attempts(&self, attempts: &[fazztv::Attempt], answered_by: Option<&str>) {
         let ui = &self.ui;
-        for attempt in attempts {
+        for (position, attempt) in attempts.iter().enumerate() {
             let latency = attempt.latency.as_millis();
+            // The try after a failure that retried the same provider says how long it waited.
+            let retried_after = attempts
+                .get(position + 1)
+                .filter(|next| next.provider == attempt.provider && next.retries > attempt.retries)
+                .map(|next| next.waited.as_millis());
             match &attempt.outcome {
                 AttemptOutcome::Ok => {
                     let model = answered_by
@@ -190,7 +201,18 @@ impl App {
                     if ui.verbose {
                         line.push_str(&format!(" ({latency} ms)"));
                     }
-                    ui.labelled(WARN, "fallback:", &line);
+                    match retried_after {
+                        Some(waited) => {
+                            // The wait is jittered: shown with the other timings only.
+                            if ui.verbose {
+                                line.push_str(&format!("; retried after {waited} ms"));
+                            } else {
+                                line.push_str("; retrying");
+                            }
+                            ui.labelled(WARN, "retry:", &line);
+                        }
+                        None => ui.labelled(WARN, "fallback:", &line),
+                    }
                 }
                 AttemptOutcome::Skipped { reason } => {
                     ui.verbose(&format!("skipped {}: {reason}", attempt.provider));

@@ -39,6 +39,11 @@ pub struct Global {
     /// Print usage statistics as JSON on stderr at the end.
     #[arg(long, global = true)]
     pub stats: bool,
+
+    /// Retries of the same provider after a failure, before falling back (0: one try each;
+    /// at most 5). Default: `retry.max_retries` in the configuration, else 2.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=5))]
+    pub retries: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

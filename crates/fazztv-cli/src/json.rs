@@ -17,6 +17,10 @@ pub struct AttemptJson {
     pub outcome: &'static str,
     /// Time spent.
     pub latency_ms: u64,
+    /// Tries of this provider before this one in the same request (0: the first).
+    pub retries: u32,
+    /// Backoff waited before this try.
+    pub waited_ms: u64,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -34,6 +38,8 @@ impl From<&Attempt> for AttemptJson {
             model: attempt.model.clone(),
             outcome: attempt.outcome.label(),
             latency_ms: millis(attempt.latency),
+            retries: attempt.retries,
+            waited_ms: millis(attempt.waited),
             message,
         }
     }

@@ -60,9 +60,94 @@ pub struct ProviderConfig {
     /// trusted network (a server on the LAN).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// Retries of this provider; each field given overrides `manager.retry`.
+    #[serde(default)]
+    pub retry: RetrySettings,
     /// Settings owned by the provider type; see its schema.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How a failed attempt is retried on the same provider (`manager.retry`, or a provider's
+/// `retry`, whose fields override the manager's). Unset fields take the defaults below.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetrySettings {
+    /// Retries after the first try (default 2; at most 5). `0` means one try.
+    #[schemars(range(max = 5))]
+    pub max_retries: Option<u32>,
+    /// The first backoff cap in milliseconds (default 500); it doubles per retry.
+    pub initial_backoff_ms: Option<u64>,
+    /// The largest backoff cap in milliseconds (default 8000).
+    pub max_backoff_ms: Option<u64>,
+    /// The longest server `Retry-After` to wait for, in milliseconds (default 60000); a longer
+    /// hint moves on to the next provider instead of waiting.
+    pub max_retry_after_ms: Option<u64>,
+    /// Retries allowed as a percentage of this provider's recent requests (default 20), on top
+    /// of a small floor, so an outage does not multiply the load on it.
+    #[schemars(range(max = 100))]
+    pub budget_percent: Option<u32>,
+}
+
+impl RetrySettings {
+    /// These settings, with every field they leave unset taken from `base`.
+    pub fn or(&self, base: &RetrySettings) -> RetrySettings {
+        RetrySettings {
+            max_retries: self.max_retries.or(base.max_retries),
+            initial_backoff_ms: self.initial_backoff_ms.or(base.initial_backoff_ms),
+            max_backoff_ms: self.max_backoff_ms.or(base.max_backoff_ms),
+            max_retry_after_ms: self.max_retry_after_ms.or(base.max_retry_after_ms),
+            budget_percent: self.budget_percent.or(base.budget_percent),
+        }
+    }
+
+    /// Sets `max_retries`.
+    pub fn with_max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// The policy these settings describe, with the defaults for what they leave unset.
+    pub fn policy(&self) -> RetryPolicy {
+        let initial = Duration::from_millis(self.initial_backoff_ms.unwrap_or(500));
+        RetryPolicy {
+            max_retries: self.max_retries.unwrap_or(2).min(RetryPolicy::MAX_RETRIES),
+            initial_backoff: initial,
+            max_backoff: Duration::from_millis(self.max_backoff_ms.unwrap_or(8_000)).max(initial),
+            max_retry_after: Duration::from_millis(self.max_retry_after_ms.unwrap_or(60_000)),
+            budget_percent: self.budget_percent.unwrap_or(20).min(100),
+        }
+    }
+}
+
+/// A resolved retry policy (see [`RetrySettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Retries after the first try.
+    pub max_retries: u32,
+    /// The backoff cap of the first retry; it doubles per retry up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The largest backoff cap.
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` waited for.
+    pub max_retry_after: Duration,
+    /// Retries as a percentage of recent requests, on top of a floor.
+    pub budget_percent: u32,
+}
+
+impl RetryPolicy {
+    /// The hard cap on retries, whatever the configuration says (as gRPC's).
+    pub const MAX_RETRIES: u32 = 5;
+
+    /// The backoff cap before retry `retry` (0-based): `initial · 2^retry`, at most
+    /// `max_backoff`. The wait is drawn uniformly below it (full jitter).
+    pub fn backoff_cap(&self, retry: u32) -> Duration {
+        self.initial_backoff
+            .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+            .min(self.max_backoff)
+    }
 }
 
 fn enabled_by_default() -> bool {
@@ -107,8 +192,15 @@ impl ProviderConfig {
             weight: 1,
             headers: BTreeMap::new(),
             allow_insecure_http: false,
+            retry: RetrySettings::default(),
             options: serde_json::Map::new(),
         }
+    }
+
+    /// Sets this provider's retry settings.
+    pub fn with_retry(mut self, retry: RetrySettings) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Sets the provider type.
@@ -242,6 +334,7 @@ impl fmt::Debug for ProviderConfig {
             .field("weight", &self.weight)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("allow_insecure_http", &self.allow_insecure_http)
+            .field("retry", &self.retry)
             // Names only: a third-party provider may keep a secret in its options.
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish()

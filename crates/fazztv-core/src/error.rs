@@ -256,6 +256,12 @@ pub struct Attempt {
     /// Time spent on it.
     #[serde(with = "duration_ms", rename = "latency_ms")]
     pub latency: Duration,
+    /// How many tries of this provider came before this one in the same request (0: the first).
+    #[serde(default)]
+    pub retries: u32,
+    /// The backoff waited before this try.
+    #[serde(default, with = "duration_ms", rename = "waited_ms")]
+    pub waited: Duration,
 }
 
 impl Attempt {
@@ -271,7 +277,16 @@ impl Attempt {
             model,
             outcome,
             latency,
+            retries: 0,
+            waited: Duration::ZERO,
         }
+    }
+
+    /// Marks this try as retry number `retries` of its provider, after waiting `waited`.
+    pub fn with_retry(mut self, retries: u32, waited: Duration) -> Self {
+        self.retries = retries;
+        self.waited = waited;
+        self
     }
 }
 

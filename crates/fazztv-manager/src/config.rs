@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use fazztv_core::{Environment, ModelCapability, ProviderConfig};
+use fazztv_core::{Environment, ModelCapability, ProviderConfig, RetrySettings};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -56,6 +56,10 @@ pub struct ManagerSettings {
     #[serde(default = "default_batch_concurrency")]
     #[schemars(range(min = 1))]
     pub batch_concurrency: usize,
+    /// Retries of a failed attempt on the same provider, before falling back; a provider's
+    /// own `retry` overrides these field by field.
+    #[serde(default)]
+    pub retry: RetrySettings,
 }
 
 fn yes() -> bool {
@@ -72,11 +76,18 @@ impl Default for ManagerSettings {
             fallback_enabled: true,
             load_balancing: false,
             batch_concurrency: default_batch_concurrency(),
+            retry: RetrySettings::default(),
         }
     }
 }
 
 impl ManagerSettings {
+    /// Sets the retry settings of every provider (each provider's own `retry` still wins).
+    pub fn with_retry(mut self, retry: RetrySettings) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Sets `fallback_enabled`.
     pub fn with_fallback(mut self, enabled: bool) -> Self {
         self.fallback_enabled = enabled;

@@ -15,6 +15,7 @@ mod manager;
 mod observe;
 mod redact;
 mod registry;
+mod retry;
 mod schema;
 mod stats;
 mod stream;

@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
     EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
-    ModelInfo, ModerationResult, Provider, Result, Usage,
+    ModelInfo, ModerationResult, Provider, Result, RetryPolicy, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
 
 use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, Registry};
+use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
 use crate::stats::UsageStats;
 use crate::stream::ManagedStream;
 
@@ -33,6 +34,9 @@ pub struct QueryOptions {
     pub capability: Option<ModelCapability>,
     /// Overrides the configured `fallback_enabled` for this request.
     pub fallback: Option<bool>,
+    /// Overrides every provider's `max_retries` for this request (`0`: one try per provider;
+    /// at most 5).
+    pub retries: Option<u32>,
 }
 
 impl QueryOptions {
@@ -82,6 +86,12 @@ impl QueryOptions {
         self.fallback = Some(enabled);
         self
     }
+
+    /// Allows `retries` retries of each provider for this request (after its first try).
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
 }
 
 /// Routes requests over the configured providers.
@@ -110,6 +120,9 @@ pub(crate) struct Inner {
     /// Each provider's model listing, fetched the first time a request needs a content
     /// capability there (by entry index); a failed listing is not kept, so it is asked again.
     listings: futures::lock::Mutex<BTreeMap<usize, Arc<Vec<ModelInfo>>>>,
+    /// Each provider's retry policy (its `retry` over `manager.retry`) and budget, by entry
+    /// index.
+    retry: Vec<(RetryPolicy, RetryBudget)>,
 }
 
 impl Inner {
@@ -131,57 +144,73 @@ impl Inner {
         &self.registry.entries()[step.index]
     }
 
-    /// Records a failed attempt. Returns `None` when the next step should be tried, else the
-    /// error that ends the request: several fallback-worthy failures are summarised as
-    /// `AllProvidersFailed`, otherwise the error that ended the request is returned as is. (Keys
-    /// a server quoted back were masked by the provider's redacting layer.)
-    pub(crate) fn failed(
+    /// Reports and records one try that failed (retried or not).
+    fn record_failure(&self, attempts: &mut Vec<Attempt>, step: &Step, tried: Try, error: &Error) {
+        let entry = self.entry(step);
+        let model = step.model_label(entry);
+        self.emit(Event::Attempt(AttemptEvent {
+            provider: entry.name(),
+            model: model.as_deref(),
+            outcome: AttemptResult::Failed { kind: error.kind() },
+            latency: tried.latency,
+            time_to_first_token: None,
+            retries: tried.retries,
+            waited: tried.waited,
+        }));
+        attempts.push(
+            Attempt::new(
+                entry.name(),
+                model,
+                AttemptOutcome::Failed {
+                    kind: error.kind(),
+                    message: error.message().to_owned(),
+                },
+                tried.latency,
+            )
+            .with_retry(tried.retries, tried.waited),
+        );
+    }
+
+    /// After a failure that is not retried: `None` when the next step should be tried, else
+    /// the error that ends the request. Fallback-worthy failures at several providers are
+    /// summarised as `AllProvidersFailed`; otherwise the error that ended the request is
+    /// returned as is, with every attempt. (Keys a server quoted back were masked by the
+    /// provider's redacting layer.)
+    fn conclude_failure(
         &self,
         attempts: &mut Vec<Attempt>,
         step: &Step,
-        latency: Duration,
         error: Error,
         is_last: bool,
     ) -> Option<Error> {
-        let entry = self.entry(step);
-        let name = entry.name();
-        let model = step.model_label(entry);
-        self.emit(Event::Attempt(AttemptEvent {
-            provider: name,
-            model: model.as_deref(),
-            outcome: AttemptResult::Failed { kind: error.kind() },
-            latency,
-            time_to_first_token: None,
-            retries: 0,
-            waited: Duration::ZERO,
-        }));
-        attempts.push(Attempt::new(
-            name,
-            model,
-            AttemptOutcome::Failed {
-                kind: error.kind(),
-                message: error.message().to_owned(),
-            },
-            latency,
-        ));
         if !is_last && error.should_fallback() {
             self.emit(Event::Fallback);
             return None;
         }
         self.emit(Event::RequestFinished { ok: false });
         let attempts = std::mem::take(attempts);
-        Some(if attempts.len() > 1 && error.should_fallback() {
+        let mut providers = attempts
+            .iter()
+            .filter(|attempt| matches!(attempt.outcome, AttemptOutcome::Failed { .. }))
+            .map(|attempt| attempt.provider.as_str());
+        let first = providers.next();
+        let several = providers.any(|provider| Some(provider) != first);
+        Some(if several && error.should_fallback() {
             Error::all_providers_failed(attempts)
         } else {
-            error.with_provider(name).with_attempts(attempts)
+            error
+                .with_provider(self.entry(step).name())
+                .with_attempts(attempts)
         })
     }
 
     /// The one routing loop, for calls and streams alike: runs `operation` over the plan until
     /// an attempt succeeds (a stream: reaches its commit point) or a failure ends the request.
-    /// The answer is stamped with the provider that gave it and every attempt. `operation` is
-    /// told whether its attempt is the last one (so it may hand over what it owns instead of
-    /// copying). A request dropped before it ends is reported as cancelled.
+    /// A failure the provider's retry policy allows is retried there first, after a backoff;
+    /// nothing is retried after a stream's commit point, as that ends the loop. The answer is
+    /// stamped with the provider that gave it and every try. `operation` is told whether its
+    /// try is the last possible one (so it may hand over what it owns instead of copying). A
+    /// request dropped before it ends is reported as cancelled.
     pub(crate) async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
     where
         T: Routed,
@@ -193,49 +222,76 @@ impl Inner {
             inner: Some(self),
             in_flight: None,
         };
+        let max_retries = plan.max_retries;
         let (steps, mut attempts) = plan.into_run();
         let count = steps.len();
         for (position, step) in steps.into_iter().enumerate() {
             let entry = self.entry(&step);
-            let started = Instant::now();
-            guard.in_flight = Some((entry.name(), started));
-            let is_last = position + 1 == count;
-            let result = operation(entry.provider().as_ref(), step.model.clone(), is_last).await;
-            let latency = started.elapsed();
-            match result {
-                Ok(mut value) => {
-                    let model = value
-                        .model()
-                        .map(str::to_owned)
-                        .or_else(|| step.model_label(entry));
-                    let result = value.result();
-                    self.emit(Event::Attempt(AttemptEvent {
-                        provider: entry.name(),
-                        model: model.as_deref(),
-                        outcome: result,
-                        latency,
-                        time_to_first_token: value.time_to_first_token(latency),
-                        retries: 0,
-                        waited: Duration::ZERO,
-                    }));
-                    if let AttemptResult::Answered { .. } = result {
-                        self.emit(Event::RequestFinished { ok: true });
-                    }
-                    guard.disarm();
-                    attempts.push(Attempt::new(
-                        entry.name(),
-                        model,
-                        AttemptOutcome::Ok,
-                        latency,
-                    ));
-                    value.set_routing(entry.name(), attempts);
-                    return Ok(value);
-                }
-                Err(error) => {
-                    if let Some(error) = self.failed(&mut attempts, &step, latency, error, is_last)
-                    {
+            let (policy, budget) = &self.retry[step.index];
+            let max_retries = max_retries
+                .unwrap_or(policy.max_retries)
+                .min(RetryPolicy::MAX_RETRIES);
+            let is_last_step = position + 1 == count;
+            budget.deposit(policy.budget_percent);
+            let mut tried = Try::default();
+            loop {
+                let started = Instant::now();
+                guard.in_flight = Some((entry.name(), started));
+                let last_try = is_last_step && tried.retries >= max_retries;
+                let result =
+                    operation(entry.provider().as_ref(), step.model.clone(), last_try).await;
+                tried.latency = started.elapsed();
+                let error = match result {
+                    Ok(mut value) => {
+                        let model = value
+                            .model()
+                            .map(str::to_owned)
+                            .or_else(|| step.model_label(entry));
+                        let result = value.result();
+                        self.emit(Event::Attempt(AttemptEvent {
+                            provider: entry.name(),
+                            model: model.as_deref(),
+                            outcome: result,
+                            latency: tried.latency,
+                            time_to_first_token: value.time_to_first_token(tried.latency),
+                            retries: tried.retries,
+                            waited: tried.waited,
+                        }));
+                        if let AttemptResult::Answered { .. } = result {
+                            self.emit(Event::RequestFinished { ok: true });
+                        }
                         guard.disarm();
-                        return Err(error);
+                        attempts.push(
+                            Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
+                                .with_retry(tried.retries, tried.waited),
+                        );
+                        value.set_routing(entry.name(), attempts);
+                        return Ok(value);
+                    }
+                    Err(error) => error,
+                };
+                self.record_failure(&mut attempts, &step, tried, &error);
+                match wait_before_retry(policy, max_retries, tried.retries, &error, budget) {
+                    Ok(wait) => {
+                        guard.in_flight = None;
+                        tokio::time::sleep(wait).await;
+                        tried = Try {
+                            retries: tried.retries + 1,
+                            waited: wait,
+                            latency: Duration::ZERO,
+                        };
+                    }
+                    Err(why) => {
+                        if why != NoRetry::NotRetryable {
+                            tracing::debug!(provider = entry.name(), ?why, "not retried");
+                        }
+                        if let Some(error) =
+                            self.conclude_failure(&mut attempts, &step, error, is_last_step)
+                        {
+                            guard.disarm();
+                            return Err(error);
+                        }
+                        break;
                     }
                 }
             }
@@ -243,6 +299,15 @@ impl Inner {
         guard.disarm();
         Err(Error::all_providers_failed(attempts))
     }
+}
+
+/// One try at a provider: which retry it is, the backoff waited before it, and how long it
+/// took.
+#[derive(Debug, Clone, Copy, Default)]
+struct Try {
+    retries: u32,
+    waited: Duration,
+    latency: Duration,
 }
 
 /// Reports a request as cancelled when its future is dropped before the loop ends it, and the
@@ -284,6 +349,8 @@ impl Drop for CancelGuard<'_> {
 pub(crate) struct Plan {
     steps: Vec<Step>,
     skipped: Vec<Attempt>,
+    /// The request's own retry limit (`QueryOptions::retries`), over the providers' policies.
+    max_retries: Option<u32>,
 }
 
 impl Plan {
@@ -422,6 +489,13 @@ impl ProviderManager {
         order.sort_by_key(|&index| entries[index].config().priority);
         let balancer = Mutex::new(vec![0; entries.len()]);
         let stats = Arc::new(Mutex::new(UsageStats::default()));
+        let retry = entries
+            .iter()
+            .map(|entry| {
+                let policy = entry.config().retry.or(&settings.retry).policy();
+                (policy, RetryBudget::new())
+            })
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -431,6 +505,7 @@ impl ProviderManager {
                 balancer,
                 stats: stats.clone(),
                 observers: vec![stats, Arc::new(Tracing)],
+                retry,
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
             }),
         }
@@ -634,22 +709,25 @@ impl ProviderManager {
             .await
     }
 
-    /// Asks the same prompt of several providers at once, one attempt each (no fallback), and
-    /// returns every provider's answer or error keyed by name. An unknown name gets a
-    /// configuration error of its own; the others still run.
+    /// Asks the same prompt of several providers at once, each on its own (no fallback; its
+    /// retries as configured or as `options` say), and returns every provider's answer or
+    /// error keyed by name. `options` also carry the generation parameters; their preferred
+    /// provider and fallback are set per provider. An unknown name gets a configuration error
+    /// of its own; the others still run.
     pub async fn compare_responses(
         &self,
         prompt: &str,
         providers: &[&str],
+        options: QueryOptions,
     ) -> BTreeMap<String, Result<ChatResponse>> {
-        let runs = providers.iter().map(|name| async move {
-            let options = QueryOptions::new()
-                .preferred_provider(*name)
-                .fallback(false);
-            (
-                name.to_string(),
-                self.query_with_fallback(prompt, options).await,
-            )
+        let runs = providers.iter().map(|name| {
+            let options = options.clone().preferred_provider(*name).fallback(false);
+            async move {
+                (
+                    name.to_string(),
+                    self.query_with_fallback(prompt, options).await,
+                )
+            }
         });
         join_all(runs).await.into_iter().collect()
     }
@@ -844,7 +922,10 @@ impl ProviderManager {
             ));
         }
         let requested = &options.generation.model;
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            max_retries: options.retries,
+            ..Plan::default()
+        };
         for (position, index) in order.into_iter().enumerate() {
             // An explicit model goes to the preferred provider, or to all when none is
             // preferred; a different provider's model name would be meaningless there.

@@ -79,20 +79,25 @@ impl Observer for Mutex<UsageStats> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             Event::RequestStarted => stats.request_started(),
-            Event::Attempt(attempt) => match attempt.outcome {
-                AttemptResult::Answered { usage } => {
-                    stats.attempt(attempt.provider, attempt.latency, Ok(usage));
+            Event::Attempt(attempt) => {
+                if attempt.retries > 0 {
+                    stats.retried(attempt.provider);
                 }
-                AttemptResult::Committed => {
-                    stats.attempt_committed(attempt.provider, attempt.latency);
+                match attempt.outcome {
+                    AttemptResult::Answered { usage } => {
+                        stats.attempt(attempt.provider, attempt.latency, Ok(usage));
+                    }
+                    AttemptResult::Committed => {
+                        stats.attempt_committed(attempt.provider, attempt.latency);
+                    }
+                    AttemptResult::Failed { kind } => {
+                        stats.attempt(attempt.provider, attempt.latency, Err(kind));
+                    }
+                    AttemptResult::Cancelled => {
+                        stats.attempt_cancelled(attempt.provider, attempt.latency);
+                    }
                 }
-                AttemptResult::Failed { kind } => {
-                    stats.attempt(attempt.provider, attempt.latency, Err(kind));
-                }
-                AttemptResult::Cancelled => {
-                    stats.attempt_cancelled(attempt.provider, attempt.latency);
-                }
-            },
+            }
             Event::Fallback => stats.fallback(),
             Event::RequestFinished { ok } => stats.request_finished(*ok),
             Event::RequestCancelled => stats.cancelled(),

@@ -21,6 +21,8 @@ pub struct UsageStats {
     pub cancelled_requests: u64,
     /// Times the manager moved on to another provider after a failure.
     pub fallbacks: u64,
+    /// Tries that were retries of the same provider after a failure.
+    pub retries: u64,
     /// Attempts sent to each provider (the seed's "request distribution").
     pub request_counts: BTreeMap<String, u64>,
     /// Details per provider.
@@ -31,8 +33,10 @@ pub struct UsageStats {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ProviderStats {
-    /// Attempts sent to it.
+    /// Attempts sent to it (every try, retries included).
     pub requests: u64,
+    /// Of those, retries after a failure.
+    pub retries: u64,
     /// Attempts it answered.
     pub successes: u64,
     /// Attempts that failed.
@@ -104,6 +108,12 @@ impl UsageStats {
     /// usage and the request's outcome come when the stream ends.
     pub(crate) fn attempt_committed(&mut self, provider: &str, latency: Duration) {
         self.count_attempt(provider, latency).successes += 1;
+    }
+
+    /// A try that retried `provider` after a failure.
+    pub(crate) fn retried(&mut self, provider: &str) {
+        self.retries += 1;
+        self.provider(provider).retries += 1;
     }
 
     fn count_attempt(&mut self, provider: &str, latency: Duration) -> &mut ProviderStats {

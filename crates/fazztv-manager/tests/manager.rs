@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::{Delta, Scripted, Step, config, manager, priced, texts};
-use fazztv_core::{ErrorKind, ModelCapability, StreamEvent};
+use fazztv_core::{ErrorKind, ModelCapability, RetrySettings, StreamEvent};
 use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
@@ -528,7 +528,9 @@ async fn compare_returns_every_answer_and_every_error() {
     let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Authentication)]));
     let m = a_then_b(&a, &b);
 
-    let results = m.compare_responses("hi", &["a", "b", "nope"]).await;
+    let results = m
+        .compare_responses("hi", &["a", "b", "nope"], QueryOptions::new())
+        .await;
 
     assert_eq!(results.keys().collect::<Vec<_>>(), ["a", "b", "nope"]);
     assert_eq!(results["a"].as_ref().unwrap().content, "a says: hi");
@@ -860,4 +862,183 @@ async fn a_request_dropped_before_it_ends_counts_as_cancelled_calls_and_streams_
         ),
         (0, 0)
     );
+}
+
+/// Retries of one provider, as `retry` allows: every try shows in `attempts` with its retry
+/// number and wait, and in the stats.
+fn retrying(max_retries: u32) -> ManagerSettings {
+    ManagerSettings::default().with_retry(RetrySettings::default().with_max_retries(max_retries))
+}
+
+fn tries(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String, u32)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
+        .collect()
+}
+
+fn triple(list: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn row_01_a_429_with_retry_after_is_retried_on_the_same_provider_after_the_hint() {
+    let hint = std::time::Duration::from_secs(2);
+    let a = Arc::new(Scripted::new("a").script([Step::RateLimited(hint)]));
+    let b = Arc::new(Scripted::new("b"));
+    let m = manager(&[(&a, config("a")), (&b, config("b"))], retrying(2));
+    let started = tokio::time::Instant::now();
+    let response = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= hint, "waited {:?}", started.elapsed());
+    assert_eq!(response.provider, "a");
+    assert_eq!(
+        tries(&response.attempts),
+        triple(&[("a", "rate_limited", 0), ("a", "ok", 1)])
+    );
+    assert!(response.attempts[1].waited >= hint, "the hint is a floor");
+    assert_eq!((a.calls(), b.calls()), (2, 0));
+    let stats = m.get_usage_stats();
+    assert_eq!(
+        (stats.retries, stats.fallbacks, stats.successful_requests),
+        (1, 0, 1)
+    );
+    assert_eq!(stats.request_counts["a"], 2);
+    assert_eq!(stats.providers["a"].retries, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn row_02_a_retry_after_beyond_the_limit_fails_over_at_once() {
+    let a = Arc::new(
+        Scripted::new("a").script([Step::RateLimited(std::time::Duration::from_secs(61))]),
+    );
+    let b = Arc::new(Scripted::new("b"));
+    let m = manager(&[(&a, config("a")), (&b, config("b"))], retrying(2));
+    let started = tokio::time::Instant::now();
+    let response = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), std::time::Duration::ZERO, "no wait");
+    assert_eq!(response.provider, "b");
+    assert_eq!(
+        tries(&response.attempts),
+        triple(&[("a", "rate_limited", 0), ("b", "ok", 0)])
+    );
+    assert_eq!(m.get_usage_stats().retries, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn row_03_quota_and_authentication_are_never_retried() {
+    for kind in [ErrorKind::QuotaExhausted, ErrorKind::Authentication] {
+        let a = Arc::new(Scripted::new("a").script([Step::Fail(kind)]));
+        let b = Arc::new(Scripted::new("b"));
+        let m = manager(&[(&a, config("a")), (&b, config("b"))], retrying(2));
+        let response = m
+            .query_with_fallback("x", QueryOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(response.provider, "b", "{kind}");
+        assert_eq!(a.calls(), 1, "{kind} is not retried");
+        assert_eq!(m.get_usage_stats().retries, 0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn row_04_a_500_then_200_is_one_answer_after_one_retry() {
+    let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::ServerError)]));
+    let m = manager(&[(&a, config("a"))], retrying(2));
+    let response = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(response.content, "a says: x");
+    assert_eq!(
+        tries(&response.attempts),
+        triple(&[("a", "server_error", 0), ("a", "ok", 1)])
+    );
+    // Full jitter: the wait is at most the first backoff cap (500 ms by default).
+    assert!(response.attempts[1].waited <= std::time::Duration::from_millis(500));
+    let stats = m.get_usage_stats();
+    assert_eq!(
+        (
+            stats.total_requests,
+            stats.successful_requests,
+            stats.retries
+        ),
+        (1, 1, 1)
+    );
+    // A stream is retried alike before its commit point.
+    let a = Arc::new(Scripted::new("a").script([Step::Fail(ErrorKind::Overloaded)]));
+    let m = manager(&[(&a, config("a"))], retrying(1));
+    let stream = m
+        .query_stream_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        tries(stream.attempts()),
+        triple(&[("a", "overloaded", 0), ("a", "ok", 1)])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_limit_the_request_may_lower_it_and_the_last_error_is_kept() {
+    let failing = || {
+        Arc::new(
+            Scripted::new("a").script(std::iter::repeat_n(Step::Fail(ErrorKind::ServerError), 10)),
+        )
+    };
+    let a = failing();
+    let m = manager(&[(&a, config("a"))], retrying(2));
+    let error = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap_err();
+    // One provider tried three times: its own error, not "all providers failed".
+    assert_eq!(error.kind(), ErrorKind::ServerError);
+    assert_eq!(
+        tries(error.attempts()),
+        triple(&[
+            ("a", "server_error", 0),
+            ("a", "server_error", 1),
+            ("a", "server_error", 2)
+        ])
+    );
+    let a = failing();
+    let m = manager(&[(&a, config("a"))], retrying(2));
+    let error = m
+        .query_with_fallback("x", QueryOptions::new().retries(0))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.attempts().len(),
+        1,
+        "--retries 0 means exactly one hit"
+    );
+    assert_eq!(a.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_budget_bounds_retries_to_a_share_of_requests_plus_a_floor() {
+    let a = Arc::new(Scripted::new("a").script(std::iter::repeat_n(
+        Step::Fail(ErrorKind::ServerError),
+        1000,
+    )));
+    let m = manager(&[(&a, config("a"))], retrying(2));
+    for _ in 0..30 {
+        assert!(
+            m.query_with_fallback("x", QueryOptions::new())
+                .await
+                .is_err()
+        );
+    }
+    let stats = m.get_usage_stats();
+    // Without a budget: 60 retries. With it: the floor (10) plus 20 % of 30 requests.
+    assert!(stats.retries <= 16, "{} retries", stats.retries);
+    assert!(stats.retries >= 10, "{} retries", stats.retries);
+    assert_eq!(stats.request_counts["a"], 30 + stats.retries);
 }

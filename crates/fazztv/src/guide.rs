@@ -94,7 +94,11 @@
 //! ```no_run
 //! # async fn demo(manager: fazztv::ProviderManager) {
 //! let responses = manager
-//!     .compare_responses("What are the benefits of renewable energy?", &["openrouter", "openai", "ollama"])
+//!     .compare_responses(
+//!         "What are the benefits of renewable energy?",
+//!         &["openrouter", "openai", "ollama"],
+//!         fazztv::QueryOptions::new(),
+//!     )
 //!     .await;
 //! for (provider, response) in &responses {
 //!     match response {

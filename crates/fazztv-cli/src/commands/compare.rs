@@ -23,7 +23,9 @@ pub async fn run(app: &App, args: CompareArgs) -> Result<(), CliError> {
         return Err(CliError::usage("--providers names no provider"));
     }
     let manager = app.manager()?;
-    let mut results = manager.compare_responses(&args.prompt, &names).await;
+    let mut results = manager
+        .compare_responses(&args.prompt, &names, app.route(None)?)
+        .await;
     // In the order the user gave, not the map's.
     let results: Vec<(&str, fazztv::Result<ChatResponse>)> = names
         .iter()

@@ -393,7 +393,9 @@ fn with_json_a_schema_violating_answer_exits_1_with_schema_valid_false() {
           "provider": "demo",
           "model": "m-1",
           "outcome": "ok",
-          "latency_ms": N
+          "latency_ms": N,
+          "retries": 0,
+          "waited_ms": 0
         }
       ]
     }

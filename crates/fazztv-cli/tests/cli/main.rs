@@ -49,7 +49,19 @@ impl Sandbox {
     }
 
     /// `config` written to `providers.json` in a fresh directory and named by `$FAZZTV_CONFIG`.
+    /// Unless it configures `manager.retry`, providers are tried once per request: most tests
+    /// are about routing and fallback, and retries would wait on the wall clock; the retry
+    /// tests set their own.
     pub fn with(config: &Value) -> Self {
+        let mut config = config.clone();
+        if let Some(document) = config.as_object_mut() {
+            let manager = document.entry("manager").or_insert_with(|| json!({}));
+            if let Some(manager) = manager.as_object_mut() {
+                manager
+                    .entry("retry")
+                    .or_insert_with(|| json!({"max_retries": 0}));
+            }
+        }
         let mut sandbox = Self::empty();
         let path = sandbox.write("providers.json", &config.to_string());
         sandbox.config = Some(path);

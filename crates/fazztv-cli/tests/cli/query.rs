@@ -42,13 +42,17 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
           "model": "alpha-1",
           "outcome": "overloaded",
           "latency_ms": N,
+          "retries": 0,
+          "waited_ms": 0,
           "message": "primary is overloaded"
         },
         {
           "provider": "backup",
           "model": "beta-1",
           "outcome": "ok",
-          "latency_ms": N
+          "latency_ms": N,
+          "retries": 0,
+          "waited_ms": 0
         }
       ]
     }
@@ -246,6 +250,72 @@ fn stats_report_requests_per_provider() {
     assert_eq!(
         stats["providers"]["primary"]["errors"],
         json!({"overloaded": 1})
+    );
+}
+
+/// `flaky_and_backup` with retries configured off but a tiny backoff, so `--retries` is what
+/// turns them on.
+fn flaky_with_fast_backoff() -> serde_json::Value {
+    let mut config = flaky_and_backup();
+    config["manager"] = json!({"retry": {"max_retries": 0, "initial_backoff_ms": 1}});
+    config
+}
+
+#[test]
+fn retries_flag_retries_the_same_provider_before_falling_back() {
+    let sandbox = Sandbox::with(&flaky_with_fast_backoff());
+    let result = run(&sandbox, &["--retries", "1", "query", "hi"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 0
+    --- stdout
+    primary/alpha-1 says: hi
+    --- stderr
+    retry: primary failed: overloaded: primary is overloaded; retrying
+    answered by primary (alpha-1)
+    ");
+
+    let result = run(
+        &sandbox,
+        &["--json", "--stats", "--retries", "1", "query", "hi"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let document: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    let tries: Vec<(String, String, u64)> = document["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["provider"].as_str().unwrap().to_owned(),
+                attempt["outcome"].as_str().unwrap().to_owned(),
+                attempt["retries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tries,
+        [
+            ("primary".to_owned(), "overloaded".to_owned(), 0),
+            ("primary".to_owned(), "ok".to_owned(), 1)
+        ]
+    );
+    assert!(document["attempts"][1]["waited_ms"].as_u64().unwrap() <= 1);
+    let stats = result.stats();
+    assert_eq!(stats["retries"], 1);
+    assert_eq!(stats["providers"]["primary"]["retries"], 1);
+    assert_eq!(stats["request_counts"], json!({"primary": 2}));
+
+    // `--retries 0`: exactly one hit, then the fallback.
+    let result = run(&sandbox, &["--retries", "0", "query", "hi"]);
+    assert!(
+        result.stderr.starts_with("fallback: primary failed"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result.stdout.starts_with("backup/beta-1"),
+        "{}",
+        result.stdout
     );
 }
 

@@ -171,7 +171,9 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
               "provider": "openai",
               "model": "gpt-4o-2024-08-06",
               "outcome": "ok",
-              "latency_ms": N
+              "latency_ms": N,
+              "retries": 0,
+              "waited_ms": 0
             }
           ]
         }

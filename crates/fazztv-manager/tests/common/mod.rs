@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
-    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, StreamEvent,
-    UnavailableReason, Usage, async_trait,
+    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, RetrySettings,
+    StreamEvent, UnavailableReason, Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
 
@@ -22,6 +22,8 @@ pub enum Step {
     Fail(ErrorKind),
     /// Never answer (the caller gives up first).
     Hang,
+    /// Fail as rate limited, asking to wait this long (`Retry-After`).
+    RateLimited(Duration),
     /// Stream: these deltas, then (if `complete`) the finish, else end abruptly; `error`
     /// replaces the abrupt end with an error item.
     Stream {
@@ -173,6 +175,9 @@ impl Provider for Scripted {
         }
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
+            Step::RateLimited(wait) => {
+                Err(self.fail(ErrorKind::RateLimited).with_retry_after(wait))
+            }
             Step::Hang => std::future::pending().await,
             _ => Ok(ChatResponse::new(
                 format!("{} says: {prompt}", self.name),
@@ -187,6 +192,9 @@ impl Provider for Scripted {
     async fn chat_stream(&self, _request: ChatRequest) -> Result<ChatStream> {
         match self.next_step() {
             Step::Fail(kind) => Err(self.fail(kind)),
+            Step::RateLimited(wait) => {
+                Err(self.fail(ErrorKind::RateLimited).with_retry_after(wait))
+            }
             Step::Hang => std::future::pending().await,
             Step::Ok => {
                 let events = vec![
@@ -236,10 +244,15 @@ impl Provider for Scripted {
 }
 
 /// Builds a manager over the given providers, in order, all with chat + text capabilities.
+/// Unless `settings` configure retries, a provider is tried once per request: most tests are
+/// about routing and fallback; the retry tests set their policy.
 pub fn manager(
     providers: &[(&Arc<Scripted>, ProviderConfig)],
-    settings: ManagerSettings,
+    mut settings: ManagerSettings,
 ) -> ProviderManager {
+    if settings.retry == RetrySettings::default() {
+        settings.retry = RetrySettings::default().with_max_retries(0);
+    }
     let mut registry = Registry::empty();
     for (provider, config) in providers {
         let provider: Arc<dyn Provider> = (*provider).clone();
