@@ -427,6 +427,7 @@ struct Inner {
     provider: Option<String>,
     status: Option<u16>,
     retry_after: Option<Duration>,
+    retry_after_invalid: bool,
     request_id: Option<String>,
     attempts: Vec<Attempt>,
     source: Option<SharedSource>,
@@ -459,6 +460,7 @@ impl Error {
             provider: None,
             status: None,
             retry_after: None,
+            retry_after_invalid: false,
             request_id: None,
             attempts: Vec::new(),
             source: None,
@@ -556,6 +558,12 @@ impl Error {
         self
     }
 
+    /// Records that the server's wait hint could not be read.
+    pub fn with_retry_after_invalid(mut self) -> Self {
+        self.inner_mut().retry_after_invalid = true;
+        self
+    }
+
     /// Records the provider's request id.
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.inner_mut().request_id = Some(request_id.into());
@@ -592,6 +600,11 @@ impl Error {
     /// How long the server asked us to wait.
     pub fn retry_after(&self) -> Option<Duration> {
         self.0.retry_after
+    }
+
+    /// Whether the server sent a wait hint that could not be read (it is ignored).
+    pub fn retry_after_invalid(&self) -> bool {
+        self.0.retry_after_invalid
     }
 
     /// The provider's request id.
@@ -642,6 +655,7 @@ impl fmt::Debug for Error {
             .field("provider", &inner.provider)
             .field("status", &inner.status)
             .field("retry_after", &inner.retry_after)
+            .field("retry_after_invalid", &inner.retry_after_invalid)
             .field("request_id", &inner.request_id)
             .field("attempts", &inner.attempts)
             .field("source", &inner.source)

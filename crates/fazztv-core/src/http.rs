@@ -168,18 +168,50 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
 /// The server's wait hint: `retry-after-ms`, then `retry-after` in (fractional) seconds or as an
 /// HTTP date. Garbage or a date in the past means no hint.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let header = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
-    if let Some(millis) = header("retry-after-ms").and_then(|value| value.parse::<f64>().ok()) {
-        return Duration::try_from_secs_f64(millis / 1000.0).ok();
+    match retry_hint(headers, now) {
+        RetryHint::Wait(wait) => Some(wait),
+        RetryHint::None | RetryHint::Invalid => None,
     }
-    let value = header("retry-after")?;
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
+}
+
+/// What a response's wait headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryHint {
+    /// No hint (no header, or a date already past).
+    None,
+    /// Wait this long.
+    Wait(Duration),
+    /// A header that is neither a number of seconds (or milliseconds) nor an HTTP date, or a
+    /// negative one: ignored, as Envoy does, but worth counting.
+    Invalid,
+}
+
+/// [`retry_after`], telling an unusable header apart from none.
+pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> RetryHint {
+    let header = |name: &str| headers.get(name).map(|value| value.to_str().map(str::trim));
+    let seconds =
+        |value: f64| Duration::try_from_secs_f64(value).map_or(RetryHint::Invalid, RetryHint::Wait);
+    if let Some(millis) = header("retry-after-ms") {
+        return match millis.ok().and_then(|value| value.parse::<f64>().ok()) {
+            Some(millis) => seconds(millis / 1000.0),
+            None => RetryHint::Invalid,
+        };
     }
-    httpdate::parse_http_date(value)
-        .ok()?
-        .duration_since(now)
-        .ok()
+    let Some(value) = header("retry-after") else {
+        return RetryHint::None;
+    };
+    let Ok(value) = value else {
+        return RetryHint::Invalid;
+    };
+    if let Ok(number) = value.parse::<f64>() {
+        return seconds(number);
+    }
+    match httpdate::parse_http_date(value) {
+        Ok(date) => date
+            .duration_since(now)
+            .map_or(RetryHint::None, RetryHint::Wait),
+        Err(_) => RetryHint::Invalid,
+    }
 }
 
 /// Message, code and status found in an error body or an in-band stream error.
@@ -315,8 +347,10 @@ pub fn error_from_parts(provider: &str, status: u16, headers: &HeaderMap, body: 
             ..ErrorPayload::default()
         });
     let mut error = payload.into_error(provider, status);
-    if let Some(wait) = retry_after(headers, SystemTime::now()) {
-        error = error.with_retry_after(wait);
+    match retry_hint(headers, SystemTime::now()) {
+        RetryHint::Wait(wait) => error = error.with_retry_after(wait),
+        RetryHint::Invalid => error = error.with_retry_after_invalid(),
+        RetryHint::None => {}
     }
     if let Some(id) = request_id(headers) {
         error = error.with_request_id(id);
@@ -524,6 +558,23 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        for garbage in [
+            &[("retry-after", "soon")][..],
+            &[("retry-after", "-3")],
+            &[("retry-after-ms", "later")],
+        ] {
+            assert_eq!(
+                retry_hint(&headers(garbage), now),
+                RetryHint::Invalid,
+                "{garbage:?}"
+            );
+            let error = error_from_parts("p", 429, &headers(garbage), b"{}");
+            assert!(error.retry_after_invalid() && error.retry_after().is_none());
+        }
+        assert_eq!(retry_hint(&headers(&[]), now), RetryHint::None);
+        let error = error_from_parts("p", 429, &headers(&[("retry-after", "2")]), b"{}");
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
+        assert!(!error.retry_after_invalid());
         assert_eq!(retry_after(&headers(&[("retry-after", "-3")]), now), None);
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(retry_after(&headers(&[("retry-after", &past)]), now), None);

@@ -151,7 +151,10 @@ impl Inner {
         self.emit(Event::Attempt(AttemptEvent {
             provider: entry.name(),
             model: model.as_deref(),
-            outcome: AttemptResult::Failed { kind: error.kind() },
+            outcome: AttemptResult::Failed {
+                kind: error.kind(),
+                unreadable_hint: error.retry_after_invalid(),
+            },
             latency: tried.latency,
             time_to_first_token: None,
             retries: tried.retries,

@@ -57,8 +57,12 @@ pub(crate) enum AttemptResult {
     Answered { usage: Option<Usage> },
     /// A stream's first delta: the stream is the caller's now; its usage comes at its end.
     Committed,
-    /// A failure of this kind.
-    Failed { kind: ErrorKind },
+    /// A failure of this kind; `unreadable_hint` when the server sent a wait hint that could
+    /// not be read (it was ignored).
+    Failed {
+        kind: ErrorKind,
+        unreadable_hint: bool,
+    },
     /// The caller dropped the request while this attempt was under way.
     Cancelled,
 }
@@ -90,8 +94,14 @@ impl Observer for Mutex<UsageStats> {
                     AttemptResult::Committed => {
                         stats.attempt_committed(attempt.provider, attempt.latency);
                     }
-                    AttemptResult::Failed { kind } => {
+                    AttemptResult::Failed {
+                        kind,
+                        unreadable_hint,
+                    } => {
                         stats.attempt(attempt.provider, attempt.latency, Err(kind));
+                        if unreadable_hint {
+                            stats.retry_after_invalid += 1;
+                        }
                     }
                     AttemptResult::Cancelled => {
                         stats.attempt_cancelled(attempt.provider, attempt.latency);
@@ -124,7 +134,7 @@ impl Observer for Tracing {
         let (outcome, kind, usage) = match attempt.outcome {
             AttemptResult::Answered { usage } => ("ok", None, usage),
             AttemptResult::Committed => ("committed", None, None),
-            AttemptResult::Failed { kind } => ("failed", Some(kind), None),
+            AttemptResult::Failed { kind, .. } => ("failed", Some(kind), None),
             AttemptResult::Cancelled => ("cancelled", None, None),
         };
         tracing::debug!(
@@ -205,6 +215,7 @@ mod tests {
                 model: None,
                 outcome: AttemptResult::Failed {
                     kind: ErrorKind::RateLimited,
+                    unreadable_hint: false,
                 },
                 latency: Duration::from_millis(3),
                 time_to_first_token: Some(Duration::from_millis(2)),

@@ -23,6 +23,8 @@ pub struct UsageStats {
     pub fallbacks: u64,
     /// Tries that were retries of the same provider after a failure.
     pub retries: u64,
+    /// Failures whose `Retry-After` could not be read (ignored: the normal backoff applied).
+    pub retry_after_invalid: u64,
     /// Attempts sent to each provider (the seed's "request distribution").
     pub request_counts: BTreeMap<String, u64>,
     /// Details per provider.

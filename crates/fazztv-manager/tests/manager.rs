@@ -930,6 +930,21 @@ async fn row_02_a_retry_after_beyond_the_limit_fails_over_at_once() {
         triple(&[("a", "rate_limited", 0), ("b", "ok", 0)])
     );
     assert_eq!(m.get_usage_stats().retries, 0);
+
+    // An unreadable hint is ignored: the normal backoff applies, and it is counted.
+    let a = Arc::new(Scripted::new("a").script([Step::RateLimitedUnreadableHint]));
+    let m = manager(&[(&a, config("a"))], retrying(1));
+    let response = m
+        .query_with_fallback("x", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        tries(&response.attempts),
+        triple(&[("a", "rate_limited", 0), ("a", "ok", 1)])
+    );
+    assert!(response.attempts[1].waited <= std::time::Duration::from_millis(500));
+    let stats = m.get_usage_stats();
+    assert_eq!((stats.retries, stats.retry_after_invalid), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]

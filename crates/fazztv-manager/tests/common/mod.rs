@@ -24,6 +24,8 @@ pub enum Step {
     Hang,
     /// Fail as rate limited, asking to wait this long (`Retry-After`).
     RateLimited(Duration),
+    /// Fail as rate limited with a `Retry-After` that could not be read.
+    RateLimitedUnreadableHint,
     /// Stream: these deltas, then (if `complete`) the finish, else end abruptly; `error`
     /// replaces the abrupt end with an error item.
     Stream {
@@ -178,6 +180,9 @@ impl Provider for Scripted {
             Step::RateLimited(wait) => {
                 Err(self.fail(ErrorKind::RateLimited).with_retry_after(wait))
             }
+            Step::RateLimitedUnreadableHint => {
+                Err(self.fail(ErrorKind::RateLimited).with_retry_after_invalid())
+            }
             Step::Hang => std::future::pending().await,
             _ => Ok(ChatResponse::new(
                 format!("{} says: {prompt}", self.name),
@@ -194,6 +199,9 @@ impl Provider for Scripted {
             Step::Fail(kind) => Err(self.fail(kind)),
             Step::RateLimited(wait) => {
                 Err(self.fail(ErrorKind::RateLimited).with_retry_after(wait))
+            }
+            Step::RateLimitedUnreadableHint => {
+                Err(self.fail(ErrorKind::RateLimited).with_retry_after_invalid())
             }
             Step::Hang => std::future::pending().await,
             Step::Ok => {
