@@ -13,6 +13,7 @@ use fazztv_core::{
     ModelInfo, ModerationResult, Provider, Result, RetryPolicy, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
+use tracing::Instrument;
 
 use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
@@ -225,6 +226,9 @@ impl Inner {
             inner: Some(self),
             in_flight: None,
         };
+        // Spans named after OpenTelemetry's GenAI conventions; free when nothing subscribes.
+        let request_span =
+            tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
         let max_retries = plan.max_retries;
         let (steps, mut attempts) = plan.into_run();
         let count = steps.len();
@@ -241,8 +245,17 @@ impl Inner {
                 let started = Instant::now();
                 guard.in_flight = Some((entry.name(), started));
                 let last_try = is_last_step && tried.retries >= max_retries;
-                let result =
-                    operation(entry.provider().as_ref(), step.model.clone(), last_try).await;
+                let attempt_span = tracing::debug_span!(
+                    parent: &request_span,
+                    "fazztv.attempt",
+                    gen_ai.system = entry.provider_type(),
+                    gen_ai.request.model = step.model.as_deref().or(entry.default_model()),
+                    fazztv.provider = entry.name(),
+                    fazztv.retries = tried.retries,
+                );
+                let result = operation(entry.provider().as_ref(), step.model.clone(), last_try)
+                    .instrument(attempt_span.clone())
+                    .await;
                 tried.latency = started.elapsed();
                 let error = match result {
                     Ok(mut value) => {
@@ -251,15 +264,17 @@ impl Inner {
                             .map(str::to_owned)
                             .or_else(|| step.model_label(entry));
                         let result = value.result();
-                        self.emit(Event::Attempt(AttemptEvent {
-                            provider: entry.name(),
-                            model: model.as_deref(),
-                            outcome: result,
-                            latency: tried.latency,
-                            time_to_first_token: value.time_to_first_token(tried.latency),
-                            retries: tried.retries,
-                            waited: tried.waited,
-                        }));
+                        attempt_span.in_scope(|| {
+                            self.emit(Event::Attempt(AttemptEvent {
+                                provider: entry.name(),
+                                model: model.as_deref(),
+                                outcome: result,
+                                latency: tried.latency,
+                                time_to_first_token: value.time_to_first_token(tried.latency),
+                                retries: tried.retries,
+                                waited: tried.waited,
+                            }));
+                        });
                         if let AttemptResult::Answered { .. } = result {
                             self.emit(Event::RequestFinished { ok: true });
                         }
@@ -273,7 +288,7 @@ impl Inner {
                     }
                     Err(error) => error,
                 };
-                self.record_failure(&mut attempts, &step, tried, &error);
+                attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
                 match wait_before_retry(policy, max_retries, tried.retries, &error, budget) {
                     Ok(wait) => {
                         guard.in_flight = None;
@@ -429,6 +444,8 @@ fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
 /// What an attempt that succeeded gives the routing loop: an answer it can stamp with how it
 /// was routed, or (for a stream) the opening it commits to.
 pub(crate) trait Routed {
+    /// The GenAI operation name (`chat`, `embeddings`), for tracing.
+    const OPERATION: &'static str;
     fn usage(&self) -> Option<Usage>;
     fn model(&self) -> Option<&str>;
     fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>);
@@ -445,6 +462,7 @@ pub(crate) trait Routed {
 }
 
 impl Routed for ChatResponse {
+    const OPERATION: &'static str = "chat";
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
@@ -457,6 +475,7 @@ impl Routed for ChatResponse {
 }
 
 impl Routed for EmbeddingResponse {
+    const OPERATION: &'static str = "embeddings";
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
@@ -469,6 +488,7 @@ impl Routed for EmbeddingResponse {
 }
 
 impl Routed for ModerationResult {
+    const OPERATION: &'static str = "moderation";
     fn usage(&self) -> Option<Usage> {
         None
     }

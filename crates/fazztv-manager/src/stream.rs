@@ -167,6 +167,8 @@ struct Opening {
 }
 
 impl Routed for Opening {
+    const OPERATION: &'static str = "chat";
+
     fn usage(&self) -> Option<Usage> {
         None
     }
