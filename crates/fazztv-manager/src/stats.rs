@@ -59,6 +59,10 @@ pub struct ProviderStats {
     pub total_latency_ms: u64,
     /// Mean latency of its attempts in milliseconds.
     pub average_latency_ms: f64,
+    /// Streams that reached their first token (the count behind `average_ttft_ms`).
+    pub streams_started: u64,
+    /// Mean time to first token of its streams in milliseconds (0 before any stream).
+    pub average_ttft_ms: f64,
 }
 
 impl UsageStats {
@@ -109,7 +113,12 @@ impl UsageStats {
     /// A stream's attempt reached its commit point (first content): it counts as answered; the
     /// usage and the request's outcome come when the stream ends.
     pub(crate) fn attempt_committed(&mut self, provider: &str, latency: Duration) {
-        self.count_attempt(provider, latency).successes += 1;
+        let stats = self.count_attempt(provider, latency);
+        stats.successes += 1;
+        // A stream commits at its first delta: its latency is its time to first token.
+        let ttft_ms = latency.as_secs_f64() * 1e3;
+        stats.streams_started += 1;
+        stats.average_ttft_ms += (ttft_ms - stats.average_ttft_ms) / stats.streams_started as f64;
     }
 
     /// A try that retried `provider` after a failure.
@@ -196,6 +205,22 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn time_to_first_token_is_averaged_over_the_streams_that_started() {
+        let mut stats = UsageStats::default();
+        stats.attempt_committed("p", Duration::from_millis(10));
+        stats.attempt_committed("p", Duration::from_millis(30));
+        // A one-piece answer is no stream: it does not move the average.
+        stats.attempt("p", Duration::from_millis(500), Ok(None));
+        let provider = &stats.providers["p"];
+        assert_eq!(provider.streams_started, 2);
+        assert!(
+            (provider.average_ttft_ms - 20.0).abs() < 1e-9,
+            "{provider:?}"
+        );
+        assert_eq!(provider.requests, 3);
+    }
 
     #[test]
     fn token_sums_saturate_instead_of_overflowing_on_absurd_server_counts() {

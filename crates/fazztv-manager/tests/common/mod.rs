@@ -287,3 +287,8 @@ pub fn priced(
         .with_capabilities(capabilities.iter().copied())
         .with_pricing(ModelPricing::per_million(prompt, completion))
 }
+
+/// Settings that retry each provider up to `max_retries` times.
+pub fn retrying(max_retries: u32) -> ManagerSettings {
+    ManagerSettings::default().with_retry(RetrySettings::default().with_max_retries(max_retries))
+}
