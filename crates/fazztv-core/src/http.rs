@@ -1,6 +1,9 @@
 //! HTTP plumbing shared by every HTTP provider, first-party or not: the client they build, how
 //! transport failures and error responses become typed [`Error`]s, and bounded body reads.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -32,10 +35,11 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
 /// retries refused HTTP/2 streams by default, which would hide attempts from the manager, the
 /// one place that decides about retrying.
 ///
-/// `timeout` bounds connecting (at most 10 s) and every wait for data — time to the response
-/// headers and silence between body reads — but not a whole stream, which may legitimately
-/// run longer while it keeps sending. Requests whose answer is read in one piece should also
-/// set [`reqwest::RequestBuilder::timeout`] to bound the whole exchange.
+/// `timeout` bounds connecting (at most 10 s). Waits for data are bounded by the caller:
+/// requests whose answer is read in one piece set [`reqwest::RequestBuilder::timeout`] (the
+/// whole exchange); a stream waits for its headers through [`within`] and for its data
+/// through the idle timer of [`byte_stream`] — not reqwest's read timeout, which registers a
+/// timer for every body frame.
 pub fn client_builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     reqwest::Client::builder()
@@ -43,7 +47,6 @@ pub fn client_builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
-        .read_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
 }
@@ -435,20 +438,183 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// The body of a streaming response as bytes, transport errors already typed.
+/// The body of a streaming response as bytes, transport errors already typed, ended with a
+/// [`ErrorKind::Timeout`] error when nothing arrives for `idle` (see [`IdleTimeout`]).
 pub fn byte_stream(
     provider: &str,
     response: reqwest::Response,
-) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
-    let provider = provider.to_owned();
-    response
+    idle: Duration,
+) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
+    let owned = provider.to_owned();
+    let bytes = response
         .bytes_stream()
-        .map(move |chunk| chunk.map_err(|error| transport_error(&provider, error)))
+        .map(move |chunk| chunk.map_err(|error| body_broke(&owned, error)));
+    IdleTimeout::new(bytes, idle, provider)
+}
+
+/// A failure while reading a streamed body: the connection broke mid-answer, whatever reqwest
+/// calls it (a cut connection comes out of `bytes_stream` as a decode error). Our words; the
+/// client's own error stays reachable as the source.
+fn body_broke(provider: &str, error: reqwest::Error) -> Error {
+    Error::new(
+        ErrorKind::Network,
+        "the connection broke while reading the response",
+    )
+    .with_provider(provider)
+    .with_source(error.without_url())
+}
+
+/// `future` (a request whose answer is not bounded as a whole, such as a stream's), failing
+/// with [`ErrorKind::Timeout`] after `timeout`.
+pub async fn within<T>(
+    provider: &str,
+    timeout: Duration,
+    future: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!("no response within {} s", timeout.as_secs_f64()),
+            )
+            .with_provider(provider))
+        })
+}
+
+/// A stream of results that ends with an [`ErrorKind::Timeout`] error once nothing has arrived
+/// for `idle`. An item only records the time; the one timer is moved on when it fires early,
+/// so a busy stream costs a clock read per item, not a timer per item.
+pub struct IdleTimeout<S> {
+    inner: Pin<Box<S>>,
+    idle: Duration,
+    last: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    provider: String,
+    done: bool,
+}
+
+impl<S> std::fmt::Debug for IdleTimeout<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleTimeout")
+            .field("idle", &self.idle)
+            .field("provider", &self.provider)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> IdleTimeout<S> {
+    /// `inner`, bounded by silences of `idle`. Needs a tokio runtime (its timer).
+    pub fn new(inner: S, idle: Duration, provider: &str) -> Self {
+        let last = tokio::time::Instant::now();
+        Self {
+            inner: Box::pin(inner),
+            idle,
+            last,
+            timer: Box::pin(tokio::time::sleep_until(last + idle)),
+            provider: provider.to_owned(),
+            done: false,
+        }
+    }
+}
+
+impl<S, T> Stream for IdleTimeout<S>
+where
+    S: Stream<Item = Result<T, Error>>,
+{
+    type Item = Result<T, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(item) = this.inner.as_mut().poll_next(cx) {
+            this.last = tokio::time::Instant::now();
+            this.done = item.is_none();
+            return Poll::Ready(item);
+        }
+        loop {
+            ready!(this.timer.as_mut().poll(cx));
+            let deadline = this.last + this.idle;
+            if tokio::time::Instant::now() >= deadline {
+                this.done = true;
+                return Poll::Ready(Some(Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the server sent nothing for {} s", this.idle.as_secs_f64()),
+                )
+                .with_provider(this.provider.clone()))));
+            }
+            this.timer.as_mut().reset(deadline);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Items at `gaps` (from the start, then each after the previous), then silence.
+    fn paced(gaps: &[u64]) -> impl Stream<Item = Result<u64, Error>> {
+        let gaps = gaps.to_vec();
+        futures::stream::unfold(0, move |index| {
+            let gap = gaps.get(index).copied();
+            async move {
+                match gap {
+                    Some(gap) => {
+                        tokio::time::sleep(Duration::from_millis(gap)).await;
+                        Some((Ok(gap), index + 1))
+                    }
+                    None => {
+                        futures::future::pending::<()>().await;
+                        None
+                    }
+                }
+            }
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_keeps_sending_outlasts_the_idle_time_and_a_silence_ends_it() {
+        let started = tokio::time::Instant::now();
+        // Five items 600 ms apart: 3 s in all, never 1 s of silence.
+        let stream = IdleTimeout::new(paced(&[600; 5]), Duration::from_secs(1), "p");
+        let items: Vec<Result<u64, Error>> = stream.collect().await;
+        assert_eq!(items.len(), 6, "{items:?}");
+        assert!(items[..5].iter().all(Result::is_ok));
+        let error = items[5].as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert_eq!(error.provider(), Some("p"));
+        assert!(error.message().contains("nothing for 1 s"), "{error}");
+        // The silence is measured from the last item: 3 s of items, then 1 s.
+        assert_eq!(started.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_ends_is_not_timed_out_and_a_slow_answer_is() {
+        let stream = IdleTimeout::new(
+            futures::stream::iter([Ok::<_, Error>(1)]),
+            Duration::from_secs(1),
+            "p",
+        );
+        let items: Vec<Result<i32, Error>> = stream.collect().await;
+        assert_eq!(items.len(), 1);
+        let slow = within("p", Duration::from_secs(2), async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(slow.kind(), ErrorKind::Timeout);
+        assert!(slow.message().contains("no response within 2 s"), "{slow}");
+        assert_eq!(
+            within("p", Duration::from_secs(2), async { Ok(7) })
+                .await
+                .unwrap(),
+            7
+        );
+    }
 
     #[test]
     fn json_from_bytes_reads_text_and_names_bad_utf8_like_serde() {

@@ -283,8 +283,9 @@ impl OpenAiCompatClient {
             .post(url)
             .header(CONTENT_TYPE, "application/json")
             .body(body);
-        // Answers read in one piece get a whole-request bound; a stream is bounded by the
-        // client's idle timeout instead, so a long generation that keeps sending is not cut.
+        // Answers read in one piece get a whole-request bound; a stream is bounded by its
+        // headers' wait and its byte stream's idle timer instead, so a long generation that
+        // keeps sending is not cut.
         let request = if streaming {
             request
         } else {
@@ -325,7 +326,9 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, true);
         Box::pin(async move {
             let (_, body) = prepared?;
-            let (response, request_id) = self.send_chat(body, true).await?;
+            // A stream is not bounded as a whole: its headers, then each silence, are.
+            let (response, request_id) =
+                http::within(&self.provider, self.timeout, self.send_chat(body, true)).await?;
             const EVENT_STREAM: &[u8] = b"text/event-stream";
             // Compared in place; the lower-cased copy is only made for the error.
             let unexpected = response
@@ -341,7 +344,7 @@ impl OpenAiCompatClient {
             if let Some(content_type) = unexpected {
                 return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
             }
-            let bytes = http::byte_stream(&self.provider, response);
+            let bytes = http::byte_stream(&self.provider, response, self.timeout);
             Ok(decode_chat_stream(&self.provider, request_id, bytes))
         })
     }

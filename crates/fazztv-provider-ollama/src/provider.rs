@@ -351,12 +351,18 @@ impl Provider for OllamaProvider {
         let model = self.model_for(&request);
         let body = wire::chat_body(&request, &model, &self.settings, true)
             .map_err(|error| error.with_provider(self.name.clone()))?;
-        let response = self
-            .send(Method::POST, "/api/chat", Some(&body), None)
-            .await
-            .map_err(|error| self.pull_hint(error, &model))?;
+        // A stream is not bounded as a whole: its headers, then each silence, are.
+        let response = http::within(
+            &self.name,
+            self.timeout,
+            self.send(Method::POST, "/api/chat", Some(&body), None),
+        )
+        .await
+        .map_err(|error| self.pull_hint(error, &model))?;
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name, response,
+            &self.name,
+            response,
+            self.timeout,
         )));
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
@@ -471,13 +477,18 @@ impl ModelManager for OllamaProvider {
     async fn pull_model(&self, model: &str) -> Result<PullStream, Error> {
         let model = non_empty_model(model, &self.name)?;
         let body = json!({"model": model, "stream": true});
-        let response = self
-            .send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT))
-            .await?;
+        let response = http::within(
+            &self.name,
+            self.timeout,
+            self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT)),
+        )
+        .await?;
+        // Bounded by silence (the byte stream's idle timer), not by its length.
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name, response,
+            &self.name,
+            response,
+            self.timeout,
         )));
-        let lines = stream::idle_timeout(lines, self.timeout, self.name.clone());
         Ok(Box::pin(stream::pull(
             self.name.clone(),
             model.to_owned(),

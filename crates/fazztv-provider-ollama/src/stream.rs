@@ -271,29 +271,6 @@ pub(crate) fn pull(
     drive(lines, PullLines { provider, model })
 }
 
-/// Ends `lines` with a timeout error when no line arrives for `idle`. Pulls run far longer than
-/// any sensible request timeout, so they are bounded by silence instead of total time.
-pub(crate) fn idle_timeout(lines: Lines, idle: Duration, provider: String) -> Lines {
-    Box::pin(futures::stream::unfold(Some(lines), move |state| {
-        let provider = provider.clone();
-        async move {
-            let mut lines = state?;
-            match tokio::time::timeout(idle, lines.next()).await {
-                Ok(Some(item)) => Some((item, Some(lines))),
-                Ok(None) => None,
-                Err(_) => Some((
-                    Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("Ollama sent no progress for {} s", idle.as_secs_f64()),
-                    )
-                    .with_provider(provider)),
-                    None,
-                )),
-            }
-        }
-    }))
-}
-
 /// Decoder errors carry no provider; name it.
 fn with_provider(error: Error, provider: &str) -> Error {
     if error.provider().is_some() {
@@ -388,13 +365,5 @@ mod tests {
                 fazztv_core::ToolCall::new("call_1", "get_time", serde_json::json!({})),
             ]
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_streams_time_out() {
-        let silent: Lines = Box::pin(futures::stream::pending());
-        let items = collect(idle_timeout(silent, Duration::from_millis(20), "o".into())).await;
-        assert_eq!(items.len(), 1);
-        assert_eq!(items[0].as_ref().unwrap_err().kind(), ErrorKind::Timeout);
     }
 }

@@ -860,7 +860,7 @@ async fn a_stream_cut_after_output_began_neither_falls_back_nor_passes_for_an_an
         I'm unable
         --- stderr
         answered by openai (gpt-4o-2024-08-06)
-        error: openai: stream_interrupted: the stream broke before it finished: could not decode the response: request or response body error
+        error: openai: stream_interrupted: the stream broke before it finished: the connection broke while reading the response
         hint: the answer above is incomplete: openai stopped after 10 characters
         "#);
 
