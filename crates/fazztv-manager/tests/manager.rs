@@ -15,10 +15,11 @@ use {
     serde as _, serde_json as _, thiserror as _, tracing as _,
 };
 
-fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String)> {
+/// Each attempt as (provider, outcome, retry number).
+fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String, u32)> {
     attempts
         .iter()
-        .map(|a| (a.provider.clone(), a.outcome.label().to_owned()))
+        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
         .collect()
 }
 
@@ -30,6 +31,14 @@ fn a_then_b(a: &Arc<Scripted>, b: &Arc<Scripted>) -> ProviderManager {
     )
 }
 
+/// A request that offers one tool, so it needs `tool_calling`.
+fn weather_request() -> fazztv_core::ChatRequest {
+    fazztv_core::ChatRequest::from_prompt("weather?").with_tool(fazztv_core::Tool::new(
+        "get_weather",
+        serde_json::json!({"type": "object"}),
+    ))
+}
+
 /// The provider that answers a plain query with fallback.
 async fn answered_by(m: &ProviderManager) -> String {
     m.query_with_fallback("x", QueryOptions::new())
@@ -38,9 +47,10 @@ async fn answered_by(m: &ProviderManager) -> String {
         .provider
 }
 
-fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+/// Expected attempts that are all first tries (no retry).
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String, u32)> {
     list.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .map(|(a, b)| (a.to_string(), b.to_string(), 0))
         .collect()
 }
 
@@ -675,7 +685,6 @@ async fn the_successful_attempt_records_the_model_that_answered() {
 
 #[tokio::test]
 async fn a_request_with_tools_skips_providers_without_tool_calling_and_says_so() {
-    use fazztv_core::{ChatRequest, Tool};
     let a = Arc::new(Scripted::new("a"));
     let b = Arc::new(Scripted::new("b"));
     // `a` names some of the content capabilities but not tool calling: that is its ceiling.
@@ -700,10 +709,7 @@ async fn a_request_with_tools_skips_providers_without_tool_calling_and_says_so()
         ],
         ManagerSettings::default(),
     );
-    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
-        "get_weather",
-        serde_json::json!({"type": "object"}),
-    ));
+    let request = weather_request();
     let response = m.chat(request.clone(), QueryOptions::new()).await.unwrap();
     assert_eq!(response.provider, "b");
     assert_eq!(
@@ -743,7 +749,7 @@ async fn a_request_with_tools_skips_providers_without_tool_calling_and_says_so()
 
 #[tokio::test]
 async fn a_configuration_naming_no_content_capability_leaves_them_to_the_type() {
-    use fazztv_core::{ChatRequest, ProviderConfig, Tool};
+    use fazztv_core::ProviderConfig;
     use fazztv_provider_mock::{MockOptions, MockProvider};
     // The seed's file names only text capabilities: the mock type's tool calling still applies.
     let seed_like = ProviderConfig::new("m")
@@ -758,10 +764,7 @@ async fn a_configuration_naming_no_content_capability_leaves_them_to_the_type() 
     );
     registry.add_provider(seed_like, Arc::new(mock)).unwrap();
     let m = ProviderManager::new(registry, ManagerSettings::default());
-    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
-        "get_weather",
-        serde_json::json!({"type": "object"}),
-    ));
+    let request = weather_request();
     let response = m.chat(request, QueryOptions::new()).await.unwrap();
     assert_eq!(response.tool_calls[0].name, "get_weather");
 }
@@ -774,7 +777,7 @@ fn registration(provider_type: &str) -> &'static fazztv_core::ProviderRegistrati
 
 #[tokio::test]
 async fn a_model_listing_without_tool_calling_narrows_what_the_configuration_allows() {
-    use fazztv_core::{ChatRequest, ModelInfo, Tool};
+    use fazztv_core::ModelInfo;
     let with_tools = [
         ModelCapability::Chat,
         ModelCapability::TextGeneration,
@@ -802,10 +805,7 @@ async fn a_model_listing_without_tool_calling_narrows_what_the_configuration_all
         ],
         ManagerSettings::default(),
     );
-    let request = ChatRequest::from_prompt("weather?").with_tool(Tool::new(
-        "get_weather",
-        serde_json::json!({"type": "object"}),
-    ));
+    let request = weather_request();
     let response = m.chat(request.clone(), QueryOptions::new()).await.unwrap();
     assert_eq!(response.provider, "b");
     assert_eq!(
@@ -864,13 +864,6 @@ async fn a_request_dropped_before_it_ends_counts_as_cancelled_calls_and_streams_
     );
 }
 
-fn tries(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String, u32)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
-        .collect()
-}
-
 fn triple(list: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
     list.iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
@@ -891,7 +884,7 @@ async fn row_01_a_429_with_retry_after_is_retried_on_the_same_provider_after_the
     assert!(started.elapsed() >= hint, "waited {:?}", started.elapsed());
     assert_eq!(response.provider, "a");
     assert_eq!(
-        tries(&response.attempts),
+        outcomes(&response.attempts),
         triple(&[("a", "rate_limited", 0), ("a", "ok", 1)])
     );
     assert!(response.attempts[1].waited >= hint, "the hint is a floor");
@@ -920,7 +913,7 @@ async fn row_02_a_retry_after_beyond_the_limit_fails_over_at_once() {
     assert_eq!(started.elapsed(), std::time::Duration::ZERO, "no wait");
     assert_eq!(response.provider, "b");
     assert_eq!(
-        tries(&response.attempts),
+        outcomes(&response.attempts),
         triple(&[("a", "rate_limited", 0), ("b", "ok", 0)])
     );
     assert_eq!(m.get_usage_stats().retries, 0);
@@ -933,7 +926,7 @@ async fn row_02_a_retry_after_beyond_the_limit_fails_over_at_once() {
         .await
         .unwrap();
     assert_eq!(
-        tries(&response.attempts),
+        outcomes(&response.attempts),
         triple(&[("a", "rate_limited", 0), ("a", "ok", 1)])
     );
     assert!(response.attempts[1].waited <= std::time::Duration::from_millis(500));
@@ -967,7 +960,7 @@ async fn row_04_a_500_then_200_is_one_answer_after_one_retry() {
         .unwrap();
     assert_eq!(response.content, "a says: x");
     assert_eq!(
-        tries(&response.attempts),
+        outcomes(&response.attempts),
         triple(&[("a", "server_error", 0), ("a", "ok", 1)])
     );
     // Full jitter: the wait is at most the first backoff cap (500 ms by default).
@@ -989,7 +982,7 @@ async fn row_04_a_500_then_200_is_one_answer_after_one_retry() {
         .await
         .unwrap();
     assert_eq!(
-        tries(stream.attempts()),
+        outcomes(stream.attempts()),
         triple(&[("a", "overloaded", 0), ("a", "ok", 1)])
     );
 }
@@ -1010,7 +1003,7 @@ async fn retries_stop_at_the_limit_the_request_may_lower_it_and_the_last_error_i
     // One provider tried three times: its own error, not "all providers failed".
     assert_eq!(error.kind(), ErrorKind::ServerError);
     assert_eq!(
-        tries(error.attempts()),
+        outcomes(error.attempts()),
         triple(&[
             ("a", "server_error", 0),
             ("a", "server_error", 1),
