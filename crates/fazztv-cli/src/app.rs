@@ -3,6 +3,7 @@
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fazztv::{
     AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, ExposeSecret, Provider,
@@ -23,6 +24,8 @@ pub struct App {
     config: Option<PathBuf>,
     /// `--retries`, for every request this run makes.
     retries: Option<u32>,
+    /// `--deadline`, for every request this run makes.
+    deadline: Option<Duration>,
     manager: OnceCell<(ProviderManager, ConfigOrigin)>,
 }
 
@@ -33,6 +36,7 @@ impl App {
             ui: Ui::detect(global.json, global.verbose),
             config: global.config.clone(),
             retries: global.retries,
+            deadline: global.deadline,
             manager: OnceCell::new(),
         }
     }
@@ -121,6 +125,9 @@ impl App {
         let mut options = QueryOptions::new();
         if let Some(retries) = self.retries {
             options = options.retries(retries);
+        }
+        if let Some(deadline) = self.deadline {
+            options = options.deadline(deadline);
         }
         if let Some(name) = provider {
             self.provider(name)?;

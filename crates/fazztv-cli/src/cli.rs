@@ -1,6 +1,7 @@
 //! The command line, as clap parses it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use fazztv::ModelCapability;
@@ -44,6 +45,23 @@ pub struct Global {
     /// at most 5). Default: `retry.max_retries` in the configuration, else 2.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=5))]
     pub retries: Option<u32>,
+
+    /// Give each request at most SECS seconds in all: every try, retry and wait, and a stream
+    /// until its end. Default: `manager.deadline` in the configuration, else none.
+    #[arg(long, global = true, value_name = "SECS", value_parser = parse_seconds)]
+    pub deadline: Option<Duration>,
+}
+
+/// A positive number of seconds (`30`, `0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .filter(|duration| !duration.is_zero())
+        .ok_or_else(|| {
+            format!("expected a positive number of seconds (such as 30 or 0.5), got `{text}`")
+        })
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,10 +38,24 @@ pub struct ProviderConfig {
     /// What this instance may be used for; empty means what the provider type offers.
     #[serde(default)]
     pub capabilities: Vec<ModelCapability>,
-    /// Request timeout in seconds (connect timeout is the smaller of this and 10 s).
-    #[serde(default, deserialize_with = "seconds")]
+    /// Seconds a one-piece answer may take as a whole (default 300). When lower than the
+    /// first-token, idle or connect defaults, it lowers them too.
+    #[serde(default, deserialize_with = "deserialize_seconds")]
     #[schemars(with = "Option<f64>", range(min = 0.001))]
     pub timeout: Option<Duration>,
+    /// Seconds to wait for a connection (default 10, or `timeout` if lower).
+    #[serde(default, deserialize_with = "deserialize_seconds")]
+    #[schemars(with = "Option<f64>", range(min = 0.001))]
+    pub connect_timeout: Option<Duration>,
+    /// Seconds a stream may take to its first token (default 60, or `timeout` if lower).
+    /// Keep-alive comments and empty preamble events do not count as a token.
+    #[serde(default, deserialize_with = "deserialize_seconds")]
+    #[schemars(with = "Option<f64>", range(min = 0.001))]
+    pub first_token_timeout: Option<Duration>,
+    /// Seconds a stream may stay silent between tokens (default 60, or `timeout` if lower).
+    #[serde(default, deserialize_with = "deserialize_seconds")]
+    #[schemars(with = "Option<f64>", range(min = 0.001))]
+    pub idle_timeout: Option<Duration>,
     /// `false` keeps the entry but never routes to it.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
@@ -108,6 +122,12 @@ impl RetrySettings {
         self
     }
 
+    /// Sets `initial_backoff_ms`.
+    pub fn with_initial_backoff_ms(mut self, milliseconds: u64) -> Self {
+        self.initial_backoff_ms = Some(milliseconds);
+        self
+    }
+
     /// The policy these settings describe, with the defaults for what they leave unset.
     pub fn policy(&self) -> RetryPolicy {
         let initial = Duration::from_millis(self.initial_backoff_ms.unwrap_or(500));
@@ -158,7 +178,11 @@ fn default_weight() -> u32 {
     1
 }
 
-fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+/// Reads an optional positive number of seconds (`30`, `0.5`) as a [`Duration`], for
+/// `#[serde(deserialize_with = "…")]` on settings such as timeouts and deadlines.
+pub fn deserialize_seconds<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
     let Some(seconds) = Option::<f64>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -168,9 +192,42 @@ fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration
         .map(Some)
         .ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "timeout must be a positive number of seconds, got {seconds}"
+                "expected a positive number of seconds, got {seconds}"
             ))
         })
+}
+
+/// The time limits of one provider, resolved from its entry: what `timeout`,
+/// `connect_timeout`, `first_token_timeout` and `idle_timeout` say, with the defaults for what
+/// they leave unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Connecting (TCP and TLS).
+    pub connect: Duration,
+    /// A one-piece answer as a whole, headers and body.
+    pub response: Duration,
+    /// A stream's first token, counted from the request; also bounds its wait for headers.
+    pub first_token: Duration,
+    /// A stream's longest silence.
+    pub idle: Duration,
+}
+
+impl Timeouts {
+    /// Default of `connect_timeout`.
+    pub const CONNECT: Duration = Duration::from_secs(10);
+    /// Default of `timeout`.
+    pub const RESPONSE: Duration = Duration::from_secs(300);
+    /// Default of `first_token_timeout`.
+    pub const FIRST_TOKEN: Duration = Duration::from_secs(60);
+    /// Default of `idle_timeout`.
+    pub const IDLE: Duration = Duration::from_secs(60);
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        ProviderConfig::new("defaults").timeouts()
+    }
 }
 
 impl ProviderConfig {
@@ -187,6 +244,9 @@ impl ProviderConfig {
             default_model: None,
             capabilities: Vec::new(),
             timeout: None,
+            connect_timeout: None,
+            first_token_timeout: None,
+            idle_timeout: None,
             enabled: true,
             priority: 0,
             weight: 1,
@@ -246,6 +306,38 @@ impl ProviderConfig {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+
+    /// Sets the connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the first-token timeout of streams.
+    pub fn with_first_token_timeout(mut self, timeout: Duration) -> Self {
+        self.first_token_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the idle timeout of streams.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The time limits this entry sets, with the defaults for the rest. A `timeout` lower than
+    /// a default lowers it too: a user who asked for 5 s does not wait 60 s for a first token.
+    pub fn timeouts(&self) -> Timeouts {
+        let response = self.timeout.unwrap_or(Timeouts::RESPONSE);
+        let or_default =
+            |set: Option<Duration>, default: Duration| set.unwrap_or_else(|| default.min(response));
+        Timeouts {
+            connect: or_default(self.connect_timeout, Timeouts::CONNECT),
+            response,
+            first_token: or_default(self.first_token_timeout, Timeouts::FIRST_TOKEN),
+            idle: or_default(self.idle_timeout, Timeouts::IDLE),
+        }
     }
 
     /// Sets the fallback priority.
@@ -329,6 +421,9 @@ impl fmt::Debug for ProviderConfig {
             .field("default_model", &self.default_model)
             .field("capabilities", &self.capabilities)
             .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_token_timeout", &self.first_token_timeout)
+            .field("idle_timeout", &self.idle_timeout)
             .field("enabled", &self.enabled)
             .field("priority", &self.priority)
             .field("weight", &self.weight)
@@ -358,6 +453,41 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     enum Mode {
         Fast,
+    }
+
+    #[test]
+    fn timeouts_take_their_defaults_and_a_lower_timeout_lowers_them() {
+        let defaults = ProviderConfig::new("p").timeouts();
+        assert_eq!(
+            defaults,
+            Timeouts {
+                connect: Duration::from_secs(10),
+                response: Duration::from_secs(300),
+                first_token: Duration::from_secs(60),
+                idle: Duration::from_secs(60),
+            }
+        );
+        let short = ProviderConfig::new("p").with_timeout(Duration::from_secs(5));
+        let timeouts = short.timeouts();
+        assert_eq!(timeouts.connect, Duration::from_secs(5));
+        assert_eq!(timeouts.first_token, Duration::from_secs(5));
+        assert_eq!(timeouts.idle, Duration::from_secs(5));
+        // What an entry sets explicitly wins, above or below `timeout`.
+        let explicit = short
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_first_token_timeout(Duration::from_secs(30))
+            .with_idle_timeout(Duration::from_secs(7))
+            .timeouts();
+        assert_eq!(explicit.connect, Duration::from_secs(2));
+        assert_eq!(explicit.first_token, Duration::from_secs(30));
+        assert_eq!(explicit.idle, Duration::from_secs(7));
+        // A long `timeout` never raises the connect, first-token or idle defaults.
+        let long = ProviderConfig::new("p")
+            .with_timeout(Duration::from_secs(900))
+            .timeouts();
+        assert_eq!(long.connect, Duration::from_secs(10));
+        assert_eq!(long.first_token, Duration::from_secs(60));
+        assert_eq!(long.response, Duration::from_secs(900));
     }
 
     #[test]

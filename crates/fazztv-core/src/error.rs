@@ -49,6 +49,9 @@ pub enum ErrorKind {
     StreamInterrupted,
     /// The caller cancelled.
     Cancelled,
+    /// The request's own deadline (`manager.deadline`, `QueryOptions::deadline`) passed:
+    /// nothing more is tried for it.
+    DeadlineExceeded,
     /// The provider is misconfigured (missing key, bad option).
     Configuration,
     /// A spending limit would be exceeded.
@@ -91,6 +94,7 @@ impl ErrorKind {
         Self::Protocol,
         Self::StreamInterrupted,
         Self::Cancelled,
+        Self::DeadlineExceeded,
         Self::Configuration,
         Self::BudgetExceeded,
         Self::AllProvidersFailed,
@@ -99,28 +103,30 @@ impl ErrorKind {
 
     /// The reliability table (`shared/design/reliability.md`) in one match.
     ///
-    /// `StreamInterrupted` is fallback-worthy because the manager only ever acts on it before
-    /// the stream's commit point; after the first content chunk nothing falls back.
+    /// `StreamInterrupted` is retryable because the manager only ever acts on it before the
+    /// stream's commit point, where a stream that broke or ended early is as transient as a
+    /// dropped connection; after the first content chunk nothing is retried or falls back.
     pub const fn disposition(self) -> Disposition {
         match self {
             Self::Network
             | Self::Timeout
             | Self::ServerError
             | Self::Overloaded
-            | Self::RateLimited => Disposition::Retryable,
+            | Self::RateLimited
+            | Self::StreamInterrupted => Disposition::Retryable,
             Self::QuotaExhausted
             | Self::Authentication
             | Self::PermissionDenied
             | Self::ModelNotFound
             | Self::Unsupported
             | Self::Protocol
-            | Self::StreamInterrupted
             | Self::Configuration
             | Self::Unexpected => Disposition::FallbackWorthy,
             Self::InvalidRequest
             | Self::ContextLengthExceeded
             | Self::ContentFiltered
             | Self::Cancelled
+            | Self::DeadlineExceeded
             | Self::BudgetExceeded
             | Self::AllProvidersFailed => Disposition::Fatal,
         }
@@ -169,6 +175,7 @@ impl ErrorKind {
             Self::Protocol => "protocol",
             Self::StreamInterrupted => "stream_interrupted",
             Self::Cancelled => "cancelled",
+            Self::DeadlineExceeded => "deadline_exceeded",
             Self::Configuration => "configuration",
             Self::BudgetExceeded => "budget_exceeded",
             Self::AllProvidersFailed => "all_providers_failed",

@@ -11,20 +11,14 @@ use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{Error, ErrorKind, ProviderConfig};
+use crate::{Error, ErrorKind, ProviderConfig, Timeouts};
 
 /// Largest non-streaming response body we read (16 MiB); a bigger one is a protocol error.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Connect timeout when the configured timeout is longer.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Default request timeout when the configuration sets none (long generations are normal).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// One pooled client per provider instance, built from [`client_builder`].
-pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
-    client_builder(timeout).build().map_err(|error| {
+pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
+    client_builder(timeouts).build().map_err(|error| {
         Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
             .with_source(error.without_url())
     })
@@ -35,18 +29,18 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, Error> {
 /// retries refused HTTP/2 streams by default, which would hide attempts from the manager, the
 /// one place that decides about retrying.
 ///
-/// `timeout` bounds connecting (at most 10 s). Waits for data are bounded by the caller:
-/// requests whose answer is read in one piece set [`reqwest::RequestBuilder::timeout`] (the
-/// whole exchange); a stream waits for its headers through [`within`] and for its data
-/// through the idle timer of [`byte_stream`] — not reqwest's read timeout, which registers a
-/// timer for every body frame.
-pub fn client_builder(timeout: Option<Duration>) -> reqwest::ClientBuilder {
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+/// The client bounds connecting only ([`Timeouts::connect`]). Waits for data are bounded by
+/// the caller: requests whose answer is read in one piece set
+/// [`reqwest::RequestBuilder::timeout`] ([`Timeouts::response`]); a stream waits for its
+/// headers through [`within`] ([`Timeouts::first_token`]) and for its data through the idle
+/// timer of [`byte_stream`] ([`Timeouts::idle`]) — not reqwest's read timeout, which registers
+/// a timer for every body frame.
+pub fn client_builder(timeouts: &Timeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+        .connect_timeout(timeouts.connect)
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
 }
@@ -482,14 +476,91 @@ pub async fn within<T>(
         })
 }
 
+/// One lazily re-armed timer that says when a stream has been silent for too long, or has
+/// reached a hard end.
+///
+/// Activity only records the time ([`touch`](Self::touch)); the timer is moved on when it fires
+/// early, so a busy stream costs a clock read per item, not a timer per item.
+pub struct Watchdog {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    last: tokio::time::Instant,
+    idle: Duration,
+    end: Option<tokio::time::Instant>,
+}
+
+/// What a [`Watchdog`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expired {
+    /// Nothing happened for the idle time.
+    Idle,
+    /// The hard end passed.
+    End,
+}
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog")
+            .field("idle", &self.idle)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watchdog {
+    /// A watchdog for silences of `idle` from now on, and for `end` if given. Needs a tokio
+    /// runtime (its timer).
+    pub fn new(idle: Duration, end: Option<tokio::time::Instant>) -> Self {
+        let last = tokio::time::Instant::now();
+        let mut watchdog = Self {
+            timer: Box::pin(tokio::time::sleep_until(last)),
+            last,
+            idle,
+            end,
+        };
+        let due = watchdog.due();
+        watchdog.timer.as_mut().reset(due);
+        watchdog
+    }
+
+    /// The longest silence allowed.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// Something happened: the silence starts again.
+    pub fn touch(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+
+    fn due(&self) -> tokio::time::Instant {
+        let idle = self.last + self.idle;
+        self.end.map_or(idle, |end| end.min(idle))
+    }
+
+    /// Ready once the stream has been silent for the idle time or the end has passed; pending
+    /// (with the waker registered) until then.
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let now = tokio::time::Instant::now();
+            if self.end.is_some_and(|end| now >= end) {
+                return Poll::Ready(Expired::End);
+            }
+            let due = self.due();
+            if now >= due {
+                return Poll::Ready(Expired::Idle);
+            }
+            self.timer.as_mut().reset(due);
+        }
+    }
+}
+
 /// A stream of results that ends with an [`ErrorKind::Timeout`] error once nothing has arrived
-/// for `idle`. An item only records the time; the one timer is moved on when it fires early,
-/// so a busy stream costs a clock read per item, not a timer per item.
+/// for `idle` (see [`Watchdog`]).
 pub struct IdleTimeout<S> {
     inner: Pin<Box<S>>,
-    idle: Duration,
-    last: tokio::time::Instant,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    watchdog: Watchdog,
     provider: String,
     done: bool,
 }
@@ -497,7 +568,7 @@ pub struct IdleTimeout<S> {
 impl<S> std::fmt::Debug for IdleTimeout<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdleTimeout")
-            .field("idle", &self.idle)
+            .field("watchdog", &self.watchdog)
             .field("provider", &self.provider)
             .field("done", &self.done)
             .finish_non_exhaustive()
@@ -507,12 +578,9 @@ impl<S> std::fmt::Debug for IdleTimeout<S> {
 impl<S> IdleTimeout<S> {
     /// `inner`, bounded by silences of `idle`. Needs a tokio runtime (its timer).
     pub fn new(inner: S, idle: Duration, provider: &str) -> Self {
-        let last = tokio::time::Instant::now();
         Self {
             inner: Box::pin(inner),
-            idle,
-            last,
-            timer: Box::pin(tokio::time::sleep_until(last + idle)),
+            watchdog: Watchdog::new(idle, None),
             provider: provider.to_owned(),
             done: false,
         }
@@ -531,23 +599,20 @@ where
             return Poll::Ready(None);
         }
         if let Poll::Ready(item) = this.inner.as_mut().poll_next(cx) {
-            this.last = tokio::time::Instant::now();
+            this.watchdog.touch();
             this.done = item.is_none();
             return Poll::Ready(item);
         }
-        loop {
-            ready!(this.timer.as_mut().poll(cx));
-            let deadline = this.last + this.idle;
-            if tokio::time::Instant::now() >= deadline {
-                this.done = true;
-                return Poll::Ready(Some(Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("the server sent nothing for {} s", this.idle.as_secs_f64()),
-                )
-                .with_provider(this.provider.clone()))));
-            }
-            this.timer.as_mut().reset(deadline);
-        }
+        ready!(this.watchdog.poll_expired(cx));
+        this.done = true;
+        Poll::Ready(Some(Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the server sent nothing for {} s (`idle_timeout`)",
+                this.watchdog.idle.as_secs_f64()
+            ),
+        )
+        .with_provider(this.provider.clone()))))
     }
 }
 
@@ -589,6 +654,31 @@ mod tests {
         assert!(error.message().contains("nothing for 1 s"), "{error}");
         // The silence is measured from the last item: 3 s of items, then 1 s.
         assert_eq!(started.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watchdog_fires_at_its_end_however_busy_and_after_a_silence_before_it() {
+        let started = tokio::time::Instant::now();
+        let mut watchdog = Watchdog::new(
+            Duration::from_secs(2),
+            Some(started + Duration::from_secs(5)),
+        );
+        // Touched every second: never 2 s of silence, so only the end stops it.
+        let expired = loop {
+            tokio::select! {
+                expired = std::future::poll_fn(|cx| watchdog.poll_expired(cx)) => break expired,
+                () = tokio::time::sleep(Duration::from_secs(1)) => watchdog.touch(),
+            }
+        };
+        assert_eq!(expired, Expired::End);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        let mut watchdog = Watchdog::new(
+            Duration::from_secs(2),
+            Some(started + Duration::from_secs(60)),
+        );
+        let expired = std::future::poll_fn(|cx| watchdog.poll_expired(cx)).await;
+        assert_eq!(expired, Expired::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,7 +29,7 @@ pub mod secret;
 pub use availability::{Availability, UnavailableReason};
 pub use capability::{ModelCapability, ParseCapabilityError};
 pub use chat::{ChatMessage, ChatRequest, ChatResponse, FinishReason, GenerationOptions, Usage};
-pub use config::{ProviderConfig, RetryPolicy, RetrySettings};
+pub use config::{ProviderConfig, RetryPolicy, RetrySettings, Timeouts, deserialize_seconds};
 pub use content::{
     CacheMarker, ContentPart, ImageSource, OpaqueReasoning, Reasoning, ReasoningControl,
     ReasoningEffort, ResponseFormat, Role, Tool, ToolArguments, ToolCall, ToolChoice, ToolResult,

@@ -18,7 +18,7 @@ use thiserror as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fazztv_core::{ErrorKind, http};
+use fazztv_core::{ErrorKind, Timeouts, http};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -55,7 +55,7 @@ async fn refusing_h2_server() -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn the_shared_client_never_retries_a_refused_http2_stream() {
     let (url, hits) = refusing_h2_server().await;
-    let client = http::client_builder(None)
+    let client = http::client_builder(&Timeouts::default())
         .http2_prior_knowledge()
         .build()
         .unwrap();
@@ -81,7 +81,12 @@ async fn response_of(head: &'static str, body: BodyWriter) -> reqwest::Response 
             body.run(socket).await;
         }
     });
-    http::client(None).unwrap().get(&url).send().await.unwrap()
+    http::client(&Timeouts::default())
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Reads up to the end of the request head (the clients here send bodies of a few bytes at

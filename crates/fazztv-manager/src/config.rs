@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use fazztv_core::{Environment, ModelCapability, ProviderConfig, RetrySettings};
 use schemars::JsonSchema;
@@ -60,6 +61,11 @@ pub struct ManagerSettings {
     /// own `retry` overrides these field by field.
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Seconds a whole request may take: every attempt, retry and backoff, and a stream until
+    /// its end. Unset: no bound beyond each provider's own timeouts.
+    #[serde(default, deserialize_with = "fazztv_core::deserialize_seconds")]
+    #[schemars(with = "Option<f64>", range(min = 0.001))]
+    pub deadline: Option<Duration>,
 }
 
 fn yes() -> bool {
@@ -77,6 +83,7 @@ impl Default for ManagerSettings {
             load_balancing: false,
             batch_concurrency: default_batch_concurrency(),
             retry: RetrySettings::default(),
+            deadline: None,
         }
     }
 }
@@ -85,6 +92,12 @@ impl ManagerSettings {
     /// Sets the retry settings of every provider (each provider's own `retry` still wins).
     pub fn with_retry(mut self, retry: RetrySettings) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets the deadline of every request (a request's own `QueryOptions::deadline` wins).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod deadline;
 mod manager;
 mod observe;
 mod redact;

@@ -16,6 +16,7 @@ use futures::{Stream, StreamExt, future::join_all};
 use tracing::Instrument;
 
 use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
+use crate::deadline::Deadline;
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
@@ -38,6 +39,9 @@ pub struct QueryOptions {
     /// Overrides every provider's `max_retries` for this request (`0`: one try per provider;
     /// at most 5).
     pub retries: Option<u32>,
+    /// Bounds the whole request — every attempt, retry and backoff, and a stream until its
+    /// end — overriding `manager.deadline`.
+    pub deadline: Option<Duration>,
 }
 
 impl QueryOptions {
@@ -91,6 +95,12 @@ impl QueryOptions {
     /// Allows `retries` retries of each provider for this request (after its first try).
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = Some(retries);
+        self
+    }
+
+    /// Gives the whole request at most `deadline`.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 }
@@ -215,10 +225,14 @@ impl Inner {
     /// stamped with the provider that gave it and every try. `operation` is told whether its
     /// try is the last possible one (so it may hand over what it owns instead of copying). A
     /// request dropped before it ends is reported as cancelled.
+    ///
+    /// The request's deadline, if it has one, bounds every try and every wait: a try still
+    /// running when it passes ends with [`ErrorKind::DeadlineExceeded`] and nothing more is
+    /// tried; a backoff that would reach it is not waited for (the next provider is tried).
     pub(crate) async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
     where
         T: Routed,
-        F: FnMut(&'a dyn Provider, Option<String>, bool) -> Fut,
+        F: FnMut(&'a ProviderEntry, Option<String>, bool) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.emit(Event::RequestStarted);
@@ -230,6 +244,7 @@ impl Inner {
         let request_span =
             tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
         let max_retries = plan.max_retries;
+        let deadline = plan.deadline;
         let (steps, mut attempts) = plan.into_run();
         let count = steps.len();
         for (position, step) in steps.into_iter().enumerate() {
@@ -242,6 +257,12 @@ impl Inner {
             budget.deposit(policy.budget_percent);
             let mut tried = Try::default();
             loop {
+                if let Some(deadline) = deadline.filter(|deadline| deadline.left().is_zero()) {
+                    // Not even started: there is no time left for it.
+                    self.emit(Event::RequestFinished { ok: false });
+                    guard.disarm();
+                    return Err(deadline.exceeded().with_attempts(attempts));
+                }
                 let started = Instant::now();
                 guard.in_flight = Some((entry.name(), started));
                 let last_try = is_last_step && tried.retries >= max_retries;
@@ -253,9 +274,12 @@ impl Inner {
                     fazztv.provider = entry.name(),
                     fazztv.retries = tried.retries,
                 );
-                let result = operation(entry.provider().as_ref(), step.model.clone(), last_try)
-                    .instrument(attempt_span.clone())
-                    .await;
+                let attempt =
+                    operation(entry, step.model.clone(), last_try).instrument(attempt_span.clone());
+                let result = match deadline {
+                    None => attempt.await,
+                    Some(deadline) => deadline.bound(attempt).await,
+                };
                 tried.latency = started.elapsed();
                 let error = match result {
                     Ok(mut value) => {
@@ -289,7 +313,8 @@ impl Inner {
                     Err(error) => error,
                 };
                 attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
-                match wait_before_retry(policy, max_retries, tried.retries, &error, budget) {
+                let left = deadline.map(|deadline| deadline.left());
+                match wait_before_retry(policy, max_retries, tried.retries, &error, budget, left) {
                     Ok(wait) => {
                         guard.in_flight = None;
                         tokio::time::sleep(wait).await;
@@ -369,6 +394,8 @@ pub(crate) struct Plan {
     skipped: Vec<Attempt>,
     /// The request's own retry limit (`QueryOptions::retries`), over the providers' policies.
     max_retries: Option<u32>,
+    /// When the request must be over, counted from its planning.
+    pub(crate) deadline: Option<Deadline>,
 }
 
 impl Plan {
@@ -625,7 +652,7 @@ impl ProviderManager {
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
             self.inner
-                .run(plan, |provider, model, last| {
+                .run(plan, |entry, model, last| {
                     // The last attempt takes the request instead of copying it.
                     let mut request = if last {
                         std::mem::take(&mut request)
@@ -634,7 +661,7 @@ impl ProviderManager {
                     };
                     request.options.model = model;
                     // The provider's future itself: wrapping it would carry the request twice.
-                    provider.chat(request)
+                    entry.provider().chat(request)
                 })
                 .await
         }
@@ -710,10 +737,10 @@ impl ProviderManager {
     ) -> Result<EmbeddingResponse> {
         let plan = self.plan(&options, &[ModelCapability::Embedding], &[])?;
         self.inner
-            .run(plan, |provider, model, _last| {
+            .run(plan, |entry, model, _last| {
                 let mut request = request.clone();
                 request.model = model.or(request.model);
-                async move { provider.get_embeddings(request).await }
+                entry.provider().get_embeddings(request)
             })
             .await
     }
@@ -726,8 +753,8 @@ impl ProviderManager {
     ) -> Result<ModerationResult> {
         let plan = self.plan(&options, &[ModelCapability::Moderation], &[])?;
         self.inner
-            .run(plan, |provider, _model, _last| async move {
-                provider.moderate_content(text).await
+            .run(plan, |entry, _model, _last| {
+                entry.provider().moderate_content(text)
             })
             .await
     }
@@ -947,6 +974,10 @@ impl ProviderManager {
         let requested = &options.generation.model;
         let mut plan = Plan {
             max_retries: options.retries,
+            deadline: options
+                .deadline
+                .or(self.inner.settings.deadline)
+                .map(Deadline::after),
             ..Plan::default()
         };
         for (position, index) in order.into_iter().enumerate() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Environment, ModelCapability, ModelInfo, Provider, ProviderConfig, ProviderContext,
-    ProviderRegistration, http, secret,
+    ProviderRegistration, Timeouts, http, secret,
 };
 use futures::future::join_all;
 
@@ -30,6 +30,7 @@ pub struct ProviderEntry {
     config: ProviderConfig,
     provider: Arc<dyn Provider>,
     capabilities: Vec<ModelCapability>,
+    timeouts: Timeouts,
 }
 
 impl ProviderEntry {
@@ -61,6 +62,11 @@ impl ProviderEntry {
     /// Whether it may be used for `capability`.
     pub fn supports(&self, capability: ModelCapability) -> bool {
         self.capabilities.contains(&capability)
+    }
+
+    /// Its time limits (`timeout`, `connect_timeout`, `first_token_timeout`, `idle_timeout`).
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
     }
 
     /// The model used when a request names none.
@@ -163,6 +169,7 @@ impl Registry {
         let capabilities = self.effective_capabilities(&config);
         let provider = Redacting::wrap(&config, provider);
         self.entries.push(ProviderEntry {
+            timeouts: config.timeouts(),
             config,
             provider,
             capabilities,

@@ -57,16 +57,20 @@ pub(crate) enum NoRetry {
     HintTooLong,
     /// The provider's retry budget is spent.
     BudgetSpent,
+    /// The wait would outlast the request's deadline: better another provider now.
+    PastDeadline,
 }
 
 /// How long to wait before retry number `retry` (0-based) after `error`, or why not to retry.
-/// `max_retries` is the policy's or the request's own.
+/// `max_retries` is the policy's or the request's own; `left` is the time left before the
+/// request's deadline, if it has one.
 pub(crate) fn wait_before_retry(
     policy: &RetryPolicy,
     max_retries: u32,
     retry: u32,
     error: &Error,
     budget: &RetryBudget,
+    left: Option<Duration>,
 ) -> Result<Duration, NoRetry> {
     if !error.is_retryable() || retry >= max_retries {
         return Err(NoRetry::NotRetryable);
@@ -75,12 +79,17 @@ pub(crate) fn wait_before_retry(
     if hint.is_some_and(|hint| hint > policy.max_retry_after) {
         return Err(NoRetry::HintTooLong);
     }
+    let jittered = full_jitter(policy.backoff_cap(retry));
+    // The server's hint is a floor, never shortened by jitter.
+    let wait = hint.map_or(jittered, |hint| hint.max(jittered));
+    // A retry that could only start at or after the deadline is no retry.
+    if left.is_some_and(|left| wait >= left) {
+        return Err(NoRetry::PastDeadline);
+    }
     if !budget.withdraw() {
         return Err(NoRetry::BudgetSpent);
     }
-    let jittered = full_jitter(policy.backoff_cap(retry));
-    // The server's hint is a floor, never shortened by jitter.
-    Ok(hint.map_or(jittered, |hint| hint.max(jittered)))
+    Ok(wait)
 }
 
 /// A uniformly drawn duration in `[0, cap]`.
@@ -117,7 +126,7 @@ mod tests {
         for retry in 0..2 {
             for _ in 0..4 {
                 budget.deposit(100);
-                let wait = wait_before_retry(&policy, 2, retry, &error, &budget).unwrap();
+                let wait = wait_before_retry(&policy, 2, retry, &error, &budget, None).unwrap();
                 assert!(wait <= policy.backoff_cap(retry), "{wait:?}");
             }
         }
@@ -129,27 +138,54 @@ mod tests {
         let budget = RetryBudget::new();
         let quota = Error::new(ErrorKind::QuotaExhausted, "insufficient_quota");
         assert_eq!(
-            wait_before_retry(&policy, 2, 0, &quota, &budget),
+            wait_before_retry(&policy, 2, 0, &quota, &budget, None),
             Err(NoRetry::NotRetryable)
         );
         let busy = Error::new(ErrorKind::Overloaded, "busy");
         assert_eq!(
-            wait_before_retry(&policy, 2, 2, &busy, &budget),
+            wait_before_retry(&policy, 2, 2, &busy, &budget, None),
             Err(NoRetry::NotRetryable)
         );
         let limited = |seconds| {
             Error::new(ErrorKind::RateLimited, "slow down")
                 .with_retry_after(Duration::from_secs(seconds))
         };
-        let wait = wait_before_retry(&policy, 2, 0, &limited(2), &budget).unwrap();
+        let wait = wait_before_retry(&policy, 2, 0, &limited(2), &budget, None).unwrap();
         assert!(
             wait >= Duration::from_secs(2),
             "the hint is a floor: {wait:?}"
         );
         assert_eq!(
-            wait_before_retry(&policy, 2, 0, &limited(61), &budget),
+            wait_before_retry(&policy, 2, 0, &limited(61), &budget, None),
             Err(NoRetry::HintTooLong)
         );
+    }
+
+    #[test]
+    fn a_wait_that_would_outlast_the_deadline_is_no_retry_and_costs_no_budget() {
+        let policy = policy();
+        let budget = RetryBudget::new();
+        let limited = Error::new(ErrorKind::RateLimited, "slow down")
+            .with_retry_after(Duration::from_secs(2));
+        for left in [Duration::from_secs(2), Duration::from_millis(1_999)] {
+            assert_eq!(
+                wait_before_retry(&policy, 5, 0, &limited, &budget, Some(left)),
+                Err(NoRetry::PastDeadline)
+            );
+        }
+        // Nothing was withdrawn: the floor's ten retries are all still there.
+        assert_eq!((0..20).filter(|_| budget.withdraw()).count(), 10);
+        budget.deposit(100);
+        let wait = wait_before_retry(
+            &policy,
+            5,
+            0,
+            &limited,
+            &budget,
+            Some(Duration::from_secs(3)),
+        )
+        .unwrap();
+        assert!(wait >= Duration::from_secs(2) && wait < Duration::from_secs(3));
     }
 
     #[test]

@@ -61,6 +61,9 @@ const PUBLIC_TEXT_FIELDS: &[&str] = &["name", "type", "default_model", "capabili
 /// wrong place).
 const PUBLIC_SCALAR_FIELDS: &[&str] = &[
     "timeout",
+    "connect_timeout",
+    "first_token_timeout",
+    "idle_timeout",
     "enabled",
     "priority",
     "weight",
@@ -68,7 +71,12 @@ const PUBLIC_SCALAR_FIELDS: &[&str] = &[
 ];
 
 /// Fields of the `manager` section, all numbers or booleans.
-const PUBLIC_MANAGER_FIELDS: &[&str] = &["fallback_enabled", "load_balancing", "batch_concurrency"];
+const PUBLIC_MANAGER_FIELDS: &[&str] = &[
+    "fallback_enabled",
+    "load_balancing",
+    "batch_concurrency",
+    "deadline",
+];
 
 /// Whether a violation at `pointer` may quote the value there: only a scalar in a field on the
 /// allow-lists (text only in the text fields). Everything else — keys, headers, `base_url` (it

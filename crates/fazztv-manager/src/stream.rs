@@ -5,18 +5,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fazztv_core::{Attempt, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent, Usage};
+use fazztv_core::http::{Expired, Watchdog};
+use fazztv_core::{
+    Attempt, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent, Timeouts, Usage,
+};
 use futures::{Stream, StreamExt};
 
+use crate::deadline::Deadline;
 use crate::manager::{Inner, Plan, Routed};
 use crate::observe::{AttemptResult, Event};
 
 /// The events of the one provider that committed to answering.
 ///
 /// Yields the model (when the provider named it), deltas and then one
-/// [`StreamEvent::Finish`] (finish reason, usage). If the provider fails after output began, the
-/// last item is an [`ErrorKind::StreamInterrupted`] error; a stream never ends silently without
-/// its finish. Dropping it early cancels the upstream request.
+/// [`StreamEvent::Finish`] (finish reason, usage). If the provider fails after output began —
+/// including a silence longer than its `idle_timeout` (keep-alive comments do not count), or
+/// the request's deadline passing — the last item is an [`ErrorKind::StreamInterrupted`] error;
+/// a stream never ends silently without its finish. Dropping it early cancels the upstream
+/// request.
 pub struct ManagedStream {
     inner: Arc<Inner>,
     provider: String,
@@ -27,6 +33,10 @@ pub struct ManagedStream {
     /// The first delta (or the finish of an empty answer), handed out next.
     first: Option<StreamEvent>,
     rest: Option<ChatStream>,
+    /// Ends the stream after a silence of the provider's idle timeout, or at the deadline.
+    watchdog: Watchdog,
+    /// The request's deadline, for its message.
+    deadline: Option<Deadline>,
     finished: bool,
 }
 
@@ -56,6 +66,20 @@ impl ManagedStream {
     /// to its first delta).
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
+    }
+
+    /// The error of a stream its watchdog ended.
+    fn expired(&self, expired: Expired) -> Error {
+        match (expired, self.deadline) {
+            (Expired::End, Some(deadline)) => deadline.exceeded(),
+            _ => Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no output for {} s (`idle_timeout`)",
+                    self.watchdog.idle().as_secs_f64()
+                ),
+            ),
+        }
     }
 
     fn interrupted(&mut self, error: Option<Error>) -> Error {
@@ -97,8 +121,17 @@ impl Stream for ManagedStream {
                     return Poll::Ready(None);
                 };
                 match rest.poll_next_unpin(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Some(Ok(event))) => event,
+                    Poll::Pending => {
+                        let Poll::Ready(expired) = this.watchdog.poll_expired(cx) else {
+                            return Poll::Pending;
+                        };
+                        let error = this.expired(expired);
+                        return Poll::Ready(Some(Err(this.interrupted(Some(error)))));
+                    }
+                    Poll::Ready(Some(Ok(event))) => {
+                        this.watchdog.touch();
+                        event
+                    }
                     Poll::Ready(Some(Err(error))) => {
                         return Poll::Ready(Some(Err(this.interrupted(Some(error)))));
                     }
@@ -118,15 +151,17 @@ impl Stream for ManagedStream {
     }
 }
 
-/// Tries each planned provider until one yields its first delta (or a complete empty answer).
+/// Tries each planned provider until one yields its first delta (or a complete empty answer)
+/// within its first-token timeout.
 pub(crate) async fn start(
     inner: Arc<Inner>,
     plan: Plan,
     request: ChatRequest,
 ) -> Result<ManagedStream> {
     let mut request = request;
+    let deadline = plan.deadline;
     let opening = inner
-        .run(plan, |provider, model, last| {
+        .run(plan, |entry, model, last| {
             let mut attempt = if last {
                 std::mem::take(&mut request)
             } else {
@@ -134,8 +169,19 @@ pub(crate) async fn start(
             };
             attempt.options.model = model;
             // Called here, not in the async block, which would then carry the request too.
-            let opening = provider.chat_stream(attempt);
-            async move { first_delta(opening.await).await }
+            let opening = entry.provider().chat_stream(attempt);
+            let timeouts = *entry.timeouts();
+            let name = entry.name();
+            async move {
+                let first = async move { first_delta(opening.await).await };
+                match tokio::time::timeout(timeouts.first_token, first).await {
+                    Ok(opened) => opened.map(|opening| Opening {
+                        idle: timeouts.idle,
+                        ..opening
+                    }),
+                    Err(_) => Err(no_first_token(&timeouts).with_provider(name)),
+                }
+            }
         })
         .await?;
     let Opening {
@@ -143,6 +189,7 @@ pub(crate) async fn start(
         first,
         rest,
         routing,
+        idle,
     } = opening;
     let (provider, attempts) = routing.unwrap_or_default();
     Ok(ManagedStream {
@@ -153,8 +200,22 @@ pub(crate) async fn start(
         attempts,
         first: Some(first),
         rest: Some(rest),
+        watchdog: Watchdog::new(idle, deadline.map(|deadline| deadline.at())),
+        deadline,
         finished: false,
     })
+}
+
+/// The error of an attempt that gave no output within its first-token timeout. Keep-alive
+/// comments and events before the first delta (the model's name, empty deltas) are no output.
+fn no_first_token(timeouts: &Timeouts) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "no output within {} s (`first_token_timeout`)",
+            timeouts.first_token.as_secs_f64()
+        ),
+    )
 }
 
 /// A stream that reached its commit point: the model it named, its first delta, the rest, and
@@ -164,6 +225,8 @@ struct Opening {
     first: StreamEvent,
     rest: ChatStream,
     routing: Option<(String, Vec<Attempt>)>,
+    /// The answering provider's idle timeout, for the rest of the stream.
+    idle: Duration,
 }
 
 impl Routed for Opening {
@@ -208,6 +271,7 @@ async fn first_delta(stream: Result<ChatStream>) -> Result<Opening> {
                     first: event,
                     rest: stream,
                     routing: None,
+                    idle: Timeouts::IDLE,
                 });
             }
             Some(Ok(_)) => {}

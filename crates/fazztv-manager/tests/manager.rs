@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::{Delta, Scripted, Step, config, manager, priced, retrying, texts};
+use common::{Delta, Scripted, Step, config, manager, outcomes, priced, retrying, texts};
 use fazztv_core::{ErrorKind, ModelCapability, StreamEvent};
 use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
@@ -14,14 +14,6 @@ use {
     criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
     serde as _, serde_json as _, thiserror as _, tracing as _,
 };
-
-/// Each attempt as (provider, outcome, retry number).
-fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String, u32)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
-        .collect()
-}
 
 /// A manager over `a` then `b`, each under its own name, with default settings.
 fn a_then_b(a: &Arc<Scripted>, b: &Arc<Scripted>) -> ProviderManager {

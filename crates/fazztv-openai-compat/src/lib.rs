@@ -18,7 +18,8 @@ use std::time::Duration;
 use fazztv_core::http;
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, UnavailableReason,
+    EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, Timeouts,
+    UnavailableReason,
 };
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
@@ -43,7 +44,7 @@ const CHAT_PATH: &str = "chat/completions";
 pub struct OpenAiCompatClient {
     provider: String,
     http: reqwest::Client,
-    timeout: Duration,
+    timeouts: Timeouts,
     base_url: String,
     /// `{base_url}/chat/completions`, parsed once: the hot path then skips URL parsing.
     chat_url: reqwest::Url,
@@ -71,8 +72,8 @@ impl fmt::Debug for OpenAiCompatClient {
 
 impl OpenAiCompatClient {
     /// A client for `base_url` (http or https, no credentials, query or fragment; a trailing
-    /// `/` is ignored) named `provider` in errors, with the given request timeout.
-    pub fn new(provider: &str, base_url: &str, timeout: Option<Duration>) -> Result<Self, Error> {
+    /// `/` is ignored) named `provider` in errors, with the given time limits.
+    pub fn new(provider: &str, base_url: &str, timeouts: Timeouts) -> Result<Self, Error> {
         let configuration =
             |message: String| Error::new(ErrorKind::Configuration, message).with_provider(provider);
         let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
@@ -106,8 +107,8 @@ impl OpenAiCompatClient {
             })?;
         Ok(Self {
             provider: provider.to_owned(),
-            http: http::client(timeout).map_err(|error| error.with_provider(provider))?,
-            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+            http: http::client(&timeouts).map_err(|error| error.with_provider(provider))?,
+            timeouts,
             base_url,
             chat_url,
             headers: HeaderMap::new(),
@@ -267,7 +268,10 @@ impl OpenAiCompatClient {
 
     /// `GET {base_url}/{path}`, decoding a JSON body.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        let request = self.http.get(self.url(path)).timeout(self.timeout);
+        let request = self
+            .http
+            .get(self.url(path))
+            .timeout(self.timeouts.response);
         let response = self.send(request).await?;
         http::read_json(&self.provider, response).await
     }
@@ -289,7 +293,7 @@ impl OpenAiCompatClient {
         let request = if streaming {
             request
         } else {
-            request.timeout(self.timeout)
+            request.timeout(self.timeouts.response)
         };
         self.send(request).await
     }
@@ -327,8 +331,12 @@ impl OpenAiCompatClient {
         Box::pin(async move {
             let (_, body) = prepared?;
             // A stream is not bounded as a whole: its headers, then each silence, are.
-            let (response, request_id) =
-                http::within(&self.provider, self.timeout, self.send_chat(body, true)).await?;
+            let (response, request_id) = http::within(
+                &self.provider,
+                self.timeouts.first_token,
+                self.send_chat(body, true),
+            )
+            .await?;
             const EVENT_STREAM: &[u8] = b"text/event-stream";
             // Compared in place; the lower-cased copy is only made for the error.
             let unexpected = response
@@ -344,7 +352,7 @@ impl OpenAiCompatClient {
             if let Some(content_type) = unexpected {
                 return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
             }
-            let bytes = http::byte_stream(&self.provider, response, self.timeout);
+            let bytes = http::byte_stream(&self.provider, response, self.timeouts.idle);
             Ok(decode_chat_stream(&self.provider, request_id, bytes))
         })
     }
@@ -469,7 +477,7 @@ impl OpenAiCompatClient {
         let probe = self
             .http
             .get(self.url(path))
-            .timeout(self.timeout.min(AVAILABILITY_TIMEOUT));
+            .timeout(self.timeouts.response.min(AVAILABILITY_TIMEOUT));
         let error = match self.send(probe).await {
             Ok(_) => return Availability::Available,
             Err(error) => error,

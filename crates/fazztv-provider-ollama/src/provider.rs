@@ -7,7 +7,7 @@ use fazztv_core::http::{self, ErrorPayload};
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
     Environment, Error, ErrorKind, ModelInfo, ModelManager, Provider, ProviderConfig, PullStream,
-    Reasoning, UnavailableReason, Usage, async_trait, decode,
+    Reasoning, Timeouts, UnavailableReason, Usage, async_trait, decode,
 };
 use futures::StreamExt;
 use reqwest::Method;
@@ -68,7 +68,7 @@ pub struct OllamaProvider {
     client: reqwest::Client,
     /// Configured headers and the bearer key, all marked sensitive.
     headers: HeaderMap,
-    timeout: Duration,
+    timeouts: Timeouts,
     /// `api_key_env` named a variable that is not set: no key is needed locally, but the
     /// configuration asked for one (ollama.com, an authenticating proxy).
     missing_key_env: Option<String>,
@@ -100,6 +100,7 @@ impl OllamaProvider {
         let configuration = |message: String| {
             Error::new(ErrorKind::Configuration, message).with_provider(config.name.clone())
         };
+        let timeouts = config.timeouts();
         let (base_url, origin) = host::resolve_base_url(config.base_url.as_deref(), environment)
             .map_err(|error| error.with_provider(config.name.clone()))?;
         http::require_secure_transport(config, &base_url, origin)?;
@@ -146,10 +147,10 @@ impl OllamaProvider {
             base_url,
             default_model,
             settings,
-            client: http::client(config.timeout)
+            client: http::client(&timeouts)
                 .map_err(|error| error.with_provider(config.name.clone()))?,
             headers,
-            timeout: config.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+            timeouts,
             missing_key_env: config
                 .api_key_env
                 .clone()
@@ -264,7 +265,7 @@ impl OllamaProvider {
             return model;
         };
         let body = json!({"model": id});
-        let timeout = self.timeout.min(SHOW_TIMEOUT);
+        let timeout = self.timeouts.response.min(SHOW_TIMEOUT);
         let shown = match self
             .send(Method::POST, "/api/show", Some(&body), Some(timeout))
             .await
@@ -294,7 +295,7 @@ impl fmt::Debug for OllamaProvider {
             .field("default_model", &self.default_model)
             .field("options", &self.settings)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
-            .field("timeout", &self.timeout)
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -310,7 +311,12 @@ impl Provider for OllamaProvider {
         let body = wire::chat_body(&request, &model, &self.settings, false)
             .map_err(|error| error.with_provider(self.name.clone()))?;
         let response = self
-            .send(Method::POST, "/api/chat", Some(&body), Some(self.timeout))
+            .send(
+                Method::POST,
+                "/api/chat",
+                Some(&body),
+                Some(self.timeouts.response),
+            )
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
         let request_id = http::request_id(response.headers());
@@ -354,7 +360,7 @@ impl Provider for OllamaProvider {
         // A stream is not bounded as a whole: its headers, then each silence, are.
         let response = http::within(
             &self.name,
-            self.timeout,
+            self.timeouts.first_token,
             self.send(Method::POST, "/api/chat", Some(&body), None),
         )
         .await
@@ -362,7 +368,7 @@ impl Provider for OllamaProvider {
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
             &self.name,
             response,
-            self.timeout,
+            self.timeouts.idle,
         )));
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
@@ -371,7 +377,7 @@ impl Provider for OllamaProvider {
     /// at a time, in order.
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         let response = self
-            .send(Method::GET, "/api/tags", None, Some(self.timeout))
+            .send(Method::GET, "/api/tags", None, Some(self.timeouts.response))
             .await?;
         let tags: Tags = http::read_json(&self.name, response).await?;
         let listed = futures::stream::iter(tags.models.unwrap_or_default())
@@ -393,7 +399,7 @@ impl Provider for OllamaProvider {
             .client
             .get(&url)
             .headers(self.headers.clone())
-            .timeout(self.timeout.min(AVAILABILITY_TIMEOUT))
+            .timeout(self.timeouts.response.min(AVAILABILITY_TIMEOUT))
             .send()
             .await;
         let response = match sent {
@@ -445,7 +451,12 @@ impl Provider for OllamaProvider {
             .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned());
         let body = wire::embed_body(&request.input, &model, request.dimensions, &self.settings);
         let response = self
-            .send(Method::POST, "/api/embed", Some(&body), Some(self.timeout))
+            .send(
+                Method::POST,
+                "/api/embed",
+                Some(&body),
+                Some(self.timeouts.response),
+            )
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
         let reply: EmbedReply = http::read_json(&self.name, response).await?;
@@ -479,7 +490,7 @@ impl ModelManager for OllamaProvider {
         let body = json!({"model": model, "stream": true});
         let response = http::within(
             &self.name,
-            self.timeout,
+            self.timeouts.first_token,
             self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT)),
         )
         .await?;
@@ -487,7 +498,7 @@ impl ModelManager for OllamaProvider {
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
             &self.name,
             response,
-            self.timeout,
+            self.timeouts.idle,
         )));
         Ok(Box::pin(stream::pull(
             self.name.clone(),
@@ -504,7 +515,7 @@ impl ModelManager for OllamaProvider {
             Method::DELETE,
             "/api/delete",
             Some(&body),
-            Some(self.timeout),
+            Some(self.timeouts.response),
         )
         .await
         .map_err(|error| {

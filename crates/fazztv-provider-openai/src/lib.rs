@@ -154,7 +154,7 @@ impl OpenAiProvider {
             (None, None) => (DEFAULT_BASE_URL.to_owned(), "the default base URL"),
         };
         fazztv_core::http::require_secure_transport(config, &base_url, origin)?;
-        let mut client = OpenAiCompatClient::new(&config.name, &base_url, config.timeout)?
+        let mut client = OpenAiCompatClient::new(&config.name, &base_url, config.timeouts())?
             .with_max_tokens_field(options.max_tokens_field)
             .with_stream_usage(options.stream_usage);
         for (name, value) in &config.headers {

@@ -104,7 +104,7 @@ impl OpenRouterProvider {
     fn build(config: &ProviderConfig, options: OpenRouterOptions) -> Result<Self, Error> {
         let base_url = config.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         fazztv_core::http::require_secure_transport(config, base_url, "`base_url`")?;
-        let mut client = OpenAiCompatClient::new(&config.name, base_url, config.timeout)?
+        let mut client = OpenAiCompatClient::new(&config.name, base_url, config.timeouts())?
             .with_openrouter_extensions(true);
         for (name, value) in &config.headers {
             client = client.with_header(name, value)?;

@@ -340,6 +340,13 @@ struct State {
     refused: usize,
 }
 
+/// The server's state, and a count of hang-ups that tests can wait on.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    hang_ups: tokio::sync::watch::Sender<usize>,
+}
+
 /// A loopback HTTP/1.1 server answering requests from a script, in order.
 ///
 /// Request bodies must carry `Content-Length` (what reqwest sends for JSON). When the script is
@@ -353,7 +360,7 @@ struct State {
 #[derive(Debug)]
 pub struct ScriptedServer {
     addr: SocketAddr,
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
 
@@ -364,17 +371,20 @@ impl ScriptedServer {
             .await
             .expect("bind a loopback port");
         let addr = listener.local_addr().expect("loopback address");
-        let state = Arc::new(Mutex::new(State {
-            script: script.into_iter().collect(),
-            ..State::default()
-        }));
+        let state = Arc::new(Shared {
+            state: Mutex::new(State {
+                script: script.into_iter().collect(),
+                ..State::default()
+            }),
+            hang_ups: tokio::sync::watch::Sender::new(0),
+        });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             // Owned here so aborting this task also aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 {
-                    let mut state = lock(&shared);
+                    let mut state = lock(&shared.state);
                     if state.refusing {
                         // Counted before the socket closes, so the client's error comes after.
                         state.refused += 1;
@@ -388,7 +398,11 @@ impl ScriptedServer {
                 while connections.try_join_next().is_some() {}
             }
         });
-        Self { addr, state, task }
+        Self {
+            addr,
+            shared: state,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:<port>` (no trailing slash).
@@ -403,26 +417,26 @@ impl ScriptedServer {
 
     /// How many requests were received so far.
     pub fn hits(&self) -> usize {
-        lock(&self.state).requests.len()
+        lock(&self.shared.state).requests.len()
     }
 
     /// How many TCP connections were accepted and served so far (keep-alive reuses one);
     /// refused connections are not counted.
     pub fn connections(&self) -> usize {
-        lock(&self.state).connections
+        lock(&self.shared.state).connections
     }
 
     /// From now on every new connection is closed as soon as it is accepted, without reading
     /// or answering anything, while the connections already open go on being served: a
     /// request can only succeed on a connection the client kept.
     pub fn refuse_new_connections(&self) {
-        lock(&self.state).refusing = true;
+        lock(&self.shared.state).refusing = true;
     }
 
     /// How many connections were closed unanswered since
     /// [`refuse_new_connections`](Self::refuse_new_connections).
     pub fn refused(&self) -> usize {
-        lock(&self.state).refused
+        lock(&self.shared.state).refused
     }
 
     /// After [`refuse_new_connections`](Self::refuse_new_connections): runs `attempt` until it
@@ -441,7 +455,7 @@ impl ScriptedServer {
         E: fmt::Debug,
     {
         assert!(
-            lock(&self.state).refusing,
+            lock(&self.shared.state).refusing,
             "call refuse_new_connections first"
         );
         let mut last = None;
@@ -468,14 +482,27 @@ impl ScriptedServer {
         );
     }
 
+    /// How many times a client closed its connection while a response was still being written
+    /// (waiting for a delay or a gate before a chunk): a client that gave up on a stream.
+    pub fn hang_ups(&self) -> usize {
+        *self.shared.hang_ups.borrow()
+    }
+
+    /// Waits until [`hang_ups`](Self::hang_ups) reaches `count`.
+    pub async fn hung_up(&self, count: usize) {
+        let mut hang_ups = self.shared.hang_ups.subscribe();
+        // The sender lives as long as the server, so this only waits.
+        let _ = hang_ups.wait_for(|&seen| seen >= count).await;
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.state).requests.clone()
+        lock(&self.shared.state).requests.clone()
     }
 
     /// Appends responses to the script.
     pub fn push(&self, response: ScriptedResponse) {
-        lock(&self.state).script.push_back(response);
+        lock(&self.shared.state).script.push_back(response);
     }
 }
 
@@ -515,7 +542,7 @@ pub fn split_at(body: &[u8], points: &[usize]) -> Vec<Bytes> {
 
 /// Serves requests on one connection until the client closes it, a response is cut, or the
 /// request cannot be parsed.
-async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let mut buffer = Vec::new();
     loop {
@@ -526,14 +553,14 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>) {
             .header("connection")
             .is_some_and(|value| value.eq_ignore_ascii_case("close"));
         let response = {
-            let mut state = lock(&state);
+            let mut state = lock(&shared.state);
             state.requests.push(request);
             state.script.pop_front()
         };
         let response = response.unwrap_or_else(|| {
             ScriptedResponse::with_body(599, "fazztv-testkit: no scripted response left")
         });
-        if !write_response(&mut stream, &response).await || close {
+        if !write_response(&mut stream, &response, &shared).await || close {
             return;
         }
     }
@@ -596,7 +623,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Writes the response; `false` when the connection must not be reused (cut or broken).
-async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> bool {
+async fn write_response(
+    stream: &mut TcpStream,
+    response: &ScriptedResponse,
+    shared: &Shared,
+) -> bool {
     if let Some(gate) = &response.head_gate {
         gate.pass().await;
     }
@@ -619,11 +650,20 @@ async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> 
         }
         if !chunk.delay.is_zero() || chunk.gate.is_some() {
             let _ = stream.flush().await;
-            if !chunk.delay.is_zero() {
-                tokio::time::sleep(chunk.delay).await;
-            }
-            if let Some(gate) = &chunk.gate {
-                gate.pass().await;
+            let wait = async {
+                if !chunk.delay.is_zero() {
+                    tokio::time::sleep(chunk.delay).await;
+                }
+                if let Some(gate) = &chunk.gate {
+                    gate.pass().await;
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                () = closed_by_client(stream) => {
+                    shared.hang_ups.send_modify(|count| *count += 1);
+                    return false;
+                }
             }
         }
         if chunk.bytes.is_empty() {
@@ -647,6 +687,17 @@ async fn write_response(stream: &mut TcpStream, response: &ScriptedResponse) -> 
         return cut(stream).await;
     }
     stream.write_all(b"0\r\n\r\n").await.is_ok() && stream.flush().await.is_ok()
+}
+
+/// Completes when the client closes the connection (or it fails); never while it stays open.
+/// Only peeks, so nothing a client sends is consumed.
+async fn closed_by_client(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        // The client sent something while its answer is being written: not a hang-up.
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 /// Flushes what was written and closes the connection without ending the chunked body.
@@ -678,6 +729,24 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_drops_a_response_it_is_still_receiving_is_a_hang_up() {
+        let gate = Gate::new();
+        let server = ScriptedServer::start([ScriptedResponse::new(200)
+            .chunks(["first"])
+            .chunk_after_gate(&gate, "never")])
+        .await;
+        let mut body = reqwest::get(server.base_url())
+            .await
+            .unwrap()
+            .bytes_stream();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"first");
+        assert_eq!(server.hang_ups(), 0);
+        drop(body);
+        server.hung_up(1).await;
+        assert_eq!(server.hang_ups(), 1);
+    }
 
     #[test]
     fn split_at_preserves_the_body() {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::{Run, Sandbox, flaky_and_backup, mock, offline_example, run, strings};
+use crate::{Run, Sandbox, flaky_and_backup, mask_ms, mock, offline_example, run, strings};
 
 #[test]
 fn fallback_is_visible_on_stderr_and_the_answer_on_stdout() {
@@ -316,6 +316,33 @@ fn retries_flag_retries_the_same_provider_before_falling_back() {
         result.stdout.starts_with("backup/beta-1"),
         "{}",
         result.stdout
+    );
+}
+
+#[test]
+fn deadline_flag_bounds_the_whole_request() {
+    // A provider that would take a minute to answer, and another behind it.
+    let sandbox = Sandbox::with(&json!({
+        "providers": [
+            mock("slow", "alpha-1", json!({"reply": "too late", "latency_ms": 60_000})),
+            mock("backup", "beta-1", json!({"reply": "never asked"})),
+        ]
+    }));
+    let result = run(&sandbox, &["--deadline", "0.2", "query", "hi"]);
+    insta::assert_snapshot!(mask_ms(&result.transcript()), @r"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: slow: deadline_exceeded: the request's deadline of 0.2 s passed (`deadline` in the manager settings or the request's options)
+    ");
+    let result = run(&sandbox, &["--deadline", "0", "query", "hi"]);
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("expected a positive number of seconds"),
+        "{}",
+        result.stderr
     );
 }
 

@@ -12,6 +12,7 @@ use fazztv_core::{
     StreamEvent, UnavailableReason, Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
+use futures::StreamExt;
 
 /// What one call does.
 #[derive(Debug, Clone)]
@@ -26,6 +27,11 @@ pub enum Step {
     RateLimited(Duration),
     /// Fail as rate limited with a `Retry-After` that could not be read.
     RateLimitedUnreadableHint,
+    /// Stream: the model's name and an empty delta (a preamble, which is no output), these
+    /// deltas, then nothing ever again.
+    Stall(Vec<Delta>),
+    /// Stream: these deltas, each after `gap`, then the finish.
+    Trickle { deltas: Vec<Delta>, gap: Duration },
     /// Stream: these deltas, then (if `complete`) the finish, else end abruptly; `error`
     /// replaces the abrupt end with an error item.
     Stream {
@@ -216,6 +222,28 @@ impl Provider for Scripted {
                 ];
                 Ok(Box::pin(futures::stream::iter(events)))
             }
+            Step::Stall(deltas) => {
+                let preamble = [
+                    Ok(StreamEvent::model(format!("{}-model", self.name))),
+                    Ok(StreamEvent::text("")),
+                ];
+                let events = preamble
+                    .into_iter()
+                    .chain(deltas.into_iter().map(|delta| Ok(delta.event())));
+                Ok(Box::pin(
+                    futures::stream::iter(events).chain(futures::stream::pending()),
+                ))
+            }
+            Step::Trickle { deltas, gap } => {
+                let finish = StreamEvent::finish(FinishReason::Stop, Some(Usage::new(1, 1)));
+                let events = deltas.into_iter().map(Delta::event).chain([finish]).map(Ok);
+                Ok(Box::pin(futures::stream::iter(events).then(
+                    move |event| async move {
+                        tokio::time::sleep(gap).await;
+                        event
+                    },
+                )))
+            }
             Step::Stream {
                 deltas,
                 complete,
@@ -291,4 +319,12 @@ pub fn priced(
 /// Settings that retry each provider up to `max_retries` times.
 pub fn retrying(max_retries: u32) -> ManagerSettings {
     ManagerSettings::default().with_retry(RetrySettings::default().with_max_retries(max_retries))
+}
+
+/// Each attempt as (provider, outcome, retry number).
+pub fn outcomes(attempts: &[fazztv_core::Attempt]) -> Vec<(String, String, u32)> {
+    attempts
+        .iter()
+        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
+        .collect()
 }
