@@ -80,6 +80,9 @@ pub enum Command {
     Cheapest(CheapestArgs),
     /// Show every configured provider and whether it is available.
     Providers,
+    /// Probe every enabled provider (models, tags or key: never a paid completion) and show
+    /// its health; exit 1 when none is healthy.
+    Health,
     /// Embed texts.
     Embed(EmbedArgs),
     /// Check whether a text is safe.

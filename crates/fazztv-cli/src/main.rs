@@ -60,6 +60,7 @@ async fn run(app: &App, command: Command) -> Result<(), CliError> {
         Command::Models(args) => commands::models::run(app, args).await,
         Command::Cheapest(args) => commands::models::cheapest(app, args).await,
         Command::Providers => commands::providers::run(app).await,
+        Command::Health => commands::health::run(app).await,
         Command::Embed(args) => commands::services::embed(app, args).await,
         Command::Moderate(args) => commands::services::moderate(app, args).await,
         Command::Ollama(args) => commands::ollama::run(app, args).await,

@@ -125,6 +125,10 @@ pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
     let error = error.without_url();
     let (kind, message) = if error.is_timeout() {
         (ErrorKind::Timeout, "the request timed out")
+    } else if error.is_connect() && is_tls_failure(&error) {
+        // A certificate or handshake failure will not go away on a retry; another provider
+        // may still serve.
+        (ErrorKind::Protocol, "the TLS handshake failed")
     } else if error.is_connect() {
         (ErrorKind::Network, "could not connect")
     } else if error.is_decode() {
@@ -145,6 +149,32 @@ pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
     Error::new(kind, format!("{message}{detail}"))
         .with_provider(provider)
         .with_source(error)
+}
+
+/// Whether a connection failed in its TLS handshake (a bad certificate, a peer that does not
+/// speak TLS): rustls reports its errors as I/O errors of kind `InvalidData`, native-tls as its
+/// own error type.
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    /// An I/O error of kind `InvalidData`, itself or wrapped in another I/O error (whose
+    /// `source` skips the wrapped error), or a native-tls error.
+    fn tls(error: &(dyn std::error::Error + 'static)) -> bool {
+        #[cfg(feature = "native-tls")]
+        if error.is::<native_tls_crate::Error>() {
+            return true;
+        }
+        let Some(io) = error.downcast_ref::<std::io::Error>() else {
+            return false;
+        };
+        io.kind() == std::io::ErrorKind::InvalidData || io.get_ref().is_some_and(|inner| tls(inner))
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        if tls(current) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// The provider's request id, from the headers providers use for it.

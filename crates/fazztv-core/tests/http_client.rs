@@ -8,6 +8,8 @@ use bytes as _;
 use futures as _;
 use httpdate as _;
 use inventory as _;
+#[cfg(feature = "native-tls")]
+use native_tls_crate as _;
 use proptest as _;
 use schemars as _;
 use secrecy as _;

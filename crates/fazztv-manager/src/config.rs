@@ -66,6 +66,83 @@ pub struct ManagerSettings {
     #[serde(default, deserialize_with = "fazztv_core::deserialize_seconds")]
     #[schemars(with = "Option<f64>", range(min = 0.001))]
     pub deadline: Option<Duration>,
+    /// How providers that keep failing are taken out of rotation for a while.
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// How the first provider of a request is chosen (`priority` unless `load_balancing` is
+    /// on, which means `weighted`).
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+}
+
+/// The `manager.health` section: passive outlier ejection, and optional active checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HealthSettings {
+    /// Consecutive failures that say a provider is unhealthy (server errors, timeouts, broken
+    /// connections, rate limits; never a bad request) before it is ejected (default 5). A
+    /// rejected key or an exhausted quota ejects at once, for the longest time.
+    #[schemars(range(min = 1))]
+    pub consecutive_failures: Option<u32>,
+    /// The first ejection's length in milliseconds (default 30000); it doubles with each
+    /// ejection in a row, and halves back for each such period the provider stays healthy.
+    pub base_ejection_ms: Option<u64>,
+    /// The longest ejection in milliseconds (default 300000).
+    pub max_ejection_ms: Option<u64>,
+    /// Seconds between active checks of every provider through its cheap availability
+    /// endpoint (models, tags, key), never a paid completion; 0 or unset: none.
+    pub probe_interval_s: Option<u64>,
+}
+
+impl HealthSettings {
+    /// Sets `consecutive_failures`.
+    pub fn with_consecutive_failures(mut self, failures: u32) -> Self {
+        self.consecutive_failures = Some(failures);
+        self
+    }
+
+    /// Sets `base_ejection_ms` and `max_ejection_ms`.
+    pub fn with_ejection_ms(mut self, base: u64, max: u64) -> Self {
+        self.base_ejection_ms = Some(base);
+        self.max_ejection_ms = Some(max);
+        self
+    }
+
+    /// Sets `probe_interval_s`.
+    pub fn with_probe_interval_s(mut self, seconds: u64) -> Self {
+        self.probe_interval_s = Some(seconds);
+        self
+    }
+}
+
+/// How the first provider of a request is chosen among the candidates; the others follow in
+/// priority order as fallbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Strategy {
+    /// The configured order (by `priority`, ties in file order).
+    Priority,
+    /// Smooth weighted round-robin over `weight` (the seed's `load_balancing: true`).
+    Weighted,
+    /// The faster of two candidates picked at random, by their recent latency (power of two
+    /// choices).
+    Latency,
+    /// The candidate with the fewest requests in flight.
+    LeastBusy,
+}
+
+impl Strategy {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::Weighted => "weighted",
+            Self::Latency => "latency",
+            Self::LeastBusy => "least_busy",
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -84,6 +161,8 @@ impl Default for ManagerSettings {
             batch_concurrency: default_batch_concurrency(),
             retry: RetrySettings::default(),
             deadline: None,
+            health: HealthSettings::default(),
+            strategy: None,
         }
     }
 }
@@ -99,6 +178,28 @@ impl ManagerSettings {
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
+    }
+
+    /// Sets the health settings.
+    pub fn with_health(mut self, health: HealthSettings) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Sets the strategy.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// The strategy in effect: `strategy`, else `weighted` when `load_balancing` is on, else
+    /// `priority`.
+    pub fn effective_strategy(&self) -> Strategy {
+        self.strategy.unwrap_or(if self.load_balancing {
+            Strategy::Weighted
+        } else {
+            Strategy::Priority
+        })
     }
 
     /// Sets `fallback_enabled`.

@@ -12,6 +12,7 @@
 
 mod config;
 mod deadline;
+mod health;
 mod manager;
 mod observe;
 mod redact;
@@ -23,8 +24,9 @@ mod stream;
 
 pub use config::{
     CONFIG_ENV_VAR, ConfigError, ConfigLoader, ConfigOrigin, DEFAULT_CONFIG_FILE, FazztvConfig,
-    ManagerSettings, Violation, builtin_default,
+    HealthSettings, ManagerSettings, Strategy, Violation, builtin_default,
 };
+pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions};
 pub use registry::{ProviderEntry, Registry};
 pub use stats::{ProviderStats, UsageStats};

@@ -1,22 +1,25 @@
 //! `ProviderManager`: routes requests over the configured providers with fallback, load
 //! balancing and capability-based selection, and keeps usage statistics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
     EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
-    ModelInfo, ModerationResult, Provider, Result, RetryPolicy, Usage,
+    ModelInfo, ModerationResult, Provider, Result, RetryPolicy, UnavailableReason, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
 use tracing::Instrument;
 
-use crate::config::{ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings};
+use crate::config::{
+    ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings, Strategy,
+};
 use crate::deadline::Deadline;
+use crate::health::{Admission, Change, Health, ProviderHealth};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
@@ -117,7 +120,13 @@ pub struct ProviderManager {
 pub(crate) struct Inner {
     registry: Registry,
     settings: ManagerSettings,
-    load_balancing: AtomicBool,
+    /// The strategy in effect (a `Strategy` as its index in `STRATEGIES`); load balancing can
+    /// be switched at run time.
+    strategy: AtomicU8,
+    /// Each provider's health, by entry index.
+    pub(crate) health: Health,
+    /// Whether the active checks (`manager.health.probe_interval_s`) were started.
+    probing: AtomicBool,
     /// Smooth weighted round-robin state: each provider's current weight.
     /// Indices of the enabled entries in fallback order (by priority, ties in file order);
     /// computed once, as the registry does not change after construction.
@@ -185,37 +194,71 @@ impl Inner {
         );
     }
 
-    /// After a failure that is not retried: `None` when the next step should be tried, else
-    /// the error that ends the request. Fallback-worthy failures at several providers are
-    /// summarised as `AllProvidersFailed`; otherwise the error that ended the request is
-    /// returned as is, with every attempt. (Keys a server quoted back were masked by the
-    /// provider's redacting layer.)
-    fn conclude_failure(
-        &self,
-        attempts: &mut Vec<Attempt>,
-        step: &Step,
-        error: Error,
-        is_last: bool,
-    ) -> Option<Error> {
-        if !is_last && error.should_fallback() {
-            self.emit(Event::Fallback);
-            return None;
-        }
+    /// The error that ends a request after `error`, the last failure, at the provider of
+    /// entry `index`. Fallback-worthy failures at several providers are summarised as
+    /// `AllProvidersFailed`; otherwise the error is returned as is, with every attempt. (Keys a
+    /// server quoted back were masked by the provider's redacting layer.)
+    fn final_error(&self, attempts: Vec<Attempt>, index: usize, error: Error) -> Error {
         self.emit(Event::RequestFinished { ok: false });
-        let attempts = std::mem::take(attempts);
         let mut providers = attempts
             .iter()
             .filter(|attempt| matches!(attempt.outcome, AttemptOutcome::Failed { .. }))
             .map(|attempt| attempt.provider.as_str());
         let first = providers.next();
         let several = providers.any(|provider| Some(provider) != first);
-        Some(if several && error.should_fallback() {
+        if several && error.should_fallback() {
             Error::all_providers_failed(attempts)
         } else {
             error
-                .with_provider(self.entry(step).name())
+                .with_provider(self.registry.entries()[index].name())
                 .with_attempts(attempts)
-        })
+        }
+    }
+
+    /// Records what an active check of entry `index` says about its health.
+    fn checked(&self, index: usize, availability: &Availability) {
+        let provider = self.registry.entries()[index].name();
+        let kind = match availability.reason() {
+            None => {
+                if self.health.check_passed(index) == Some(Change::Recovered) {
+                    self.emit(Event::Recovered { provider });
+                }
+                return;
+            }
+            Some(
+                UnavailableReason::MissingApiKey { .. }
+                | UnavailableReason::AuthenticationFailed { .. },
+            ) => ErrorKind::Authentication,
+            Some(UnavailableReason::Unreachable { .. }) => ErrorKind::Network,
+            Some(_) => ErrorKind::ServerError,
+        };
+        if let Some(Change::Ejected(length)) = self.health.check_failed(index, kind) {
+            self.emit(Event::Ejected {
+                provider,
+                length,
+                kind,
+            });
+        }
+    }
+
+    /// Records what an attempt's failure says about its provider's health.
+    pub(crate) fn failed_health(
+        &self,
+        index: usize,
+        admission: Admission,
+        kind: ErrorKind,
+    ) -> bool {
+        match self.health.failed(index, admission, kind) {
+            Some(Change::Ejected(length)) => {
+                self.emit(Event::Ejected {
+                    provider: self.registry.entries()[index].name(),
+                    length,
+                    kind,
+                });
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The one routing loop, for calls and streams alike: runs `operation` over the plan until
@@ -229,6 +272,11 @@ impl Inner {
     /// The request's deadline, if it has one, bounds every try and every wait: a try still
     /// running when it passes ends with [`ErrorKind::DeadlineExceeded`] and nothing more is
     /// tried; a backoff that would reach it is not waited for (the next provider is tried).
+    ///
+    /// An ejected provider is skipped (listed as a skipped attempt); when every candidate is
+    /// ejected, the one whose ejection ends first is tried anyway (panic mode) rather than
+    /// failing a request that could have been served. Every outcome feeds its provider's
+    /// health.
     pub(crate) async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
     where
         T: Routed,
@@ -246,25 +294,74 @@ impl Inner {
         let max_retries = plan.max_retries;
         let deadline = plan.deadline;
         let (steps, mut attempts) = plan.into_run();
-        let count = steps.len();
-        for (position, step) in steps.into_iter().enumerate() {
+        let mut queue = VecDeque::from(steps);
+        // Candidates skipped as ejected, for panic mode.
+        let mut ejected: Vec<Step> = Vec::new();
+        let mut last_failure: Option<(usize, Error)> = None;
+        loop {
+            let (step, mut admission) = match queue.pop_front() {
+                Some(step) => match self.health.admit(step.index) {
+                    Admission::Ejected { left } => {
+                        let entry = self.entry(&step);
+                        attempts.push(Attempt::new(
+                            entry.name(),
+                            step.model_label(entry),
+                            AttemptOutcome::Skipped {
+                                reason: ejected_reason(left),
+                            },
+                            Duration::ZERO,
+                        ));
+                        ejected.push(step);
+                        continue;
+                    }
+                    admission => (step, admission),
+                },
+                None if last_failure.is_none() && !ejected.is_empty() => {
+                    let first = self
+                        .health
+                        .recovers_first(ejected.iter().map(|step| step.index))
+                        .and_then(|index| ejected.iter().position(|step| step.index == index))
+                        .unwrap_or(0);
+                    let step = ejected.swap_remove(first);
+                    let name = self.entry(&step).name();
+                    // Tried after all: its "skipped" line would contradict the try.
+                    attempts.retain(|attempt| {
+                        attempt.provider != name
+                            || !matches!(attempt.outcome, AttemptOutcome::Skipped { .. })
+                    });
+                    self.emit(Event::PanicMode { provider: name });
+                    (step, Admission::Panic)
+                }
+                None => break,
+            };
+            if last_failure.is_some() {
+                // Counted only when another provider is really tried.
+                self.emit(Event::Fallback);
+            }
             let entry = self.entry(&step);
             let (policy, budget) = &self.retry[step.index];
             let max_retries = max_retries
                 .unwrap_or(policy.max_retries)
                 .min(RetryPolicy::MAX_RETRIES);
-            let is_last_step = position + 1 == count;
+            let is_last_step = queue.is_empty();
             budget.deposit(policy.budget_percent);
             let mut tried = Try::default();
             loop {
                 if let Some(deadline) = deadline.filter(|deadline| deadline.left().is_zero()) {
                     // Not even started: there is no time left for it.
+                    self.health.cancelled(step.index, admission);
                     self.emit(Event::RequestFinished { ok: false });
                     guard.disarm();
                     return Err(deadline.exceeded().with_attempts(attempts));
                 }
                 let started = Instant::now();
-                guard.in_flight = Some((entry.name(), started));
+                self.health.started(step.index);
+                guard.in_flight = Some(InFlight {
+                    provider: entry.name(),
+                    index: step.index,
+                    admission,
+                    started,
+                });
                 let last_try = is_last_step && tried.retries >= max_retries;
                 let attempt_span = tracing::debug_span!(
                     parent: &request_span,
@@ -280,9 +377,25 @@ impl Inner {
                     None => attempt.await,
                     Some(deadline) => deadline.bound(attempt).await,
                 };
+                guard.in_flight = None;
                 tried.latency = started.elapsed();
                 let error = match result {
                     Ok(mut value) => {
+                        if !T::STREAMED {
+                            // A committed stream stays in flight until it ends.
+                            self.health.finished(step.index);
+                        }
+                        let change = self.health.succeeded(
+                            step.index,
+                            admission,
+                            tried.latency,
+                            T::STREAMED,
+                        );
+                        if change == Some(Change::Recovered) {
+                            self.emit(Event::Recovered {
+                                provider: entry.name(),
+                            });
+                        }
                         let model = value
                             .model()
                             .map(str::to_owned)
@@ -307,40 +420,84 @@ impl Inner {
                             Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
                                 .with_retry(tried.retries, tried.waited),
                         );
-                        value.set_routing(entry.name(), attempts);
+                        value.set_routing(step.index, entry.name(), attempts);
                         return Ok(value);
                     }
                     Err(error) => error,
                 };
+                self.health.finished(step.index);
+                let now_ejected = self.failed_health(step.index, admission, error.kind());
                 attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
                 let left = deadline.map(|deadline| deadline.left());
-                match wait_before_retry(policy, max_retries, tried.retries, &error, budget, left) {
+                let retry = if now_ejected && !is_last_step {
+                    // Just taken out of rotation: the next provider is the better bet.
+                    Err(NoRetry::Ejected)
+                } else {
+                    wait_before_retry(policy, max_retries, tried.retries, &error, budget, left)
+                };
+                match retry {
                     Ok(wait) => {
-                        guard.in_flight = None;
                         tokio::time::sleep(wait).await;
                         tried = Try {
                             retries: tried.retries + 1,
                             waited: wait,
                             latency: Duration::ZERO,
                         };
+                        // Ejected meanwhile (by this request or another): still the last hope
+                        // of this request, so tried as in panic mode.
+                        admission = match self.health.admit(step.index) {
+                            Admission::Ejected { .. } => Admission::Panic,
+                            admission => admission,
+                        };
                     }
                     Err(why) => {
                         if why != NoRetry::NotRetryable {
                             tracing::debug!(provider = entry.name(), ?why, "not retried");
                         }
-                        if let Some(error) =
-                            self.conclude_failure(&mut attempts, &step, error, is_last_step)
-                        {
+                        if !error.should_fallback() || is_last_step {
                             guard.disarm();
-                            return Err(error);
+                            return Err(self.final_error(attempts, step.index, error));
                         }
+                        last_failure = Some((step.index, error));
                         break;
                     }
                 }
             }
         }
         guard.disarm();
-        Err(Error::all_providers_failed(attempts))
+        match last_failure {
+            Some((index, error)) => Err(self.final_error(attempts, index, error)),
+            // Only reachable with an empty plan, which planning never makes.
+            None => Err(Error::all_providers_failed(attempts)),
+        }
+    }
+}
+
+/// The strategies by their code in `Inner::strategy`.
+const STRATEGIES: [Strategy; 4] = [
+    Strategy::Priority,
+    Strategy::Weighted,
+    Strategy::Latency,
+    Strategy::LeastBusy,
+];
+
+fn strategy_code(strategy: Strategy) -> u8 {
+    STRATEGIES
+        .iter()
+        .position(|known| *known == strategy)
+        .and_then(|code| u8::try_from(code).ok())
+        .unwrap_or(0)
+}
+
+/// Why an ejected provider was skipped.
+fn ejected_reason(left: Duration) -> String {
+    if left.is_zero() {
+        String::from("unhealthy: another request is probing whether it recovered")
+    } else {
+        format!(
+            "unhealthy: ejected after failing, for another {:.1} s",
+            left.as_secs_f64()
+        )
     }
 }
 
@@ -357,7 +514,15 @@ struct Try {
 /// attempt it was waiting for (provider, time spent) as cancelled too.
 struct CancelGuard<'a> {
     inner: Option<&'a Inner>,
-    in_flight: Option<(&'a str, Instant)>,
+    in_flight: Option<InFlight<'a>>,
+}
+
+/// The attempt under way.
+struct InFlight<'a> {
+    provider: &'a str,
+    index: usize,
+    admission: Admission,
+    started: Instant,
 }
 
 impl CancelGuard<'_> {
@@ -371,12 +536,14 @@ impl Drop for CancelGuard<'_> {
         let Some(inner) = self.inner else {
             return;
         };
-        if let Some((provider, started)) = self.in_flight {
+        if let Some(attempt) = self.in_flight.take() {
+            inner.health.finished(attempt.index);
+            inner.health.cancelled(attempt.index, attempt.admission);
             inner.emit(Event::Attempt(AttemptEvent {
-                provider,
+                provider: attempt.provider,
                 model: None,
                 outcome: AttemptResult::Cancelled,
-                latency: started.elapsed(),
+                latency: attempt.started.elapsed(),
                 time_to_first_token: None,
                 retries: 0,
                 waited: Duration::ZERO,
@@ -473,9 +640,14 @@ fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
 pub(crate) trait Routed {
     /// The GenAI operation name (`chat`, `embeddings`), for tracing.
     const OPERATION: &'static str;
+    /// A stream: its attempt's latency is a time to first token, and it stays in flight at
+    /// its provider until it ends.
+    const STREAMED: bool = false;
     fn usage(&self) -> Option<Usage>;
     fn model(&self) -> Option<&str>;
-    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>);
+    /// Stamps the answer with the provider that gave it (entry `index`, named `provider`) and
+    /// every attempt.
+    fn set_routing(&mut self, index: usize, provider: &str, attempts: Vec<Attempt>);
     /// How the successful attempt ended: a whole answer by default.
     fn result(&self) -> AttemptResult {
         AttemptResult::Answered {
@@ -496,7 +668,7 @@ impl Routed for ChatResponse {
     fn model(&self) -> Option<&str> {
         Some(&self.model)
     }
-    fn set_routing(&mut self, _provider: &str, attempts: Vec<Attempt>) {
+    fn set_routing(&mut self, _index: usize, _provider: &str, attempts: Vec<Attempt>) {
         self.attempts = attempts;
     }
 }
@@ -509,7 +681,7 @@ impl Routed for EmbeddingResponse {
     fn model(&self) -> Option<&str> {
         Some(&self.model)
     }
-    fn set_routing(&mut self, _provider: &str, attempts: Vec<Attempt>) {
+    fn set_routing(&mut self, _index: usize, _provider: &str, attempts: Vec<Attempt>) {
         self.attempts = attempts;
     }
 }
@@ -522,7 +694,7 @@ impl Routed for ModerationResult {
     fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
-    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>) {
+    fn set_routing(&mut self, _index: usize, provider: &str, attempts: Vec<Attempt>) {
         self.provider = Some(provider.to_owned());
         self.attempts = attempts;
     }
@@ -531,7 +703,8 @@ impl Routed for ModerationResult {
 impl ProviderManager {
     /// A manager over the providers in `registry`.
     pub fn new(registry: Registry, settings: ManagerSettings) -> Self {
-        let load_balancing = AtomicBool::new(settings.load_balancing);
+        let strategy = AtomicU8::new(strategy_code(settings.effective_strategy()));
+        let health = Health::new(&settings.health, registry.entries().len());
         let entries = registry.entries();
         let mut order: Vec<usize> = (0..entries.len())
             .filter(|&index| entries[index].config().enabled)
@@ -550,7 +723,9 @@ impl ProviderManager {
             inner: Arc::new(Inner {
                 registry,
                 settings,
-                load_balancing,
+                strategy,
+                health,
+                probing: AtomicBool::new(false),
                 order,
                 balancer,
                 stats: stats.clone(),
@@ -605,15 +780,65 @@ impl ProviderManager {
         self.inner.registry.get_provider(name)
     }
 
-    /// Spreads requests over the eligible providers by weighted round-robin (`true`) or always
-    /// starts with the first in priority order (`false`).
+    /// Spreads requests over the eligible providers by weighted round-robin (`true`: the
+    /// `weighted` strategy) or always starts with the first in priority order (`false`: the
+    /// `priority` strategy).
     pub fn enable_load_balancing(&self, enabled: bool) {
-        self.inner.load_balancing.store(enabled, Ordering::Relaxed);
+        self.set_strategy(if enabled {
+            Strategy::Weighted
+        } else {
+            Strategy::Priority
+        });
     }
 
-    /// Whether load balancing is on.
+    /// Whether load balancing (the `weighted` strategy) is on.
     pub fn load_balancing(&self) -> bool {
-        self.inner.load_balancing.load(Ordering::Relaxed)
+        self.strategy() == Strategy::Weighted
+    }
+
+    /// The strategy choosing each request's first provider.
+    pub fn strategy(&self) -> Strategy {
+        STRATEGIES[usize::from(self.inner.strategy.load(Ordering::Relaxed))]
+    }
+
+    /// Switches the strategy.
+    pub fn set_strategy(&self, strategy: Strategy) {
+        self.inner
+            .strategy
+            .store(strategy_code(strategy), Ordering::Relaxed);
+    }
+
+    /// Every configured provider's health, in configuration order: healthy, ejected (for how
+    /// much longer) or half-open, its failures in a row and latest error kinds, and its moving
+    /// average latency and time to first token.
+    pub fn health(&self) -> Vec<ProviderHealth> {
+        self.inner
+            .registry
+            .entries()
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| self.inner.health.report(index, entry.name()))
+            .collect()
+    }
+
+    /// Checks every enabled provider through its cheap availability endpoint (model list,
+    /// tags, key: never a paid completion), concurrently, lets each result count for its
+    /// health — a failed check ejects the provider at once — and returns [`health`](Self::health).
+    pub async fn probe_health(&self) -> Vec<ProviderHealth> {
+        let checks =
+            self.inner
+                .registry
+                .entries()
+                .iter()
+                .enumerate()
+                .filter(|(_, entry)| entry.config().enabled)
+                .map(|(index, entry)| async move {
+                    (index, entry.provider().check_availability().await)
+                });
+        for (index, availability) in join_all(checks).await {
+            self.inner.checked(index, &availability);
+        }
+        self.health()
     }
 
     /// Answers `prompt`, falling back to the next provider when one fails with a fallback-worthy
@@ -910,6 +1135,7 @@ impl ProviderManager {
         capabilities: &[ModelCapability],
         required: &[ModelCapability],
     ) -> Result<Plan> {
+        self.start_active_checks();
         let needed: &[ModelCapability] = match &options.capability {
             Some(capability) => std::slice::from_ref(capability),
             None => capabilities,
@@ -926,10 +1152,11 @@ impl ProviderManager {
                     .any(|capability| entries[index].supports(*capability))
             })
             .collect();
-        if self.load_balancing() && order.len() > 1 {
-            let first = self.next_balanced(&order);
-            let chosen = order.remove(first);
-            order.insert(0, chosen);
+        if order.len() > 1 {
+            if let Some(first) = self.first_by_strategy(&order) {
+                let chosen = order.remove(first);
+                order.insert(0, chosen);
+            }
         }
         if let Some(name) = &options.preferred_provider {
             let Some(preferred) = entries.iter().position(|entry| entry.name() == name) else {
@@ -1066,6 +1293,83 @@ impl ProviderManager {
             .await
             .insert(index, listing.clone());
         Some(listing)
+    }
+
+    /// Starts the active checks when `manager.health.probe_interval_s` asks for them: on the
+    /// first request, as that runs on a tokio runtime (a manager may be built outside one). The
+    /// task holds the manager weakly and ends when the manager is dropped.
+    fn start_active_checks(&self) {
+        let Some(seconds) = self
+            .inner
+            .settings
+            .health
+            .probe_interval_s
+            .filter(|seconds| *seconds > 0)
+        else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.probing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let manager = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(seconds));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = manager.upgrade() else {
+                    return;
+                };
+                ProviderManager { inner }.probe_health().await;
+            }
+        });
+    }
+
+    /// The position in `candidates` (entry indices, in priority order) of the provider the
+    /// strategy puts first, among those in rotation; `None` keeps the priority order.
+    fn first_by_strategy(&self, candidates: &[usize]) -> Option<usize> {
+        let health = &self.inner.health;
+        match self.strategy() {
+            Strategy::Priority => None,
+            Strategy::Weighted => Some(self.next_balanced(candidates)),
+            Strategy::LeastBusy => candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, index)| health.in_rotation(**index))
+                // The first of the least busy: ties keep the priority order.
+                .min_by_key(|(position, index)| (health.in_flight(**index), *position))
+                .map(|(position, _)| position),
+            Strategy::Latency => {
+                // Power of two choices: two candidates at random, the faster first. One never
+                // measured counts as fastest, so every provider gets measured.
+                let in_rotation: Vec<usize> = (0..candidates.len())
+                    .filter(|&position| health.in_rotation(candidates[position]))
+                    .collect();
+                let count = in_rotation.len();
+                if count < 2 {
+                    return in_rotation.first().copied();
+                }
+                let draw = |bound: usize| {
+                    usize::try_from(crate::retry::uniform(bound as u64)).unwrap_or(0)
+                };
+                let first = draw(count);
+                // Drawn from the others: skip over the first.
+                let mut second = draw(count - 1);
+                if second >= first {
+                    second += 1;
+                }
+                let (first, second) = (in_rotation[first], in_rotation[second]);
+                let latency = |position: usize| health.latency(candidates[position]).unwrap_or(0.0);
+                Some(if latency(second) < latency(first) {
+                    second
+                } else {
+                    first
+                })
+            }
+        }
     }
 
     /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved. Returns

@@ -33,6 +33,16 @@ pub(crate) enum Event<'a> {
     StreamInterrupted { provider: &'a str },
     /// The caller dropped a committed stream before its end.
     StreamCancelled { provider: &'a str },
+    /// A provider was taken out of rotation for `length` after failing.
+    Ejected {
+        provider: &'a str,
+        length: Duration,
+        kind: ErrorKind,
+    },
+    /// An ejected provider answered again and is back in rotation.
+    Recovered { provider: &'a str },
+    /// Every candidate was ejected: the one that recovers first is tried anyway.
+    PanicMode { provider: &'a str },
 }
 
 /// One attempt at one provider.
@@ -114,6 +124,9 @@ impl Observer for Mutex<UsageStats> {
             Event::StreamCancelled { provider } => stats.stream_cancelled(provider),
             Event::StreamCompleted { provider, usage } => stats.stream_completed(provider, *usage),
             Event::StreamInterrupted { provider } => stats.stream_interrupted(provider),
+            Event::Ejected { provider, .. } => stats.ejected(provider),
+            Event::PanicMode { .. } => stats.panic_mode += 1,
+            Event::Recovered { .. } => {}
         }
     }
 }
@@ -125,8 +138,33 @@ pub(crate) struct Tracing;
 
 impl Observer for Tracing {
     fn observe(&self, event: &Event<'_>) {
-        let Event::Attempt(attempt) = event else {
-            return;
+        let attempt = match event {
+            Event::Attempt(attempt) => attempt,
+            Event::Ejected {
+                provider,
+                length,
+                kind,
+            } => {
+                tracing::warn!(
+                    fazztv.provider = provider,
+                    error.type = kind.as_str(),
+                    fazztv.ejected_ms = length.as_secs_f64() * 1e3,
+                    "provider ejected"
+                );
+                return;
+            }
+            Event::Recovered { provider } => {
+                tracing::info!(fazztv.provider = provider, "provider back in rotation");
+                return;
+            }
+            Event::PanicMode { provider } => {
+                tracing::warn!(
+                    fazztv.provider = provider,
+                    "every candidate is ejected: trying the one that recovers first"
+                );
+                return;
+            }
+            _ => return,
         };
         let ttft_ms = attempt
             .time_to_first_token

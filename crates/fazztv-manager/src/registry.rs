@@ -11,7 +11,7 @@ use fazztv_core::{
 };
 use futures::future::join_all;
 
-use crate::config::{self, ConfigError, ConfigOrigin, FazztvConfig, Violation};
+use crate::config::{self, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation};
 use crate::redact::Redacting;
 use crate::schema;
 
@@ -313,6 +313,19 @@ impl Registry {
 
     fn semantic_violations(&self, config: &FazztvConfig) -> Vec<Violation> {
         let mut violations = Vec::new();
+        let manager = &config.manager;
+        if let Some(strategy) = manager.strategy {
+            if manager.load_balancing && strategy != Strategy::Weighted {
+                violations.push(Violation::new(
+                    "/manager/load_balancing",
+                    format!(
+                        "`load_balancing: true` means the `weighted` strategy, but `strategy` is \
+                         `{}`; remove `load_balancing` (or set `strategy` to `weighted`)",
+                        strategy.as_str()
+                    ),
+                ));
+            }
+        }
         let mut seen: BTreeMap<&str, usize> = self
             .entries
             .iter()

@@ -51,6 +51,8 @@ impl RetryBudget {
 /// Why a failed attempt is not retried on the same provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NoRetry {
+    /// This failure took the provider out of rotation: another provider is the better bet.
+    Ejected,
     /// The error kind is not worth retrying here, or the retries are used up.
     NotRetryable,
     /// The server asked for a longer wait than `max_retry_after`: better another provider.
@@ -95,12 +97,18 @@ pub(crate) fn wait_before_retry(
 /// A uniformly drawn duration in `[0, cap]`.
 fn full_jitter(cap: Duration) -> Duration {
     let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
+    Duration::from_nanos(uniform(nanos.saturating_add(1)))
+}
+
+/// A number drawn uniformly (up to a negligible modulo bias) from `[0, bound)`; 0 when `bound`
+/// is 0.
+pub(crate) fn uniform(bound: u64) -> u64 {
+    if bound == 0 {
+        return 0;
     }
-    // A fresh `RandomState` is randomly keyed: enough randomness for jitter, with no RNG crate.
-    let random = RandomState::new().hash_one(nanos);
-    Duration::from_nanos(random % (nanos + 1).max(1))
+    // A fresh `RandomState` is randomly keyed: enough randomness for jitter and for picking
+    // candidates, with no RNG crate.
+    RandomState::new().hash_one(bound) % bound
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub struct UsageStats {
     pub retries: u64,
     /// Failures whose `Retry-After` could not be read (ignored: the normal backoff applied).
     pub retry_after_invalid: u64,
+    /// Times a provider was taken out of rotation after failing.
+    pub ejections: u64,
+    /// Requests that found every candidate ejected and tried the one recovering first.
+    pub panic_mode: u64,
     /// Attempts sent to each provider (the seed's "request distribution").
     pub request_counts: BTreeMap<String, u64>,
     /// Details per provider.
@@ -39,6 +43,8 @@ pub struct ProviderStats {
     pub requests: u64,
     /// Of those, retries after a failure.
     pub retries: u64,
+    /// Times it was taken out of rotation after failing.
+    pub ejected: u64,
     /// Attempts it answered.
     pub successes: u64,
     /// Attempts that failed.
@@ -119,6 +125,12 @@ impl UsageStats {
         let ttft_ms = latency.as_secs_f64() * 1e3;
         stats.streams_started += 1;
         stats.average_ttft_ms += (ttft_ms - stats.average_ttft_ms) / stats.streams_started as f64;
+    }
+
+    /// `provider` was taken out of rotation.
+    pub(crate) fn ejected(&mut self, provider: &str) {
+        self.ejections += 1;
+        self.provider(provider).ejected += 1;
     }
 
     /// A try that retried `provider` after a failure.

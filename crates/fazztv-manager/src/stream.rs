@@ -12,6 +12,7 @@ use fazztv_core::{
 use futures::{Stream, StreamExt};
 
 use crate::deadline::Deadline;
+use crate::health::Admission;
 use crate::manager::{Inner, Plan, Routed};
 use crate::observe::{AttemptResult, Event};
 
@@ -25,6 +26,8 @@ use crate::observe::{AttemptResult, Event};
 /// request.
 pub struct ManagedStream {
     inner: Arc<Inner>,
+    /// The answering provider's entry index, for its health.
+    index: usize,
     provider: String,
     model: Option<String>,
     attempts: Vec<Attempt>,
@@ -82,12 +85,22 @@ impl ManagedStream {
         }
     }
 
+    /// The stream ended (or is dropped): its provider serves one request fewer.
+    fn end(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.rest = None;
+            self.inner.health.finished(self.index);
+        }
+    }
+
     fn interrupted(&mut self, error: Option<Error>) -> Error {
-        self.finished = true;
-        self.rest = None;
+        self.end();
         self.inner.emit(Event::StreamInterrupted {
             provider: &self.provider,
         });
+        self.inner
+            .failed_health(self.index, Admission::Open, ErrorKind::StreamInterrupted);
         let message = match error {
             Some(error) if error.kind() == ErrorKind::StreamInterrupted => {
                 return error.with_provider(self.provider.clone());
@@ -102,6 +115,7 @@ impl ManagedStream {
 impl Drop for ManagedStream {
     fn drop(&mut self) {
         if !self.finished {
+            self.end();
             self.inner.emit(Event::StreamCancelled {
                 provider: &self.provider,
             });
@@ -140,8 +154,7 @@ impl Stream for ManagedStream {
             }
         };
         if let StreamEvent::Finish { usage, .. } = &event {
-            this.finished = true;
-            this.rest = None;
+            this.end();
             this.inner.emit(Event::StreamCompleted {
                 provider: &this.provider,
                 usage: *usage,
@@ -191,9 +204,10 @@ pub(crate) async fn start(
         routing,
         idle,
     } = opening;
-    let (provider, attempts) = routing.unwrap_or_default();
+    let (index, provider, attempts) = routing.unwrap_or_default();
     Ok(ManagedStream {
         inner,
+        index,
         provider,
         announced: model.clone().map(StreamEvent::model),
         model,
@@ -224,13 +238,14 @@ struct Opening {
     model: Option<String>,
     first: StreamEvent,
     rest: ChatStream,
-    routing: Option<(String, Vec<Attempt>)>,
+    routing: Option<(usize, String, Vec<Attempt>)>,
     /// The answering provider's idle timeout, for the rest of the stream.
     idle: Duration,
 }
 
 impl Routed for Opening {
     const OPERATION: &'static str = "chat";
+    const STREAMED: bool = true;
 
     fn usage(&self) -> Option<Usage> {
         None
@@ -240,12 +255,12 @@ impl Routed for Opening {
         self.model.as_deref()
     }
 
-    fn set_routing(&mut self, provider: &str, attempts: Vec<Attempt>) {
+    fn set_routing(&mut self, index: usize, provider: &str, attempts: Vec<Attempt>) {
         // The model reported from here on is the one the attempt list names.
         if self.model.is_none() {
             self.model = attempts.last().and_then(|attempt| attempt.model.clone());
         }
-        self.routing = Some((provider.to_owned(), attempts));
+        self.routing = Some((index, provider.to_owned(), attempts));
     }
 
     fn result(&self) -> AttemptResult {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use common::{Delta, Scripted, Step, config, manager, outcomes, priced, retrying, texts};
 use fazztv_core::{ErrorKind, ModelCapability, StreamEvent};
-use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions};
+use fazztv_manager::{HealthSettings, ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
     criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
@@ -460,9 +460,12 @@ async fn load_balancing_still_falls_back() {
     let a =
         Arc::new(Scripted::new("a").script((0..50).map(|_| Step::Fail(ErrorKind::ServerError))));
     let b = Arc::new(Scripted::new("b"));
+    // Never ejected here (that is the health tests' subject): `a` keeps its turns.
     let m = manager(
         &[(&a, config("a")), (&b, config("b"))],
-        ManagerSettings::default().with_load_balancing(true),
+        ManagerSettings::default()
+            .with_load_balancing(true)
+            .with_health(HealthSettings::default().with_consecutive_failures(1_000)),
     );
     for _ in 0..20 {
         assert_eq!(answered_by(&m).await, "b");

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod chat;
 pub mod compare;
 pub mod config;
+pub mod health;
 pub mod models;
 pub mod ollama;
 pub mod providers;

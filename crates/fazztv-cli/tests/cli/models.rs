@@ -146,6 +146,32 @@ fn providers_table_says_why_a_provider_is_unavailable() {
 }
 
 #[test]
+fn health_probes_every_enabled_provider_and_exits_1_when_none_is_healthy() {
+    let result = run(&Sandbox::with(&mixed_providers()), &["health"]);
+    insta::assert_snapshot!(result.transcript(), @r"
+    exit: 0
+    --- stdout
+    NAME     STATE           FAILURES  RECENT ERRORS  LATENCY  TTFT
+    ready    healthy                0  -                    -     -
+    offline  ejected (30 s)         0  server_error         -     -
+    --- stderr
+    ");
+    let result = run(&Sandbox::with(&mixed_providers()), &["--json", "health"]);
+    let offline = &result.json()["providers"][1];
+    assert_eq!(offline["state"], "ejected");
+    // 30 s from its check, less the moments since.
+    let left = offline["ejected_for_ms"].as_u64().unwrap();
+    assert!((29_000..=30_000).contains(&left), "{left}");
+    assert_eq!(offline["recent_errors"], json!(["server_error"]));
+
+    let mut down = mixed_providers();
+    down["providers"].as_array_mut().unwrap().remove(0);
+    let result = run(&Sandbox::with(&down), &["--json", "health"]);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    assert_eq!(result.json()["providers"][0]["state"], "ejected");
+}
+
+#[test]
 fn providers_json_has_machine_readable_reasons() {
     let result = run(&Sandbox::with(&mixed_providers()), &["--json", "providers"]);
     let providers = result.json()["providers"].as_array().unwrap().clone();
