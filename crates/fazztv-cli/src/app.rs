@@ -87,9 +87,9 @@ impl App {
         }
         let settings = manager.settings();
         self.ui.verbose(&format!(
-            "routing: fallback {}, load balancing {}",
+            "routing: fallback {}, strategy {}",
             on_off(settings.fallback_enabled),
-            on_off(settings.load_balancing)
+            settings.effective_strategy().as_str()
         ));
         Ok(&self.manager.get_or_init(|| (manager, origin)).0)
     }

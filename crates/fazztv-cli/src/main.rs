@@ -11,6 +11,7 @@ mod error;
 mod input;
 mod json;
 mod table;
+mod trace;
 mod ui;
 
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ use {assert_cmd as _, fazztv_testkit as _, insta as _, tempfile as _, wiremock a
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let app = App::new(&cli.global);
+    if cli.global.verbose {
+        trace::install(app.ui.clone());
+    }
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

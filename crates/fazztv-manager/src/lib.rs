@@ -27,7 +27,7 @@ pub use config::{
     HealthSettings, ManagerSettings, Strategy, Violation, builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
-pub use manager::{ProviderManager, QueryOptions};
+pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
 pub use registry::{ProviderEntry, Registry};
 pub use stats::{ProviderStats, UsageStats};
 pub use stream::ManagedStream;

@@ -473,6 +473,9 @@ impl Inner {
     }
 }
 
+/// The `tracing` target of routing decisions (`-v` in the CLI shows them).
+pub const ROUTE_TARGET: &str = "fazztv::route";
+
 /// The strategies by their code in `Inner::strategy`.
 const STRATEGIES: [Strategy; 4] = [
     Strategy::Priority,
@@ -1152,11 +1155,21 @@ impl ProviderManager {
                     .any(|capability| entries[index].supports(*capability))
             })
             .collect();
+        let mut chosen_first = false;
         if order.len() > 1 {
             if let Some(first) = self.first_by_strategy(&order) {
                 let chosen = order.remove(first);
                 order.insert(0, chosen);
+                chosen_first = true;
             }
+        }
+        if tracing::enabled!(target: ROUTE_TARGET, tracing::Level::DEBUG) {
+            tracing::debug!(
+                target: "fazztv::route",
+                strategy = self.strategy().as_str(),
+                order = %self.explain_order(&order, chosen_first),
+                "route"
+            );
         }
         if let Some(name) = &options.preferred_provider {
             let Some(preferred) = entries.iter().position(|entry| entry.name() == name) else {
@@ -1293,6 +1306,41 @@ impl ProviderManager {
             .await
             .insert(index, listing.clone());
         Some(listing)
+    }
+
+    /// Why the candidates are in this order, for `-v`: what the strategy chose first, then each
+    /// candidate with the figures it was judged by.
+    fn explain_order(&self, order: &[usize], chosen_first: bool) -> String {
+        let entries = self.inner.registry.entries();
+        let health = &self.inner.health;
+        let described: Vec<String> = order
+            .iter()
+            .map(|&index| {
+                let report = health.report(index, entries[index].name());
+                let state = match report.state {
+                    crate::HealthState::Ejected { ejected_for } => {
+                        format!("ejected {:.1} s", ejected_for.as_secs_f64())
+                    }
+                    other => other.as_str().to_owned(),
+                };
+                let latency = health
+                    .latency(index)
+                    .map_or_else(|| String::from("unmeasured"), |ms| format!("{ms:.0} ms"));
+                format!(
+                    "{} [{state}, priority {}, weight {}, {latency}, {} in flight]",
+                    report.provider,
+                    entries[index].config().priority,
+                    entries[index].config().weight,
+                    report.in_flight
+                )
+            })
+            .collect();
+        let first = if chosen_first {
+            "chosen first, the rest by priority"
+        } else {
+            "by priority"
+        };
+        format!("{first}: {}", described.join(", "))
     }
 
     /// Starts the active checks when `manager.health.probe_interval_s` asks for them: on the

@@ -146,20 +146,26 @@ impl Observer for Tracing {
                 kind,
             } => {
                 tracing::warn!(
-                    fazztv.provider = provider,
-                    error.type = kind.as_str(),
-                    fazztv.ejected_ms = length.as_secs_f64() * 1e3,
+                    target: "fazztv::route",
+                    provider = provider,
+                    kind = kind.as_str(),
+                    ejected_ms = length.as_secs_f64() * 1e3,
                     "provider ejected"
                 );
                 return;
             }
             Event::Recovered { provider } => {
-                tracing::info!(fazztv.provider = provider, "provider back in rotation");
+                tracing::info!(
+                    target: "fazztv::route",
+                    provider = provider,
+                    "provider back in rotation"
+                );
                 return;
             }
             Event::PanicMode { provider } => {
                 tracing::warn!(
-                    fazztv.provider = provider,
+                    target: "fazztv::route",
+                    provider = provider,
                     "every candidate is ejected: trying the one that recovers first"
                 );
                 return;

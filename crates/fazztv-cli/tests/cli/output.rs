@@ -85,11 +85,38 @@ fn verbose_shows_the_configuration_routing_and_timings() {
     config: [config] (from $FAZZTV_CONFIG)
     provider: primary (type mock, priority 0, weight 1)
     provider: backup (type mock, priority 0, weight 1)
-    routing: fallback on, load balancing off
+    routing: fallback on, strategy priority
+    route: strategy priority, by priority: primary [healthy, priority 0, weight 1, unmeasured, 0 in flight], backup [healthy, priority 0, weight 1, unmeasured, 0 in flight]
     fallback: primary failed: overloaded: primary is overloaded (N ms)
     answered by backup (beta-1) in N ms
     usage: 1 prompt + 3 completion = 4 tokens
     ");
+}
+
+#[test]
+fn verbose_explains_the_strategys_choice_and_shows_ejections() {
+    let mut config = flaky_and_backup();
+    config["manager"] = serde_json::json!({
+        "strategy": "least_busy",
+        "health": {"consecutive_failures": 1},
+    });
+    let sandbox = Sandbox::with(&config);
+    let result = run(&sandbox, &["-v", "query", "hi"]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let lines: Vec<&str> = result
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("route:") || line.starts_with("health:"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "route: strategy least_busy, chosen first, the rest by priority: primary [healthy, \
+             priority 0, weight 1, unmeasured, 0 in flight], backup [healthy, priority 0, \
+             weight 1, unmeasured, 0 in flight]",
+            "health: primary ejected for 30.0 s after overloaded",
+        ]
+    );
 }
 
 #[test]

@@ -731,7 +731,8 @@ async fn embed_prints_openais_vectors_in_input_order() {
         --- stderr
         config: [sandbox]/providers.json (from $FAZZTV_CONFIG)
         provider: openai (type openai, priority 0, weight 1)
-        routing: fallback on, load balancing off
+        routing: fallback on, strategy priority
+        route: strategy priority, by priority: openai [healthy, priority 0, weight 1, unmeasured, 0 in flight]
         embedded by openai (text-embedding-3-small) 2 vectors of 8 dimensions
         usage: 16 prompt + 0 completion = 16 tokens
         "#);
