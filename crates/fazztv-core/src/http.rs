@@ -558,6 +558,17 @@ impl Watchdog {
         self.idle
     }
 
+    /// Watches silences of `idle` from now on (the hard end stays).
+    pub fn set_idle(&mut self, idle: Duration) {
+        self.idle = idle;
+        self.touch();
+        // The timer only ever moves later on its own; an earlier due must be set now.
+        let due = self.due();
+        if due < self.timer.deadline() {
+            self.timer.as_mut().reset(due);
+        }
+    }
+
     /// Something happened: the silence starts again.
     pub fn touch(&mut self) {
         self.last = tokio::time::Instant::now();
@@ -709,6 +720,13 @@ mod tests {
         let expired = std::future::poll_fn(|cx| watchdog.poll_expired(cx)).await;
         assert_eq!(expired, Expired::Idle);
         assert_eq!(started.elapsed(), Duration::from_secs(7));
+        // A first-token wait of 10 s, then a 1 s idle time from the first token on.
+        let mut watchdog = Watchdog::new(Duration::from_secs(10), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        watchdog.set_idle(Duration::from_secs(1));
+        let expired = std::future::poll_fn(|cx| watchdog.poll_expired(cx)).await;
+        assert_eq!(expired, Expired::Idle);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]

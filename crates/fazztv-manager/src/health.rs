@@ -402,19 +402,18 @@ struct Ewma(AtomicU64);
 
 impl Ewma {
     fn add(&self, sample: f64) {
-        // A lost race only drops one sample's weight; either value is a fair average.
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                let average = f64::from_bits(bits);
-                let next = if bits == 0 {
-                    sample
-                } else {
-                    average + EWMA_WEIGHT * (sample - average)
-                };
-                // A zero sample must not read as "none yet".
-                Some(next.max(f64::MIN_POSITIVE).to_bits())
-            });
+        // A plain load and store, not a compare-and-swap loop that concurrent requests would
+        // contend on: a lost race drops one sample's weight, and either value is a fair average.
+        let bits = self.0.load(Ordering::Relaxed);
+        let average = f64::from_bits(bits);
+        let next = if bits == 0 {
+            sample
+        } else {
+            average + EWMA_WEIGHT * (sample - average)
+        };
+        // A zero sample must not read as "none yet".
+        self.0
+            .store(next.max(f64::MIN_POSITIVE).to_bits(), Ordering::Relaxed);
     }
 
     fn get(&self) -> Option<f64> {

@@ -374,8 +374,10 @@ impl Inner {
                 let attempt =
                     operation(entry, step.model.clone(), last_try).instrument(attempt_span.clone());
                 let result = match deadline {
-                    None => attempt.await,
-                    Some(deadline) => deadline.bound(attempt).await,
+                    // A stream's opening bounds itself by the deadline, with the one timer
+                    // that watches it to its end.
+                    Some(deadline) if !T::STREAMED => deadline.bound(attempt).await,
+                    _ => attempt.await,
                 };
                 guard.in_flight = None;
                 tried.latency = started.elapsed();
@@ -643,8 +645,8 @@ fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
 pub(crate) trait Routed {
     /// The GenAI operation name (`chat`, `embeddings`), for tracing.
     const OPERATION: &'static str;
-    /// A stream: its attempt's latency is a time to first token, and it stays in flight at
-    /// its provider until it ends.
+    /// A stream: its attempt's latency is a time to first token, it stays in flight at its
+    /// provider until it ends, and its operation bounds itself by the deadline.
     const STREAMED: bool = false;
     fn usage(&self) -> Option<Usage>;
     fn model(&self) -> Option<&str>;

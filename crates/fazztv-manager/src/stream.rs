@@ -1,5 +1,6 @@
 //! Streaming with fallback up to the commit point.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -173,6 +174,7 @@ pub(crate) async fn start(
 ) -> Result<ManagedStream> {
     let mut request = request;
     let deadline = plan.deadline;
+    let end = deadline.map(|deadline| deadline.at());
     let opening = inner
         .run(plan, |entry, model, last| {
             let mut attempt = if last {
@@ -186,14 +188,29 @@ pub(crate) async fn start(
             let timeouts = *entry.timeouts();
             let name = entry.name();
             async move {
-                let first = async move { first_delta(opening.await).await };
-                match tokio::time::timeout(timeouts.first_token, first).await {
-                    Ok(opened) => opened.map(|opening| Opening {
-                        idle: timeouts.idle,
-                        ..opening
-                    }),
-                    Err(_) => Err(no_first_token(&timeouts).with_provider(name)),
-                }
+                // One timer for the stream's whole life: until the first delta it fires at the
+                // first-token timeout or the deadline (nothing resets it); afterwards it
+                // watches the silences between events, and the deadline still.
+                let mut watchdog = Watchdog::new(timeouts.first_token, end);
+                let mut first = std::pin::pin!(async move { first_delta(opening.await).await });
+                let opened = std::future::poll_fn(|cx| {
+                    if let Poll::Ready(opened) = first.as_mut().poll(cx) {
+                        return Poll::Ready(opened);
+                    }
+                    watchdog.poll_expired(cx).map(|expired| {
+                        Err(match (expired, deadline) {
+                            (Expired::End, Some(deadline)) => deadline.exceeded(),
+                            _ => no_first_token(&timeouts),
+                        }
+                        .with_provider(name))
+                    })
+                })
+                .await?;
+                watchdog.set_idle(timeouts.idle);
+                Ok(Opening {
+                    watchdog: Some(watchdog),
+                    ..opened
+                })
             }
         })
         .await?;
@@ -202,7 +219,7 @@ pub(crate) async fn start(
         first,
         rest,
         routing,
-        idle,
+        watchdog,
     } = opening;
     let (index, provider, attempts) = routing.unwrap_or_default();
     Ok(ManagedStream {
@@ -214,7 +231,7 @@ pub(crate) async fn start(
         attempts,
         first: Some(first),
         rest: Some(rest),
-        watchdog: Watchdog::new(idle, deadline.map(|deadline| deadline.at())),
+        watchdog: watchdog.unwrap_or_else(|| Watchdog::new(Timeouts::IDLE, end)),
         deadline,
         finished: false,
     })
@@ -239,8 +256,8 @@ struct Opening {
     first: StreamEvent,
     rest: ChatStream,
     routing: Option<(usize, String, Vec<Attempt>)>,
-    /// The answering provider's idle timeout, for the rest of the stream.
-    idle: Duration,
+    /// The timer that watched the opening, set to watch the rest of the stream.
+    watchdog: Option<Watchdog>,
 }
 
 impl Routed for Opening {
@@ -286,7 +303,7 @@ async fn first_delta(stream: Result<ChatStream>) -> Result<Opening> {
                     first: event,
                     rest: stream,
                     routing: None,
-                    idle: Timeouts::IDLE,
+                    watchdog: None,
                 });
             }
             Some(Ok(_)) => {}

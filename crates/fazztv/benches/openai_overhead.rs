@@ -307,6 +307,8 @@ fn manager(addr: SocketAddr) -> ProviderManager {
             "base_url": format!("http://{addr}/v1"),
             "default_model": MODEL,
         }],
+        // Every part of the engine on: retries (never triggered), health, and a deadline.
+        "manager": {"retry": {"max_retries": 2}, "deadline": 60},
     });
     // No process variables: `OPENAI_BASE_URL` must not redirect the bench.
     let mut registry = Registry::discover()
