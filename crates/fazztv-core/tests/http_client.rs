@@ -176,3 +176,34 @@ async fn an_error_body_is_read_only_up_to_its_small_bound() {
     assert_eq!(error.status(), Some(500));
     assert!(error.message().starts_with("xxxx"), "{error}");
 }
+
+/// A resolver that knows no name, as DNS answers for a `.invalid` host.
+struct NoSuchHost;
+
+impl reqwest::dns::Resolve for NoSuchHost {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let message = format!("no such host: {}", name.as_str());
+        Box::pin(async move { Err(message.into()) })
+    }
+}
+
+/// Row 8 of the reliability matrix: a name that does not resolve is a network failure (retried
+/// within the limits, then another provider), named without the URL, whose query may hold a
+/// secret.
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_a_network_failure_without_the_url() {
+    let client = http::client_builder(&Timeouts::default())
+        .dns_resolver(Arc::new(NoSuchHost))
+        .build()
+        .unwrap();
+    let error = client
+        .get("http://api.fazztv-test.invalid/v1/models?key=sk-SENTINEL-dns")
+        .send()
+        .await
+        .unwrap_err();
+    let error = http::transport_error("p", error);
+    assert_eq!(error.kind(), ErrorKind::Network);
+    assert!(error.is_retryable() && error.should_fallback());
+    assert!(error.message().starts_with("could not connect"), "{error}");
+    assert!(!format!("{error:?}").contains("SENTINEL"), "{error:?}");
+}
