@@ -50,7 +50,7 @@ impl LineSplitter {
     ) -> Result<(), Error> {
         let mut rest = chunk;
         if !self.pending.is_empty() {
-            let Some(end) = rest.iter().position(|&byte| byte == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
                 self.pending.extend_from_slice(rest);
                 return self.check_length();
             };
@@ -62,7 +62,7 @@ impl LineSplitter {
             self.pending = pending;
             self.pending.clear();
         }
-        while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             line(without_cr(&rest[..end]))?;
             rest = &rest[end + 1..];
         }
@@ -186,7 +186,7 @@ impl SseFields {
         if line[0] == b':' {
             return Ok(());
         }
-        let (field, value) = match line.iter().position(|&byte| byte == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))

@@ -8,6 +8,7 @@ use bytes as _;
 use futures as _;
 use httpdate as _;
 use inventory as _;
+use memchr as _;
 #[cfg(feature = "native-tls")]
 use native_tls_crate as _;
 use proptest as _;
