@@ -6,9 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use fazztv::{
-    Attempt, ConfigOrigin, Environment, ErrorKind, ProviderManager, QueryOptions, Registry,
-};
+mod common;
+
+use common::{manager_for, openai_entry, outcomes, triple};
+use fazztv::{ErrorKind, ProviderManager, QueryOptions};
 use fazztv_testkit::{ScriptedResponse, ScriptedServer, fixtures};
 use serde_json::json;
 
@@ -16,34 +17,16 @@ const KEY: &str = "sk-test-retries-not-a-real-key-0123";
 
 /// One OpenAI provider at `server`, retrying as `retry` says.
 fn openai_manager(server: &ScriptedServer, retry: serde_json::Value) -> ProviderManager {
+    let base_url = format!("{}/v1", server.base_url());
     let document = json!({
-        "providers": [{
-            "name": "openai",
-            "type": "openai",
-            "api_key_env": "OPENAI_API_KEY",
-            "base_url": format!("{}/v1", server.base_url()),
-            "default_model": "gpt-4o-mini",
-        }],
+        "providers": [openai_entry("openai", &base_url, &json!({}))],
         "manager": {"retry": retry},
     });
-    let mut registry = Registry::discover()
-        .unwrap()
-        .with_environment(Environment::from_vars([("OPENAI_API_KEY", KEY)]));
-    let config = registry
-        .load(&document.to_string(), ConfigOrigin::Inline)
-        .unwrap();
-    ProviderManager::new(registry, config.manager)
+    manager_for(&document, KEY)
 }
 
 fn reply(status: u16, body: &str) -> ScriptedResponse {
     ScriptedResponse::with_body(status, body.to_owned()).header("content-type", "application/json")
-}
-
-fn outcomes(attempts: &[Attempt]) -> Vec<(String, u32)> {
-    attempts
-        .iter()
-        .map(|attempt| (attempt.outcome.label().to_owned(), attempt.retries))
-        .collect()
 }
 
 #[tokio::test]
@@ -69,9 +52,9 @@ async fn row_45_every_try_is_one_request_on_the_wire_and_nothing_retries_below_u
     assert_eq!(
         outcomes(&response.attempts),
         [
-            ("server_error".to_owned(), 0),
-            ("overloaded".to_owned(), 1),
-            ("ok".to_owned(), 2)
+            triple("openai", "server_error", 0),
+            triple("openai", "overloaded", 1),
+            triple("openai", "ok", 2)
         ]
     );
     // The server saw exactly the tries the manager reports: no hidden retries in the client.

@@ -11,9 +11,12 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{openai_entry, outcomes, triple};
 use fazztv::{
-    Attempt, AttemptOutcome, ConfigOrigin, Environment, Error, ErrorKind, ManagedStream,
-    ProviderManager, QueryOptions, Registry, StreamEvent, StreamExt,
+    AttemptOutcome, Error, ErrorKind, ManagedStream, ProviderManager, QueryOptions, StreamEvent,
+    StreamExt,
 };
 use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer, fixtures};
 use serde_json::{Value, json};
@@ -21,36 +24,17 @@ use serde_json::{Value, json};
 const KEY: &str = "sk-test-stream-faults-not-a-real-key";
 
 /// An OpenAI provider named `name` per server, in order, with `settings` added to each
-/// entry, and `manager` as the manager section. Retries wait at most 1 ms.
-fn manager_for(servers: &[(&str, &ScriptedServer)], settings: Value) -> ProviderManager {
+/// entry. Retries wait at most 1 ms.
+fn servers_manager(servers: &[(&str, &ScriptedServer)], settings: Value) -> ProviderManager {
     let providers: Vec<Value> = servers
         .iter()
-        .map(|(name, server)| {
-            let mut entry = json!({
-                "name": name,
-                "type": "openai",
-                "api_key_env": "OPENAI_API_KEY",
-                "base_url": format!("{}/v1", server.base_url()),
-                "default_model": "gpt-4o-mini",
-            });
-            entry
-                .as_object_mut()
-                .unwrap()
-                .extend(settings.as_object().unwrap().clone());
-            entry
-        })
+        .map(|(name, server)| openai_entry(name, &format!("{}/v1", server.base_url()), &settings))
         .collect();
     let document = json!({
         "providers": providers,
         "manager": {"retry": {"max_retries": 2, "initial_backoff_ms": 1}},
     });
-    let mut registry = Registry::discover()
-        .unwrap()
-        .with_environment(Environment::from_vars([("OPENAI_API_KEY", KEY)]));
-    let config = registry
-        .load(&document.to_string(), ConfigOrigin::Inline)
-        .unwrap();
-    ProviderManager::new(registry, config.manager)
+    common::manager_for(&document, KEY)
 }
 
 /// The SSE events of a fixture, each with its blank line.
@@ -82,17 +66,6 @@ fn whole_stream() -> ScriptedResponse {
 /// A gate that is never opened: a chunk behind it never comes.
 fn never() -> Gate {
     Gate::new()
-}
-
-fn outcomes(attempts: &[Attempt]) -> Vec<(String, String, u32)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
-        .collect()
-}
-
-fn triple(provider: &str, outcome: &str, retries: u32) -> (String, String, u32) {
-    (provider.to_owned(), outcome.to_owned(), retries)
 }
 
 /// Reads a stream to its end: its text, and the error that ended it, if any.
@@ -129,7 +102,7 @@ async fn row_10_a_timeout_before_headers_is_retried_for_calls_and_streams() {
         whole_stream(),
     ])
     .await;
-    let manager = manager_for(
+    let manager = servers_manager(
         &[("openai", &server)],
         json!({"timeout": 0.2, "first_token_timeout": 0.2}),
     );
@@ -167,7 +140,7 @@ async fn row_11_keep_alives_and_an_empty_preamble_are_no_first_token_the_try_is_
     }
     let stalling = stalling.chunk_after_gate(&never(), "data: [DONE]\n\n");
     let server = ScriptedServer::start([stalling, whole_stream()]).await;
-    let manager = manager_for(
+    let manager = servers_manager(
         &[("openai", &server)],
         json!({"first_token_timeout": 0.3, "idle_timeout": 30}),
     );
@@ -196,7 +169,7 @@ async fn row_12_a_stall_after_the_first_token_ends_in_stream_interrupted_and_is_
     let stalling = sse(preamble_and_first_token()).chunk_after_gate(&never(), "data: [DONE]\n\n");
     let server = ScriptedServer::start([stalling]).await;
     let backup = ScriptedServer::start([whole_stream()]).await;
-    let manager = manager_for(
+    let manager = servers_manager(
         &[("openai", &server), ("backup", &backup)],
         json!({"idle_timeout": 0.3}),
     );
@@ -222,7 +195,7 @@ async fn row_13_a_connection_cut_after_the_first_token_is_not_spliced_with_anoth
     let cut = sse(events(fixtures::OPENAI_TEXT_STREAM)).cut_after(2);
     let server = ScriptedServer::start([cut]).await;
     let backup = ScriptedServer::start([whole_stream()]).await;
-    let manager = manager_for(&[("openai", &server), ("backup", &backup)], json!({}));
+    let manager = servers_manager(&[("openai", &server), ("backup", &backup)], json!({}));
     let stream = manager
         .query_stream_with_fallback("hi", QueryOptions::new())
         .await
@@ -248,7 +221,7 @@ async fn row_14_a_stream_that_ends_without_done_is_retried_before_output_and_nev
         sse(preamble_and_first_token()),
     ])
     .await;
-    let manager = manager_for(&[("openai", &server)], json!({}));
+    let manager = servers_manager(&[("openai", &server)], json!({}));
     let stream = manager
         .query_stream_with_fallback("hi", QueryOptions::new())
         .await
@@ -278,7 +251,7 @@ async fn row_15_an_in_band_error_before_the_first_token_is_classified_and_retrie
     let mut failing = events(fixtures::OPENAI_TEXT_STREAM)[..1].to_vec();
     failing.extend(events(fixtures::OPENROUTER_MID_STREAM_ERROR));
     let server = ScriptedServer::start([sse(failing), whole_stream()]).await;
-    let manager = manager_for(&[("openai", &server)], json!({}));
+    let manager = servers_manager(&[("openai", &server)], json!({}));
     let stream = manager
         .query_stream_with_fallback("hi", QueryOptions::new())
         .await
@@ -300,7 +273,7 @@ async fn row_16_an_in_band_error_after_the_first_token_interrupts_with_the_provi
     let mut failing = preamble_and_first_token();
     failing.extend(events(fixtures::OPENROUTER_MID_STREAM_ERROR));
     let server = ScriptedServer::start([sse(failing)]).await;
-    let manager = manager_for(&[("openai", &server)], json!({}));
+    let manager = servers_manager(&[("openai", &server)], json!({}));
     let stream = manager
         .query_stream_with_fallback("hi", QueryOptions::new())
         .await
@@ -317,7 +290,7 @@ async fn row_16_an_in_band_error_after_the_first_token_interrupts_with_the_provi
 async fn row_31_a_stream_the_caller_drops_closes_its_connection_and_counts_as_cancelled() {
     let open = sse(preamble_and_first_token()).chunk_after_gate(&never(), "data: [DONE]\n\n");
     let server = ScriptedServer::start([open]).await;
-    let manager = manager_for(&[("openai", &server)], json!({}));
+    let manager = servers_manager(&[("openai", &server)], json!({}));
     let mut stream = manager
         .query_stream_with_fallback("hi", QueryOptions::new())
         .await

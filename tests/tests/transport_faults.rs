@@ -4,9 +4,10 @@
 
 #![cfg(feature = "all-providers")]
 
-use fazztv::{
-    Attempt, ConfigOrigin, Environment, ErrorKind, ProviderManager, QueryOptions, Registry,
-};
+mod common;
+
+use common::{manager_for, openai_entry, outcomes, triple};
+use fazztv::{ErrorKind, ProviderManager, QueryOptions};
 use fazztv_testkit::provider::{assert_no_key, closed_port};
 use fazztv_testkit::{ScriptedResponse, ScriptedServer, fixtures};
 use serde_json::json;
@@ -17,38 +18,15 @@ const KEY: &str = "sk-test-transport-faults-do-not-leak-0123";
 /// An OpenAI provider `first` at `base_url` (retried once, at once), then a `backup` at
 /// `backup_url`.
 fn manager(base_url: &str, backup_url: &str) -> ProviderManager {
-    let entry = |name: &str, url: &str| {
-        json!({
-            "name": name,
-            "type": "openai",
-            "api_key_env": "OPENAI_API_KEY",
-            "base_url": url,
-            "default_model": "gpt-4o-mini",
-            "connect_timeout": 5,
-        })
-    };
+    let settings = json!({"connect_timeout": 5});
     let document = json!({
-        "providers": [entry("first", base_url), entry("backup", backup_url)],
+        "providers": [
+            openai_entry("first", base_url, &settings),
+            openai_entry("backup", backup_url, &settings),
+        ],
         "manager": {"retry": {"max_retries": 1, "initial_backoff_ms": 1}},
     });
-    let mut registry = Registry::discover()
-        .unwrap()
-        .with_environment(Environment::from_vars([("OPENAI_API_KEY", KEY)]));
-    let config = registry
-        .load(&document.to_string(), ConfigOrigin::Inline)
-        .unwrap();
-    ProviderManager::new(registry, config.manager)
-}
-
-fn outcomes(attempts: &[Attempt]) -> Vec<(String, String, u32)> {
-    attempts
-        .iter()
-        .map(|a| (a.provider.clone(), a.outcome.label().to_owned(), a.retries))
-        .collect()
-}
-
-fn triple(provider: &str, outcome: &str, retries: u32) -> (String, String, u32) {
-    (provider.to_owned(), outcome.to_owned(), retries)
+    manager_for(&document, KEY)
 }
 
 async fn backup() -> ScriptedServer {

@@ -33,4 +33,4 @@ pub use stats::{ProviderStats, UsageStats};
 pub use stream::ManagedStream;
 
 #[cfg(test)]
-use {criterion as _, fazztv_provider_mock as _, insta as _, tokio as _};
+use {criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, tokio as _};

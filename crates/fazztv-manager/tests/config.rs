@@ -15,8 +15,8 @@ use fazztv_manager::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 use {
-    criterion as _, fazztv_provider_mock as _, futures as _, jsonschema as _, serde_json as _,
-    thiserror as _, tokio as _, tracing as _,
+    criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, futures as _, jsonschema as _,
+    serde_json as _, thiserror as _, tokio as _, tracing as _,
 };
 
 const SENTINEL: &str = "sk-SENTINEL-0123456789";

@@ -11,8 +11,8 @@ use fazztv_core::{ErrorKind, ModelCapability, StreamEvent};
 use fazztv_manager::{HealthSettings, ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
-    criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
-    serde as _, serde_json as _, thiserror as _, tracing as _,
+    criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
+    schemars as _, serde as _, serde_json as _, thiserror as _, tracing as _,
 };
 
 /// A manager over `a` then `b`, each under its own name, with default settings.

@@ -13,8 +13,8 @@ use fazztv_core::{ErrorKind, RetrySettings, StreamEvent};
 use fazztv_manager::{HealthSettings, ManagerSettings, ProviderManager, QueryOptions};
 use futures::StreamExt;
 use {
-    criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
-    serde as _, serde_json as _, thiserror as _, tracing as _,
+    criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
+    schemars as _, serde as _, serde_json as _, thiserror as _, tracing as _,
 };
 
 const REQUESTS: usize = 10_000;

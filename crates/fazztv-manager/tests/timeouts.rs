@@ -7,31 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Scripted, Step, config, manager, outcomes, retrying, texts};
-use fazztv_core::{Error, ErrorKind, StreamEvent};
-use fazztv_manager::{ManagedStream, ManagerSettings, QueryOptions};
-use futures::StreamExt;
+use fazztv_core::{ErrorKind, StreamEvent};
+use fazztv_manager::{ManagerSettings, QueryOptions};
+use fazztv_testkit::provider::drain;
 use tokio::time::Instant;
 use {
-    criterion as _, fazztv_provider_mock as _, insta as _, jsonschema as _, schemars as _,
-    serde as _, serde_json as _, thiserror as _, tracing as _,
+    criterion as _, fazztv_provider_mock as _, futures as _, insta as _, jsonschema as _,
+    schemars as _, serde as _, serde_json as _, thiserror as _, tracing as _,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// Reads a stream to its end: its events, and the error that ended it, if any.
-async fn drain(mut stream: ManagedStream) -> (Vec<StreamEvent>, Option<Error>) {
-    let mut events = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(event) => events.push(event),
-            Err(error) => {
-                assert!(stream.next().await.is_none(), "items after an error");
-                return (events, Some(error));
-            }
-        }
-    }
-    (events, None)
-}
 
 fn triple(provider: &str, outcome: &str, retries: u32) -> (String, String, u32) {
     (provider.to_owned(), outcome.to_owned(), retries)

@@ -9,8 +9,8 @@ use common::{Scripted, Step, config, manager, retrying};
 use fazztv_core::ErrorKind;
 use fazztv_manager::QueryOptions;
 use {
-    criterion as _, fazztv_provider_mock as _, futures as _, insta as _, jsonschema as _,
-    schemars as _, serde as _, serde_json as _, thiserror as _,
+    criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, futures as _, insta as _,
+    jsonschema as _, schemars as _, serde as _, serde_json as _, thiserror as _,
 };
 
 /// A `tracing` subscriber that keeps every span (name, fields, parent) and, for every event,

@@ -6,10 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::{
-    ChatStream, Environment, Error, ProviderConfig, ProviderContext, ProviderRegistration,
-    StreamEvent,
+    Environment, Error, ProviderConfig, ProviderContext, ProviderRegistration, StreamEvent,
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 
 /// The part every sentinel test key contains, so that a partly printed key is caught too.
 pub const LEAK_MARKER: &str = "do-not-leak";
@@ -19,9 +18,12 @@ pub fn no_env() -> Environment {
     Environment::from_vars::<&str, &str>([])
 }
 
-/// Drains a stream into its events and the error that ended it, if any; checks nothing follows
-/// an error.
-pub async fn drain(mut stream: ChatStream) -> (Vec<StreamEvent>, Option<Error>) {
+/// Drains a stream of events (a provider's [`ChatStream`](fazztv_core::ChatStream), or the manager's stream) into its
+/// events and the error that ended it, if any; checks nothing follows an error.
+pub async fn drain<S>(mut stream: S) -> (Vec<StreamEvent>, Option<Error>)
+where
+    S: Stream<Item = Result<StreamEvent, Error>> + Unpin,
+{
     let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
