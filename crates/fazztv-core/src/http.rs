@@ -31,10 +31,11 @@ pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
 ///
 /// The client bounds connecting only ([`Timeouts::connect`]). Waits for data are bounded by
 /// the caller: requests whose answer is read in one piece set
-/// [`reqwest::RequestBuilder::timeout`] ([`Timeouts::response`]); a stream waits for its
-/// headers through [`within`] ([`Timeouts::first_token`]) and for its data through the idle
-/// timer of [`byte_stream`] ([`Timeouts::idle`]) — not reqwest's read timeout, which registers
-/// a timer for every body frame.
+/// [`reqwest::RequestBuilder::timeout`] ([`Timeouts::response`]); a stream has one
+/// [`Watchdog`] that [guards](Watchdog::guard) its wait for the headers
+/// ([`Timeouts::first_token`]) and then the silences of its body in [`byte_stream`]
+/// ([`Timeouts::idle`]) — not reqwest's read timeout, which registers a timer for every body
+/// frame.
 pub fn client_builder(timeouts: &Timeouts) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
@@ -463,17 +464,19 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 }
 
 /// The body of a streaming response as bytes, transport errors already typed, ended with a
-/// [`ErrorKind::Timeout`] error when nothing arrives for `idle` (see [`IdleTimeout`]).
+/// [`ErrorKind::Timeout`] error when `watchdog` sees a silence of its idle time (see
+/// [`IdleTimeout`]): usually the watchdog that [guarded](Watchdog::guard) the wait for the
+/// headers, set to the idle timeout.
 pub fn byte_stream(
     provider: &str,
     response: reqwest::Response,
-    idle: Duration,
+    watchdog: Watchdog,
 ) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
     let owned = provider.to_owned();
     let bytes = response
         .bytes_stream()
         .map(move |chunk| chunk.map_err(|error| body_broke(&owned, error)));
-    IdleTimeout::new(bytes, idle, provider)
+    IdleTimeout::watched(bytes, watchdog, provider)
 }
 
 /// A failure while reading a streamed body: the connection broke mid-answer, whatever reqwest
@@ -486,24 +489,6 @@ fn body_broke(provider: &str, error: reqwest::Error) -> Error {
     )
     .with_provider(provider)
     .with_source(error.without_url())
-}
-
-/// `future` (a request whose answer is not bounded as a whole, such as a stream's), failing
-/// with [`ErrorKind::Timeout`] after `timeout`.
-pub async fn within<T>(
-    provider: &str,
-    timeout: Duration,
-    future: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    tokio::time::timeout(timeout, future)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Timeout,
-                format!("no response within {} s", timeout.as_secs_f64()),
-            )
-            .with_provider(provider))
-        })
 }
 
 /// One lazily re-armed timer that says when a stream has been silent for too long, or has
@@ -551,6 +536,31 @@ impl Watchdog {
         let due = watchdog.due();
         watchdog.timer.as_mut().reset(due);
         watchdog
+    }
+
+    /// `future` (a request whose answer is not bounded as a whole, such as a stream's headers),
+    /// failing with [`ErrorKind::Timeout`] when this watchdog expires first. The watchdog is
+    /// then ready to watch the body (see [`set_idle`](Self::set_idle) and [`byte_stream`]):
+    /// one timer for a stream's whole life.
+    pub async fn guard<T>(
+        &mut self,
+        provider: &str,
+        future: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = future.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            self.poll_expired(cx).map(|_| {
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no response within {} s", self.idle.as_secs_f64()),
+                )
+                .with_provider(provider))
+            })
+        })
+        .await
     }
 
     /// The longest silence allowed.
@@ -619,9 +629,14 @@ impl<S> std::fmt::Debug for IdleTimeout<S> {
 impl<S> IdleTimeout<S> {
     /// `inner`, bounded by silences of `idle`. Needs a tokio runtime (its timer).
     pub fn new(inner: S, idle: Duration, provider: &str) -> Self {
+        Self::watched(inner, Watchdog::new(idle, None), provider)
+    }
+
+    /// `inner`, bounded by `watchdog` (its silences, and its end if it has one).
+    pub fn watched(inner: S, watchdog: Watchdog, provider: &str) -> Self {
         Self {
             inner: Box::pin(inner),
-            watchdog: Watchdog::new(idle, None),
+            watchdog,
             provider: provider.to_owned(),
             done: false,
         }
@@ -738,20 +753,35 @@ mod tests {
         );
         let items: Vec<Result<i32, Error>> = stream.collect().await;
         assert_eq!(items.len(), 1);
-        let slow = within("p", Duration::from_secs(2), async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(())
-        })
-        .await
-        .unwrap_err();
+        let slow = Watchdog::new(Duration::from_secs(2), None)
+            .guard("p", async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(())
+            })
+            .await
+            .unwrap_err();
         assert_eq!(slow.kind(), ErrorKind::Timeout);
         assert!(slow.message().contains("no response within 2 s"), "{slow}");
-        assert_eq!(
-            within("p", Duration::from_secs(2), async { Ok(7) })
-                .await
-                .unwrap(),
-            7
+        // The same watchdog then watches the body: the headers took 1.5 s of its 2 s, and the
+        // body's first silence is measured from then, with the idle time.
+        let started = tokio::time::Instant::now();
+        let mut watchdog = Watchdog::new(Duration::from_secs(2), None);
+        let headers = watchdog
+            .guard("p", async {
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                Ok(7)
+            })
+            .await;
+        assert_eq!(headers.unwrap(), 7);
+        watchdog.set_idle(Duration::from_secs(1));
+        let body = IdleTimeout::watched(
+            futures::stream::pending::<Result<u8, Error>>(),
+            watchdog,
+            "p",
         );
+        let items: Vec<_> = body.collect().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(started.elapsed(), Duration::from_millis(2_500));
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub trait Provider: Send + Sync + fmt::Debug {
     }
 
     /// Streams an answer: deltas (text, reasoning, tool calls), then one
-    /// [`StreamEvent::Finish`] with the finish reason and usage.
+    /// [`StreamEvent::Finish`](crate::StreamEvent::Finish) with the finish reason and usage.
     ///
     /// The default calls [`chat`](Provider::chat) and replays the whole answer as events
     /// ([`ChatResponse::to_events`]), so every provider can be streamed from.

@@ -331,12 +331,12 @@ impl OpenAiCompatClient {
         Box::pin(async move {
             let (_, body) = prepared?;
             // A stream is not bounded as a whole: its headers, then each silence, are.
-            let (response, request_id) = http::within(
-                &self.provider,
-                self.timeouts.first_token,
-                self.send_chat(body, true),
-            )
-            .await?;
+            // One timer for the stream's whole life: the wait for its headers, then each
+            // silence of its body.
+            let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
+            let (response, request_id) = watchdog
+                .guard(&self.provider, self.send_chat(body, true))
+                .await?;
             const EVENT_STREAM: &[u8] = b"text/event-stream";
             // Compared in place; the lower-cased copy is only made for the error.
             let unexpected = response
@@ -352,7 +352,8 @@ impl OpenAiCompatClient {
             if let Some(content_type) = unexpected {
                 return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
             }
-            let bytes = http::byte_stream(&self.provider, response, self.timeouts.idle);
+            watchdog.set_idle(self.timeouts.idle);
+            let bytes = http::byte_stream(&self.provider, response, watchdog);
             Ok(decode_chat_stream(&self.provider, request_id, bytes))
         })
     }

@@ -358,17 +358,18 @@ impl Provider for OllamaProvider {
         let body = wire::chat_body(&request, &model, &self.settings, true)
             .map_err(|error| error.with_provider(self.name.clone()))?;
         // A stream is not bounded as a whole: its headers, then each silence, are.
-        let response = http::within(
-            &self.name,
-            self.timeouts.first_token,
-            self.send(Method::POST, "/api/chat", Some(&body), None),
-        )
-        .await
-        .map_err(|error| self.pull_hint(error, &model))?;
+        // One timer for the stream's whole life: the wait for its headers, then each silence.
+        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
+        let response = watchdog
+            .guard(
+                &self.name,
+                self.send(Method::POST, "/api/chat", Some(&body), None),
+            )
+            .await
+            .map_err(|error| self.pull_hint(error, &model))?;
+        watchdog.set_idle(self.timeouts.idle);
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name,
-            response,
-            self.timeouts.idle,
+            &self.name, response, watchdog,
         )));
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
@@ -488,17 +489,17 @@ impl ModelManager for OllamaProvider {
     async fn pull_model(&self, model: &str) -> Result<PullStream, Error> {
         let model = non_empty_model(model, &self.name)?;
         let body = json!({"model": model, "stream": true});
-        let response = http::within(
-            &self.name,
-            self.timeouts.first_token,
-            self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT)),
-        )
-        .await?;
-        // Bounded by silence (the byte stream's idle timer), not by its length.
+        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
+        let response = watchdog
+            .guard(
+                &self.name,
+                self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT)),
+            )
+            .await?;
+        // Bounded by silence (the same timer, now watching the body), not by its length.
+        watchdog.set_idle(self.timeouts.idle);
         let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name,
-            response,
-            self.timeouts.idle,
+            &self.name, response, watchdog,
         )));
         Ok(Box::pin(stream::pull(
             self.name.clone(),
