@@ -466,28 +466,26 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 /// The body of a streaming response as bytes, transport errors already typed, ended with a
 /// [`ErrorKind::Timeout`] error when `watchdog` sees a silence of its idle time (see
 /// [`IdleTimeout`]): usually the watchdog that [guarded](Watchdog::guard) the wait for the
-/// headers, set to the idle timeout.
+/// headers, set to the idle timeout. Its errors name no provider: the decoder reading the
+/// stream does (so a stream carries no copy of the name per layer).
 pub fn byte_stream(
-    provider: &str,
     response: reqwest::Response,
     watchdog: Watchdog,
 ) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
-    let owned = provider.to_owned();
     let bytes = response
         .bytes_stream()
-        .map(move |chunk| chunk.map_err(|error| body_broke(&owned, error)));
-    IdleTimeout::watched(bytes, watchdog, provider)
+        .map(|chunk| chunk.map_err(body_broke));
+    IdleTimeout::watched(bytes, watchdog)
 }
 
 /// A failure while reading a streamed body: the connection broke mid-answer, whatever reqwest
 /// calls it (a cut connection comes out of `bytes_stream` as a decode error). Our words; the
 /// client's own error stays reachable as the source.
-fn body_broke(provider: &str, error: reqwest::Error) -> Error {
+fn body_broke(error: reqwest::Error) -> Error {
     Error::new(
         ErrorKind::Network,
         "the connection broke while reading the response",
     )
-    .with_provider(provider)
     .with_source(error.without_url())
 }
 
@@ -608,11 +606,10 @@ impl Watchdog {
 }
 
 /// A stream of results that ends with an [`ErrorKind::Timeout`] error once nothing has arrived
-/// for `idle` (see [`Watchdog`]).
+/// for `idle` (see [`Watchdog`]). The error names no provider; whoever reads the stream does.
 pub struct IdleTimeout<S> {
     inner: Pin<Box<S>>,
     watchdog: Watchdog,
-    provider: String,
     done: bool,
 }
 
@@ -620,7 +617,6 @@ impl<S> std::fmt::Debug for IdleTimeout<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdleTimeout")
             .field("watchdog", &self.watchdog)
-            .field("provider", &self.provider)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -628,16 +624,15 @@ impl<S> std::fmt::Debug for IdleTimeout<S> {
 
 impl<S> IdleTimeout<S> {
     /// `inner`, bounded by silences of `idle`. Needs a tokio runtime (its timer).
-    pub fn new(inner: S, idle: Duration, provider: &str) -> Self {
-        Self::watched(inner, Watchdog::new(idle, None), provider)
+    pub fn new(inner: S, idle: Duration) -> Self {
+        Self::watched(inner, Watchdog::new(idle, None))
     }
 
     /// `inner`, bounded by `watchdog` (its silences, and its end if it has one).
-    pub fn watched(inner: S, watchdog: Watchdog, provider: &str) -> Self {
+    pub fn watched(inner: S, watchdog: Watchdog) -> Self {
         Self {
             inner: Box::pin(inner),
             watchdog,
-            provider: provider.to_owned(),
             done: false,
         }
     }
@@ -667,8 +662,7 @@ where
                 "the server sent nothing for {} s (`idle_timeout`)",
                 this.watchdog.idle.as_secs_f64()
             ),
-        )
-        .with_provider(this.provider.clone()))))
+        ))))
     }
 }
 
@@ -700,13 +694,14 @@ mod tests {
     async fn a_stream_that_keeps_sending_outlasts_the_idle_time_and_a_silence_ends_it() {
         let started = tokio::time::Instant::now();
         // Five items 600 ms apart: 3 s in all, never 1 s of silence.
-        let stream = IdleTimeout::new(paced(&[600; 5]), Duration::from_secs(1), "p");
+        let stream = IdleTimeout::new(paced(&[600; 5]), Duration::from_secs(1));
         let items: Vec<Result<u64, Error>> = stream.collect().await;
         assert_eq!(items.len(), 6, "{items:?}");
         assert!(items[..5].iter().all(Result::is_ok));
         let error = items[5].as_ref().unwrap_err();
         assert_eq!(error.kind(), ErrorKind::Timeout);
-        assert_eq!(error.provider(), Some("p"));
+        // The reader of the stream names the provider.
+        assert_eq!(error.provider(), None);
         assert!(error.message().contains("nothing for 1 s"), "{error}");
         // The silence is measured from the last item: 3 s of items, then 1 s.
         assert_eq!(started.elapsed(), Duration::from_secs(4));
@@ -749,7 +744,6 @@ mod tests {
         let stream = IdleTimeout::new(
             futures::stream::iter([Ok::<_, Error>(1)]),
             Duration::from_secs(1),
-            "p",
         );
         let items: Vec<Result<i32, Error>> = stream.collect().await;
         assert_eq!(items.len(), 1);
@@ -774,11 +768,7 @@ mod tests {
             .await;
         assert_eq!(headers.unwrap(), 7);
         watchdog.set_idle(Duration::from_secs(1));
-        let body = IdleTimeout::watched(
-            futures::stream::pending::<Result<u8, Error>>(),
-            watchdog,
-            "p",
-        );
+        let body = IdleTimeout::watched(futures::stream::pending::<Result<u8, Error>>(), watchdog);
         let items: Vec<_> = body.collect().await;
         assert_eq!(items.len(), 1);
         assert_eq!(started.elapsed(), Duration::from_millis(2_500));

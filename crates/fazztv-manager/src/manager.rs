@@ -160,6 +160,11 @@ impl Inner {
         }
     }
 
+    /// The name of the provider of entry `index`.
+    pub(crate) fn provider_name(&self, index: usize) -> &str {
+        self.registry.entries()[index].name()
+    }
+
     pub(crate) fn entry(&self, step: &Step) -> &ProviderEntry {
         &self.registry.entries()[step.index]
     }

@@ -27,9 +27,8 @@ use crate::observe::{AttemptResult, Event};
 /// request.
 pub struct ManagedStream {
     inner: Arc<Inner>,
-    /// The answering provider's entry index, for its health.
+    /// The answering provider's entry index (its name and health).
     index: usize,
-    provider: String,
     model: Option<String>,
     attempts: Vec<Attempt>,
     /// The model the provider named before its first delta, handed out first.
@@ -47,7 +46,7 @@ pub struct ManagedStream {
 impl std::fmt::Debug for ManagedStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagedStream")
-            .field("provider", &self.provider)
+            .field("provider", &self.provider())
             .field("model", &self.model)
             .field("attempts", &self.attempts)
             .field("finished", &self.finished)
@@ -58,7 +57,7 @@ impl std::fmt::Debug for ManagedStream {
 impl ManagedStream {
     /// The provider answering.
     pub fn provider(&self) -> &str {
-        &self.provider
+        self.inner.provider_name(self.index)
     }
 
     /// The model answering, when known.
@@ -98,18 +97,18 @@ impl ManagedStream {
     fn interrupted(&mut self, error: Option<Error>) -> Error {
         self.end();
         self.inner.emit(Event::StreamInterrupted {
-            provider: &self.provider,
+            provider: self.inner.provider_name(self.index),
         });
         self.inner
             .failed_health(self.index, Admission::Open, ErrorKind::StreamInterrupted);
         let message = match error {
             Some(error) if error.kind() == ErrorKind::StreamInterrupted => {
-                return error.with_provider(self.provider.clone());
+                return error.with_provider(self.provider().to_owned());
             }
             Some(error) => format!("the stream broke after output began: {error}"),
             None => String::from("the stream ended without its finish event"),
         };
-        Error::new(ErrorKind::StreamInterrupted, message).with_provider(self.provider.clone())
+        Error::new(ErrorKind::StreamInterrupted, message).with_provider(self.provider().to_owned())
     }
 }
 
@@ -118,7 +117,7 @@ impl Drop for ManagedStream {
         if !self.finished {
             self.end();
             self.inner.emit(Event::StreamCancelled {
-                provider: &self.provider,
+                provider: self.inner.provider_name(self.index),
             });
         }
     }
@@ -157,7 +156,7 @@ impl Stream for ManagedStream {
         if let StreamEvent::Finish { usage, .. } = &event {
             this.end();
             this.inner.emit(Event::StreamCompleted {
-                provider: &this.provider,
+                provider: this.inner.provider_name(this.index),
                 usage: *usage,
             });
         }
@@ -221,11 +220,10 @@ pub(crate) async fn start(
         routing,
         watchdog,
     } = opening;
-    let (index, provider, attempts) = routing.unwrap_or_default();
+    let (index, attempts) = routing.unwrap_or_default();
     Ok(ManagedStream {
         inner,
         index,
-        provider,
         announced: model.clone().map(StreamEvent::model),
         model,
         attempts,
@@ -255,7 +253,7 @@ struct Opening {
     model: Option<String>,
     first: StreamEvent,
     rest: ChatStream,
-    routing: Option<(usize, String, Vec<Attempt>)>,
+    routing: Option<(usize, Vec<Attempt>)>,
     /// The timer that watched the opening, set to watch the rest of the stream.
     watchdog: Option<Watchdog>,
 }
@@ -272,12 +270,12 @@ impl Routed for Opening {
         self.model.as_deref()
     }
 
-    fn set_routing(&mut self, index: usize, provider: &str, attempts: Vec<Attempt>) {
+    fn set_routing(&mut self, index: usize, _provider: &str, attempts: Vec<Attempt>) {
         // The model reported from here on is the one the attempt list names.
         if self.model.is_none() {
             self.model = attempts.last().and_then(|attempt| attempt.model.clone());
         }
-        self.routing = Some((index, provider.to_owned(), attempts));
+        self.routing = Some((index, attempts));
     }
 
     fn result(&self) -> AttemptResult {

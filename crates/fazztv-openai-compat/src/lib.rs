@@ -353,7 +353,7 @@ impl OpenAiCompatClient {
                 return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
             }
             watchdog.set_idle(self.timeouts.idle);
-            let bytes = http::byte_stream(&self.provider, response, watchdog);
+            let bytes = http::byte_stream(response, watchdog);
             Ok(decode_chat_stream(&self.provider, request_id, bytes))
         })
     }

@@ -368,9 +368,7 @@ impl Provider for OllamaProvider {
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
         watchdog.set_idle(self.timeouts.idle);
-        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name, response, watchdog,
-        )));
+        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(response, watchdog)));
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
 
@@ -498,9 +496,7 @@ impl ModelManager for OllamaProvider {
             .await?;
         // Bounded by silence (the same timer, now watching the body), not by its length.
         watchdog.set_idle(self.timeouts.idle);
-        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(
-            &self.name, response, watchdog,
-        )));
+        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(response, watchdog)));
         Ok(Box::pin(stream::pull(
             self.name.clone(),
             model.to_owned(),
