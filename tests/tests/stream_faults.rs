@@ -132,11 +132,13 @@ async fn row_10_a_timeout_before_headers_is_retried_for_calls_and_streams() {
 
 #[tokio::test]
 async fn row_11_keep_alives_and_an_empty_preamble_are_no_first_token_the_try_is_retried() {
-    // The role preamble (an empty delta), then a keep-alive comment every 50 ms for 10 s, then
-    // nothing: a server that is "processing" forever.
+    // The role preamble (an empty delta) and keep-alive comments, then nothing: a server that
+    // is "processing" forever. None of it is output, so the first-token timeout (not the 30 s
+    // idle timeout) ends the try. That the timer is not reset by them is shown on a paused
+    // clock in the manager's `row_11_…` test; here, that real SSE comments are no output.
     let mut stalling = sse(events(fixtures::OPENAI_TEXT_STREAM)[..1].to_vec());
-    for _ in 0..200 {
-        stalling = stalling.chunk_after(Duration::from_millis(50), ": OPENROUTER PROCESSING\n\n");
+    for _ in 0..20 {
+        stalling = stalling.chunks([": OPENROUTER PROCESSING\n\n"]);
     }
     let stalling = stalling.chunk_after_gate(&never(), "data: [DONE]\n\n");
     let server = ScriptedServer::start([stalling, whole_stream()]).await;

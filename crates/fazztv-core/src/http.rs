@@ -193,15 +193,6 @@ pub fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The server's wait hint: `retry-after-ms`, then `retry-after` in (fractional) seconds or as an
-/// HTTP date. Garbage or a date in the past means no hint.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    match retry_hint(headers, now) {
-        RetryHint::Wait(wait) => Some(wait),
-        RetryHint::None | RetryHint::Invalid => None,
-    }
-}
-
 /// What a response's wait headers say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryHint {
@@ -214,7 +205,8 @@ pub enum RetryHint {
     Invalid,
 }
 
-/// [`retry_after`], telling an unusable header apart from none.
+/// The server's wait hint: `retry-after-ms`, then `retry-after` in (fractional) seconds or as an
+/// HTTP date; a date already past is no hint, and an unusable header is told apart from none.
 pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> RetryHint {
     let header = |name: &str| headers.get(name).map(|value| value.to_str().map(str::trim));
     let seconds =
@@ -545,20 +537,32 @@ impl Watchdog {
         provider: &str,
         future: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = future.as_mut().poll(cx) {
-                return Poll::Ready(result);
-            }
-            self.poll_expired(cx).map(|_| {
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no response within {} s", self.idle.as_secs_f64()),
-                )
-                .with_provider(provider))
-            })
+        let idle = self.idle;
+        self.race(future, |_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("no response within {} s", idle.as_secs_f64()),
+            )
+            .with_provider(provider)
         })
         .await
+    }
+
+    /// `future`, or the error `expired` makes of this watchdog's expiry if that comes first.
+    pub async fn race<T>(
+        &mut self,
+        future: impl Future<Output = Result<T, Error>>,
+        expired: impl FnOnce(Expired) -> Error,
+    ) -> Result<T, Error> {
+        let mut future = std::pin::pin!(future);
+        let finished = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = future.as_mut().poll(cx) {
+                return Poll::Ready(Ok(result));
+            }
+            self.poll_expired(cx).map(Err)
+        })
+        .await;
+        finished.unwrap_or_else(|why| Err(expired(why)))
     }
 
     /// The longest silence allowed.
@@ -859,29 +863,28 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_accepts_seconds_fractions_millis_and_dates() {
+    fn retry_hints_accept_seconds_fractions_millis_and_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "2")]), now),
-            Some(Duration::from_secs(2))
+            retry_hint(&headers(&[("retry-after", "2")]), now),
+            RetryHint::Wait(Duration::from_secs(2))
         );
         assert_eq!(
-            retry_after(&headers(&[("retry-after", "1.5")]), now),
-            Some(Duration::from_millis(1500))
+            retry_hint(&headers(&[("retry-after", "1.5")]), now),
+            RetryHint::Wait(Duration::from_millis(1500))
         );
         assert_eq!(
-            retry_after(
+            retry_hint(
                 &headers(&[("retry-after-ms", "250"), ("retry-after", "9")]),
                 now
             ),
-            Some(Duration::from_millis(250))
+            RetryHint::Wait(Duration::from_millis(250))
         );
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(
-            retry_after(&headers(&[("retry-after", &date)]), now),
-            Some(Duration::from_secs(30))
+            retry_hint(&headers(&[("retry-after", &date)]), now),
+            RetryHint::Wait(Duration::from_secs(30))
         );
-        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
         for garbage in [
             &[("retry-after", "soon")][..],
             &[("retry-after", "-3")],
@@ -899,9 +902,11 @@ mod tests {
         let error = error_from_parts("p", 429, &headers(&[("retry-after", "2")]), b"{}");
         assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
         assert!(!error.retry_after_invalid());
-        assert_eq!(retry_after(&headers(&[("retry-after", "-3")]), now), None);
         let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(retry_after(&headers(&[("retry-after", &past)]), now), None);
+        assert_eq!(
+            retry_hint(&headers(&[("retry-after", &past)]), now),
+            RetryHint::None
+        );
     }
 
     #[test]

@@ -94,8 +94,8 @@ pub(crate) enum Admission {
 /// What a recorded outcome changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// The provider was ejected for this long.
-    Ejected(Duration),
+    /// The provider was ejected for `length` after a failure of `kind`.
+    Ejected { length: Duration, kind: ErrorKind },
     /// An ejected provider answered: it is back in rotation.
     Recovered,
 }
@@ -358,7 +358,7 @@ impl Health {
         slot.consecutive.store(0, Ordering::Relaxed);
         detail.in_a_row = detail.in_a_row.saturating_add(1);
         detail.ejections += 1;
-        Some(Change::Ejected(length))
+        Some(Change::Ejected { length, kind })
     }
 
     /// An attempt admitted as `admission` was cancelled: a probe gives its turn back.
@@ -442,6 +442,13 @@ mod tests {
         )
     }
 
+    fn ejected(seconds: u64, kind: ErrorKind) -> Option<Change> {
+        Some(Change::Ejected {
+            length: Duration::from_secs(seconds),
+            kind,
+        })
+    }
+
     fn eject(health: &Health) -> Option<Change> {
         health.failed(0, Admission::Open, ErrorKind::ServerError)
     }
@@ -459,10 +466,7 @@ mod tests {
             health.failed(0, Admission::Open, ErrorKind::InvalidRequest),
             None
         );
-        assert_eq!(
-            eject(&health),
-            Some(Change::Ejected(Duration::from_secs(1)))
-        );
+        assert_eq!(eject(&health), ejected(1, ErrorKind::ServerError));
         assert_eq!(
             health.admit(0),
             Admission::Ejected {
@@ -488,7 +492,7 @@ mod tests {
         // The probe fails: ejected again, for twice as long.
         assert_eq!(
             health.failed(0, Admission::Probe, ErrorKind::Timeout),
-            Some(Change::Ejected(Duration::from_secs(2)))
+            ejected(2, ErrorKind::Timeout)
         );
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(health.admit(0), Admission::Probe);
@@ -505,7 +509,7 @@ mod tests {
         let health = health(1);
         let mut lengths = Vec::new();
         for _ in 0..5 {
-            let Some(Change::Ejected(length)) = eject(&health) else {
+            let Some(Change::Ejected { length, .. }) = eject(&health) else {
                 panic!("ejected")
             };
             lengths.push(length.as_secs());
@@ -516,10 +520,7 @@ mod tests {
         assert_eq!(lengths, [1, 2, 4, 8, 8]);
         // Healthy for 3 base periods: three ejections in a row are forgotten.
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(
-            eject(&health),
-            Some(Change::Ejected(Duration::from_secs(4)))
-        );
+        assert_eq!(eject(&health), ejected(4, ErrorKind::ServerError));
     }
 
     #[tokio::test(start_paused = true)]
@@ -528,7 +529,7 @@ mod tests {
         // A rejected key ejects at once for the longest time.
         assert_eq!(
             health.failed(0, Admission::Open, ErrorKind::Authentication),
-            Some(Change::Ejected(Duration::from_secs(8)))
+            ejected(8, ErrorKind::Authentication)
         );
         // A later, shorter ejection (a server error) does not cut it short.
         health.failed(0, Admission::Open, ErrorKind::ServerError);

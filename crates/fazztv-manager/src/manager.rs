@@ -215,19 +215,36 @@ impl Inner {
             Error::all_providers_failed(attempts)
         } else {
             error
-                .with_provider(self.registry.entries()[index].name())
+                .with_provider(self.provider_name(index))
                 .with_attempts(attempts)
+        }
+    }
+
+    /// Reports a change of entry `index`'s health; whether it was an ejection.
+    fn health_changed(&self, index: usize, change: Option<Change>) -> bool {
+        let provider = self.provider_name(index);
+        match change {
+            Some(Change::Ejected { length, kind }) => {
+                self.emit(Event::Ejected {
+                    provider,
+                    length,
+                    kind,
+                });
+                true
+            }
+            Some(Change::Recovered) => {
+                self.emit(Event::Recovered { provider });
+                false
+            }
+            None => false,
         }
     }
 
     /// Records what an active check of entry `index` says about its health.
     fn checked(&self, index: usize, availability: &Availability) {
-        let provider = self.registry.entries()[index].name();
         let kind = match availability.reason() {
             None => {
-                if self.health.check_passed(index) == Some(Change::Recovered) {
-                    self.emit(Event::Recovered { provider });
-                }
+                self.health_changed(index, self.health.check_passed(index));
                 return;
             }
             Some(
@@ -237,33 +254,18 @@ impl Inner {
             Some(UnavailableReason::Unreachable { .. }) => ErrorKind::Network,
             Some(_) => ErrorKind::ServerError,
         };
-        if let Some(Change::Ejected(length)) = self.health.check_failed(index, kind) {
-            self.emit(Event::Ejected {
-                provider,
-                length,
-                kind,
-            });
-        }
+        self.health_changed(index, self.health.check_failed(index, kind));
     }
 
-    /// Records what an attempt's failure says about its provider's health.
+    /// Records what an attempt's failure says about its provider's health; whether it ejected
+    /// the provider.
     pub(crate) fn failed_health(
         &self,
         index: usize,
         admission: Admission,
         kind: ErrorKind,
     ) -> bool {
-        match self.health.failed(index, admission, kind) {
-            Some(Change::Ejected(length)) => {
-                self.emit(Event::Ejected {
-                    provider: self.registry.entries()[index].name(),
-                    length,
-                    kind,
-                });
-                true
-            }
-            _ => false,
-        }
+        self.health_changed(index, self.health.failed(index, admission, kind))
     }
 
     /// The one routing loop, for calls and streams alike: runs `operation` over the plan until
@@ -398,11 +400,7 @@ impl Inner {
                             tried.latency,
                             T::STREAMED,
                         );
-                        if change == Some(Change::Recovered) {
-                            self.emit(Event::Recovered {
-                                provider: entry.name(),
-                            });
-                        }
+                        self.health_changed(step.index, change);
                         let model = value
                             .model()
                             .map(str::to_owned)

@@ -1,6 +1,5 @@
 //! Streaming with fallback up to the commit point.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -73,16 +72,15 @@ impl ManagedStream {
 
     /// The error of a stream its watchdog ended.
     fn expired(&self, expired: Expired) -> Error {
-        match (expired, self.deadline) {
-            (Expired::End, Some(deadline)) => deadline.exceeded(),
-            _ => Error::new(
+        expiry_error(expired, self.deadline, || {
+            Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "no output for {} s (`idle_timeout`)",
                     self.watchdog.idle().as_secs_f64()
                 ),
-            ),
-        }
+            )
+        })
     }
 
     /// The stream ended (or is dropped): its provider serves one request fewer.
@@ -191,24 +189,19 @@ pub(crate) async fn start(
                 // first-token timeout or the deadline (nothing resets it); afterwards it
                 // watches the silences between events, and the deadline still.
                 let mut watchdog = Watchdog::new(timeouts.first_token, end);
-                let mut first = std::pin::pin!(async move { first_delta(opening.await).await });
-                let opened = std::future::poll_fn(|cx| {
-                    if let Poll::Ready(opened) = first.as_mut().poll(cx) {
-                        return Poll::Ready(opened);
-                    }
-                    watchdog.poll_expired(cx).map(|expired| {
-                        Err(match (expired, deadline) {
-                            (Expired::End, Some(deadline)) => deadline.exceeded(),
-                            _ => no_first_token(&timeouts),
-                        }
-                        .with_provider(name))
+                let (model, first, rest) = watchdog
+                    .race(async move { first_delta(opening.await).await }, |expired| {
+                        expiry_error(expired, deadline, || no_first_token(&timeouts))
+                            .with_provider(name)
                     })
-                })
-                .await?;
+                    .await?;
                 watchdog.set_idle(timeouts.idle);
                 Ok(Opening {
-                    watchdog: Some(watchdog),
-                    ..opened
+                    model,
+                    first,
+                    rest,
+                    routing: None,
+                    watchdog,
                 })
             }
         })
@@ -229,10 +222,23 @@ pub(crate) async fn start(
         attempts,
         first: Some(first),
         rest: Some(rest),
-        watchdog: watchdog.unwrap_or_else(|| Watchdog::new(Timeouts::IDLE, end)),
+        watchdog,
         deadline,
         finished: false,
     })
+}
+
+/// Why a stream's watchdog ended it: the request's deadline, or (`timed_out`) the silence it
+/// watches.
+fn expiry_error(
+    expired: Expired,
+    deadline: Option<Deadline>,
+    timed_out: impl FnOnce() -> Error,
+) -> Error {
+    match (expired, deadline) {
+        (Expired::End, Some(deadline)) => deadline.exceeded(),
+        _ => timed_out(),
+    }
 }
 
 /// The error of an attempt that gave no output within its first-token timeout. Keep-alive
@@ -255,7 +261,7 @@ struct Opening {
     rest: ChatStream,
     routing: Option<(usize, Vec<Attempt>)>,
     /// The timer that watched the opening, set to watch the rest of the stream.
-    watchdog: Option<Watchdog>,
+    watchdog: Watchdog,
 }
 
 impl Routed for Opening {
@@ -289,20 +295,16 @@ impl Routed for Opening {
 
 /// Waits for the first delta (or the finish), keeping the model named before it. Anything
 /// that goes wrong before that is an ordinary, fallback-eligible failure.
-async fn first_delta(stream: Result<ChatStream>) -> Result<Opening> {
+async fn first_delta(
+    stream: Result<ChatStream>,
+) -> Result<(Option<String>, StreamEvent, ChatStream)> {
     let mut stream = stream?;
     let mut model = None;
     loop {
         match stream.next().await {
             Some(Ok(StreamEvent::Model { model: named })) => model = Some(named),
             Some(Ok(event)) if event.is_delta() || event.is_finish() => {
-                return Ok(Opening {
-                    model,
-                    first: event,
-                    rest: stream,
-                    routing: None,
-                    watchdog: None,
-                });
+                return Ok((model, event, stream));
             }
             Some(Ok(_)) => {}
             Some(Err(error)) => return Err(error),
