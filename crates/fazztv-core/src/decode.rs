@@ -95,7 +95,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, Error> {
         .map_err(|_| Error::new(ErrorKind::Protocol, "the stream contains invalid UTF-8"))
 }
 
-/// One Server-Sent Event.
+/// One Server-Sent Event, owned (what [`sse_events`] yields; see [`SseEventRef`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
     /// The `event:` name; `None` for the default `message` type.
@@ -104,6 +104,29 @@ pub struct SseEvent {
     pub data: String,
     /// The `id:` field.
     pub id: Option<String>,
+}
+
+/// One Server-Sent Event as [`SseDecoder::feed_with`] hands it over: borrowed from the
+/// decoder's buffers, so decoding an event allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    /// The `event:` name; `None` for the default `message` type.
+    pub event: Option<&'a str>,
+    /// The `data:` lines joined with `\n`.
+    pub data: &'a str,
+    /// The last `id:` field seen (it carries over to later events, per the spec).
+    pub id: Option<&'a str>,
+}
+
+impl SseEventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_event(&self) -> SseEvent {
+        SseEvent {
+            event: self.event.map(str::to_owned),
+            data: self.data.to_owned(),
+            id: self.id.map(str::to_owned),
+        }
+    }
 }
 
 /// Incremental SSE decoder (WHATWG event-stream rules): a leading BOM is skipped, `:` lines are
@@ -116,12 +139,15 @@ pub struct SseDecoder {
     fields: SseFields,
 }
 
-/// The event being assembled.
+/// The event being assembled. The buffers are kept from event to event, so a stream
+/// allocates them once.
 #[derive(Debug, Default)]
 struct SseFields {
-    event: Option<String>,
+    event: String,
+    has_event: bool,
     id: Option<String>,
-    data: Option<String>,
+    data: String,
+    has_data: bool,
 }
 
 impl Default for SseDecoder {
@@ -144,9 +170,24 @@ impl SseDecoder {
 
     /// Feeds bytes; complete events are appended to `events`.
     pub fn feed(&mut self, chunk: &[u8], events: &mut Vec<SseEvent>) -> Result<(), Error> {
+        self.feed_with(chunk, |event| {
+            events.push(event.to_owned_event());
+            Ok(())
+        })
+    }
+
+    /// Feeds bytes, handing each complete event to `on_event` as it is decoded; stops at the
+    /// first error, the decoder's or `on_event`'s.
+    pub fn feed_with(
+        &mut self,
+        chunk: &[u8],
+        mut on_event: impl FnMut(SseEventRef<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let fields = &mut self.fields;
         if self.started {
-            return self.lines.feed(chunk, |line| fields.line(line, events));
+            return self
+                .lines
+                .feed(chunk, |line| fields.line(line, &mut on_event));
         }
         // Wait for three bytes before deciding on a BOM that may itself be split.
         let mut head = std::mem::take(&mut self.lines.pending);
@@ -157,30 +198,50 @@ impl SseDecoder {
         }
         self.started = true;
         let head = head.strip_prefix(BOM).unwrap_or(&head);
-        self.lines.feed(head, |line| fields.line(line, events))
+        self.lines
+            .feed(head, |line| fields.line(line, &mut on_event))
     }
 
     /// Ends the input: an event not closed by a blank line is still delivered, as it was
     /// complete up to its last line.
     pub fn finish(&mut self, events: &mut Vec<SseEvent>) -> Result<(), Error> {
+        self.finish_with(|event| {
+            events.push(event.to_owned_event());
+            Ok(())
+        })
+    }
+
+    /// [`finish`](Self::finish), handing the last event to `on_event`.
+    pub fn finish_with(
+        &mut self,
+        mut on_event: impl FnMut(SseEventRef<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if let Some(line) = self.lines.finish() {
-            self.fields.line(&line, events)?;
+            self.fields.line(&line, &mut on_event)?;
         }
-        self.fields.line(&[], events)
+        self.fields.line(&[], &mut on_event)
     }
 }
 
 impl SseFields {
-    fn line(&mut self, line: &[u8], events: &mut Vec<SseEvent>) -> Result<(), Error> {
+    fn line(
+        &mut self,
+        line: &[u8],
+        on_event: &mut impl FnMut(SseEventRef<'_>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if line.is_empty() {
-            if let Some(data) = self.data.take() {
-                events.push(SseEvent {
-                    event: self.event.take(),
-                    data,
-                    id: self.id.clone(),
-                });
+            let dispatch = std::mem::take(&mut self.has_data);
+            let has_event = std::mem::take(&mut self.has_event);
+            if dispatch {
+                let event = SseEventRef {
+                    event: has_event.then_some(self.event.as_str()),
+                    data: &self.data,
+                    id: self.id.as_deref(),
+                };
+                let handled = on_event(event);
+                self.data.clear();
+                handled?;
             }
-            self.event = None;
             return Ok(());
         }
         if line[0] == b':' {
@@ -196,22 +257,25 @@ impl SseFields {
         match field {
             b"data" => {
                 let value = utf8(value)?;
-                let length = self.data.as_ref().map_or(0, |data| data.len() + 1) + value.len();
-                if length > MAX_EVENT_BYTES {
+                let separator = usize::from(self.has_data);
+                if self.data.len() + separator + value.len() > MAX_EVENT_BYTES {
                     return Err(Error::new(
                         ErrorKind::Protocol,
                         format!("a streamed event is longer than {MAX_EVENT_BYTES} bytes"),
                     ));
                 }
-                match &mut self.data {
-                    Some(data) => {
-                        data.push('\n');
-                        data.push_str(value);
-                    }
-                    None => self.data = Some(value.to_owned()),
+                if self.has_data {
+                    self.data.push('\n');
                 }
+                self.data.push_str(value);
+                self.has_data = true;
             }
-            b"event" => self.event = Some(utf8(value)?.to_owned()),
+            b"event" => {
+                let value = utf8(value)?;
+                self.event.clear();
+                self.event.push_str(value);
+                self.has_event = true;
+            }
             b"id" => self.id = Some(utf8(value)?.to_owned()),
             _ => {} // `retry:` and unknown fields are ignored, per the spec.
         }
@@ -364,6 +428,31 @@ mod tests {
         assert_eq!(data(&events), ["{\"a\":1}", "x\ny", "[DONE]"]);
         assert_eq!(events[1].event.as_deref(), Some("ping"));
         assert_eq!(events[2].id.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn sse_events_are_handed_over_borrowed_until_the_handler_fails() {
+        let mut decoder = SseDecoder::new();
+        let mut seen = Vec::new();
+        let body = b"event: a\ndata: 1\n\ndata: 2\n\nid: 9\ndata: 3\n\n";
+        let error = decoder
+            .feed_with(body, |event| {
+                seen.push((event.event.map(str::to_owned), event.data.to_owned()));
+                match event.data {
+                    "2" => Err(Error::new(ErrorKind::Protocol, "stop")),
+                    _ => Ok(()),
+                }
+            })
+            .unwrap_err();
+        assert_eq!(error.message(), "stop");
+        // The name belonged to the first event only; nothing after the failing one was handed.
+        assert_eq!(
+            seen,
+            [
+                (Some("a".to_owned()), "1".to_owned()),
+                (None, "2".to_owned())
+            ]
+        );
     }
 
     #[test]

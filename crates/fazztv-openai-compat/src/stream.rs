@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{MAX_EVENT_BYTES, SseDecoder, SseEvent};
+use fazztv_core::decode::{MAX_EVENT_BYTES, SseDecoder, SseEventRef};
 use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -70,12 +70,6 @@ struct WireFunctionDelta {
     arguments: Option<String>,
 }
 
-/// What one SSE event did to the stream; the events it produced wait in `State::pending`.
-enum Step {
-    Continue,
-    Fail(Error),
-}
-
 struct State {
     provider: String,
     request_id: Option<String>,
@@ -85,6 +79,8 @@ struct State {
     finish_reason: Option<FinishReason>,
     usage: Option<fazztv_core::Usage>,
     refusal: String,
+    /// Whether `[DONE]` arrived: whatever follows it is not read.
+    done: bool,
     /// Events decoded and not yet handed out; the finish event is the last.
     pending: VecDeque<StreamEvent>,
 }
@@ -112,8 +108,6 @@ where
         live: Some(Live {
             bytes: Box::pin(bytes),
             decoder: SseDecoder::new(),
-            events: Vec::new(),
-            next: 0,
             failure: None,
             input_done: false,
             state: State {
@@ -124,6 +118,7 @@ where
                 finish_reason: None,
                 usage: None,
                 refusal: String::new(),
+                done: false,
                 pending: VecDeque::new(),
             },
         }),
@@ -140,10 +135,6 @@ struct ChatEvents<S> {
 struct Live<S> {
     bytes: Pin<Box<S>>,
     decoder: SseDecoder,
-    /// Events decoded from the input so far; `events[next..]` are not yet handled. Kept across
-    /// chunks so a stream allocates it once.
-    events: Vec<SseEvent>,
-    next: usize,
     /// A transport or decoding failure, reported after the events decoded before it.
     failure: Option<Error>,
     input_done: bool,
@@ -154,34 +145,29 @@ impl<S> Live<S>
 where
     S: Stream<Item = Result<Bytes, Error>> + Send,
 {
-    /// Handles input until an event is pending or the stream failed.
-    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+    /// Reads input until an event is pending or the stream failed. Each chunk's SSE events
+    /// are handled as the decoder finds them, borrowed from its buffers.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
-            if let Some(event) = self.events.get_mut(self.next) {
-                self.next += 1;
-                let event = std::mem::take(event);
-                match self.state.event(&event) {
-                    Step::Continue if self.state.pending.is_empty() => continue,
-                    step => return Poll::Ready(step),
-                }
+            if !self.state.pending.is_empty() {
+                return Poll::Ready(Ok(()));
             }
             if let Some(error) = self.failure.take() {
-                return Poll::Ready(Step::Fail(error));
+                return Poll::Ready(Err(error));
             }
             if self.input_done {
-                return Poll::Ready(Step::Fail(Error::new(
+                return Poll::Ready(Err(Error::new(
                     ErrorKind::StreamInterrupted,
                     "the stream ended before `data: [DONE]`; the answer may be incomplete",
                 )));
             }
-            self.events.clear();
-            self.next = 0;
+            let state = &mut self.state;
             let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => self.decoder.feed(&chunk, &mut self.events),
-                Some(Err(error)) => Err(interrupted(&self.state.provider, error)),
+                Some(Ok(chunk)) => self.decoder.feed_with(&chunk, |event| state.event(event)),
+                Some(Err(error)) => Err(interrupted(&state.provider, error)),
                 None => {
                     self.input_done = true;
-                    self.decoder.finish(&mut self.events)
+                    self.decoder.finish_with(|event| state.event(event))
                 }
             };
             self.failure = result.err();
@@ -206,7 +192,7 @@ where
                 }
                 break Ok(event);
             }
-            if let Step::Fail(error) = ready!(live.poll_step(cx)) {
+            if let Err(error) = ready!(live.poll_pending(cx)) {
                 break Err(live.state.decorate(error));
             }
         };
@@ -234,18 +220,32 @@ impl State {
         }
     }
 
-    fn event(&mut self, event: &SseEvent) -> Step {
-        let data = event.data.trim();
+    /// Handles one SSE event. A failing event withdraws what it queued, so the caller gets
+    /// the events before it, then the error.
+    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        let before = self.pending.len();
+        // JSON whitespace is ASCII.
+        let handled = self.handle(event.data.trim_ascii());
+        if handled.is_err() {
+            self.pending.truncate(before);
+        }
+        handled
+    }
+
+    fn handle(&mut self, data: &str) -> Result<(), Error> {
         if data.starts_with("[DONE]") {
-            return self.done();
+            return self.finish();
         }
         if data.is_empty() {
-            return Step::Continue;
+            return Ok(());
         }
         let chunk: WireChunk<'_> = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(error) => {
-                return Step::Fail(protocol(
+                return Err(protocol(
                     &self.provider,
                     format!("a streamed event is not a chat completion chunk: {error}"),
                 ));
@@ -260,7 +260,7 @@ impl State {
             )
         });
         if let Some(error) = error {
-            return Step::Fail(self.in_band(error));
+            return Err(self.in_band(error));
         }
         if let Some(model) = chunk.model {
             if self.model.as_deref() != Some(&*model) {
@@ -273,7 +273,7 @@ impl State {
             self.usage = Some(usage);
         }
         let Some(choice) = choice else {
-            return Step::Continue;
+            return Ok(());
         };
         if let Some(reason) = choice.finish_reason.as_deref() {
             if reason == "error" {
@@ -281,7 +281,7 @@ impl State {
                     ErrorKind::StreamInterrupted,
                     "the upstream provider ended the answer with an error",
                 );
-                return Step::Fail(error);
+                return Err(error);
             }
             self.finish_reason = Some(FinishReason::from_wire(reason));
         }
@@ -289,7 +289,7 @@ impl State {
         if let Some(refusal) = delta.refusal {
             // Kept whole only to quote it in one error: bounded like one streamed event.
             if self.refusal.len() + refusal.len() > MAX_EVENT_BYTES {
-                return Step::Fail(Error::new(
+                return Err(Error::new(
                     ErrorKind::Protocol,
                     format!("the streamed refusal is longer than {MAX_EVENT_BYTES} bytes"),
                 ));
@@ -324,7 +324,7 @@ impl State {
             });
         }
         self.delivered |= self.pending.len() > before;
-        Step::Continue
+        Ok(())
     }
 
     /// An in-band error keeps its classification only while nothing was delivered: after the
@@ -346,15 +346,16 @@ impl State {
         interrupted.with_source(error)
     }
 
-    fn done(&mut self) -> Step {
+    fn finish(&mut self) -> Result<(), Error> {
+        self.done = true;
         if !self.delivered && !self.refusal.is_empty() {
-            return Step::Fail(refused(&self.provider, &self.refusal));
+            return Err(refused(&self.provider, &self.refusal));
         }
         self.pending.push_back(StreamEvent::finish(
             self.finish_reason.take().unwrap_or(FinishReason::Stop),
             self.usage.take(),
         ));
-        Step::Continue
+        Ok(())
     }
 }
 
