@@ -49,6 +49,19 @@ pub use async_trait::async_trait;
 pub use futures::{Stream, StreamExt};
 pub use secrecy::{ExposeSecret, SecretString};
 
+// The crates a provider's code and derives use, re-exported so that a provider crate depends
+// on fazztv-core alone, at the versions fazztv-core was built with. Derives used through a
+// re-export must be told where their crate is:
+// `#[serde(crate = "fazztv_core::serde")]`, `#[schemars(crate = "fazztv_core::schemars")]`.
+#[doc(no_inline)]
+pub use reqwest;
+#[doc(no_inline)]
+pub use schemars;
+#[doc(no_inline)]
+pub use serde;
+#[doc(no_inline)]
+pub use serde_json;
+
 // Used only by the integration tests (the h2c mock server).
 #[cfg(test)]
 use h2 as _;

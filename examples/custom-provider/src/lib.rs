@@ -1,5 +1,6 @@
 //! A third-party provider crate, written as an outside author would: it depends only on
-//! `fazztv-core` and registers type `"custom"` with one `register_provider!` line. An application
+//! `fazztv-core` (serde, schemars and serde_json come through its re-exports) and registers
+//! type `"custom"` with one `register_provider!` line. An application
 //! that links it (names it, e.g. `use fazztv_example_custom_provider as _;`) can use
 //! `"type": "custom"` in `providers.json`.
 //!
@@ -8,13 +9,13 @@
 
 use std::sync::Arc;
 
+use fazztv_core::schemars::JsonSchema;
+use fazztv_core::serde::Deserialize;
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, Error, ModelCapability, ModelInfo, Provider,
     ProviderConfig, ProviderContext, ProviderFactory, Result, Usage, async_trait,
-    register_provider,
+    register_provider, serde_json,
 };
-use schemars::JsonSchema;
-use serde::Deserialize;
 
 /// The seed's `CustomProvider`.
 #[derive(Debug)]
@@ -67,8 +68,11 @@ impl Provider for CustomProvider {
 }
 
 /// Options of the `custom` provider.
+///
+/// The derives come through fazztv-core's re-exports, so they are told where their crates are.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(crate = "fazztv_core::serde", deny_unknown_fields)]
+#[schemars(crate = "fazztv_core::schemars")]
 pub struct CustomOptions {
     /// Text put before the prompt in every answer.
     #[serde(default = "default_prefix")]

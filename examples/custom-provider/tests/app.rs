@@ -8,8 +8,8 @@ use fazztv::{
     Registry,
 };
 // Naming the crate links it, which is what runs its `register_provider!`.
+use fazztv_core as _;
 use fazztv_example_custom_provider::CustomProvider;
-use {fazztv_core as _, schemars as _, serde as _, serde_json as _};
 
 #[tokio::test]
 async fn a_linked_third_party_crate_is_discovered_and_routed_to() {
