@@ -41,10 +41,12 @@ pub use fazztv_provider_openai::{OpenAiOptions, OpenAiProvider};
 pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
 
 // Dev-dependencies of other targets (the benches) are visible to the unit-test target too.
+// `::` names the extern crates: the glob re-export of fazztv-core brings its own `reqwest`,
+// `serde` and `serde_json` into scope.
 #[cfg(test)]
 use {
-    criterion as _, fazztv_testkit as _, futures as _, reqwest as _, serde as _, serde_json as _,
-    tokio as _,
+    ::reqwest as _, ::serde as _, ::serde_json as _, criterion as _, fazztv_testkit as _,
+    futures as _, tokio as _,
 };
 
 /// The process-wide manager, built on first use from the configuration that
