@@ -451,6 +451,14 @@ impl OpenAiCompatClient {
         wire::decode_embeddings(&self.provider, model, request.input.len(), &body)
     }
 
+    /// `POST` of a JSON body to `url` (absolute: an endpoint beside the OpenAI-style API, such
+    /// as a Hugging Face embeddings server) with this client's headers and time limit; the
+    /// body of the answer, or the classified error.
+    pub async fn post_json(&self, url: &str, body: &Value) -> Result<bytes::Bytes, Error> {
+        let response = self.post(url, body.to_string().into_bytes(), false).await?;
+        http::read_body(&self.provider, response).await
+    }
+
     /// `POST /moderations` for one text. `rating` is the highest category score.
     pub async fn moderate(&self, text: &str, model: &str) -> Result<ModerationResult, Error> {
         let body = serde_json::json!({ "model": model, "input": text });
