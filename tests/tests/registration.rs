@@ -7,6 +7,15 @@ use {fazztv_testkit as _, tokio as _};
 
 fn selected() -> Vec<&'static str> {
     let mut ids = Vec::new();
+    if cfg!(feature = "anthropic") || cfg!(feature = "all-providers") {
+        ids.push("anthropic");
+    }
+    if cfg!(feature = "cohere") || cfg!(feature = "all-providers") {
+        ids.push("cohere");
+    }
+    if cfg!(feature = "huggingface") || cfg!(feature = "all-providers") {
+        ids.push("huggingface");
+    }
     if cfg!(feature = "mock") || cfg!(feature = "all-providers") {
         ids.push("mock");
     }

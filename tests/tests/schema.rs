@@ -29,12 +29,20 @@ fn the_schema_offers_every_compiled_in_type_and_its_options() {
         .unwrap();
     assert_eq!(
         types,
-        &serde_json::json!(["mock", "ollama", "openai", "openrouter"])
+        &serde_json::json!([
+            "anthropic",
+            "cohere",
+            "huggingface",
+            "mock",
+            "ollama",
+            "openai",
+            "openrouter"
+        ])
     );
     let conditionals = schema
         .pointer("/$defs/ProviderConfig/allOf")
         .unwrap()
         .as_array()
         .unwrap();
-    assert_eq!(conditionals.len(), 4);
+    assert_eq!(conditionals.len(), 7);
 }

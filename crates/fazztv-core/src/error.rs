@@ -236,6 +236,10 @@ impl ErrorKind {
             408 => Self::Timeout,
             429 if quota() => Self::QuotaExhausted,
             429 => Self::RateLimited,
+            // Cohere: 498 "invalid token" is a rejected key; 499 "request cancelled" (also
+            // nginx's and Ollama's "client closed request") is a cancellation, not a bad request.
+            498 => Self::Authentication,
+            499 => Self::Cancelled,
             503 | 529 => Self::Overloaded,
             500..=599 => Self::ServerError,
             400..=499 => Self::InvalidRequest,
@@ -717,6 +721,8 @@ mod tests {
             (404, Some("model_not_found"), "", ErrorKind::ModelNotFound),
             (408, None, "", ErrorKind::Timeout),
             (429, Some("rate_limit_exceeded"), "", ErrorKind::RateLimited),
+            (498, None, "invalid api token", ErrorKind::Authentication),
+            (499, None, "request cancelled", ErrorKind::Cancelled),
             (
                 429,
                 Some("insufficient_quota"),

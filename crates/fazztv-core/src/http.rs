@@ -251,7 +251,14 @@ impl ErrorPayload {
     /// doubly nested), `{"error": "text"}` (Ollama), or `{"message": …}`. `None` when the value
     /// carries no error.
     pub fn from_json(value: &serde_json::Value) -> Option<Self> {
-        let error = value.get("error")?;
+        let Some(error) = value.get("error") else {
+            // Cohere's `{"id", "message"}`: a top-level message is the error's own.
+            let message = value.get("message")?.as_str()?;
+            return Some(Self {
+                message: Some(message.to_owned()),
+                ..Self::default()
+            });
+        };
         if let Some(text) = error.as_str() {
             return Some(Self {
                 message: Some(text.to_owned()),
@@ -964,5 +971,16 @@ mod tests {
             (ErrorKind::RateLimited, Some(429))
         );
         assert!(ErrorPayload::from_json(&serde_json::json!({"choices": []})).is_none());
+    }
+
+    #[test]
+    fn a_top_level_message_is_the_errors_own() {
+        let body =
+            br#"{"id": "5a0a0bd4-9f5e-4a57-a2a4-1b2c3d4e5f60", "message": "invalid api token"}"#;
+        let error = error_from_parts("cohere", 498, &HeaderMap::new(), body);
+        assert_eq!(error.message(), "invalid api token");
+        // Only a string: Ollama's chunks carry a `message` object that is no error.
+        let chunk = serde_json::json!({"message": {"role": "assistant"}, "done": false});
+        assert!(ErrorPayload::from_json(&chunk).is_none());
     }
 }

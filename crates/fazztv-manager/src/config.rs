@@ -474,9 +474,13 @@ fn readable_by_others(_path: &Path) -> bool {
     false
 }
 
-/// The seed's example configuration, limited to the provider types in `compiled_in`. When none
-/// of them is compiled in but the mock is, one mock provider, so a mock-only build works.
-pub fn builtin_default(compiled_in: &[&str]) -> FazztvConfig {
+/// The seed's example configuration, limited to the provider types in `compiled_in`, then one
+/// entry (named after its type, with the type's defaults) for each other type in `keyed`: the
+/// compiled-in types whose key variable is set, so a user who exported `ANTHROPIC_API_KEY`
+/// can use Anthropic without writing a file, and nobody else sees a provider that cannot
+/// work. When none of them is compiled in but the mock is, one mock provider, so a mock-only
+/// build works.
+pub fn builtin_default(compiled_in: &[&str], keyed: &[&str]) -> FazztvConfig {
     use ModelCapability::*;
     let text = [
         TextGeneration,
@@ -499,10 +503,17 @@ pub fn builtin_default(compiled_in: &[&str]) -> FazztvConfig {
             .with_default_model("llama2")
             .with_capabilities([TextGeneration, Chat, CodeGeneration]),
     ];
+    let in_seed: Vec<String> = seed.iter().map(|config| config.name.clone()).collect();
     let mut providers: Vec<ProviderConfig> = seed
         .into_iter()
         .filter(|config| compiled_in.contains(&config.provider_type.as_str()))
         .collect();
+    providers.extend(
+        keyed
+            .iter()
+            .filter(|id| compiled_in.contains(id) && !in_seed.iter().any(|seed| seed == *id))
+            .map(|id| ProviderConfig::new(*id)),
+    );
     if providers.is_empty() && compiled_in.contains(&"mock") {
         providers.push(ProviderConfig::new("mock"));
     }

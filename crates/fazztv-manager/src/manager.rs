@@ -759,7 +759,15 @@ impl ProviderManager {
             Some(text) => registry.load(&text, origin)?,
             None => {
                 let ids: Vec<&str> = registry.provider_types().map(|r| r.provider_type).collect();
-                let config = crate::config::builtin_default(&ids);
+                let keyed: Vec<&str> = registry
+                    .provider_types()
+                    .filter(|r| {
+                        r.default_api_key_env
+                            .is_some_and(|variable| loader.env().var(variable).is_some())
+                    })
+                    .map(|r| r.provider_type)
+                    .collect();
+                let config = crate::config::builtin_default(&ids, &keyed);
                 registry.load_config(&config, ConfigOrigin::BuiltIn)?;
                 config
             }

@@ -366,7 +366,7 @@ fn the_loader_looks_in_order_path_env_working_dir_builtin() {
 #[test]
 fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
     let names = |types: &[&str]| {
-        builtin_default(types)
+        builtin_default(types, &[])
             .providers
             .into_iter()
             .map(|p| p.name)
@@ -379,12 +379,54 @@ fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
     assert_eq!(names(&["ollama", "openai"]), ["openai", "ollama"]);
     assert_eq!(names(&["mock"]), ["mock"]);
     assert!(names(&[]).is_empty());
-    let seed = builtin_default(&["openai", "openrouter", "ollama"]);
+    let seed = builtin_default(&["openai", "openrouter", "ollama"], &[]);
     assert!(seed.manager.fallback_enabled && !seed.manager.load_balancing);
     assert_eq!(
         seed.providers[1].api_key_env.as_deref(),
         Some("OPENAI_API_KEY")
     );
+}
+
+#[test]
+fn other_types_join_the_builtin_default_only_when_their_key_variable_is_set() {
+    let names = |keyed: &[&str]| {
+        builtin_default(&["anthropic", "cohere", "openai", "openrouter", "ollama"], keyed)
+            .providers
+            .into_iter()
+            .map(|p| (p.name, p.provider_type))
+            .collect::<Vec<_>>()
+    };
+    let seed = [("openrouter", "openrouter"), ("openai", "openai"), ("ollama", "ollama")]
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()));
+    assert_eq!(names(&[]), seed);
+    // A seed type is never listed twice; a type that is not compiled in never joins.
+    let mut with_anthropic = seed.to_vec();
+    with_anthropic.push(("anthropic".into(), "anthropic".into()));
+    assert_eq!(names(&["openai", "anthropic", "huggingface"]), with_anthropic);
+}
+
+#[test]
+fn the_builtin_default_reads_key_variables_from_the_loaders_environment() {
+    // An empty working directory: no providers.json, so the built-in default applies.
+    let dir = temp_dir("builtin-keyed");
+    let loader = |vars: Vec<(&str, &str)>| {
+        ConfigLoader::new()
+            .working_dir(&dir)
+            .environment(Environment::from_vars(vars))
+    };
+    let types = |manager: ProviderManager| {
+        manager
+            .registry()
+            .entries()
+            .iter()
+            .map(|entry| entry.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let without = ProviderManager::load_with(registry(), &loader(vec![])).unwrap();
+    assert!(!types(without).contains(&"keyed".to_owned()));
+    let with = ProviderManager::load_with(registry(), &loader(vec![("KEYED_API_KEY", SENTINEL)]))
+        .unwrap();
+    assert!(types(with).contains(&"keyed".to_owned()));
 }
 
 #[test]

@@ -349,9 +349,7 @@ fazztv_core::register_provider!(OpenAiFactory);
 mod dev_dependencies {
     use fazztv_testkit as _;
     use futures as _;
-    use httpdate as _;
     use insta as _;
-    use proptest as _;
     use tokio as _;
     use wiremock as _;
 }

@@ -519,9 +519,7 @@ mod tests {
 mod dev_dependencies {
     use fazztv_testkit as _;
     use futures as _;
-    use httpdate as _;
     use insta as _;
-    use proptest as _;
     use tokio as _;
     use wiremock as _;
 }

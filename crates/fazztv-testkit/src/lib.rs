@@ -1,7 +1,8 @@
 //! Test helpers for fazztv providers.
 //!
 //! [`fixtures`] holds the OpenAI, OpenRouter and Ollama wire transcripts from the shared specs;
-//! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share.
+//! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share;
+//! [`conformance`] the suite every provider crate runs against its own wire.
 //!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
 //! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, pieces (or the whole response)
@@ -38,6 +39,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod fixtures;
 pub mod mock;
 pub mod provider;
@@ -299,6 +301,38 @@ impl ScriptedResponse {
     pub fn cut_after(mut self, count: usize) -> Self {
         self.cut_after = Some(count);
         self
+    }
+
+    /// The status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// How many body chunks the response has.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The whole body: every chunk's bytes, in order.
+    pub fn body(&self) -> Bytes {
+        self.chunks
+            .iter()
+            .flat_map(|chunk| chunk.bytes.iter().copied())
+            .collect()
+    }
+
+    /// The same response (status, headers, head gate) with its body split at `points` instead
+    /// (as [`split_at`] splits it): the pieces are sent without delay or gate, and the body ends
+    /// normally.
+    pub fn rechunked(&self, points: &[usize]) -> Self {
+        Self {
+            status: self.status,
+            headers: self.headers.clone(),
+            head_gate: self.head_gate.clone(),
+            chunks: Vec::new(),
+            cut_after: None,
+        }
+        .chunks(split_at(&self.body(), points))
     }
 }
 

@@ -49,11 +49,20 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Asserts neither `key` nor [`LEAK_MARKER`] appears anywhere in `text`.
 pub fn assert_no_key(text: &str, key: &str) {
-    assert!(!text.contains(key), "the API key leaked: {text}");
-    assert!(
-        !text.contains(LEAK_MARKER),
-        "part of the API key leaked: {text}"
-    );
+    if let Some(leak) = key_leak(text, key) {
+        panic!("{leak}");
+    }
+}
+
+/// What [`assert_no_key`] would fail with, or `None` when `text` shows no part of `key`.
+pub fn key_leak(text: &str, key: &str) -> Option<String> {
+    if text.contains(key) {
+        Some(format!("the API key leaked: {text}"))
+    } else if text.contains(LEAK_MARKER) {
+        Some(format!("part of the API key leaked: {text}"))
+    } else {
+        None
+    }
 }
 
 /// The linked registration of `provider_type`.
@@ -89,12 +98,26 @@ pub fn assert_wait_until_due(
     before: SystemTime,
     after: SystemTime,
 ) {
+    if let Some(problem) = wait_until_due_mismatch(wait, due, before, after) {
+        panic!("{problem}");
+    }
+}
+
+/// What [`assert_wait_until_due`] would fail with, or `None` when `wait` fits.
+pub fn wait_until_due_mismatch(
+    wait: Duration,
+    due: SystemTime,
+    before: SystemTime,
+    after: SystemTime,
+) -> Option<String> {
     let longest = due.duration_since(before).unwrap_or_default();
     let shortest = due.duration_since(after).unwrap_or_default();
-    assert!(
-        shortest <= wait && wait <= longest,
-        "the wait {wait:?} is not the time until the date (between {shortest:?} and {longest:?})"
-    );
+    (!(shortest <= wait && wait <= longest)).then(|| {
+        format!(
+            "the wait {wait:?} is not the time until the date (between {shortest:?} and \
+             {longest:?})"
+        )
+    })
 }
 
 /// A loopback port that refuses connections for as long as this guard lives.

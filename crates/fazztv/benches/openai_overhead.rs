@@ -31,6 +31,12 @@ use criterion::Criterion;
 use fazztv::{
     ConfigOrigin, Environment, ProviderManager, QueryOptions, Registry, StreamEvent, StreamExt,
 };
+#[cfg(feature = "anthropic")]
+use fazztv_provider_anthropic as _;
+#[cfg(feature = "cohere")]
+use fazztv_provider_cohere as _;
+#[cfg(feature = "huggingface")]
+use fazztv_provider_huggingface as _;
 #[cfg(feature = "mock")]
 use fazztv_provider_mock as _;
 #[cfg(feature = "ollama")]

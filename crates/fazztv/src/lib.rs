@@ -1,9 +1,10 @@
 //! **fazztv**: many AI model providers behind one interface, with automatic fallback, load
 //! balancing, capability- and cost-based selection, batching, comparison and usage statistics.
 //!
-//! Pick providers at build time with cargo features (`openai`, `openrouter`, `ollama`, `mock`,
-//! `all-providers`); each compiled-in provider registers itself, and [`get_provider_manager`]
-//! builds a manager from `providers.json` (or `$FAZZTV_CONFIG`, or the built-in default).
+//! Pick providers at build time with cargo features (`anthropic`, `cohere`, `huggingface`,
+//! `openai`, `openrouter`, `ollama`, `mock`, `all-providers`); each compiled-in provider
+//! registers itself, and [`get_provider_manager`] builds a manager from `providers.json` (or
+//! `$FAZZTV_CONFIG`, or the built-in default).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +32,12 @@ pub use fazztv_manager::*;
 
 // Naming each provider crate makes the linker keep it, so its `register_provider!` runs
 // (inventory#7/#50): without this a compiled-in provider could silently be missing.
+#[cfg(feature = "anthropic")]
+pub use fazztv_provider_anthropic::{AnthropicOptions, AnthropicProvider};
+#[cfg(feature = "cohere")]
+pub use fazztv_provider_cohere::{CohereOptions, CohereProvider};
+#[cfg(feature = "huggingface")]
+pub use fazztv_provider_huggingface::{HuggingFaceOptions, HuggingFaceProvider};
 #[cfg(feature = "mock")]
 pub use fazztv_provider_mock::{MockOptions, MockProvider};
 #[cfg(feature = "ollama")]

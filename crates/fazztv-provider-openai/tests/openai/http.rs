@@ -1,6 +1,6 @@
 //! Request/response endpoints against wiremock.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ErrorKind, FinishReason,
@@ -9,7 +9,7 @@ use fazztv_core::{
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
-use fazztv_testkit::provider::{assert_wait_until_due, closed_port, example_setup, registration};
+use fazztv_testkit::provider::{closed_port, example_setup, registration};
 use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer, fixtures};
 use serde_json::{Value, json};
 use wiremock::matchers::path;
@@ -234,15 +234,11 @@ async fn a_reasoning_budget_is_refused_before_anything_is_sent() {
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
+/// What the conformance suite cannot know: the spec's own error bodies, whose codes refine the
+/// status (context length, quota), an HTML gateway page, and the request id header.
 #[tokio::test]
-async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id() {
+async fn documented_error_bodies_keep_their_kind_message_and_request_id() {
     let cases: &[(u16, &str, ErrorKind, &str)] = &[
-        (
-            400,
-            r#"{"error":{"message":"Invalid value for 'temperature'.","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#,
-            ErrorKind::InvalidRequest,
-            "Invalid value for 'temperature'.",
-        ),
         (
             400,
             fixtures::OPENAI_CONTEXT_LENGTH_EXCEEDED,
@@ -256,28 +252,10 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
             "Incorrect API key provided",
         ),
         (
-            402,
-            r#"{"error":{"message":"Payment required","type":"billing_error","param":null,"code":null}}"#,
-            ErrorKind::QuotaExhausted,
-            "Payment required",
-        ),
-        (
-            403,
-            r#"{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","param":null,"code":"unsupported_country_region_territory"}}"#,
-            ErrorKind::PermissionDenied,
-            "Country, region",
-        ),
-        (
             404,
             fixtures::OPENAI_MODEL_NOT_FOUND,
             ErrorKind::ModelNotFound,
             "does not exist",
-        ),
-        (
-            408,
-            r#"{"error":{"message":"Request timed out.","type":"timeout","param":null,"code":null}}"#,
-            ErrorKind::Timeout,
-            "Request timed out.",
         ),
         (
             429,
@@ -292,28 +270,10 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
             "You exceeded your current quota",
         ),
         (
-            500,
-            r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#,
-            ErrorKind::ServerError,
-            "The server had an error",
-        ),
-        (
             502,
             "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>cloudflare</body></html>",
             ErrorKind::ServerError,
             "502 Bad Gateway",
-        ),
-        (
-            503,
-            r#"{"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error","param":null,"code":null}}"#,
-            ErrorKind::Overloaded,
-            "overloaded",
-        ),
-        (
-            529,
-            r#"{"error":{"message":"Slow Down","type":"server_error","param":null,"code":null}}"#,
-            ErrorKind::Overloaded,
-            "Slow Down",
         ),
     ];
     let server = MockServer::start().await;
@@ -335,48 +295,7 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
 }
 
 #[tokio::test]
-async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
-    let server = server_with(
-        "chat/completions",
-        json_response(429, fixtures::OPENAI_RATE_LIMITED).insert_header("retry-after", "2"),
-    )
-    .await;
-    let provider = provider(config(&base(&server)));
-    let error = provider
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.retry_after(), Some(Duration::from_secs(2)));
-
-    let before = SystemTime::now();
-    let date = httpdate::fmt_http_date(before + Duration::from_secs(30));
-    let due = httpdate::parse_http_date(&date).unwrap();
-    let server = server_with(
-        "chat/completions",
-        json_response(503, "{}").insert_header("retry-after", date.as_str()),
-    )
-    .await;
-    let provider = crate::provider(config(&base(&server)));
-    let error = provider
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    let after = SystemTime::now();
-    let wait = error.retry_after().expect("an HTTP-date hint");
-    assert_wait_until_due(wait, due, before, after);
-}
-
-#[tokio::test]
-async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
-    let server = server_with("chat/completions", json_response(500, "{}")).await;
-    let provider = provider(config(&base(&server)));
-    let error = provider
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::ServerError);
-    only_request(&server).await;
-
+async fn an_html_200_or_one_without_choices_is_a_protocol_error() {
     let html = "<!DOCTYPE html><html><body><h1>Welcome to the hotel Wi-Fi</h1></body></html>";
     let server = server_with(
         "chat/completions",
@@ -660,29 +579,6 @@ async fn base_url_comes_from_config_then_openai_base_url_then_the_default() {
     .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Configuration);
     assert!(error.message().contains("organisation"), "{error}");
-}
-
-#[tokio::test]
-async fn the_key_never_appears_in_debug_output() {
-    let server = server_with(
-        "chat/completions",
-        json_response(401, fixtures::OPENAI_INVALID_API_KEY),
-    )
-    .await;
-    let config = config(&base(&server)).with_option("organization", json!("org-1"));
-    let provider = provider(config.clone());
-    let error = provider
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
-    let closed = closed_port();
-    let unreachable = crate::provider(crate::config(&format!("{}/v1", closed.url())))
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(unreachable.kind(), ErrorKind::Network);
-    assert_no_key(&format!("{unreachable:?} {unreachable}"));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The OpenAI provider against loopback servers speaking the wire format of
 //! `shared/specs/openai.md`: wiremock for request/response, the testkit server for streams.
 
+mod conformance;
 mod http;
 mod streaming;
 

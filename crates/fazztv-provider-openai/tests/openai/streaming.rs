@@ -1,4 +1,5 @@
-//! SSE streaming against the testkit server: real transcripts, re-chunked, slow, cut.
+//! SSE streaming against the testkit server: real transcripts, slow and cut (re-chunking is the
+//! conformance suite's).
 
 use std::time::Duration;
 
@@ -6,10 +7,8 @@ use fazztv_core::{
     ChatRequest, ErrorKind, FinishReason, GenerationOptions, Provider, StreamEvent, ToolCall,
     Usage, assemble,
 };
-use fazztv_testkit::provider::block_on;
 use fazztv_testkit::{Bytes, Gate, ScriptedResponse, ScriptedServer, fixtures, split_at};
 use futures::StreamExt;
-use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::{SENTINEL_KEY, assert_no_key, config, drain, provider};
@@ -195,7 +194,7 @@ async fn in_band_errors_are_typed_before_content_and_interrupt_after() {
 }
 
 #[tokio::test]
-async fn non_stream_bodies_and_error_statuses_fail_before_any_chunk() {
+async fn non_stream_bodies_fail_before_any_chunk() {
     let html = ScriptedResponse::with_body(200, "<html><body>Sign in to the Wi-Fi</body></html>")
         .header("content-type", "text/html");
     let (chunks, error, _server) = stream_from(html).await;
@@ -203,20 +202,6 @@ async fn non_stream_bodies_and_error_statuses_fail_before_any_chunk() {
     let error = error.unwrap();
     assert_eq!(error.kind(), ErrorKind::Protocol);
     assert!(error.message().contains("Sign in to the Wi-Fi"), "{error}");
-
-    let failure = ScriptedResponse::with_body(
-        500,
-        r#"{"error":{"message":"boom","type":"server_error","param":null,"code":null}}"#,
-    )
-    .header("content-type", "application/json")
-    .header("x-request-id", "req_500");
-    let (_, error, server) = stream_from(failure).await;
-    let error = error.unwrap();
-    assert_eq!(
-        (error.kind(), error.status(), error.request_id()),
-        (ErrorKind::ServerError, Some(500), Some("req_500"))
-    );
-    assert_eq!(server.hits(), 1, "no retries inside the client");
 
     let json_error = ScriptedResponse::with_body(200, fixtures::OPENAI_INSUFFICIENT_QUOTA)
         .header("content-type", "application/json")
@@ -231,22 +216,6 @@ async fn non_stream_bodies_and_error_statuses_fail_before_any_chunk() {
     let garbage = sse(["data: {\"choices\": [oops\n\n"]);
     let (_, error, _server) = stream_from(garbage).await;
     assert_eq!(error.unwrap().kind(), ErrorKind::Protocol);
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn any_chunking_of_the_transcript_gives_the_same_stream(
-        points in proptest::collection::vec(0..fixtures::OPENAI_TEXT_STREAM.len(), 0..30)
-    ) {
-        let (chunks, error, _server) = block_on(stream_from(sse(split_at(
-            fixtures::OPENAI_TEXT_STREAM.as_bytes(),
-            &points,
-        ))));
-        prop_assert!(error.is_none(), "{:?}", error);
-        prop_assert_eq!(chunks, expected_text_stream());
-    }
 }
 
 #[tokio::test]

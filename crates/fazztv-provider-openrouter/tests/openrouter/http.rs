@@ -1,7 +1,5 @@
 //! Request/response endpoints against wiremock.
 
-use std::time::{Duration, SystemTime};
-
 use fazztv_core::{
     Availability, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason, GenerationOptions,
     ModelCapability, ModelPricing, Provider, ProviderConfig, UnavailableReason, Usage,
@@ -9,11 +7,11 @@ use fazztv_core::{
 use fazztv_provider_openrouter::OpenRouterProvider;
 use fazztv_testkit::fixtures;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
-use fazztv_testkit::provider::{assert_wait_until_due, closed_port, example_setup, registration};
+use fazztv_testkit::provider::{closed_port, example_setup, registration};
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, ResponseTemplate};
 
-use crate::{SENTINEL_KEY, assert_no_key, config, no_env, provider};
+use crate::{SENTINEL_KEY, config, no_env, provider};
 
 async fn server_with(route: &str, response: ResponseTemplate) -> MockServer {
     mock::server_with(&format!("/api/v1/{route}"), response).await
@@ -98,8 +96,10 @@ async fn the_default_model_is_used_and_a_request_can_bring_its_own_routing() {
     assert_eq!(body["provider"], json!({"sort": "price"}));
 }
 
+/// What the conformance suite cannot know: OpenRouter's typed bodies, whose codes, metadata
+/// and upstream `raw` errors refine the status, and the generation id header.
 #[tokio::test]
-async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id() {
+async fn documented_error_bodies_keep_their_kind_message_and_request_id() {
     let cases: &[(u16, &str, ErrorKind, &str)] = &[
         (
             400,
@@ -120,12 +120,6 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
             "not a valid model ID",
         ),
         (
-            401,
-            r#"{"error":{"code":401,"message":"Missing Authentication header"}}"#,
-            ErrorKind::Authentication,
-            "Missing Authentication header",
-        ),
-        (
             402,
             fixtures::OPENROUTER_INSUFFICIENT_CREDITS,
             ErrorKind::QuotaExhausted,
@@ -133,27 +127,9 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
         ),
         (
             403,
-            r#"{"error":{"code":403,"message":"Request blocked: prompt injection patterns detected","metadata":{"patterns":["ignore all previous instructions"]}}}"#,
-            ErrorKind::PermissionDenied,
-            "Request blocked",
-        ),
-        (
-            403,
             r#"{"error":{"code":403,"message":"Input was flagged by moderation","metadata":{"reasons":["violence"],"flagged_input":"...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}"#,
             ErrorKind::ContentFiltered,
             "flagged by moderation",
-        ),
-        (
-            404,
-            r#"{"error":{"code":404,"message":"No endpoints found for acme/model."}}"#,
-            ErrorKind::ModelNotFound,
-            "No endpoints found",
-        ),
-        (
-            408,
-            r#"{"error":{"code":408,"message":"Request timed out"}}"#,
-            ErrorKind::Timeout,
-            "Request timed out",
         ),
         (
             429,
@@ -173,36 +149,6 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
             r#"{"error":{"message":"Provider returned error","code":429,"metadata":{"raw":"{\"error\":{\"message\":\"You exceeded your current quota, please check your plan and billing details.\",\"type\":\"insufficient_quota\",\"code\":\"insufficient_quota\"}}","provider_name":"OpenAI","is_byok":true}}}"#,
             ErrorKind::QuotaExhausted,
             "exceeded your current quota",
-        ),
-        (
-            500,
-            r#"{"error":{"code":500,"message":"Internal Server Error"}}"#,
-            ErrorKind::ServerError,
-            "Internal Server Error",
-        ),
-        (
-            502,
-            r#"{"error":{"code":502,"message":"Provider returned error"}}"#,
-            ErrorKind::ServerError,
-            "Provider returned error",
-        ),
-        (
-            503,
-            r#"{"error":{"code":503,"message":"No available provider meets your routing requirements"}}"#,
-            ErrorKind::Overloaded,
-            "routing requirements",
-        ),
-        (
-            524,
-            r#"{"error":{"code":524,"message":"Request timed out. Please try again later."}}"#,
-            ErrorKind::ServerError,
-            "try again later",
-        ),
-        (
-            529,
-            r#"{"error":{"code":529,"message":"Provider returned error"}}"#,
-            ErrorKind::Overloaded,
-            "Provider returned error",
         ),
     ];
     let server = MockServer::start().await;
@@ -224,46 +170,7 @@ async fn every_error_status_maps_to_its_kind_with_message_status_and_request_id(
 }
 
 #[tokio::test]
-async fn retry_after_is_read_in_seconds_and_as_an_http_date() {
-    let server = server_with(
-        "chat/completions",
-        json_response(429, fixtures::OPENROUTER_RATE_LIMITED).insert_header("retry-after", "40"),
-    )
-    .await;
-    let error = provider(config(&base(&server)))
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.retry_after(), Some(Duration::from_secs(40)));
-
-    let before = SystemTime::now();
-    let date = httpdate::fmt_http_date(before + Duration::from_secs(30));
-    let due = httpdate::parse_http_date(&date).unwrap();
-    let server = server_with(
-        "chat/completions",
-        json_response(503, r#"{"error":{"code":503,"message":"busy"}}"#)
-            .insert_header("retry-after", date.as_str()),
-    )
-    .await;
-    let error = provider(config(&base(&server)))
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    let after = SystemTime::now();
-    let wait = error.retry_after().expect("an HTTP-date hint");
-    assert_wait_until_due(wait, due, before, after);
-}
-
-#[tokio::test]
-async fn a_500_is_sent_once_and_an_html_200_is_a_protocol_error() {
-    let server = server_with("chat/completions", json_response(500, "{}")).await;
-    let error = provider(config(&base(&server)))
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::ServerError);
-    only_request(&server).await;
-
+async fn an_html_200_is_a_protocol_error() {
     let html =
         "<!DOCTYPE html><html><body><h1>Please sign in to the captive portal</h1></body></html>";
     let server = server_with(
@@ -380,22 +287,6 @@ async fn embeddings_use_the_openrouter_default_model_and_moderation_is_unsupport
     let error = provider.moderate_content("text").await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unsupported);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn the_key_never_appears_in_debug_output() {
-    let server = server_with(
-        "chat/completions",
-        json_response(402, fixtures::OPENROUTER_INSUFFICIENT_CREDITS),
-    )
-    .await;
-    let config = attributed(&base(&server));
-    let provider = provider(config.clone());
-    let error = provider
-        .query("hi", GenerationOptions::default())
-        .await
-        .unwrap_err();
-    assert_no_key(&format!("{config:?} {provider:?} {error:?} {error}"));
 }
 
 #[tokio::test]
