@@ -390,19 +390,29 @@ fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
 #[test]
 fn other_types_join_the_builtin_default_only_when_their_key_variable_is_set() {
     let names = |keyed: &[&str]| {
-        builtin_default(&["anthropic", "cohere", "openai", "openrouter", "ollama"], keyed)
-            .providers
-            .into_iter()
-            .map(|p| (p.name, p.provider_type))
-            .collect::<Vec<_>>()
+        builtin_default(
+            &["anthropic", "cohere", "openai", "openrouter", "ollama"],
+            keyed,
+        )
+        .providers
+        .into_iter()
+        .map(|p| (p.name, p.provider_type))
+        .collect::<Vec<_>>()
     };
-    let seed = [("openrouter", "openrouter"), ("openai", "openai"), ("ollama", "ollama")]
-        .map(|(name, kind)| (name.to_owned(), kind.to_owned()));
+    let seed = [
+        ("openrouter", "openrouter"),
+        ("openai", "openai"),
+        ("ollama", "ollama"),
+    ]
+    .map(|(name, kind)| (name.to_owned(), kind.to_owned()));
     assert_eq!(names(&[]), seed);
     // A seed type is never listed twice; a type that is not compiled in never joins.
     let mut with_anthropic = seed.to_vec();
     with_anthropic.push(("anthropic".into(), "anthropic".into()));
-    assert_eq!(names(&["openai", "anthropic", "huggingface"]), with_anthropic);
+    assert_eq!(
+        names(&["openai", "anthropic", "huggingface"]),
+        with_anthropic
+    );
 }
 
 #[test]
@@ -424,8 +434,8 @@ fn the_builtin_default_reads_key_variables_from_the_loaders_environment() {
     };
     let without = ProviderManager::load_with(registry(), &loader(vec![])).unwrap();
     assert!(!types(without).contains(&"keyed".to_owned()));
-    let with = ProviderManager::load_with(registry(), &loader(vec![("KEYED_API_KEY", SENTINEL)]))
-        .unwrap();
+    let with =
+        ProviderManager::load_with(registry(), &loader(vec![("KEYED_API_KEY", SENTINEL)])).unwrap();
     assert!(types(with).contains(&"keyed".to_owned()));
 }
 
