@@ -6,6 +6,8 @@
 //! line longer than the limit is an error, never unbounded memory.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -402,6 +404,178 @@ pub fn ndjson_lines(
     decode(bytes, NdjsonDecoder::new())
 }
 
+/// What a provider does with the events of a streamed chat answer sent as Server-Sent Events
+/// (see [`sse_chat_stream`]): the wire-specific part, while the stream around it reads the
+/// bytes, decodes the events and ends exactly once.
+pub trait SseChatHandler: Send + Unpin + 'static {
+    /// Handles one event, queueing what it produced in [`queue`](Self::queue). An error ends
+    /// the stream: what this event queued is withdrawn, and the caller gets the events queued
+    /// before it, then the error.
+    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error>;
+
+    /// The events decoded and not yet handed out. A finish event
+    /// ([`StreamEvent::is_finish`](crate::StreamEvent::is_finish)) ends the stream: no event
+    /// after it is handled, handed out or read.
+    fn queue(&mut self) -> &mut VecDeque<crate::StreamEvent>;
+
+    /// The wire's end marker (`data: [DONE]`, `message_stop`), named in the error for a body
+    /// that ends before it.
+    fn end_marker(&self) -> &str;
+}
+
+/// A chat stream from an SSE body: bytes are decoded into events as they arrive and handed,
+/// borrowed, to `handler`; its queued events are yielded in order, one poll each.
+///
+/// It ends with the finish event, or with one error:
+/// - the body ends before the finish, or the transport fails mid-body:
+///   [`ErrorKind::StreamInterrupted`] (never a clean end);
+/// - a decoding error, or the handler's.
+///
+/// Errors name `provider` and carry `request_id` unless they have their own. The body (and
+/// its connection) is released as soon as the stream ends, not when the caller drops it.
+pub fn sse_chat_stream<S, H>(
+    provider: &str,
+    request_id: Option<String>,
+    bytes: S,
+    handler: H,
+) -> crate::ChatStream
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
+    H: SseChatHandler,
+{
+    Box::pin(SseChat {
+        live: Some(SseChatLive {
+            bytes: Box::pin(bytes),
+            decoder: SseDecoder::new(),
+            failure: None,
+            input_done: false,
+            finished: false,
+            provider: provider.to_owned(),
+            request_id,
+            handler,
+        }),
+    })
+}
+
+/// Bytes -> SSE events -> stream events in one stream: one poll per event, not one per layer.
+struct SseChat<S, H> {
+    /// `None` once the stream ended.
+    live: Option<SseChatLive<S, H>>,
+}
+
+struct SseChatLive<S, H> {
+    bytes: Pin<Box<S>>,
+    decoder: SseDecoder,
+    /// A transport or decoding failure, reported after the events decoded before it.
+    failure: Option<Error>,
+    input_done: bool,
+    /// A finish event was queued: later events (after `[DONE]` in the same chunk) are not
+    /// handled.
+    finished: bool,
+    provider: String,
+    request_id: Option<String>,
+    handler: H,
+}
+
+/// Hands `event` to `handler` unless the stream finished; withdraws what a failing event
+/// queued.
+fn deliver<H: SseChatHandler>(
+    handler: &mut H,
+    finished: &mut bool,
+    event: SseEventRef<'_>,
+) -> Result<(), Error> {
+    if *finished {
+        return Ok(());
+    }
+    let before = handler.queue().len();
+    let handled = handler.event(event);
+    match &handled {
+        Err(_) => handler.queue().truncate(before),
+        Ok(()) => *finished = handler.queue().back().is_some_and(|last| last.is_finish()),
+    }
+    handled
+}
+
+impl<S, H> SseChatLive<S, H>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send,
+    H: SseChatHandler,
+{
+    /// Reads input until an event is queued or the stream failed.
+    fn poll_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if !self.handler.queue().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(error) = self.failure.take() {
+                return Poll::Ready(Err(error));
+            }
+            if self.input_done {
+                return Poll::Ready(Err(Error::new(
+                    ErrorKind::StreamInterrupted,
+                    format!(
+                        "the stream ended before `{}`; the answer may be incomplete",
+                        self.handler.end_marker()
+                    ),
+                )));
+            }
+            let (handler, finished) = (&mut self.handler, &mut self.finished);
+            let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => self
+                    .decoder
+                    .feed_with(&chunk, |event| deliver(handler, finished, event)),
+                Some(Err(error)) => Err(Error::new(
+                    ErrorKind::StreamInterrupted,
+                    format!("the stream broke before it finished: {}", error.message()),
+                )
+                .with_source(error)),
+                None => {
+                    self.input_done = true;
+                    self.decoder
+                        .finish_with(|event| deliver(handler, finished, event))
+                }
+            };
+            self.failure = result.err();
+        }
+    }
+
+    fn decorate(&self, error: Error) -> Error {
+        let error = error.with_provider(self.provider.clone());
+        match &self.request_id {
+            Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
+            _ => error,
+        }
+    }
+}
+
+impl<S, H> Stream for SseChat<S, H>
+where
+    S: Stream<Item = Result<Bytes, Error>> + Send,
+    H: SseChatHandler,
+{
+    type Item = Result<crate::StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(live) = self.live.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = loop {
+            if let Some(event) = live.handler.queue().pop_front() {
+                if !event.is_finish() {
+                    return Poll::Ready(Some(Ok(event)));
+                }
+                break Ok(event);
+            }
+            if let Err(error) = ready!(live.poll_queued(cx)) {
+                break Err(live.decorate(error));
+            }
+        };
+        // Dropping the body here releases the connection at the end, not at the caller's drop.
+        self.live = None;
+        Poll::Ready(Some(item))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +627,79 @@ mod tests {
                 (None, "2".to_owned())
             ]
         );
+    }
+
+    /// Text per event; `fail` fails after queueing; `end` finishes.
+    #[derive(Default)]
+    struct Echo {
+        queue: VecDeque<crate::StreamEvent>,
+        handled: Vec<String>,
+    }
+
+    impl SseChatHandler for Echo {
+        fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
+            self.handled.push(event.data.to_owned());
+            match event.data {
+                "end" => self
+                    .queue
+                    .push_back(crate::StreamEvent::finish(crate::FinishReason::Stop, None)),
+                "fail" => {
+                    self.queue.push_back(crate::StreamEvent::text("withdrawn"));
+                    return Err(Error::new(ErrorKind::Protocol, "bad event"));
+                }
+                text => self.queue.push_back(crate::StreamEvent::text(text)),
+            }
+            Ok(())
+        }
+        fn queue(&mut self) -> &mut VecDeque<crate::StreamEvent> {
+            &mut self.queue
+        }
+        fn end_marker(&self) -> &str {
+            "end"
+        }
+    }
+
+    async fn chat_outcome(body: &'static str) -> (Vec<crate::StreamEvent>, Option<Error>) {
+        let bytes = futures::stream::iter([Ok(Bytes::from_static(body.as_bytes()))]);
+        let stream = sse_chat_stream("acme", Some("req_1".into()), bytes, Echo::default());
+        let items: Vec<_> = stream.collect().await;
+        let mut events = Vec::new();
+        for item in items {
+            match item {
+                Ok(event) => events.push(event),
+                Err(error) => return (events, Some(error)),
+            }
+        }
+        (events, None)
+    }
+
+    #[tokio::test]
+    async fn an_sse_chat_stream_ends_once_whatever_follows_its_finish() {
+        let (events, error) = chat_outcome("data: a\n\ndata: end\n\ndata: fail\n\n").await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(
+            events,
+            [
+                crate::StreamEvent::text("a"),
+                crate::StreamEvent::finish(crate::FinishReason::Stop, None)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_event_withdraws_what_it_queued_and_an_early_end_is_interrupted() {
+        let (events, error) = chat_outcome("data: a\n\ndata: fail\n\ndata: b\n\n").await;
+        assert_eq!(events, [crate::StreamEvent::text("a")]);
+        let error = error.unwrap();
+        assert_eq!(
+            (error.kind(), error.provider(), error.request_id()),
+            (ErrorKind::Protocol, Some("acme"), Some("req_1"))
+        );
+        let (events, error) = chat_outcome("data: a\n\n").await;
+        assert_eq!(events, [crate::StreamEvent::text("a")]);
+        let error = error.unwrap();
+        assert_eq!(error.kind(), ErrorKind::StreamInterrupted);
+        assert!(error.message().contains("before `end`"), "{error}");
     }
 
     #[test]

@@ -46,6 +46,36 @@ pub fn client_builder(timeouts: &Timeouts) -> reqwest::ClientBuilder {
         .retry(reqwest::retry::never())
 }
 
+/// Parses a provider's `base_url`: http or https, with no credentials, query or fragment (a
+/// URL is the part of a configuration that may hold a secret, so none of it is echoed).
+/// `example` shows in the message what is expected (`https://api.openai.com/v1`). The error is
+/// a [`ErrorKind::Configuration`] naming no provider; the caller adds it.
+pub fn api_base_url(base_url: &str, example: &str) -> Result<reqwest::Url, Error> {
+    let configuration = |message: String| Error::new(ErrorKind::Configuration, message);
+    let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
+        configuration(format!(
+            "`base_url` is not a valid URL ({error}); expected e.g. {example}"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(configuration(format!(
+            "`base_url` must use http or https, not `{}`",
+            url.scheme()
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(configuration(
+            "`base_url` must not contain credentials; use `api_key_env` or `headers`".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(configuration(
+            "`base_url` must not contain a query or fragment".into(),
+        ));
+    }
+    Ok(url)
+}
+
 /// Refuses to send credentials in clear: a provider whose requests carry a key or `headers`
 /// (see [`ProviderConfig::sends_credentials`]) may use plain `http://` only to this machine
 /// (`localhost`, `127.0.0.0/8`, `::1`), unless its entry sets `allow_insecure_http`.
@@ -362,6 +392,40 @@ async fn bounded_prefix<E>(
     // Running out of time is not an error of its own: the status already says what happened.
     let _ = tokio::time::timeout(time, read).await;
     prefix
+}
+
+/// Sends `request` through `client` with `headers` added (one by one, as
+/// `RequestBuilder::headers` would, instead of cloning the map): the response whatever its
+/// status, or the transport error.
+pub async fn execute(
+    provider: &str,
+    client: &reqwest::Client,
+    headers: &HeaderMap,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Error> {
+    let transport = |error| transport_error(provider, error);
+    let mut request = request.build().map_err(transport)?;
+    let added = request.headers_mut();
+    for (name, value) in headers {
+        added.insert(name.clone(), value.clone());
+    }
+    client.execute(request).await.map_err(transport)
+}
+
+/// [`execute`], then the response of a success status, or the classified error of its body
+/// ([`error_from_response`]: core's status table, `Retry-After`, the request id).
+pub async fn send(
+    provider: &str,
+    client: &reqwest::Client,
+    headers: &HeaderMap,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Error> {
+    let response = execute(provider, client, headers, request).await?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    // Boxed: the error path's state would otherwise enlarge every request's future.
+    Err(Box::pin(error_from_response(provider, response)).await)
 }
 
 /// [`error_from_response`] for an already-read body.

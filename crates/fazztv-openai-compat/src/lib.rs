@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 mod request;
-pub use request::function_tools;
+pub use request::{content_part, function_tools, tool_calls};
 mod stream;
 mod wire;
 
@@ -76,28 +76,8 @@ impl OpenAiCompatClient {
     pub fn new(provider: &str, base_url: &str, timeouts: Timeouts) -> Result<Self, Error> {
         let configuration =
             |message: String| Error::new(ErrorKind::Configuration, message).with_provider(provider);
-        let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
-            configuration(format!(
-                "`base_url` is not a valid URL ({error}); expected e.g. https://api.openai.com/v1"
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(configuration(format!(
-                "`base_url` must use http or https, not `{}`",
-                url.scheme()
-            )));
-        }
-        // Never echo the URL here: it is the part that may hold a secret.
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain credentials; use `api_key_env` or `headers`".into(),
-            ));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain a query or fragment".into(),
-            ));
-        }
+        let url = http::api_base_url(base_url, "https://api.openai.com/v1")
+            .map_err(|error| error.with_provider(provider))?;
         let base_url = url.as_str().trim_end_matches('/').to_owned();
         let chat_url =
             reqwest::Url::parse(&format!("{base_url}/{CHAT_PATH}")).map_err(|error| {
@@ -240,14 +220,7 @@ impl OpenAiCompatClient {
     /// Sends a request and returns the response if its status is a success; otherwise the
     /// classified error built from the body.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let transport = |error| http::transport_error(&self.provider, error);
-        let mut request = request.build().map_err(transport)?;
-        // Inserted one by one (as `RequestBuilder::headers` does) instead of cloning the map.
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let response = self.http.execute(request).await.map_err(transport)?;
+        let response = http::execute(&self.provider, &self.http, &self.headers, request).await?;
         if response.status().is_success() {
             return Ok(response);
         }

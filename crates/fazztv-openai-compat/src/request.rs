@@ -73,18 +73,7 @@ pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool)
                 _ => None,
             })),
             Role::Assistant => {
-                let calls: Vec<Value> = message
-                    .parts
-                    .iter()
-                    .filter_map(|part| match part {
-                        ContentPart::ToolCall(call) => Some(json!({
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments.to_text()},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
+                let calls = tool_calls(message);
                 let mut object = Map::new();
                 object.insert("role".into(), "assistant".into());
                 let details = message.parts.iter().find_map(|part| match part {
@@ -127,8 +116,28 @@ pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool)
     wire
 }
 
-/// A text or image part of a user or system message.
-fn content_part(part: &ContentPart) -> Option<Value> {
+/// The tool calls of an assistant message as `[{"id", "type": "function", "function":
+/// {name, arguments}}]`, arguments as JSON text: the shape of Chat Completions and of the
+/// APIs that copy it (Cohere v2).
+pub fn tool_calls(message: &ChatMessage) -> Vec<Value> {
+    message
+        .parts
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::ToolCall(call) => Some(json!({
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments.to_text()},
+            })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A text or image part of a user or system message (`text`, or `image_url` with an https
+/// URL or a `data:` URI of the bytes), in the shape of Chat Completions and of the APIs that
+/// copy it (Cohere v2); `None` for other parts.
+pub fn content_part(part: &ContentPart) -> Option<Value> {
     match part {
         ContentPart::Text { text, .. } => Some(json!({"type": "text", "text": text})),
         ContentPart::Image { image, .. } => {

@@ -2,11 +2,9 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{MAX_EVENT_BYTES, SseDecoder, SseEventRef};
+use fazztv_core::decode::{MAX_EVENT_BYTES, SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -72,15 +70,12 @@ struct WireFunctionDelta {
 
 struct State {
     provider: String,
-    request_id: Option<String>,
     model: Option<String>,
     /// Whether a delta (text, reasoning or tool call) reached the caller.
     delivered: bool,
     finish_reason: Option<FinishReason>,
     usage: Option<fazztv_core::Usage>,
     refusal: String,
-    /// Whether `[DONE]` arrived: whatever follows it is not read.
-    done: bool,
     /// Events decoded and not yet handed out; the finish event is the last.
     pending: VecDeque<StreamEvent>,
 }
@@ -104,137 +99,34 @@ pub fn decode_chat_stream<S>(provider: &str, request_id: Option<String>, bytes: 
 where
     S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
 {
-    Box::pin(ChatEvents {
-        live: Some(Live {
-            bytes: Box::pin(bytes),
-            decoder: SseDecoder::new(),
-            failure: None,
-            input_done: false,
-            state: State {
-                provider: provider.to_owned(),
-                request_id,
-                model: None,
-                delivered: false,
-                finish_reason: None,
-                usage: None,
-                refusal: String::new(),
-                done: false,
-                pending: VecDeque::new(),
-            },
-        }),
-    })
+    let state = State {
+        provider: provider.to_owned(),
+        model: None,
+        delivered: false,
+        finish_reason: None,
+        usage: None,
+        refusal: String::new(),
+        pending: VecDeque::new(),
+    };
+    sse_chat_stream(provider, request_id, bytes, state)
 }
 
-/// Bytes -> SSE events -> chunks in one stream: one poll per chunk instead of one per layer.
-struct ChatEvents<S> {
-    /// `None` once the stream ended: the response (and its connection) is released at the
-    /// final chunk or the error, not when the caller drops the stream.
-    live: Option<Live<S>>,
-}
-
-struct Live<S> {
-    bytes: Pin<Box<S>>,
-    decoder: SseDecoder,
-    /// A transport or decoding failure, reported after the events decoded before it.
-    failure: Option<Error>,
-    input_done: bool,
-    state: State,
-}
-
-impl<S> Live<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    /// Reads input until an event is pending or the stream failed. Each chunk's SSE events
-    /// are handled as the decoder finds them, borrowed from its buffers.
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            if !self.state.pending.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(error) = self.failure.take() {
-                return Poll::Ready(Err(error));
-            }
-            if self.input_done {
-                return Poll::Ready(Err(Error::new(
-                    ErrorKind::StreamInterrupted,
-                    "the stream ended before `data: [DONE]`; the answer may be incomplete",
-                )));
-            }
-            let state = &mut self.state;
-            let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => self.decoder.feed_with(&chunk, |event| state.event(event)),
-                Some(Err(error)) => Err(interrupted(&state.provider, error)),
-                None => {
-                    self.input_done = true;
-                    self.decoder.finish_with(|event| state.event(event))
-                }
-            };
-            self.failure = result.err();
-        }
+impl SseChatHandler for State {
+    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
+        // JSON whitespace is ASCII.
+        self.handle(event.data.trim_ascii())
     }
-}
 
-impl<S> Stream for ChatEvents<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(live) = self.live.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = loop {
-            if let Some(event) = live.state.pending.pop_front() {
-                if !event.is_finish() {
-                    return Poll::Ready(Some(Ok(event)));
-                }
-                break Ok(event);
-            }
-            if let Err(error) = ready!(live.poll_pending(cx)) {
-                break Err(live.state.decorate(error));
-            }
-        };
-        self.live = None;
-        Poll::Ready(Some(item))
+    fn queue(&mut self) -> &mut VecDeque<StreamEvent> {
+        &mut self.pending
     }
-}
 
-/// A transport failure after the response started: the stream is broken, whatever the cause.
-fn interrupted(provider: &str, error: Error) -> Error {
-    Error::new(
-        ErrorKind::StreamInterrupted,
-        format!("the stream broke before it finished: {}", error.message()),
-    )
-    .with_provider(provider)
-    .with_source(error)
+    fn end_marker(&self) -> &str {
+        "data: [DONE]"
+    }
 }
 
 impl State {
-    fn decorate(&self, mut error: Error) -> Error {
-        error = error.with_provider(self.provider.clone());
-        match &self.request_id {
-            Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
-            _ => error,
-        }
-    }
-
-    /// Handles one SSE event. A failing event withdraws what it queued, so the caller gets
-    /// the events before it, then the error.
-    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
-        if self.done {
-            return Ok(());
-        }
-        let before = self.pending.len();
-        // JSON whitespace is ASCII.
-        let handled = self.handle(event.data.trim_ascii());
-        if handled.is_err() {
-            self.pending.truncate(before);
-        }
-        handled
-    }
-
     fn handle(&mut self, data: &str) -> Result<(), Error> {
         if data.starts_with("[DONE]") {
             return self.finish();
@@ -347,7 +239,6 @@ impl State {
     }
 
     fn finish(&mut self) -> Result<(), Error> {
-        self.done = true;
         if !self.delivered && !self.refusal.is_empty() {
             return Err(refused(&self.provider, &self.refusal));
         }

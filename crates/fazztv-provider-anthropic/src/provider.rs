@@ -96,29 +96,8 @@ impl AnthropicProvider {
             None => (DEFAULT_BASE_URL, "the default base URL"),
         };
         http::require_secure_transport(config, base_url, origin)?;
-        let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
-            configuration(format!(
-                "`base_url` is not a valid URL ({error}); expected the API root, e.g. \
-                 {DEFAULT_BASE_URL}"
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(configuration(format!(
-                "`base_url` must use http or https, not `{}`",
-                url.scheme()
-            )));
-        }
-        // Never echo the URL: it is the part that may hold a secret.
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain credentials; use `api_key_env` or `headers`".into(),
-            ));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain a query or fragment".into(),
-            ));
-        }
+        let url = http::api_base_url(base_url, DEFAULT_BASE_URL)
+            .map_err(|error| error.with_provider(config.name.clone()))?;
         let base_url = url.as_str().trim_end_matches('/').to_owned();
         let endpoint = |path: &str| {
             reqwest::Url::parse(&format!("{base_url}/v1/{path}"))
@@ -238,18 +217,7 @@ impl AnthropicProvider {
     /// Sends `request` with the provider's headers; a success status's response, else the
     /// classified error of its body (core's status table, `Retry-After`, `request-id`).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let transport = |error| http::transport_error(&self.name, error);
-        let mut request = request.build().map_err(transport)?;
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let response = self.client.execute(request).await.map_err(transport)?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        // Boxed: the error path's state would otherwise enlarge every request's future.
-        Err(Box::pin(http::error_from_response(&self.name, response)).await)
+        http::send(&self.name, &self.client, &self.headers, request).await
     }
 
     fn post_messages(&self, body: Vec<u8>, streaming: bool) -> reqwest::RequestBuilder {

@@ -1,11 +1,9 @@
 //! Messages API SSE (`anthropic.md` §2) -> [`ChatStream`].
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseDecoder, SseEventRef};
+use fazztv_core::decode::{SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, OpaqueReasoning, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -51,16 +49,12 @@ enum Block {
 }
 
 struct State {
-    provider: String,
-    request_id: Option<String>,
     /// Whether a delta reached (or is queued for) the caller.
     delivered: bool,
     blocks: HashMap<usize, Block>,
     calls: usize,
     usage: Option<WireUsage>,
     stop_reason: Option<String>,
-    /// `message_stop` arrived: nothing after it is read.
-    done: bool,
     pending: VecDeque<StreamEvent>,
 }
 
@@ -82,142 +76,45 @@ pub(crate) fn decode_stream<S>(provider: &str, request_id: Option<String>, bytes
 where
     S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
 {
-    Box::pin(Events {
-        live: Some(Live {
-            bytes: Box::pin(bytes),
-            decoder: SseDecoder::new(),
-            failure: None,
-            input_done: false,
-            state: State {
-                provider: provider.to_owned(),
-                request_id,
-                delivered: false,
-                blocks: HashMap::new(),
-                calls: 0,
-                usage: None,
-                stop_reason: None,
-                done: false,
-                pending: VecDeque::new(),
-            },
-        }),
-    })
+    let state = State {
+        delivered: false,
+        blocks: HashMap::new(),
+        calls: 0,
+        usage: None,
+        stop_reason: None,
+        pending: VecDeque::new(),
+    };
+    sse_chat_stream(provider, request_id, bytes, state)
 }
 
-/// Bytes -> SSE events -> stream events in one stream, as the Chat Completions decoder does.
-struct Events<S> {
-    /// `None` once the stream ended, so the connection is released at the finish or the error.
-    live: Option<Live<S>>,
-}
-
-struct Live<S> {
-    bytes: Pin<Box<S>>,
-    decoder: SseDecoder,
-    /// A transport or decoding failure, reported after the events decoded before it.
-    failure: Option<Error>,
-    input_done: bool,
-    state: State,
-}
-
-impl<S> Live<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    /// Reads input until an event is pending or the stream failed; each chunk's SSE events are
-    /// handled as the decoder finds them, borrowed from its buffers.
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            if !self.state.pending.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(error) = self.failure.take() {
-                return Poll::Ready(Err(error));
-            }
-            if self.input_done {
-                return Poll::Ready(Err(Error::new(
-                    ErrorKind::StreamInterrupted,
-                    "the stream ended before `message_stop`; the answer may be incomplete",
-                )));
-            }
-            let state = &mut self.state;
-            let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => self.decoder.feed_with(&chunk, |event| state.event(event)),
-                Some(Err(error)) => Err(Error::new(
-                    ErrorKind::StreamInterrupted,
-                    format!("the stream broke before it finished: {}", error.message()),
-                )
-                .with_source(error)),
-                None => {
-                    self.input_done = true;
-                    self.decoder.finish_with(|event| state.event(event))
-                }
-            };
-            self.failure = result.err();
-        }
-    }
-}
-
-impl<S> Stream for Events<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(live) = self.live.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = loop {
-            if let Some(event) = live.state.pending.pop_front() {
-                if !event.is_finish() {
-                    return Poll::Ready(Some(Ok(event)));
-                }
-                break Ok(event);
-            }
-            if let Err(error) = ready!(live.poll_pending(cx)) {
-                break Err(live.state.decorate(error));
-            }
-        };
-        self.live = None;
-        Poll::Ready(Some(item))
-    }
-}
-
-impl State {
-    fn decorate(&self, mut error: Error) -> Error {
-        error = error.with_provider(self.provider.clone());
-        match &self.request_id {
-            Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
-            _ => error,
-        }
-    }
-
-    fn push(&mut self, event: StreamEvent) {
-        self.delivered |= event.is_delta();
-        self.pending.push_back(event);
-    }
-
-    /// Handles one SSE event; a failing event withdraws what it queued, so the caller gets
-    /// the events before it, then the error.
+impl SseChatHandler for State {
     fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
-        if self.done {
-            return Ok(());
-        }
         let data = event.data.trim_ascii();
         if data.is_empty() {
             return Ok(());
         }
-        let before = self.pending.len();
-        let handled = match serde_json::from_str::<WireEvent<'_>>(data) {
+        match serde_json::from_str::<WireEvent<'_>>(data) {
             Ok(event) => self.handle(event),
             Err(error) => Err(Error::new(
                 ErrorKind::Protocol,
                 format!("a streamed event is not a Messages API event: {error}"),
             )),
-        };
-        if handled.is_err() {
-            self.pending.truncate(before);
         }
-        handled
+    }
+
+    fn queue(&mut self) -> &mut VecDeque<StreamEvent> {
+        &mut self.pending
+    }
+
+    fn end_marker(&self) -> &str {
+        "message_stop"
+    }
+}
+
+impl State {
+    fn push(&mut self, event: StreamEvent) {
+        self.delivered |= event.is_delta();
+        self.pending.push_back(event);
     }
 
     fn handle(&mut self, event: WireEvent<'_>) -> Result<(), Error> {
@@ -261,7 +158,6 @@ impl State {
                 }
             }
             "message_stop" => {
-                self.done = true;
                 let reason = finish_reason(self.stop_reason.as_deref(), self.calls > 0);
                 let usage = self.usage.as_ref().and_then(WireUsage::usage);
                 self.pending.push_back(StreamEvent::finish(reason, usage));

@@ -124,29 +124,8 @@ impl CohereProvider {
             Some(configured) => (configured.trim().to_owned(), "`base_url`"),
             None => (DEFAULT_BASE_URL.to_owned(), "the default base URL"),
         };
-        let url = reqwest::Url::parse(&base_url).map_err(|error| {
-            configuration(format!(
-                "`base_url` is not a valid URL ({error}); expected the API root, e.g. \
-                 {DEFAULT_BASE_URL}"
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(configuration(format!(
-                "`base_url` must use http or https, not `{}`",
-                url.scheme()
-            )));
-        }
-        // Never echo the URL here: it is the part that may hold a secret.
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain credentials; use `api_key_env` or `headers`".into(),
-            ));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(configuration(
-                "`base_url` must not contain a query or fragment".into(),
-            ));
-        }
+        let url = http::api_base_url(&base_url, DEFAULT_BASE_URL)
+            .map_err(|error| error.with_provider(config.name.clone()))?;
         http::require_secure_transport(&config, &base_url, origin)?;
         let root = url.as_str().trim_end_matches('/');
         // The API root is wanted; a versioned URL copied from Cohere's docs works too.
@@ -302,24 +281,9 @@ impl CohereProvider {
     /// Sends a request with this provider's headers; a success status gives the response,
     /// anything else the classified error.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
-        let transport = |error| self.own(http::transport_error(&self.name, error));
-        let mut request = request.build().map_err(transport)?;
-        let headers = request.headers_mut();
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let response = self.client.execute(request).await.map_err(transport)?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        // Boxed: the error path's state would otherwise enlarge every request's future.
-        Err(Box::pin(self.error_response(response)).await)
-    }
-
-    /// The error of a failed response: core reads the status, `Retry-After`, the request id
-    /// and (bounded) the body with its `{"id", "message"}`.
-    async fn error_response(&self, response: reqwest::Response) -> Error {
-        self.own(http::error_from_response(&self.name, response).await)
+        http::send(&self.name, &self.client, &self.headers, request)
+            .await
+            .map_err(|error| self.own(error))
     }
 
     async fn post(

@@ -1,11 +1,9 @@
 //! Cohere v2 chat SSE -> [`ChatStream`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseDecoder, SseEventRef};
+use fazztv_core::decode::{SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -85,32 +83,22 @@ pub(crate) fn decode_chat_stream<S>(
 where
     S: Stream<Item = Result<Bytes, Error>> + Send + 'static,
 {
-    Box::pin(ChatEvents {
-        live: Some(Live {
-            bytes: Box::pin(bytes),
-            decoder: SseDecoder::new(),
-            failure: None,
-            input_done: false,
-            state: State {
-                provider: provider.to_owned(),
-                model: Some(model.to_owned()),
-                request_id,
-                delivered: false,
-                thinking: BTreeMap::new(),
-                current_call: 0,
-                calls_started: 0,
-                done: false,
-                pending: VecDeque::new(),
-            },
-        }),
-    })
+    let state = State {
+        provider: provider.to_owned(),
+        model: Some(model.to_owned()),
+        delivered: false,
+        thinking: BTreeMap::new(),
+        current_call: 0,
+        calls_started: 0,
+        pending: VecDeque::new(),
+    };
+    sse_chat_stream(provider, request_id, bytes, state)
 }
 
 struct State {
     provider: String,
     /// The model, until its event is queued.
     model: Option<String>,
-    request_id: Option<String>,
     /// Whether a delta reached (or is queued for) the caller.
     delivered: bool,
     /// Content blocks by index, `true` for a `thinking` block, from `content-start`.
@@ -119,120 +107,27 @@ struct State {
     current_call: usize,
     /// How many tool calls started (one past the highest index), for starts that name none.
     calls_started: usize,
-    /// Whether `message-end` arrived: nothing after it is read.
-    done: bool,
     /// Events decoded and not yet handed out; the finish event is the last.
     pending: VecDeque<StreamEvent>,
 }
 
-/// Bytes -> SSE events -> stream events in one stream.
-struct ChatEvents<S> {
-    /// `None` once the stream ended: the response (and its connection) is released at the
-    /// finish or the error, not when the caller drops the stream.
-    live: Option<Live<S>>,
-}
-
-struct Live<S> {
-    bytes: Pin<Box<S>>,
-    decoder: SseDecoder,
-    /// A transport or decoding failure, reported after the events decoded before it.
-    failure: Option<Error>,
-    input_done: bool,
-    state: State,
-}
-
-impl<S> Live<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    /// Reads input until an event is pending or the stream failed; each chunk's SSE events are
-    /// handled as the decoder finds them, borrowed from its buffers.
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            if !self.state.pending.is_empty() {
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(error) = self.failure.take() {
-                return Poll::Ready(Err(error));
-            }
-            if self.input_done {
-                return Poll::Ready(Err(Error::new(
-                    ErrorKind::StreamInterrupted,
-                    "the stream ended before `message-end`; the answer may be incomplete",
-                )));
-            }
-            let state = &mut self.state;
-            let result = match ready!(self.bytes.as_mut().poll_next(cx)) {
-                Some(Ok(chunk)) => self.decoder.feed_with(&chunk, |event| state.event(event)),
-                Some(Err(error)) => Err(interrupted(error)),
-                None => {
-                    self.input_done = true;
-                    self.decoder.finish_with(|event| state.event(event))
-                }
-            };
-            self.failure = result.err();
-        }
+impl SseChatHandler for State {
+    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
+        self.handle(event.data.trim_ascii())
     }
-}
 
-impl<S> Stream for ChatEvents<S>
-where
-    S: Stream<Item = Result<Bytes, Error>> + Send,
-{
-    type Item = Result<StreamEvent, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(live) = self.live.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let item = loop {
-            if let Some(event) = live.state.pending.pop_front() {
-                if !event.is_finish() {
-                    return Poll::Ready(Some(Ok(event)));
-                }
-                break Ok(event);
-            }
-            if let Err(error) = ready!(live.poll_pending(cx)) {
-                break Err(live.state.decorate(error));
-            }
-        };
-        self.live = None;
-        Poll::Ready(Some(item))
+    fn queue(&mut self) -> &mut VecDeque<StreamEvent> {
+        &mut self.pending
     }
-}
 
-/// A transport failure after the answer started: the stream is broken, whatever the cause.
-fn interrupted(error: Error) -> Error {
-    Error::new(
-        ErrorKind::StreamInterrupted,
-        format!("the stream broke before it finished: {}", error.message()),
-    )
-    .with_source(error)
+    fn end_marker(&self) -> &str {
+        "message-end"
+    }
 }
 
 impl State {
-    fn decorate(&self, mut error: Error) -> Error {
-        error = error.with_provider(self.provider.clone());
-        match &self.request_id {
-            Some(id) if error.request_id().is_none() => error.with_request_id(id.clone()),
-            _ => error,
-        }
-    }
-
     /// Handles one SSE event. A failing event withdraws what it queued, so the caller gets the
     /// events before it, then the error.
-    fn event(&mut self, event: SseEventRef<'_>) -> Result<(), Error> {
-        if self.done {
-            return Ok(());
-        }
-        let before = self.pending.len();
-        let handled = self.handle(event.data.trim_ascii());
-        if handled.is_err() {
-            self.pending.truncate(before);
-        }
-        handled
-    }
-
     /// Queues the model event once, before anything else.
     fn start(&mut self) {
         if let Some(model) = self.model.take() {
@@ -357,7 +252,6 @@ impl State {
         usage: Option<WireUsage>,
         error: Option<String>,
     ) -> Result<(), Error> {
-        self.done = true;
         let reason = match reason.as_deref().map(finish_reason).transpose() {
             Ok(reason) => reason,
             Err(failed) => {

@@ -4,8 +4,8 @@
 use fazztv_core::http;
 use fazztv_core::{
     ChatMessage, ChatRequest, ChatResponse, ContentPart, EmbeddingResponse, Error, ErrorKind,
-    FinishReason, ImageSource, Reasoning, ReasoningControl, ReasoningEffort, ResponseFormat, Role,
-    ToolCall, ToolChoice, Usage,
+    FinishReason, Reasoning, ReasoningControl, ReasoningEffort, ResponseFormat, Role, ToolCall,
+    ToolChoice, Usage,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -184,7 +184,11 @@ fn messages(messages: &[ChatMessage]) -> Vec<Value> {
             })),
             Role::Assistant => wire.push(assistant(message)),
             role => {
-                let parts: Vec<Value> = message.parts.iter().filter_map(content_part).collect();
+                let parts: Vec<Value> = message
+                    .parts
+                    .iter()
+                    .filter_map(fazztv_openai_compat::content_part)
+                    .collect();
                 let content = match message.parts.as_slice() {
                     [ContentPart::Text { text, .. }] => Value::from(text.as_str()),
                     _ => Value::Array(parts),
@@ -196,39 +200,12 @@ fn messages(messages: &[ChatMessage]) -> Vec<Value> {
     wire
 }
 
-/// A text or image part of a user or system message. Images go as their `https:` URL or as a
-/// `data:` URI of their bytes (the library never downloads a URL itself).
-fn content_part(part: &ContentPart) -> Option<Value> {
-    match part {
-        ContentPart::Text { text, .. } => Some(json!({"type": "text", "text": text})),
-        ContentPart::Image { image, .. } => {
-            let url = match image {
-                ImageSource::Url(url) => url.clone(),
-                bytes => bytes.to_data_url(),
-            };
-            Some(json!({"type": "image_url", "image_url": {"url": url}}))
-        }
-        _ => None,
-    }
-}
-
 /// An assistant turn: text (and reasoning, as `thinking` parts, when there are no tool calls)
 /// in `content`; tool calls with their arguments as JSON text; the reasoning of a tool-calling
 /// turn as its `tool_plan`, which is where Cohere puts the plan that precedes tool calls.
 /// Reasoning from another provider type's opaque payload is not sent.
 fn assistant(message: &ChatMessage) -> Value {
-    let calls: Vec<Value> = message
-        .parts
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::ToolCall(call) => Some(json!({
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments.to_text()},
-            })),
-            _ => None,
-        })
-        .collect();
+    let calls = fazztv_openai_compat::tool_calls(message);
     let reasoning: String = message
         .parts
         .iter()
@@ -600,7 +577,7 @@ impl WireModel {
 
 #[cfg(test)]
 mod tests {
-    use fazztv_core::{GenerationOptions, Tool, ToolResult};
+    use fazztv_core::{GenerationOptions, ImageSource, Tool, ToolResult};
 
     use super::*;
 
