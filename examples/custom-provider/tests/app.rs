@@ -1,5 +1,6 @@
 //! A third-party provider crate, linked by an application, is discovered and routed to like a
-//! first-party one; the seed's inline `CustomProvider` also works through explicit registration.
+//! first-party one, in-process and over HTTP; the seed's inline `CustomProvider` also works
+//! through explicit registration.
 
 use std::sync::Arc;
 
@@ -7,9 +8,10 @@ use fazztv::{
     ConfigOrigin, ManagerSettings, Provider, ProviderConfig, ProviderManager, QueryOptions,
     Registry,
 };
+use fazztv_core::serde_json;
 // Naming the crate links it, which is what runs its `register_provider!`.
-use fazztv_core as _;
 use fazztv_example_custom_provider::CustomProvider;
+use fazztv_testkit::{ScriptedResponse, ScriptedServer};
 
 #[tokio::test]
 async fn a_linked_third_party_crate_is_discovered_and_routed_to() {
@@ -42,6 +44,39 @@ async fn a_linked_third_party_crate_is_discovered_and_routed_to() {
             .to_string()
             .contains("\"custom\"")
     );
+}
+
+#[tokio::test]
+async fn an_entry_with_a_base_url_is_routed_to_the_custom_api() {
+    let answer = r#"{"model": "toy-1", "text": "Hello!", "finish_reason": "stop"}"#;
+    let server = ScriptedServer::start([ScriptedResponse::with_body(200, answer)]).await;
+    let mut registry = Registry::discover().unwrap();
+    let config = format!(
+        r#"{{"providers": [{{"name": "api", "type": "custom", "base_url": "{}",
+            "api_key": "sk-app-test"}}]}}"#,
+        server.base_url()
+    );
+    registry.load(&config, ConfigOrigin::Inline).unwrap();
+    let manager = ProviderManager::new(registry, ManagerSettings::default());
+    let response = manager
+        .query_with_fallback("there", QueryOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (response.provider.as_str(), response.content.as_str()),
+        ("api", "Hello!")
+    );
+    // Not reported, so unknown: never zeros.
+    assert_eq!(response.usage, None);
+    let sent = &server.requests()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.path.as_str()),
+        ("POST", "/v1/generate")
+    );
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-app-test"));
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["messages"][0]["content"], "there");
+    assert_eq!(body["stream"], false);
 }
 
 #[tokio::test]
