@@ -555,11 +555,16 @@ fn body_broke(error: reqwest::Error) -> Error {
 /// One lazily re-armed timer that says when a stream has been silent for too long, or has
 /// reached a hard end.
 ///
-/// Activity only records the time ([`touch`](Self::touch)); the timer is moved on when it fires
-/// early, so a busy stream costs a clock read per item, not a timer per item.
+/// Activity is only noted ([`touch`](Self::touch)); the silence is counted from the moment the
+/// watcher next finds nothing new ([`poll_expired`](Self::poll_expired)), which reads the
+/// clock once per wait rather than once per item, and the timer is moved on when it fires
+/// early, so a busy stream costs no timer per item.
 pub struct Watchdog {
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the current silence began.
     last: tokio::time::Instant,
+    /// Something happened since `last`: the silence restarts at the next wait.
+    active: bool,
     idle: Duration,
     end: Option<tokio::time::Instant>,
 }
@@ -591,6 +596,7 @@ impl Watchdog {
         let mut watchdog = Self {
             timer: Box::pin(tokio::time::sleep_until(last)),
             last,
+            active: false,
             idle,
             end,
         };
@@ -644,7 +650,8 @@ impl Watchdog {
     /// Watches silences of `idle` from now on (the hard end stays).
     pub fn set_idle(&mut self, idle: Duration) {
         self.idle = idle;
-        self.touch();
+        self.active = false;
+        self.last = tokio::time::Instant::now();
         // The timer only ever moves later on its own; an earlier due must be set now.
         let due = self.due();
         if due < self.timer.deadline() {
@@ -652,9 +659,9 @@ impl Watchdog {
         }
     }
 
-    /// Something happened: the silence starts again.
+    /// Something happened: the silence starts again when the watcher next waits.
     pub fn touch(&mut self) {
-        self.last = tokio::time::Instant::now();
+        self.active = true;
     }
 
     fn due(&self) -> tokio::time::Instant {
@@ -663,8 +670,12 @@ impl Watchdog {
     }
 
     /// Ready once the stream has been silent for the idle time or the end has passed; pending
-    /// (with the waker registered) until then.
+    /// (with the waker registered) until then. Call it when there is nothing new: after a
+    /// [`touch`](Self::touch), the silence starts now.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        if std::mem::take(&mut self.active) {
+            self.last = tokio::time::Instant::now();
+        }
         loop {
             ready!(self.timer.as_mut().poll(cx));
             let now = tokio::time::Instant::now();
@@ -780,6 +791,19 @@ mod tests {
         assert!(error.message().contains("nothing for 1 s"), "{error}");
         // The silence is measured from the last item: 3 s of items, then 1 s.
         assert_eq!(started.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_silence_starts_when_the_reader_waits_not_when_it_last_read() {
+        let mut stream = IdleTimeout::new(paced(&[0]), Duration::from_secs(60));
+        assert!(stream.next().await.unwrap().is_ok());
+        let read = tokio::time::Instant::now();
+        // The reader is busy with the item for 50 s; the server's silence starts when it
+        // comes back to wait, so a slow reader is never taken for a silent server.
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        let error = stream.next().await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert_eq!(read.elapsed(), Duration::from_secs(110));
     }
 
     #[tokio::test(start_paused = true)]
