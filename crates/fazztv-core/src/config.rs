@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer};
 
+use crate::preset::{Preset, unknown_preset_message};
 use crate::{Environment, Error, ErrorKind, ModelCapability};
 
 /// One entry of `providers[]` in `providers.json`.
@@ -22,6 +23,10 @@ pub struct ProviderConfig {
     /// Which registered provider implementation serves it (`"openai"`, `"ollama"`, `"mock"`).
     #[serde(rename = "type")]
     pub provider_type: String,
+    /// A preset of the type (`"groq"` for type `openai`): its endpoint, key variable and
+    /// options apply to what this entry leaves unset.
+    #[serde(default)]
+    pub preset: Option<String>,
     /// A literal API key. Prefer `api_key_env`: keys in files leak.
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -238,6 +243,7 @@ impl ProviderConfig {
         Self {
             provider_type: name.clone(),
             name,
+            preset: None,
             api_key: None,
             api_key_env: None,
             base_url: None,
@@ -266,6 +272,12 @@ impl ProviderConfig {
     /// Sets the provider type.
     pub fn with_type(mut self, provider_type: impl Into<String>) -> Self {
         self.provider_type = provider_type.into();
+        self
+    }
+
+    /// Sets the preset.
+    pub fn with_preset(mut self, preset: impl Into<String>) -> Self {
+        self.preset = Some(preset.into());
         self
     }
 
@@ -392,20 +404,62 @@ impl ProviderConfig {
         self
     }
 
-    /// Fills `api_key` from the environment when it is not set literally: from `api_key_env`,
-    /// else from `default_env` (the provider type's conventional variable, which is then also
-    /// recorded in `api_key_env` so "missing key" messages can name it).
-    pub fn resolve_api_key(&mut self, environment: &Environment, default_env: Option<&str>) {
-        if self.api_key_env.is_none() {
-            self.api_key_env = default_env.map(str::to_owned);
+    /// The preset this entry names, among `presets` (those its type declares); an error naming
+    /// the known ones when it names another.
+    pub fn preset_in<'a>(&self, presets: &'a [Preset]) -> Result<Option<&'a Preset>, Error> {
+        let Some(name) = &self.preset else {
+            return Ok(None);
+        };
+        match presets.iter().find(|preset| preset.name == name) {
+            Some(preset) => Ok(Some(preset)),
+            None => Err(Error::new(
+                ErrorKind::Configuration,
+                unknown_preset_message(&self.provider_type, name, presets),
+            )
+            .with_provider(self.name.clone())),
         }
+    }
+
+    /// Completes the entry before a provider is built from it: applies its preset (one of
+    /// `presets`, those its type declares), then fills `api_key` from the environment when it
+    /// is not set literally.
+    ///
+    /// A preset gives `base_url` unless the entry sets one, and its `options` under the entry's
+    /// own (the entry wins field by field). The key is read from `api_key_env`, else from the
+    /// preset's variable when there is a preset (none for a keyless one), else from
+    /// `default_env` (the type's conventional variable); the variable consulted is recorded in
+    /// `api_key_env` so "missing key" messages (and `fazztv providers`) can name it. A literal
+    /// `api_key` reads none. Applying it twice changes nothing.
+    pub fn resolve(
+        &mut self,
+        environment: &Environment,
+        presets: &[Preset],
+        default_env: Option<&str>,
+    ) -> Result<(), Error> {
+        let mut default_env = default_env;
+        if let Some(preset) = self.preset_in(presets)? {
+            default_env = preset.api_key_env;
+            if self.base_url.is_none() {
+                self.base_url = preset.base_url.map(str::to_owned);
+            }
+            if let serde_json::Value::Object(defaults) = (preset.options)() {
+                for (key, value) in defaults {
+                    self.options.entry(key).or_insert(value);
+                }
+            }
+        }
+        // A literal key reads no variable, so none is recorded for it.
         if self.api_key.is_none() {
+            if self.api_key_env.is_none() {
+                self.api_key_env = default_env.map(str::to_owned);
+            }
             self.api_key = self
                 .api_key_env
                 .as_deref()
                 .and_then(|variable| environment.var(variable))
                 .map(SecretString::from);
         }
+        Ok(())
     }
 }
 
@@ -415,6 +469,7 @@ impl fmt::Debug for ProviderConfig {
         f.debug_struct("ProviderConfig")
             .field("name", &self.name)
             .field("provider_type", &self.provider_type)
+            .field("preset", &self.preset)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
             .field("api_key_env", &self.api_key_env)
             .field("base_url", &self.base_url)

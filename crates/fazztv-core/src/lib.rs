@@ -22,6 +22,7 @@ pub mod layer;
 mod management;
 mod model;
 mod moderation;
+mod preset;
 mod provider;
 mod registration;
 pub mod secret;
@@ -41,6 +42,7 @@ pub use event::{ChatStream, StreamAssembler, StreamEvent, assemble};
 pub use management::{ModelManager, PullProgress, PullStream};
 pub use model::{ModelInfo, ModelPricing};
 pub use moderation::ModerationResult;
+pub use preset::Preset;
 pub use provider::{BoxFuture, Provider};
 pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
 

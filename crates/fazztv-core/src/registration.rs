@@ -7,7 +7,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::{Environment, Error, ModelCapability, Provider, ProviderConfig};
+use crate::{Environment, Error, ModelCapability, Preset, Provider, ProviderConfig};
 
 /// What a provider's `build` receives besides its configuration.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +38,9 @@ pub trait ProviderFactory: 'static {
     const DEFAULT_API_KEY_ENV: Option<&'static str> = None;
     /// The cargo feature of the `fazztv` facade that compiles it in, for error messages.
     const CARGO_FEATURE: Option<&'static str> = None;
+    /// The presets an entry of this type may name in `preset` (servers that speak this type's
+    /// wire with their own endpoint, key variable and quirks). None by default.
+    const PRESETS: &'static [Preset] = &[];
 
     /// The provider-specific `options` object. Unknown fields should be rejected
     /// (`#[serde(deny_unknown_fields)]`); an absent `options` deserialises from `{}`.
@@ -74,6 +77,8 @@ pub struct ProviderRegistration {
     pub default_api_key_env: Option<&'static str>,
     /// The facade feature that compiles it in.
     pub cargo_feature: Option<&'static str>,
+    /// The presets an entry may name.
+    pub presets: &'static [Preset],
     /// JSON schema of the `options` object.
     pub options_schema: fn() -> schemars::Schema,
     /// Example `providers[]` entry.
@@ -98,14 +103,27 @@ impl ProviderRegistration {
             capabilities: F::CAPABILITIES,
             default_api_key_env: F::DEFAULT_API_KEY_ENV,
             cargo_feature: F::CARGO_FEATURE,
+            presets: F::PRESETS,
             options_schema: options_schema::<F>,
             example_config: F::example_config,
             build: build::<F>,
         }
     }
 
-    /// Builds an instance: resolves the API key from the context's environment, deserialises
-    /// `options`, then calls the factory.
+    /// `config` completed as its build sees it (see [`ProviderConfig::resolve`]): its preset
+    /// applied and its key read from `environment`.
+    pub fn resolve(
+        &self,
+        config: &ProviderConfig,
+        environment: &Environment,
+    ) -> Result<ProviderConfig, Error> {
+        let mut config = config.clone();
+        config.resolve(environment, self.presets, self.default_api_key_env)?;
+        Ok(config)
+    }
+
+    /// Builds an instance: applies the preset and resolves the API key from the context's
+    /// environment, deserialises `options`, then calls the factory.
     pub fn build(
         &self,
         config: &ProviderConfig,
@@ -128,6 +146,7 @@ impl fmt::Debug for ProviderRegistration {
             .field("crate_name", &self.crate_name)
             .field("crate_version", &self.crate_version)
             .field("capabilities", &self.capabilities)
+            .field("presets", &self.presets)
             .finish_non_exhaustive()
     }
 }
@@ -147,7 +166,7 @@ fn build<F: ProviderFactory>(
     context: &ProviderContext,
 ) -> Result<Arc<dyn Provider>, Error> {
     let mut config = config.clone();
-    config.resolve_api_key(&context.environment, F::DEFAULT_API_KEY_ENV);
+    config.resolve(&context.environment, F::PRESETS, F::DEFAULT_API_KEY_ENV)?;
     let options = config.options_as::<F::Options>()?;
     F::build(&config, options, context)
 }

@@ -475,12 +475,14 @@ fn readable_by_others(_path: &Path) -> bool {
 }
 
 /// The seed's example configuration, limited to the provider types in `compiled_in`, then one
-/// entry (named after its type, with the type's defaults) for each other type in `keyed`: the
-/// compiled-in types whose key variable is set, so a user who exported `ANTHROPIC_API_KEY`
-/// can use Anthropic without writing a file, and nobody else sees a provider that cannot
-/// work. When none of them is compiled in but the mock is, one mock provider, so a mock-only
-/// build works.
-pub fn builtin_default(compiled_in: &[&str], keyed: &[&str]) -> FazztvConfig {
+/// entry for each other `(type, preset)` in `keyed`: the compiled-in types and presets whose
+/// key variable is set, so a user who exported `ANTHROPIC_API_KEY` (or `GROQ_API_KEY`) can use
+/// Anthropic (or Groq) without writing a file, and nobody else sees a provider that cannot
+/// work. A type's entry is named after it, with the type's defaults; a preset's is named after
+/// the preset (`{"name": "groq", "type": "openai", "preset": "groq"}`); the caller leaves out
+/// presets without a key variable or a default endpoint. When none of them is
+/// compiled in but the mock is, one mock provider, so a mock-only build works.
+pub fn builtin_default(compiled_in: &[&str], keyed: &[(&str, Option<&str>)]) -> FazztvConfig {
     use ModelCapability::*;
     let text = [
         TextGeneration,
@@ -508,12 +510,20 @@ pub fn builtin_default(compiled_in: &[&str], keyed: &[&str]) -> FazztvConfig {
         .into_iter()
         .filter(|config| compiled_in.contains(&config.provider_type.as_str()))
         .collect();
-    providers.extend(
-        keyed
-            .iter()
-            .filter(|id| compiled_in.contains(id) && !in_seed.iter().any(|seed| seed == *id))
-            .map(|id| ProviderConfig::new(*id)),
-    );
+    for (provider_type, preset) in keyed {
+        let name = preset.unwrap_or(provider_type);
+        // A seed entry is never listed twice, even when its type was not compiled in.
+        let taken = in_seed.iter().any(|seed| seed == name)
+            || providers.iter().any(|provider| provider.name == name);
+        if !compiled_in.contains(provider_type) || taken {
+            continue;
+        }
+        let mut config = ProviderConfig::new(name).with_type(*provider_type);
+        if let Some(preset) = preset {
+            config = config.with_preset(*preset);
+        }
+        providers.push(config);
+    }
     if providers.is_empty() && compiled_in.contains(&"mock") {
         providers.push(ProviderConfig::new("mock"));
     }

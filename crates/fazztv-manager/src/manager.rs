@@ -759,13 +759,23 @@ impl ProviderManager {
             Some(text) => registry.load(&text, origin)?,
             None => {
                 let ids: Vec<&str> = registry.provider_types().map(|r| r.provider_type).collect();
-                let keyed: Vec<&str> = registry
+                let is_set = |variable: Option<&str>| {
+                    variable.is_some_and(|variable| loader.env().var(variable).is_some())
+                };
+                // Types, then presets, whose key variable is set; a keyless preset never joins,
+                // nor one without a default endpoint (Azure's is per deployment).
+                let keyed: Vec<(&str, Option<&str>)> = registry
                     .provider_types()
-                    .filter(|r| {
-                        r.default_api_key_env
-                            .is_some_and(|variable| loader.env().var(variable).is_some())
-                    })
-                    .map(|r| r.provider_type)
+                    .filter(|r| is_set(r.default_api_key_env))
+                    .map(|r| (r.provider_type, None))
+                    .chain(registry.provider_types().flat_map(|r| {
+                        r.presets
+                            .iter()
+                            .filter(|preset| {
+                                preset.base_url.is_some() && is_set(preset.api_key_env)
+                            })
+                            .map(|preset| (r.provider_type, Some(preset.name)))
+                    }))
                     .collect();
                 let config = crate::config::builtin_default(&ids, &keyed);
                 registry.load_config(&config, ConfigOrigin::BuiltIn)?;

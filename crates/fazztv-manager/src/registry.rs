@@ -178,7 +178,7 @@ impl Registry {
     }
 
     /// Builds a provider of a registered type from its configuration and adds it.
-    pub fn add_configured(&mut self, mut config: ProviderConfig) -> Result<(), ConfigError> {
+    pub fn add_configured(&mut self, config: ProviderConfig) -> Result<(), ConfigError> {
         let Some(registration) = self.provider_type(&config.provider_type) else {
             return Err(ConfigError::Invalid {
                 origin: ConfigOrigin::Inline,
@@ -188,15 +188,15 @@ impl Registry {
                 )],
             });
         };
-        config.resolve_api_key(&self.environment, registration.default_api_key_env);
+        let build_error = |source| ConfigError::Build {
+            provider: config.name.clone(),
+            source,
+        };
+        let config = registration
+            .resolve(&config, &self.environment)
+            .map_err(build_error)?;
         let context = ProviderContext::new(self.environment.clone());
-        let provider =
-            registration
-                .build(&config, &context)
-                .map_err(|source| ConfigError::Build {
-                    provider: config.name.clone(),
-                    source,
-                })?;
+        let provider = registration.build(&config, &context).map_err(build_error)?;
         self.add_provider(config, provider)
     }
 
@@ -234,10 +234,19 @@ impl Registry {
                 let registration = self
                     .provider_type(&provider_config.provider_type)
                     .expect("checked by semantic_violations");
-                // Stored resolved, so the entry names the key variable actually consulted.
-                let mut provider_config = provider_config.clone();
-                provider_config
-                    .resolve_api_key(&self.environment, registration.default_api_key_env);
+                // Stored resolved, so the entry names the key variable actually consulted and
+                // the endpoint its preset gave.
+                let provider_config = match registration.resolve(provider_config, &self.environment)
+                {
+                    Ok(resolved) => resolved,
+                    Err(error) => {
+                        violations.push(Violation::new(
+                            format!("/providers/{index}"),
+                            error.message().to_owned(),
+                        ));
+                        continue;
+                    }
+                };
                 // Checked here too, for every type (third-party ones included), so the error
                 // points at `base_url`; providers check the address they derive from the
                 // environment themselves.
@@ -282,9 +291,25 @@ impl Registry {
                 message: parse_message(&error),
             })?;
         let mut violations = schema::violations(&self.config_schema(), &document);
-        // The schema's enum error for `type` cannot say which cargo feature would add the type.
+        // The schema's enum error for `type` cannot say which cargo feature would add the type,
+        // nor its error for `preset` which type it is about.
         for violation in &mut violations {
-            if let Some(index) = type_pointer_index(&violation.pointer) {
+            if let Some(index) = field_pointer_index(&violation.pointer, "preset") {
+                let text = |field: &str| {
+                    document
+                        .pointer(&format!("/providers/{index}/{field}"))
+                        .and_then(|value| value.as_str())
+                };
+                if let (Some(provider_type), Some(preset)) = (text("type"), text("preset")) {
+                    let provider = ProviderConfig::new("")
+                        .with_type(provider_type)
+                        .with_preset(preset);
+                    if let Some(message) = self.preset_violation(&provider) {
+                        violation.message = message;
+                    }
+                }
+            }
+            if let Some(index) = field_pointer_index(&violation.pointer, "type") {
                 if let Some(name) = document
                     .pointer(&format!("/providers/{index}/type"))
                     .and_then(|t| t.as_str())
@@ -338,6 +363,12 @@ impl Registry {
                     self.unknown_type_message(&provider.provider_type),
                 ));
             }
+            if let Some(message) = self.preset_violation(provider) {
+                violations.push(Violation::new(
+                    format!("/providers/{index}/preset"),
+                    message,
+                ));
+            }
             if let Some(variable) = &provider.api_key_env {
                 if !secret::is_env_var_name(variable) {
                     violations.push(Violation::new(
@@ -364,6 +395,15 @@ impl Registry {
             }
         }
         violations
+    }
+
+    /// What is wrong with the entry's `preset`, if anything: a name its type does not declare.
+    fn preset_violation(&self, provider: &ProviderConfig) -> Option<String> {
+        let registration = self.provider_type(&provider.provider_type)?;
+        provider
+            .preset_in(registration.presets)
+            .err()
+            .map(|error| error.message().to_owned())
     }
 
     fn unknown_type_message(&self, provider_type: &str) -> String {
@@ -513,10 +553,12 @@ fn parse_message(error: &serde_json::Error) -> String {
     }
 }
 
-fn type_pointer_index(pointer: &str) -> Option<usize> {
+/// The index of the provider entry whose `field` `pointer` points at.
+fn field_pointer_index(pointer: &str, field: &str) -> Option<usize> {
     pointer
         .strip_prefix("/providers/")?
-        .strip_suffix("/type")?
+        .strip_suffix(field)?
+        .strip_suffix('/')?
         .parse()
         .ok()
 }

@@ -8,7 +8,8 @@ use crate::config::{FazztvConfig, Violation};
 
 /// The schema of `providers.json` for `registrations`: the envelope generated from
 /// [`FazztvConfig`], `type` restricted to the registered ids, and one `if type == id then
-/// options: <that provider's schema>` per type (clearer errors than `oneOf`).
+/// options: <that provider's schema>, preset: <one of its presets>` per type (clearer errors
+/// than `oneOf`).
 pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistration>) -> Value {
     let root = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
@@ -29,9 +30,19 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
                 )),
             );
         }
+        // A type without presets takes none; one with presets takes one of their names.
+        let preset = if registration.presets.is_empty() {
+            json!(false)
+        } else {
+            let names: Vec<&str> = registration.presets.iter().map(|p| p.name).collect();
+            json!({
+                "enum": names,
+                "description": format!("Presets of the `{}` provider", registration.provider_type)
+            })
+        };
         conditionals.push(json!({
             "if": {"properties": {"type": {"const": registration.provider_type}}, "required": ["type"]},
-            "then": {"properties": {"options": options}}
+            "then": {"properties": {"options": options, "preset": preset}}
         }));
     }
     if let Some(provider) = root
@@ -54,7 +65,7 @@ pub fn compose<'a>(registrations: impl IntoIterator<Item = &'a ProviderRegistrat
 }
 
 /// Fields of a provider entry whose text is never secret, so a violation may quote it.
-const PUBLIC_TEXT_FIELDS: &[&str] = &["name", "type", "default_model", "capabilities"];
+const PUBLIC_TEXT_FIELDS: &[&str] = &["name", "type", "preset", "default_model", "capabilities"];
 
 /// Fields of a provider entry that hold numbers or booleans: a violation may quote a number or
 /// a boolean found there, but text is shown by its shape (it could be a key pasted in the

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fazztv_core::{
-    Availability, ChatRequest, ChatResponse, Environment, ExposeSecret, ModelInfo, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, ProviderRegistration, Result,
+    Availability, ChatRequest, ChatResponse, Environment, ExposeSecret, ModelInfo, Preset,
+    Provider, ProviderConfig, ProviderContext, ProviderFactory, ProviderRegistration, Result,
     UnavailableReason, async_trait,
 };
 use fazztv_manager::{
@@ -69,6 +69,14 @@ impl ProviderFactory for KeyedFactory {
     const CAPABILITIES: &'static [fazztv_core::ModelCapability] =
         &[fazztv_core::ModelCapability::Chat];
     const DEFAULT_API_KEY_ENV: Option<&'static str> = Some("KEYED_API_KEY");
+    const PRESETS: &'static [Preset] = &[
+        Preset::new("cloud", "Cloud")
+            .with_base_url("https://cloud.example/v1")
+            .with_api_key_env("CLOUD_API_KEY")
+            .with_options(|| serde_json::json!({"reply": "from the preset"})),
+        Preset::new("local", "Local").with_base_url("http://localhost:9/v1"),
+        Preset::new("deployed", "Deployed").with_api_key_env("DEPLOYED_API_KEY"),
+    ];
     type Options = KeyedOptions;
 
     fn build(
@@ -389,7 +397,7 @@ fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
 
 #[test]
 fn other_types_join_the_builtin_default_only_when_their_key_variable_is_set() {
-    let names = |keyed: &[&str]| {
+    let names = |keyed: &[(&str, Option<&str>)]| {
         builtin_default(
             &["anthropic", "cohere", "openai", "openrouter", "ollama"],
             keyed,
@@ -410,9 +418,21 @@ fn other_types_join_the_builtin_default_only_when_their_key_variable_is_set() {
     let mut with_anthropic = seed.to_vec();
     with_anthropic.push(("anthropic".into(), "anthropic".into()));
     assert_eq!(
-        names(&["openai", "anthropic", "huggingface"]),
+        names(&[("openai", None), ("anthropic", None), ("huggingface", None)]),
         with_anthropic
     );
+    // A keyed preset joins as an entry named after it, of its type; a preset of a type that is
+    // not compiled in never joins.
+    let mut with_groq = with_anthropic.clone();
+    with_groq.push(("groq".into(), "openai".into()));
+    let keyed = [
+        ("anthropic", None),
+        ("openai", Some("groq")),
+        ("huggingface", Some("hosted")),
+    ];
+    assert_eq!(names(&keyed), with_groq);
+    let config = builtin_default(&["openai"], &[("openai", Some("groq"))]);
+    assert_eq!(config.providers[1].preset.as_deref(), Some("groq"));
 }
 
 #[test]
@@ -437,6 +457,94 @@ fn the_builtin_default_reads_key_variables_from_the_loaders_environment() {
     let with =
         ProviderManager::load_with(registry(), &loader(vec![("KEYED_API_KEY", SENTINEL)])).unwrap();
     assert!(types(with).contains(&"keyed".to_owned()));
+    // A preset joins when its own variable is set, alone; a keyless preset never joins, nor one
+    // without a default endpoint.
+    let cloud = ProviderManager::load_with(
+        registry(),
+        &loader(vec![
+            ("CLOUD_API_KEY", SENTINEL),
+            ("DEPLOYED_API_KEY", SENTINEL),
+        ]),
+    )
+    .unwrap();
+    let entry = cloud
+        .registry()
+        .entry("cloud")
+        .expect("the keyed preset joined");
+    assert_eq!(entry.config().preset.as_deref(), Some("cloud"));
+    assert_eq!(entry.config().api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(types(cloud), ["cloud"]);
+}
+
+#[test]
+fn a_preset_gives_its_endpoint_key_variable_and_options_to_what_the_entry_leaves_unset() {
+    let environment = Environment::from_vars([("CLOUD_API_KEY", SENTINEL), ("MINE", "other")]);
+    let mut registry = registry().with_environment(environment);
+    registry
+        .load(
+            r#"{"providers": [
+              {"name": "a", "type": "keyed", "preset": "cloud"},
+              {"name": "b", "type": "keyed", "preset": "cloud", "base_url": "https://proxy.example/v1",
+               "options": {"reply": "mine"}},
+              {"name": "c", "type": "keyed", "preset": "cloud", "api_key_env": "MINE"},
+              {"name": "d", "type": "keyed", "preset": "local"}
+            ]}"#,
+            ConfigOrigin::Inline,
+        )
+        .unwrap();
+    let config = |name: &str| registry.entry(name).unwrap().config().clone();
+    let a = config("a");
+    assert_eq!(a.base_url.as_deref(), Some("https://cloud.example/v1"));
+    assert_eq!(a.api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(a.api_key.as_ref().unwrap().expose_secret(), SENTINEL);
+    assert_eq!(a.options["reply"], "from the preset");
+    // An overridden base_url keeps the preset's key variable; the entry's options win.
+    let b = config("b");
+    assert_eq!(b.base_url.as_deref(), Some("https://proxy.example/v1"));
+    assert_eq!(b.api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(b.options["reply"], "mine");
+    // `api_key_env` wins over the preset's variable.
+    let c = config("c");
+    assert_eq!(c.api_key_env.as_deref(), Some("MINE"));
+    assert_eq!(c.api_key.as_ref().unwrap().expose_secret(), "other");
+    // A keyless preset reads no variable, not even the type's.
+    let d = config("d");
+    assert_eq!(d.api_key_env, None);
+    assert!(d.api_key.is_none());
+    assert_eq!(d.base_url.as_deref(), Some("http://localhost:9/v1"));
+}
+
+#[test]
+fn an_unknown_preset_is_a_configuration_error_naming_the_known_ones() {
+    let found = invalid(r#"{"providers": [{"name": "a", "type": "keyed", "preset": "clod"}]}"#);
+    assert_eq!(
+        found,
+        [(
+            "/providers/0/preset".to_owned(),
+            "unknown preset `clod` for provider type `keyed`; known presets: cloud, local, deployed"
+                .to_owned()
+        )]
+    );
+    // Built without validation (a typed configuration), the same error.
+    let mut registry = registry();
+    let error = registry
+        .add_configured(
+            ProviderConfig::new("a")
+                .with_type("keyed")
+                .with_preset("clod"),
+        )
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("known presets: cloud, local, deployed"),
+        "{error}"
+    );
+    let config = fazztv_manager::FazztvConfig::new([ProviderConfig::new("a")
+        .with_type("keyed")
+        .with_preset("clod")]);
+    let error = ProviderManager::from_config(registry, config).unwrap_err();
+    assert_eq!(error.violations()[0].pointer, "/providers/0/preset");
 }
 
 #[test]

@@ -48,6 +48,8 @@ pub struct OpenAiCompatClient {
     base_url: String,
     /// `{base_url}/chat/completions`, parsed once: the hot path then skips URL parsing.
     chat_url: reqwest::Url,
+    /// A query appended to every request URL after its path (Azure's `api-version=…`).
+    query: Option<String>,
     headers: HeaderMap,
     max_tokens_field: MaxTokensField,
     stream_usage: bool,
@@ -63,6 +65,7 @@ impl fmt::Debug for OpenAiCompatClient {
         f.debug_struct("OpenAiCompatClient")
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
+            .field("query", &self.query)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("max_tokens_field", &self.max_tokens_field)
             .field("stream_usage", &self.stream_usage)
@@ -91,6 +94,7 @@ impl OpenAiCompatClient {
             timeouts,
             base_url,
             chat_url,
+            query: None,
             headers: HeaderMap::new(),
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
@@ -144,6 +148,16 @@ impl OpenAiCompatClient {
         })?;
         self.headers.insert(header, value);
         Ok(self)
+    }
+
+    /// Appends `query` (`api-version=2024-10-21`, without the `?`) to every request URL after
+    /// its path, for a server that versions its API by a query parameter (Azure OpenAI).
+    /// [`new`](Self::new) refuses a query in the base URL, so a caller that allows one takes it
+    /// off, checks it, and passes it here.
+    pub fn with_query(mut self, query: &str) -> Self {
+        self.chat_url.set_query(Some(query));
+        self.query = Some(query.to_owned());
+        self
     }
 
     /// Which field carries the token limit (default `max_completion_tokens`).
@@ -214,7 +228,11 @@ impl OpenAiCompatClient {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base_url, path.trim_start_matches('/'))
+        let path = path.trim_start_matches('/');
+        match &self.query {
+            Some(query) => format!("{}/{path}?{query}", self.base_url),
+            None => format!("{}/{path}", self.base_url),
+        }
     }
 
     /// Sends a request and returns the response if its status is a success; otherwise the

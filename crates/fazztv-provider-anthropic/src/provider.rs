@@ -81,7 +81,7 @@ impl AnthropicProvider {
         mut config: ProviderConfig,
         environment: &Environment,
     ) -> Result<Self, Error> {
-        config.resolve_api_key(environment, Some(API_KEY_ENV));
+        config.resolve(environment, &[], Some(API_KEY_ENV))?;
         let options = config.options_as()?;
         Self::build(&config, options)
     }

@@ -86,7 +86,7 @@ impl OllamaProvider {
         mut config: ProviderConfig,
         environment: &Environment,
     ) -> Result<Self, Error> {
-        config.resolve_api_key(environment, None);
+        config.resolve(environment, &[], None)?;
         let settings = config.options_as()?;
         Self::build(&config, settings, environment)
     }

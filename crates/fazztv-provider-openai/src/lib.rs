@@ -4,14 +4,23 @@
 //! (plain and SSE), `GET /models` (listing and availability), `POST /embeddings`,
 //! `POST /moderations`.
 //!
-//! `base_url` is the configuration's, else the `OPENAI_BASE_URL` environment variable, else
-//! `https://api.openai.com/v1`. A compatible server (vLLM, llama.cpp, LM Studio, LiteLLM) only
+//! `base_url` is the configuration's, else its preset's, else the `OPENAI_BASE_URL` environment
+//! variable, else `https://api.openai.com/v1`. A compatible server (LiteLLM, any other) only
 //! needs its `base_url`; one that takes no key also sets `"require_api_key": false`, and then no
 //! `Authorization` header is sent at all (never an empty `Bearer`).
 //!
 //! ```json
 //! {"name": "local", "type": "openai", "base_url": "http://127.0.0.1:8000/v1",
 //!  "default_model": "llama3.2", "options": {"require_api_key": false, "max_tokens_field": "max_tokens"}}
+//! ```
+//!
+//! The servers people run most are [`PRESETS`] (`"preset": "groq"`): each brings its endpoint,
+//! its key variable and the options it needs (see `docs/openai-compatible-presets.md`). Azure
+//! OpenAI's `base_url` is the deployment's URL with its `?api-version=…` query, the one query a
+//! `base_url` may carry; its key goes in an `api-key` header.
+//!
+//! ```json
+//! {"name": "groq", "type": "openai", "preset": "groq", "default_model": "llama-3.3-70b-versatile"}
 //! ```
 //!
 //! Direct use, as the seed's `OpenAIProvider(ProviderConfig(name="openai", api_key=...))`:
@@ -35,12 +44,14 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Environment, Error, ModelCapability, ModelInfo, ModerationResult, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
+    EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ModelCapability, ModelInfo,
+    ModerationResult, Preset, Provider, ProviderConfig, ProviderContext, ProviderFactory,
+    async_trait,
 };
 use fazztv_openai_compat::{MaxTokensField, ModelList, OpenAiCompatClient, WireModel};
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 pub use pricing::{PRICING_AS_OF, capabilities, context_length, pricing};
 
@@ -58,6 +69,81 @@ pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 pub const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 /// Default moderation model.
 pub const DEFAULT_MODERATION_MODEL: &str = "omni-moderation-latest";
+
+/// The preset whose `base_url` carries a query (`api-version`) and whose key goes in an
+/// `api-key` header.
+pub const AZURE: &str = "azure";
+/// A generally available Azure OpenAI API version, for messages and examples.
+pub const AZURE_API_VERSION_EXAMPLE: &str = "2024-10-21";
+
+/// The OpenAI-compatible servers an entry may name in `preset`, each with its endpoint, key
+/// variable and the options its server needs (the entry's own options win). Sources and the
+/// differences from OpenAI: `docs/openai-compatible-presets.md`.
+pub const PRESETS: &[Preset] = &[
+    Preset::new("groq", "Groq")
+        .with_base_url("https://api.groq.com/openai/v1")
+        .with_api_key_env("GROQ_API_KEY")
+        .with_docs_url("https://console.groq.com/docs/openai"),
+    Preset::new("together", "Together AI")
+        .with_base_url("https://api.together.xyz/v1")
+        .with_api_key_env("TOGETHER_API_KEY")
+        .with_options(max_tokens)
+        .with_docs_url("https://docs.together.ai/reference/chat-completions-1"),
+    Preset::new("deepseek", "DeepSeek")
+        .with_base_url("https://api.deepseek.com")
+        .with_api_key_env("DEEPSEEK_API_KEY")
+        .with_options(max_tokens)
+        .with_docs_url("https://api-docs.deepseek.com/api/create-chat-completion"),
+    Preset::new("mistral", "Mistral AI")
+        .with_base_url("https://api.mistral.ai/v1")
+        .with_api_key_env("MISTRAL_API_KEY")
+        .with_options(max_tokens_without_stream_options)
+        .with_docs_url("https://docs.mistral.ai/api/"),
+    Preset::new("fireworks", "Fireworks AI")
+        .with_base_url("https://api.fireworks.ai/inference/v1")
+        .with_api_key_env("FIREWORKS_API_KEY")
+        .with_options(max_tokens_without_stream_options)
+        .with_docs_url("https://docs.fireworks.ai/tools-sdks/openai-compatibility"),
+    Preset::new("xai", "xAI")
+        .with_base_url("https://api.x.ai/v1")
+        .with_api_key_env("XAI_API_KEY")
+        .with_docs_url("https://docs.x.ai/docs/api-reference"),
+    Preset::new("vllm", "vLLM")
+        .with_base_url("http://localhost:8000/v1")
+        .with_options(keyless)
+        .with_docs_url("https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html"),
+    Preset::new("lmstudio", "LM Studio")
+        .with_base_url("http://localhost:1234/v1")
+        .with_options(keyless)
+        .with_docs_url("https://lmstudio.ai/docs/app/api/endpoints/openai"),
+    Preset::new("llamacpp", "llama.cpp server")
+        .with_base_url("http://localhost:8080/v1")
+        .with_options(keyless)
+        .with_docs_url("https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md"),
+    Preset::new(AZURE, "Azure OpenAI")
+        .with_api_key_env("AZURE_OPENAI_API_KEY")
+        .with_options(azure)
+        .with_docs_url("https://learn.microsoft.com/en-us/azure/ai-foundry/openai/reference"),
+];
+
+fn max_tokens() -> Value {
+    json!({"max_tokens_field": "max_tokens"})
+}
+
+/// For servers that refuse fields they do not know (`stream_options`) and send usage in a
+/// stream's last chunk without being asked.
+fn max_tokens_without_stream_options() -> Value {
+    json!({"max_tokens_field": "max_tokens", "stream_usage": false})
+}
+
+/// Local servers run without a key by default; `max_tokens` is the field every version knows.
+fn keyless() -> Value {
+    json!({"require_api_key": false, "max_tokens_field": "max_tokens"})
+}
+
+fn azure() -> Value {
+    json!({"api_key_header": "api-key"})
+}
 
 /// The `options` object of an `"openai"` provider entry. Unknown fields are rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -88,6 +174,10 @@ pub struct OpenAiOptions {
     /// for servers that reject `stream_options`).
     #[serde(default = "yes")]
     pub stream_usage: bool,
+    /// Send the key as the whole value of this header instead of `Authorization: Bearer`
+    /// (Azure OpenAI's `api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
 }
 
 fn default_embedding_model() -> String {
@@ -112,6 +202,7 @@ impl Default for OpenAiOptions {
             require_api_key: true,
             max_tokens_field: MaxTokensField::default(),
             stream_usage: true,
+            api_key_header: None,
         }
     }
 }
@@ -120,14 +211,19 @@ impl Default for OpenAiOptions {
 #[derive(Debug)]
 pub struct OpenAiProvider {
     client: OpenAiCompatClient,
+    /// The model listing, relative to `base_url`: Azure lists the models of the resource
+    /// (`{resource}/openai/models`), not of the deployment that `base_url` names; the dot
+    /// segments are resolved when the URL is parsed.
+    models_path: &'static str,
     default_model: String,
     embedding_model: String,
     moderation_model: String,
 }
 
 impl OpenAiProvider {
-    /// Builds a provider from a configuration, reading `OPENAI_API_KEY` (or `api_key_env`) and
-    /// `OPENAI_BASE_URL` from the process environment and `options` from `config.options`.
+    /// Builds a provider from a configuration, reading `OPENAI_API_KEY` (or `api_key_env`, or
+    /// its preset's variable) and `OPENAI_BASE_URL` from the process environment and `options`
+    /// from `config.options` (over its preset's).
     pub fn new(config: ProviderConfig) -> Result<Self, Error> {
         Self::with_environment(config, &Environment::process())
     }
@@ -137,7 +233,7 @@ impl OpenAiProvider {
         mut config: ProviderConfig,
         environment: &Environment,
     ) -> Result<Self, Error> {
-        config.resolve_api_key(environment, Some(API_KEY_ENV));
+        config.resolve(environment, PRESETS, Some(API_KEY_ENV))?;
         let options = config.options_as()?;
         Self::build(&config, options, environment)
     }
@@ -148,15 +244,27 @@ impl OpenAiProvider {
         options: OpenAiOptions,
         environment: &Environment,
     ) -> Result<Self, Error> {
+        let azure = config.preset.as_deref() == Some(AZURE);
         let (base_url, origin) = match (&config.base_url, environment.var(BASE_URL_ENV)) {
             (Some(configured), _) => (configured.clone(), "`base_url`"),
+            // OPENAI_BASE_URL is OpenAI's endpoint, not a deployment's.
+            (None, _) if azure => return Err(azure_error(config, "needs a `base_url`")),
             (None, Some(from_env)) => (from_env, BASE_URL_ENV),
             (None, None) => (DEFAULT_BASE_URL.to_owned(), "the default base URL"),
         };
         fazztv_core::http::require_secure_transport(config, &base_url, origin)?;
+        let (base_url, query) = if azure {
+            let (base_url, query) = azure_base_url(config, &base_url)?;
+            (base_url, Some(query))
+        } else {
+            (base_url, None)
+        };
         let mut client = OpenAiCompatClient::new(&config.name, &base_url, config.timeouts())?
             .with_max_tokens_field(options.max_tokens_field)
             .with_stream_usage(options.stream_usage);
+        if let Some(query) = &query {
+            client = client.with_query(query);
+        }
         for (name, value) in &config.headers {
             client = client.with_header(name, value)?;
         }
@@ -166,19 +274,24 @@ impl OpenAiProvider {
         if let Some(project) = &options.project {
             client = client.with_header("OpenAI-Project", project)?;
         }
-        match &config.api_key {
-            Some(key) => client = client.with_api_key(key)?,
-            None if options.require_api_key => {
+        match (&config.api_key, &options.api_key_header) {
+            (Some(key), None) => client = client.with_api_key(key)?,
+            // `with_header` marks the value sensitive, as the bearer key is.
+            (Some(key), Some(header)) => {
+                client = client.with_header(header, key.expose_secret())?
+            }
+            (None, _) if options.require_api_key => {
                 client = client.with_missing_key(
                     config.api_key_env.clone(),
                     " (for a keyless OpenAI-compatible server, set `\"require_api_key\": false` \
                      in `options`)",
                 );
             }
-            None => {}
+            (None, _) => {}
         }
         Ok(Self {
             client,
+            models_path: if azure { "../../models" } else { "models" },
             default_model: config
                 .default_model
                 .clone()
@@ -207,6 +320,53 @@ impl OpenAiProvider {
             .unwrap_or(&self.default_model);
         self.client.chat_body(request, model, stream)
     }
+}
+
+/// A configuration error about an `azure` entry's `base_url`, saying what it should look like.
+fn azure_error(config: &ProviderConfig, problem: &str) -> Error {
+    Error::new(
+        ErrorKind::Configuration,
+        format!(
+            "the `{AZURE}` preset {problem}: the deployment's URL with its API version, e.g. \
+             https://{{resource}}.openai.azure.com/openai/deployments/{{deployment}}\
+             ?api-version={AZURE_API_VERSION_EXAMPLE}"
+        ),
+    )
+    .with_provider(config.name.clone())
+}
+
+/// An Azure deployment URL split into the base URL and its query, which must be exactly an
+/// `api-version` (the client appends it to every request). The URL itself is checked by the
+/// client; the messages never quote it.
+fn azure_base_url(config: &ProviderConfig, base_url: &str) -> Result<(String, String), Error> {
+    let Ok(mut url) = fazztv_core::reqwest::Url::parse(base_url.trim()) else {
+        // Left to the client, which says what is wrong with it.
+        return Ok((base_url.to_owned(), String::new()));
+    };
+    let mut names = url
+        .query_pairs()
+        .map(|(name, value)| (name, value.is_empty()));
+    let query = match (names.next(), names.next()) {
+        (Some((name, false)), None) if name == "api-version" => {
+            url.query().unwrap_or_default().to_owned()
+        }
+        (None, _) => {
+            return Err(azure_error(
+                config,
+                &format!(
+                    "needs `?api-version=` in `base_url` (add `?api-version={AZURE_API_VERSION_EXAMPLE}`)"
+                ),
+            ));
+        }
+        _ => {
+            return Err(azure_error(
+                config,
+                "takes one query parameter in `base_url`, a non-empty `api-version`",
+            ));
+        }
+    };
+    url.set_query(None);
+    Ok((url.to_string(), query))
 }
 
 #[async_trait]
@@ -244,7 +404,7 @@ impl Provider for OpenAiProvider {
     /// joined in from [`pricing`] (as of [`PRICING_AS_OF`]).
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         self.client.ensure_key()?;
-        let list: ModelList<WireModel> = self.client.get_json("models").await?;
+        let list: ModelList<WireModel> = self.client.get_json(self.models_path).await?;
         let mut models: Vec<ModelInfo> = list
             .data
             .into_iter()
@@ -267,7 +427,7 @@ impl Provider for OpenAiProvider {
     /// No key: `MissingApiKey` naming the variable, without a request. Otherwise one
     /// `GET /models`: a rejected key is `AuthenticationFailed`, no answer is `Unreachable`.
     async fn check_availability(&self) -> Availability {
-        self.client.availability("models").await
+        self.client.availability(self.models_path).await
     }
 
     async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse, Error> {
@@ -310,6 +470,7 @@ impl ProviderFactory for OpenAiFactory {
     ];
     const DEFAULT_API_KEY_ENV: Option<&'static str> = Some(API_KEY_ENV);
     const CARGO_FEATURE: Option<&'static str> = Some("openai");
+    const PRESETS: &'static [Preset] = PRESETS;
 
     type Options = OpenAiOptions;
 

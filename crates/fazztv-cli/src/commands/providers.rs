@@ -15,6 +15,11 @@ struct ProviderJson<'a> {
     name: &'a str,
     #[serde(rename = "type")]
     provider_type: &'a str,
+    /// The preset of its type, if any (`groq`).
+    preset: Option<&'a str>,
+    /// The environment variable its key is read from; `None` for a literal key or a keyless
+    /// provider.
+    api_key_env: Option<&'a str>,
     enabled: bool,
     available: bool,
     /// Why it is unavailable, machine-readable (`kind`: `missing_api_key`, `unreachable`, ...).
@@ -37,6 +42,8 @@ pub async fn run(app: &App) -> Result<(), CliError> {
             .map(|(entry, availability)| ProviderJson {
                 name: entry.name(),
                 provider_type: entry.provider_type(),
+                preset: entry.config().preset.as_deref(),
+                api_key_env: entry.config().api_key_env.as_deref(),
                 enabled: entry.config().enabled,
                 available: availability.is_available(),
                 reason: availability.reason(),
@@ -53,6 +60,7 @@ pub async fn run(app: &App) -> Result<(), CliError> {
     let mut table = Table::new(&[
         ("NAME", Align::Left),
         ("TYPE", Align::Left),
+        ("KEY VARIABLE", Align::Left),
         ("STATUS", Align::Left),
         ("DEFAULT MODEL", Align::Left),
         ("CAPABILITIES", Align::Left),
@@ -66,9 +74,15 @@ pub async fn run(app: &App) -> Result<(), CliError> {
             other => Cell::styled(other.to_string(), BAD),
         };
         let capabilities: Vec<&str> = entry.capabilities().iter().map(|c| c.as_str()).collect();
+        let config = entry.config();
+        let provider_type = match &config.preset {
+            Some(preset) => format!("{} ({preset})", entry.provider_type()),
+            None => entry.provider_type().to_owned(),
+        };
         table.row(vec![
             entry.name().into(),
-            entry.provider_type().into(),
+            provider_type.into(),
+            config.api_key_env.as_deref().unwrap_or("-").into(),
             status,
             entry.default_model().unwrap_or("-").into(),
             capabilities.join(",").into(),

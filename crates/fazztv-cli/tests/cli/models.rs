@@ -137,10 +137,10 @@ fn providers_table_says_why_a_provider_is_unavailable() {
     insta::assert_snapshot!(result.transcript(), @r"
     exit: 0
     --- stdout
-    NAME     TYPE  STATUS                                                             DEFAULT MODEL  CAPABILITIES
-    ready    mock  available                                                          r-1            text_generation,chat,code_generation,translation,summarization,embedding,image_generation,audio_generation,video_generation,moderation,tool_calling,vision,structured_output,reasoning
-    offline  mock  unavailable: no API key: set the environment variable OFFLINE_KEY  o-1            text_generation,chat,code_generation,translation,summarization,embedding,image_generation,audio_generation,video_generation,moderation,tool_calling,vision,structured_output,reasoning
-    spare    mock  disabled                                                           -              chat,tool_calling,vision,structured_output,reasoning
+    NAME     TYPE  KEY VARIABLE  STATUS                                                             DEFAULT MODEL  CAPABILITIES
+    ready    mock  -             available                                                          r-1            text_generation,chat,code_generation,translation,summarization,embedding,image_generation,audio_generation,video_generation,moderation,tool_calling,vision,structured_output,reasoning
+    offline  mock  -             unavailable: no API key: set the environment variable OFFLINE_KEY  o-1            text_generation,chat,code_generation,translation,summarization,embedding,image_generation,audio_generation,video_generation,moderation,tool_calling,vision,structured_output,reasoning
+    spare    mock  -             disabled                                                           -              chat,tool_calling,vision,structured_output,reasoning
     --- stderr
     ");
 }

@@ -471,11 +471,11 @@ async fn providers_says_which_variable_key_or_url_is_wrong() {
         @r#"
             exit: 0
             --- stdout
-            NAME         TYPE    STATUS                                                                                                                                                                                              DEFAULT MODEL  CAPABILITIES
-            keyless      openai  unavailable: no API key: set the environment variable FAZZTV_TEST_UNSET_KEY                                                                                                                         gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
-            rejected     openai  unavailable: the API key was rejected: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys.  gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
-            ollama-down  ollama  unavailable: http://[closed] is unreachable: could not connect: client error (Connect)                                                                                                       llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
-            ollama       ollama  available                                                                                                                                                                                           llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
+            NAME         TYPE    KEY VARIABLE            STATUS                                                                                                                                                                                              DEFAULT MODEL  CAPABILITIES
+            keyless      openai  FAZZTV_TEST_UNSET_KEY   unavailable: no API key: set the environment variable FAZZTV_TEST_UNSET_KEY                                                                                                                         gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
+            rejected     openai  FAZZTV_TEST_OPENAI_KEY  unavailable: the API key was rejected: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys.  gpt-4o-mini    text_generation,chat,code_generation,translation,summarization,embedding,moderation,tool_calling,vision,structured_output,reasoning
+            ollama-down  ollama  -                       unavailable: http://[closed] is unreachable: could not connect: client error (Connect)                                                                                                       llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
+            ollama       ollama  -                       available                                                                                                                                                                                           llama3.2       text_generation,chat,code_generation,embedding,tool_calling,vision,structured_output,reasoning
             --- stderr
             "#
     );
@@ -1285,4 +1285,70 @@ async fn ollama_commands_name_the_server_that_is_down_and_pass_on_http_errors() 
         --- stderr
         error: up: server_error: pull model manifest: file does not exist (HTTP 500)
         "#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_names_the_preset_and_the_key_variable_it_reads() {
+    let groq = server_serving(
+        "GET",
+        "/v1/models",
+        json_response(200, fixtures::OPENAI_MODELS),
+    )
+    .await;
+    // A preset whose base_url points at the loopback server still reads its own variable.
+    let sandbox = providers(&[
+        json!({"name": "groq", "type": "openai", "preset": "groq",
+               "base_url": format!("{}/v1", groq.uri())}),
+        json!({"name": "local", "type": "openai", "preset": "vllm",
+               "base_url": format!("{}/v1", groq.uri())}),
+    ]);
+    let run = fazztv(&sandbox, &[("GROQ_API_KEY", KEY)], &["--json", "providers"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains(KEY) && !run.stderr.contains(KEY));
+    let listed: Vec<Value> = run.json()["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            json!([
+                p["name"],
+                p["type"],
+                p["preset"],
+                p["api_key_env"],
+                p["available"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            json!(["groq", "openai", "groq", "GROQ_API_KEY", true]),
+            json!(["local", "openai", "vllm", null, true]),
+        ]
+    );
+    let probes = received(&groq, "/v1/models").await;
+    assert_eq!(
+        header(&probes[0], "authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let table = fazztv(&sandbox, &[("GROQ_API_KEY", KEY)], &["providers"]).await;
+    let lines: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|line| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .take(4)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lines[..3],
+        [
+            vec!["NAME", "TYPE", "KEY VARIABLE", "STATUS"],
+            vec!["groq", "openai (groq)", "GROQ_API_KEY", "available"],
+            vec!["local", "openai (vllm)", "-", "available"],
+        ]
+    );
 }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod http;
+mod presets;
 mod streaming;
 
 use fazztv_core::ProviderConfig;
