@@ -19,6 +19,30 @@ pub enum Availability {
 }
 
 impl Availability {
+    /// The longest an availability probe waits: it must stay cheap even when a provider's
+    /// request timeout allows long generations.
+    pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// What a failed probe of the server at `url` says: a rejected key (401/403) is
+    /// `AuthenticationFailed`, no connection or no answer in time `Unreachable`, anything else
+    /// `Other` with the error.
+    pub fn from_probe_error(error: &crate::Error, url: &str) -> Self {
+        use crate::ErrorKind;
+        let message = error.message().to_owned();
+        Self::unavailable(match error.kind() {
+            ErrorKind::Authentication | ErrorKind::PermissionDenied => {
+                UnavailableReason::AuthenticationFailed { message }
+            }
+            ErrorKind::Network | ErrorKind::Timeout => UnavailableReason::Unreachable {
+                url: url.to_owned(),
+                message,
+            },
+            _ => UnavailableReason::Other {
+                message: error.to_string(),
+            },
+        })
+    }
+
     /// Shorthand for `Unavailable { reason }`.
     pub fn unavailable(reason: UnavailableReason) -> Self {
         Self::Unavailable { reason }

@@ -394,6 +394,27 @@ async fn bounded_prefix<E>(
     prefix
 }
 
+/// A `POST` of a JSON body. An answer read in one piece is bounded as a whole
+/// ([`Timeouts::response`]); a stream is not (its [`Watchdog`] bounds the wait for its headers
+/// and its silences instead), so a long generation that keeps sending is never cut.
+pub fn post_json(
+    client: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    body: Vec<u8>,
+    timeouts: &Timeouts,
+    streaming: bool,
+) -> reqwest::RequestBuilder {
+    let request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    if streaming {
+        request
+    } else {
+        request.timeout(timeouts.response)
+    }
+}
+
 /// Sends `request` through `client` with `headers` added (one by one, as
 /// `RequestBuilder::headers` would, instead of cloning the map): the response whatever its
 /// status, or the transport error.

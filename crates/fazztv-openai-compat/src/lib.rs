@@ -13,7 +13,6 @@ mod stream;
 mod wire;
 
 use std::fmt;
-use std::time::Duration;
 
 use fazztv_core::http;
 use fazztv_core::{
@@ -27,10 +26,6 @@ use serde_json::Value;
 
 pub use stream::decode_chat_stream;
 pub use wire::{MaxTokensField, ModelList, WireModel, chat_body};
-
-/// The longest an availability probe waits: it must stay cheap even when the request timeout
-/// allows long generations.
-pub const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Chat Completions endpoint, relative to the base URL.
 const CHAT_PATH: &str = "chat/completions";
@@ -273,19 +268,7 @@ impl OpenAiCompatClient {
         body: Vec<u8>,
         streaming: bool,
     ) -> Result<reqwest::Response, Error> {
-        let request = self
-            .http
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        // Answers read in one piece get a whole-request bound; a stream is bounded by its
-        // headers' wait and its byte stream's idle timer instead, so a long generation that
-        // keeps sending is not cut.
-        let request = if streaming {
-            request
-        } else {
-            request.timeout(self.timeouts.response)
-        };
+        let request = http::post_json(&self.http, url, body, &self.timeouts, streaming);
         self.send(request).await
     }
 
@@ -467,7 +450,7 @@ impl OpenAiCompatClient {
     /// `GET {path}` as a cheap availability probe: success means available; a rejected key
     /// (401/403) is `AuthenticationFailed`; no connection or no answer in time is
     /// `Unreachable`; anything else is `Other` with the error.
-    /// The probe gives up after at most [`AVAILABILITY_TIMEOUT`].
+    /// The probe gives up after at most [`Availability::PROBE_TIMEOUT`].
     pub async fn availability(&self, path: &str) -> Availability {
         if let Some((env_var, _)) = &self.missing_key {
             return Availability::unavailable(UnavailableReason::MissingApiKey {
@@ -477,23 +460,11 @@ impl OpenAiCompatClient {
         let probe = self
             .http
             .get(self.url(path))
-            .timeout(self.timeouts.response.min(AVAILABILITY_TIMEOUT));
+            .timeout(self.timeouts.response.min(Availability::PROBE_TIMEOUT));
         let error = match self.send(probe).await {
             Ok(_) => return Availability::Available,
             Err(error) => error,
         };
-        let message = error.message().to_owned();
-        Availability::unavailable(match error.kind() {
-            ErrorKind::Authentication | ErrorKind::PermissionDenied => {
-                UnavailableReason::AuthenticationFailed { message }
-            }
-            ErrorKind::Network | ErrorKind::Timeout => UnavailableReason::Unreachable {
-                url: self.base_url.clone(),
-                message,
-            },
-            _ => UnavailableReason::Other {
-                message: error.to_string(),
-            },
-        })
+        Availability::from_probe_error(&error, &self.base_url)
     }
 }

@@ -14,10 +14,6 @@ use serde_json::Value;
 use crate::response::{ModelPage, decode_message, in_band_error};
 use crate::{API_KEY_ENV, AnthropicOptions, DEFAULT_BASE_URL, DEFAULT_MODEL, request, stream};
 
-/// The longest an availability probe waits: it must stay cheap even when `timeout` allows
-/// long generations.
-const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Models asked for per page of the listing (the API allows 1 to 1000).
 const MODELS_PAGE: u32 = 1000;
 
@@ -221,17 +217,13 @@ impl AnthropicProvider {
     }
 
     fn post_messages(&self, body: Vec<u8>, streaming: bool) -> reqwest::RequestBuilder {
-        let request = self
-            .client
-            .post(self.messages_url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        // A stream is bounded by its watchdog (headers, then silences), not as a whole.
-        if streaming {
-            request
-        } else {
-            request.timeout(self.timeouts.response)
-        }
+        http::post_json(
+            &self.client,
+            self.messages_url.clone(),
+            body,
+            &self.timeouts,
+            streaming,
+        )
     }
 
     /// A success status whose body is not an event stream: the error it carries (an error
@@ -384,23 +376,11 @@ impl Provider for AnthropicProvider {
                 env_var: env_var.clone(),
             });
         }
-        let timeout = self.timeouts.response.min(AVAILABILITY_TIMEOUT);
+        let timeout = self.timeouts.response.min(Availability::PROBE_TIMEOUT);
         let error = match self.get_models(1, None, timeout).await {
             Ok(_) => return Availability::Available,
             Err(error) => error,
         };
-        let message = error.message().to_owned();
-        Availability::unavailable(match error.kind() {
-            ErrorKind::Authentication | ErrorKind::PermissionDenied => {
-                UnavailableReason::AuthenticationFailed { message }
-            }
-            ErrorKind::Network | ErrorKind::Timeout => UnavailableReason::Unreachable {
-                url: self.base_url.clone(),
-                message,
-            },
-            _ => UnavailableReason::Other {
-                message: error.to_string(),
-            },
-        })
+        Availability::from_probe_error(&error, &self.base_url)
     }
 }

@@ -17,10 +17,6 @@ use crate::{
     FALLBACK_API_KEY_ENV, stream, wire,
 };
 
-/// The longest an availability probe waits: it must stay cheap even when the request timeout
-/// allows long generations.
-const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Models asked for per page of `/v1/models` (Cohere's largest page).
 const PAGE_SIZE: &str = "1000";
 
@@ -292,18 +288,7 @@ impl CohereProvider {
         body: Vec<u8>,
         streaming: bool,
     ) -> Result<reqwest::Response, Error> {
-        let request = self
-            .client
-            .post(url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        // A stream is bounded by its headers' wait and its silences instead, so a long
-        // generation that keeps sending is not cut.
-        let request = if streaming {
-            request
-        } else {
-            request.timeout(self.timeouts.response)
-        };
+        let request = http::post_json(&self.client, url, body, &self.timeouts, streaming);
         self.send(request).await
     }
 
@@ -483,7 +468,7 @@ impl Provider for CohereProvider {
                 env_var: variable.clone(),
             });
         }
-        let timeout = self.timeouts.response.min(AVAILABILITY_TIMEOUT);
+        let timeout = self.timeouts.response.min(Availability::PROBE_TIMEOUT);
         let error = match self
             .get_json::<serde_json::Value>("/v1/models", &[("page_size", "1")], timeout)
             .await
@@ -491,19 +476,7 @@ impl Provider for CohereProvider {
             Ok(_) => return Availability::Available,
             Err(error) => error,
         };
-        let message = error.message().to_owned();
-        Availability::unavailable(match error.kind() {
-            ErrorKind::Authentication | ErrorKind::PermissionDenied => {
-                UnavailableReason::AuthenticationFailed { message }
-            }
-            ErrorKind::Network | ErrorKind::Timeout => UnavailableReason::Unreachable {
-                url: self.base_url.clone(),
-                message,
-            },
-            _ => UnavailableReason::Other {
-                message: error.to_string(),
-            },
-        })
+        Availability::from_probe_error(&error, &self.base_url)
     }
 
     /// `POST /v2/embed` for every text at once; vectors in input order.

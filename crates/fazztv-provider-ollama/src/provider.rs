@@ -25,9 +25,6 @@ pub const DEFAULT_MODEL: &str = "llama3.2";
 /// model of Ollama's `/api/embed` examples (small, fast to pull).
 pub const DEFAULT_EMBEDDING_MODEL: &str = "all-minilm";
 
-/// Longest wait for `/api/version` in `check_availability`, which must stay cheap.
-const AVAILABILITY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Longest wait for one `/api/show` while listing: it only fills in capabilities, so it must
 /// not hold the listing up for long.
 const SHOW_TIMEOUT: Duration = Duration::from_secs(10);
@@ -398,7 +395,7 @@ impl Provider for OllamaProvider {
             .client
             .get(&url)
             .headers(self.headers.clone())
-            .timeout(self.timeouts.response.min(AVAILABILITY_TIMEOUT))
+            .timeout(self.timeouts.response.min(Availability::PROBE_TIMEOUT))
             .send()
             .await;
         let response = match sent {
