@@ -581,7 +581,8 @@ fn body_broke(error: reqwest::Error) -> Error {
 /// clock once per wait rather than once per item, and the timer is moved on when it fires
 /// early, so a busy stream costs no timer per item.
 pub struct Watchdog {
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// `None` for a watchdog made under [`timed_by_caller`]: it never fires.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// When the current silence began.
     last: tokio::time::Instant,
     /// Something happened since `last`: the silence restarts at the next wait.
@@ -612,17 +613,20 @@ impl std::fmt::Debug for Watchdog {
 impl Watchdog {
     /// A watchdog for silences of `idle` from now on, and for `end` if given. Needs a tokio
     /// runtime (its timer).
+    ///
+    /// Made while [`timed_by_caller`] runs, it stands down: it never fires, and costs no timer.
     pub fn new(idle: Duration, end: Option<tokio::time::Instant>) -> Self {
         let last = tokio::time::Instant::now();
         let mut watchdog = Self {
-            timer: Box::pin(tokio::time::sleep_until(last)),
+            timer: None,
             last,
             active: false,
             idle,
             end,
         };
-        let due = watchdog.due();
-        watchdog.timer.as_mut().reset(due);
+        if TIMED_BY_CALLER.try_with(|()| ()).is_err() {
+            watchdog.timer = Some(Box::pin(tokio::time::sleep_until(watchdog.due())));
+        }
         watchdog
     }
 
@@ -675,8 +679,8 @@ impl Watchdog {
         self.last = tokio::time::Instant::now();
         // The timer only ever moves later on its own; an earlier due must be set now.
         let due = self.due();
-        if due < self.timer.deadline() {
-            self.timer.as_mut().reset(due);
+        if let Some(timer) = self.timer.as_mut().filter(|timer| due < timer.deadline()) {
+            timer.as_mut().reset(due);
         }
     }
 
@@ -694,22 +698,44 @@ impl Watchdog {
     /// (with the waker registered) until then. Call it when there is nothing new: after a
     /// [`touch`](Self::touch), the silence starts now.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        if self.timer.is_none() {
+            // Standing down: the caller's own watchdog wakes the task.
+            return Poll::Pending;
+        }
         if std::mem::take(&mut self.active) {
             self.last = tokio::time::Instant::now();
         }
+        let (due, end) = (self.due(), self.end);
+        let Some(timer) = self.timer.as_mut() else {
+            return Poll::Pending;
+        };
         loop {
-            ready!(self.timer.as_mut().poll(cx));
+            ready!(timer.as_mut().poll(cx));
             let now = tokio::time::Instant::now();
-            if self.end.is_some_and(|end| now >= end) {
+            if end.is_some_and(|end| now >= end) {
                 return Poll::Ready(Expired::End);
             }
-            let due = self.due();
             if now >= due {
                 return Poll::Ready(Expired::Idle);
             }
-            self.timer.as_mut().reset(due);
+            timer.as_mut().reset(due);
         }
     }
+}
+
+tokio::task_local! {
+    /// Set while a caller that bounds a stream's first output and silences itself opens a
+    /// provider's stream (see [`timed_by_caller`]).
+    static TIMED_BY_CALLER: ();
+}
+
+/// Runs `future` (a provider opening a stream) for a caller that bounds the stream's first
+/// output and its silences itself, as the manager does, at the event level and no later than
+/// the provider would: the [`Watchdog`]s the provider makes meanwhile stand down, so a stream
+/// costs one timer, the caller's, instead of two. A caller that does not bound the stream must
+/// not use it.
+pub async fn timed_by_caller<F: Future>(future: F) -> F::Output {
+    TIMED_BY_CALLER.scope((), future).await
 }
 
 /// A stream of results that ends with an [`ErrorKind::Timeout`] error once nothing has arrived
@@ -812,6 +838,22 @@ mod tests {
         assert!(error.message().contains("nothing for 1 s"), "{error}");
         // The silence is measured from the last item: 3 s of items, then 1 s.
         assert_eq!(started.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn watchdogs_made_for_a_caller_that_times_the_stream_stand_down() {
+        let mut stood_down =
+            timed_by_caller(async { Watchdog::new(Duration::from_secs(1), None) }).await;
+        let mut own = Watchdog::new(Duration::from_secs(1), None);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (own, stood_down) = std::future::poll_fn(|cx| {
+            Poll::Ready((
+                own.poll_expired(cx).is_ready(),
+                stood_down.poll_expired(cx).is_ready(),
+            ))
+        })
+        .await;
+        assert!(own && !stood_down);
     }
 
     #[tokio::test(start_paused = true)]

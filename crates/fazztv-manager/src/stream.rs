@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fazztv_core::http::{Expired, Watchdog};
+use fazztv_core::http::{self, Expired, Watchdog};
 use fazztv_core::{
     Attempt, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent, Timeouts, Usage,
 };
@@ -189,11 +189,16 @@ pub(crate) async fn start(
                 // first-token timeout or the deadline (nothing resets it); afterwards it
                 // watches the silences between events, and the deadline still.
                 let mut watchdog = Watchdog::new(timeouts.first_token, end);
+                // The provider's own timers stand down: this watchdog bounds the same waits,
+                // at the event level and no later.
                 let (model, first, rest) = watchdog
-                    .race(async move { first_delta(opening.await).await }, |expired| {
-                        expiry_error(expired, deadline, || no_first_token(&timeouts))
-                            .with_provider(name)
-                    })
+                    .race(
+                        http::timed_by_caller(async move { first_delta(opening.await).await }),
+                        |expired| {
+                            expiry_error(expired, deadline, || no_first_token(&timeouts))
+                                .with_provider(name)
+                        },
+                    )
                     .await?;
                 watchdog.set_idle(timeouts.idle);
                 Ok(Opening {
