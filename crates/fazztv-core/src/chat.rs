@@ -158,6 +158,16 @@ pub struct GenerationOptions {
 }
 
 impl GenerationOptions {
+    /// `extra` without the fields a wire sets itself (`reserved`), as the start of a request
+    /// body: typed fields are then inserted over it.
+    pub fn extra_except(&self, reserved: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+        self.extra
+            .iter()
+            .filter(|(key, _)| !reserved.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
     /// Options that only choose a model.
     pub fn with_model(model: impl Into<String>) -> Self {
         Self {

@@ -404,6 +404,26 @@ pub fn ndjson_lines(
     decode(bytes, NdjsonDecoder::new())
 }
 
+/// An error a stream reported in-band (an error event, a failed finish): it keeps its kind
+/// while nothing was `delivered`, but once the caller holds part of an answer it is an
+/// interruption, carrying the error's status and message.
+pub fn in_band_error(error: Error, delivered: bool) -> Error {
+    if !delivered {
+        return error;
+    }
+    let mut interrupted = Error::new(
+        ErrorKind::StreamInterrupted,
+        format!(
+            "the stream failed after content was delivered: {}",
+            error.message()
+        ),
+    );
+    if let Some(status) = error.status() {
+        interrupted = interrupted.with_status(status);
+    }
+    interrupted.with_source(error)
+}
+
 /// What a provider does with the events of a streamed chat answer sent as Server-Sent Events
 /// (see [`sse_chat_stream`]): the wire-specific part, while the stream around it reads the
 /// bytes, decodes the events and ends exactly once.

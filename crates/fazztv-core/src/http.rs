@@ -562,6 +562,69 @@ pub fn byte_stream(
     IdleTimeout::watched(bytes, watchdog)
 }
 
+/// A streamed answer whose headers arrived within the first-token timeout, holding the one
+/// [`Watchdog`] that then watches its body: one timer for the stream's whole life.
+#[derive(Debug)]
+pub struct OpenedStream {
+    response: reqwest::Response,
+    watchdog: Watchdog,
+    idle: Duration,
+}
+
+impl OpenedStream {
+    /// Sends a stream request with `send`, which must succeed within `timeouts.first_token`
+    /// (else [`ErrorKind::Timeout`] naming `provider`).
+    pub async fn open(
+        provider: &str,
+        timeouts: &Timeouts,
+        send: impl Future<Output = Result<reqwest::Response, Error>>,
+    ) -> Result<Self, Error> {
+        let mut watchdog = Watchdog::new(timeouts.first_token, None);
+        let response = watchdog.guard(provider, send).await?;
+        Ok(Self {
+            response,
+            watchdog,
+            idle: timeouts.idle,
+        })
+    }
+
+    /// The response's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// The content type, lower-cased, when it is not `text/event-stream`: a success status
+    /// whose body is an error envelope or a proxy's page, for the provider to read. A missing
+    /// content type is taken for a stream.
+    pub fn unexpected_content_type(&self) -> Option<String> {
+        const EVENT_STREAM: &[u8] = b"text/event-stream";
+        // Compared in place; the lower-cased copy is only made for the error.
+        self.headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .filter(|content_type| {
+                !content_type
+                    .as_bytes()
+                    .get(..EVENT_STREAM.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(EVENT_STREAM))
+            })
+            .map(str::to_ascii_lowercase)
+    }
+
+    /// The response itself, for a body that is not a stream.
+    pub fn into_response(self) -> reqwest::Response {
+        self.response
+    }
+
+    /// The body as bytes, watched for silences of the idle timeout.
+    pub fn into_bytes(
+        mut self,
+    ) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
+        self.watchdog.set_idle(self.idle);
+        byte_stream(self.response, self.watchdog)
+    }
+}
+
 /// A failure while reading a streamed body: the connection broke mid-answer, whatever reqwest
 /// calls it (a cut connection comes out of `bytes_stream` as a decode error). Our words; the
 /// client's own error stays reachable as the source.

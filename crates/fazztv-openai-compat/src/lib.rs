@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 mod request;
-pub use request::{content_part, function_tools, tool_calls};
+pub use request::{content_part, function_tools, tool_calls, tool_results};
 mod stream;
 mod wire;
 
@@ -20,7 +20,7 @@ use fazztv_core::{
     EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, Timeouts,
     UnavailableReason,
 };
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName};
+use reqwest::header::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -286,7 +286,8 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, false);
         Box::pin(async move {
             let (model, body) = prepared?;
-            let (response, request_id) = self.send_chat(body, false).await?;
+            let response = self.post(self.chat_url.clone(), body, false).await?;
+            let request_id = http::request_id(response.headers());
             let body = http::read_body(&self.provider, response).await?;
             wire::decode_completion(&self.provider, &model, request_id, &body)
         })
@@ -304,43 +305,19 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, true);
         Box::pin(async move {
             let (_, body) = prepared?;
-            // A stream is not bounded as a whole: its headers, then each silence, are.
-            // One timer for the stream's whole life: the wait for its headers, then each
-            // silence of its body.
-            let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-            let (response, request_id) = watchdog
-                .guard(&self.provider, self.send_chat(body, true))
-                .await?;
-            const EVENT_STREAM: &[u8] = b"text/event-stream";
-            // Compared in place; the lower-cased copy is only made for the error.
-            let unexpected = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .filter(|ct| {
-                    !ct.as_bytes()
-                        .get(..EVENT_STREAM.len())
-                        .is_some_and(|start| start.eq_ignore_ascii_case(EVENT_STREAM))
-                })
-                .map(str::to_ascii_lowercase);
-            if let Some(content_type) = unexpected {
+            let send = self.post(self.chat_url.clone(), body, true);
+            let opened = http::OpenedStream::open(&self.provider, &self.timeouts, send).await?;
+            let request_id = http::request_id(opened.headers());
+            if let Some(content_type) = opened.unexpected_content_type() {
+                let response = opened.into_response();
                 return Err(Box::pin(self.not_a_stream(&content_type, request_id, response)).await);
             }
-            watchdog.set_idle(self.timeouts.idle);
-            let bytes = http::byte_stream(response, watchdog);
-            Ok(decode_chat_stream(&self.provider, request_id, bytes))
+            Ok(decode_chat_stream(
+                &self.provider,
+                request_id,
+                opened.into_bytes(),
+            ))
         })
-    }
-
-    /// Posts a chat body; the successful response and its request id.
-    async fn send_chat(
-        &self,
-        body: Vec<u8>,
-        streaming: bool,
-    ) -> Result<(reqwest::Response, Option<String>), Error> {
-        let response = self.post(self.chat_url.clone(), body, streaming).await?;
-        let request_id = http::request_id(response.headers());
-        Ok((response, request_id))
     }
 
     /// The checks and the body of a chat request: the model it goes to and the bytes to send.

@@ -64,14 +64,7 @@ pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool)
     for message in messages {
         let text = message.text();
         match message.role {
-            Role::Tool => wire.extend(message.parts.iter().filter_map(|part| match part {
-                ContentPart::ToolResult(result) => Some(json!({
-                    "role": "tool",
-                    "tool_call_id": result.call_id,
-                    "content": result.content,
-                })),
-                _ => None,
-            })),
+            Role::Tool => wire.extend(tool_results(message)),
             Role::Assistant => {
                 let calls = tool_calls(message);
                 let mut object = Map::new();
@@ -114,6 +107,20 @@ pub(crate) fn messages(messages: &[ChatMessage], replay_reasoning_details: bool)
         }
     }
     wire
+}
+
+/// The results of a tool message, one `{"role": "tool", "tool_call_id", "content"}` message
+/// each: the shape of Chat Completions and of the APIs that copy it (Cohere v2, which has no
+/// failure flag either: the content says how a tool failed).
+pub fn tool_results(message: &ChatMessage) -> impl Iterator<Item = Value> + '_ {
+    message.parts.iter().filter_map(|part| match part {
+        ContentPart::ToolResult(result) => Some(json!({
+            "role": "tool",
+            "tool_call_id": result.call_id,
+            "content": result.content,
+        })),
+        _ => None,
+    })
 }
 
 /// The tool calls of an assistant message as `[{"id", "type": "function", "function":

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use fazztv_core::decode::{MAX_EVENT_BYTES, SseChatHandler, SseEventRef, sse_chat_stream};
+use fazztv_core::decode::{self, MAX_EVENT_BYTES, SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -152,7 +152,7 @@ impl State {
             )
         });
         if let Some(error) = error {
-            return Err(self.in_band(error));
+            return Err(decode::in_band_error(error, self.delivered));
         }
         if let Some(model) = chunk.model {
             if self.model.as_deref() != Some(&*model) {
@@ -217,25 +217,6 @@ impl State {
         }
         self.delivered |= self.pending.len() > before;
         Ok(())
-    }
-
-    /// An in-band error keeps its classification only while nothing was delivered: after the
-    /// first delta the caller holds a partial answer, so it is an interruption.
-    fn in_band(&self, error: Error) -> Error {
-        if !self.delivered {
-            return error;
-        }
-        let mut interrupted = Error::new(
-            ErrorKind::StreamInterrupted,
-            format!(
-                "the stream failed after content was delivered: {}",
-                error.message()
-            ),
-        );
-        if let Some(status) = error.status() {
-            interrupted = interrupted.with_status(status);
-        }
-        interrupted.with_source(error)
     }
 
     fn finish(&mut self) -> Result<(), Error> {

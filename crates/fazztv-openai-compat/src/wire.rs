@@ -54,12 +54,7 @@ pub fn chat_body(
     openrouter_extensions: bool,
 ) -> Value {
     let options = &request.options;
-    let mut body: Map<String, Value> = options
-        .extra
-        .iter()
-        .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let mut body: Map<String, Value> = options.extra_except(&RESERVED);
     body.insert("model".into(), model.into());
     let messages = if request::text_only(&request.messages) {
         request

@@ -8,7 +8,7 @@ use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, Environment, Error, ErrorKind,
     ModelInfo, Provider, ProviderConfig, Timeouts, UnavailableReason, async_trait,
 };
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::response::{ModelPage, decode_message, in_band_error};
@@ -307,25 +307,18 @@ impl Provider for AnthropicProvider {
         let prepared = self.prepare(&request, true);
         Box::pin(async move {
             let body = prepared?;
-            // One timer for the stream's whole life: the wait for its headers, then each
-            // silence of its body.
-            let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-            let response = watchdog
-                .guard(&self.name, self.send(self.post_messages(body, true)))
-                .await?;
-            let unexpected = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_ascii_lowercase)
-                .filter(|content_type| !content_type.starts_with("text/event-stream"));
-            if let Some(content_type) = unexpected {
+            let send = self.send(self.post_messages(body, true));
+            let opened = http::OpenedStream::open(&self.name, &self.timeouts, send).await?;
+            if let Some(content_type) = opened.unexpected_content_type() {
+                let response = opened.into_response();
                 return Err(Box::pin(self.not_a_stream(&content_type, response)).await);
             }
-            let request_id = http::request_id(response.headers());
-            watchdog.set_idle(self.timeouts.idle);
-            let bytes = http::byte_stream(response, watchdog);
-            Ok(stream::decode_stream(&self.name, request_id, bytes))
+            let request_id = http::request_id(opened.headers());
+            Ok(stream::decode_stream(
+                &self.name,
+                request_id,
+                opened.into_bytes(),
+            ))
         })
     }
 

@@ -65,12 +65,7 @@ pub fn body(
     let (max_tokens, thinking) = limits(request, default_max_tokens)?;
 
     // `extra` first, so that every typed field below replaces an entry of the same name.
-    let mut body: Map<String, Value> = options
-        .extra
-        .iter()
-        .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let mut body: Map<String, Value> = options.extra_except(RESERVED);
     body.insert("model".into(), model.into());
     body.insert("max_tokens".into(), max_tokens.into());
     if let Some(system) = system {

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseChatHandler, SseEventRef, sse_chat_stream};
+use fazztv_core::decode::{self, SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, OpaqueReasoning, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -162,7 +162,12 @@ impl State {
                 let usage = self.usage.as_ref().and_then(WireUsage::usage);
                 self.pending.push_back(StreamEvent::finish(reason, usage));
             }
-            "error" => return Err(self.in_band(in_band_error(event.error.as_ref()))),
+            "error" => {
+                return Err(decode::in_band_error(
+                    in_band_error(event.error.as_ref()),
+                    self.delivered,
+                ));
+            }
             // `ping`, and events this version does not know.
             _ => {}
         }
@@ -269,21 +274,5 @@ impl State {
                 arguments: input.to_string(),
             });
         }
-    }
-
-    /// An in-band error keeps its classification only while nothing was delivered: after the
-    /// first delta the caller holds a partial answer, so it is an interruption.
-    fn in_band(&self, error: Error) -> Error {
-        if !self.delivered {
-            return error;
-        }
-        Error::new(
-            ErrorKind::StreamInterrupted,
-            format!(
-                "the stream failed after content was delivered: {}",
-                error.message()
-            ),
-        )
-        .with_source(error)
     }
 }

@@ -315,24 +315,23 @@ impl CohereProvider {
     }
 
     async fn stream_response(&self, model: String, body: Vec<u8>) -> Result<ChatStream, Error> {
-        // One timer for the stream's whole life: the wait for its headers, then each silence
-        // of its body.
-        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-        let response = watchdog
-            .guard(&self.name, self.post(self.chat_url.clone(), body, true))
+        let send = self.post(self.chat_url.clone(), body, true);
+        let opened = http::OpenedStream::open(&self.name, &self.timeouts, send)
             .await
             .map_err(|error| self.own(error))?;
-        let request_id = http::request_id(response.headers());
-        let content_type = response
+        let request_id = http::request_id(opened.headers());
+        // Cohere's streamed content type is not documented: only a JSON or HTML body is
+        // taken for something other than events.
+        let content_type = opened
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         if stream::not_a_stream(content_type.as_deref()) {
+            let response = opened.into_response();
             return Err(Box::pin(self.not_a_stream(content_type, request_id, response)).await);
         }
-        watchdog.set_idle(self.timeouts.idle);
-        let bytes = http::byte_stream(response, watchdog);
+        let bytes = opened.into_bytes();
         let events = stream::decode_chat_stream(&self.name, &model, request_id, bytes);
         Ok(match &self.key {
             Some(key) => {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use fazztv_core::decode::{SseChatHandler, SseEventRef, sse_chat_stream};
+use fazztv_core::decode::{self, SseChatHandler, SseEventRef, sse_chat_stream};
 use fazztv_core::{ChatStream, Error, ErrorKind, FinishReason, StreamEvent};
 use futures::Stream;
 use serde::Deserialize;
@@ -214,7 +214,10 @@ impl State {
                     .message
                     .or(delta.error)
                     .unwrap_or_else(|| "Cohere reported an error in the stream".to_owned());
-                return Err(self.in_band(Error::new(ErrorKind::ServerError, text)));
+                return Err(decode::in_band_error(
+                    Error::new(ErrorKind::ServerError, text),
+                    self.delivered,
+                ));
             }
             // An event without a type that carries a message is an error body sent in the
             // stream (`{"id", "message"}`).
@@ -222,28 +225,15 @@ impl State {
                 let Some(text) = event.message else {
                     return Err(protocol(&self.provider, "a streamed event has no `type`"));
                 };
-                return Err(self.in_band(Error::new(ErrorKind::ServerError, text)));
+                return Err(decode::in_band_error(
+                    Error::new(ErrorKind::ServerError, text),
+                    self.delivered,
+                ));
             }
             // content-end, tool-call-end, citation-start/end, debug, and newer types.
             Some(_) => {}
         }
         Ok(())
-    }
-
-    /// An in-band error keeps its classification only while nothing was delivered: after the
-    /// first delta the caller holds a partial answer, so it is an interruption.
-    fn in_band(&self, error: Error) -> Error {
-        if !self.delivered {
-            return error;
-        }
-        Error::new(
-            ErrorKind::StreamInterrupted,
-            format!(
-                "the stream failed after content was delivered: {}",
-                error.message()
-            ),
-        )
-        .with_source(error)
     }
 
     fn finish(
@@ -261,7 +251,7 @@ impl State {
                     }
                     None => failed,
                 };
-                return Err(self.in_band(failed));
+                return Err(decode::in_band_error(failed, self.delivered));
             }
         };
         self.start();

@@ -173,15 +173,7 @@ fn messages(messages: &[ChatMessage]) -> Vec<Value> {
     let mut wire = Vec::with_capacity(messages.len());
     for message in messages {
         match message.role {
-            Role::Tool => wire.extend(message.parts.iter().filter_map(|part| match part {
-                // Cohere has no failure flag: the content says how the tool failed.
-                ContentPart::ToolResult(result) => Some(json!({
-                    "role": "tool",
-                    "tool_call_id": result.call_id,
-                    "content": result.content,
-                })),
-                _ => None,
-            })),
+            Role::Tool => wire.extend(fazztv_openai_compat::tool_results(message)),
             Role::Assistant => wire.push(assistant(message)),
             role => {
                 let parts: Vec<Value> = message
