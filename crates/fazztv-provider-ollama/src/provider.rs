@@ -355,17 +355,11 @@ impl Provider for OllamaProvider {
         let body = wire::chat_body(&request, &model, &self.settings, true)
             .map_err(|error| error.with_provider(self.name.clone()))?;
         // A stream is not bounded as a whole: its headers, then each silence, are.
-        // One timer for the stream's whole life: the wait for its headers, then each silence.
-        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-        let response = watchdog
-            .guard(
-                &self.name,
-                self.send(Method::POST, "/api/chat", Some(&body), None),
-            )
+        let send = self.send(Method::POST, "/api/chat", Some(&body), None);
+        let opened = http::OpenedStream::open(&self.name, &self.timeouts, send)
             .await
             .map_err(|error| self.pull_hint(error, &model))?;
-        watchdog.set_idle(self.timeouts.idle);
-        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(response, watchdog)));
+        let lines = Box::pin(decode::ndjson_lines(opened.into_bytes()));
         Ok(Box::pin(stream::chat(self.name.clone(), lines)))
     }
 
@@ -484,16 +478,10 @@ impl ModelManager for OllamaProvider {
     async fn pull_model(&self, model: &str) -> Result<PullStream, Error> {
         let model = non_empty_model(model, &self.name)?;
         let body = json!({"model": model, "stream": true});
-        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-        let response = watchdog
-            .guard(
-                &self.name,
-                self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT)),
-            )
-            .await?;
+        let send = self.send(Method::POST, "/api/pull", Some(&body), Some(PULL_TIMEOUT));
+        let opened = http::OpenedStream::open(&self.name, &self.timeouts, send).await?;
         // Bounded by silence (the same timer, now watching the body), not by its length.
-        watchdog.set_idle(self.timeouts.idle);
-        let lines = Box::pin(decode::ndjson_lines(http::byte_stream(response, watchdog)));
+        let lines = Box::pin(decode::ndjson_lines(opened.into_bytes()));
         Ok(Box::pin(stream::pull(
             self.name.clone(),
             model.to_owned(),

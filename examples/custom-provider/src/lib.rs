@@ -277,12 +277,9 @@ impl Provider for CustomApiProvider {
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream> {
         // One timer for the stream's whole life: first the wait for the headers, then every
         // silence of the body (never the length of a stream that keeps sending).
-        let mut watchdog = http::Watchdog::new(self.timeouts.first_token, None);
-        let response = watchdog
-            .guard(&self.name, self.send(&request, true))
-            .await?;
-        watchdog.set_idle(self.timeouts.idle);
-        let lines = decode::ndjson_lines(http::byte_stream(response, watchdog));
+        let opened =
+            http::OpenedStream::open(&self.name, &self.timeouts, self.send(&request, true)).await?;
+        let lines = decode::ndjson_lines(opened.into_bytes());
         Ok(Box::pin(Events {
             provider: self.name.clone(),
             lines: Box::pin(lines),
