@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fazztv::{
-    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, ExposeSecret, Provider,
-    ProviderManager, QueryOptions, UnavailableReason, UsageStats,
+    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, Cost, ExposeSecret, Provider,
+    ProviderEntry, ProviderManager, QueryOptions, UnavailableReason, UsageStats,
 };
 
 use crate::cli::Global;
@@ -109,8 +109,14 @@ impl App {
 
     /// The provider named `name`, or a usage error listing the configured ones.
     pub fn provider(&self, name: &str) -> Result<Arc<dyn Provider>, CliError> {
+        self.entry(name).map(|entry| entry.provider().clone())
+    }
+
+    /// The configured provider entry named `name`; a usage error naming the configured ones
+    /// otherwise.
+    pub fn entry(&self, name: &str) -> Result<&ProviderEntry, CliError> {
         let manager = self.manager()?;
-        manager.get_provider(name).ok_or_else(|| {
+        manager.registry().entry(name).ok_or_else(|| {
             CliError::usage(format!(
                 "unknown provider `{name}`; configured providers: {}",
                 manager.registry().provider_names().join(", ")
@@ -243,17 +249,29 @@ impl App {
     /// The stderr summary of an answer: its attempts and, with `--verbose`, usage.
     pub fn report_response(&self, response: &ChatResponse) {
         self.report_attempts(&response.attempts, Some(&response.model));
-        self.report_usage(response.usage);
+        self.report_usage(response.usage, response.cost.as_ref());
     }
 
     /// Token usage on stderr with `--verbose`.
-    pub fn report_usage(&self, usage: Option<fazztv::Usage>) {
+    pub fn report_usage(&self, usage: Option<fazztv::Usage>, cost: Option<&Cost>) {
         match usage {
             Some(usage) => self.ui.verbose(&format!(
                 "usage: {} prompt + {} completion = {} tokens",
                 usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
             )),
             None => self.ui.verbose("usage: not reported by the provider"),
+        }
+        if let Some(cost) = cost {
+            let estimated = if cost.estimated { ", estimated" } else { "" };
+            match (cost.usd, &cost.source) {
+                (Some(usd), Some(source)) => self
+                    .ui
+                    .verbose(&format!("cost: ${usd} (price from {source}{estimated})")),
+                (Some(usd), None) => self.ui.verbose(&format!("cost: ${usd}{estimated}")),
+                (None, _) => self.ui.verbose(
+                    "cost: unknown (no price for this model; set `pricing` in providers.json)",
+                ),
+            }
         }
     }
 }

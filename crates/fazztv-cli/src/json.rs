@@ -2,7 +2,7 @@
 //! reading order (who answered first, then what).
 
 use fazztv::{
-    Attempt, AttemptOutcome, ChatResponse, ConfigError, Error, FinishReason, ToolCall, Usage,
+    Attempt, AttemptOutcome, ChatResponse, ConfigError, Cost, Error, FinishReason, ToolCall, Usage,
 };
 use serde::Serialize;
 
@@ -21,6 +21,9 @@ pub struct AttemptJson {
     pub retries: u32,
     /// Backoff waited before this try.
     pub waited_ms: u64,
+    /// What this try cost in USD: 0 for a failure before output, `null` when the price is
+    /// unknown (and for a skipped candidate).
+    pub cost_usd: Option<f64>,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -40,6 +43,7 @@ impl From<&Attempt> for AttemptJson {
             latency_ms: millis(attempt.latency),
             retries: attempt.retries,
             waited_ms: millis(attempt.waited),
+            cost_usd: attempt.cost.as_ref().and_then(|cost| cost.usd),
             message,
         }
     }
@@ -161,6 +165,11 @@ pub struct Answer {
     pub finish_reason: Option<FinishReason>,
     /// Token usage, when reported.
     pub usage: Option<Usage>,
+    /// What the answer cost in USD, every attempt included (failures cost nothing); `null`
+    /// when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+    /// The cost's parts, where its price came from, and whether it is an estimate.
+    pub cost: Option<Cost>,
     /// The provider's request id.
     pub request_id: Option<String>,
     /// Every provider tried, in order; the last one answered.
@@ -207,6 +216,8 @@ impl From<ChatResponse> for Answer {
             schema_error: None,
             finish_reason: response.finish_reason,
             usage: response.usage,
+            cost_usd: response.cost.as_ref().and_then(|cost| cost.usd),
+            cost: response.cost,
             request_id: response.request_id,
         }
     }

@@ -370,7 +370,7 @@ impl fmt::Display for FinishReason {
 /// cache-creation counts are subsets of it; `reasoning_tokens` is a subset of
 /// `completion_tokens`. The detail counts are `None` when the provider did not say: unknown is
 /// never reported as 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Usage {
     /// Tokens in the prompt, cached ones included.
@@ -385,9 +385,24 @@ pub struct Usage {
     /// Prompt tokens written to the provider's prompt cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_creation_tokens: Option<u64>,
+    /// Of the cache-creation tokens, those written to a 1-hour cache (Anthropic), which cost
+    /// more than the default 5-minute one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_1h_tokens: Option<u64>,
     /// Completion tokens spent on reasoning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens the provider bills, when it bills other counts than it processes
+    /// (Cohere's `billed_units`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_prompt_tokens: Option<u64>,
+    /// Completion tokens the provider bills, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_completion_tokens: Option<u64>,
+    /// What the provider says it charged, in USD (OpenRouter's `usage.cost`, plus the
+    /// upstream charge of a bring-your-own-key request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 impl Usage {
@@ -400,7 +415,11 @@ impl Usage {
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
             cached_tokens: None,
             cache_creation_tokens: None,
+            cache_creation_1h_tokens: None,
             reasoning_tokens: None,
+            billed_prompt_tokens: None,
+            billed_completion_tokens: None,
+            cost_usd: None,
         }
     }
 
@@ -422,9 +441,32 @@ impl Usage {
         self
     }
 
+    /// Records how many of the cache-creation tokens went to a 1-hour cache.
+    pub const fn with_cache_creation_1h_tokens(mut self, tokens: Option<u64>) -> Self {
+        self.cache_creation_1h_tokens = tokens;
+        self
+    }
+
     /// Records how many completion tokens were spent on reasoning.
     pub const fn with_reasoning_tokens(mut self, tokens: Option<u64>) -> Self {
         self.reasoning_tokens = tokens;
+        self
+    }
+
+    /// Records the token counts the provider bills.
+    pub const fn with_billed_tokens(
+        mut self,
+        prompt: Option<u64>,
+        completion: Option<u64>,
+    ) -> Self {
+        self.billed_prompt_tokens = prompt;
+        self.billed_completion_tokens = completion;
+        self
+    }
+
+    /// Records what the provider says it charged, in USD.
+    pub const fn with_cost_usd(mut self, usd: Option<f64>) -> Self {
+        self.cost_usd = usd;
         self
     }
 }
@@ -458,6 +500,10 @@ pub struct ChatResponse {
     /// provider is called directly). The last one is the one that answered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<crate::Attempt>,
+    /// What the answer cost, filled in by the manager from the usage and the model's price
+    /// (`None` when a provider is called directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::Cost>,
 }
 
 impl ChatResponse {
@@ -478,6 +524,7 @@ impl ChatResponse {
             usage: None,
             request_id: None,
             attempts: Vec::new(),
+            cost: None,
         }
     }
 

@@ -64,6 +64,10 @@ pub struct EmbeddingResponse {
     /// Every provider tried, filled in by the manager (empty for a direct call).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<crate::Attempt>,
+    /// What the embeddings cost, filled in by the manager (`None` when a provider is called
+    /// directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::Cost>,
 }
 
 impl EmbeddingResponse {
@@ -79,6 +83,7 @@ impl EmbeddingResponse {
             provider: provider.into(),
             usage: None,
             attempts: Vec::new(),
+            cost: None,
         }
     }
 

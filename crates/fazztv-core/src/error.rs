@@ -273,6 +273,10 @@ pub struct Attempt {
     /// The backoff waited before this try.
     #[serde(default, with = "duration_ms", rename = "waited_ms")]
     pub waited: Duration,
+    /// What this try cost: the answer's cost for the one that answered, nothing billed for a
+    /// failure before output, an estimate for a stream cut after it began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::Cost>,
 }
 
 impl Attempt {
@@ -290,7 +294,14 @@ impl Attempt {
             latency,
             retries: 0,
             waited: Duration::ZERO,
+            cost: None,
         }
+    }
+
+    /// Records what this try cost.
+    pub fn with_cost(mut self, cost: crate::Cost) -> Self {
+        self.cost = Some(cost);
+        self
     }
 
     /// Marks this try as retry number `retries` of its provider, after waiting `waited`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    ChatResponse, Error, ErrorKind, FinishReason, OpaqueReasoning, Reasoning, ToolCall, Usage,
+    ChatResponse, Cost, Error, ErrorKind, FinishReason, OpaqueReasoning, Reasoning, ToolCall, Usage,
 };
 
 /// One event of a streamed answer.
@@ -70,6 +70,9 @@ pub enum StreamEvent {
         /// Token usage; `None` when not reported.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// What the answer cost, filled in by the manager (`None` from a provider).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost: Option<Cost>,
     },
 }
 
@@ -96,7 +99,11 @@ impl StreamEvent {
 
     /// The final event.
     pub fn finish(reason: FinishReason, usage: Option<Usage>) -> Self {
-        Self::Finish { reason, usage }
+        Self::Finish {
+            reason,
+            usage,
+            cost: None,
+        }
     }
 
     /// Whether this event adds to the answer (text, reasoning or a tool call), so that a
@@ -137,6 +144,7 @@ pub struct StreamAssembler {
     reasoning: Option<Reasoning>,
     calls: BTreeMap<usize, PartialCall>,
     finish: Option<(FinishReason, Option<Usage>)>,
+    cost: Option<Cost>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -194,8 +202,13 @@ impl StreamAssembler {
                 }
                 call.arguments.push_str(arguments);
             }
-            StreamEvent::Finish { reason, usage } => {
+            StreamEvent::Finish {
+                reason,
+                usage,
+                cost,
+            } => {
                 self.finish = Some((reason.clone(), *usage));
+                self.cost.clone_from(cost);
             }
         }
     }
@@ -219,6 +232,7 @@ impl StreamAssembler {
             ChatResponse::new(self.content, self.model.unwrap_or_default(), provider)
                 .with_finish_reason(reason);
         response.usage = usage;
+        response.cost = self.cost;
         response.reasoning = self.reasoning;
         response.tool_calls = self
             .calls

@@ -12,8 +12,8 @@ use std::fmt;
 
 use crate::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, GenerationOptions, ModelInfo, ModelManager, ModerationResult, Provider,
-    Result,
+    EmbeddingResponse, GenerationOptions, ListedPrice, ModelInfo, ModelManager, ModerationResult,
+    Provider, Result,
 };
 
 /// A provider that decorates another: every method forwards to [`inner`](Self::inner) unless
@@ -95,6 +95,11 @@ pub trait ProviderLayer: fmt::Debug + Send + Sync {
     /// See [`Provider::model_manager`].
     fn model_manager(&self) -> Option<&dyn ModelManager> {
         self.inner().model_manager()
+    }
+
+    /// See [`Provider::list_price`].
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        self.inner().list_price(model)
     }
 }
 
@@ -185,6 +190,10 @@ impl<L: ProviderLayer> Provider for L {
 
     fn model_manager(&self) -> Option<&dyn ModelManager> {
         ProviderLayer::model_manager(self)
+    }
+
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        ProviderLayer::list_price(self, model)
     }
 }
 

@@ -23,6 +23,7 @@ mod management;
 mod model;
 mod moderation;
 mod preset;
+mod price;
 mod provider;
 mod registration;
 pub mod secret;
@@ -40,9 +41,12 @@ pub use environment::Environment;
 pub use error::{Attempt, AttemptOutcome, Disposition, Error, ErrorKind, Result};
 pub use event::{ChatStream, StreamAssembler, StreamEvent, assemble};
 pub use management::{ModelManager, PullProgress, PullStream};
-pub use model::{ModelInfo, ModelPricing};
+pub use model::ModelInfo;
 pub use moderation::ModerationResult;
 pub use preset::Preset;
+pub use price::{
+    Cost, CostBreakdown, ListPrice, ListedPrice, ModelPricing, PriceSource, PriceTable, TableModel,
+};
 pub use provider::{BoxFuture, Provider};
 pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
 

@@ -1,49 +1,8 @@
 //! Models as providers report them: identity, capabilities, context length and price.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ModelCapability;
-
-/// Price of a model in US dollars **per token** (not per million), as OpenRouter reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModelPricing {
-    /// USD per prompt (input) token.
-    pub prompt: f64,
-    /// USD per completion (output) token.
-    pub completion: f64,
-}
-
-impl ModelPricing {
-    /// A price given in USD per token.
-    pub const fn per_token(prompt: f64, completion: f64) -> Self {
-        Self { prompt, completion }
-    }
-
-    /// A price given in USD per million tokens, the unit most price lists use.
-    pub const fn per_million(prompt: f64, completion: f64) -> Self {
-        Self {
-            prompt: prompt / 1_000_000.0,
-            completion: completion / 1_000_000.0,
-        }
-    }
-
-    /// Whether both prices are zero.
-    pub fn is_zero(&self) -> bool {
-        self.prompt == 0.0 && self.completion == 0.0
-    }
-
-    /// The figure models are ranked by when choosing the cheapest: prompt plus completion price.
-    pub fn combined(&self) -> f64 {
-        self.prompt + self.completion
-    }
-
-    /// Cost in USD of the given token counts.
-    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
-        self.prompt * prompt_tokens as f64 + self.completion * completion_tokens as f64
-    }
-}
+use crate::{ListedPrice, ModelCapability, ModelPricing, PriceSource};
 
 /// A model a provider can serve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +22,9 @@ pub struct ModelInfo {
     pub context_length: Option<u64>,
     /// Price, when known.
     pub pricing: Option<ModelPricing>,
+    /// Where the price came from, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_source: Option<PriceSource>,
     /// Whether using the model costs nothing (a `:free` variant, a zero price, a local model).
     pub free: bool,
 }
@@ -79,6 +41,7 @@ impl ModelInfo {
             capabilities: Vec::new(),
             context_length: None,
             pricing: None,
+            price_source: None,
             free: false,
         }
     }
@@ -110,11 +73,17 @@ impl ModelInfo {
         self
     }
 
-    /// Sets the price; a zero price also marks the model free.
-    pub fn with_pricing(mut self, pricing: ModelPricing) -> Self {
-        self.free |= pricing.is_zero();
-        self.pricing = Some(pricing);
+    /// Sets the price and its source; a zero price also marks the model free.
+    pub fn with_price(mut self, price: ListedPrice) -> Self {
+        self.free |= price.pricing.is_zero();
+        self.pricing = Some(price.pricing);
+        self.price_source = Some(price.source);
         self
+    }
+
+    /// The price and its source, when known.
+    pub fn price(&self) -> Option<ListedPrice> {
+        Some(ListedPrice::new(self.pricing?, self.price_source.clone()?))
     }
 
     /// Marks the model free (or not).

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Error, GenerationOptions, ModelInfo, ModelManager, ModerationResult, Result,
+    Error, GenerationOptions, ListedPrice, ModelInfo, ModelManager, ModerationResult, Result,
 };
 
 /// A `Send` future on the heap: what [`Provider`]'s methods return (through `#[async_trait]`).
@@ -109,6 +109,16 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Local model management, for providers that host models (Ollama).
     fn model_manager(&self) -> Option<&dyn ModelManager> {
+        None
+    }
+
+    /// The price of `model` as the provider knows it without asking its server: from a price
+    /// table shipped with the crate ([`PriceTable`](crate::PriceTable)), or no charge for a
+    /// model on the user's machine ([`ListedPrice::local`]). `None` when unknown: the manager
+    /// then reports the cost as unknown, never as 0. Must be quick (the manager asks once per
+    /// answer). Prices in a live catalog belong in [`list_models`](Self::list_models).
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        let _ = model;
         None
     }
 }

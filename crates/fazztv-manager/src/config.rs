@@ -1,10 +1,11 @@
 //! `providers.json`: its shape, where it is found, and the errors of loading it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fazztv_core::{Environment, ModelCapability, ProviderConfig, RetrySettings};
+use fazztv_core::{Environment, ListPrice, ModelCapability, ProviderConfig, RetrySettings};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -21,6 +22,10 @@ pub struct FazztvConfig {
     /// How the manager routes between them.
     #[serde(default)]
     pub manager: ManagerSettings,
+    /// Price overrides, keyed `"PROVIDER/MODEL"` (a provider instance name, then the model id
+    /// as sent on the wire). They win over a provider's live catalog and shipped price table.
+    #[serde(default)]
+    pub pricing: BTreeMap<String, ListPrice>,
 }
 
 impl FazztvConfig {
@@ -30,12 +35,19 @@ impl FazztvConfig {
             schema: None,
             providers: providers.into_iter().collect(),
             manager: ManagerSettings::default(),
+            pricing: BTreeMap::new(),
         }
     }
 
     /// Replaces the manager settings.
     pub fn with_manager(mut self, manager: ManagerSettings) -> Self {
         self.manager = manager;
+        self
+    }
+
+    /// Overrides the price of `model` at provider instance `provider`.
+    pub fn with_price(mut self, provider: &str, model: &str, price: ListPrice) -> Self {
+        self.pricing.insert(format!("{provider}/{model}"), price);
         self
     }
 }
@@ -129,6 +141,10 @@ pub enum Strategy {
     /// The faster of two candidates picked at random, by their recent latency (power of two
     /// choices).
     Latency,
+    /// The candidate in rotation whose model is cheapest (input plus output price per
+    /// token, from configuration, catalog or table); candidates without a known price are
+    /// never chosen first.
+    Cost,
     /// The candidate with the fewest requests in flight.
     LeastBusy,
 }
@@ -141,6 +157,7 @@ impl Strategy {
             Self::Weighted => "weighted",
             Self::Latency => "latency",
             Self::LeastBusy => "least_busy",
+            Self::Cost => "cost",
         }
     }
 }

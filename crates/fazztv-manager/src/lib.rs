@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod cost;
 mod deadline;
 mod health;
 mod manager;
@@ -29,7 +30,7 @@ pub use config::{
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
 pub use registry::{ProviderEntry, Registry};
-pub use stats::{ProviderStats, UsageStats};
+pub use stats::{ModelStats, ProviderStats, UsageStats};
 pub use stream::ManagedStream;
 
 #[cfg(test)]

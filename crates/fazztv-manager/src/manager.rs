@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fazztv_core::{
-    Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse,
+    Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse, Cost,
     EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
     ModelInfo, ModerationResult, Provider, Result, RetryPolicy, UnavailableReason, Usage,
 };
@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::config::{
     ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings, Strategy,
 };
+use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::{Admission, Change, Health, ProviderHealth};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
@@ -118,7 +119,7 @@ pub struct ProviderManager {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
-    registry: Registry,
+    pub(crate) registry: Registry,
     settings: ManagerSettings,
     /// The strategy in effect (a `Strategy` as its index in `STRATEGIES`); load balancing can
     /// be switched at run time.
@@ -139,7 +140,10 @@ pub(crate) struct Inner {
     observers: Vec<Arc<dyn Observer>>,
     /// Each provider's model listing, fetched the first time a request needs a content
     /// capability there (by entry index); a failed listing is not kept, so it is asked again.
-    listings: futures::lock::Mutex<BTreeMap<usize, Arc<Vec<ModelInfo>>>>,
+    /// When it was fetched too: after [`LISTING_TTL`] it is fetched again (prices change).
+    pub(crate) listings: futures::lock::Mutex<BTreeMap<usize, Listing>>,
+    /// Whether a price from a shipped table over a year old was already logged.
+    pub(crate) warned_stale_prices: AtomicBool,
     /// Each provider's retry policy (its `retry` over `manager.retry`) and budget, by entry
     /// index.
     retry: Vec<(RetryPolicy, RetryBudget)>,
@@ -184,6 +188,7 @@ impl Inner {
             time_to_first_token: None,
             retries: tried.retries,
             waited: tried.waited,
+            cost: None,
         }));
         attempts.push(
             Attempt::new(
@@ -195,7 +200,8 @@ impl Inner {
                 },
                 tried.latency,
             )
-            .with_retry(tried.retries, tried.waited),
+            .with_retry(tried.retries, tried.waited)
+            .with_cost(Cost::not_billed()),
         );
     }
 
@@ -300,6 +306,7 @@ impl Inner {
             tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
         let max_retries = plan.max_retries;
         let deadline = plan.deadline;
+        let facts = plan.facts;
         let (steps, mut attempts) = plan.into_run();
         let mut queue = VecDeque::from(steps);
         // Candidates skipped as ejected, for panic mode.
@@ -405,6 +412,16 @@ impl Inner {
                             .model()
                             .map(str::to_owned)
                             .or_else(|| step.model_label(entry));
+                        let cost = value.output_bytes().map(|output_bytes| {
+                            let asked = step.model.as_deref().or(entry.default_model());
+                            self.cost(
+                                step.index,
+                                [model.as_deref(), asked],
+                                value.usage().as_ref(),
+                                facts,
+                                output_bytes,
+                            )
+                        });
                         let result = value.result();
                         attempt_span.in_scope(|| {
                             self.emit(Event::Attempt(AttemptEvent {
@@ -415,16 +432,21 @@ impl Inner {
                                 time_to_first_token: value.time_to_first_token(tried.latency),
                                 retries: tried.retries,
                                 waited: tried.waited,
+                                cost: cost.as_ref(),
                             }));
                         });
                         if let AttemptResult::Answered { .. } = result {
                             self.emit(Event::RequestFinished { ok: true });
                         }
                         guard.disarm();
-                        attempts.push(
+                        let mut attempt =
                             Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
-                                .with_retry(tried.retries, tried.waited),
-                        );
+                                .with_retry(tried.retries, tried.waited);
+                        if let Some(cost) = cost {
+                            attempt = attempt.with_cost(cost.clone());
+                            value.set_cost(cost);
+                        }
+                        attempts.push(attempt);
                         value.set_routing(step.index, entry.name(), attempts);
                         return Ok(value);
                     }
@@ -478,15 +500,23 @@ impl Inner {
     }
 }
 
+/// A provider's model listing and when it was fetched.
+pub(crate) type Listing = (Instant, Arc<Vec<ModelInfo>>);
+
+/// How long a fetched model listing (capabilities, catalog prices) is used before it is
+/// fetched again.
+const LISTING_TTL: Duration = Duration::from_secs(60 * 60);
+
 /// The `tracing` target of routing decisions (`-v` in the CLI shows them).
 pub const ROUTE_TARGET: &str = "fazztv::route";
 
 /// The strategies by their code in `Inner::strategy`.
-const STRATEGIES: [Strategy; 4] = [
+const STRATEGIES: [Strategy; 5] = [
     Strategy::Priority,
     Strategy::Weighted,
     Strategy::Latency,
     Strategy::LeastBusy,
+    Strategy::Cost,
 ];
 
 fn strategy_code(strategy: Strategy) -> u8 {
@@ -555,6 +585,7 @@ impl Drop for CancelGuard<'_> {
                 time_to_first_token: None,
                 retries: 0,
                 waited: Duration::ZERO,
+                cost: None,
             }));
         }
         inner.emit(Event::RequestCancelled);
@@ -571,6 +602,8 @@ pub(crate) struct Plan {
     max_retries: Option<u32>,
     /// When the request must be over, counted from its planning.
     pub(crate) deadline: Option<Deadline>,
+    /// What its cost depends on besides the usage.
+    pub(crate) facts: PromptFacts,
 }
 
 impl Plan {
@@ -666,6 +699,13 @@ pub(crate) trait Routed {
     fn time_to_first_token(&self, _latency: Duration) -> Option<Duration> {
         None
     }
+    /// The size of the generated output in bytes, to estimate its tokens when the usage is
+    /// missing; `None` for what is not priced when it arrives (a stream is priced at its end).
+    fn output_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Stamps the answer with what it cost.
+    fn set_cost(&mut self, _cost: Cost) {}
 }
 
 impl Routed for ChatResponse {
@@ -679,6 +719,17 @@ impl Routed for ChatResponse {
     fn set_routing(&mut self, _index: usize, _provider: &str, attempts: Vec<Attempt>) {
         self.attempts = attempts;
     }
+    fn output_bytes(&self) -> Option<usize> {
+        let calls: usize = self
+            .tool_calls
+            .iter()
+            .map(|call| call.name.len() + call.arguments.to_text().len())
+            .sum();
+        Some(self.content.len() + calls)
+    }
+    fn set_cost(&mut self, cost: Cost) {
+        self.cost = Some(cost);
+    }
 }
 
 impl Routed for EmbeddingResponse {
@@ -691,6 +742,13 @@ impl Routed for EmbeddingResponse {
     }
     fn set_routing(&mut self, _index: usize, _provider: &str, attempts: Vec<Attempt>) {
         self.attempts = attempts;
+    }
+    fn output_bytes(&self) -> Option<usize> {
+        // Vectors are not billed as output tokens.
+        Some(0)
+    }
+    fn set_cost(&mut self, cost: Cost) {
+        self.cost = Some(cost);
     }
 }
 
@@ -740,6 +798,7 @@ impl ProviderManager {
                 observers: vec![stats, Arc::new(Tracing)],
                 retry,
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
+                warned_stale_prices: AtomicBool::new(false),
             }),
         }
     }
@@ -927,11 +986,16 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> (Result<Plan>, Vec<ModelCapability>) {
         let required = request.required_capabilities();
-        let plan = self.plan(
-            &options,
-            &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &required,
-        );
+        let plan = self
+            .plan(
+                &options,
+                &[ModelCapability::Chat, ModelCapability::TextGeneration],
+                &required,
+            )
+            .map(|plan| Plan {
+                facts: PromptFacts::of_chat(request),
+                ..plan
+            });
         merge_generation(request, options.generation);
         (plan, required)
     }
@@ -986,7 +1050,10 @@ impl ProviderManager {
         request: EmbeddingRequest,
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
-        let plan = self.plan(&options, &[ModelCapability::Embedding], &[])?;
+        let plan = Plan {
+            facts: PromptFacts::of_texts(&request.input),
+            ..self.plan(&options, &[ModelCapability::Embedding], &[])?
+        };
         self.inner
             .run(plan, |entry, model, _last| {
                 let mut request = request.clone();
@@ -1178,9 +1245,10 @@ impl ProviderManager {
                     .any(|capability| entries[index].supports(*capability))
             })
             .collect();
+        let requested = options.generation.model.as_deref();
         let mut chosen_first = false;
         if order.len() > 1 {
-            if let Some(first) = self.first_by_strategy(&order) {
+            if let Some(first) = self.first_by_strategy(&order, requested) {
                 let chosen = order.remove(first);
                 order.insert(0, chosen);
                 chosen_first = true;
@@ -1190,7 +1258,7 @@ impl ProviderManager {
             tracing::debug!(
                 target: "fazztv::route",
                 strategy = self.strategy().as_str(),
-                order = %self.explain_order(&order, chosen_first),
+                order = %self.explain_order(&order, chosen_first, requested),
                 "route"
             );
         }
@@ -1234,7 +1302,6 @@ impl ProviderManager {
                 ),
             ));
         }
-        let requested = &options.generation.model;
         let mut plan = Plan {
             max_retries: options.retries,
             deadline: options
@@ -1247,7 +1314,7 @@ impl ProviderManager {
             // An explicit model goes to the preferred provider, or to all when none is
             // preferred; a different provider's model name would be meaningless there.
             let model = if options.preferred_provider.is_none() || position == 0 {
-                requested.clone()
+                requested.map(str::to_owned)
             } else {
                 None
             };
@@ -1318,8 +1385,10 @@ impl ProviderManager {
     /// lock is not held while fetching, so one slow provider does not hold up requests to the
     /// others (two first requests may both fetch; the later listing is kept).
     async fn listing(&self, index: usize) -> Option<Arc<Vec<ModelInfo>>> {
-        if let Some(listing) = self.inner.listings.lock().await.get(&index) {
-            return Some(listing.clone());
+        if let Some((fetched, listing)) = self.inner.listings.lock().await.get(&index) {
+            if fetched.elapsed() < LISTING_TTL {
+                return Some(listing.clone());
+            }
         }
         let entry = &self.inner.registry.entries()[index];
         let listing = Arc::new(entry.provider().list_models().await.ok()?);
@@ -1327,13 +1396,25 @@ impl ProviderManager {
             .listings
             .lock()
             .await
-            .insert(index, listing.clone());
+            .insert(index, (Instant::now(), listing.clone()));
         Some(listing)
+    }
+
+    /// The price per token (input plus output) of the model entry `index` would be asked for.
+    fn model_price(&self, index: usize, requested: Option<&str>) -> Option<f64> {
+        let model = requested.or(self.inner.registry.entries()[index].default_model());
+        let price = self.inner.price(index, [model, None])?;
+        Some(price.pricing.combined())
     }
 
     /// Why the candidates are in this order, for `-v`: what the strategy chose first, then each
     /// candidate with the figures it was judged by.
-    fn explain_order(&self, order: &[usize], chosen_first: bool) -> String {
+    fn explain_order(
+        &self,
+        order: &[usize],
+        chosen_first: bool,
+        requested: Option<&str>,
+    ) -> String {
         let entries = self.inner.registry.entries();
         let health = &self.inner.health;
         let described: Vec<String> = order
@@ -1349,8 +1430,16 @@ impl ProviderManager {
                 let latency = health
                     .latency(index)
                     .map_or_else(|| String::from("unmeasured"), |ms| format!("{ms:.0} ms"));
+                // The figure the cost strategy judges by, shown when it judges.
+                let price = match (self.strategy(), self.model_price(index, requested)) {
+                    (Strategy::Cost, None) => String::from(", price unknown"),
+                    (Strategy::Cost, Some(price)) => {
+                        format!(", ${}/M tokens in+out", price * 1e6)
+                    }
+                    _ => String::new(),
+                };
                 format!(
-                    "{} [{state}, priority {}, weight {}, {latency}, {} in flight]",
+                    "{} [{state}, priority {}, weight {}, {latency}, {} in flight{price}]",
                     report.provider,
                     entries[index].config().priority,
                     entries[index].config().weight,
@@ -1401,10 +1490,20 @@ impl ProviderManager {
 
     /// The position in `candidates` (entry indices, in priority order) of the provider the
     /// strategy puts first, among those in rotation; `None` keeps the priority order.
-    fn first_by_strategy(&self, candidates: &[usize]) -> Option<usize> {
+    fn first_by_strategy(&self, candidates: &[usize], requested: Option<&str>) -> Option<usize> {
         let health = &self.inner.health;
         match self.strategy() {
             Strategy::Priority => None,
+            Strategy::Cost => candidates
+                .iter()
+                .enumerate()
+                .filter(|(_, index)| health.in_rotation(**index))
+                .filter_map(|(position, &index)| {
+                    Some((self.model_price(index, requested)?, position))
+                })
+                // The first of the cheapest: ties keep the priority order.
+                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                .map(|(_, position)| position),
             Strategy::Weighted => Some(self.next_balanced(candidates)),
             Strategy::LeastBusy => candidates
                 .iter()

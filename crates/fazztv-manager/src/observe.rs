@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fazztv_core::{ErrorKind, Usage};
+use fazztv_core::{Cost, ErrorKind, Usage};
 
 use crate::stats::UsageStats;
 
@@ -27,12 +27,22 @@ pub(crate) enum Event<'a> {
     /// A committed stream delivered its finish event.
     StreamCompleted {
         provider: &'a str,
+        model: Option<&'a str>,
         usage: Option<Usage>,
+        cost: &'a Cost,
     },
-    /// A committed stream broke after output began.
-    StreamInterrupted { provider: &'a str },
-    /// The caller dropped a committed stream before its end.
-    StreamCancelled { provider: &'a str },
+    /// A committed stream broke after output began; its cost is estimated.
+    StreamInterrupted {
+        provider: &'a str,
+        model: Option<&'a str>,
+        cost: &'a Cost,
+    },
+    /// The caller dropped a committed stream before its end; its cost is estimated.
+    StreamCancelled {
+        provider: &'a str,
+        model: Option<&'a str>,
+        cost: &'a Cost,
+    },
     /// A provider was taken out of rotation for `length` after failing.
     Ejected {
         provider: &'a str,
@@ -58,6 +68,8 @@ pub(crate) struct AttemptEvent<'a> {
     /// Retries of this provider within the attempt, and the time spent waiting between them.
     pub(crate) retries: u32,
     pub(crate) waited: Duration,
+    /// What an answered attempt cost (a stream's comes with its end).
+    pub(crate) cost: Option<&'a Cost>,
 }
 
 /// How an attempt ended.
@@ -100,6 +112,9 @@ impl Observer for Mutex<UsageStats> {
                 match attempt.outcome {
                     AttemptResult::Answered { usage } => {
                         stats.attempt(attempt.provider, attempt.latency, Ok(usage));
+                        if let Some(cost) = attempt.cost {
+                            stats.add_cost(attempt.provider, attempt.model, cost);
+                        }
                     }
                     AttemptResult::Committed => {
                         stats.attempt_committed(attempt.provider, attempt.latency);
@@ -121,9 +136,31 @@ impl Observer for Mutex<UsageStats> {
             Event::Fallback => stats.fallback(),
             Event::RequestFinished { ok } => stats.request_finished(*ok),
             Event::RequestCancelled => stats.cancelled(),
-            Event::StreamCancelled { provider } => stats.stream_cancelled(provider),
-            Event::StreamCompleted { provider, usage } => stats.stream_completed(provider, *usage),
-            Event::StreamInterrupted { provider } => stats.stream_interrupted(provider),
+            Event::StreamCancelled {
+                provider,
+                model,
+                cost,
+            } => {
+                stats.stream_cancelled(provider);
+                stats.add_cost(provider, *model, cost);
+            }
+            Event::StreamCompleted {
+                provider,
+                model,
+                usage,
+                cost,
+            } => {
+                stats.stream_completed(provider, *usage);
+                stats.add_cost(provider, *model, cost);
+            }
+            Event::StreamInterrupted {
+                provider,
+                model,
+                cost,
+            } => {
+                stats.stream_interrupted(provider);
+                stats.add_cost(provider, *model, cost);
+            }
             Event::Ejected { provider, .. } => stats.ejected(provider),
             Event::PanicMode { .. } => stats.panic_mode += 1,
             Event::Recovered { .. } => {}
@@ -192,6 +229,7 @@ impl Observer for Tracing {
             fazztv.waited_ms = attempt.waited.as_secs_f64() * 1e3,
             gen_ai.usage.input_tokens = usage.map(|usage| usage.prompt_tokens),
             gen_ai.usage.output_tokens = usage.map(|usage| usage.completion_tokens),
+            fazztv.cost_usd = attempt.cost.and_then(|cost| cost.usd),
             "attempt"
         );
     }
@@ -253,6 +291,7 @@ mod tests {
                 time_to_first_token: None,
                 retries: 1,
                 waited: Duration::from_millis(100),
+                cost: Some(&Cost::reported(0.25)),
             }));
             Tracing.observe(&Event::Attempt(AttemptEvent {
                 provider: "ollama",
@@ -265,6 +304,7 @@ mod tests {
                 time_to_first_token: Some(Duration::from_millis(2)),
                 retries: 0,
                 waited: Duration::ZERO,
+                cost: None,
             }));
         });
         let lines = lines.lock().unwrap();
@@ -282,6 +322,7 @@ mod tests {
             "fazztv.waited_ms=100.0",
             "gen_ai.usage.input_tokens=12",
             "gen_ai.usage.output_tokens=5",
+            "fazztv.cost_usd=0.25",
         ] {
             assert!(lines[0].contains(expected), "{expected} in {}", lines[0]);
         }

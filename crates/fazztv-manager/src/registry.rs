@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use fazztv_core::{
-    Environment, ModelCapability, ModelInfo, Provider, ProviderConfig, ProviderContext,
-    ProviderRegistration, Timeouts, http, secret,
+    Environment, ListedPrice, ModelCapability, ModelInfo, ModelPricing, PriceSource, Provider,
+    ProviderConfig, ProviderContext, ProviderRegistration, Timeouts, http, secret,
 };
 use futures::future::join_all;
 
@@ -31,6 +31,8 @@ pub struct ProviderEntry {
     provider: Arc<dyn Provider>,
     capabilities: Vec<ModelCapability>,
     timeouts: Timeouts,
+    /// The configuration's `pricing` overrides for this instance, by model id.
+    prices: BTreeMap<String, ModelPricing>,
 }
 
 impl ProviderEntry {
@@ -73,6 +75,35 @@ impl ProviderEntry {
     pub fn default_model(&self) -> Option<&str> {
         self.config.default_model.as_deref()
     }
+
+    /// The models the provider reports, each priced by the first source that knows it: the
+    /// configuration's override, the listing's own price (a live catalog, or a table the
+    /// provider joined in), then what the provider knows without asking
+    /// ([`Provider::list_price`]).
+    pub async fn list_models(&self) -> fazztv_core::Result<Vec<ModelInfo>> {
+        let mut models = self.provider.list_models().await?;
+        for model in &mut models {
+            let price = self.configured_price(&model.id).or_else(|| {
+                model
+                    .pricing
+                    .is_none()
+                    .then(|| self.provider.list_price(&model.id))
+                    .flatten()
+            });
+            if let Some(price) = price {
+                model.free = price.pricing.is_zero();
+                model.pricing = Some(price.pricing);
+                model.price_source = Some(price.source);
+            }
+        }
+        Ok(models)
+    }
+
+    /// The configuration's price override for `model`, if any.
+    pub fn configured_price(&self, model: &str) -> Option<ListedPrice> {
+        let pricing = *self.prices.get(model)?;
+        Some(ListedPrice::new(pricing, PriceSource::Config))
+    }
 }
 
 impl fmt::Debug for ProviderEntry {
@@ -81,6 +112,7 @@ impl fmt::Debug for ProviderEntry {
             .field("config", &self.config)
             .field("provider", &self.provider)
             .field("capabilities", &self.capabilities)
+            .field("prices", &self.prices)
             .finish()
     }
 }
@@ -173,6 +205,7 @@ impl Registry {
             config,
             provider,
             capabilities,
+            prices: BTreeMap::new(),
         });
         Ok(())
     }
@@ -275,6 +308,14 @@ impl Registry {
         }
         for (provider_config, provider) in built {
             self.add_provider(provider_config, provider)?;
+        }
+        // Checked by `semantic_violations`.
+        for (key, price) in &config.pricing {
+            if let (Some((name, model)), Ok(pricing)) = (key.split_once('/'), price.pricing()) {
+                if let Some(entry) = self.entries.iter_mut().find(|entry| entry.name() == name) {
+                    entry.prices.insert(model.to_owned(), pricing);
+                }
+            }
         }
         Ok(())
     }
@@ -394,6 +435,31 @@ impl Registry {
                 ));
             }
         }
+        for (key, price) in &config.pricing {
+            // A JSON pointer escapes `/` in a key as `~1`.
+            let pointer = format!("/pricing/{}", key.replace('~', "~0").replace('/', "~1"));
+            let problem = match key.split_once('/') {
+                Some((name, model)) if !model.is_empty() => {
+                    if seen.contains_key(name) {
+                        price.pricing().err()
+                    } else {
+                        let known: Vec<&str> = seen.keys().copied().collect();
+                        Some(format!(
+                            "`{name}` is not a provider instance of this configuration (known: \
+                             {}); key prices as \"PROVIDER/MODEL\"",
+                            known.join(", ")
+                        ))
+                    }
+                }
+                _ => Some(format!(
+                    "`{key}` is not \"PROVIDER/MODEL\" (a provider instance name, a slash, the \
+                     model id as sent on the wire, e.g. \"openai/gpt-4o-mini\")"
+                )),
+            };
+            if let Some(message) = problem {
+                violations.push(Violation::new(pointer, message));
+            }
+        }
         violations
     }
 
@@ -480,10 +546,9 @@ impl Registry {
     /// that failed to answer.
     pub async fn list_all_models(&self) -> (Vec<ModelInfo>, Vec<(String, fazztv_core::Error)>) {
         let enabled = self.entries.iter().filter(|entry| entry.config.enabled);
-        let results = join_all(
-            enabled.map(|entry| async move { (entry.name(), entry.provider.list_models().await) }),
-        )
-        .await;
+        let results =
+            join_all(enabled.map(|entry| async move { (entry.name(), entry.list_models().await) }))
+                .await;
         let mut models = Vec::new();
         let mut failures = Vec::new();
         for (name, result) in results {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fazztv_core::{ErrorKind, Usage};
+use fazztv_core::{Cost, ErrorKind, Usage};
 use serde::Serialize;
 
 /// A snapshot of the manager's counters since it was created.
@@ -31,8 +31,30 @@ pub struct UsageStats {
     pub panic_mode: u64,
     /// Attempts sent to each provider (the seed's "request distribution").
     pub request_counts: BTreeMap<String, u64>,
+    /// What the answers cost in total, in USD, over those whose cost is known (estimates of
+    /// cut streams included).
+    pub cost_usd: f64,
+    /// Answers whose cost is unknown (no price for their model): `cost_usd` leaves them out,
+    /// so it is a lower bound while this is not 0.
+    pub unpriced_answers: u64,
+    /// Answers whose cost is an estimate (usage missing, or a price part assumed).
+    pub estimated_costs: u64,
     /// Details per provider.
     pub providers: BTreeMap<String, ProviderStats>,
+    /// Cost per model (as the answering provider named it).
+    pub models: BTreeMap<String, ModelStats>,
+}
+
+/// Cost of one model's answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ModelStats {
+    /// Answers it gave.
+    pub answers: u64,
+    /// Their known cost in USD.
+    pub cost_usd: f64,
+    /// Of them, those whose cost is unknown.
+    pub unpriced_answers: u64,
 }
 
 /// Counters of one provider.
@@ -69,6 +91,10 @@ pub struct ProviderStats {
     pub streams_started: u64,
     /// Mean time to first token of its streams in milliseconds (0 before any stream).
     pub average_ttft_ms: f64,
+    /// What its answers cost in USD (those whose cost is known).
+    pub cost_usd: f64,
+    /// Its answers whose cost is unknown.
+    pub unpriced_answers: u64,
 }
 
 impl UsageStats {
@@ -193,6 +219,35 @@ impl UsageStats {
     /// The caller dropped a request before its end.
     pub(crate) fn cancelled(&mut self) {
         self.cancelled_requests += 1;
+    }
+
+    /// Adds what one answer of `model` at `provider` cost.
+    pub(crate) fn add_cost(&mut self, provider: &str, model: Option<&str>, cost: &Cost) {
+        if let Some(model) = model {
+            // Looked up first, as in `provider`: no key allocated per answer.
+            if !self.models.contains_key(model) {
+                self.models.insert(model.to_owned(), ModelStats::default());
+            }
+            if let Some(stats) = self.models.get_mut(model) {
+                stats.answers += 1;
+                match cost.usd {
+                    Some(usd) => stats.cost_usd += usd,
+                    None => stats.unpriced_answers += 1,
+                }
+            }
+        }
+        let stats = self.provider(provider);
+        match cost.usd {
+            Some(usd) => stats.cost_usd += usd,
+            None => stats.unpriced_answers += 1,
+        }
+        match cost.usd {
+            Some(usd) => self.cost_usd += usd,
+            None => self.unpriced_answers += 1,
+        }
+        if cost.estimated {
+            self.estimated_costs += 1;
+        }
     }
 }
 

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use fazztv_core::http::{self, Expired, Watchdog};
 use fazztv_core::{
-    Attempt, ChatRequest, ChatStream, Error, ErrorKind, Result, StreamEvent, Timeouts, Usage,
+    Attempt, ChatRequest, ChatStream, Cost, Error, ErrorKind, Result, StreamEvent, Timeouts, Usage,
 };
 use futures::{Stream, StreamExt};
 
+use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::Admission;
 use crate::manager::{Inner, Plan, Routed};
@@ -40,6 +41,12 @@ pub struct ManagedStream {
     /// The request's deadline, for its message.
     deadline: Option<Deadline>,
     finished: bool,
+    /// What the cost depends on besides the final usage, and the output so far (to estimate
+    /// the cost of a stream that ends without usage).
+    facts: PromptFacts,
+    output_bytes: usize,
+    /// What it cost, once it ended.
+    cost: Option<Cost>,
 }
 
 impl std::fmt::Debug for ManagedStream {
@@ -65,9 +72,47 @@ impl ManagedStream {
     }
 
     /// Every provider tried, in order; the last is the one answering (its latency is the time
-    /// to its first delta).
+    /// to its first delta, its cost is known once the stream ended).
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
+    }
+
+    /// What the answer cost, once the stream ended (also carried by its finish event). A
+    /// stream that broke after output began has an estimated cost.
+    pub fn cost(&self) -> Option<&Cost> {
+        self.cost.as_ref()
+    }
+
+    /// Ends the stream at its finish event, which is handed out priced.
+    fn finish_if_final(&mut self, mut event: StreamEvent) -> StreamEvent {
+        if let StreamEvent::Finish { usage, cost, .. } = &mut event {
+            self.end();
+            let priced = self.priced(usage.as_ref());
+            self.inner.emit(Event::StreamCompleted {
+                provider: self.inner.provider_name(self.index),
+                model: self.model.as_deref(),
+                usage: *usage,
+                cost: &priced,
+            });
+            *cost = Some(priced);
+        }
+        event
+    }
+
+    /// Prices the stream at its end, from its final usage or (without one) an estimate.
+    fn priced(&mut self, usage: Option<&Usage>) -> Cost {
+        let cost = self.inner.cost(
+            self.index,
+            [self.model.as_deref(), None],
+            usage,
+            self.facts,
+            self.output_bytes,
+        );
+        if let Some(attempt) = self.attempts.last_mut() {
+            attempt.cost = Some(cost.clone());
+        }
+        self.cost = Some(cost.clone());
+        cost
     }
 
     /// The error of a stream its watchdog ended.
@@ -94,8 +139,11 @@ impl ManagedStream {
 
     fn interrupted(&mut self, error: Option<Error>) -> Error {
         self.end();
+        let cost = self.priced(None);
         self.inner.emit(Event::StreamInterrupted {
             provider: self.inner.provider_name(self.index),
+            model: self.model.as_deref(),
+            cost: &cost,
         });
         self.inner
             .failed_health(self.index, Admission::Open, ErrorKind::StreamInterrupted);
@@ -114,8 +162,11 @@ impl Drop for ManagedStream {
     fn drop(&mut self) {
         if !self.finished {
             self.end();
+            let cost = self.priced(None);
             self.inner.emit(Event::StreamCancelled {
                 provider: self.inner.provider_name(self.index),
+                model: self.model.as_deref(),
+                cost: &cost,
             });
         }
     }
@@ -127,7 +178,8 @@ impl Stream for ManagedStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         let event = match this.announced.take().or_else(|| this.first.take()) {
-            Some(event) => event,
+            // Counted when it arrived, at the commit point.
+            Some(event) => return Poll::Ready(Some(Ok(this.finish_if_final(event)))),
             None => {
                 let Some(rest) = this.rest.as_mut() else {
                     return Poll::Ready(None);
@@ -151,14 +203,19 @@ impl Stream for ManagedStream {
                 }
             }
         };
-        if let StreamEvent::Finish { usage, .. } = &event {
-            this.end();
-            this.inner.emit(Event::StreamCompleted {
-                provider: this.inner.provider_name(this.index),
-                usage: *usage,
-            });
-        }
-        Poll::Ready(Some(Ok(event)))
+        this.output_bytes += output_len(&event);
+        Poll::Ready(Some(Ok(this.finish_if_final(event))))
+    }
+}
+
+/// The bytes of output an event adds, to estimate the tokens of a stream without usage.
+fn output_len(event: &StreamEvent) -> usize {
+    match event {
+        StreamEvent::TextDelta { text } | StreamEvent::ReasoningDelta { text, .. } => text.len(),
+        StreamEvent::ToolCallDelta {
+            name, arguments, ..
+        } => arguments.len() + name.as_ref().map_or(0, String::len),
+        _ => 0,
     }
 }
 
@@ -171,6 +228,7 @@ pub(crate) async fn start(
 ) -> Result<ManagedStream> {
     let mut request = request;
     let deadline = plan.deadline;
+    let facts = plan.facts;
     let end = deadline.map(|deadline| deadline.at());
     let opening = inner
         .run(plan, |entry, model, last| {
@@ -219,6 +277,7 @@ pub(crate) async fn start(
         watchdog,
     } = opening;
     let (index, attempts) = routing.unwrap_or_default();
+    let output_bytes = output_len(&first);
     Ok(ManagedStream {
         inner,
         index,
@@ -230,6 +289,9 @@ pub(crate) async fn start(
         watchdog,
         deadline,
         finished: false,
+        facts,
+        output_bytes,
+        cost: None,
     })
 }
 

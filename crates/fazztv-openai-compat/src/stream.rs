@@ -296,6 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn the_final_usage_chunk_carries_openrouters_cost() {
+        let (events, error) = whole(fazztv_testkit::fixtures::OPENROUTER_STREAM);
+        assert_eq!(error, None);
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::finish(
+                FinishReason::Stop,
+                Some(
+                    Usage::new(10, 4)
+                        .with_cached_tokens(Some(0))
+                        .with_reasoning_tokens(Some(0))
+                        .with_cost_usd(Some(0.000065))
+                )
+            ))
+        );
+        // A BYOK stream: OpenRouter's fee plus the upstream's charge.
+        let byok = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9171,\"completion_tokens\":113,\"total_tokens\":9284,\"cost\":0,\"is_byok\":true,\"cost_details\":{\"upstream_inference_cost\":0.0360795}}}\n\ndata: [DONE]\n\n";
+        let (events, error) = whole(byok);
+        assert_eq!(error, None);
+        let Some(StreamEvent::Finish { usage, .. }) = events.last() else {
+            panic!("no finish: {events:?}");
+        };
+        assert_eq!(usage.and_then(|usage| usage.cost_usd), Some(0.0360795));
+    }
+
+    #[test]
     fn tool_call_fragments_and_reasoning_are_streamed_as_events() {
         let chunk = |delta: &str, finish: &str| {
             format!(

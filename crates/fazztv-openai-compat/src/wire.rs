@@ -277,6 +277,32 @@ pub(crate) struct WireUsage {
     total_tokens: Option<u64>,
     prompt_tokens_details: Option<WirePromptDetails>,
     completion_tokens_details: Option<WireCompletionDetails>,
+    /// OpenRouter: the USD charged to the account (0 for a bring-your-own-key request).
+    #[serde(default, deserialize_with = "lenient")]
+    cost: Option<f64>,
+    /// OpenRouter: whether the request ran on the user's own upstream key.
+    #[serde(default, deserialize_with = "lenient")]
+    is_byok: Option<bool>,
+    /// OpenRouter: the upstream's charge.
+    #[serde(default, deserialize_with = "lenient")]
+    cost_details: Option<WireCostDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireCostDetails {
+    #[serde(default, deserialize_with = "lenient")]
+    upstream_inference_cost: Option<f64>,
+}
+
+/// A field read as `T` when it has that shape, else `None`: cost fields are extensions of
+/// OpenRouter's (and of servers imitating it) whose odd values must not fail an answer.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,8 +332,26 @@ impl WireUsage {
                     self.completion_tokens_details
                         .as_ref()
                         .and_then(|details| details.reasoning_tokens),
-                ),
+                )
+                .with_cost_usd(self.cost_usd()),
         )
+    }
+
+    /// What OpenRouter says the request cost. Without BYOK, `cost` is the whole charge and
+    /// `cost_details` a breakdown of it; with BYOK, `cost` is OpenRouter's fee (often 0) and
+    /// the upstream bills its own charge on top, so without that charge the total is unknown
+    /// (`None`, never the fee alone, which would read as a nearly free answer).
+    fn cost_usd(&self) -> Option<f64> {
+        let usd = |amount: Option<f64>| amount.filter(|usd| usd.is_finite() && *usd >= 0.0);
+        let cost = usd(self.cost);
+        if self.is_byok != Some(true) {
+            return cost;
+        }
+        let upstream = usd(self
+            .cost_details
+            .as_ref()
+            .and_then(|details| details.upstream_inference_cost))?;
+        Some(cost.unwrap_or(0.0) + upstream)
     }
 }
 
@@ -787,6 +831,102 @@ mod tests {
                 usage.reasoning_tokens
             ),
             (None, None, None)
+        );
+    }
+
+    fn cost_of(usage: Value) -> Option<f64> {
+        serde_json::from_value::<WireUsage>(usage)
+            .expect("usage decodes")
+            .usage()
+            .expect("token counts")
+            .cost_usd
+    }
+
+    #[test]
+    fn openrouter_cost_is_the_charge_and_its_breakdown_is_not_added() {
+        // openrouter.md §2: `cost_details` breaks down the same charge.
+        let usage = json!({
+            "prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14,
+            "cost": 0.000065, "is_byok": false,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "cost_details": {
+                "upstream_inference_cost": null,
+                "upstream_inference_prompt_cost": 0.000025,
+                "upstream_inference_completions_cost": 0.00004
+            },
+            "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0}
+        });
+        assert_eq!(cost_of(usage.clone()), Some(0.000065));
+        // Even when a non-BYOK answer names an upstream cost.
+        let mut with_upstream = usage;
+        with_upstream["cost_details"]["upstream_inference_cost"] = json!(0.000065);
+        assert_eq!(cost_of(with_upstream), Some(0.000065));
+    }
+
+    #[test]
+    fn a_byok_cost_adds_the_upstream_charge_to_openrouters_fee() {
+        // openrouter.md §3, the observed BYOK usage.
+        let usage = json!({
+            "prompt_tokens": 9171, "completion_tokens": 113, "total_tokens": 9284,
+            "cost": 0, "is_byok": true,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "cost_details": {
+                "upstream_inference_cost": 0.0360795,
+                "upstream_inference_prompt_cost": 0.0343845,
+                "upstream_inference_completions_cost": 0.001695
+            },
+            "completion_tokens_details": {"reasoning_tokens": 55, "image_tokens": 0}
+        });
+        assert_eq!(cost_of(usage.clone()), Some(0.0360795));
+        let mut with_fee = usage.clone();
+        with_fee["cost"] = json!(0.001);
+        let total = cost_of(with_fee).unwrap();
+        assert!((total - 0.0370795).abs() < 1e-12, "{total}");
+        // Without the upstream's charge only OpenRouter's fee is known: the total is not.
+        let mut unknown_upstream = usage;
+        unknown_upstream["cost_details"]["upstream_inference_cost"] = Value::Null;
+        assert_eq!(cost_of(unknown_upstream), None);
+    }
+
+    #[test]
+    fn absent_or_odd_cost_fields_are_unknown_not_zero_nor_errors() {
+        let tokens = json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});
+        assert_eq!(cost_of(tokens.clone()), None);
+        for odd in [
+            json!({"cost": "0.0001"}),
+            json!({"cost": null}),
+            json!({"cost": -1}),
+            json!({"cost": {"usd": 1}, "is_byok": "yes", "cost_details": "none"}),
+            json!({"is_byok": true, "cost_details": {"upstream_inference_cost": "0.2"}}),
+            json!({"is_byok": true, "cost_details": null}),
+        ] {
+            let mut usage = tokens.clone();
+            usage
+                .as_object_mut()
+                .unwrap()
+                .extend(odd.as_object().unwrap().clone());
+            assert_eq!(cost_of(usage), None, "{odd}");
+        }
+        // A string `is_byok` is not BYOK: the cost alone counts.
+        let mut usage = tokens;
+        usage["cost"] = json!(0.5);
+        usage["is_byok"] = json!("true");
+        usage["cost_details"] = json!({"upstream_inference_cost": 0.25});
+        assert_eq!(cost_of(usage), Some(0.5));
+    }
+
+    #[test]
+    fn a_completion_carries_openrouters_cost() {
+        let response = decode_completion(
+            "openrouter",
+            "m",
+            None,
+            fazztv_testkit::fixtures::OPENROUTER_CHAT_COMPLETION.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            response.usage.and_then(|usage| usage.cost_usd),
+            Some(0.000065)
         );
     }
 

@@ -59,7 +59,8 @@
 //! `stop_sequence` are `stop`, `max_tokens` and `model_context_window_exceeded` `length`,
 //! `tool_use` `tool_calls`, `refusal` `content_filter`, anything else kept verbatim. Usage:
 //! prompt tokens are all input (`input_tokens` + `cache_creation_input_tokens` +
-//! `cache_read_input_tokens`), the last two also as the cache-creation and cached counts.
+//! `cache_read_input_tokens`), the last two also as the cache-creation and cached counts, and
+//! `cache_creation.ephemeral_1h_input_tokens` as the writes to the 1-hour cache (priced apart).
 //! Unknown fields, blocks and stop reasons are ignored. Errors (the `{"type": "error", "error":
 //! {"type", "message"}}` body) are classified by core's status table (529 is `overloaded`),
 //! with `Retry-After` and the `request-id` header.
@@ -69,6 +70,15 @@
 //! before any output and `stream_interrupted` after. Its events assemble to exactly the answer
 //! the non-streamed call gives (but for the request id, which only a whole answer carries).
 //!
+//! # Prices
+//!
+//! Anthropic's list prices ship with the crate as a dated table ([`price_table`], the data
+//! file `prices.json`): input, output, cache reads and 5-minute and 1-hour cache writes of the
+//! current models, by alias (`claude-sonnet-4-5`). A dated id from the listing
+//! (`claude-sonnet-4-5-20250929`, `claude-sonnet-4-20250514`) is priced as its alias
+//! (`claude-sonnet-4-5`, `claude-sonnet-4-0`). Listings carry these prices, and
+//! [`list_price`](fazztv_core::Provider::list_price) gives them to the manager.
+//!
 //! # Not supported
 //!
 //! Document, search-result and server-tool input blocks, citations, `output_config`,
@@ -77,6 +87,7 @@
 //! a beta) their texts are joined and only the last signature is kept.
 #![warn(missing_docs)]
 
+mod prices;
 mod provider;
 mod request;
 mod response;
@@ -90,6 +101,7 @@ use fazztv_core::{
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use prices::price_table;
 pub use provider::AnthropicProvider;
 pub use request::{MIN_THINKING_BUDGET, effort_budget};
 pub use response::default_capabilities;

@@ -6,13 +6,15 @@ use std::time::Duration;
 use fazztv_core::http;
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, Environment, Error, ErrorKind,
-    ModelInfo, Provider, ProviderConfig, Timeouts, UnavailableReason, async_trait,
+    ListedPrice, ModelInfo, Provider, ProviderConfig, Timeouts, UnavailableReason, async_trait,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::response::{ModelPage, decode_message, in_band_error};
-use crate::{API_KEY_ENV, AnthropicOptions, DEFAULT_BASE_URL, DEFAULT_MODEL, request, stream};
+use crate::{
+    API_KEY_ENV, AnthropicOptions, DEFAULT_BASE_URL, DEFAULT_MODEL, prices, request, stream,
+};
 
 /// Models asked for per page of the listing (the API allows 1 to 1000).
 const MODELS_PAGE: u32 = 1000;
@@ -324,7 +326,8 @@ impl Provider for AnthropicProvider {
 
     /// `GET /v1/models`, every page (`has_more`, `last_id` -> `after_id`), in the API's order
     /// (newest first). Capabilities come from each entry's `capabilities` object when it has
-    /// one, else from the model's family (see [`default_capabilities`](crate::default_capabilities)).
+    /// one, else from the [price table](crate::price_table), else from the model's family (see
+    /// [`default_capabilities`](crate::default_capabilities)); prices from the table.
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         self.ensure_key()?;
         let mut models = Vec::new();
@@ -375,5 +378,10 @@ impl Provider for AnthropicProvider {
             Err(error) => error,
         };
         Availability::from_probe_error(&error, &self.base_url)
+    }
+
+    /// The [price table](crate::price_table)'s price, for an alias or a dated id.
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        prices::list_price(model)
     }
 }

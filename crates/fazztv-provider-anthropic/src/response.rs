@@ -10,7 +10,7 @@ use fazztv_core::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::TYPE;
+use crate::{TYPE, prices};
 
 /// `usage` (and `message_delta.usage`): every count optional, as a stream's delta carries only
 /// some of them.
@@ -20,6 +20,15 @@ pub(crate) struct WireUsage {
     pub output_tokens: Option<u64>,
     pub cache_creation_input_tokens: Option<u64>,
     pub cache_read_input_tokens: Option<u64>,
+    /// The cache writes by cache lifetime, which are priced apart.
+    pub cache_creation: Option<WireCacheCreation>,
+}
+
+/// `usage.cache_creation`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub(crate) struct WireCacheCreation {
+    pub ephemeral_5m_input_tokens: Option<u64>,
+    pub ephemeral_1h_input_tokens: Option<u64>,
 }
 
 impl WireUsage {
@@ -40,27 +49,55 @@ impl WireUsage {
             &mut self.cache_read_input_tokens,
             later.cache_read_input_tokens,
         );
+        if let Some(later) = later.cache_creation {
+            let held = self.cache_creation.get_or_insert_with(Default::default);
+            replace(
+                &mut held.ephemeral_5m_input_tokens,
+                later.ephemeral_5m_input_tokens,
+            );
+            replace(
+                &mut held.ephemeral_1h_input_tokens,
+                later.ephemeral_1h_input_tokens,
+            );
+        }
+    }
+
+    /// All cache-written tokens: the total the API gives, else the sum of its lifetimes.
+    fn cache_creation_tokens(&self) -> Option<u64> {
+        self.cache_creation_input_tokens.or_else(|| {
+            let parts = self.cache_creation?;
+            let (five_minutes, one_hour) = (
+                parts.ephemeral_5m_input_tokens,
+                parts.ephemeral_1h_input_tokens,
+            );
+            (five_minutes.is_some() || one_hour.is_some()).then(|| {
+                five_minutes
+                    .unwrap_or(0)
+                    .saturating_add(one_hour.unwrap_or(0))
+            })
+        })
     }
 
     /// The neutral usage: all input (`input_tokens` + cache creation + cache reads, the spec's
-    /// "Total input") as prompt tokens, the cache counts as its parts; `None` when neither
-    /// token count was reported.
+    /// "Total input") as prompt tokens, the cache counts as its parts (and the 1-hour cache
+    /// writes as a part of the writes); `None` when neither token count was reported.
     pub fn usage(&self) -> Option<Usage> {
         if self.input_tokens.is_none() && self.output_tokens.is_none() {
             return None;
         }
-        let prompt = [
-            self.input_tokens,
-            self.cache_creation_input_tokens,
-            self.cache_read_input_tokens,
-        ]
-        .into_iter()
-        .flatten()
-        .fold(0u64, u64::saturating_add);
+        let written = self.cache_creation_tokens();
+        let prompt = [self.input_tokens, written, self.cache_read_input_tokens]
+            .into_iter()
+            .flatten()
+            .fold(0u64, u64::saturating_add);
         Some(
             Usage::new(prompt, self.output_tokens.unwrap_or(0))
                 .with_cached_tokens(self.cache_read_input_tokens)
-                .with_cache_creation_tokens(self.cache_creation_input_tokens),
+                .with_cache_creation_tokens(written)
+                .with_cache_creation_1h_tokens(
+                    self.cache_creation
+                        .and_then(|parts| parts.ephemeral_1h_input_tokens),
+                ),
         )
     }
 }
@@ -210,18 +247,27 @@ pub(crate) struct WireModel {
 
 impl WireModel {
     /// The neutral model: its capabilities from the listing's `capabilities` object when it has
-    /// one, else [`default_capabilities`].
+    /// one, else the price table's, else [`default_capabilities`]; its context window from the
+    /// listing, else the table; its price from the table.
     pub fn into_info(self, provider: &str) -> ModelInfo {
-        let capabilities = match &self.capabilities {
-            Some(Value::Object(listed)) => listed_capabilities(listed),
+        let known = prices::table_model(&self.id);
+        let capabilities = match (&self.capabilities, known) {
+            (Some(Value::Object(listed)), _) => listed_capabilities(listed),
+            (_, Some(known)) => known.capabilities.clone(),
             _ => default_capabilities(&self.id),
         };
         let mut info = ModelInfo::new(&self.id, provider).with_capabilities(capabilities);
         if let Some(name) = self.display_name.filter(|name| !name.is_empty()) {
             info = info.with_name(name);
         }
-        if let Some(tokens) = self.max_input_tokens {
+        if let Some(tokens) = self
+            .max_input_tokens
+            .or_else(|| known.and_then(|known| known.context_length))
+        {
             info = info.with_context_length(tokens);
+        }
+        if let Some(price) = prices::list_price(&self.id) {
+            info = info.with_price(price);
         }
         info
     }
@@ -304,6 +350,75 @@ mod tests {
             )
         );
         assert_eq!(WireUsage::default().usage(), None);
+    }
+
+    #[test]
+    fn one_hour_cache_writes_are_a_part_of_the_writes() {
+        // `anthropic.md` §1.3: `cache_creation` splits the writes by cache lifetime.
+        let body = br#"{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant",
+            "model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hello!"}],
+            "stop_reason":"end_turn","stop_sequence":null,
+            "usage":{"input_tokens":12,"cache_creation_input_tokens":1500,"cache_read_input_tokens":2000,
+                     "cache_creation":{"ephemeral_5m_input_tokens":500,"ephemeral_1h_input_tokens":1000},
+                     "output_tokens":12,"service_tier":"standard"}}"#;
+        let response = decode_message("anthropic", None, body).unwrap();
+        assert_eq!(
+            response.usage,
+            Some(
+                Usage::new(3512, 12)
+                    .with_cached_tokens(Some(2000))
+                    .with_cache_creation_tokens(Some(1500))
+                    .with_cache_creation_1h_tokens(Some(1000))
+            )
+        );
+        // Without the total, the lifetimes add up to it.
+        let parts_only: WireUsage = serde_json::from_value(json!({
+            "input_tokens": 1, "output_tokens": 2,
+            "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 70}
+        }))
+        .unwrap();
+        let usage = parts_only.usage().unwrap();
+        assert_eq!(
+            (
+                usage.prompt_tokens,
+                usage.cache_creation_tokens,
+                usage.cache_creation_1h_tokens
+            ),
+            (101, Some(100), Some(70))
+        );
+        // No breakdown: the 1-hour part is unknown, not 0.
+        let plain: WireUsage = serde_json::from_value(
+            json!({"input_tokens": 1, "output_tokens": 2, "cache_creation_input_tokens": 5}),
+        )
+        .unwrap();
+        assert_eq!(plain.usage().unwrap().cache_creation_1h_tokens, None);
+    }
+
+    #[test]
+    fn a_later_usage_keeps_the_cache_breakdown_it_does_not_repeat() {
+        let mut started: WireUsage = serde_json::from_value(json!({
+            "input_tokens": 10, "output_tokens": 1, "cache_creation_input_tokens": 300,
+            "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200}
+        }))
+        .unwrap();
+        started.update(&serde_json::from_value(json!({"output_tokens": 42})).unwrap());
+        let usage = started.usage().unwrap();
+        assert_eq!(
+            (usage.completion_tokens, usage.cache_creation_1h_tokens),
+            (42, Some(200))
+        );
+        started.update(
+            &serde_json::from_value(json!({"cache_creation": {"ephemeral_1h_input_tokens": 250}}))
+                .unwrap(),
+        );
+        let parts = started.cache_creation.unwrap();
+        assert_eq!(
+            (
+                parts.ephemeral_5m_input_tokens,
+                parts.ephemeral_1h_input_tokens
+            ),
+            (Some(100), Some(250))
+        );
     }
 
     #[test]

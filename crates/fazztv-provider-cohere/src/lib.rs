@@ -69,8 +69,9 @@
 //! calls come back typed (arguments that are not JSON are kept verbatim, flagged invalid).
 //! `finish_reason` `COMPLETE`/`STOP_SEQUENCE` is `stop`, `MAX_TOKENS` `length`, `TOOL_CALL`
 //! `tool_calls`; `ERROR` is a `server_error` error and `TIMEOUT` a `timeout` error. Usage is
-//! `usage.tokens` (with `cached_tokens` when reported); an answer without it has no usage,
-//! never zeros. Cohere's answers do not name the model: responses carry the model asked for.
+//! `usage.tokens` (with `cached_tokens` when reported), and `usage.billed_units` as the billed
+//! counts (what Cohere charges, often fewer prompt tokens than it processed); an answer
+//! without `tokens` has no usage, never zeros. Cohere's answers do not name the model: responses carry the model asked for.
 //! The request id is `x-request-id`, else the answer's `id`.
 //!
 //! A stream yields the model, text, reasoning (`thinking` content and `tool-plan-delta`) and
@@ -96,6 +97,13 @@
 //! `reasoning`/`thinking` reasoning) or, when a command model lists none, tool calling and
 //! structured output, plus vision and reasoning when its name says so; `context_length` is kept.
 //!
+//! # Prices
+//!
+//! Cohere's list prices ship with the crate as a dated table ([`price_table`], the data file
+//! `prices.json`), by exact model id. Listings carry them (and the table's context window and
+//! capabilities when the listing lacks them), and
+//! [`list_price`](fazztv_core::Provider::list_price) gives them to the manager.
+//!
 //! # Not supported
 //!
 //! Citations in responses (the events are skipped), `logprobs` in responses, `strict_tools` as
@@ -105,6 +113,7 @@
 //! classify, tokenize, datasets and fine-tuning.
 #![warn(missing_docs)]
 
+mod prices;
 mod provider;
 mod stream;
 mod wire;
@@ -121,6 +130,7 @@ use serde::Deserialize;
 #[cfg(test)]
 use {fazztv_testkit as _, insta as _, proptest as _, tokio as _, wiremock as _};
 
+pub use prices::price_table;
 pub use provider::CohereProvider;
 
 /// The `type` id.

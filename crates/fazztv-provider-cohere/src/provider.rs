@@ -6,15 +6,15 @@ use std::time::Duration;
 use fazztv_core::http;
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ModelInfo, Provider,
-    ProviderConfig, SecretString, Timeouts, UnavailableReason, async_trait,
+    EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ListedPrice, ModelInfo,
+    Provider, ProviderConfig, SecretString, Timeouts, UnavailableReason, async_trait,
 };
 use futures::StreamExt;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
     API_KEY_ENV, CohereOptions, DEFAULT_BASE_URL, DEFAULT_MODEL, EmbeddingInputType,
-    FALLBACK_API_KEY_ENV, stream, wire,
+    FALLBACK_API_KEY_ENV, price_table, stream, wire,
 };
 
 /// Models asked for per page of `/v1/models` (Cohere's largest page).
@@ -416,7 +416,8 @@ impl Provider for CohereProvider {
     }
 
     /// Every page of `GET /v1/models`, sorted by id; capabilities from each model's
-    /// `endpoints` and `features` (see the crate docs).
+    /// `endpoints` and `features` (see the crate docs); prices, and what the listing leaves
+    /// out, from the [`price_table`].
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         self.ensure_key()?;
         let mut models = Vec::new();
@@ -430,10 +431,25 @@ impl Provider for CohereProvider {
                 .get_json("/v1/models", &query, self.timeouts.response)
                 .await?;
             models.extend(page.models.into_iter().map(|model| {
+                let known = price_table().lookup(&model.name);
+                let mut capabilities = model.capabilities();
+                if capabilities.is_empty() {
+                    capabilities = known
+                        .map(|known| known.capabilities.clone())
+                        .unwrap_or_default();
+                }
                 let mut info =
-                    ModelInfo::new(&model.name, &self.name).with_capabilities(model.capabilities());
-                if let Some(tokens) = model.context_length.filter(|tokens| *tokens > 0.0) {
-                    info = info.with_context_length(tokens as u64);
+                    ModelInfo::new(&model.name, &self.name).with_capabilities(capabilities);
+                let context = model
+                    .context_length
+                    .filter(|tokens| *tokens > 0.0)
+                    .map(|tokens| tokens as u64)
+                    .or_else(|| known.and_then(|known| known.context_length));
+                if let Some(tokens) = context {
+                    info = info.with_context_length(tokens);
+                }
+                if let Some(price) = self.list_price(&model.name) {
+                    info = info.with_price(price);
                 }
                 info
             }));
@@ -513,5 +529,10 @@ impl Provider for CohereProvider {
             .map_err(|error| self.own(error))?;
         wire::decode_embed(&self.name, model, request.input.len(), &body)
             .map_err(|error| self.own(error))
+    }
+
+    /// The [`price_table`]'s price of `model`.
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        price_table().price(model)
     }
 }

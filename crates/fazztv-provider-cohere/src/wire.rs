@@ -248,6 +248,7 @@ fn assistant(message: &ChatMessage) -> Value {
 pub(crate) struct WireUsage {
     tokens: Option<WireTokens>,
     cached_tokens: Option<f64>,
+    billed_units: Option<WireBilled>,
 }
 
 /// Token counts are typed `number` in Cohere's spec: read as floats, kept as whole tokens.
@@ -265,11 +266,21 @@ fn tokens(count: f64) -> u64 {
 
 impl WireUsage {
     /// The usage from `tokens`; `None` when the counts are not both there (never zeros).
-    /// `billed_units` are what is charged, not what was processed, and are not used.
+    /// `billed_units` are what is charged, which can be fewer prompt tokens than were
+    /// processed (Cohere does not bill its own prompt template): kept as the billed counts,
+    /// which pricing uses.
     pub(crate) fn usage(&self) -> Option<Usage> {
         let counts = self.tokens.as_ref()?;
         let usage = Usage::new(tokens(counts.input_tokens?), tokens(counts.output_tokens?));
-        Some(usage.with_cached_tokens(self.cached_tokens.map(tokens)))
+        let billed = self.billed_units.as_ref();
+        Some(
+            usage
+                .with_cached_tokens(self.cached_tokens.map(tokens))
+                .with_billed_tokens(
+                    billed.and_then(|billed| billed.input_tokens).map(tokens),
+                    billed.and_then(|billed| billed.output_tokens).map(tokens),
+                ),
+        )
     }
 }
 
@@ -452,9 +463,11 @@ struct WireMeta {
     billed_units: Option<WireBilled>,
 }
 
+/// `billed_units` (of a chat answer, or of embeddings' `meta`).
 #[derive(Debug, Deserialize)]
 struct WireBilled {
     input_tokens: Option<f64>,
+    output_tokens: Option<f64>,
 }
 
 /// Decodes `/v2/embed`: `embeddings.float`, one vector per input in input order (a different
@@ -701,6 +714,16 @@ mod tests {
         let billed_only: WireUsage =
             serde_json::from_value(json!({"billed_units": {"input_tokens": 5}})).unwrap();
         assert_eq!(billed_only.usage(), None);
+        // `billed_units` without `output_tokens`: that billed count is unknown, not 0.
+        let partly_billed: WireUsage = serde_json::from_value(json!({
+            "billed_units": {"input_tokens": 5, "search_units": 1},
+            "tokens": {"input_tokens": 71, "output_tokens": 9}
+        }))
+        .unwrap();
+        assert_eq!(
+            partly_billed.usage(),
+            Some(Usage::new(71, 9).with_billed_tokens(Some(5), None))
+        );
         let absurd: WireUsage =
             serde_json::from_value(json!({"tokens": {"input_tokens": -3, "output_tokens": 1e300}}))
                 .unwrap();

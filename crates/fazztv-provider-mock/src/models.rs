@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fazztv_core::{
-    Error, ErrorKind, ModelCapability, ModelInfo, ModelManager, ModelPricing, PullProgress,
-    PullStream, async_trait,
+    Error, ErrorKind, ListedPrice, ModelCapability, ModelInfo, ModelManager, ModelPricing,
+    PriceSource, PullProgress, PullStream, async_trait,
 };
 use futures::StreamExt;
 
@@ -58,6 +58,17 @@ impl MockModels {
         lock(&self.local).clone()
     }
 
+    /// The price of `model`: a listed model's price, else no charge when it is free; no
+    /// charge for any model when any is accepted (each is served as the default model is).
+    /// `None` for an unpriced model marked not free, and for one not offered.
+    pub(crate) fn price(&self, model: &str) -> Option<ListedPrice> {
+        let local = lock(&self.local);
+        match local.iter().find(|info| info.id == model) {
+            Some(listed) => listed.price().or_else(|| listed.free.then(no_charge)),
+            None => self.accepts_any.then(no_charge),
+        }
+    }
+
     /// Accepts `model` when any model is accepted or it is listed; else `model_not_found`.
     pub(crate) fn check(&self, model: &str) -> Result<(), Error> {
         if self.accepts_any {
@@ -90,12 +101,17 @@ fn lock(local: &Mutex<Vec<ModelInfo>>) -> std::sync::MutexGuard<'_, Vec<ModelInf
     local.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A zero price from the mock's catalogue.
+fn no_charge() -> ListedPrice {
+    ListedPrice::new(ModelPricing::per_token(0.0, 0.0), PriceSource::Catalog)
+}
+
 /// A model the mock has "locally": free, with the instance's capabilities.
 fn local_model(id: &str, provider: &str, capabilities: &[ModelCapability]) -> ModelInfo {
     ModelInfo::new(id, provider)
         .with_description("Offline mock model")
         .with_capabilities(capabilities.iter().copied())
-        .with_pricing(ModelPricing::per_token(0.0, 0.0))
+        .with_price(no_charge())
 }
 
 fn advertised(model: &MockModel, provider: &str, capabilities: &[ModelCapability]) -> ModelInfo {
@@ -116,7 +132,7 @@ fn advertised(model: &MockModel, provider: &str, capabilities: &[ModelCapability
         info = info.with_context_length(tokens);
     }
     if let Some(pricing) = model.pricing {
-        info = info.with_pricing(pricing);
+        info = info.with_price(ListedPrice::new(pricing, PriceSource::Catalog));
     }
     let free = model
         .free

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatMessage, ChatRequest, ChatResponse, ChatStream, ContentPart,
-    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, FinishReason, ImageSource,
+    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, FinishReason, ImageSource, ListedPrice,
     ModelCapability, ModelInfo, ModelManager, ModerationResult, Provider, ProviderConfig,
     Reasoning, Result, Role, StreamEvent, ToolCall, UnavailableReason, Usage, async_trait,
 };
@@ -386,5 +386,12 @@ impl Provider for MockProvider {
 
     fn model_manager(&self) -> Option<&dyn ModelManager> {
         Some(&self.models)
+    }
+
+    /// The model's price from `options.models` (source `catalog`), else no charge when it is
+    /// free (a model without a price is, unless `free: false`), as are pulled models and any
+    /// model when `options.models` is empty. `None` for a model not offered.
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        self.models.price(model)
     }
 }

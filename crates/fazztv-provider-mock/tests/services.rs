@@ -5,8 +5,8 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use fazztv_core::{
-    Availability, EmbeddingRequest, ErrorKind, GenerationOptions, ModelCapability, ModelPricing,
-    Provider, ProviderConfig, UnavailableReason, Usage,
+    Availability, EmbeddingRequest, ErrorKind, GenerationOptions, ListedPrice, ModelCapability,
+    ModelPricing, PriceSource, Provider, ProviderConfig, UnavailableReason, Usage,
 };
 use fazztv_provider_mock::{MAX_EMBEDDING_DIMENSIONS, MockModel, MockOptions, MockProvider};
 use futures::StreamExt;
@@ -269,6 +269,35 @@ async fn advertised_models_carry_their_fields() {
 
     assert!(!models[2].free);
     assert_eq!(models[2].pricing, None);
+}
+
+#[tokio::test]
+async fn answers_are_priced_from_the_configured_models() {
+    let catalog = |pricing: ModelPricing| Some(ListedPrice::new(pricing, PriceSource::Catalog));
+    let provider = mock(
+        MockOptions::default()
+            .model(MockModel::new("priced").with_pricing(ModelPricing::per_million(1.0, 2.0)))
+            .model(MockModel::new("free").with_free(true))
+            .model(MockModel::new("unpriced"))
+            .model(MockModel::new("paid-no-price").with_free(false)),
+    );
+    let free = catalog(ModelPricing::per_token(0.0, 0.0));
+    assert_eq!(
+        provider.list_price("priced"),
+        catalog(ModelPricing::per_million(1.0, 2.0))
+    );
+    assert_eq!(provider.list_price("free"), free);
+    assert_eq!(provider.list_price("unpriced"), free, "free unless said");
+    assert_eq!(provider.list_price("paid-no-price"), None);
+    assert_eq!(provider.list_price("not-offered"), None);
+    // A listed price is the one the listing shows.
+    let listed = provider.list_models().await.unwrap();
+    assert_eq!(listed[0].price(), provider.list_price("priced"));
+
+    // Without configured models every model is the mock's own, at no charge.
+    let any = mock(MockOptions::default());
+    assert_eq!(any.list_price("mock-1"), free);
+    assert_eq!(any.list_price("whatever"), free);
 }
 
 #[tokio::test]

@@ -41,7 +41,7 @@ fn deltas(items: &[Result<StreamEvent, Error>]) -> Vec<&str> {
 /// The last item, which must be the finish event.
 fn finish(items: &[Result<StreamEvent, Error>]) -> (FinishReason, Option<Usage>) {
     match items.last() {
-        Some(Ok(StreamEvent::Finish { reason, usage })) => (reason.clone(), *usage),
+        Some(Ok(StreamEvent::Finish { reason, usage, .. })) => (reason.clone(), *usage),
         other => panic!("expected the finish event last, got {other:?}"),
     }
 }

@@ -43,6 +43,15 @@ pub(crate) fn resolve_base_url(
     Ok((url, source))
 }
 
+/// Whether `base_url` (as normalised) is ollama.com's API, where every model runs in the
+/// cloud and is billed by ollama.com.
+pub(crate) fn is_ollama_cloud(base_url: &str) -> bool {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| host == "ollama.com" || host.ends_with(".ollama.com"))
+}
+
 /// Normalises an address as Ollama's client does (`envconfig.Host`): surrounding quotes and
 /// spaces are dropped; no scheme means `http` and port 11434; `http://`/`https://` without a
 /// port mean 80/443; `:port` alone means the loopback host; bare and bracketed IPv6 work;
@@ -163,6 +172,21 @@ fn api_root(path: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ollama_com_is_the_cloud_and_other_hosts_are_not() {
+        for cloud in ["https://ollama.com", "https://www.ollama.com/x"] {
+            assert!(is_ollama_cloud(cloud), "{cloud}");
+        }
+        for own in [
+            "http://localhost:11434",
+            "http://proxy.lan/ollama",
+            "https://notollama.com",
+            "https://ollama.com.example.net",
+        ] {
+            assert!(!is_ollama_cloud(own), "{own}");
+        }
+    }
 
     #[test]
     fn addresses_are_normalised_like_ollamas_client() {

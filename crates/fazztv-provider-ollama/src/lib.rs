@@ -58,8 +58,10 @@
 //!
 //! # Models
 //!
-//! `list_models` reports local models as free (zero price) and cloud models (`-cloud`,
-//! `remote_host`) with no price. Capabilities come from the server's `capabilities` list: the
+//! `list_models` reports local models as free (no charge, priced as local) and cloud models
+//! (`-cloud`, `remote_host`, or every model when the server is ollama.com) with no price;
+//! [`list_price`](fazztv_core::Provider::list_price) says the same of a model by its name.
+//! Capabilities come from the server's `capabilities` list: the
 //! one in `/api/tags` (newer servers), else the one `POST /api/show` reports for that model
 //! (older servers; at most 4 requests at a time, 10 s each). `completion` means text, chat,
 //! code and structured output (Ollama constrains `format` by grammar for every model),

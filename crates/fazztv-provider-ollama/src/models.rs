@@ -1,6 +1,6 @@
 //! `/api/tags` entries as [`ModelInfo`]s.
 
-use fazztv_core::{Error, ErrorKind, ModelCapability, ModelInfo, ModelPricing};
+use fazztv_core::{Error, ErrorKind, ListedPrice, ModelCapability, ModelInfo};
 
 use crate::wire::{Details, TagModel};
 
@@ -11,15 +11,26 @@ const GENERATIVE: [ModelCapability; 3] = [
     ModelCapability::CodeGeneration,
 ];
 
-/// Converts the `/api/tags` entries; one without any name is a protocol error.
-pub(crate) fn model_infos(models: Vec<TagModel>, provider: &str) -> Result<Vec<ModelInfo>, Error> {
+/// Whether a model's name marks it as run on ollama.com (`gpt-oss:120b-cloud`,
+/// `qwen3-coder:480b-cloud`, `deepseek-v3.1:671b-cloud:latest`-style tags).
+pub(crate) fn is_cloud_name(id: &str) -> bool {
+    id.ends_with("-cloud") || id.contains("-cloud:")
+}
+
+/// Converts the `/api/tags` entries; one without any name is a protocol error. `cloud_server`
+/// says the server is ollama.com itself, where every model runs in the cloud.
+pub(crate) fn model_infos(
+    models: Vec<TagModel>,
+    provider: &str,
+    cloud_server: bool,
+) -> Result<Vec<ModelInfo>, Error> {
     models
         .into_iter()
-        .map(|model| model_info(model, provider))
+        .map(|model| model_info(model, provider, cloud_server))
         .collect()
 }
 
-fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
+fn model_info(model: TagModel, provider: &str, cloud_server: bool) -> Result<ModelInfo, Error> {
     let Some(id) = model.id().map(str::to_owned) else {
         return Err(Error::new(
             ErrorKind::Protocol,
@@ -28,10 +39,10 @@ fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
         .with_provider(provider));
     };
     let details = model.details.unwrap_or_default();
-    let cloud = model.remote_host.is_some()
+    let cloud = cloud_server
+        || model.remote_host.is_some()
         || model.remote_model.is_some()
-        || id.ends_with("-cloud")
-        || id.contains("-cloud:");
+        || is_cloud_name(&id);
 
     let mut description: Vec<String> = Vec::new();
     description.extend(details.family.clone());
@@ -61,7 +72,7 @@ fn model_info(model: TagModel, provider: &str) -> Result<ModelInfo, Error> {
     }
     // Local inference costs nothing; cloud models are billed by ollama.com, price unknown.
     if !cloud {
-        info = info.with_pricing(ModelPricing::per_token(0.0, 0.0));
+        info = info.with_price(ListedPrice::local());
     }
     Ok(info)
 }

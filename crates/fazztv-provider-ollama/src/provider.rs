@@ -6,8 +6,8 @@ use std::time::Duration;
 use fazztv_core::http::{self, ErrorPayload};
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
-    Environment, Error, ErrorKind, ModelInfo, ModelManager, Provider, ProviderConfig, PullStream,
-    Reasoning, Timeouts, UnavailableReason, Usage, async_trait, decode,
+    Environment, Error, ErrorKind, ListedPrice, ModelInfo, ModelManager, Provider, ProviderConfig,
+    PullStream, Reasoning, Timeouts, UnavailableReason, Usage, async_trait, decode,
 };
 use futures::StreamExt;
 use reqwest::Method;
@@ -69,6 +69,8 @@ pub struct OllamaProvider {
     /// `api_key_env` named a variable that is not set: no key is needed locally, but the
     /// configuration asked for one (ollama.com, an authenticating proxy).
     missing_key_env: Option<String>,
+    /// The server is ollama.com: no model runs on the user's machine.
+    cloud_server: bool,
 }
 
 impl OllamaProvider {
@@ -141,7 +143,6 @@ impl OllamaProvider {
         }
         Ok(Self {
             name: config.name.clone(),
-            base_url,
             default_model,
             settings,
             client: http::client(&timeouts)
@@ -152,6 +153,8 @@ impl OllamaProvider {
                 .api_key_env
                 .clone()
                 .filter(|_| config.api_key.is_none()),
+            cloud_server: host::is_ollama_cloud(&base_url),
+            base_url,
         })
     }
 
@@ -375,7 +378,7 @@ impl Provider for OllamaProvider {
             .buffered(SHOW_CONCURRENCY)
             .collect()
             .await;
-        models::model_infos(listed, &self.name)
+        models::model_infos(listed, &self.name, self.cloud_server)
     }
 
     async fn check_availability(&self) -> Availability {
@@ -467,6 +470,12 @@ impl Provider for OllamaProvider {
 
     fn model_manager(&self) -> Option<&dyn ModelManager> {
         Some(self)
+    }
+
+    /// No charge for a model run by this server; `None` (unknown) for a cloud model, billed by
+    /// ollama.com: one named `…-cloud`, or any model when the server is ollama.com.
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        (!self.cloud_server && !models::is_cloud_name(model)).then(ListedPrice::local)
     }
 }
 

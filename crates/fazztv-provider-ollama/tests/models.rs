@@ -4,8 +4,8 @@ mod common;
 
 use common::{EMBED_REPLY, TAGS, closed_port, json_body, provider, provider_with};
 use fazztv_core::{
-    Availability, EmbeddingRequest, ErrorKind, ModelCapability, Provider, ProviderConfig,
-    UnavailableReason, Usage,
+    Availability, EmbeddingRequest, ErrorKind, ListedPrice, ModelCapability, PriceSource, Provider,
+    ProviderConfig, UnavailableReason, Usage,
 };
 use serde_json::json;
 use wiremock::matchers::{body_json, method, path};
@@ -98,6 +98,30 @@ async fn embedding_cloud_and_reported_capabilities_are_recognised() {
         Some("gptoss, 116.8B parameters, MXFP4, cloud model served by https://ollama.com:443")
     );
     assert_eq!(models[1].pricing, None);
+}
+
+#[tokio::test]
+async fn local_models_cost_nothing_and_cloud_models_are_unpriced() {
+    let local = provider("http://127.0.0.1:11434");
+    assert_eq!(local.list_price("llama3.2"), Some(ListedPrice::local()));
+    assert_eq!(
+        local.list_price("llama3.2:latest"),
+        Some(ListedPrice::local())
+    );
+    for cloud in ["gpt-oss:120b-cloud", "qwen3-coder:480b-cloud:latest"] {
+        assert_eq!(local.list_price(cloud), None, "{cloud}");
+    }
+    // On ollama.com itself every model runs in the cloud, whatever its name.
+    let ollama_com = provider("https://ollama.com");
+    assert_eq!(ollama_com.list_price("gpt-oss:120b"), None);
+
+    let server = serving("GET", "/api/tags", 200, TAGS).await;
+    let listed = provider(&server.uri()).list_models().await.unwrap();
+    assert!(!listed.is_empty());
+    for model in &listed {
+        assert_eq!(model.price(), Some(ListedPrice::local()), "{}", model.id);
+        assert_eq!(model.price_source, Some(PriceSource::Local));
+    }
 }
 
 #[tokio::test]

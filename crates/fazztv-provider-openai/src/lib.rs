@@ -23,6 +23,11 @@
 //! {"name": "groq", "type": "openai", "preset": "groq", "default_model": "llama-3.3-70b-versatile"}
 //! ```
 //!
+//! Prices: OpenAI's list prices ship with the crate as a dated table ([`price_table`], the data
+//! file `prices.json`), used for an entry without a preset. The `vllm`, `lmstudio` and
+//! `llamacpp` presets run on the user's machine and cost nothing; the other presets' services
+//! have prices of their own, unknown here (set them in the configuration's `pricing`).
+//!
 //! Direct use, as the seed's `OpenAIProvider(ProviderConfig(name="openai", api_key=...))`:
 //!
 //! ```no_run
@@ -44,16 +49,16 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ModelCapability, ModelInfo,
-    ModerationResult, Preset, Provider, ProviderConfig, ProviderContext, ProviderFactory,
-    async_trait,
+    EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ListedPrice, ModelCapability,
+    ModelInfo, ModerationResult, Preset, Provider, ProviderConfig, ProviderContext,
+    ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{MaxTokensField, ModelList, OpenAiCompatClient, WireModel};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use pricing::{PRICING_AS_OF, capabilities, context_length, pricing};
+pub use pricing::{capabilities, price_table};
 
 /// The `type` id.
 pub const TYPE: &str = "openai";
@@ -145,6 +150,38 @@ fn azure() -> Value {
     json!({"api_key_header": "api-key"})
 }
 
+/// The presets of servers that run on the user's own machine: their answers cost nothing.
+const LOCAL_PRESETS: [&str; 3] = ["vllm", "lmstudio", "llamacpp"];
+
+/// What an instance knows of its server's prices, after the preset it was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prices {
+    /// OpenAI itself (or a server standing in for it): the shipped [`price_table`].
+    Table,
+    /// A local server: no charge.
+    Local,
+    /// A hosted service with prices of its own, which the table does not know.
+    Unknown,
+}
+
+impl Prices {
+    fn of(preset: Option<&str>) -> Self {
+        match preset {
+            None => Self::Table,
+            Some(name) if LOCAL_PRESETS.contains(&name) => Self::Local,
+            Some(_) => Self::Unknown,
+        }
+    }
+
+    fn price(self, model: &str) -> Option<ListedPrice> {
+        match self {
+            Self::Table => price_table().price(model),
+            Self::Local => Some(ListedPrice::local()),
+            Self::Unknown => None,
+        }
+    }
+}
+
 /// The `options` object of an `"openai"` provider entry. Unknown fields are rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +252,7 @@ pub struct OpenAiProvider {
     /// (`{resource}/openai/models`), not of the deployment that `base_url` names; the dot
     /// segments are resolved when the URL is parsed.
     models_path: &'static str,
+    prices: Prices,
     default_model: String,
     embedding_model: String,
     moderation_model: String,
@@ -292,6 +330,7 @@ impl OpenAiProvider {
         Ok(Self {
             client,
             models_path: if azure { "../../models" } else { "models" },
+            prices: Prices::of(config.preset.as_deref()),
             default_model: config
                 .default_model
                 .clone()
@@ -399,9 +438,9 @@ impl Provider for OpenAiProvider {
         self.client.chat_stream(&request, &self.default_model)
     }
 
-    /// `GET /models`, sorted by id, with capabilities inferred from the id (see
-    /// [`capabilities`]: content capabilities for known OpenAI families only) and list prices
-    /// joined in from [`pricing`] (as of [`PRICING_AS_OF`]).
+    /// `GET /models`, sorted by id, with capabilities (see [`capabilities`]: content
+    /// capabilities for known OpenAI families only), context windows from the [`price_table`],
+    /// and the price [`list_price`](Provider::list_price) gives.
     async fn list_models(&self) -> Result<Vec<ModelInfo>, Error> {
         self.client.ensure_key()?;
         let list: ModelList<WireModel> = self.client.get_json(self.models_path).await?;
@@ -411,11 +450,15 @@ impl Provider for OpenAiProvider {
             .map(|model| {
                 let mut info = ModelInfo::new(&model.id, self.name())
                     .with_capabilities(capabilities(&model.id));
-                if let Some(tokens) = context_length(&model.id) {
+                // A model's window is the same wherever it is served; its price is not.
+                if let Some(tokens) = price_table()
+                    .lookup(&model.id)
+                    .and_then(|known| known.context_length)
+                {
                     info = info.with_context_length(tokens);
                 }
-                if let Some(price) = pricing(&model.id) {
-                    info = info.with_pricing(price);
+                if let Some(price) = self.prices.price(&model.id) {
+                    info = info.with_price(price);
                 }
                 info
             })
@@ -442,6 +485,13 @@ impl Provider for OpenAiProvider {
     async fn moderate_content(&self, text: &str) -> Result<ModerationResult, Error> {
         self.client.ensure_key()?;
         self.client.moderate(text, &self.moderation_model).await
+    }
+
+    /// OpenAI's list price from the [`price_table`] when no preset is named; no charge for
+    /// the local servers' presets (`vllm`, `lmstudio`, `llamacpp`); `None` for the other
+    /// presets, whose services price models their own way.
+    fn list_price(&self, model: &str) -> Option<ListedPrice> {
+        self.prices.price(model)
     }
 }
 

@@ -1,83 +1,34 @@
-//! What OpenAI's `GET /models` does not say: list prices and context windows of common models,
-//! and what each model family can do.
+//! What OpenAI's `GET /models` does not say: list prices, context windows, output limits and
+//! capabilities of common models (the shipped table `prices.json`), and what the other models
+//! can do, inferred from their family.
 
-use fazztv_core::{ModelCapability, ModelPricing};
+use std::sync::LazyLock;
 
-/// When the prices below were taken from <https://openai.com/api/pricing> (standard tier, USD
-/// per million tokens, text input/output). Prices change: override them in configuration when
-/// exact cost matters.
-pub const PRICING_AS_OF: &str = "2025-08-07";
+use fazztv_core::{ModelCapability, PriceTable};
 
-struct Known {
-    id: &'static str,
-    /// USD per million input and output tokens.
-    price: (f64, f64),
-    context: Option<u64>,
+/// Parsed once, on first use; `the_shipped_table_parses_and_is_dated` makes sure it does.
+static TABLE: LazyLock<PriceTable> = LazyLock::new(|| {
+    PriceTable::parse(include_str!("../prices.json")).expect("prices.json is a valid price table")
+});
+
+/// OpenAI's list prices (standard tier, text input and output) and model facts, taken from
+/// [`PriceTable::source`] on [`PriceTable::as_of`]. Exact ids; a dated snapshot not listed
+/// (`gpt-4o-2024-08-06`) falls back to its family (`gpt-4o`). Prices change: override them in
+/// configuration when exact cost matters.
+pub fn price_table() -> &'static PriceTable {
+    &TABLE
 }
 
-const fn known(id: &'static str, input: f64, output: f64, context: Option<u64>) -> Known {
-    Known {
-        id,
-        price: (input, output),
-        context,
+/// What a model can do: the table's entry when it has one, else inferred from the id (OpenAI's
+/// listing says nothing about it). Unknown ids (a compatible server's `llama3`) are taken for
+/// chat models, which is what such servers mostly serve, but name no content capability, so
+/// that a listing does not narrow them and the configuration decides; `embed` in the id means
+/// an embedding model.
+pub fn capabilities(model_id: &str) -> Vec<ModelCapability> {
+    match TABLE.lookup(model_id) {
+        Some(model) => model.capabilities.clone(),
+        None => inferred_capabilities(model_id),
     }
-}
-
-const K128: Option<u64> = Some(128_000);
-const K200: Option<u64> = Some(200_000);
-
-/// Exact ids; dated snapshots fall back to their family (`gpt-4o-2024-08-06` -> `gpt-4o`) unless
-/// listed here with a different price.
-const KNOWN: &[Known] = &[
-    known("gpt-5", 1.25, 10.0, Some(400_000)),
-    known("gpt-5-mini", 0.25, 2.0, Some(400_000)),
-    known("gpt-5-nano", 0.05, 0.40, Some(400_000)),
-    known("gpt-4.1", 2.0, 8.0, Some(1_047_576)),
-    known("gpt-4.1-mini", 0.40, 1.60, Some(1_047_576)),
-    known("gpt-4.1-nano", 0.10, 0.40, Some(1_047_576)),
-    known("gpt-4o", 2.50, 10.0, K128),
-    known("gpt-4o-2024-05-13", 5.0, 15.0, K128),
-    known("gpt-4o-mini", 0.15, 0.60, K128),
-    known("chatgpt-4o-latest", 5.0, 15.0, K128),
-    known("o1", 15.0, 60.0, K200),
-    known("o3", 2.0, 8.0, K200),
-    known("o3-mini", 1.10, 4.40, K200),
-    known("o4-mini", 1.10, 4.40, K200),
-    known("gpt-4-turbo", 10.0, 30.0, K128),
-    known("gpt-4", 30.0, 60.0, Some(8_192)),
-    known("gpt-3.5-turbo", 0.50, 1.50, Some(16_385)),
-    known("text-embedding-3-small", 0.02, 0.0, Some(8_191)),
-    known("text-embedding-3-large", 0.13, 0.0, Some(8_191)),
-    known("text-embedding-ada-002", 0.10, 0.0, Some(8_191)),
-    known("omni-moderation-latest", 0.0, 0.0, None),
-    known("text-moderation-latest", 0.0, 0.0, None),
-];
-
-fn lookup(id: &str) -> Option<&'static Known> {
-    let find = |id: &str| KNOWN.iter().find(|known| known.id == id);
-    find(id).or_else(|| find(strip_date(id)?))
-}
-
-/// `gpt-4o-2024-08-06` -> `gpt-4o`; `None` when the id has no `-YYYY-MM-DD` suffix.
-fn strip_date(id: &str) -> Option<&str> {
-    let (family, date) = id.split_at_checked(id.len().checked_sub(11)?)?;
-    let date = date.strip_prefix('-')?;
-    let shape = date.len() == 10
-        && date.bytes().enumerate().all(|(i, byte)| match i {
-            4 | 7 => byte == b'-',
-            _ => byte.is_ascii_digit(),
-        });
-    shape.then_some(family)
-}
-
-/// The list price of `model_id` in USD per token, when known.
-pub fn pricing(model_id: &str) -> Option<ModelPricing> {
-    lookup(model_id).map(|known| ModelPricing::per_million(known.price.0, known.price.1))
-}
-
-/// The context window of `model_id` in tokens, when known.
-pub fn context_length(model_id: &str) -> Option<u64> {
-    lookup(model_id).and_then(|known| known.context)
 }
 
 const TEXT: [ModelCapability; 5] = [
@@ -88,11 +39,8 @@ const TEXT: [ModelCapability; 5] = [
     ModelCapability::Summarization,
 ];
 
-/// What a model can do, inferred from its id: OpenAI's listing says nothing about it. Unknown
-/// ids (a compatible server's `llama3`) are taken for chat models, which is what such servers
-/// mostly serve, but name no content capability, so that a listing does not narrow them and the
-/// configuration decides; `embed` in the id means an embedding model.
-pub fn capabilities(model_id: &str) -> Vec<ModelCapability> {
+/// What a model can do, inferred from its id (see [`capabilities`]).
+fn inferred_capabilities(model_id: &str) -> Vec<ModelCapability> {
     let id = model_id.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|needle| id.contains(needle));
     if has(&["embed"]) {
@@ -169,13 +117,27 @@ fn content_capabilities(id: &str) -> &'static [ModelCapability] {
 
 #[cfg(test)]
 mod tests {
+    use fazztv_core::{ModelPricing, PriceSource};
+
     use super::*;
 
     #[test]
+    fn the_shipped_table_parses_and_is_dated() {
+        let table = price_table();
+        assert_eq!(table.as_of, "2025-08-07");
+        assert_eq!(table.source, "https://openai.com/api/pricing");
+        assert!(table.models.len() >= 20);
+        for model in &table.models {
+            assert!(!model.capabilities.is_empty(), "{}", model.id);
+        }
+    }
+
+    #[test]
     fn dated_snapshots_use_their_family_unless_priced_themselves() {
+        let pricing = |id: &str| price_table().price(id).map(|price| price.pricing);
         assert_eq!(
             pricing("gpt-4o-2024-08-06"),
-            Some(ModelPricing::per_million(2.5, 10.0))
+            Some(ModelPricing::per_million(2.5, 10.0).with_cached_prompt(1.25e-6))
         );
         assert_eq!(
             pricing("gpt-4o-2024-05-13"),
@@ -183,14 +145,36 @@ mod tests {
         );
         assert_eq!(
             pricing("gpt-4o-mini"),
-            Some(ModelPricing::per_million(0.15, 0.6))
+            Some(ModelPricing::per_million(0.15, 0.6).with_cached_prompt(0.075 / 1e6))
         );
         assert_eq!(pricing("gpt-4o-mini-tts"), None);
         assert_eq!(pricing("ft:gpt-4o-mini:acme::abc"), None);
-        assert_eq!(strip_date("o3-2025-04-16"), Some("o3"));
-        assert_eq!(strip_date("gpt-4-0613"), None);
-        assert_eq!(strip_date("2025-04-16"), None);
-        assert_eq!(context_length("gpt-4.1-mini-2025-04-14"), Some(1_047_576));
+        let context = |id: &str| price_table().lookup(id)?.context_length;
+        assert_eq!(context("gpt-4.1-mini-2025-04-14"), Some(1_047_576));
+        let max_output = |id: &str| price_table().lookup(id)?.max_output_tokens;
+        assert_eq!(max_output("gpt-5-2025-08-07"), Some(128_000));
+        assert_eq!(max_output("o3-mini"), Some(100_000));
+        assert_eq!(max_output("text-embedding-3-small"), None);
+        assert_eq!(
+            price_table().price("o3").map(|price| price.source),
+            Some(PriceSource::Table {
+                as_of: "2025-08-07".into()
+            })
+        );
+    }
+
+    /// The table is the source for the models it lists; the family rules serve the others
+    /// (snapshots with suffixes, previews). Both describe the same families, so they agree.
+    #[test]
+    fn the_table_agrees_with_the_family_rules() {
+        for model in &price_table().models {
+            assert_eq!(
+                model.capabilities,
+                inferred_capabilities(&model.id),
+                "{}",
+                model.id
+            );
+        }
     }
 
     #[test]

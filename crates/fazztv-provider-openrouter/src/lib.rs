@@ -6,6 +6,11 @@
 //! modalities; works without a key), `GET /key` (availability: cheap and checks the key),
 //! `POST /embeddings`. OpenRouter has no moderation endpoint.
 //!
+//! Prices: listings carry the catalogue's prices (input, output, cache reads and writes,
+//! reasoning, per request and per image), marked as coming from the catalogue. Each answer's
+//! usage carries what OpenRouter charged (`usage.cost`, plus the upstream's charge of a
+//! bring-your-own-key request), which wins over any price.
+//!
 //! ```json
 //! {"name": "openrouter", "type": "openrouter", "api_key_env": "OPENROUTER_API_KEY",
 //!  "default_model": "meta-llama/llama-3.3-70b-instruct:free",
@@ -18,8 +23,8 @@ use std::sync::Arc;
 
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
-    EmbeddingResponse, Environment, Error, ModelCapability, ModelInfo, ModelPricing, Provider,
-    ProviderConfig, ProviderContext, ProviderFactory, async_trait,
+    EmbeddingResponse, Environment, Error, ListedPrice, ModelCapability, ModelInfo, ModelPricing,
+    PriceSource, Provider, ProviderConfig, ProviderContext, ProviderFactory, async_trait,
 };
 use fazztv_openai_compat::{ModelList, OpenAiCompatClient};
 use schemars::JsonSchema;
@@ -227,10 +232,17 @@ struct WireModel {
     supported_parameters: Option<Vec<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `pricing`: USD per token, per request and per input image.
+#[derive(Debug, Default, Deserialize)]
 struct WirePricing {
     prompt: Option<Value>,
     completion: Option<Value>,
+    input_cache_read: Option<Value>,
+    input_cache_write: Option<Value>,
+    input_cache_write_1h: Option<Value>,
+    internal_reasoning: Option<Value>,
+    request: Option<Value>,
+    image: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -268,7 +280,7 @@ impl WireModel {
             info = info.with_context_length(tokens);
         }
         if let Some(pricing) = self.pricing.as_ref().and_then(WirePricing::per_token) {
-            info = info.with_pricing(pricing);
+            info = info.with_price(ListedPrice::new(pricing, PriceSource::Catalog));
         }
         let free = info.free || self.id.ends_with(":free");
         info.with_free(free)
@@ -276,21 +288,31 @@ impl WireModel {
 }
 
 impl WirePricing {
-    /// Decimal strings (numbers accepted too) in USD per token. A negative price (`"-1"`, seen
-    /// on routers whose price varies) or an unparsable one means unknown.
+    /// Decimal strings (numbers accepted too) in USD per token (per request, per image). A
+    /// negative price (`"-1"`, seen on routers whose price varies) or an unparsable one means
+    /// unknown: without prompt and completion prices there is no price at all, and another
+    /// part unknown is left out.
+    ///
+    /// The catalogue says `"0"` for the cache and reasoning prices of models that do not price
+    /// them apart (reasoning billed as output, no prompt cache), so a zero there is no price of
+    /// its own: reasoning then costs the output price, and cached tokens the input price.
     fn per_token(&self) -> Option<ModelPricing> {
-        let price = |value: Option<&Value>| {
-            let price = match value? {
+        let price = |value: &Option<Value>| {
+            let price = match value.as_ref()? {
                 Value::String(text) => text.trim().parse::<f64>().ok()?,
                 Value::Number(number) => number.as_f64()?,
                 _ => return None,
             };
             (price.is_finite() && price >= 0.0).then_some(price)
         };
-        Some(ModelPricing::per_token(
-            price(self.prompt.as_ref())?,
-            price(self.completion.as_ref())?,
-        ))
+        let apart = |value: &Option<Value>| price(value).filter(|price| *price > 0.0);
+        let mut pricing = ModelPricing::per_token(price(&self.prompt)?, price(&self.completion)?)
+            .with_fixed(price(&self.request), price(&self.image));
+        pricing.cached_prompt = apart(&self.input_cache_read);
+        pricing.cache_write = apart(&self.input_cache_write);
+        pricing.cache_write_1h = apart(&self.input_cache_write_1h);
+        pricing.reasoning = apart(&self.internal_reasoning);
+        Some(pricing)
     }
 }
 
@@ -436,6 +458,7 @@ mod tests {
             WirePricing {
                 prompt: Some(prompt),
                 completion: Some(completion),
+                ..WirePricing::default()
             }
             .per_token()
         };
@@ -449,6 +472,48 @@ mod tests {
         );
         assert_eq!(pricing("-1".into(), "-1".into()), None);
         assert_eq!(pricing("n/a".into(), "0".into()), None);
+        assert_eq!(pricing(Value::Null, "0".into()), None);
+    }
+
+    fn parts(pricing: Value) -> Option<ModelPricing> {
+        serde_json::from_value::<WirePricing>(pricing)
+            .unwrap()
+            .per_token()
+    }
+
+    #[test]
+    fn cache_reasoning_request_and_image_prices_are_read() {
+        // A Claude model as the catalogue lists it.
+        let pricing = parts(serde_json::json!({
+            "prompt": "0.000003", "completion": "0.000015", "request": "0", "image": "0.0048",
+            "web_search": "0", "internal_reasoning": "0.00002", "input_cache_read": "0.0000003",
+            "input_cache_write": "0.00000375", "input_cache_write_1h": "0.000006"
+        }))
+        .unwrap();
+        assert_eq!(
+            pricing,
+            ModelPricing::per_token(0.000003, 0.000015)
+                .with_cached_prompt(0.0000003)
+                .with_cache_write(0.00000375, Some(0.000006))
+                .with_reasoning(0.00002)
+                .with_fixed(Some(0.0), Some(0.0048))
+        );
+    }
+
+    #[test]
+    fn odd_or_zero_optional_prices_are_not_prices_of_their_own() {
+        let pricing = parts(serde_json::json!({
+            "prompt": "0.0000004", "completion": "0.000002", "internal_reasoning": "0",
+            "input_cache_read": "0", "input_cache_write": "-1", "input_cache_write_1h": "soon",
+            "request": "-1", "image": {"per": "image"}
+        }))
+        .unwrap();
+        assert_eq!(pricing, ModelPricing::per_token(0.0000004, 0.000002));
+        // An odd optional part never loses the price it belongs to.
+        assert!(
+            parts(serde_json::json!({"prompt": "0", "completion": "0", "request": "n/a"}))
+                .is_some_and(|pricing| pricing.is_zero())
+        );
     }
 
     #[test]

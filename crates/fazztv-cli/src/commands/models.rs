@@ -1,5 +1,8 @@
 //! `fazztv models` and `fazztv cheapest`.
 
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
 use fazztv::{ModelCapability, ModelInfo};
 
 use crate::app::App;
@@ -13,7 +16,7 @@ use crate::ui::{BAD, DIM, GOOD, out, out_json};
 pub async fn run(app: &App, args: ModelsArgs) -> Result<(), CliError> {
     let manager = app.manager()?;
     let (models, failures) = match &args.provider {
-        Some(name) => match app.provider(name)?.list_models().await {
+        Some(name) => match app.entry(name)?.list_models().await {
             Ok(models) => (models, Vec::new()),
             Err(error) => (Vec::new(), vec![(name.clone(), error)]),
         },
@@ -55,6 +58,7 @@ pub async fn run(app: &App, args: ModelsArgs) -> Result<(), CliError> {
             ));
         } else {
             out(&models_table(app, &models))?;
+            warn_stale_prices(app, &models);
         }
     }
     if listed_any {
@@ -122,6 +126,23 @@ fn per_million(price: f64) -> String {
     format!("${text}")
 }
 
+/// Says which shipped price tables the listed prices come from are over a year old.
+fn warn_stale_prices(app: &App, models: &[ModelInfo]) {
+    let now = SystemTime::now();
+    let stale: BTreeSet<String> = models
+        .iter()
+        .filter_map(|model| model.price_source.as_ref())
+        .filter(|source| source.is_stale(now))
+        .map(ToString::to_string)
+        .collect();
+    for source in stale {
+        app.ui.warn(&format!(
+            "prices from the {source} price table are over a year old; set `pricing` in \
+             providers.json where exact cost matters"
+        ));
+    }
+}
+
 fn models_table(app: &App, models: &[ModelInfo]) -> String {
     let mut table = Table::new(&[
         ("ID", Align::Left),
@@ -129,6 +150,7 @@ fn models_table(app: &App, models: &[ModelInfo]) -> String {
         ("CONTEXT", Align::Right),
         ("$/M IN", Align::Right),
         ("$/M OUT", Align::Right),
+        ("PRICE FROM", Align::Left),
         ("CAPABILITIES", Align::Left),
     ]);
     for model in models {
@@ -150,6 +172,11 @@ fn models_table(app: &App, models: &[ModelInfo]) -> String {
                 .into(),
             prompt,
             completion,
+            model
+                .price_source
+                .as_ref()
+                .map_or_else(|| String::from("-"), ToString::to_string)
+                .into(),
             capabilities.join(",").into(),
         ]);
     }

@@ -141,7 +141,6 @@ pub async fn answer(
         app.report_attempts(stream.attempts(), stream.model());
     }
     let provider = stream.provider().to_owned();
-    let attempts = stream.attempts().to_vec();
     let mut assembler = StreamAssembler::new();
     // A key echoed in the answer may arrive split over two deltas.
     let mut masker = stream_masker();
@@ -183,7 +182,8 @@ pub async fn answer(
         Ok(response) => response,
         Err(error) => return Err(CliError::request(error)),
     };
-    response.attempts = attempts;
+    // Read at the end: the answering attempt's cost is known once the stream finished.
+    response.attempts = stream.attempts().to_vec();
     thoughts.end()?;
     if !ui.json {
         out(&masker.finish())?;
@@ -193,7 +193,7 @@ pub async fn answer(
         }
         print_tool_calls(&response.tool_calls)?;
     }
-    app.report_usage(response.usage);
+    app.report_usage(response.usage, response.cost.as_ref());
     let verdict = schema.and_then(|schema| schema.check(&response));
     Ok(judge(ui, response, schema, verdict))
 }

@@ -37,7 +37,7 @@ pub async fn embed(app: &App, args: EmbedArgs) -> Result<(), CliError> {
             )
         )
     ));
-    app.report_usage(response.usage);
+    app.report_usage(response.usage, response.cost.as_ref());
     let mut text = String::new();
     for vector in &response.embeddings {
         text.push_str(&to_json(vector, false));

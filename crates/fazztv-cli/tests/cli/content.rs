@@ -387,6 +387,23 @@ fn with_json_a_schema_violating_answer_exits_1_with_schema_valid_false() {
         "completion_tokens": 3,
         "total_tokens": 4
       },
+      "cost_usd": 0.0,
+      "cost": {
+        "usd": 0.0,
+        "breakdown": {
+          "input_usd": 0.0,
+          "cached_input_usd": 0.0,
+          "cache_write_usd": 0.0,
+          "output_usd": 0.0,
+          "reasoning_usd": 0.0,
+          "request_usd": 0.0,
+          "image_usd": 0.0
+        },
+        "source": {
+          "kind": "catalog"
+        },
+        "estimated": false
+      },
       "request_id": "mock-1",
       "attempts": [
         {
@@ -395,7 +412,8 @@ fn with_json_a_schema_violating_answer_exits_1_with_schema_valid_false() {
           "outcome": "ok",
           "latency_ms": N,
           "retries": 0,
-          "waited_ms": 0
+          "waited_ms": 0,
+          "cost_usd": 0.0
         }
       ]
     }

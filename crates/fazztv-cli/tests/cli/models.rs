@@ -17,17 +17,17 @@ fn offline() -> Sandbox {
 fn models_table_shows_prices_per_million_tokens() {
     // Found as ./providers.json in the working directory.
     let result = run(&offline(), &["models"]);
-    insta::assert_snapshot!(result.transcript(), @r"
+    insta::assert_snapshot!(result.transcript(), @"
     exit: 0
     --- stdout
-    ID                      PROVIDER       CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-    gpt-4o-mini             cloud-primary   128000   $0.15     $0.6  text_generation,chat,code_generation,summarization,translation
-    gpt-4o                  cloud-primary   128000    $2.5      $10  text_generation,chat,code_generation,summarization,translation
-    text-embedding-3-small  cloud-primary     8191   $0.02       $0  embedding
-    omni-moderation-latest  cloud-primary        -    free     free  moderation
-    llama3.2:3b             local-backup    131072    free     free  text_generation,chat,code_generation,summarization
-    mistral-small-3.1       local-backup    128000    $0.1     $0.3  text_generation,chat,code_generation
-    nomic-embed-text        local-backup      8192    free     free  embedding
+    ID                      PROVIDER       CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    gpt-4o-mini             cloud-primary   128000   $0.15     $0.6  catalog     text_generation,chat,code_generation,summarization,translation
+    gpt-4o                  cloud-primary   128000    $2.5      $10  catalog     text_generation,chat,code_generation,summarization,translation
+    text-embedding-3-small  cloud-primary     8191   $0.02       $0  catalog     embedding
+    omni-moderation-latest  cloud-primary        -    free     free  catalog     moderation
+    llama3.2:3b             local-backup    131072    free     free  catalog     text_generation,chat,code_generation,summarization
+    mistral-small-3.1       local-backup    128000    $0.1     $0.3  catalog     text_generation,chat,code_generation
+    nomic-embed-text        local-backup      8192    free     free  catalog     embedding
     --- stderr
     ");
 }
@@ -90,11 +90,11 @@ fn models_json_keeps_per_token_prices() {
 fn cheapest_picks_the_lowest_price_and_fails_when_nothing_matches() {
     let sandbox = offline();
     let code = run(&sandbox, &["cheapest", "--capability", "translation"]);
-    insta::assert_snapshot!(code.transcript(), @r"
+    insta::assert_snapshot!(code.transcript(), @"
     exit: 0
     --- stdout
-    ID           PROVIDER       CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-    gpt-4o-mini  cloud-primary   128000   $0.15     $0.6  text_generation,chat,code_generation,summarization,translation
+    ID           PROVIDER       CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    gpt-4o-mini  cloud-primary   128000   $0.15     $0.6  catalog     text_generation,chat,code_generation,summarization,translation
     --- stderr
     ");
     let json = run(
@@ -304,4 +304,24 @@ fn ollama_commands_use_the_first_provider_that_manages_models() {
     );
     let unknown = run(&sandbox, &["ollama", "list", "--provider", "ghost"]);
     assert_eq!(unknown.code, 2);
+}
+
+#[test]
+fn models_shows_where_each_price_comes_from_and_config_overrides_win() {
+    let sandbox = Sandbox::with(&serde_json::json!({
+        "providers": [mock("local", "m-1", json!({
+            "models": [{"id": "m-1", "pricing": {"prompt": 0.000001, "completion": 0.000002}},
+                       {"id": "m-2", "pricing": {"prompt": 0.000001, "completion": 0.000002}}]
+        }))],
+        "pricing": {"local/m-2": {"input_usd_per_mtok": 5, "output_usd_per_mtok": 7}}
+    }));
+    let result = run(&sandbox, &["models"]);
+    insta::assert_snapshot!(result.transcript(), @"
+    exit: 0
+    --- stdout
+    ID   PROVIDER  CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    m-1  local           -      $1       $2  catalog     text_generation,chat,code_generation,translation,summarization,embedding,moderation
+    m-2  local           -      $5       $7  config      text_generation,chat,code_generation,translation,summarization,embedding,moderation
+    --- stderr
+    ");
 }

@@ -77,7 +77,7 @@ fn verbose_shows_the_configuration_routing_and_timings() {
     let transcript = result.transcript();
     let config = sandbox.path().join("providers.json");
     let transcript = transcript.replace(&config.display().to_string(), "[config]");
-    insta::assert_snapshot!(transcript, @r"
+    insta::assert_snapshot!(transcript, @"
     exit: 0
     --- stdout
     backup/beta-1 says: hi
@@ -90,6 +90,7 @@ fn verbose_shows_the_configuration_routing_and_timings() {
     fallback: primary failed: overloaded: primary is overloaded (N ms)
     answered by backup (beta-1) in N ms
     usage: 1 prompt + 3 completion = 4 tokens
+    cost: $0 (price from catalog)
     ");
 }
 

@@ -35,6 +35,23 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
         "completion_tokens": 5,
         "total_tokens": 8
       },
+      "cost_usd": 0.0,
+      "cost": {
+        "usd": 0.0,
+        "breakdown": {
+          "input_usd": 0.0,
+          "cached_input_usd": 0.0,
+          "cache_write_usd": 0.0,
+          "output_usd": 0.0,
+          "reasoning_usd": 0.0,
+          "request_usd": 0.0,
+          "image_usd": 0.0
+        },
+        "source": {
+          "kind": "catalog"
+        },
+        "estimated": false
+      },
       "request_id": "mock-1",
       "attempts": [
         {
@@ -44,6 +61,7 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
           "latency_ms": N,
           "retries": 0,
           "waited_ms": 0,
+          "cost_usd": 0.0,
           "message": "primary is overloaded"
         },
         {
@@ -52,7 +70,8 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
           "outcome": "ok",
           "latency_ms": N,
           "retries": 0,
-          "waited_ms": 0
+          "waited_ms": 0,
+          "cost_usd": 0.0
         }
       ]
     }
@@ -403,4 +422,59 @@ fn without_any_configuration_keys_or_ollama_every_provider_says_what_it_needs() 
             result.stderr
         );
     }
+}
+
+/// A priced primary that fails once, and a backup priced by a `pricing` override.
+fn priced_fallback() -> serde_json::Value {
+    json!({
+        "providers": [
+            mock("primary", "alpha-1", json!({
+                "reply": "{provider}/{model} says: {prompt}",
+                "failures": {"first": 1, "kind": "overloaded", "message": "primary is overloaded"}
+            })),
+            mock("backup", "beta-1", json!({"reply": "{provider}/{model} says: {prompt}"})),
+        ],
+        "pricing": {
+            "backup/beta-1": {"input_usd_per_mtok": 2, "output_usd_per_mtok": 8}
+        }
+    })
+}
+
+#[test]
+fn json_and_stats_show_what_each_attempt_and_the_answer_cost() {
+    let sandbox = Sandbox::with(&priced_fallback());
+    let result = run(
+        &sandbox,
+        &["--json", "--stats", "query", "Explain quantum computing"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let answer: serde_json::Value = serde_json::from_str(&result.stdout).expect("JSON");
+    let usage = &answer["usage"];
+    let expected = usage["prompt_tokens"].as_f64().unwrap() * 2e-6
+        + usage["completion_tokens"].as_f64().unwrap() * 8e-6;
+    let cost = answer["cost_usd"].as_f64().expect("a cost");
+    assert!((cost - expected).abs() < 1e-12, "{answer}");
+    assert_eq!(answer["cost"]["source"], json!({"kind": "config"}));
+    assert_eq!(answer["cost"]["estimated"], json!(false));
+    // The failed try cost nothing; the answering one what the answer cost.
+    assert_eq!(answer["attempts"][0]["cost_usd"], json!(0.0));
+    assert_eq!(answer["attempts"][1]["cost_usd"], json!(cost));
+    let stats = result.stats();
+    assert_eq!(stats["cost_usd"], json!(cost));
+    assert_eq!(stats["providers"]["backup"]["cost_usd"], json!(cost));
+    assert_eq!(stats["models"]["beta-1"]["cost_usd"], json!(cost));
+    assert_eq!(stats["unpriced_answers"], json!(0));
+}
+
+#[test]
+fn verbose_says_what_the_answer_cost_and_where_its_price_came_from() {
+    let sandbox = Sandbox::with(&priced_fallback());
+    let result = run(&sandbox, &["-v", "query", "--provider", "backup", "hi"]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let line = result
+        .stderr
+        .lines()
+        .find(|line| line.starts_with("cost: "))
+        .expect("a cost line");
+    assert!(line.ends_with("(price from config)"), "{line}");
 }

@@ -153,31 +153,50 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
     let json = fazztv_keyed(&sandbox, &["--json", "query", "Say hello"]).await;
     assert_eq!(json.code, 0, "{}", json.stderr);
     insta::assert_snapshot!(mask_ms(&json.stdout), @r#"
+    {
+      "provider": "openai",
+      "model": "gpt-4o-2024-08-06",
+      "content": "Hello! How can I assist you today?",
+      "finish_reason": "stop",
+      "usage": {
+        "prompt_tokens": 19,
+        "completion_tokens": 10,
+        "total_tokens": 29,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0
+      },
+      "cost_usd": 0.0001475,
+      "cost": {
+        "usd": 0.0001475,
+        "breakdown": {
+          "input_usd": 0.0000475,
+          "cached_input_usd": 0.0,
+          "cache_write_usd": 0.0,
+          "output_usd": 0.0001,
+          "reasoning_usd": 0.0,
+          "request_usd": 0.0,
+          "image_usd": 0.0
+        },
+        "source": {
+          "kind": "table",
+          "as_of": "2025-08-07"
+        },
+        "estimated": false
+      },
+      "request_id": "req_7c1d",
+      "attempts": [
         {
           "provider": "openai",
           "model": "gpt-4o-2024-08-06",
-          "content": "Hello! How can I assist you today?",
-          "finish_reason": "stop",
-          "usage": {
-            "prompt_tokens": 19,
-            "completion_tokens": 10,
-            "total_tokens": 29,
-            "cached_tokens": 0,
-            "reasoning_tokens": 0
-          },
-          "request_id": "req_7c1d",
-          "attempts": [
-            {
-              "provider": "openai",
-              "model": "gpt-4o-2024-08-06",
-              "outcome": "ok",
-              "latency_ms": N,
-              "retries": 0,
-              "waited_ms": 0
-            }
-          ]
+          "outcome": "ok",
+          "latency_ms": N,
+          "retries": 0,
+          "waited_ms": 0,
+          "cost_usd": 0.0001475
         }
-        "#);
+      ]
+    }
+    "#);
 
     let requests = received(&server, "/v1/chat/completions").await;
     assert_eq!(requests.len(), 2);
@@ -533,14 +552,14 @@ async fn models_and_cheapest_read_openrouters_listing() {
     })]);
 
     let models = fazztv_keyed(&sandbox, &["models"]).await;
-    insta::assert_snapshot!(models.transcript(), @r#"
-        exit: 0
-        --- stdout
-        ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization,tool_calling
-        openai/gpt-4                            openrouter     8192     $30      $60  text_generation,chat,code_generation,translation,summarization
-        --- stderr
-        "#);
+    insta::assert_snapshot!(models.transcript(), @"
+    exit: 0
+    --- stdout
+    ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  catalog     text_generation,chat,code_generation,translation,summarization,tool_calling
+    openai/gpt-4                            openrouter     8192     $30      $60  catalog     text_generation,chat,code_generation,translation,summarization
+    --- stderr
+    ");
 
     let json = fazztv_keyed(&sandbox, &["--json", "models", "--free-only"]).await;
     let listed = json.json();
@@ -553,13 +572,13 @@ async fn models_and_cheapest_read_openrouters_listing() {
         &["cheapest", "--capability", "chat", "--free-only"],
     )
     .await;
-    insta::assert_snapshot!(cheapest.transcript(), @r#"
-        exit: 0
-        --- stdout
-        ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-        meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  text_generation,chat,code_generation,translation,summarization,tool_calling
-        --- stderr
-        "#);
+    insta::assert_snapshot!(cheapest.transcript(), @"
+    exit: 0
+    --- stdout
+    ID                                      PROVIDER    CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    meta-llama/llama-3.3-70b-instruct:free  openrouter   131072    free     free  catalog     text_generation,chat,code_generation,translation,summarization,tool_calling
+    --- stderr
+    ");
     let paid = fazztv_keyed(&sandbox, &["--json", "cheapest", "--capability", "chat"]).await;
     assert_eq!(
         paid.json()["model"]["id"],
@@ -723,19 +742,20 @@ async fn embed_prints_openais_vectors_in_input_order() {
 
     let run = fazztv_keyed(&sandbox, &["-v", "embed", "first text", "second text"]).await;
     let sandbox_dir = sandbox.path().display().to_string();
-    insta::assert_snapshot!(transcript(&run, &[(&sandbox_dir, "[sandbox]")]), @r#"
-        exit: 0
-        --- stdout
-        [0.0023064255,-0.009327292,0.015797347,-0.0028842222,0.021390583,-0.0011738111,0.008203371,-0.012657225]
-        [-0.010751318,0.0040932684,-0.0216578,0.0107296,0.005291387,-0.02017542,0.00031237,0.009126438]
-        --- stderr
-        config: [sandbox]/providers.json (from $FAZZTV_CONFIG)
-        provider: openai (type openai, priority 0, weight 1)
-        routing: fallback on, strategy priority
-        route: strategy priority, by priority: openai [healthy, priority 0, weight 1, unmeasured, 0 in flight]
-        embedded by openai (text-embedding-3-small) 2 vectors of 8 dimensions
-        usage: 16 prompt + 0 completion = 16 tokens
-        "#);
+    insta::assert_snapshot!(transcript(&run, &[(&sandbox_dir, "[sandbox]")]), @"
+    exit: 0
+    --- stdout
+    [0.0023064255,-0.009327292,0.015797347,-0.0028842222,0.021390583,-0.0011738111,0.008203371,-0.012657225]
+    [-0.010751318,0.0040932684,-0.0216578,0.0107296,0.005291387,-0.02017542,0.00031237,0.009126438]
+    --- stderr
+    config: [sandbox]/providers.json (from $FAZZTV_CONFIG)
+    provider: openai (type openai, priority 0, weight 1)
+    routing: fallback on, strategy priority
+    route: strategy priority, by priority: openai [healthy, priority 0, weight 1, unmeasured, 0 in flight]
+    embedded by openai (text-embedding-3-small) 2 vectors of 8 dimensions
+    usage: 16 prompt + 0 completion = 16 tokens
+    cost: $0.00000032 (price from table 2025-08-07)
+    ");
     let requests = received(&server, "/v1/embeddings").await;
     insta::assert_json_snapshot!(body(&requests[0]), @r#"
         {
@@ -1073,15 +1093,15 @@ async fn compare_and_chat_over_http() {
 async fn models_lists_what_it_can_and_names_the_provider_that_failed_once() {
     let (_openai_server, _ollama_server, sandbox) = openai_and_busy_ollama().await;
     let run = fazztv_keyed(&sandbox, &["models"]).await;
-    insta::assert_snapshot!(run.transcript(), @r#"
-        exit: 0
-        --- stdout
-        ID                  PROVIDER  CONTEXT  $/M IN  $/M OUT  CAPABILITIES
-        deepseek-r1:latest  ollama          -    free     free  text_generation,chat,code_generation
-        llama3.2:latest     ollama          -    free     free  text_generation,chat,code_generation
-        --- stderr
-        warning: cannot list models: openai: authentication: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys. (HTTP 401)
-        "#);
+    insta::assert_snapshot!(run.transcript(), @"
+    exit: 0
+    --- stdout
+    ID                  PROVIDER  CONTEXT  $/M IN  $/M OUT  PRICE FROM  CAPABILITIES
+    deepseek-r1:latest  ollama          -    free     free  local       text_generation,chat,code_generation
+    llama3.2:latest     ollama          -    free     free  local       text_generation,chat,code_generation
+    --- stderr
+    warning: cannot list models: openai: authentication: Incorrect API key provided: sk-VKMIs***************************************wjh3. You can find your API key at https://platform.openai.com/account/api-keys. (HTTP 401)
+    ");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
-    ModelCapability, ModelInfo, ModelPricing, Provider, ProviderConfig, Result, RetrySettings,
-    StreamEvent, UnavailableReason, Usage, async_trait,
+    ListedPrice, ModelCapability, ModelInfo, ModelPricing, PriceSource, Provider, ProviderConfig,
+    Result, RetrySettings, StreamEvent, UnavailableReason, Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
 use futures::StreamExt;
@@ -89,6 +89,10 @@ pub struct Scripted {
     pub last_model: Mutex<Option<Option<String>>>,
     /// Appended to failure messages, as servers that quote the rejected key do.
     pub secret: Mutex<Option<String>>,
+    /// What `list_price` says about every model.
+    pub price: Option<ListedPrice>,
+    /// The usage of its one-piece answers.
+    pub usage: Option<Usage>,
 }
 
 impl Scripted {
@@ -107,7 +111,19 @@ impl Scripted {
             delay_by_prompt: false,
             last_model: Mutex::new(None),
             secret: Mutex::new(None),
+            price: None,
+            usage: Some(Usage::new(3, 4)),
         }
+    }
+
+    pub fn price(mut self, price: ListedPrice) -> Self {
+        self.price = Some(price);
+        self
+    }
+
+    pub fn usage(mut self, usage: Option<Usage>) -> Self {
+        self.usage = usage;
+        self
     }
 
     pub fn script(self, steps: impl IntoIterator<Item = Step>) -> Self {
@@ -190,13 +206,16 @@ impl Provider for Scripted {
                 Err(self.fail(ErrorKind::RateLimited).with_retry_after_invalid())
             }
             Step::Hang => std::future::pending().await,
-            _ => Ok(ChatResponse::new(
-                format!("{} says: {prompt}", self.name),
-                format!("{}-model", self.name),
-                &self.name,
-            )
-            .with_usage(Usage::new(3, 4))
-            .with_finish_reason(FinishReason::Stop)),
+            _ => {
+                let mut response = ChatResponse::new(
+                    format!("{} says: {prompt}", self.name),
+                    format!("{}-model", self.name),
+                    &self.name,
+                )
+                .with_finish_reason(FinishReason::Stop);
+                response.usage = self.usage;
+                Ok(response)
+            }
         }
     }
 
@@ -268,6 +287,10 @@ impl Provider for Scripted {
         Ok(self.models.clone())
     }
 
+    fn list_price(&self, _model: &str) -> Option<ListedPrice> {
+        self.price.clone()
+    }
+
     async fn check_availability(&self) -> Availability {
         if self.available {
             Availability::Available
@@ -313,7 +336,10 @@ pub fn priced(
 ) -> ModelInfo {
     ModelInfo::new(id, provider)
         .with_capabilities(capabilities.iter().copied())
-        .with_pricing(ModelPricing::per_million(prompt, completion))
+        .with_price(ListedPrice::new(
+            ModelPricing::per_million(prompt, completion),
+            PriceSource::Catalog,
+        ))
 }
 
 /// Settings that retry each provider up to `max_retries` times.

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatMessage, ChatRequest, ContentPart, ErrorKind, FinishReason,
-    GenerationOptions, ImageSource, ModelCapability, Provider, ProviderConfig, ReasoningControl,
-    ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult, UnavailableReason, Usage,
+    GenerationOptions, ImageSource, ModelCapability, ModelPricing, PriceSource, Provider,
+    ProviderConfig, ReasoningControl, ResponseFormat, Role, Tool, ToolCall, ToolChoice, ToolResult,
+    UnavailableReason, Usage,
 };
 use fazztv_provider_anthropic::AnthropicProvider;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
@@ -475,7 +476,8 @@ async fn models_are_listed_across_pages_with_their_capabilities() {
         .respond_with(json_response(200, fixtures::MODELS))
         .mount(&server)
         .await;
-    let models = provider(config(&server.uri())).list_models().await.unwrap();
+    let anthropic = provider(config(&server.uri()));
+    let models = anthropic.list_models().await.unwrap();
     let ids: Vec<&str> = models.iter().map(|model| model.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -488,6 +490,42 @@ async fn models_are_listed_across_pages_with_their_capabilities() {
     let opus = &models[0];
     assert_eq!(opus.name, "Claude Opus 4.1");
     assert_eq!(opus.context_length, Some(200_000));
+    // Dated ids are priced as their alias, from the shipped table.
+    let per_mtok = |usd: f64| usd / 1_000_000.0;
+    assert_eq!(
+        opus.pricing,
+        Some(
+            ModelPricing::per_million(15.0, 75.0)
+                .with_cached_prompt(per_mtok(1.50))
+                .with_cache_write(per_mtok(18.75), Some(per_mtok(30.0)))
+        )
+    );
+    let table = PriceSource::Table {
+        as_of: fazztv_provider_anthropic::price_table().as_of.clone(),
+    };
+    assert!(
+        models
+            .iter()
+            .all(|model| model.price_source.as_ref() == Some(&table)),
+        "{models:?}"
+    );
+    assert_eq!(
+        models[1].pricing.map(|pricing| pricing.prompt),
+        Some(per_mtok(3.0)),
+        "claude-sonnet-4-20250514 is claude-sonnet-4-0"
+    );
+    // The manager gets the same price without listing.
+    for model in &models {
+        assert_eq!(
+            anthropic.list_price(&model.id),
+            model.price(),
+            "{}",
+            model.id
+        );
+    }
+    assert_eq!(anthropic.list_price("claude-2.1"), None);
+    // The listing's window wins; without one, the table's.
+    assert_eq!(models[1].context_length, Some(200_000));
     assert!(opus.supports(ModelCapability::Vision) && !opus.supports(ModelCapability::Reasoning));
     assert!(models[1].supports(ModelCapability::Reasoning));
     assert!(models[2].supports(ModelCapability::ToolCalling));

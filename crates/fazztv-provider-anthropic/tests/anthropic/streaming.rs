@@ -206,6 +206,48 @@ async fn a_thinking_stream_assembles_to_the_non_streamed_answer() {
     );
 }
 
+/// A stream writing to the 1-hour cache: `message_start` gives the split by lifetime,
+/// `message_delta` the final counts without it; the finish keeps both, as the whole answer.
+#[tokio::test]
+async fn one_hour_cache_writes_survive_the_message_delta() {
+    let events = [
+        r#"{"type":"message_start","message":{"id":"msg_c","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":1500,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":500,"ephemeral_1h_input_tokens":1000},"output_tokens":1,"service_tier":"standard"}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Done."}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":12,"cache_creation_input_tokens":1500,"cache_read_input_tokens":0,"output_tokens":7}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    let transcript: String = events
+        .iter()
+        .map(|data| {
+            let kind = serde_json::from_str::<Value>(data).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            format!("event: {kind}\ndata: {data}\n\n")
+        })
+        .collect();
+    let message = json!({
+        "id": "msg_c", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": "Done."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 12, "cache_creation_input_tokens": 1500, "cache_read_input_tokens": 0,
+                  "cache_creation": {"ephemeral_5m_input_tokens": 500, "ephemeral_1h_input_tokens": 1000},
+                  "output_tokens": 7, "service_tier": "standard"}
+    });
+    let answer = assert_stream_assembles_to(&transcript, &message.to_string()).await;
+    assert_eq!(
+        answer.usage,
+        Some(
+            Usage::new(1512, 7)
+                .with_cached_tokens(Some(0))
+                .with_cache_creation_tokens(Some(1500))
+                .with_cache_creation_1h_tokens(Some(1000))
+        )
+    );
+}
+
 /// Each transcript split into pieces of every size from 1 byte up (so every boundary falls
 /// inside some line, event and UTF-8 sequence) gives the same events as unsplit.
 #[tokio::test]

@@ -75,7 +75,11 @@ async fn a_plain_chat_sends_the_documented_request_and_decodes_the_answer() {
     assert_eq!(response.model, "command-r");
     assert_eq!(response.provider, "cohere");
     assert_eq!(response.finish_reason, Some(FinishReason::Stop));
-    assert_eq!(response.usage, Some(Usage::new(71, 418)));
+    // Cohere bills 5 of the 71 prompt tokens it processed.
+    assert_eq!(
+        response.usage,
+        Some(Usage::new(71, 418).with_billed_tokens(Some(5), Some(418)))
+    );
     assert_eq!(response.reasoning, None);
     assert!(response.tool_calls.is_empty());
     assert_eq!(response.request_id.as_deref(), Some(REQUEST_ID));
@@ -310,7 +314,10 @@ async fn the_specs_tool_call_answer_decodes_typed_calls_and_thinking_as_reasonin
         ]
     );
     assert_eq!(response.finish_reason, Some(FinishReason::ToolCalls));
-    assert_eq!(response.usage, Some(Usage::new(1032, 124)));
+    assert_eq!(
+        response.usage,
+        Some(Usage::new(1032, 124).with_billed_tokens(Some(127), Some(69)))
+    );
 }
 
 #[tokio::test]

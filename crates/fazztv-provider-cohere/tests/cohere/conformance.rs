@@ -26,11 +26,16 @@ fn finish_reason(reason: &FinishReason) -> &'static str {
 
 fn usage(usage: &Usage) -> Value {
     let mut json = json!({
-        "billed_units": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
         "tokens": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}
     });
     if let Some(cached) = usage.cached_tokens {
         json["cached_tokens"] = cached.into();
+    }
+    if let Some(billed) = usage.billed_prompt_tokens {
+        json["billed_units"]["input_tokens"] = billed.into();
+    }
+    if let Some(billed) = usage.billed_completion_tokens {
+        json["billed_units"]["output_tokens"] = billed.into();
     }
     json
 }

@@ -1,7 +1,8 @@
 //! `GET /v1/models` (listing, availability) against wiremock.
 
 use fazztv_core::{
-    Availability, ErrorKind, ModelCapability as C, Provider, ProviderConfig, UnavailableReason,
+    Availability, ErrorKind, ModelCapability as C, ModelPricing, PriceSource, Provider,
+    ProviderConfig, UnavailableReason,
 };
 use fazztv_testkit::mock;
 use fazztv_testkit::provider::closed_port;
@@ -85,6 +86,38 @@ async fn every_page_is_listed_with_capabilities_from_endpoints_and_features() {
     assert!(models.iter().all(|model| model.provider == "cohere"));
     for request in server.received_requests().await.unwrap() {
         mock::assert_bearer(&request, SENTINEL_KEY);
+    }
+}
+
+#[tokio::test]
+async fn listed_models_carry_the_shipped_table_prices() {
+    let server = paged_server().await;
+    let cohere = provider(config(&server.uri()));
+    let models = cohere.list_models().await.unwrap();
+    let prices: Vec<(&str, Option<ModelPricing>)> = models
+        .iter()
+        .map(|model| (model.id.as_str(), model.pricing))
+        .collect();
+    assert_eq!(
+        prices,
+        [
+            (
+                "command-a-03-2025",
+                Some(ModelPricing::per_million(2.5, 10.0))
+            ),
+            ("command-a-vision-07-2025", None),
+            ("embed-v4.0", Some(ModelPricing::per_million(0.12, 0.0))),
+            ("rerank-v3.5", None),
+        ]
+    );
+    let table = PriceSource::Table {
+        as_of: fazztv_provider_cohere::price_table().as_of.clone(),
+    };
+    assert_eq!(models[0].price_source, Some(table));
+    assert!(!models[2].free, "embeddings cost input tokens");
+    // The manager gets the same prices without listing.
+    for model in &models {
+        assert_eq!(cohere.list_price(&model.id), model.price(), "{}", model.id);
     }
 }
 

@@ -58,7 +58,10 @@ fn expected_text_events() -> Vec<StreamEvent> {
         StreamEvent::model(MODEL),
         StreamEvent::text("LL"),
         StreamEvent::text("Ms stand for Large Language Models."),
-        StreamEvent::finish(FinishReason::Stop, Some(Usage::new(71, 26))),
+        StreamEvent::finish(
+            FinishReason::Stop,
+            Some(Usage::new(71, 26).with_billed_tokens(Some(5), Some(26))),
+        ),
     ]
 }
 
@@ -78,7 +81,10 @@ fn expected_tool_events() -> Vec<StreamEvent> {
             name: None,
             arguments: "{\"day\": \"2023-09-29\"}".into(),
         },
-        StreamEvent::finish(FinishReason::ToolCalls, Some(Usage::new(1589, 135))),
+        StreamEvent::finish(
+            FinishReason::ToolCalls,
+            Some(Usage::new(1589, 135).with_billed_tokens(Some(126), Some(84))),
+        ),
     ]
 }
 

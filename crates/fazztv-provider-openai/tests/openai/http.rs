@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use fazztv_core::{
     Availability, ChatMessage, ChatRequest, ContentPart, EmbeddingRequest, ErrorKind, FinishReason,
-    GenerationOptions, ImageSource, ModelCapability, ModelPricing, Provider, ProviderConfig,
-    ReasoningControl, Tool, ToolCall, ToolChoice, ToolResult, UnavailableReason, Usage, assemble,
+    GenerationOptions, ImageSource, ModelCapability, ModelPricing, PriceSource, Provider,
+    ProviderConfig, ReasoningControl, Tool, ToolCall, ToolChoice, ToolResult, UnavailableReason,
+    Usage, assemble,
 };
 use fazztv_provider_openai::OpenAiProvider;
 use fazztv_testkit::mock::{self, ErrorContext, only_request, snapshot_of};
@@ -360,7 +361,16 @@ async fn list_models_infers_capabilities_and_joins_prices() {
         );
         assert!(!model.supports(ModelCapability::Reasoning), "{}", model.id);
     }
-    assert_eq!(mini.pricing, Some(ModelPricing::per_million(0.15, 0.60)));
+    assert_eq!(
+        mini.pricing,
+        Some(ModelPricing::per_million(0.15, 0.60).with_cached_prompt(0.075 / 1e6))
+    );
+    assert_eq!(
+        mini.price_source,
+        Some(PriceSource::Table {
+            as_of: "2025-08-07".into()
+        })
+    );
     assert_eq!(mini.context_length, Some(128_000));
     assert!(!mini.free);
     assert_eq!(models[2].capabilities, [ModelCapability::Embedding]);

@@ -4,8 +4,8 @@
 //! variable.
 
 use fazztv_core::{
-    ChatRequest, EmbeddingRequest, Environment, ErrorKind, GenerationOptions, Provider,
-    ProviderConfig,
+    ChatRequest, EmbeddingRequest, Environment, ErrorKind, GenerationOptions, ListedPrice,
+    PriceSource, Provider, ProviderConfig,
 };
 use fazztv_provider_openai::{AZURE_API_VERSION_EXAMPLE, OpenAiProvider, PRESETS};
 use fazztv_testkit::fixtures;
@@ -297,6 +297,69 @@ async fn every_preset_has_a_fixture_test_here() {
     let declared: Vec<&str> = PRESETS.iter().map(|preset| preset.name).collect();
     assert_eq!(declared, tested);
     assert_eq!(registration("openai").presets.len(), tested.len());
+}
+
+/// OpenAI's table prices only OpenAI; local servers cost nothing; the hosted services' own
+/// prices are unknown here (never OpenAI's, never 0).
+#[tokio::test]
+async fn only_openai_is_priced_from_the_table_and_local_servers_are_free() {
+    let openai = crate::provider(crate::config("https://api.openai.com/v1"));
+    let price = openai.list_price("gpt-4o-2024-08-06").expect("listed");
+    assert_eq!(
+        price.source,
+        PriceSource::Table {
+            as_of: fazztv_provider_openai::price_table().as_of.clone()
+        }
+    );
+    assert_eq!(price.pricing.cached_prompt, Some(1.25e-6));
+    assert_eq!(openai.list_price("llama3.2"), None, "not an OpenAI model");
+
+    for preset in PRESETS {
+        let base_url = match preset.name {
+            "azure" => format!(
+                "https://example.openai.azure.com{DEPLOYMENT}?api-version={AZURE_API_VERSION_EXAMPLE}"
+            ),
+            _ => preset.base_url.unwrap().to_owned(),
+        };
+        let provider = build(preset.name, &base_url, preset.api_key_env)
+            .unwrap()
+            .provider;
+        let expected = match preset.name {
+            "vllm" | "lmstudio" | "llamacpp" => Some(ListedPrice::local()),
+            _ => None,
+        };
+        for model in ["gpt-4o", "llama-3.3-70b-versatile"] {
+            assert_eq!(provider.list_price(model), expected, "{}", preset.name);
+        }
+    }
+
+    // A local server's listing marks every model free, from the local source.
+    let local = server("/v1").await;
+    let provider = build("vllm", &format!("{}/v1", local.uri()), None)
+        .unwrap()
+        .provider;
+    let models = provider.list_models().await.unwrap();
+    assert!(!models.is_empty());
+    for model in &models {
+        assert!(model.free, "{}", model.id);
+        assert_eq!(model.price(), Some(ListedPrice::local()), "{}", model.id);
+    }
+    // A hosted service's listing has no price, but the model's window is still known.
+    let server = server("/v1").await;
+    let provider = build(
+        "groq",
+        &format!("{}/v1", server.uri()),
+        Some("GROQ_API_KEY"),
+    )
+    .unwrap()
+    .provider;
+    let models = provider.list_models().await.unwrap();
+    let mini = models
+        .iter()
+        .find(|model| model.id == "gpt-4o-mini")
+        .unwrap();
+    assert_eq!((mini.pricing, mini.free), (None, false));
+    assert_eq!(mini.context_length, Some(128_000));
 }
 
 const DEPLOYMENT: &str = "/openai/deployments/gpt-4o-prod";

@@ -2,7 +2,7 @@
 
 use fazztv_core::{
     Availability, ChatRequest, EmbeddingRequest, ErrorKind, FinishReason, GenerationOptions,
-    ModelCapability, ModelPricing, Provider, ProviderConfig, UnavailableReason, Usage,
+    ModelCapability, ModelPricing, PriceSource, Provider, ProviderConfig, UnavailableReason, Usage,
 };
 use fazztv_provider_openrouter::OpenRouterProvider;
 use fazztv_testkit::fixtures;
@@ -63,6 +63,8 @@ async fn chat_sends_attribution_and_routing_and_decodes_the_completion() {
             Usage::new(10, 4)
                 .with_cached_tokens(Some(0))
                 .with_reasoning_tokens(Some(0))
+                // What OpenRouter charged; `cost_details` is a breakdown of it.
+                .with_cost_usd(Some(0.000065))
         )
     );
     assert_eq!(response.request_id.as_deref(), Some("gen-1755600000-hdr"));
@@ -200,15 +202,18 @@ async fn models_carry_prices_context_capabilities_and_free_flags_even_without_a_
     assert_eq!(llama.id, "meta-llama/llama-3.3-70b-instruct:free");
     assert_eq!(llama.name, "Meta: Llama 3.3 70B Instruct (free)");
     assert!(llama.free);
-    assert_eq!(llama.pricing, Some(ModelPricing::per_token(0.0, 0.0)));
+    let free = ModelPricing::per_token(0.0, 0.0).with_fixed(Some(0.0), Some(0.0));
+    assert_eq!(llama.pricing, Some(free));
+    assert_eq!(llama.price_source, Some(PriceSource::Catalog));
     assert_eq!(llama.context_length, Some(131_072));
     let gpt4 = &models[1];
     assert_eq!(gpt4.id, "openai/gpt-4");
     assert!(!gpt4.free);
     assert_eq!(
         gpt4.pricing,
-        Some(ModelPricing::per_token(0.00003, 0.00006))
+        Some(ModelPricing::per_token(0.00003, 0.00006).with_fixed(Some(0.0), Some(0.0)))
     );
+    assert_eq!(gpt4.price_source, Some(PriceSource::Catalog));
     assert_eq!(gpt4.context_length, Some(8192));
     assert!(gpt4.supports(ModelCapability::Chat));
     assert!(!gpt4.supports(ModelCapability::ImageGeneration));

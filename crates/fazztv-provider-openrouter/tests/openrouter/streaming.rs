@@ -30,7 +30,8 @@ fn expected() -> Vec<StreamEvent> {
             Some(
                 Usage::new(10, 4)
                     .with_cached_tokens(Some(0))
-                    .with_reasoning_tokens(Some(0)),
+                    .with_reasoning_tokens(Some(0))
+                    .with_cost_usd(Some(0.000065)),
             ),
         ),
     ]
