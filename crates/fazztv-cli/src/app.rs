@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fazztv::{
-    AttemptOutcome, ChatResponse, ConfigLoader, ConfigOrigin, Cost, ExposeSecret, Provider,
-    ProviderEntry, ProviderManager, QueryOptions, UnavailableReason, UsageStats,
+    AttemptOutcome, Budget, ChatResponse, ConfigLoader, ConfigOrigin, Cost, ExposeSecret, Provider,
+    ProviderEntry, ProviderManager, QueryOptions, UnavailableReason, UsageStats, Window,
 };
 
 use crate::cli::Global;
@@ -27,6 +27,8 @@ pub struct App {
     /// `--deadline`, for every request this run makes.
     deadline: Option<Duration>,
     manager: OnceCell<(ProviderManager, ConfigOrigin)>,
+    /// A budget for this run (`batch --budget`), besides the configuration's.
+    budget: Option<Budget>,
 }
 
 impl App {
@@ -38,15 +40,26 @@ impl App {
             retries: global.retries,
             deadline: global.deadline,
             manager: OnceCell::new(),
+            budget: None,
         }
+    }
+
+    /// Limits this run's requests tagged `tag` to `usd` in all.
+    pub fn with_budget(mut self, tag: &str, usd: f64) -> Self {
+        self.budget = Some(Budget::new(format!("tag:{tag}"), usd, Window::Total));
+        self
     }
 
     /// Finds the configuration as documented: `--config`, `$FAZZTV_CONFIG`,
     /// `./providers.json`, the built-in default.
     pub fn loader(&self) -> ConfigLoader {
-        match &self.config {
+        let loader = match &self.config {
             Some(path) => ConfigLoader::new().path(path),
             None => ConfigLoader::new(),
+        };
+        match &self.budget {
+            Some(budget) => loader.budget(budget.clone()),
+            None => loader,
         }
     }
 

@@ -203,6 +203,21 @@ pub struct BatchArgs {
     /// Prompts in flight at once (default: the configuration's `batch_concurrency`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
+
+    /// Spend at most this many US dollars: each prompt reserves what it may cost before it is
+    /// sent, and once nothing more fits the rest are skipped (exit 1).
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub budget: Option<f64>,
+}
+
+/// A non-negative, finite amount of US dollars.
+fn parse_usd(text: &str) -> Result<f64, String> {
+    match text.trim_start_matches('$').parse::<f64>() {
+        Ok(usd) if usd.is_finite() && usd >= 0.0 => Ok(usd),
+        _ => Err(format!(
+            "`{text}` is not an amount of US dollars (e.g. 0.50)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -28,7 +28,13 @@ use {assert_cmd as _, fazztv_testkit as _, insta as _, tempfile as _, wiremock a
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let app = App::new(&cli.global);
+    let mut app = App::new(&cli.global);
+    if let Command::Batch(cli::BatchArgs {
+        budget: Some(usd), ..
+    }) = &cli.command
+    {
+        app = app.with_budget(commands::batch::BUDGET_TAG, *usd);
+    }
     if cli.global.verbose {
         trace::install(app.ui.clone());
     }

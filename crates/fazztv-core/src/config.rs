@@ -82,9 +82,73 @@ pub struct ProviderConfig {
     /// Retries of this provider; each field given overrides `manager.retry`.
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Limits on the requests sent to this provider (requests and tokens per minute,
+    /// requests at once), kept by the manager before anything is sent.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     /// Settings owned by the provider type; see its schema.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Limits on what is sent to one provider (`rate_limit` in its entry). Unset limits do not
+/// apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// Requests per minute (a sliding window of the last 60 s).
+    #[schemars(range(min = 1))]
+    pub rpm: Option<u64>,
+    /// Tokens per minute: each request counts its estimated prompt plus its `max_tokens` when
+    /// sent, corrected to the reported usage when it ends.
+    #[schemars(range(min = 1))]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once (a stream counts until it ends).
+    #[schemars(range(min = 1))]
+    pub max_concurrent: Option<u32>,
+    /// What a request over a limit does: `wait` for room (within its deadline; the default)
+    /// or `fallback` to the next provider at once.
+    #[serde(default)]
+    pub on_limit: OnLimit,
+}
+
+impl RateLimit {
+    /// Sets requests per minute.
+    pub fn with_rpm(mut self, rpm: u64) -> Self {
+        self.rpm = Some(rpm);
+        self
+    }
+
+    /// Sets tokens per minute.
+    pub fn with_tpm(mut self, tpm: u64) -> Self {
+        self.tpm = Some(tpm);
+        self
+    }
+
+    /// Sets requests at once.
+    pub fn with_max_concurrent(mut self, max: u32) -> Self {
+        self.max_concurrent = Some(max);
+        self
+    }
+
+    /// Sets what a request over a limit does.
+    pub fn with_on_limit(mut self, on_limit: OnLimit) -> Self {
+        self.on_limit = on_limit;
+        self
+    }
+}
+
+/// What a request over a provider's [`RateLimit`] does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnLimit {
+    /// Wait for room, within the request's deadline; past it, fall back.
+    #[default]
+    Wait,
+    /// Fall back to the next provider at once.
+    Fallback,
 }
 
 /// How a failed attempt is retried on the same provider (`manager.retry`, or a provider's
@@ -259,6 +323,7 @@ impl ProviderConfig {
             headers: BTreeMap::new(),
             allow_insecure_http: false,
             retry: RetrySettings::default(),
+            rate_limit: None,
             options: serde_json::Map::new(),
         }
     }
@@ -266,6 +331,12 @@ impl ProviderConfig {
     /// Sets this provider's retry settings.
     pub fn with_retry(mut self, retry: RetrySettings) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets the rate limit.
+    pub fn with_rate_limit(mut self, rate_limit: RateLimit) -> Self {
+        self.rate_limit = Some(rate_limit);
         self
     }
 
@@ -485,6 +556,7 @@ impl fmt::Debug for ProviderConfig {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("allow_insecure_http", &self.allow_insecure_http)
             .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
             // Names only: a third-party provider may keep a secret in its options.
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .finish()

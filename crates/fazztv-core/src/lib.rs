@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod availability;
+pub mod calendar;
 mod capability;
 mod chat;
 mod config;
@@ -31,7 +32,9 @@ pub mod secret;
 pub use availability::{Availability, UnavailableReason};
 pub use capability::{ModelCapability, ParseCapabilityError};
 pub use chat::{ChatMessage, ChatRequest, ChatResponse, FinishReason, GenerationOptions, Usage};
-pub use config::{ProviderConfig, RetryPolicy, RetrySettings, Timeouts, deserialize_seconds};
+pub use config::{
+    OnLimit, ProviderConfig, RateLimit, RetryPolicy, RetrySettings, Timeouts, deserialize_seconds,
+};
 pub use content::{
     CacheMarker, ContentPart, ImageSource, OpaqueReasoning, Reasoning, ReasoningControl,
     ReasoningEffort, ResponseFormat, Role, Tool, ToolArguments, ToolCall, ToolChoice, ToolResult,

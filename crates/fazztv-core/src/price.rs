@@ -515,7 +515,7 @@ fn strip_date(id: &str) -> Option<&str> {
     days_from_date(date).map(|_| family)
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (Howard Hinnant's `days_from_civil`).
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date.
 fn days_from_date(date: &str) -> Option<i64> {
     let bytes = date.as_bytes();
     let shaped = bytes.len() == 10
@@ -527,17 +527,12 @@ fn days_from_date(date: &str) -> Option<i64> {
         return None;
     }
     let year: i64 = date[..4].parse().ok()?;
-    let month: i64 = date[5..7].parse().ok()?;
-    let day: i64 = date[8..].parse().ok()?;
+    let month: u32 = date[5..7].parse().ok()?;
+    let day: u32 = date[8..].parse().ok()?;
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return None;
     }
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    Some(era * 146_097 + day_of_era - 719_468)
+    Some(crate::calendar::days_from_civil(year, month, day))
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use fazztv_core::{Environment, ListPrice, ModelCapability, ProviderConfig, Retry
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::state::Window;
+
 /// The whole configuration file: the seed's `providers.json`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,69 @@ pub struct FazztvConfig {
     /// as sent on the wire). They win over a provider's live catalog and shipped price table.
     #[serde(default)]
     pub pricing: BTreeMap<String, ListPrice>,
+    /// Spending limits, each checked before a request is sent: what the request may cost at
+    /// most is reserved, then settled to what it cost.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+}
+
+/// One spending limit of `budgets`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Budget {
+    /// What it limits: `global`, `provider:NAME` (an instance name), `model:ID`, `tag:TAG` or
+    /// `key:NAME` (tags and key names come with the request).
+    pub scope: String,
+    /// The most it allows in each window, in USD.
+    pub limit_usd: f64,
+    /// When it starts over: `minute`, `hour`, `day`, `month` (UTC calendar) or `total`
+    /// (never; the default).
+    #[serde(default)]
+    pub window: Window,
+    /// What a request it has no room for does: `fail` (the default) or `fallback` to the next
+    /// provider (one that is cheaper or free may fit).
+    #[serde(default)]
+    pub on_exceeded: OnExceeded,
+    /// Output tokens to reserve for a request that sets no `max_tokens` (default 4096).
+    pub reserve_output_tokens: Option<u32>,
+}
+
+impl Budget {
+    /// A budget of `limit_usd` per `window` on `scope`, failing requests it has no room for.
+    pub fn new(scope: impl Into<String>, limit_usd: f64, window: Window) -> Self {
+        Self {
+            scope: scope.into(),
+            limit_usd,
+            window,
+            on_exceeded: OnExceeded::Fail,
+            reserve_output_tokens: None,
+        }
+    }
+
+    /// Sets what a request it has no room for does.
+    pub fn on_exceeded(mut self, on_exceeded: OnExceeded) -> Self {
+        self.on_exceeded = on_exceeded;
+        self
+    }
+
+    /// Sets the output tokens reserved for a request without `max_tokens`.
+    pub fn reserve_output_tokens(mut self, tokens: u32) -> Self {
+        self.reserve_output_tokens = Some(tokens);
+        self
+    }
+}
+
+/// What a request a budget has no room for does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnExceeded {
+    /// It fails with `budget_exceeded`.
+    #[default]
+    Fail,
+    /// The next provider is tried (listed as a skipped attempt).
+    Fallback,
 }
 
 impl FazztvConfig {
@@ -36,12 +101,19 @@ impl FazztvConfig {
             providers: providers.into_iter().collect(),
             manager: ManagerSettings::default(),
             pricing: BTreeMap::new(),
+            budgets: Vec::new(),
         }
     }
 
     /// Replaces the manager settings.
     pub fn with_manager(mut self, manager: ManagerSettings) -> Self {
         self.manager = manager;
+        self
+    }
+
+    /// Adds a budget.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
         self
     }
 
@@ -398,12 +470,24 @@ pub struct ConfigLoader {
     path: Option<PathBuf>,
     environment: Environment,
     working_dir: Option<PathBuf>,
+    budgets: Vec<Budget>,
 }
 
 impl ConfigLoader {
     /// A loader reading the process environment and working directory.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Adds a budget to whatever configuration is found (a command line's limit for one run).
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// The budgets added besides the configuration's.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
     }
 
     /// Uses this file (errors if it is missing, rather than falling back).

@@ -16,6 +16,8 @@ use crate::manager::Inner;
 pub(crate) struct PromptFacts {
     pub(crate) estimated_tokens: u64,
     pub(crate) images: u64,
+    /// The most output it asks for, when it says.
+    pub(crate) max_tokens: Option<u32>,
 }
 
 impl PromptFacts {
@@ -36,6 +38,7 @@ impl PromptFacts {
         Self {
             estimated_tokens: estimate_tokens(chars),
             images,
+            max_tokens: request.options.max_tokens,
         }
     }
 
@@ -43,6 +46,7 @@ impl PromptFacts {
         Self {
             estimated_tokens: estimate_tokens(texts.iter().map(String::len).sum()),
             images: 0,
+            max_tokens: Some(0),
         }
     }
 }

@@ -14,22 +14,26 @@ mod config;
 mod cost;
 mod deadline;
 mod health;
+mod limits;
 mod manager;
 mod observe;
 mod redact;
 mod registry;
 mod retry;
 mod schema;
+mod state;
 mod stats;
 mod stream;
 
 pub use config::{
-    CONFIG_ENV_VAR, ConfigError, ConfigLoader, ConfigOrigin, DEFAULT_CONFIG_FILE, FazztvConfig,
-    HealthSettings, ManagerSettings, Strategy, Violation, builtin_default,
+    Budget, CONFIG_ENV_VAR, ConfigError, ConfigLoader, ConfigOrigin, DEFAULT_CONFIG_FILE,
+    FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Strategy, Violation,
+    builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
 pub use registry::{ProviderEntry, Registry};
+pub use state::{Exhausted, InMemoryStore, Reservation, StateStore, Taken, Window};
 pub use stats::{ModelStats, ProviderStats, UsageStats};
 pub use stream::ManagedStream;
 

@@ -21,9 +21,11 @@ use crate::config::{
 use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::{Admission, Change, Health, ProviderHealth};
+use crate::limits::{Held, Limits, Refusal, Requester};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
+use crate::state::{InMemoryStore, StateStore};
 use crate::stats::UsageStats;
 use crate::stream::ManagedStream;
 
@@ -46,6 +48,10 @@ pub struct QueryOptions {
     /// Bounds the whole request — every attempt, retry and backoff, and a stream until its
     /// end — overriding `manager.deadline`.
     pub deadline: Option<Duration>,
+    /// Tags the request counts under (`tag:` budgets).
+    pub tags: Vec<String>,
+    /// The name of the key the request came with (`key:` budgets).
+    pub key_name: Option<String>,
 }
 
 impl QueryOptions {
@@ -102,6 +108,18 @@ impl QueryOptions {
         self
     }
 
+    /// Counts the request under `tag` too (`tag:` budgets).
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Names the key the request came with, for `key:` budgets.
+    pub fn key_name(mut self, name: impl Into<String>) -> Self {
+        self.key_name = Some(name.into());
+        self
+    }
+
     /// Gives the whole request at most `deadline`.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
@@ -144,6 +162,8 @@ pub(crate) struct Inner {
     pub(crate) listings: futures::lock::Mutex<BTreeMap<usize, Listing>>,
     /// Whether a price from a shipped table over a year old was already logged.
     pub(crate) warned_stale_prices: AtomicBool,
+    /// Budgets and rate limits, with the store that counts them.
+    pub(crate) limits: Limits,
     /// Each provider's retry policy (its `retry` over `manager.retry`) and budget, by entry
     /// index.
     retry: Vec<(RetryPolicy, RetryBudget)>,
@@ -290,7 +310,7 @@ impl Inner {
     /// ejected, the one whose ejection ends first is tried anyway (panic mode) rather than
     /// failing a request that could have been served. Every outcome feeds its provider's
     /// health.
-    pub(crate) async fn run<'a, T, F, Fut>(&'a self, plan: Plan, mut operation: F) -> Result<T>
+    pub(crate) async fn run<'a, T, F, Fut>(&'a self, mut plan: Plan, mut operation: F) -> Result<T>
     where
         T: Routed,
         F: FnMut(&'a ProviderEntry, Option<String>, bool) -> Fut,
@@ -307,11 +327,14 @@ impl Inner {
         let max_retries = plan.max_retries;
         let deadline = plan.deadline;
         let facts = plan.facts;
+        let requester = std::mem::take(&mut plan.requester);
         let (steps, mut attempts) = plan.into_run();
         let mut queue = VecDeque::from(steps);
         // Candidates skipped as ejected, for panic mode.
         let mut ejected: Vec<Step> = Vec::new();
         let mut last_failure: Option<(usize, Error)> = None;
+        // Why candidates were not sent (a budget or rate limit), when nothing else was tried.
+        let mut refused: Option<Error> = None;
         loop {
             let (step, mut admission) = match queue.pop_front() {
                 Some(step) => match self.health.admit(step.index) {
@@ -368,6 +391,30 @@ impl Inner {
                     guard.disarm();
                     return Err(deadline.exceeded().with_attempts(attempts));
                 }
+                let asked = step.model.as_deref().or(entry.default_model());
+                let held = match self
+                    .hold(step.index, asked, facts, &requester, deadline)
+                    .await
+                {
+                    Ok(held) => held,
+                    Err(Refusal::Fail(error)) => {
+                        self.health.cancelled(step.index, admission);
+                        self.emit(Event::RequestFinished { ok: false });
+                        guard.disarm();
+                        return Err(error.with_attempts(attempts));
+                    }
+                    Err(Refusal::Skip { reason, error }) => {
+                        self.health.cancelled(step.index, admission);
+                        attempts.push(Attempt::new(
+                            entry.name(),
+                            step.model_label(entry),
+                            AttemptOutcome::Skipped { reason },
+                            Duration::ZERO,
+                        ));
+                        refused = Some(error);
+                        break;
+                    }
+                };
                 let started = Instant::now();
                 self.health.started(step.index);
                 guard.in_flight = Some(InFlight {
@@ -439,6 +486,15 @@ impl Inner {
                             self.emit(Event::RequestFinished { ok: true });
                         }
                         guard.disarm();
+                        if let Some(held) = held {
+                            match &cost {
+                                Some(cost) => {
+                                    held.settle(cost.usd.unwrap_or(0.0), value.usage().as_ref());
+                                }
+                                // Settled when the stream ends.
+                                None => value.hold(held),
+                            }
+                        }
                         let mut attempt =
                             Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
                                 .with_retry(tried.retries, tried.waited);
@@ -452,6 +508,10 @@ impl Inner {
                     }
                     Err(error) => error,
                 };
+                if let Some(held) = held {
+                    // Errors are not billed.
+                    held.settle(0.0, None);
+                }
                 self.health.finished(step.index);
                 let now_ejected = self.failed_health(step.index, admission, error.kind());
                 attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
@@ -495,7 +555,14 @@ impl Inner {
         match last_failure {
             Some((index, error)) => Err(self.final_error(attempts, index, error)),
             // Only reachable with an empty plan, which planning never makes.
-            None => Err(Error::all_providers_failed(attempts)),
+            None => Err(match refused {
+                // Nothing was sent: every candidate was refused by a limit.
+                Some(error) => {
+                    self.emit(Event::RequestFinished { ok: false });
+                    error.with_attempts(attempts)
+                }
+                None => Error::all_providers_failed(attempts),
+            }),
         }
     }
 }
@@ -604,6 +671,8 @@ pub(crate) struct Plan {
     pub(crate) deadline: Option<Deadline>,
     /// What its cost depends on besides the usage.
     pub(crate) facts: PromptFacts,
+    /// Its tags and key name, for budgets.
+    pub(crate) requester: Requester,
 }
 
 impl Plan {
@@ -706,6 +775,11 @@ pub(crate) trait Routed {
     }
     /// Stamps the answer with what it cost.
     fn set_cost(&mut self, _cost: Cost) {}
+    /// Keeps what the attempt holds of budgets and rate limits until the answer ends (a
+    /// stream); what is priced when it arrives (`output_bytes` is `Some`) is settled at once.
+    fn hold(&mut self, held: Held) {
+        held.settle(0.0, None);
+    }
 }
 
 impl Routed for ChatResponse {
@@ -767,8 +841,20 @@ impl Routed for ModerationResult {
 }
 
 impl ProviderManager {
-    /// A manager over the providers in `registry`.
+    /// A manager over the providers in `registry`, counting budgets and rate limits in this
+    /// process.
     pub fn new(registry: Registry, settings: ManagerSettings) -> Self {
+        Self::with_store(registry, settings, Arc::new(InMemoryStore::new()))
+    }
+
+    /// A manager over the providers in `registry` whose budgets and rate limits count in
+    /// `store` (shared by several managers or processes).
+    pub fn with_store(
+        registry: Registry,
+        settings: ManagerSettings,
+        store: Arc<dyn StateStore>,
+    ) -> Self {
+        let limits = Limits::new(store, registry.budgets(), registry.entries());
         let strategy = AtomicU8::new(strategy_code(settings.effective_strategy()));
         let health = Health::new(&settings.health, registry.entries().len());
         let entries = registry.entries();
@@ -799,6 +885,7 @@ impl ProviderManager {
                 retry,
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
                 warned_stale_prices: AtomicBool::new(false),
+                limits,
             }),
         }
     }
@@ -841,6 +928,9 @@ impl ProviderManager {
                 config
             }
         };
+        for budget in loader.budgets() {
+            registry.add_budget(budget.clone())?;
+        }
         Ok(Self::new(registry, config.manager))
     }
 
@@ -986,17 +1076,17 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> (Result<Plan>, Vec<ModelCapability>) {
         let required = request.required_capabilities();
-        let plan = self
-            .plan(
-                &options,
-                &[ModelCapability::Chat, ModelCapability::TextGeneration],
-                &required,
-            )
-            .map(|plan| Plan {
-                facts: PromptFacts::of_chat(request),
-                ..plan
-            });
+        let plan = self.plan(
+            &options,
+            &[ModelCapability::Chat, ModelCapability::TextGeneration],
+            &required,
+        );
         merge_generation(request, options.generation);
+        // After the merge: the request's own `max_tokens`, else the options'.
+        let plan = plan.map(|plan| Plan {
+            facts: PromptFacts::of_chat(request),
+            ..plan
+        });
         (plan, required)
     }
 
@@ -1303,6 +1393,10 @@ impl ProviderManager {
             ));
         }
         let mut plan = Plan {
+            requester: Requester {
+                tags: options.tags.clone(),
+                key: options.key_name.clone(),
+            },
             max_retries: options.retries,
             deadline: options
                 .deadline

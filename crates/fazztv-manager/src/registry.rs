@@ -11,9 +11,33 @@ use fazztv_core::{
 };
 use futures::future::join_all;
 
-use crate::config::{self, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation};
+use crate::config::{self, Budget, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation};
+use crate::limits::Scope;
 use crate::redact::Redacting;
 use crate::schema;
+
+/// What is wrong with `budget`, if anything: its field and why. `names` are the provider
+/// instances a `provider:` scope may name.
+fn budget_problem(budget: &Budget, names: &[&str]) -> Option<(&'static str, String)> {
+    match Scope::parse(&budget.scope) {
+        Err(message) => Some(("scope", message)),
+        Ok(Scope::Provider(name)) if !names.contains(&name.as_str()) => Some((
+            "scope",
+            format!(
+                "`{name}` is not a provider instance of this configuration (known: {})",
+                names.join(", ")
+            ),
+        )),
+        Ok(_) if !(budget.limit_usd.is_finite() && budget.limit_usd >= 0.0) => Some((
+            "limit_usd",
+            format!(
+                "`limit_usd` must be a finite, non-negative number of US dollars, not {}",
+                budget.limit_usd
+            ),
+        )),
+        Ok(_) => None,
+    }
+}
 
 /// The facade's cargo feature for each first-party provider type, so an unknown `type` can say
 /// how to get it even when its crate is not compiled in.
@@ -122,6 +146,8 @@ impl fmt::Debug for ProviderEntry {
 pub struct Registry {
     types: BTreeMap<&'static str, &'static ProviderRegistration>,
     entries: Vec<ProviderEntry>,
+    /// The configuration's `budgets`.
+    budgets: Vec<Budget>,
     environment: Environment,
     warnings: Vec<String>,
 }
@@ -309,6 +335,7 @@ impl Registry {
         for (provider_config, provider) in built {
             self.add_provider(provider_config, provider)?;
         }
+        self.budgets.extend(config.budgets.iter().cloned());
         // Checked by `semantic_violations`.
         for (key, price) in &config.pricing {
             if let (Some((name, model)), Ok(pricing)) = (key.split_once('/'), price.pricing()) {
@@ -460,7 +487,31 @@ impl Registry {
                 violations.push(Violation::new(pointer, message));
             }
         }
+        let names: Vec<&str> = seen.keys().copied().collect();
+        for (index, budget) in config.budgets.iter().enumerate() {
+            if let Some((field, message)) = budget_problem(budget, &names) {
+                violations.push(Violation::new(format!("/budgets/{index}/{field}"), message));
+            }
+        }
         violations
+    }
+
+    /// Adds a budget besides the configuration's (the CLI's `batch --budget`), checked as
+    /// those are.
+    pub fn add_budget(&mut self, budget: Budget) -> Result<(), ConfigError> {
+        if let Some((field, message)) = budget_problem(&budget, &self.provider_names()) {
+            return Err(ConfigError::Invalid {
+                origin: ConfigOrigin::Inline,
+                violations: vec![Violation::new(format!("/{field}"), message)],
+            });
+        }
+        self.budgets.push(budget);
+        Ok(())
+    }
+
+    /// The configuration's `budgets`.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
     }
 
     /// What is wrong with the entry's `preset`, if anything: a name its type does not declare.

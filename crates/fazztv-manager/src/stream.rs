@@ -14,6 +14,7 @@ use futures::{Stream, StreamExt};
 use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::Admission;
+use crate::limits::Held;
 use crate::manager::{Inner, Plan, Routed};
 use crate::observe::{AttemptResult, Event};
 
@@ -47,6 +48,8 @@ pub struct ManagedStream {
     output_bytes: usize,
     /// What it cost, once it ended.
     cost: Option<Cost>,
+    /// Its room in budgets and rate limits, settled when it ends.
+    held: Option<Held>,
 }
 
 impl std::fmt::Debug for ManagedStream {
@@ -110,6 +113,9 @@ impl ManagedStream {
         );
         if let Some(attempt) = self.attempts.last_mut() {
             attempt.cost = Some(cost.clone());
+        }
+        if let Some(held) = self.held.take() {
+            held.settle(cost.usd.unwrap_or(0.0), usage);
         }
         self.cost = Some(cost.clone());
         cost
@@ -265,6 +271,7 @@ pub(crate) async fn start(
                     rest,
                     routing: None,
                     watchdog,
+                    held: None,
                 })
             }
         })
@@ -275,6 +282,7 @@ pub(crate) async fn start(
         rest,
         routing,
         watchdog,
+        held,
     } = opening;
     let (index, attempts) = routing.unwrap_or_default();
     let output_bytes = output_len(&first);
@@ -292,6 +300,7 @@ pub(crate) async fn start(
         facts,
         output_bytes,
         cost: None,
+        held,
     })
 }
 
@@ -329,6 +338,7 @@ struct Opening {
     routing: Option<(usize, Vec<Attempt>)>,
     /// The timer that watched the opening, set to watch the rest of the stream.
     watchdog: Watchdog,
+    held: Option<Held>,
 }
 
 impl Routed for Opening {
@@ -357,6 +367,10 @@ impl Routed for Opening {
 
     fn time_to_first_token(&self, latency: Duration) -> Option<Duration> {
         Some(latency)
+    }
+
+    fn hold(&mut self, held: Held) {
+        self.held = Some(held);
     }
 }
 

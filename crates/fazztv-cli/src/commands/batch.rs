@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use fazztv::ChatResponse;
+use fazztv::{ChatResponse, ErrorKind};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -39,45 +40,126 @@ pub async fn run(app: &App, args: BatchArgs) -> Result<(), CliError> {
     ));
 
     let progress = progress_bar(app, prompts.len());
-    let texts: Vec<&str> = prompts.iter().map(|prompt| prompt.text.as_str()).collect();
-    let mut completed = manager.batch_query_unordered(&texts, options, concurrency);
+    let options = match args.budget {
+        Some(_) => options.tag(BUDGET_TAG),
+        None => options,
+    };
+    // Set once the budget refused a prompt: none after it is started.
+    let budget_reached = AtomicBool::new(false);
+    let mut completed = futures::stream::iter(prompts.iter().enumerate())
+        .map(|(index, prompt)| {
+            let (options, budget_reached) = (options.clone(), &budget_reached);
+            async move {
+                if budget_reached.load(Ordering::Relaxed) {
+                    return (index, None);
+                }
+                let result = manager.query_with_fallback(&prompt.text, options).await;
+                match result {
+                    Err(error) if args.budget.is_some() && refused_by_budget(&error) => {
+                        budget_reached.store(true, Ordering::Relaxed);
+                        (index, None)
+                    }
+                    result => (index, Some(result)),
+                }
+            }
+        })
+        .buffer_unordered(concurrency);
     // Answers that finished before an earlier one, held until their turn.
-    let mut waiting: BTreeMap<usize, fazztv::Result<ChatResponse>> = BTreeMap::new();
+    let mut waiting: BTreeMap<usize, Done> = BTreeMap::new();
     let mut next = 0;
     let mut failed_lines = Vec::new();
-    while let Some((index, result)) = completed.next().await {
+    let mut skipped_lines = Vec::new();
+    while let Some((index, done)) = completed.next().await {
         progress.inc(1);
-        waiting.insert(index, result);
-        while let Some(result) = waiting.remove(&next) {
+        waiting.insert(index, done);
+        while let Some(done) = waiting.remove(&next) {
             let prompt = &prompts[next];
-            if result.is_err() {
-                failed_lines.push(prompt.line);
-            }
-            let text = render(app, prompt, &result);
+            let text = match done {
+                Some(result) => {
+                    if result.is_err() {
+                        failed_lines.push(prompt.line);
+                    }
+                    render(app, prompt, &result)
+                }
+                None => {
+                    skipped_lines.push(prompt.line);
+                    render_skipped(app, prompt)
+                }
+            };
             progress.suspend(|| out(&text))?;
             next += 1;
         }
     }
     progress.finish_and_clear();
 
-    if failed_lines.is_empty() {
+    if let (Some(budget), false) = (args.budget, skipped_lines.is_empty()) {
+        let spent = manager.get_usage_stats().cost_usd;
+        app.ui.labelled(
+            BAD,
+            "error:",
+            &format!(
+                "the budget of ${budget} was reached (${spent} spent): {} of {} prompts were \
+                 not sent (input {})",
+                skipped_lines.len(),
+                prompts.len(),
+                describe_lines(&skipped_lines)
+            ),
+        );
+    }
+    if failed_lines.is_empty() && skipped_lines.is_empty() {
         app.ui
             .verbose(&format!("batch: all {} prompts answered", prompts.len()));
         return Ok(());
     }
-    let lines: Vec<String> = failed_lines.iter().map(ToString::to_string).collect();
+    if failed_lines.is_empty() {
+        return Err(CliError::Reported(EXIT_FAILED));
+    }
     app.ui.labelled(
         BAD,
         "error:",
         &format!(
-            "{} of {} prompts failed (input {} {})",
+            "{} of {} prompts failed (input {})",
             failed_lines.len(),
             prompts.len(),
-            if lines.len() == 1 { "line" } else { "lines" },
-            lines.join(", ")
+            describe_lines(&failed_lines)
         ),
     );
     Err(CliError::Reported(EXIT_FAILED))
+}
+
+/// The tag a batch's prompts carry when it has a budget (`tag:` scope of that budget).
+pub const BUDGET_TAG: &str = "fazztv-batch";
+
+/// How one prompt ended: its result, or `None` when it was not sent (the batch's budget had
+/// no room for it).
+type Done = Option<fazztv::Result<ChatResponse>>;
+
+/// Whether the batch's own budget refused the request before anything was sent.
+fn refused_by_budget(error: &fazztv::Error) -> bool {
+    error.kind() == ErrorKind::BudgetExceeded
+        && error.message().contains(&format!("`tag:{BUDGET_TAG}`"))
+}
+
+/// `line 3` or `lines 3, 5`.
+fn describe_lines(lines: &[usize]) -> String {
+    let numbers: Vec<String> = lines.iter().map(ToString::to_string).collect();
+    let noun = if numbers.len() == 1 { "line" } else { "lines" };
+    format!("{noun} {}", numbers.join(", "))
+}
+
+/// A prompt the budget left unsent: a JSON line with `"skipped": "budget"`, else a titled
+/// line.
+fn render_skipped(app: &App, prompt: &Prompt) -> String {
+    if app.ui.json {
+        let document = crate::json::document! {
+            line: prompt.line,
+            prompt: &prompt.text,
+            skipped: "budget",
+        };
+        return format!("{}\n", to_json(&document, false));
+    }
+    let title = format!("[line {}] SKIPPED (budget reached)", prompt.line);
+    format!("{}\n\n", app.ui.paint_out(BAD, &title))
 }
 
 /// The non-blank lines of the file (or stdin for `-`), with their line numbers.

@@ -221,3 +221,82 @@ fn batch_missing_file_is_a_usage_error() {
         result.stderr
     );
 }
+
+/// A mock whose one model costs 2 USD per million output tokens: a prompt without
+/// `max_tokens` reserves 4096 output tokens' worth (about 0.0082 USD) before it is sent.
+fn priced_mock() -> serde_json::Value {
+    serde_json::json!({
+        "providers": [mock("priced", "m-1", serde_json::json!({
+            "reply": "p: {prompt}",
+            // So that two prompts are in flight together.
+            "latency_ms": 20,
+            "models": [{"id": "m-1", "pricing": {"prompt": 0.000001, "completion": 0.000002}}]
+        }))]
+    })
+}
+
+#[test]
+fn batch_budget_skips_what_it_has_no_room_for_and_exits_1() {
+    let sandbox = Sandbox::with(&priced_mock());
+    let file = sandbox.write("prompts.txt", &prompts(4));
+    // Room for one reservation at a time: the second prompt in flight does not fit, and
+    // nothing after it is started.
+    let result = run(
+        &sandbox,
+        &[
+            "--json",
+            "batch",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "2",
+            "--budget",
+            "0.01",
+        ],
+    );
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    let lines = result.json_lines();
+    assert_eq!(lines.len(), 4, "every line is reported");
+    assert_eq!(lines[0]["ok"], true);
+    assert!(lines[0]["cost_usd"].as_f64().unwrap() > 0.0);
+    for line in &lines[1..] {
+        assert_eq!(line["skipped"], "budget", "{line}");
+        assert!(line.get("ok").is_none(), "{line}");
+    }
+    assert!(
+        result
+            .stderr
+            .starts_with("error: the budget of $0.01 was reached ($"),
+        "{}",
+        result.stderr
+    );
+    assert!(
+        result
+            .stderr
+            .ends_with("3 of 4 prompts were not sent (input lines 2, 3, 4)\n"),
+        "{}",
+        result.stderr
+    );
+    // A budget with room for every prompt sends them all.
+    let result = run(
+        &sandbox,
+        &["--json", "batch", file.to_str().unwrap(), "--budget", "1"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert!(result.json_lines().iter().all(|line| line["ok"] == true));
+}
+
+#[test]
+fn batch_budget_must_be_an_amount() {
+    let sandbox = Sandbox::with(&priced_mock());
+    let file = sandbox.write("prompts.txt", &prompts(1));
+    let result = run(
+        &sandbox,
+        &["batch", file.to_str().unwrap(), "--budget", "lots"],
+    );
+    assert_eq!(result.code, 2);
+    assert!(
+        result.stderr.contains("is not an amount of US dollars"),
+        "{}",
+        result.stderr
+    );
+}

@@ -1,0 +1,427 @@
+//! Budgets and rate limits, checked before each attempt is sent: a provider's `rate_limit`
+//! (requests at once, requests and tokens per minute) waits for room or falls back, and every
+//! budget that applies reserves what the attempt may cost at most, settled to what it cost
+//! when it ends. Counts live in a [`StateStore`].
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fazztv_core::calendar::civil_from_days;
+use fazztv_core::{Error, ErrorKind, OnLimit, RateLimit, Usage};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::{Budget, OnExceeded};
+use crate::cost::PromptFacts;
+use crate::deadline::Deadline;
+use crate::manager::Inner;
+use crate::registry::ProviderEntry;
+use crate::state::{Exhausted, Reservation, StateStore, Taken, Window};
+
+/// Output tokens reserved for a request without `max_tokens` when its budget names none.
+const DEFAULT_RESERVE_OUTPUT_TOKENS: u32 = 4_096;
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// What a budget limits, parsed from its `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Global,
+    Provider(String),
+    Model(String),
+    Tag(String),
+    Key(String),
+}
+
+impl Scope {
+    /// Parses `global`, `provider:NAME`, `model:ID`, `tag:TAG` or `key:NAME`; the error says
+    /// what is expected.
+    pub(crate) fn parse(scope: &str) -> Result<Self, String> {
+        if scope == "global" {
+            return Ok(Self::Global);
+        }
+        let expected = "expected `global`, `provider:NAME`, `model:ID`, `tag:TAG` or `key:NAME`";
+        let Some((kind, name)) = scope.split_once(':').filter(|(_, name)| !name.is_empty()) else {
+            return Err(format!("`{scope}` is not a budget scope; {expected}"));
+        };
+        let name = name.to_owned();
+        match kind {
+            "provider" => Ok(Self::Provider(name)),
+            "model" => Ok(Self::Model(name)),
+            "tag" => Ok(Self::Tag(name)),
+            "key" => Ok(Self::Key(name)),
+            _ => Err(format!(
+                "`{kind}` is not a kind of budget scope; {expected}"
+            )),
+        }
+    }
+}
+
+/// Who a request is for, as budgets see it: its tags and the name of the key it came with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Requester {
+    pub(crate) tags: Vec<String>,
+    pub(crate) key: Option<String>,
+}
+
+/// One budget, ready to check.
+#[derive(Debug)]
+struct BudgetRule {
+    /// Its key in the store: the scope and window, so two budgets never share counts.
+    key: String,
+    scope: Scope,
+    /// As configured, for messages.
+    label: String,
+    limit: f64,
+    window: Window,
+    on_exceeded: OnExceeded,
+    reserve_output_tokens: u32,
+}
+
+impl BudgetRule {
+    fn applies(&self, provider: &str, model: Option<&str>, requester: &Requester) -> bool {
+        match &self.scope {
+            Scope::Global => true,
+            Scope::Provider(name) => name == provider,
+            Scope::Model(id) => model == Some(id.as_str()),
+            Scope::Tag(tag) => requester.tags.contains(tag),
+            Scope::Key(name) => requester.key.as_deref() == Some(name.as_str()),
+        }
+    }
+
+    fn exceeded(&self, exhausted: Exhausted, wanted: f64) -> Error {
+        let resets = match exhausted.resets_at {
+            Some(at) => format!("it resets at {}", utc(at)),
+            None => String::from("it never resets (window `total`)"),
+        };
+        Error::new(
+            ErrorKind::BudgetExceeded,
+            format!(
+                "budget `{}` ({} USD per {}) has {:.6} USD left, less than this request may \
+                 cost ({wanted:.6} USD); {resets}",
+                self.label,
+                self.limit,
+                self.window.as_str(),
+                exhausted.remaining
+            ),
+        )
+    }
+}
+
+/// A provider's rate limit, ready to check.
+#[derive(Debug)]
+struct RateRule {
+    limit: RateLimit,
+    concurrency: Option<Arc<Semaphore>>,
+    requests_key: String,
+    tokens_key: String,
+}
+
+/// Every budget and rate limit of a manager, and the store that counts them.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    store: Arc<dyn StateStore>,
+    budgets: Vec<BudgetRule>,
+    /// By entry index.
+    rates: Vec<Option<RateRule>>,
+}
+
+/// Why an attempt may not be sent.
+pub(crate) enum Refusal {
+    /// Try the next provider; the reason is listed as a skipped attempt.
+    Skip { reason: String, error: Error },
+    /// End the request with this error.
+    Fail(Error),
+}
+
+impl Limits {
+    /// The limits of `budgets` and of each entry's `rate_limit`. Budgets were validated with
+    /// the configuration; one whose scope does not parse is left out.
+    pub(crate) fn new(
+        store: Arc<dyn StateStore>,
+        budgets: &[Budget],
+        entries: &[ProviderEntry],
+    ) -> Self {
+        let budgets = budgets
+            .iter()
+            .filter_map(|budget| {
+                let scope = Scope::parse(&budget.scope).ok()?;
+                Some(BudgetRule {
+                    key: format!("budget/{}/{}", budget.scope, budget.window.as_str()),
+                    scope,
+                    label: budget.scope.clone(),
+                    limit: budget.limit_usd,
+                    window: budget.window,
+                    on_exceeded: budget.on_exceeded,
+                    reserve_output_tokens: budget
+                        .reserve_output_tokens
+                        .unwrap_or(DEFAULT_RESERVE_OUTPUT_TOKENS),
+                })
+            })
+            .collect();
+        let rates = entries
+            .iter()
+            .map(|entry| {
+                let limit = entry.config().rate_limit.clone()?;
+                let concurrency = limit
+                    .max_concurrent
+                    .map(|max| Arc::new(Semaphore::new(max as usize)));
+                Some(RateRule {
+                    limit,
+                    concurrency,
+                    requests_key: format!("rpm/{}", entry.name()),
+                    tokens_key: format!("tpm/{}", entry.name()),
+                })
+            })
+            .collect();
+        Self {
+            store,
+            budgets,
+            rates,
+        }
+    }
+
+    /// Whether nothing is limited: the routing loop then skips every check.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.budgets.is_empty() && self.rates.iter().all(Option::is_none)
+    }
+}
+
+/// What one attempt holds while it runs: room in each budget that applies, its place in its
+/// provider's rate limits. Settled when the attempt ends; dropped unsettled (the request was
+/// cancelled), the budget reservations are released and the rest stays counted.
+#[derive(Debug)]
+pub(crate) struct Held {
+    store: Arc<dyn StateStore>,
+    reservations: Vec<Reservation>,
+    request: Option<Taken>,
+    tokens: Option<Taken>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    fn new(store: Arc<dyn StateStore>) -> Self {
+        Self {
+            store,
+            reservations: Vec::new(),
+            request: None,
+            tokens: None,
+            _permit: None,
+        }
+    }
+
+    /// The attempt ended, having cost `spent_usd` (0 when unknown or not billed) and used
+    /// `usage` (`None`: no tokens are counted).
+    pub(crate) fn settle(mut self, spent_usd: f64, usage: Option<&Usage>) {
+        for reservation in std::mem::take(&mut self.reservations) {
+            self.store.settle(reservation, spent_usd);
+        }
+        if let Some(tokens) = self.tokens.take() {
+            let used = usage.map_or(0, |usage| usage.total_tokens);
+            self.store.correct(tokens, used);
+        }
+    }
+
+    /// The attempt was never sent: nothing it took counts.
+    fn abandon(mut self) {
+        if let Some(request) = self.request.take() {
+            self.store.correct(request, 0);
+        }
+        if let Some(tokens) = self.tokens.take() {
+            self.store.correct(tokens, 0);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for reservation in std::mem::take(&mut self.reservations) {
+            self.store.settle(reservation, 0.0);
+        }
+    }
+}
+
+impl Inner {
+    /// Makes room for an attempt at entry `index` (asking `model`): its provider's rate limit,
+    /// waiting within the deadline when it says so, then every budget that applies. What it
+    /// took is returned to settle when the attempt ends.
+    pub(crate) async fn hold(
+        &self,
+        index: usize,
+        model: Option<&str>,
+        facts: PromptFacts,
+        requester: &Requester,
+        deadline: Option<Deadline>,
+    ) -> Result<Option<Held>, Refusal> {
+        let limits = &self.limits;
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let entry = &self.registry.entries()[index];
+        let mut held = Held::new(limits.store.clone());
+        if let Some(rule) = &limits.rates[index] {
+            self.take_rate(rule, entry, facts, deadline, &mut held)
+                .await?;
+        }
+        let applying: Vec<&BudgetRule> = limits
+            .budgets
+            .iter()
+            .filter(|rule| rule.applies(entry.name(), model, requester))
+            .collect();
+        if applying.is_empty() {
+            return Ok(Some(held));
+        }
+        let price = self.price(index, [model, None]);
+        let now = SystemTime::now();
+        for rule in applying {
+            let output = facts.max_tokens.unwrap_or(rule.reserve_output_tokens);
+            // What it may cost at most; an unknown price cannot be reserved (counted as 0).
+            let wanted = price.as_ref().map_or(0.0, |price| {
+                let usage = Usage::new(facts.estimated_tokens, u64::from(output));
+                price.pricing.cost(&usage, facts.images).0.total()
+            });
+            match limits
+                .store
+                .reserve(&rule.key, rule.window, now, rule.limit, wanted)
+                .await
+            {
+                Ok(reservation) => held.reservations.push(reservation),
+                Err(exhausted) => {
+                    let error = rule.exceeded(exhausted, wanted).with_provider(entry.name());
+                    held.abandon();
+                    return Err(match rule.on_exceeded {
+                        OnExceeded::Fail => Refusal::Fail(error),
+                        OnExceeded::Fallback => Refusal::Skip {
+                            reason: error.message().to_owned(),
+                            error,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(Some(held))
+    }
+
+    /// Takes the attempt's place in its provider's rate limit.
+    async fn take_rate(
+        &self,
+        rule: &RateRule,
+        entry: &ProviderEntry,
+        facts: PromptFacts,
+        deadline: Option<Deadline>,
+        held: &mut Held,
+    ) -> Result<(), Refusal> {
+        let wait = rule.limit.on_limit == OnLimit::Wait;
+        let limited = |what: String| {
+            let error = Error::new(
+                ErrorKind::RateLimited,
+                format!("{what} (its `rate_limit`; not sent)"),
+            )
+            .with_provider(entry.name());
+            Refusal::Skip {
+                reason: error.message().to_owned(),
+                error,
+            }
+        };
+        if let Some(semaphore) = &rule.concurrency {
+            let max = rule.limit.max_concurrent.unwrap_or_default();
+            let permit = match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) if wait => {
+                    let acquire = semaphore.clone().acquire_owned();
+                    let permit = match deadline {
+                        Some(deadline) => tokio::time::timeout(deadline.left(), acquire).await.ok(),
+                        None => Some(acquire.await),
+                    };
+                    match permit.and_then(Result::ok) {
+                        Some(permit) => permit,
+                        None => {
+                            return Err(limited(format!(
+                                "{max} requests already in flight until the deadline"
+                            )));
+                        }
+                    }
+                }
+                Err(_) => return Err(limited(format!("{max} requests already in flight"))),
+            };
+            held._permit = Some(permit);
+        }
+        let store = &self.limits.store;
+        let tokens = facts.estimated_tokens + u64::from(facts.max_tokens.unwrap_or(0));
+        let takes = [
+            (rule.limit.rpm, &rule.requests_key, 1, "requests"),
+            (rule.limit.tpm, &rule.tokens_key, tokens, "tokens"),
+        ];
+        for (limit, key, amount, what) in takes {
+            let Some(limit) = limit else { continue };
+            let taken = loop {
+                match store
+                    .acquire(key, MINUTE, Instant::now(), limit, amount)
+                    .await
+                {
+                    Ok(taken) => break taken,
+                    Err(room_in) => {
+                        let in_time = deadline.is_none_or(|deadline| room_in < deadline.left());
+                        if !wait || !in_time {
+                            let taken_so_far = std::mem::replace(held, Held::new(store.clone()));
+                            taken_so_far.abandon();
+                            return Err(limited(format!(
+                                "{limit} {what} per minute reached; room again in {:.1} s",
+                                room_in.as_secs_f64()
+                            )));
+                        }
+                        tokio::time::sleep(room_in).await;
+                    }
+                }
+            };
+            if what == "requests" {
+                held.request = Some(taken);
+            } else {
+                held.tokens = Some(taken);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `seconds` since the Unix epoch as an RFC 3339 UTC time.
+fn utc(seconds: u64) -> String {
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX);
+    let (year, month, day) = civil_from_days(days);
+    let of_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_parse_and_bad_ones_say_what_is_expected() {
+        assert_eq!(Scope::parse("global"), Ok(Scope::Global));
+        assert_eq!(
+            Scope::parse("provider:openai"),
+            Ok(Scope::Provider("openai".into()))
+        );
+        assert_eq!(
+            Scope::parse("model:gpt-4o:mini"),
+            Ok(Scope::Model("gpt-4o:mini".into()))
+        );
+        assert_eq!(Scope::parse("tag:team-a"), Ok(Scope::Tag("team-a".into())));
+        assert_eq!(Scope::parse("key:alice"), Ok(Scope::Key("alice".into())));
+        for bad in ["", "provider:", "team:a", "globals"] {
+            let error = Scope::parse(bad).unwrap_err();
+            assert!(error.contains("expected `global`"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn reset_times_are_rfc3339_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_796_083_200 + 3_723), "2026-12-01T01:02:03Z");
+    }
+}

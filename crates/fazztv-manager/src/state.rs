@@ -1,0 +1,402 @@
+//! Where budgets and rate limits keep their counts: the [`StateStore`] interface and the
+//! in-memory store a manager uses unless given another (a gateway's replicas share one, e.g.
+//! in Redis, by implementing the same interface).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fazztv_core::async_trait;
+use fazztv_core::calendar::{civil_from_days, days_from_civil};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// A calendar window of a budget, in UTC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Window {
+    /// Each clock minute.
+    Minute,
+    /// Each clock hour.
+    Hour,
+    /// Each day, from midnight UTC.
+    Day,
+    /// Each calendar month, from the 1st, midnight UTC.
+    Month,
+    /// Forever: never resets.
+    #[default]
+    Total,
+}
+
+impl Window {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Month => "month",
+            Self::Total => "total",
+        }
+    }
+
+    /// The window containing `now`: its start and its end (when it resets), as seconds since
+    /// the Unix epoch; `Total` is one window from 0, never ending.
+    pub fn bounds(self, now: SystemTime) -> (u64, Option<u64>) {
+        let seconds = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let fixed = |length: u64| {
+            let start = seconds - seconds % length;
+            (start, Some(start + length))
+        };
+        match self {
+            Self::Minute => fixed(60),
+            Self::Hour => fixed(3_600),
+            Self::Day => fixed(86_400),
+            Self::Month => {
+                let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX);
+                let (year, month, _) = civil_from_days(days);
+                let (next_year, next_month) = if month == 12 {
+                    (year + 1, 1)
+                } else {
+                    (year, month + 1)
+                };
+                let start = days_from_civil(year, month, 1);
+                let end = days_from_civil(next_year, next_month, 1);
+                let seconds_of = |days: i64| u64::try_from(days).unwrap_or(0) * 86_400;
+                (seconds_of(start), Some(seconds_of(end)))
+            }
+            Self::Total => (0, None),
+        }
+    }
+}
+
+/// An amount held against a limit until the work it pays for has ended: then
+/// [settled](StateStore::settle) to what was really spent (0 releases it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    key: String,
+    window_start: u64,
+    amount: f64,
+}
+
+impl Reservation {
+    /// The amount held.
+    pub fn amount(&self) -> f64 {
+        self.amount
+    }
+}
+
+/// A limit that has no room for what was asked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exhausted {
+    /// What is left in the current window (may be less than asked).
+    pub remaining: f64,
+    /// When the window resets (seconds since the Unix epoch); `None` for one that never does.
+    pub resets_at: Option<u64>,
+}
+
+/// Shared counts behind budgets and rate limits. Every operation is atomic: two requests
+/// that each fit alone but not together never both get room. Taking room is async (a shared
+/// store asks its server); giving it back is not, so that a request dropped midway can give
+/// back what it held (a shared store sends that in the background).
+#[async_trait]
+pub trait StateStore: fmt::Debug + Send + Sync {
+    /// Holds `amount` against `limit` under `key` in the `window` containing `now`, when what
+    /// was spent plus what is held plus `amount` stays within `limit`.
+    async fn reserve(
+        &self,
+        key: &str,
+        window: Window,
+        now: SystemTime,
+        limit: f64,
+        amount: f64,
+    ) -> Result<Reservation, Exhausted>;
+
+    /// Turns a reservation into what was really spent (0 releases it). Spending more than was
+    /// held is recorded as spent (the limit can then be overrun by that one request).
+    fn settle(&self, reservation: Reservation, spent: f64);
+
+    /// What was spent and is held under `key` in the window containing `now`.
+    async fn used(&self, key: &str, window: Window, now: SystemTime) -> f64;
+
+    /// Takes `amount` from a sliding-window limit of `limit` per `period` under `key`, as of
+    /// `now`: `Ok` with a handle to correct it later, or how long until it would fit.
+    async fn acquire(
+        &self,
+        key: &str,
+        period: Duration,
+        now: Instant,
+        limit: u64,
+        amount: u64,
+    ) -> Result<Taken, Duration>;
+
+    /// Corrects what an [`acquire`](Self::acquire) took to `amount` (a token estimate to the
+    /// reported usage).
+    fn correct(&self, taken: Taken, amount: u64);
+}
+
+/// What one [`StateStore::acquire`] took, to correct it later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    key: String,
+    id: u64,
+}
+
+/// The store a manager uses unless given another: counts in this process.
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    inner: Mutex<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    /// Per key: the window it counts in and what is spent plus held there.
+    budgets: BTreeMap<String, (u64, f64)>,
+    /// Per key: what each acquisition took, and when, oldest first.
+    windows: BTreeMap<String, VecDeque<(Instant, u64, u64)>>,
+    next_id: u64,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        // Counts stay consistent under a panic elsewhere: each update is one assignment.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl StateStore for InMemoryStore {
+    async fn reserve(
+        &self,
+        key: &str,
+        window: Window,
+        now: SystemTime,
+        limit: f64,
+        amount: f64,
+    ) -> Result<Reservation, Exhausted> {
+        let (start, end) = window.bounds(now);
+        let mut counts = self.counts();
+        let used = match counts.budgets.get(key) {
+            Some((counted_from, used)) if *counted_from == start => *used,
+            _ => 0.0,
+        };
+        if used + amount > limit {
+            return Err(Exhausted {
+                remaining: (limit - used).max(0.0),
+                resets_at: end,
+            });
+        }
+        counts
+            .budgets
+            .insert(key.to_owned(), (start, used + amount));
+        Ok(Reservation {
+            key: key.to_owned(),
+            window_start: start,
+            amount,
+        })
+    }
+
+    fn settle(&self, reservation: Reservation, spent: f64) {
+        let mut counts = self.counts();
+        if let Some((start, used)) = counts.budgets.get_mut(&reservation.key) {
+            // A window that reset meanwhile no longer holds the reservation; the spending
+            // counts in the window it was reserved in, which is over.
+            if *start == reservation.window_start {
+                *used = (*used - reservation.amount + spent).max(0.0);
+            }
+        }
+    }
+
+    async fn used(&self, key: &str, window: Window, now: SystemTime) -> f64 {
+        let (start, _) = window.bounds(now);
+        match self.counts().budgets.get(key) {
+            Some((counted_from, used)) if *counted_from == start => *used,
+            _ => 0.0,
+        }
+    }
+
+    async fn acquire(
+        &self,
+        key: &str,
+        period: Duration,
+        now: Instant,
+        limit: u64,
+        amount: u64,
+    ) -> Result<Taken, Duration> {
+        let mut counts = self.counts();
+        let id = counts.next_id;
+        let entries = counts.windows.entry(key.to_owned()).or_default();
+        while entries
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) >= period)
+        {
+            entries.pop_front();
+        }
+        let mut taken: u64 = entries.iter().map(|(_, _, amount)| amount).sum();
+        // One request larger than the whole limit would never fit: let it through alone.
+        let amount_counted = amount.min(limit);
+        if taken + amount_counted > limit {
+            // Room comes as the oldest entries leave the window.
+            for (at, _, amount) in entries.iter() {
+                taken = taken.saturating_sub(*amount);
+                if taken + amount_counted <= limit {
+                    return Err((*at + period).saturating_duration_since(now));
+                }
+            }
+            return Err(period);
+        }
+        entries.push_back((now, id, amount));
+        counts.next_id += 1;
+        Ok(Taken {
+            key: key.to_owned(),
+            id,
+        })
+    }
+
+    fn correct(&self, taken: Taken, amount: u64) {
+        let mut counts = self.counts();
+        if let Some(entries) = counts.windows.get_mut(&taken.key) {
+            if let Some(entry) = entries.iter_mut().find(|(_, id, _)| *id == taken.id) {
+                entry.2 = amount;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(date: (i64, u32, u32), seconds: u64) -> SystemTime {
+        let days = u64::try_from(days_from_civil(date.0, date.1, date.2)).unwrap();
+        UNIX_EPOCH + Duration::from_secs(days * 86_400 + seconds)
+    }
+
+    #[test]
+    fn calendar_windows_start_and_reset_on_utc_boundaries() {
+        let now = at((2026, 12, 31), 3_723); // 01:02:03
+        let day = |date: (i64, u32, u32)| {
+            u64::try_from(days_from_civil(date.0, date.1, date.2)).unwrap() * 86_400
+        };
+        let midnight = day((2026, 12, 31));
+        assert_eq!(
+            Window::Minute.bounds(now),
+            (midnight + 3_720, Some(midnight + 3_780))
+        );
+        assert_eq!(
+            Window::Hour.bounds(now),
+            (midnight + 3_600, Some(midnight + 7_200))
+        );
+        assert_eq!(Window::Day.bounds(now), (midnight, Some(midnight + 86_400)));
+        assert_eq!(
+            Window::Month.bounds(now),
+            (day((2026, 12, 1)), Some(day((2027, 1, 1))))
+        );
+        assert_eq!(
+            Window::Month.bounds(at((2028, 2, 29), 0)),
+            (day((2028, 2, 1)), Some(day((2028, 3, 1))))
+        );
+        assert_eq!(Window::Total.bounds(now), (0, None));
+    }
+
+    #[tokio::test]
+    async fn reservations_hold_room_until_settled_and_windows_reset() {
+        let store = InMemoryStore::new();
+        let now = at((2026, 11, 30), 0);
+        let held = store
+            .reserve("k", Window::Day, now, 1.0, 0.6)
+            .await
+            .unwrap();
+        let refused = store
+            .reserve("k", Window::Day, now, 1.0, 0.6)
+            .await
+            .unwrap_err();
+        assert!((refused.remaining - 0.4).abs() < 1e-12);
+        assert_eq!(refused.resets_at, Window::Day.bounds(now).1);
+        // Settled to less than held: the rest is free again.
+        store.settle(held, 0.1);
+        assert!((store.used("k", Window::Day, now).await - 0.1).abs() < 1e-12);
+        let second = store
+            .reserve("k", Window::Day, now, 1.0, 0.6)
+            .await
+            .unwrap();
+        store.settle(second, 0.0);
+        // The next day counts from zero.
+        let tomorrow = at((2026, 12, 1), 0);
+        assert_eq!(store.used("k", Window::Day, tomorrow).await, 0.0);
+        assert!(
+            store
+                .reserve("k", Window::Day, tomorrow, 1.0, 1.0)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_settlement_after_its_window_reset_does_not_touch_the_new_window() {
+        let store = InMemoryStore::new();
+        let held = store
+            .reserve("k", Window::Minute, at((2026, 1, 1), 10), 1.0, 0.5)
+            .await
+            .unwrap();
+        let later = at((2026, 1, 1), 70);
+        let fresh = store
+            .reserve("k", Window::Minute, later, 1.0, 0.2)
+            .await
+            .unwrap();
+        store.settle(held, 0.5);
+        assert!((store.used("k", Window::Minute, later).await - 0.2).abs() < 1e-12);
+        store.settle(fresh, 0.2);
+    }
+
+    #[tokio::test]
+    async fn a_sliding_window_says_when_room_comes_back() {
+        let store = InMemoryStore::new();
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        store.acquire("r", minute, start, 2, 1).await.unwrap();
+        store
+            .acquire("r", minute, start + Duration::from_secs(10), 2, 1)
+            .await
+            .unwrap();
+        let wait = store
+            .acquire("r", minute, start + Duration::from_secs(30), 2, 1)
+            .await
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_secs(30));
+        // Once the first leaves the window, there is room again.
+        assert!(
+            store
+                .acquire("r", minute, start + minute, 2, 1)
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_correction_replaces_the_estimate() {
+        let store = InMemoryStore::new();
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let taken = store.acquire("t", minute, now, 100, 90).await.unwrap();
+        assert!(store.acquire("t", minute, now, 100, 20).await.is_err());
+        store.correct(taken, 10);
+        assert!(store.acquire("t", minute, now, 100, 20).await.is_ok());
+        // A request above the whole limit goes through alone rather than never.
+        let store = InMemoryStore::new();
+        assert!(store.acquire("t", minute, now, 100, 500).await.is_ok());
+        assert!(store.acquire("t", minute, now, 100, 1).await.is_err());
+    }
+}
