@@ -111,7 +111,7 @@ fn keyed_presets_join_the_builtin_default_and_keyless_ones_never_do() {
         [(
             "groq".to_owned(),
             Some("groq".to_owned()),
-            Some("GROQ_API_KEY".to_owned())
+            Some("GROQ_API_KEY".into())
         )]
     );
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use fazztv::{
     AttemptOutcome, Budget, ChatResponse, ConfigLoader, ConfigOrigin, Cost, ExposeSecret, Provider,
-    ProviderEntry, ProviderManager, QueryOptions, UnavailableReason, UsageStats, Window,
+    ProviderEntry, ProviderKey, ProviderManager, QueryOptions, UnavailableReason, UsageStats,
+    Window,
 };
 
 use crate::cli::Global;
@@ -26,6 +27,8 @@ pub struct App {
     retries: Option<u32>,
     /// `--deadline`, for every request this run makes.
     deadline: Option<Duration>,
+    /// `--cache` or `--no-cache`, for every request this run makes.
+    cache: Option<fazztv::CachePolicy>,
     manager: OnceCell<(ProviderManager, ConfigOrigin)>,
     /// A budget for this run (`batch --budget`), besides the configuration's.
     budget: Option<Budget>,
@@ -39,6 +42,11 @@ impl App {
             config: global.config.clone(),
             retries: global.retries,
             deadline: global.deadline,
+            cache: match (global.cache, global.no_cache) {
+                (true, _) => Some(fazztv::CachePolicy::always()),
+                (_, true) => Some(fazztv::CachePolicy::off()),
+                _ => None,
+            },
             manager: OnceCell::new(),
             budget: None,
         }
@@ -72,8 +80,13 @@ impl App {
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
         let manager = ProviderManager::load(&loader)?;
-        crate::ui::hide_secrets(manager.registry().entries().iter().flat_map(|entry| {
-            let config = entry.config();
+        // Every key of every provider (one with several keys has an instance per key).
+        let configs = manager
+            .registry()
+            .entries()
+            .iter()
+            .flat_map(|entry| entry.keys().iter().map(ProviderKey::config));
+        crate::ui::hide_secrets(configs.flat_map(|config| {
             let key = config
                 .api_key
                 .as_ref()
@@ -148,6 +161,9 @@ impl App {
         if let Some(deadline) = self.deadline {
             options = options.deadline(deadline);
         }
+        if let Some(policy) = self.cache {
+            options = options.cache(policy);
+        }
         if let Some(name) = provider {
             self.provider(name)?;
             options = options.preferred_provider(name);
@@ -211,15 +227,15 @@ impl App {
                         .or(attempt.model.as_deref())
                         .unwrap_or("default model");
                     let who = format!("{} ({model})", attempt.provider);
+                    let how = match (ui.verbose, attempt.cached) {
+                        (true, true) => String::from(" from the cache"),
+                        (true, false) => format!(" in {latency} ms"),
+                        (false, _) => String::new(),
+                    };
                     ui.err_line(&format!(
-                        "{} {}{}",
+                        "{} {}{how}",
                         ui.paint_err(DIM, "answered by"),
                         ui.paint_err(ACCENT, &who),
-                        if ui.verbose {
-                            format!(" in {latency} ms")
-                        } else {
-                            String::new()
-                        }
                     ));
                 }
                 AttemptOutcome::Failed { kind, message } => {

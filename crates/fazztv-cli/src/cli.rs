@@ -50,6 +50,16 @@ pub struct Global {
     /// until its end. Default: `manager.deadline` in the configuration, else none.
     #[arg(long, global = true, value_name = "SECS", value_parser = parse_seconds)]
     pub deadline: Option<Duration>,
+
+    /// Cache every answer for the rest of this run, whatever the request (by default only
+    /// deterministic ones are: temperature 0 or a seed). The cache lives in the process: it
+    /// serves repeated prompts within one `batch` or `chat`.
+    #[arg(long, global = true, conflicts_with = "no_cache")]
+    pub cache: bool,
+
+    /// Neither look answers up in the cache nor store them.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 /// A positive number of seconds (`30`, `0.5`).

@@ -24,6 +24,11 @@ pub struct AttemptJson {
     /// What this try cost in USD: 0 for a failure before output, `null` when the price is
     /// unknown (and for a skipped candidate).
     pub cost_usd: Option<f64>,
+    /// Served from the cache: no provider was asked (it costs 0).
+    pub cached: bool,
+    /// Of a provider with several keys: the variable of the key this try used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -44,6 +49,8 @@ impl From<&Attempt> for AttemptJson {
             retries: attempt.retries,
             waited_ms: millis(attempt.waited),
             cost_usd: attempt.cost.as_ref().and_then(|cost| cost.usd),
+            cached: attempt.cached,
+            key: attempt.key.clone(),
             message,
         }
     }
@@ -170,6 +177,9 @@ pub struct Answer {
     pub cost_usd: Option<f64>,
     /// The cost's parts, where its price came from, and whether it is an estimate.
     pub cost: Option<Cost>,
+    /// Served from the cache (or shared with an identical request in flight): no provider was
+    /// asked for it, and it costs 0.
+    pub cached: bool,
     /// The provider's request id.
     pub request_id: Option<String>,
     /// Every provider tried, in order; the last one answered.
@@ -218,6 +228,7 @@ impl From<ChatResponse> for Answer {
             usage: response.usage,
             cost_usd: response.cost.as_ref().and_then(|cost| cost.usd),
             cost: response.cost,
+            cached: response.cached,
             request_id: response.request_id,
         }
     }

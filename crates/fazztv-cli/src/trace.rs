@@ -80,6 +80,14 @@ impl Subscriber for RouteLines {
                 fields.get("ejected_ms").parse::<f64>().unwrap_or(0.0) / 1e3,
                 fields.get("kind")
             ),
+            "cache hit" if fields.get("shared") == "true" => format!(
+                "cache: {} answered an identical request in flight; its answer is shared",
+                fields.get("provider")
+            ),
+            "cache hit" => format!(
+                "cache: answered from the cache ({}'s earlier answer)",
+                fields.get("provider")
+            ),
             message => format!("health: {}: {message}", fields.get("provider")),
         };
         self.ui.verbose(&line);

@@ -504,6 +504,11 @@ pub struct ChatResponse {
     /// (`None` when a provider is called directly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::Cost>,
+    /// The manager served this answer without asking a provider for it: from its response
+    /// cache, or shared with an identical request in flight at the same time. It then costs
+    /// nothing (`cost` is 0) and its one attempt is marked cached too. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 impl ChatResponse {
@@ -525,6 +530,7 @@ impl ChatResponse {
             request_id: None,
             attempts: Vec::new(),
             cost: None,
+            cached: false,
         }
     }
 

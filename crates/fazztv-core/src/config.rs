@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::preset::{Preset, unknown_preset_message};
 use crate::{Environment, Error, ErrorKind, ModelCapability};
@@ -31,9 +31,11 @@ pub struct ProviderConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub api_key: Option<SecretString>,
-    /// Name of the environment variable that holds the API key (`"OPENAI_API_KEY"`).
+    /// Name of the environment variable that holds the API key (`"OPENAI_API_KEY"`), or a
+    /// list of them: the provider then has several keys, tried in order, each with its own
+    /// rate limits and cooldown.
     #[serde(default)]
-    pub api_key_env: Option<String>,
+    pub api_key_env: Option<KeyVariables>,
     /// Endpoint override. For OpenAI-style servers it includes `/v1`.
     #[serde(default)]
     pub base_url: Option<String>,
@@ -89,6 +91,88 @@ pub struct ProviderConfig {
     /// Settings owned by the provider type; see its schema.
     #[serde(default)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `api_key_env`: one variable name, or several (a provider with several keys). Never empty.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "OneOrMany", into = "OneOrMany")]
+pub struct KeyVariables(Vec<String>);
+
+/// How `api_key_env` is written.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(#[schemars(length(min = 1))] Vec<String>),
+}
+
+impl TryFrom<OneOrMany> for KeyVariables {
+    type Error = &'static str;
+
+    fn try_from(written: OneOrMany) -> Result<Self, Self::Error> {
+        match written {
+            OneOrMany::One(variable) => Ok(Self(vec![variable])),
+            OneOrMany::Many(variables) if variables.is_empty() => {
+                Err("`api_key_env` lists no variable; name one or more")
+            }
+            OneOrMany::Many(variables) => Ok(Self(variables)),
+        }
+    }
+}
+
+impl From<KeyVariables> for OneOrMany {
+    fn from(variables: KeyVariables) -> Self {
+        match <[String; 1]>::try_from(variables.0) {
+            Ok([variable]) => Self::One(variable),
+            Err(variables) => Self::Many(variables),
+        }
+    }
+}
+
+impl KeyVariables {
+    /// The variable read first (the only one, usually).
+    pub fn first(&self) -> &str {
+        &self.0[0]
+    }
+
+    /// Every variable, in order.
+    pub fn all(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<String> for KeyVariables {
+    fn from(variable: String) -> Self {
+        Self(vec![variable])
+    }
+}
+
+impl From<&str> for KeyVariables {
+    fn from(variable: &str) -> Self {
+        Self(vec![variable.to_owned()])
+    }
+}
+
+impl From<Vec<String>> for KeyVariables {
+    /// Several variables; an empty list means none (`api_key_env` unset is the way to say so).
+    fn from(variables: Vec<String>) -> Self {
+        Self(variables)
+    }
+}
+
+impl fmt::Debug for KeyVariables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => fmt::Debug::fmt(one, f),
+            several => fmt::Debug::fmt(several, f),
+        }
+    }
+}
+
+impl fmt::Display for KeyVariables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join(", "))
+    }
 }
 
 /// Limits on what is sent to one provider (`rate_limit` in its entry). Unset limits do not
@@ -359,7 +443,7 @@ impl ProviderConfig {
     }
 
     /// Sets the environment variable that holds the key.
-    pub fn with_api_key_env(mut self, variable: impl Into<String>) -> Self {
+    pub fn with_api_key_env(mut self, variable: impl Into<KeyVariables>) -> Self {
         self.api_key_env = Some(variable.into());
         self
     }
@@ -522,15 +606,36 @@ impl ProviderConfig {
         // A literal key reads no variable, so none is recorded for it.
         if self.api_key.is_none() {
             if self.api_key_env.is_none() {
-                self.api_key_env = default_env.map(str::to_owned);
+                self.api_key_env = default_env.map(KeyVariables::from);
             }
             self.api_key = self
-                .api_key_env
-                .as_deref()
+                .key_variable()
                 .and_then(|variable| environment.var(variable))
                 .map(SecretString::from);
         }
         Ok(())
+    }
+
+    /// The variable this instance reads its key from (the first of a list).
+    pub fn key_variable(&self) -> Option<&str> {
+        self.api_key_env.as_ref().map(KeyVariables::first)
+    }
+
+    /// One configuration per key variable when `api_key_env` lists several (each reading
+    /// only its own), else just this one.
+    pub fn per_key(&self) -> Vec<ProviderConfig> {
+        match &self.api_key_env {
+            Some(variables) if variables.all().len() > 1 => variables
+                .all()
+                .iter()
+                .map(|variable| {
+                    let mut config = self.clone();
+                    config.api_key_env = Some(KeyVariables::from(variable.as_str()));
+                    config
+                })
+                .collect(),
+            _ => vec![self.clone()],
+        }
     }
 }
 

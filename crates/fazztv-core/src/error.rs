@@ -277,6 +277,13 @@ pub struct Attempt {
     /// failure before output, an estimate for a stream cut after it began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::Cost>,
+    /// No provider was asked: the answer came from the manager's response cache (or an
+    /// identical request in flight). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// Of a provider with several keys: the variable of the key this try used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Attempt {
@@ -295,7 +302,21 @@ impl Attempt {
             retries: 0,
             waited: Duration::ZERO,
             cost: None,
+            cached: false,
+            key: None,
         }
+    }
+
+    /// Records which of the provider's keys this try used (its variable).
+    pub fn with_key(mut self, variable: Option<&str>) -> Self {
+        self.key = variable.map(str::to_owned);
+        self
+    }
+
+    /// Marks the attempt as served from the cache, asking no provider.
+    pub fn from_cache(mut self) -> Self {
+        self.cached = true;
+        self
     }
 
     /// Records what this try cost.
@@ -351,6 +372,7 @@ impl fmt::Display for Attempt {
             write!(f, " ({model})")?;
         }
         match &self.outcome {
+            AttemptOutcome::Ok if self.cached => f.write_str(": ok (from the cache)"),
             AttemptOutcome::Ok => f.write_str(": ok"),
             AttemptOutcome::Failed { kind, message } => write!(f, ": {kind}: {message}"),
             AttemptOutcome::Skipped { reason } => write!(f, ": skipped: {reason}"),

@@ -33,7 +33,8 @@ pub use availability::{Availability, UnavailableReason};
 pub use capability::{ModelCapability, ParseCapabilityError};
 pub use chat::{ChatMessage, ChatRequest, ChatResponse, FinishReason, GenerationOptions, Usage};
 pub use config::{
-    OnLimit, ProviderConfig, RateLimit, RetryPolicy, RetrySettings, Timeouts, deserialize_seconds,
+    KeyVariables, OnLimit, ProviderConfig, RateLimit, RetryPolicy, RetrySettings, Timeouts,
+    deserialize_seconds,
 };
 pub use content::{
     CacheMarker, ContentPart, ImageSource, OpaqueReasoning, Reasoning, ReasoningControl,

@@ -32,6 +32,97 @@ pub struct FazztvConfig {
     /// most is reserved, then settled to what it cost.
     #[serde(default)]
     pub budgets: Vec<Budget>,
+    /// The response cache: answers kept in this process and given again to the same request
+    /// (by default only to deterministic ones: temperature 0 or a seed).
+    #[serde(default)]
+    pub cache: CacheSettings,
+}
+
+/// The `cache` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheSettings {
+    /// `on` (the default): answers are looked up and stored; `read_only`: looked up, never
+    /// stored; `write_only`: stored, never looked up (to refresh it); `off`. Only
+    /// deterministic requests (temperature 0 or a seed) are cached unless a request's own
+    /// cache policy says otherwise (the CLI's `--cache`).
+    #[serde(default)]
+    pub mode: CacheMode,
+    /// Seconds an answer is kept (default 3600).
+    #[serde(default = "default_cache_ttl_s")]
+    #[schemars(range(min = 1))]
+    pub ttl_s: u64,
+    /// The most answers kept at once; the least used go first (default 1000).
+    #[serde(default = "default_cache_max_entries")]
+    #[schemars(range(min = 1))]
+    pub max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::default(),
+            ttl_s: default_cache_ttl_s(),
+            max_entries: default_cache_max_entries(),
+        }
+    }
+}
+
+impl CacheSettings {
+    /// Sets the mode.
+    pub fn with_mode(mut self, mode: CacheMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Keeps answers for `seconds`.
+    pub fn with_ttl_s(mut self, seconds: u64) -> Self {
+        self.ttl_s = seconds;
+        self
+    }
+
+    /// Keeps at most `entries` answers.
+    pub fn with_max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = entries;
+        self
+    }
+}
+
+fn default_cache_ttl_s() -> u64 {
+    3_600
+}
+
+fn default_cache_max_entries() -> u64 {
+    1_000
+}
+
+/// How the response cache is used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CacheMode {
+    /// Not used.
+    Off,
+    /// Answers are looked up, and stored.
+    #[default]
+    On,
+    /// Answers are looked up, never stored.
+    ReadOnly,
+    /// Answers are stored, never looked up.
+    WriteOnly,
+}
+
+impl CacheMode {
+    /// Whether answers are looked up (and identical requests in flight share one call).
+    pub fn reads(self) -> bool {
+        matches!(self, Self::On | Self::ReadOnly)
+    }
+
+    /// Whether answers are stored.
+    pub fn writes(self) -> bool {
+        matches!(self, Self::On | Self::WriteOnly)
+    }
 }
 
 /// One spending limit of `budgets`.
@@ -102,12 +193,19 @@ impl FazztvConfig {
             manager: ManagerSettings::default(),
             pricing: BTreeMap::new(),
             budgets: Vec::new(),
+            cache: CacheSettings::default(),
         }
     }
 
     /// Replaces the manager settings.
     pub fn with_manager(mut self, manager: ManagerSettings) -> Self {
         self.manager = manager;
+        self
+    }
+
+    /// Replaces the cache settings.
+    pub fn with_cache(mut self, cache: CacheSettings) -> Self {
+        self.cache = cache;
         self
     }
 

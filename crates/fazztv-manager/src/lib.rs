@@ -8,8 +8,12 @@
 //!   composed from the registered types, reporting every violation with its JSON pointer.
 //! - [`ProviderManager`]: fallback, load balancing, capability-based selection, compare, batch,
 //!   streaming with a commit point, and usage statistics.
+//! - The response cache ([`CacheSettings`], per request [`CachePolicy`]): deterministic
+//!   requests answered again from memory at no cost, and identical requests in flight sharing
+//!   one call; kept, like budgets and rate limits, in a [`StateStore`].
 #![warn(missing_docs)]
 
+mod cache;
 mod config;
 mod cost;
 mod deadline;
@@ -25,14 +29,15 @@ mod state;
 mod stats;
 mod stream;
 
+pub use cache::CachePolicy;
 pub use config::{
-    Budget, CONFIG_ENV_VAR, ConfigError, ConfigLoader, ConfigOrigin, DEFAULT_CONFIG_FILE,
-    FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Strategy, Violation,
-    builtin_default,
+    Budget, CONFIG_ENV_VAR, CacheMode, CacheSettings, ConfigError, ConfigLoader, ConfigOrigin,
+    DEFAULT_CONFIG_FILE, FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Strategy,
+    Violation, builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
-pub use registry::{ProviderEntry, Registry};
+pub use registry::{ProviderEntry, ProviderKey, Registry};
 pub use state::{Exhausted, InMemoryStore, Reservation, StateStore, Taken, Window};
 pub use stats::{ModelStats, ProviderStats, UsageStats};
 pub use stream::ManagedStream;

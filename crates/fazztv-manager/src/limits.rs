@@ -3,7 +3,8 @@
 //! budget that applies reserves what the attempt may cost at most, settled to what it cost
 //! when it ends. Counts live in a [`StateStore`].
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::calendar::civil_from_days;
@@ -107,13 +108,15 @@ impl BudgetRule {
     }
 }
 
-/// A provider's rate limit, ready to check.
+/// A provider's rate limit, ready to check: one set of counts per key, as each key has its
+/// own limits at the provider.
 #[derive(Debug)]
 struct RateRule {
     limit: RateLimit,
-    concurrency: Option<Arc<Semaphore>>,
-    requests_key: String,
-    tokens_key: String,
+    /// By key.
+    concurrency: Vec<Option<Arc<Semaphore>>>,
+    requests_keys: Vec<String>,
+    tokens_keys: Vec<String>,
 }
 
 /// Every budget and rate limit of a manager, and the store that counts them.
@@ -162,14 +165,25 @@ impl Limits {
             .iter()
             .map(|entry| {
                 let limit = entry.config().rate_limit.clone()?;
-                let concurrency = limit
-                    .max_concurrent
-                    .map(|max| Arc::new(Semaphore::new(max as usize)));
+                let keys = 0..entry.keys().len();
+                let concurrency = keys
+                    .clone()
+                    .map(|_| {
+                        limit
+                            .max_concurrent
+                            .map(|max| Arc::new(Semaphore::new(max as usize)))
+                    })
+                    .collect();
+                let counts = |kind: &str| {
+                    keys.clone()
+                        .map(|key| format!("{kind}/{}/{key}", entry.name()))
+                        .collect()
+                };
                 Some(RateRule {
-                    limit,
                     concurrency,
-                    requests_key: format!("rpm/{}", entry.name()),
-                    tokens_key: format!("tpm/{}", entry.name()),
+                    requests_keys: counts("rpm"),
+                    tokens_keys: counts("tpm"),
+                    limit,
                 })
             })
             .collect();
@@ -247,6 +261,7 @@ impl Inner {
     pub(crate) async fn hold(
         &self,
         index: usize,
+        key: usize,
         model: Option<&str>,
         facts: PromptFacts,
         requester: &Requester,
@@ -259,7 +274,7 @@ impl Inner {
         let entry = &self.registry.entries()[index];
         let mut held = Held::new(limits.store.clone());
         if let Some(rule) = &limits.rates[index] {
-            self.take_rate(rule, entry, facts, deadline, &mut held)
+            self.take_rate(rule, key, entry, facts, deadline, &mut held)
                 .await?;
         }
         let applying: Vec<&BudgetRule> = limits
@@ -305,6 +320,7 @@ impl Inner {
     async fn take_rate(
         &self,
         rule: &RateRule,
+        key: usize,
         entry: &ProviderEntry,
         facts: PromptFacts,
         deadline: Option<Deadline>,
@@ -322,7 +338,7 @@ impl Inner {
                 error,
             }
         };
-        if let Some(semaphore) = &rule.concurrency {
+        if let Some(semaphore) = rule.concurrency.get(key).and_then(Option::as_ref) {
             let max = rule.limit.max_concurrent.unwrap_or_default();
             let permit = match semaphore.clone().try_acquire_owned() {
                 Ok(permit) => permit,
@@ -348,14 +364,16 @@ impl Inner {
         let store = &self.limits.store;
         let tokens = facts.estimated_tokens + u64::from(facts.max_tokens.unwrap_or(0));
         let takes = [
-            (rule.limit.rpm, &rule.requests_key, 1, "requests"),
-            (rule.limit.tpm, &rule.tokens_key, tokens, "tokens"),
+            (rule.limit.rpm, &rule.requests_keys, 1, "requests"),
+            (rule.limit.tpm, &rule.tokens_keys, tokens, "tokens"),
         ];
-        for (limit, key, amount, what) in takes {
-            let Some(limit) = limit else { continue };
+        for (limit, counts, amount, what) in takes {
+            let (Some(limit), Some(counted_as)) = (limit, counts.get(key)) else {
+                continue;
+            };
             let taken = loop {
                 match store
-                    .acquire(key, MINUTE, Instant::now(), limit, amount)
+                    .acquire(counted_as, MINUTE, Instant::now(), limit, amount)
                     .await
                 {
                     Ok(taken) => break taken,
@@ -380,6 +398,52 @@ impl Inner {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a key is left aside after the provider refused it, when the provider did not say
+/// (`Retry-After`): a rate limit passes within a minute; a rejected key or an exhausted quota
+/// does not pass by itself.
+const RATE_LIMITED_KEY_REST: Duration = Duration::from_secs(60);
+const REJECTED_KEY_REST: Duration = Duration::from_secs(60 * 60);
+
+/// The keys of providers with several, left aside after the provider refused them (a 429 or
+/// 401 on one key tries the next before falling back), by (entry index, key).
+#[derive(Debug, Default)]
+pub(crate) struct KeyRests {
+    until: Mutex<BTreeMap<(usize, usize), Instant>>,
+}
+
+impl KeyRests {
+    fn until(&self) -> MutexGuard<'_, BTreeMap<(usize, usize), Instant>> {
+        self.until.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key to use for the next try at entry `index` with `count` keys: the first not
+    /// resting, else the one whose rest ends first.
+    pub(crate) fn pick(&self, index: usize, count: usize) -> usize {
+        if count < 2 {
+            return 0;
+        }
+        let now = Instant::now();
+        let until = self.until();
+        let rest = |key: usize| until.get(&(index, key)).filter(|until| **until > now);
+        (0..count)
+            .find(|key| rest(*key).is_none())
+            .or_else(|| (0..count).min_by_key(|key| rest(*key).copied()))
+            .unwrap_or(0)
+    }
+
+    /// Sets key `key` of entry `index` aside after `error` when the error is about the key (a
+    /// rate limit, a rejected key, an exhausted quota); whether it was.
+    pub(crate) fn rest(&self, index: usize, key: usize, error: &Error) -> bool {
+        let length = match error.kind() {
+            ErrorKind::RateLimited => error.retry_after().unwrap_or(RATE_LIMITED_KEY_REST),
+            ErrorKind::Authentication | ErrorKind::QuotaExhausted => REJECTED_KEY_REST,
+            _ => return false,
+        };
+        self.until().insert((index, key), Instant::now() + length);
+        true
     }
 }
 

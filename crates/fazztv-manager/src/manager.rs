@@ -15,15 +15,16 @@ use fazztv_core::{
 use futures::{Stream, StreamExt, future::join_all};
 use tracing::Instrument;
 
+use crate::cache::{Cache, CachePolicy, Cacheable};
 use crate::config::{
     ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings, Strategy,
 };
 use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::{Admission, Change, Health, ProviderHealth};
-use crate::limits::{Held, Limits, Refusal, Requester};
+use crate::limits::{Held, KeyRests, Limits, Refusal, Requester};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
-use crate::registry::{ProviderEntry, Registry};
+use crate::registry::{ProviderEntry, ProviderKey, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
 use crate::state::{InMemoryStore, StateStore};
 use crate::stats::UsageStats;
@@ -50,8 +51,11 @@ pub struct QueryOptions {
     pub deadline: Option<Duration>,
     /// Tags the request counts under (`tag:` budgets).
     pub tags: Vec<String>,
-    /// The name of the key the request came with (`key:` budgets).
+    /// The name of the key the request came with (`key:` budgets). Cached answers are kept
+    /// apart per key name.
     pub key_name: Option<String>,
+    /// How this request uses the response cache, over the configuration's `cache`.
+    pub cache: Option<CachePolicy>,
 }
 
 impl QueryOptions {
@@ -125,6 +129,12 @@ impl QueryOptions {
         self.deadline = Some(deadline);
         self
     }
+
+    /// Uses the response cache as `policy` says for this request.
+    pub fn cache(mut self, policy: CachePolicy) -> Self {
+        self.cache = Some(policy);
+        self
+    }
 }
 
 /// Routes requests over the configured providers.
@@ -164,6 +174,10 @@ pub(crate) struct Inner {
     pub(crate) warned_stale_prices: AtomicBool,
     /// Budgets and rate limits, with the store that counts them.
     pub(crate) limits: Limits,
+    /// Keys of providers with several, set aside after the provider refused them.
+    key_rests: KeyRests,
+    /// The response cache and the cacheable requests in flight.
+    pub(crate) cache: Cache,
     /// Each provider's retry policy (its `retry` over `manager.retry`) and budget, by entry
     /// index.
     retry: Vec<(RetryPolicy, RetryBudget)>,
@@ -197,6 +211,7 @@ impl Inner {
     fn record_failure(&self, attempts: &mut Vec<Attempt>, step: &Step, tried: Try, error: &Error) {
         let entry = self.entry(step);
         let model = step.model_label(entry);
+        let key = key_label(entry, tried.key);
         self.emit(Event::Attempt(AttemptEvent {
             provider: entry.name(),
             model: model.as_deref(),
@@ -221,7 +236,8 @@ impl Inner {
                 tried.latency,
             )
             .with_retry(tried.retries, tried.waited)
-            .with_cost(Cost::not_billed()),
+            .with_cost(Cost::not_billed())
+            .with_key(key),
         );
     }
 
@@ -382,7 +398,10 @@ impl Inner {
                 .min(RetryPolicy::MAX_RETRIES);
             let is_last_step = queue.is_empty();
             budget.deposit(policy.budget_percent);
-            let mut tried = Try::default();
+            let mut tried = Try {
+                key: self.key_rests.pick(step.index, entry.keys().len()),
+                ..Try::default()
+            };
             loop {
                 if let Some(deadline) = deadline.filter(|deadline| deadline.left().is_zero()) {
                     // Not even started: there is no time left for it.
@@ -392,10 +411,26 @@ impl Inner {
                     return Err(deadline.exceeded().with_attempts(attempts));
                 }
                 let asked = step.model.as_deref().or(entry.default_model());
-                let held = match self
-                    .hold(step.index, asked, facts, &requester, deadline)
-                    .await
-                {
+                let mut held = self
+                    .hold(step.index, tried.key, asked, facts, &requester, deadline)
+                    .await;
+                // A key at its own rate limit hands over to another key with room.
+                let picked = tried.key;
+                for other in (0..entry.keys().len()).filter(|other| *other != picked) {
+                    let Err(Refusal::Skip { error, .. }) = &held else {
+                        break;
+                    };
+                    if error.kind() != ErrorKind::RateLimited {
+                        break;
+                    }
+                    held = self
+                        .hold(step.index, other, asked, facts, &requester, deadline)
+                        .await;
+                    if held.is_ok() {
+                        tried.key = other;
+                    }
+                }
+                let held = match held {
                     Ok(held) => held,
                     Err(Refusal::Fail(error)) => {
                         self.health.cancelled(step.index, admission);
@@ -432,8 +467,8 @@ impl Inner {
                     fazztv.provider = entry.name(),
                     fazztv.retries = tried.retries,
                 );
-                let attempt =
-                    operation(entry, step.model.clone(), last_try).instrument(attempt_span.clone());
+                let attempt = operation(entry.by_key(tried.key), step.model.clone(), last_try)
+                    .instrument(attempt_span.clone());
                 let result = match deadline {
                     // A stream's opening bounds itself by the deadline, with the one timer
                     // that watches it to its end.
@@ -497,7 +532,8 @@ impl Inner {
                         }
                         let mut attempt =
                             Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
-                                .with_retry(tried.retries, tried.waited);
+                                .with_retry(tried.retries, tried.waited)
+                                .with_key(key_label(entry, tried.key));
                         if let Some(cost) = cost {
                             attempt = attempt.with_cost(cost.clone());
                             value.set_cost(cost);
@@ -513,6 +549,22 @@ impl Inner {
                     held.settle(0.0, None);
                 }
                 self.health.finished(step.index);
+                if entry.keys().len() > 1 && self.key_rests.rest(step.index, tried.key, &error) {
+                    let next = self.key_rests.pick(step.index, entry.keys().len());
+                    if next != tried.key {
+                        // The provider refused this key, not the request or itself: its next
+                        // key is tried at once, and its health is not judged by this try.
+                        self.health.cancelled(step.index, admission);
+                        attempt_span
+                            .in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
+                        tried = Try {
+                            key: next,
+                            retries: tried.retries,
+                            ..Try::default()
+                        };
+                        continue;
+                    }
+                }
                 let now_ejected = self.failed_health(step.index, admission, error.kind());
                 attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
                 let left = deadline.map(|deadline| deadline.left());
@@ -529,6 +581,7 @@ impl Inner {
                             retries: tried.retries + 1,
                             waited: wait,
                             latency: Duration::ZERO,
+                            key: self.key_rests.pick(step.index, entry.keys().len()),
                         };
                         // Ejected meanwhile (by this request or another): still the last hope
                         // of this request, so tried as in panic mode.
@@ -613,6 +666,16 @@ struct Try {
     retries: u32,
     waited: Duration,
     latency: Duration,
+    /// Which of the provider's keys it uses.
+    key: usize,
+}
+
+/// The variable of key `key` of `entry`, to name it in an attempt when it has several.
+fn key_label(entry: &ProviderEntry, key: usize) -> Option<&str> {
+    if entry.keys().len() < 2 {
+        return None;
+    }
+    entry.keys().get(key).and_then(ProviderKey::variable)
 }
 
 /// Reports a request as cancelled when its future is dropped before the loop ends it, and the
@@ -663,7 +726,7 @@ impl Drop for CancelGuard<'_> {
 /// needs (reported among the attempts).
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     skipped: Vec<Attempt>,
     /// The request's own retry limit (`QueryOptions::retries`), over the providers' policies.
     max_retries: Option<u32>,
@@ -709,7 +772,7 @@ fn lacking(required: &[ModelCapability], supports: impl Fn(ModelCapability) -> b
 /// to ask it for (`None`: its default).
 #[derive(Debug, Clone)]
 pub(crate) struct Step {
-    index: usize,
+    pub(crate) index: usize,
     pub(crate) model: Option<String>,
 }
 
@@ -738,6 +801,25 @@ fn missing_capabilities(required: &[ModelCapability], skipped: Vec<Attempt>) -> 
         ),
     )
     .with_attempts(skipped)
+}
+
+/// Asks for the answer to a chat request over `plan`, with fallback (the cache aside).
+pub(crate) fn ask(
+    inner: &Inner,
+    plan: Plan,
+    mut request: ChatRequest,
+) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
+    inner.run(plan, move |entry, model, last| {
+        // The last attempt takes the request instead of copying it.
+        let mut request = if last {
+            std::mem::take(&mut request)
+        } else {
+            request.clone()
+        };
+        request.options.model = model;
+        // The provider's future itself: wrapping it would carry the request twice.
+        entry.provider().chat(request)
+    })
 }
 
 /// Takes the generation options `request` leaves unset from `generation`.
@@ -841,19 +923,21 @@ impl Routed for ModerationResult {
 }
 
 impl ProviderManager {
-    /// A manager over the providers in `registry`, counting budgets and rate limits in this
-    /// process.
+    /// A manager over the providers in `registry`, counting budgets and rate limits and
+    /// caching answers in this process (at most the configuration's `cache.max_entries`).
     pub fn new(registry: Registry, settings: ManagerSettings) -> Self {
-        Self::with_store(registry, settings, Arc::new(InMemoryStore::new()))
+        let store = InMemoryStore::with_max_entries(registry.cache().max_entries);
+        Self::with_store(registry, settings, Arc::new(store))
     }
 
-    /// A manager over the providers in `registry` whose budgets and rate limits count in
-    /// `store` (shared by several managers or processes).
+    /// A manager over the providers in `registry` whose budgets and rate limits count, and
+    /// whose cached answers are kept, in `store` (shared by several managers or processes).
     pub fn with_store(
         registry: Registry,
         settings: ManagerSettings,
         store: Arc<dyn StateStore>,
     ) -> Self {
+        let cache = Cache::new(store.clone(), *registry.cache());
         let limits = Limits::new(store, registry.budgets(), registry.entries());
         let strategy = AtomicU8::new(strategy_code(settings.effective_strategy()));
         let health = Health::new(&settings.health, registry.entries().len());
@@ -886,6 +970,8 @@ impl ProviderManager {
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
                 warned_stale_prices: AtomicBool::new(false),
                 limits,
+                key_rests: KeyRests::default(),
+                cache,
             }),
         }
     }
@@ -1041,6 +1127,14 @@ impl ProviderManager {
     /// gateway share. Generation options the request leaves unset are taken from
     /// `options.generation`.
     ///
+    /// A cacheable request (by default a deterministic one: temperature 0 or a seed; see
+    /// `cache` in the configuration and [`QueryOptions::cache`]) is answered from the
+    /// response cache when the provider and model it would go to first gave that answer
+    /// before, marked [`cached`](ChatResponse::cached), at no cost and without a provider
+    /// request; identical cacheable requests in flight at once share one call (each gets its
+    /// answer or the same error; dropping one leaves the others waiting). Errors are never
+    /// cached.
+    ///
     /// Planning is done before the returned future exists, so the future holds the request
     /// once (an `async fn` would keep its argument and a working copy).
     pub fn chat(
@@ -1048,22 +1142,24 @@ impl ProviderManager {
         mut request: ChatRequest,
         options: QueryOptions,
     ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
+        let policy = options.cache;
         let (plan, required) = self.plan_chat(&mut request, options);
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
-            self.inner
-                .run(plan, |entry, model, last| {
-                    // The last attempt takes the request instead of copying it.
-                    let mut request = if last {
-                        std::mem::take(&mut request)
-                    } else {
-                        request.clone()
-                    };
-                    request.options.model = model;
-                    // The provider's future itself: wrapping it would carry the request twice.
-                    entry.provider().chat(request)
-                })
-                .await
+            // After planning: the cache key names the provider and model the request goes to.
+            match Cacheable::of(&self.inner, &plan, &request, policy) {
+                None => ask(&self.inner, plan, request).await,
+                // Boxed: a request the cache does not apply to carries none of its state.
+                Some(cacheable) => {
+                    Box::pin(crate::cache::chat(
+                        self.inner.clone(),
+                        cacheable,
+                        plan,
+                        request,
+                    ))
+                    .await
+                }
+            }
         }
     }
 
@@ -1104,15 +1200,21 @@ impl ProviderManager {
     /// from then on the stream belongs to that provider, and a failure ends it with
     /// [`ErrorKind::StreamInterrupted`] — never a silent end, never output from two providers
     /// spliced together. Planned before the future exists, as [`chat`](Self::chat) is.
+    ///
+    /// A cacheable request whose answer is in the response cache gets it replayed as a stream
+    /// ([`ManagedStream::cached`]); a streamed answer that reaches its finish is stored.
+    /// Streams are not shared between identical requests in flight.
     pub fn chat_stream(
         &self,
         mut request: ChatRequest,
         options: QueryOptions,
     ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
+        let policy = options.cache;
         let (plan, required) = self.plan_chat(&mut request, options);
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
-            crate::stream::start(self.inner.clone(), plan, request).await
+            let cacheable = Cacheable::of(&self.inner, &plan, &request, policy);
+            crate::stream::start(self.inner.clone(), plan, request, cacheable).await
         }
     }
 

@@ -53,6 +53,18 @@ pub(crate) enum Event<'a> {
     Recovered { provider: &'a str },
     /// Every candidate was ejected: the one that recovers first is tried anyway.
     PanicMode { provider: &'a str },
+    /// A request was answered without asking a provider: from the cache, or (`shared`) by an
+    /// identical request in flight. It is a whole request: no attempt event comes.
+    CacheHit {
+        provider: &'a str,
+        model: Option<&'a str>,
+        shared: bool,
+    },
+    /// A cacheable request found no answer and is sent (its own events follow).
+    CacheMiss,
+    /// A request that waited for an identical one in flight got its error (or its own
+    /// deadline passed meanwhile). It is a whole request: no attempt event comes.
+    SharedFailure,
 }
 
 /// One attempt at one provider.
@@ -164,6 +176,9 @@ impl Observer for Mutex<UsageStats> {
             Event::Ejected { provider, .. } => stats.ejected(provider),
             Event::PanicMode { .. } => stats.panic_mode += 1,
             Event::Recovered { .. } => {}
+            Event::CacheHit { .. } => stats.cache_hit(),
+            Event::CacheMiss => stats.cache_misses += 1,
+            Event::SharedFailure => stats.shared_failure(),
         }
     }
 }
@@ -204,6 +219,20 @@ impl Observer for Tracing {
                     target: "fazztv::route",
                     provider = provider,
                     "every candidate is ejected: trying the one that recovers first"
+                );
+                return;
+            }
+            Event::CacheHit {
+                provider,
+                model,
+                shared,
+            } => {
+                tracing::debug!(
+                    target: "fazztv::route",
+                    provider = provider,
+                    model = model,
+                    shared = shared,
+                    "cache hit"
                 );
                 return;
             }

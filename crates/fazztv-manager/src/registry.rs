@@ -6,12 +6,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use fazztv_core::{
-    Environment, ListedPrice, ModelCapability, ModelInfo, ModelPricing, PriceSource, Provider,
-    ProviderConfig, ProviderContext, ProviderRegistration, Timeouts, http, secret,
+    Environment, KeyVariables, ListedPrice, ModelCapability, ModelInfo, ModelPricing, PriceSource,
+    Provider, ProviderConfig, ProviderContext, ProviderRegistration, Timeouts, http, secret,
 };
 use futures::future::join_all;
 
-use crate::config::{self, Budget, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation};
+use crate::config::{
+    self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation,
+};
 use crate::limits::Scope;
 use crate::redact::Redacting;
 use crate::schema;
@@ -57,6 +59,43 @@ pub struct ProviderEntry {
     timeouts: Timeouts,
     /// The configuration's `pricing` overrides for this instance, by model id.
     prices: BTreeMap<String, ModelPricing>,
+    /// Its instances, one per key (one for a provider with a single key or none).
+    keys: Vec<ProviderKey>,
+    /// With several keys: the entry as served by each key (its `provider()` is that key's
+    /// instance), handed to the routing loop's operations; empty otherwise.
+    by_key: Vec<ProviderEntry>,
+}
+
+/// One key of a provider entry: the instance built with it.
+#[derive(Clone)]
+pub struct ProviderKey {
+    config: ProviderConfig,
+    provider: Arc<dyn Provider>,
+}
+
+impl ProviderKey {
+    /// The variable the key was read from (`None`: a literal key, or no key).
+    pub fn variable(&self) -> Option<&str> {
+        self.config.key_variable()
+    }
+
+    /// The configuration of this key's instance (its key a redacted secret).
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// The instance.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+}
+
+impl fmt::Debug for ProviderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderKey")
+            .field("variable", &self.variable())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderEntry {
@@ -75,9 +114,36 @@ impl ProviderEntry {
         &self.config
     }
 
-    /// The provider itself.
+    /// The provider itself (with several keys: the instance of the first).
     pub fn provider(&self) -> &Arc<dyn Provider> {
         &self.provider
+    }
+
+    /// Its keys, in the order they are tried (one for a provider with a single key or none).
+    pub fn keys(&self) -> &[ProviderKey] {
+        &self.keys
+    }
+
+    /// The entry as served by key `key` (its `provider()` is that key's instance).
+    pub(crate) fn by_key(&self, key: usize) -> &ProviderEntry {
+        self.by_key.get(key).unwrap_or(self)
+    }
+
+    /// Fills `by_key` for an entry with several keys.
+    fn with_views(mut self) -> Self {
+        if self.keys.len() > 1 {
+            self.by_key = self
+                .keys
+                .iter()
+                .map(|key| ProviderEntry {
+                    provider: key.provider.clone(),
+                    keys: vec![key.clone()],
+                    by_key: Vec::new(),
+                    ..self.clone()
+                })
+                .collect();
+        }
+        self
     }
 
     /// What it may be used for: the configured capabilities, else its type's.
@@ -137,6 +203,7 @@ impl fmt::Debug for ProviderEntry {
             .field("provider", &self.provider)
             .field("capabilities", &self.capabilities)
             .field("prices", &self.prices)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -148,6 +215,8 @@ pub struct Registry {
     entries: Vec<ProviderEntry>,
     /// The configuration's `budgets`.
     budgets: Vec<Budget>,
+    /// The configuration's `cache`.
+    cache: CacheSettings,
     environment: Environment,
     warnings: Vec<String>,
 }
@@ -224,15 +293,63 @@ impl Registry {
         if self.get_provider(&config.name).is_some() {
             return Err(ConfigError::DuplicateProvider { name: config.name });
         }
+        self.add_keyed(config.api_key_env.clone(), vec![(config, provider)])
+    }
+
+    /// Adds one entry served by `keys` (its instances, one per key, in order; never empty),
+    /// whose configuration lists the key `variables`. Keys whose variable is not set are left
+    /// out (with a warning) unless none is set: then the first stays, to report the missing
+    /// key when used.
+    fn add_keyed(
+        &mut self,
+        variables: Option<KeyVariables>,
+        keys: Vec<(ProviderConfig, Arc<dyn Provider>)>,
+    ) -> Result<(), ConfigError> {
+        let Some((first, _)) = keys.first() else {
+            return Ok(());
+        };
+        let name = first.name.clone();
+        if self.get_provider(&name).is_some() {
+            return Err(ConfigError::DuplicateProvider { name });
+        }
+        let mut config = first.clone();
+        let several = keys.len() > 1;
+        if several {
+            // The entry names every key variable; each key's instance its own.
+            config.api_key_env = variables;
+        }
+        let (set, unset): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .partition(|(key, _)| !several || key.api_key.is_some());
+        let keys = if set.is_empty() {
+            unset.into_iter().take(1).collect()
+        } else {
+            for (key, _) in &unset {
+                self.warnings.push(format!(
+                    "provider `{name}`: key variable {} is not set; its other keys are used",
+                    key.key_variable().unwrap_or_default()
+                ));
+            }
+            set
+        };
+        let keys: Vec<ProviderKey> = keys
+            .into_iter()
+            .map(|(config, provider)| ProviderKey {
+                provider: Redacting::wrap(&config, provider),
+                config,
+            })
+            .collect();
         let capabilities = self.effective_capabilities(&config);
-        let provider = Redacting::wrap(&config, provider);
-        self.entries.push(ProviderEntry {
+        let entry = ProviderEntry {
             timeouts: config.timeouts(),
+            provider: keys[0].provider.clone(),
+            keys,
             config,
-            provider,
             capabilities,
             prices: BTreeMap::new(),
-        });
+            by_key: Vec::new(),
+        };
+        self.entries.push(entry.with_views());
         Ok(())
     }
 
@@ -289,57 +406,68 @@ impl Registry {
         let context = ProviderContext::new(self.environment.clone());
         let mut built = Vec::new();
         if violations.is_empty() {
-            for (index, provider_config) in config.providers.iter().enumerate() {
+            'entries: for (index, provider_config) in config.providers.iter().enumerate() {
                 let registration = self
                     .provider_type(&provider_config.provider_type)
                     .expect("checked by semantic_violations");
-                // Stored resolved, so the entry names the key variable actually consulted and
-                // the endpoint its preset gave.
-                let provider_config = match registration.resolve(provider_config, &self.environment)
-                {
-                    Ok(resolved) => resolved,
-                    Err(error) => {
-                        violations.push(Violation::new(
-                            format!("/providers/{index}"),
-                            error.message().to_owned(),
-                        ));
-                        continue;
+                // One instance per key when `api_key_env` lists several.
+                let mut keys = Vec::new();
+                for key_config in provider_config.per_key() {
+                    // Stored resolved, so the entry names the key variable actually consulted
+                    // and the endpoint its preset gave.
+                    let key_config = match registration.resolve(&key_config, &self.environment) {
+                        Ok(resolved) => resolved,
+                        Err(error) => {
+                            violations.push(Violation::new(
+                                format!("/providers/{index}"),
+                                error.message().to_owned(),
+                            ));
+                            continue 'entries;
+                        }
+                    };
+                    // Checked here too, for every type (third-party ones included), so the
+                    // error points at `base_url`; providers check the address they derive
+                    // from the environment themselves.
+                    if let Some(base_url) = &key_config.base_url {
+                        if let Err(error) =
+                            http::require_secure_transport(&key_config, base_url, "`base_url`")
+                        {
+                            violations.push(Violation::new(
+                                format!("/providers/{index}/base_url"),
+                                error.message().to_owned(),
+                            ));
+                            continue 'entries;
+                        }
                     }
-                };
-                // Checked here too, for every type (third-party ones included), so the error
-                // points at `base_url`; providers check the address they derive from the
-                // environment themselves.
-                if let Some(base_url) = &provider_config.base_url {
-                    if let Err(error) =
-                        http::require_secure_transport(&provider_config, base_url, "`base_url`")
-                    {
-                        violations.push(Violation::new(
-                            format!("/providers/{index}/base_url"),
-                            error.message().to_owned(),
-                        ));
-                        continue;
+                    match registration.build(&key_config, &context) {
+                        Ok(provider) => keys.push((key_config, provider)),
+                        Err(error) => {
+                            violations.push(Violation::new(
+                                format!("/providers/{index}"),
+                                error.message().to_owned(),
+                            ));
+                            continue 'entries;
+                        }
                     }
                 }
-                match registration.build(&provider_config, &context) {
-                    Ok(provider) => built.push((provider_config, provider)),
-                    Err(error) => violations.push(Violation::new(
-                        format!("/providers/{index}"),
-                        error.message().to_owned(),
-                    )),
-                }
+                built.push((provider_config.api_key_env.clone(), keys));
             }
         }
         if !violations.is_empty() {
             return Err(ConfigError::Invalid { origin, violations });
         }
-        for (provider_config, provider) in built {
-            self.add_provider(provider_config, provider)?;
+        for (variables, keys) in built {
+            self.add_keyed(variables, keys)?;
         }
         self.budgets.extend(config.budgets.iter().cloned());
+        self.cache = config.cache;
         // Checked by `semantic_violations`.
         for (key, price) in &config.pricing {
             if let (Some((name, model)), Ok(pricing)) = (key.split_once('/'), price.pricing()) {
                 if let Some(entry) = self.entries.iter_mut().find(|entry| entry.name() == name) {
+                    for view in &mut entry.by_key {
+                        view.prices.insert(model.to_owned(), pricing);
+                    }
                     entry.prices.insert(model.to_owned(), pricing);
                 }
             }
@@ -437,10 +565,19 @@ impl Registry {
                     message,
                 ));
             }
-            if let Some(variable) = &provider.api_key_env {
+            let variables = provider
+                .api_key_env
+                .as_ref()
+                .map_or(&[][..], KeyVariables::all);
+            for (position, variable) in variables.iter().enumerate() {
                 if !secret::is_env_var_name(variable) {
+                    let pointer = if variables.len() > 1 {
+                        format!("/providers/{index}/api_key_env/{position}")
+                    } else {
+                        format!("/providers/{index}/api_key_env")
+                    };
                     violations.push(Violation::new(
-                        format!("/providers/{index}/api_key_env"),
+                        pointer,
                         format!(
                             "{} is not an environment variable name (is it a key pasted by \
                              mistake?); name the variable that holds the key, e.g. \
@@ -449,6 +586,14 @@ impl Registry {
                         ),
                     ));
                 }
+            }
+            if variables.len() > 1 && provider.api_key.is_some() {
+                violations.push(Violation::new(
+                    format!("/providers/{index}/api_key"),
+                    "a literal `api_key` and a list of key variables in `api_key_env` \
+                     contradict each other; keep the list"
+                        .to_owned(),
+                ));
             }
             if let Some(first) = seen.insert(&provider.name, index) {
                 let earlier = if first == usize::MAX {
@@ -512,6 +657,11 @@ impl Registry {
     /// The configuration's `budgets`.
     pub fn budgets(&self) -> &[Budget] {
         &self.budgets
+    }
+
+    /// The configuration's `cache`.
+    pub fn cache(&self) -> &CacheSettings {
+        &self.cache
     }
 
     /// What is wrong with the entry's `preset`, if anything: a name its type does not declare.

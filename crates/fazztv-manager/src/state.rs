@@ -1,10 +1,10 @@
-//! Where budgets and rate limits keep their counts: the [`StateStore`] interface and the
-//! in-memory store a manager uses unless given another (a gateway's replicas share one, e.g.
-//! in Redis, by implementing the same interface).
+//! Where budgets, rate limits and the response cache keep their state: the [`StateStore`]
+//! interface and the in-memory store a manager uses unless given another (a gateway's replicas
+//! share one, e.g. in Redis, by implementing the same interface).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fazztv_core::async_trait;
@@ -138,6 +138,15 @@ pub trait StateStore: fmt::Debug + Send + Sync {
     /// Corrects what an [`acquire`](Self::acquire) took to `amount` (a token estimate to the
     /// reported usage).
     fn correct(&self, taken: Taken, amount: u64);
+
+    /// The answer cached under `key` (a serialised answer), unless there is none or it expired
+    /// by `now`.
+    async fn cache_get(&self, key: &str, now: Instant) -> Option<Vec<u8>>;
+
+    /// Caches `value` under `key` from `now` for `ttl`, replacing what was there. Not async,
+    /// so that a stream can store its answer as its last event passes (a shared store sends
+    /// it in the background). A store may keep fewer entries than it is given.
+    fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant);
 }
 
 /// What one [`StateStore::acquire`] took, to correct it later.
@@ -147,10 +156,50 @@ pub struct Taken {
     id: u64,
 }
 
-/// The store a manager uses unless given another: counts in this process.
-#[derive(Debug, Default)]
+/// The store a manager uses unless given another: counts and cached answers in this process.
+/// It keeps at most its `max_entries` answers (the least used go first), each until its TTL.
 pub struct InMemoryStore {
     inner: Mutex<Counts>,
+    answers: moka::sync::Cache<String, Cached>,
+}
+
+/// One cached answer: its bytes, and when it expires on the caller's clock (the one a test
+/// can pause; the cache's own clock only frees the memory).
+#[derive(Debug, Clone)]
+struct Cached {
+    value: Arc<[u8]>,
+    expires: Instant,
+    ttl: Duration,
+}
+
+/// Each entry lives as long as it was stored for.
+struct EntryTtl;
+
+impl moka::Expiry<String, Cached> for EntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Cached,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the answers themselves: they are the users' conversations.
+        f.debug_struct("InMemoryStore")
+            .field("counts", &self.inner)
+            .field("cached_answers", &self.answers.entry_count())
+            .finish()
+    }
+}
+
+impl Default for InMemoryStore {
+    fn default() -> Self {
+        Self::with_max_entries(crate::config::CacheSettings::default().max_entries)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -163,9 +212,20 @@ struct Counts {
 }
 
 impl InMemoryStore {
-    /// An empty store.
+    /// An empty store keeping the default number of answers (`cache.max_entries`).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store keeping at most `max_entries` cached answers.
+    pub fn with_max_entries(max_entries: u64) -> Self {
+        Self {
+            inner: Mutex::default(),
+            answers: moka::sync::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(EntryTtl)
+                .build(),
+        }
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -272,6 +332,24 @@ impl StateStore for InMemoryStore {
                 entry.2 = amount;
             }
         }
+    }
+
+    async fn cache_get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+        let cached = self.answers.get(key)?;
+        if now >= cached.expires {
+            self.answers.invalidate(key);
+            return None;
+        }
+        Some(cached.value.to_vec())
+    }
+
+    fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant) {
+        let cached = Cached {
+            value: value.into(),
+            expires: now + ttl,
+            ttl,
+        };
+        self.answers.insert(key.to_owned(), cached);
     }
 }
 
@@ -383,6 +461,51 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_answers_expire_after_their_ttl() {
+        let store = InMemoryStore::new();
+        let minute = Duration::from_secs(60);
+        store.cache_put("a", b"answer".to_vec(), minute, Instant::now());
+        store.cache_put("b", b"other".to_vec(), 2 * minute, Instant::now());
+        assert_eq!(
+            store.cache_get("a", Instant::now()).await,
+            Some(b"answer".to_vec())
+        );
+        tokio::time::advance(minute - Duration::from_millis(1)).await;
+        assert!(store.cache_get("a", Instant::now()).await.is_some());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(store.cache_get("a", Instant::now()).await, None);
+        // Each entry keeps its own TTL; a new put starts it again.
+        assert!(store.cache_get("b", Instant::now()).await.is_some());
+        store.cache_put("a", b"again".to_vec(), minute, Instant::now());
+        assert_eq!(
+            store.cache_get("a", Instant::now()).await,
+            Some(b"again".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_max_entries() {
+        let store = InMemoryStore::with_max_entries(3);
+        let hour = Duration::from_secs(3_600);
+        for index in 0..20 {
+            store.cache_put(&format!("k{index}"), vec![index], hour, Instant::now());
+        }
+        // Eviction is the cache's housekeeping, done in batches: done now, to count.
+        store.answers.run_pending_tasks();
+        assert!(store.answers.entry_count() <= 3, "{store:?}");
+        let mut kept = 0;
+        for index in 0..20 {
+            kept += usize::from(
+                store
+                    .cache_get(&format!("k{index}"), Instant::now())
+                    .await
+                    .is_some(),
+            );
+        }
+        assert!((1..=3).contains(&kept), "{kept} kept");
     }
 
     #[tokio::test]

@@ -29,6 +29,12 @@ pub struct UsageStats {
     pub ejections: u64,
     /// Requests that found every candidate ejected and tried the one recovering first.
     pub panic_mode: u64,
+    /// Requests answered without asking a provider: from the response cache, or with the
+    /// answer of an identical request in flight. They count as requests, never as attempts.
+    pub cache_hits: u64,
+    /// Cacheable requests that found no answer, so were sent (or waited for an identical
+    /// request that failed).
+    pub cache_misses: u64,
     /// Attempts sent to each provider (the seed's "request distribution").
     pub request_counts: BTreeMap<String, u64>,
     /// What the answers cost in total, in USD, over those whose cost is known (estimates of
@@ -108,6 +114,20 @@ impl UsageStats {
         } else {
             self.failed_requests += 1;
         }
+    }
+
+    /// A request answered without asking a provider.
+    pub(crate) fn cache_hit(&mut self) {
+        self.cache_hits += 1;
+        self.request_started();
+        self.request_finished(true);
+    }
+
+    /// A request that waited for an identical one and got its failure.
+    pub(crate) fn shared_failure(&mut self) {
+        self.cache_misses += 1;
+        self.request_started();
+        self.request_finished(false);
     }
 
     pub(crate) fn fallback(&mut self) {

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use fazztv_core::http::{self, Expired, Watchdog};
 use fazztv_core::{
-    Attempt, ChatRequest, ChatStream, Cost, Error, ErrorKind, Result, StreamEvent, Timeouts, Usage,
+    Attempt, ChatRequest, ChatResponse, ChatStream, Cost, Error, ErrorKind, Result,
+    StreamAssembler, StreamEvent, Timeouts, Usage,
 };
 use futures::{Stream, StreamExt};
 
+use crate::cache::{Cacheable, served};
 use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::Admission;
@@ -26,6 +28,10 @@ use crate::observe::{AttemptResult, Event};
 /// the request's deadline passing — the last item is an [`ErrorKind::StreamInterrupted`] error;
 /// a stream never ends silently without its finish. Dropping it early cancels the upstream
 /// request.
+///
+/// An answer served from the response cache comes as the same events, replayed (see
+/// [`cached`](Self::cached)); a streamed answer that reaches its finish is stored there when
+/// the request is cacheable.
 pub struct ManagedStream {
     inner: Arc<Inner>,
     /// The answering provider's entry index (its name and health).
@@ -37,8 +43,9 @@ pub struct ManagedStream {
     /// The first delta (or the finish of an empty answer), handed out next.
     first: Option<StreamEvent>,
     rest: Option<ChatStream>,
-    /// Ends the stream after a silence of the provider's idle timeout, or at the deadline.
-    watchdog: Watchdog,
+    /// Ends the stream after a silence of the provider's idle timeout, or at the deadline;
+    /// `None` for a replayed answer, whose events are all at hand.
+    watchdog: Option<Watchdog>,
     /// The request's deadline, for its message.
     deadline: Option<Deadline>,
     finished: bool,
@@ -50,6 +57,16 @@ pub struct ManagedStream {
     cost: Option<Cost>,
     /// Its room in budgets and rate limits, settled when it ends.
     held: Option<Held>,
+    /// A cached answer, replayed: no provider is asked, nothing is counted but the hit.
+    cached: bool,
+    /// Collects the answer as it passes, to cache it at its finish.
+    recorder: Option<Recorder>,
+}
+
+/// A streamed answer on its way into the cache.
+struct Recorder {
+    key: String,
+    assembler: StreamAssembler,
 }
 
 impl std::fmt::Debug for ManagedStream {
@@ -59,6 +76,7 @@ impl std::fmt::Debug for ManagedStream {
             .field("model", &self.model)
             .field("attempts", &self.attempts)
             .field("finished", &self.finished)
+            .field("cached", &self.cached)
             .finish_non_exhaustive()
     }
 }
@@ -81,15 +99,59 @@ impl ManagedStream {
     }
 
     /// What the answer cost, once the stream ended (also carried by its finish event). A
-    /// stream that broke after output began has an estimated cost.
+    /// stream that broke after output began has an estimated cost; a cached one costs 0.
     pub fn cost(&self) -> Option<&Cost> {
         self.cost.as_ref()
     }
 
-    /// Ends the stream at its finish event, which is handed out priced.
+    /// Whether the answer is served from the response cache (replayed; no provider was
+    /// asked). Its one attempt is marked cached too.
+    pub fn cached(&self) -> bool {
+        self.cached
+    }
+
+    /// A cached answer (as [`served`] makes it) replayed as the events a stream of it would
+    /// carry, from entry `index`.
+    pub(crate) fn replayed(inner: Arc<Inner>, index: usize, answer: ChatResponse) -> Self {
+        let mut events = answer.to_events().into_iter();
+        let mut first = events.next();
+        let announced = match first {
+            Some(StreamEvent::Model { .. }) => std::mem::replace(&mut first, events.next()),
+            _ => None,
+        };
+        let model = Some(answer.model).filter(|model| !model.is_empty());
+        Self {
+            inner,
+            index,
+            model,
+            attempts: answer.attempts,
+            announced,
+            first,
+            rest: Some(Box::pin(futures::stream::iter(events.map(Ok)))),
+            watchdog: None,
+            deadline: None,
+            finished: false,
+            facts: PromptFacts::default(),
+            output_bytes: 0,
+            cost: answer.cost,
+            held: None,
+            cached: true,
+            recorder: None,
+        }
+    }
+
+    /// Hands an event out: the stream ends at its finish event, which is handed out priced.
     fn finish_if_final(&mut self, mut event: StreamEvent) -> StreamEvent {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.assembler.push(&event);
+        }
         if let StreamEvent::Finish { usage, cost, .. } = &mut event {
             self.end();
+            if self.cached {
+                cost.clone_from(&self.cost);
+                return event;
+            }
+            self.record();
             let priced = self.priced(usage.as_ref());
             self.inner.emit(Event::StreamCompleted {
                 provider: self.inner.provider_name(self.index),
@@ -100,6 +162,20 @@ impl ManagedStream {
             *cost = Some(priced);
         }
         event
+    }
+
+    /// Caches the answer that just finished.
+    fn record(&mut self) {
+        let Some(recorder) = self.recorder.take() else {
+            return;
+        };
+        let provider = self.inner.provider_name(self.index);
+        if let Ok(mut answer) = recorder.assembler.finish(provider) {
+            if answer.model.is_empty() {
+                answer.model = self.model.clone().unwrap_or_default();
+            }
+            self.inner.cache.put(&recorder.key, &answer);
+        }
     }
 
     /// Prices the stream at its end, from its final usage or (without one) an estimate.
@@ -124,12 +200,13 @@ impl ManagedStream {
     /// The error of a stream its watchdog ended.
     fn expired(&self, expired: Expired) -> Error {
         expiry_error(expired, self.deadline, || {
+            let idle = self
+                .watchdog
+                .as_ref()
+                .map_or(Duration::ZERO, Watchdog::idle);
             Error::new(
                 ErrorKind::Timeout,
-                format!(
-                    "no output for {} s (`idle_timeout`)",
-                    self.watchdog.idle().as_secs_f64()
-                ),
+                format!("no output for {} s (`idle_timeout`)", idle.as_secs_f64()),
             )
         })
     }
@@ -139,7 +216,9 @@ impl ManagedStream {
         if !self.finished {
             self.finished = true;
             self.rest = None;
-            self.inner.health.finished(self.index);
+            if !self.cached {
+                self.inner.health.finished(self.index);
+            }
         }
     }
 
@@ -166,7 +245,8 @@ impl ManagedStream {
 
 impl Drop for ManagedStream {
     fn drop(&mut self) {
-        if !self.finished {
+        // A replay dropped early cost nothing and asked no one: its hit is already counted.
+        if !self.finished && !self.cached {
             self.end();
             let cost = self.priced(None);
             self.inner.emit(Event::StreamCancelled {
@@ -192,14 +272,20 @@ impl Stream for ManagedStream {
                 };
                 match rest.poll_next_unpin(cx) {
                     Poll::Pending => {
-                        let Poll::Ready(expired) = this.watchdog.poll_expired(cx) else {
+                        let Some(Poll::Ready(expired)) = this
+                            .watchdog
+                            .as_mut()
+                            .map(|watchdog| watchdog.poll_expired(cx))
+                        else {
                             return Poll::Pending;
                         };
                         let error = this.expired(expired);
                         return Poll::Ready(Some(Err(this.interrupted(Some(error)))));
                     }
                     Poll::Ready(Some(Ok(event))) => {
-                        this.watchdog.touch();
+                        if let Some(watchdog) = &mut this.watchdog {
+                            watchdog.touch();
+                        }
                         event
                     }
                     Poll::Ready(Some(Err(error))) => {
@@ -225,13 +311,33 @@ fn output_len(event: &StreamEvent) -> usize {
     }
 }
 
-/// Tries each planned provider until one yields its first delta (or a complete empty answer)
-/// within its first-token timeout.
+/// Replays the cached answer when the request is cacheable and one is there; else tries each
+/// planned provider until one yields its first delta (or a complete empty answer) within its
+/// first-token timeout. Streams are not shared between identical requests in flight: a stream
+/// is asked for its first token early, which waiting for another's whole answer would not give.
 pub(crate) async fn start(
     inner: Arc<Inner>,
     plan: Plan,
     request: ChatRequest,
+    cacheable: Option<Cacheable>,
 ) -> Result<ManagedStream> {
+    if let Some(cacheable) = cacheable.as_ref().filter(|cacheable| cacheable.reads()) {
+        let started = tokio::time::Instant::now();
+        if let Some(answer) = inner.cache.get(cacheable.key()).await {
+            inner.emit(Event::CacheHit {
+                provider: &answer.provider,
+                model: Some(&answer.model),
+                shared: false,
+            });
+            let answer = served(answer, started.elapsed());
+            return Ok(ManagedStream::replayed(
+                inner,
+                cacheable.first_index(),
+                answer,
+            ));
+        }
+        inner.emit(Event::CacheMiss);
+    }
     let mut request = request;
     let deadline = plan.deadline;
     let facts = plan.facts;
@@ -286,6 +392,12 @@ pub(crate) async fn start(
     } = opening;
     let (index, attempts) = routing.unwrap_or_default();
     let output_bytes = output_len(&first);
+    let recorder = cacheable
+        .and_then(|cacheable| cacheable.key_for(&inner, index))
+        .map(|key| Recorder {
+            key,
+            assembler: StreamAssembler::new(),
+        });
     Ok(ManagedStream {
         inner,
         index,
@@ -294,13 +406,15 @@ pub(crate) async fn start(
         attempts,
         first: Some(first),
         rest: Some(rest),
-        watchdog,
+        watchdog: Some(watchdog),
         deadline,
         finished: false,
         facts,
         output_bytes,
         cost: None,
         held,
+        cached: false,
+        recorder,
     })
 }
 

@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, futures as _, jsonschema as _,
-    serde_json as _, thiserror as _, tokio as _, tracing as _,
+    moka as _, proptest as _, serde_json as _, sha2 as _, thiserror as _, tokio as _, tracing as _,
 };
 
 const SENTINEL: &str = "sk-SENTINEL-0123456789";
@@ -90,7 +90,7 @@ impl ProviderFactory for KeyedFactory {
                 .api_key
                 .as_ref()
                 .is_some_and(|key| !key.expose_secret().is_empty()),
-            key_env: config.api_key_env.clone(),
+            key_env: config.key_variable().map(str::to_owned),
         }))
     }
 
@@ -389,10 +389,7 @@ fn the_builtin_default_is_the_seed_example_limited_to_compiled_in_types() {
     assert!(names(&[]).is_empty());
     let seed = builtin_default(&["openai", "openrouter", "ollama"], &[]);
     assert!(seed.manager.fallback_enabled && !seed.manager.load_balancing);
-    assert_eq!(
-        seed.providers[1].api_key_env.as_deref(),
-        Some("OPENAI_API_KEY")
-    );
+    assert_eq!(seed.providers[1].key_variable(), Some("OPENAI_API_KEY"));
 }
 
 #[test]
@@ -472,7 +469,7 @@ fn the_builtin_default_reads_key_variables_from_the_loaders_environment() {
         .entry("cloud")
         .expect("the keyed preset joined");
     assert_eq!(entry.config().preset.as_deref(), Some("cloud"));
-    assert_eq!(entry.config().api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(entry.config().key_variable(), Some("CLOUD_API_KEY"));
     assert_eq!(types(cloud), ["cloud"]);
 }
 
@@ -495,17 +492,17 @@ fn a_preset_gives_its_endpoint_key_variable_and_options_to_what_the_entry_leaves
     let config = |name: &str| registry.entry(name).unwrap().config().clone();
     let a = config("a");
     assert_eq!(a.base_url.as_deref(), Some("https://cloud.example/v1"));
-    assert_eq!(a.api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(a.key_variable(), Some("CLOUD_API_KEY"));
     assert_eq!(a.api_key.as_ref().unwrap().expose_secret(), SENTINEL);
     assert_eq!(a.options["reply"], "from the preset");
     // An overridden base_url keeps the preset's key variable; the entry's options win.
     let b = config("b");
     assert_eq!(b.base_url.as_deref(), Some("https://proxy.example/v1"));
-    assert_eq!(b.api_key_env.as_deref(), Some("CLOUD_API_KEY"));
+    assert_eq!(b.key_variable(), Some("CLOUD_API_KEY"));
     assert_eq!(b.options["reply"], "mine");
     // `api_key_env` wins over the preset's variable.
     let c = config("c");
-    assert_eq!(c.api_key_env.as_deref(), Some("MINE"));
+    assert_eq!(c.key_variable(), Some("MINE"));
     assert_eq!(c.api_key.as_ref().unwrap().expose_secret(), "other");
     // A keyless preset reads no variable, not even the type's.
     let d = config("d");

@@ -145,7 +145,7 @@ impl AnthropicProvider {
                 headers.insert(HeaderName::from_static("x-api-key"), value);
                 None
             }
-            None => Some(config.api_key_env.clone()),
+            None => Some(config.key_variable().map(str::to_owned)),
         };
         let timeouts = config.timeouts();
         Ok(Self {

@@ -108,8 +108,7 @@ impl CohereProvider {
         // The fallback only stands in for the default variable: a variable named in
         // `api_key_env` is the user's choice, and a key from elsewhere would surprise.
         let default_variable = config
-            .api_key_env
-            .as_deref()
+            .key_variable()
             .is_none_or(|variable| variable == API_KEY_ENV);
         if config.api_key.is_none() && default_variable {
             config.api_key = environment
@@ -186,7 +185,10 @@ impl CohereProvider {
             client: http::client(&timeouts).map_err(|error| error.with_provider(&config.name))?,
             headers,
             timeouts,
-            missing_key: config.api_key.is_none().then(|| config.api_key_env.clone()),
+            missing_key: config
+                .api_key
+                .is_none()
+                .then(|| config.key_variable().map(str::to_owned)),
             key: config.api_key,
         })
     }

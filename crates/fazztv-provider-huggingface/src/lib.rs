@@ -168,7 +168,7 @@ impl HuggingFaceProvider {
             Some(key) => client = client.with_api_key(key)?,
             None if options.require_api_key => {
                 client = client.with_missing_key(
-                    config.api_key_env.clone(),
+                    config.key_variable().map(str::to_owned),
                     " (for a keyless local TGI or TEI server, set `\"require_api_key\": false` \
                      in `options`)",
                 );

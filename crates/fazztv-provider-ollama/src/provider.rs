@@ -150,8 +150,8 @@ impl OllamaProvider {
             headers,
             timeouts,
             missing_key_env: config
-                .api_key_env
-                .clone()
+                .key_variable()
+                .map(str::to_owned)
                 .filter(|_| config.api_key.is_none()),
             cloud_server: host::is_ollama_cloud(&base_url),
             base_url,

@@ -320,7 +320,7 @@ impl OpenAiProvider {
             }
             (None, _) if options.require_api_key => {
                 client = client.with_missing_key(
-                    config.api_key_env.clone(),
+                    config.key_variable().map(str::to_owned),
                     " (for a keyless OpenAI-compatible server, set `\"require_api_key\": false` \
                      in `options`)",
                 );

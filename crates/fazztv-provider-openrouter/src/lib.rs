@@ -124,7 +124,7 @@ impl OpenRouterProvider {
         }
         client = match &config.api_key {
             Some(key) => client.with_api_key(key)?,
-            None => client.with_missing_key(config.api_key_env.clone(), ""),
+            None => client.with_missing_key(config.key_variable().map(str::to_owned), ""),
         };
         Ok(Self {
             client,

@@ -1,6 +1,6 @@
 //! `fazztv providers`: every configured provider and whether it can serve now.
 
-use fazztv::{Availability, ModelCapability, UnavailableReason};
+use fazztv::{Availability, KeyVariables, ModelCapability, UnavailableReason};
 use serde::Serialize;
 
 use crate::app::App;
@@ -17,9 +17,9 @@ struct ProviderJson<'a> {
     provider_type: &'a str,
     /// The preset of its type, if any (`groq`).
     preset: Option<&'a str>,
-    /// The environment variable its key is read from; `None` for a literal key or a keyless
-    /// provider.
-    api_key_env: Option<&'a str>,
+    /// The environment variable its key is read from (a list: its keys, tried in order);
+    /// `None` for a literal key or a keyless provider.
+    api_key_env: Option<&'a KeyVariables>,
     enabled: bool,
     available: bool,
     /// Why it is unavailable, machine-readable (`kind`: `missing_api_key`, `unreachable`, ...).
@@ -43,7 +43,7 @@ pub async fn run(app: &App) -> Result<(), CliError> {
                 name: entry.name(),
                 provider_type: entry.provider_type(),
                 preset: entry.config().preset.as_deref(),
-                api_key_env: entry.config().api_key_env.as_deref(),
+                api_key_env: entry.config().api_key_env.as_ref(),
                 enabled: entry.config().enabled,
                 available: availability.is_available(),
                 reason: availability.reason(),
@@ -82,7 +82,11 @@ pub async fn run(app: &App) -> Result<(), CliError> {
         table.row(vec![
             entry.name().into(),
             provider_type.into(),
-            config.api_key_env.as_deref().unwrap_or("-").into(),
+            config
+                .api_key_env
+                .as_ref()
+                .map_or_else(|| String::from("-"), ToString::to_string)
+                .into(),
             status,
             entry.default_model().unwrap_or("-").into(),
             capabilities.join(",").into(),

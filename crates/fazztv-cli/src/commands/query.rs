@@ -184,6 +184,7 @@ pub async fn answer(
     };
     // Read at the end: the answering attempt's cost is known once the stream finished.
     response.attempts = stream.attempts().to_vec();
+    response.cached = stream.cached();
     thoughts.end()?;
     if !ui.json {
         out(&masker.finish())?;

@@ -118,3 +118,42 @@ fn piped_conversation_stops_at_the_first_failure() {
     assert_eq!(result.stdout, "");
     assert_eq!(result.stderr, "error: flaky: rate_limited: slow down\n");
 }
+
+#[test]
+fn a_deterministic_turn_asked_again_in_one_chat_is_answered_from_the_cache() {
+    let sandbox = Sandbox::with(&json!({
+        "providers": [mock("primary", "alpha-1", json!({"reply": "#{call}: {prompt}"}))]
+    }));
+    let chat = |flags: &[&str]| {
+        let mut args = vec!["--json", "chat", "--temperature", "0"];
+        args.extend_from_slice(flags);
+        // The same conversation twice: a turn, forgotten, then the same turn again.
+        Run::of(sandbox.cmd().args(&args).write_stdin("hi\n/reset\nhi\n"))
+    };
+    let replies = |result: &Run| -> Vec<(String, bool)> {
+        result
+            .json_lines()
+            .iter()
+            .map(|line| {
+                let content = line["content"].as_str().unwrap().to_owned();
+                (content, line["cached"] == true)
+            })
+            .collect()
+    };
+    let cached = chat(&[]);
+    assert_eq!(cached.code, 0, "{}", cached.stderr);
+    assert_eq!(
+        replies(&cached),
+        [("#1: hi".to_owned(), false), ("#1: hi".to_owned(), true)]
+    );
+    assert_eq!(
+        replies(&chat(&["--no-cache"])),
+        [("#1: hi".to_owned(), false), ("#2: hi".to_owned(), false)]
+    );
+    // Streamed, the cached answer is replayed.
+    let streamed = chat(&["--stream"]);
+    assert_eq!(
+        replies(&streamed),
+        [("#1: hi".to_owned(), false), ("#1: hi".to_owned(), true)]
+    );
+}

@@ -404,6 +404,7 @@ fn with_json_a_schema_violating_answer_exits_1_with_schema_valid_false() {
         },
         "estimated": false
       },
+      "cached": false,
       "request_id": "mock-1",
       "attempts": [
         {
@@ -413,7 +414,8 @@ fn with_json_a_schema_violating_answer_exits_1_with_schema_valid_false() {
           "latency_ms": N,
           "retries": 0,
           "waited_ms": 0,
-          "cost_usd": 0.0
+          "cost_usd": 0.0,
+          "cached": false
         }
       ]
     }

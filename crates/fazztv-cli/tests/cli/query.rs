@@ -52,6 +52,7 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
         },
         "estimated": false
       },
+      "cached": false,
       "request_id": "mock-1",
       "attempts": [
         {
@@ -62,6 +63,7 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
           "retries": 0,
           "waited_ms": 0,
           "cost_usd": 0.0,
+          "cached": false,
           "message": "primary is overloaded"
         },
         {
@@ -71,7 +73,8 @@ fn json_names_the_provider_model_usage_and_every_attempt() {
           "latency_ms": N,
           "retries": 0,
           "waited_ms": 0,
-          "cost_usd": 0.0
+          "cost_usd": 0.0,
+          "cached": false
         }
       ]
     }

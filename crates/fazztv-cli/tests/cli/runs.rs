@@ -300,3 +300,127 @@ fn batch_budget_must_be_an_amount() {
         result.stderr
     );
 }
+
+/// A priced mock whose replies say which call answered.
+fn counting_mock() -> serde_json::Value {
+    serde_json::json!({
+        "providers": [mock("priced", "m-1", serde_json::json!({
+            "reply": "#{call}: {prompt}",
+            "latency_ms": 20,
+            "models": [{"id": "m-1", "pricing": {"prompt": 0.000001, "completion": 0.000002}}]
+        }))]
+    })
+}
+
+#[test]
+fn batch_with_cache_asks_once_for_a_repeated_prompt() {
+    let sandbox = Sandbox::with(&counting_mock());
+    let file = sandbox.write("prompts.txt", "alpha\nbeta\nalpha\n");
+    let result = run(
+        &sandbox,
+        &[
+            "--json",
+            "--cache",
+            "batch",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "1",
+        ],
+    );
+    let lines: Vec<String> = result
+        .json_lines()
+        .iter()
+        .map(|line| {
+            let attempt = &line["attempts"][0];
+            format!(
+                "line {}: {} | cached {}, cost_usd {} | attempt cached {}, cost_usd {}",
+                line["line"],
+                line["content"],
+                line["cached"],
+                line["cost_usd"],
+                attempt["cached"],
+                attempt["cost_usd"]
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r##"
+    line 1: "#1: alpha" | cached false, cost_usd 4.9999999999999996e-6 | attempt cached false, cost_usd 4.9999999999999996e-6
+    line 2: "#2: beta" | cached false, cost_usd 4.9999999999999996e-6 | attempt cached false, cost_usd 4.9999999999999996e-6
+    line 3: "#1: alpha" | cached true, cost_usd 0.0 | attempt cached true, cost_usd 0.0
+    "##);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(
+        result.json_lines()[2]["attempts"].as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn batch_with_cache_shares_one_call_between_identical_prompts_in_flight() {
+    let sandbox = Sandbox::with(&counting_mock());
+    let file = sandbox.write("prompts.txt", "alpha\nalpha\nalpha\n");
+    let result = run(
+        &sandbox,
+        &[
+            "--json",
+            "--stats",
+            "--cache",
+            "batch",
+            file.to_str().unwrap(),
+            "--concurrency",
+            "3",
+        ],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let lines = result.json_lines();
+    assert!(
+        lines.iter().all(|line| line["content"] == "#1: alpha"),
+        "{lines:?}"
+    );
+    let cached: Vec<bool> = lines.iter().map(|line| line["cached"] == true).collect();
+    assert_eq!(
+        cached.iter().filter(|cached| !**cached).count(),
+        1,
+        "{lines:?}"
+    );
+    let stats = result.stats();
+    assert_eq!(stats["request_counts"]["priced"], 1);
+    assert_eq!(
+        (&stats["cache_hits"], &stats["cache_misses"]),
+        (&json!(2), &json!(1))
+    );
+}
+
+#[test]
+fn without_cache_a_repeated_prompt_is_asked_again_and_verbose_says_when_it_is_not() {
+    let sandbox = Sandbox::with(&counting_mock());
+    let file = sandbox.write("prompts.txt", "alpha\nalpha\n");
+    let batch = |flags: &[&str]| {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(flags);
+        args.extend(["batch", file.to_str().unwrap(), "--concurrency", "1"]);
+        run(&sandbox, &args)
+    };
+    // Prompts that sample (no temperature 0, no seed) are not cached by default.
+    let contents = |result: &Run| -> Vec<String> {
+        result
+            .json_lines()
+            .iter()
+            .map(|line| line["content"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(contents(&batch(&[])), ["#1: alpha", "#2: alpha"]);
+    assert_eq!(
+        contents(&batch(&["--no-cache"])),
+        ["#1: alpha", "#2: alpha"]
+    );
+    let verbose = batch(&["--cache", "-v"]);
+    assert_eq!(contents(&verbose), ["#1: alpha", "#1: alpha"]);
+    assert!(
+        verbose
+            .stderr
+            .contains("cache: answered from the cache (priced's earlier answer)"),
+        "{}",
+        verbose.stderr
+    );
+}

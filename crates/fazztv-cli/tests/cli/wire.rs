@@ -183,6 +183,7 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
         },
         "estimated": false
       },
+      "cached": false,
       "request_id": "req_7c1d",
       "attempts": [
         {
@@ -192,7 +193,8 @@ async fn query_reaches_openai_with_the_bearer_key_and_reports_the_wire_usage() {
           "latency_ms": N,
           "retries": 0,
           "waited_ms": 0,
-          "cost_usd": 0.0001475
+          "cost_usd": 0.0001475,
+          "cached": false
         }
       ]
     }

@@ -72,7 +72,7 @@ fn build(
     let context = fazztv_core::ProviderContext::new(environment);
     Ok(OpenAiPreset {
         provider: registration.build(&config, &context)?,
-        api_key_env: resolved.api_key_env,
+        api_key_env: resolved.key_variable().map(str::to_owned),
     })
 }
 
