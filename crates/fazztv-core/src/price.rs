@@ -5,7 +5,9 @@
 //! million tokens wherever a person reads or writes them (configuration, price tables), with
 //! the unit in every field name.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use schemars::JsonSchema;
@@ -268,8 +270,8 @@ pub enum PriceSource {
     Catalog,
     /// A price table shipped with the provider crate, with the date its prices were taken.
     Table {
-        /// `YYYY-MM-DD`.
-        as_of: String,
+        /// `YYYY-MM-DD`. Shared with the table: pricing an answer copies no string.
+        as_of: Arc<str>,
     },
     /// A model run on the user's own machine: no charge.
     Local,
@@ -427,12 +429,16 @@ impl Cost {
 #[non_exhaustive]
 pub struct PriceTable {
     /// When the prices were taken (`YYYY-MM-DD`).
-    pub as_of: String,
+    pub as_of: Arc<str>,
     /// The page they were taken from.
     pub source: String,
     /// The models, by exact id; a dated snapshot (`gpt-4o-2024-08-06`) not listed falls back
     /// to its family (`gpt-4o`).
     pub models: Vec<TableModel>,
+    /// Each model's position in `models` and its price per token, by id, made by `parse`:
+    /// looked up once per answer.
+    #[serde(skip)]
+    index: HashMap<String, (usize, ModelPricing)>,
 }
 
 /// One model of a [`PriceTable`].
@@ -461,29 +467,36 @@ pub const STALE_AFTER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 impl PriceTable {
     /// Parses and checks a table: a valid `as_of` date and valid prices.
     pub fn parse(json: &str) -> Result<Self, String> {
-        let table: Self = serde_json::from_str(json).map_err(|error| error.to_string())?;
+        let mut table: Self = serde_json::from_str(json).map_err(|error| error.to_string())?;
         days_from_date(&table.as_of)
             .ok_or_else(|| format!("`as_of` must be a YYYY-MM-DD date, not {}", table.as_of))?;
-        for model in &table.models {
-            model
+        for (position, model) in table.models.iter().enumerate() {
+            let pricing = model
                 .price
                 .pricing()
                 .map_err(|error| format!("model `{}`: {error}", model.id))?;
+            table.index.insert(model.id.clone(), (position, pricing));
         }
         Ok(table)
     }
 
+    /// The position and price of `model_id`, or of its family when it is a dated snapshot.
+    fn find(&self, model_id: &str) -> Option<&(usize, ModelPricing)> {
+        self.index
+            .get(model_id)
+            .or_else(|| self.index.get(strip_date(model_id)?))
+    }
+
     /// The entry of `model_id`, or of its family when it is a dated snapshot.
     pub fn lookup(&self, model_id: &str) -> Option<&TableModel> {
-        let find = |id: &str| self.models.iter().find(|model| model.id == id);
-        find(model_id).or_else(|| find(strip_date(model_id)?))
+        self.models.get(self.find(model_id)?.0)
     }
 
     /// The price of `model_id`, marked as coming from this table.
     pub fn price(&self, model_id: &str) -> Option<ListedPrice> {
-        let pricing = self.lookup(model_id)?.price.pricing().ok()?;
+        let (_, pricing) = self.find(model_id)?;
         Some(ListedPrice::new(
-            pricing,
+            *pricing,
             PriceSource::Table {
                 as_of: self.as_of.clone(),
             },

@@ -392,8 +392,8 @@ struct Job {
 
 impl Job {
     /// Asks for the answer, and stores it.
-    async fn run(self, inner: &Inner) -> Result<ChatResponse> {
-        let result = ask(inner, self.plan, self.request).await;
+    async fn run(mut self, inner: &Inner) -> Result<ChatResponse> {
+        let result = ask(inner, self.plan, &mut self.request).await;
         self.cacheable.store(inner, &result);
         result
     }

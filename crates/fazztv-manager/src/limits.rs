@@ -255,10 +255,43 @@ impl Drop for Held {
 }
 
 impl Inner {
+    /// Makes room for an attempt at entry `index` with key `key`, as [`hold`](Self::hold)
+    /// does; a key at its own rate limit hands over to another key with room. Returns the key
+    /// that got room (or the one asked for).
+    pub(crate) async fn hold_any_key(
+        &self,
+        index: usize,
+        key: usize,
+        model: Option<&str>,
+        facts: PromptFacts,
+        requester: &Requester,
+        deadline: Option<Deadline>,
+    ) -> (usize, Result<Option<Held>, Refusal>) {
+        let mut held = self
+            .hold(index, key, model, facts, requester, deadline)
+            .await;
+        let keys = self.registry.entries()[index].keys().len();
+        for other in (0..keys).filter(|other| *other != key) {
+            let Err(Refusal::Skip { error, .. }) = &held else {
+                break;
+            };
+            if error.kind() != ErrorKind::RateLimited {
+                break;
+            }
+            held = self
+                .hold(index, other, model, facts, requester, deadline)
+                .await;
+            if held.is_ok() {
+                return (other, held);
+            }
+        }
+        (key, held)
+    }
+
     /// Makes room for an attempt at entry `index` (asking `model`): its provider's rate limit,
     /// waiting within the deadline when it says so, then every budget that applies. What it
     /// took is returned to settle when the attempt ends.
-    pub(crate) async fn hold(
+    async fn hold(
         &self,
         index: usize,
         key: usize,
@@ -268,9 +301,6 @@ impl Inner {
         deadline: Option<Deadline>,
     ) -> Result<Option<Held>, Refusal> {
         let limits = &self.limits;
-        if limits.is_empty() {
-            return Ok(None);
-        }
         let entry = &self.registry.entries()[index];
         let mut held = Held::new(limits.store.clone());
         if let Some(rule) = &limits.rates[index] {

@@ -326,296 +326,313 @@ impl Inner {
     /// ejected, the one whose ejection ends first is tried anyway (panic mode) rather than
     /// failing a request that could have been served. Every outcome feeds its provider's
     /// health.
-    pub(crate) async fn run<'a, T, F, Fut>(&'a self, mut plan: Plan, mut operation: F) -> Result<T>
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn`'s future keeps its arguments twice"
+    )]
+    pub(crate) fn run<'a, T, F, Fut>(
+        &'a self,
+        mut plan: Plan,
+        mut operation: F,
+    ) -> impl Future<Output = Result<T>> + 'a
     where
-        T: Routed,
-        F: FnMut(&'a ProviderEntry, Option<String>, bool) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        T: Routed + 'a,
+        F: FnMut(&'a ProviderEntry, Option<String>, bool) -> Fut + 'a,
+        Fut: Future<Output = Result<T>> + 'a,
     {
-        self.emit(Event::RequestStarted);
-        let mut guard = CancelGuard {
-            inner: Some(self),
-            in_flight: None,
-        };
-        // Spans named after OpenTelemetry's GenAI conventions; free when nothing subscribes.
-        let request_span =
-            tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
-        let max_retries = plan.max_retries;
-        let deadline = plan.deadline;
-        let facts = plan.facts;
-        let requester = std::mem::take(&mut plan.requester);
-        let (steps, mut attempts) = plan.into_run();
-        let mut queue = VecDeque::from(steps);
-        // Candidates skipped as ejected, for panic mode.
-        let mut ejected: Vec<Step> = Vec::new();
-        let mut last_failure: Option<(usize, Error)> = None;
-        // Why candidates were not sent (a budget or rate limit), when nothing else was tried.
-        let mut refused: Option<Error> = None;
-        loop {
-            let (step, mut admission) = match queue.pop_front() {
-                Some(step) => match self.health.admit(step.index) {
-                    Admission::Ejected { left } => {
-                        let entry = self.entry(&step);
-                        attempts.push(Attempt::new(
-                            entry.name(),
-                            step.model_label(entry),
-                            AttemptOutcome::Skipped {
-                                reason: ejected_reason(left),
-                            },
-                            Duration::ZERO,
-                        ));
-                        ejected.push(step);
-                        continue;
-                    }
-                    admission => (step, admission),
-                },
-                None if last_failure.is_none() && !ejected.is_empty() => {
-                    let first = self
-                        .health
-                        .recovers_first(ejected.iter().map(|step| step.index))
-                        .and_then(|index| ejected.iter().position(|step| step.index == index))
-                        .unwrap_or(0);
-                    let step = ejected.swap_remove(first);
-                    let name = self.entry(&step).name();
-                    // Tried after all: its "skipped" line would contradict the try.
-                    attempts.retain(|attempt| {
-                        attempt.provider != name
-                            || !matches!(attempt.outcome, AttemptOutcome::Skipped { .. })
-                    });
-                    self.emit(Event::PanicMode { provider: name });
-                    (step, Admission::Panic)
-                }
-                None => break,
+        async move {
+            self.emit(Event::RequestStarted);
+            let mut guard = CancelGuard {
+                inner: Some(self),
+                in_flight: None,
             };
-            if last_failure.is_some() {
-                // Counted only when another provider is really tried.
-                self.emit(Event::Fallback);
-            }
-            let entry = self.entry(&step);
-            let (policy, budget) = &self.retry[step.index];
-            let max_retries = max_retries
-                .unwrap_or(policy.max_retries)
-                .min(RetryPolicy::MAX_RETRIES);
-            let is_last_step = queue.is_empty();
-            budget.deposit(policy.budget_percent);
-            let mut tried = Try {
-                key: self.key_rests.pick(step.index, entry.keys().len()),
-                ..Try::default()
-            };
+            // Spans named after OpenTelemetry's GenAI conventions; free when nothing subscribes.
+            let request_span =
+                tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
+            let max_retries = plan.max_retries;
+            let deadline = plan.deadline;
+            let facts = plan.facts;
+            let requester = std::mem::take(&mut plan.requester);
+            let (steps, mut attempts) = plan.into_run();
+            let mut queue = VecDeque::from(steps);
+            // Candidates skipped as ejected, for panic mode.
+            let mut ejected: Vec<Step> = Vec::new();
+            let mut last_failure: Option<(usize, Error)> = None;
+            // Why candidates were not sent (a budget or rate limit), when nothing else was tried.
+            let mut refused: Option<Error> = None;
             loop {
-                if let Some(deadline) = deadline.filter(|deadline| deadline.left().is_zero()) {
-                    // Not even started: there is no time left for it.
-                    self.health.cancelled(step.index, admission);
-                    self.emit(Event::RequestFinished { ok: false });
-                    guard.disarm();
-                    return Err(deadline.exceeded().with_attempts(attempts));
-                }
-                let asked = step.model.as_deref().or(entry.default_model());
-                let mut held = self
-                    .hold(step.index, tried.key, asked, facts, &requester, deadline)
-                    .await;
-                // A key at its own rate limit hands over to another key with room.
-                let picked = tried.key;
-                for other in (0..entry.keys().len()).filter(|other| *other != picked) {
-                    let Err(Refusal::Skip { error, .. }) = &held else {
-                        break;
-                    };
-                    if error.kind() != ErrorKind::RateLimited {
-                        break;
+                let (step, mut admission) = match queue.pop_front() {
+                    Some(step) => match self.health.admit(step.index) {
+                        Admission::Ejected { left } => {
+                            let entry = self.entry(&step);
+                            attempts.push(Attempt::new(
+                                entry.name(),
+                                step.model_label(entry),
+                                AttemptOutcome::Skipped {
+                                    reason: ejected_reason(left),
+                                },
+                                Duration::ZERO,
+                            ));
+                            ejected.push(step);
+                            continue;
+                        }
+                        admission => (step, admission),
+                    },
+                    None if last_failure.is_none() && !ejected.is_empty() => {
+                        let first = self
+                            .health
+                            .recovers_first(ejected.iter().map(|step| step.index))
+                            .and_then(|index| ejected.iter().position(|step| step.index == index))
+                            .unwrap_or(0);
+                        let step = ejected.swap_remove(first);
+                        let name = self.entry(&step).name();
+                        // Tried after all: its "skipped" line would contradict the try.
+                        attempts.retain(|attempt| {
+                            attempt.provider != name
+                                || !matches!(attempt.outcome, AttemptOutcome::Skipped { .. })
+                        });
+                        self.emit(Event::PanicMode { provider: name });
+                        (step, Admission::Panic)
                     }
-                    held = self
-                        .hold(step.index, other, asked, facts, &requester, deadline)
-                        .await;
-                    if held.is_ok() {
-                        tried.key = other;
-                    }
+                    None => break,
+                };
+                if last_failure.is_some() {
+                    // Counted only when another provider is really tried.
+                    self.emit(Event::Fallback);
                 }
-                let held = match held {
-                    Ok(held) => held,
-                    Err(Refusal::Fail(error)) => {
+                let entry = self.entry(&step);
+                let (policy, budget) = &self.retry[step.index];
+                let max_retries = max_retries
+                    .unwrap_or(policy.max_retries)
+                    .min(RetryPolicy::MAX_RETRIES);
+                let is_last_step = queue.is_empty();
+                budget.deposit(policy.budget_percent);
+                let mut tried = Try {
+                    key: self.key_rests.pick(step.index, entry.keys().len()),
+                    ..Try::default()
+                };
+                loop {
+                    if let Some(deadline) = deadline.filter(|deadline| deadline.left().is_zero()) {
+                        // Not even started: there is no time left for it.
                         self.health.cancelled(step.index, admission);
                         self.emit(Event::RequestFinished { ok: false });
                         guard.disarm();
-                        return Err(error.with_attempts(attempts));
+                        return Err(deadline.exceeded().with_attempts(attempts));
                     }
-                    Err(Refusal::Skip { reason, error }) => {
-                        self.health.cancelled(step.index, admission);
-                        attempts.push(Attempt::new(
-                            entry.name(),
-                            step.model_label(entry),
-                            AttemptOutcome::Skipped { reason },
-                            Duration::ZERO,
-                        ));
-                        refused = Some(error);
-                        break;
-                    }
-                };
-                let started = Instant::now();
-                self.health.started(step.index);
-                guard.in_flight = Some(InFlight {
-                    provider: entry.name(),
-                    index: step.index,
-                    admission,
-                    started,
-                });
-                let last_try = is_last_step && tried.retries >= max_retries;
-                let attempt_span = tracing::debug_span!(
-                    parent: &request_span,
-                    "fazztv.attempt",
-                    gen_ai.system = entry.provider_type(),
-                    gen_ai.request.model = step.model.as_deref().or(entry.default_model()),
-                    fazztv.provider = entry.name(),
-                    fazztv.retries = tried.retries,
-                );
-                let attempt = operation(entry.by_key(tried.key), step.model.clone(), last_try)
-                    .instrument(attempt_span.clone());
-                let result = match deadline {
-                    // A stream's opening bounds itself by the deadline, with the one timer
-                    // that watches it to its end.
-                    Some(deadline) if !T::STREAMED => deadline.bound(attempt).await,
-                    _ => attempt.await,
-                };
-                guard.in_flight = None;
-                tried.latency = started.elapsed();
-                let error = match result {
-                    Ok(mut value) => {
-                        if !T::STREAMED {
-                            // A committed stream stays in flight until it ends.
-                            self.health.finished(step.index);
-                        }
-                        let change = self.health.succeeded(
-                            step.index,
-                            admission,
-                            tried.latency,
-                            T::STREAMED,
-                        );
-                        self.health_changed(step.index, change);
-                        let model = value
-                            .model()
-                            .map(str::to_owned)
-                            .or_else(|| step.model_label(entry));
-                        let cost = value.output_bytes().map(|output_bytes| {
-                            let asked = step.model.as_deref().or(entry.default_model());
-                            self.cost(
-                                step.index,
-                                [model.as_deref(), asked],
-                                value.usage().as_ref(),
-                                facts,
-                                output_bytes,
-                            )
-                        });
-                        let result = value.result();
-                        attempt_span.in_scope(|| {
-                            self.emit(Event::Attempt(AttemptEvent {
-                                provider: entry.name(),
-                                model: model.as_deref(),
-                                outcome: result,
-                                latency: tried.latency,
-                                time_to_first_token: value.time_to_first_token(tried.latency),
-                                retries: tried.retries,
-                                waited: tried.waited,
-                                cost: cost.as_ref(),
-                            }));
-                        });
-                        if let AttemptResult::Answered { .. } = result {
-                            self.emit(Event::RequestFinished { ok: true });
-                        }
-                        guard.disarm();
-                        if let Some(held) = held {
-                            match &cost {
-                                Some(cost) => {
-                                    held.settle(cost.usd.unwrap_or(0.0), value.usage().as_ref());
-                                }
-                                // Settled when the stream ends.
-                                None => value.hold(held),
-                            }
-                        }
-                        let mut attempt =
-                            Attempt::new(entry.name(), model, AttemptOutcome::Ok, tried.latency)
-                                .with_retry(tried.retries, tried.waited)
-                                .with_key(key_label(entry, tried.key));
-                        if let Some(cost) = cost {
-                            attempt = attempt.with_cost(cost.clone());
-                            value.set_cost(cost);
-                        }
-                        attempts.push(attempt);
-                        value.set_routing(step.index, entry.name(), attempts);
-                        return Ok(value);
-                    }
-                    Err(error) => error,
-                };
-                if let Some(held) = held {
-                    // Errors are not billed.
-                    held.settle(0.0, None);
-                }
-                self.health.finished(step.index);
-                if entry.keys().len() > 1 && self.key_rests.rest(step.index, tried.key, &error) {
-                    let next = self.key_rests.pick(step.index, entry.keys().len());
-                    if next != tried.key {
-                        // The provider refused this key, not the request or itself: its next
-                        // key is tried at once, and its health is not judged by this try.
-                        self.health.cancelled(step.index, admission);
-                        attempt_span
-                            .in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
-                        tried = Try {
-                            key: next,
-                            retries: tried.retries,
-                            ..Try::default()
-                        };
-                        continue;
-                    }
-                }
-                let now_ejected = self.failed_health(step.index, admission, error.kind());
-                attempt_span.in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
-                let left = deadline.map(|deadline| deadline.left());
-                let retry = if now_ejected && !is_last_step {
-                    // Just taken out of rotation: the next provider is the better bet.
-                    Err(NoRetry::Ejected)
-                } else {
-                    wait_before_retry(policy, max_retries, tried.retries, &error, budget, left)
-                };
-                match retry {
-                    Ok(wait) => {
-                        tokio::time::sleep(wait).await;
-                        tried = Try {
-                            retries: tried.retries + 1,
-                            waited: wait,
-                            latency: Duration::ZERO,
-                            key: self.key_rests.pick(step.index, entry.keys().len()),
-                        };
-                        // Ejected meanwhile (by this request or another): still the last hope
-                        // of this request, so tried as in panic mode.
-                        admission = match self.health.admit(step.index) {
-                            Admission::Ejected { .. } => Admission::Panic,
-                            admission => admission,
-                        };
-                    }
-                    Err(why) => {
-                        if why != NoRetry::NotRetryable {
-                            tracing::debug!(provider = entry.name(), ?why, "not retried");
-                        }
-                        if !error.should_fallback() || is_last_step {
+                    let asked = step.model.as_deref().or(entry.default_model());
+                    let room = if self.limits.is_empty() {
+                        Ok(None)
+                    } else {
+                        // Boxed: requests of a manager without limits carry none of their state.
+                        let (key, room) = Box::pin(self.hold_any_key(
+                            step.index, tried.key, asked, facts, &requester, deadline,
+                        ))
+                        .await;
+                        tried.key = key;
+                        room
+                    };
+                    #[expect(
+                        clippy::blocks_in_conditions,
+                        reason = "moved into the block, `room` is not kept in the future beside \
+                                  `held` (128 bytes less per request)"
+                    )]
+                    let held = match { room } {
+                        Ok(held) => held,
+                        Err(Refusal::Fail(error)) => {
+                            self.health.cancelled(step.index, admission);
+                            self.emit(Event::RequestFinished { ok: false });
                             guard.disarm();
-                            return Err(self.final_error(attempts, step.index, error));
+                            return Err(error.with_attempts(attempts));
                         }
-                        last_failure = Some((step.index, error));
-                        break;
+                        Err(Refusal::Skip { reason, error }) => {
+                            self.health.cancelled(step.index, admission);
+                            attempts.push(Attempt::new(
+                                entry.name(),
+                                step.model_label(entry),
+                                AttemptOutcome::Skipped { reason },
+                                Duration::ZERO,
+                            ));
+                            refused = Some(error);
+                            break;
+                        }
+                    };
+                    let started = Instant::now();
+                    self.health.started(step.index);
+                    guard.in_flight = Some(InFlight {
+                        provider: entry.name(),
+                        index: step.index,
+                        admission,
+                        started,
+                    });
+                    let last_try = is_last_step && tried.retries >= max_retries;
+                    let attempt_span = tracing::debug_span!(
+                        parent: &request_span,
+                        "fazztv.attempt",
+                        gen_ai.system = entry.provider_type(),
+                        gen_ai.request.model = step.model.as_deref().or(entry.default_model()),
+                        fazztv.provider = entry.name(),
+                        fazztv.retries = tried.retries,
+                    );
+                    let attempt = operation(entry.by_key(tried.key), step.model.clone(), last_try)
+                        .instrument(attempt_span.clone());
+                    let result = match deadline {
+                        // A stream's opening bounds itself by the deadline, with the one timer
+                        // that watches it to its end.
+                        Some(deadline) if !T::STREAMED => deadline.bound(attempt).await,
+                        _ => attempt.await,
+                    };
+                    guard.in_flight = None;
+                    tried.latency = started.elapsed();
+                    let error = match result {
+                        Ok(mut value) => {
+                            if !T::STREAMED {
+                                // A committed stream stays in flight until it ends.
+                                self.health.finished(step.index);
+                            }
+                            let change = self.health.succeeded(
+                                step.index,
+                                admission,
+                                tried.latency,
+                                T::STREAMED,
+                            );
+                            self.health_changed(step.index, change);
+                            let model = value
+                                .model()
+                                .map(str::to_owned)
+                                .or_else(|| step.model_label(entry));
+                            let cost = value.output_bytes().map(|output_bytes| {
+                                let asked = step.model.as_deref().or(entry.default_model());
+                                self.cost(
+                                    step.index,
+                                    [model.as_deref(), asked],
+                                    value.usage().as_ref(),
+                                    facts,
+                                    output_bytes,
+                                )
+                            });
+                            let result = value.result();
+                            attempt_span.in_scope(|| {
+                                self.emit(Event::Attempt(AttemptEvent {
+                                    provider: entry.name(),
+                                    model: model.as_deref(),
+                                    outcome: result,
+                                    latency: tried.latency,
+                                    time_to_first_token: value.time_to_first_token(tried.latency),
+                                    retries: tried.retries,
+                                    waited: tried.waited,
+                                    cost: cost.as_ref(),
+                                }));
+                            });
+                            if let AttemptResult::Answered { .. } = result {
+                                self.emit(Event::RequestFinished { ok: true });
+                            }
+                            guard.disarm();
+                            if let Some(held) = held {
+                                match &cost {
+                                    Some(cost) => {
+                                        held.settle(
+                                            cost.usd.unwrap_or(0.0),
+                                            value.usage().as_ref(),
+                                        );
+                                    }
+                                    // Settled when the stream ends.
+                                    None => value.hold(held),
+                                }
+                            }
+                            let mut attempt = Attempt::new(
+                                entry.name(),
+                                model,
+                                AttemptOutcome::Ok,
+                                tried.latency,
+                            )
+                            .with_retry(tried.retries, tried.waited)
+                            .with_key(key_label(entry, tried.key));
+                            if let Some(cost) = cost {
+                                attempt = attempt.with_cost(cost.clone());
+                                value.set_cost(cost);
+                            }
+                            attempts.push(attempt);
+                            value.set_routing(step.index, entry.name(), attempts);
+                            return Ok(value);
+                        }
+                        Err(error) => error,
+                    };
+                    if let Some(held) = held {
+                        // Errors are not billed.
+                        held.settle(0.0, None);
+                    }
+                    self.health.finished(step.index);
+                    if entry.keys().len() > 1 && self.key_rests.rest(step.index, tried.key, &error)
+                    {
+                        let next = self.key_rests.pick(step.index, entry.keys().len());
+                        if next != tried.key {
+                            // The provider refused this key, not the request or itself: its next
+                            // key is tried at once, and its health is not judged by this try.
+                            self.health.cancelled(step.index, admission);
+                            attempt_span.in_scope(|| {
+                                self.record_failure(&mut attempts, &step, tried, &error)
+                            });
+                            tried = Try {
+                                key: next,
+                                retries: tried.retries,
+                                ..Try::default()
+                            };
+                            continue;
+                        }
+                    }
+                    let now_ejected = self.failed_health(step.index, admission, error.kind());
+                    attempt_span
+                        .in_scope(|| self.record_failure(&mut attempts, &step, tried, &error));
+                    let left = deadline.map(|deadline| deadline.left());
+                    let retry = if now_ejected && !is_last_step {
+                        // Just taken out of rotation: the next provider is the better bet.
+                        Err(NoRetry::Ejected)
+                    } else {
+                        wait_before_retry(policy, max_retries, tried.retries, &error, budget, left)
+                    };
+                    match retry {
+                        Ok(wait) => {
+                            tokio::time::sleep(wait).await;
+                            tried = Try {
+                                retries: tried.retries + 1,
+                                waited: wait,
+                                latency: Duration::ZERO,
+                                key: self.key_rests.pick(step.index, entry.keys().len()),
+                            };
+                            // Ejected meanwhile (by this request or another): still the last hope
+                            // of this request, so tried as in panic mode.
+                            admission = match self.health.admit(step.index) {
+                                Admission::Ejected { .. } => Admission::Panic,
+                                admission => admission,
+                            };
+                        }
+                        Err(why) => {
+                            if why != NoRetry::NotRetryable {
+                                tracing::debug!(provider = entry.name(), ?why, "not retried");
+                            }
+                            if !error.should_fallback() || is_last_step {
+                                guard.disarm();
+                                return Err(self.final_error(attempts, step.index, error));
+                            }
+                            last_failure = Some((step.index, error));
+                            break;
+                        }
                     }
                 }
             }
-        }
-        guard.disarm();
-        match last_failure {
-            Some((index, error)) => Err(self.final_error(attempts, index, error)),
-            // Only reachable with an empty plan, which planning never makes.
-            None => Err(match refused {
-                // Nothing was sent: every candidate was refused by a limit.
-                Some(error) => {
-                    self.emit(Event::RequestFinished { ok: false });
-                    error.with_attempts(attempts)
-                }
-                None => Error::all_providers_failed(attempts),
-            }),
+            guard.disarm();
+            match last_failure {
+                Some((index, error)) => Err(self.final_error(attempts, index, error)),
+                // Only reachable with an empty plan, which planning never makes.
+                None => Err(match refused {
+                    // Nothing was sent: every candidate was refused by a limit.
+                    Some(error) => {
+                        self.emit(Event::RequestFinished { ok: false });
+                        error.with_attempts(attempts)
+                    }
+                    None => Error::all_providers_failed(attempts),
+                }),
+            }
         }
     }
 }
@@ -804,15 +821,16 @@ fn missing_capabilities(required: &[ModelCapability], skipped: Vec<Attempt>) -> 
 }
 
 /// Asks for the answer to a chat request over `plan`, with fallback (the cache aside).
-pub(crate) fn ask(
-    inner: &Inner,
+pub(crate) fn ask<'a>(
+    inner: &'a Inner,
     plan: Plan,
-    mut request: ChatRequest,
-) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
+    request: &'a mut ChatRequest,
+) -> impl Future<Output = Result<ChatResponse>> + Send + 'a {
+    // Borrowed: the caller's future holds the request once.
     inner.run(plan, move |entry, model, last| {
         // The last attempt takes the request instead of copying it.
         let mut request = if last {
-            std::mem::take(&mut request)
+            std::mem::take(request)
         } else {
             request.clone()
         };
@@ -1147,19 +1165,17 @@ impl ProviderManager {
         async move {
             let plan = self.narrow_by_listings(plan?, &required).await?;
             // After planning: the cache key names the provider and model the request goes to.
-            match Cacheable::of(&self.inner, &plan, &request, policy) {
-                None => ask(&self.inner, plan, request).await,
+            if let Some(cacheable) = Cacheable::of(&self.inner, &plan, &request, policy) {
                 // Boxed: a request the cache does not apply to carries none of its state.
-                Some(cacheable) => {
-                    Box::pin(crate::cache::chat(
-                        self.inner.clone(),
-                        cacheable,
-                        plan,
-                        request,
-                    ))
-                    .await
-                }
+                return Box::pin(crate::cache::chat(
+                    self.inner.clone(),
+                    cacheable,
+                    plan,
+                    request,
+                ))
+                .await;
             }
+            ask(&self.inner, plan, &mut request).await
         }
     }
 

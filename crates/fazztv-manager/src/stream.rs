@@ -10,6 +10,7 @@ use fazztv_core::{
     Attempt, ChatRequest, ChatResponse, ChatStream, Cost, Error, ErrorKind, Result,
     StreamAssembler, StreamEvent, Timeouts, Usage,
 };
+use futures::future::Either;
 use futures::{Stream, StreamExt};
 
 use crate::cache::{Cacheable, served};
@@ -315,13 +316,28 @@ fn output_len(event: &StreamEvent) -> usize {
 /// planned provider until one yields its first delta (or a complete empty answer) within its
 /// first-token timeout. Streams are not shared between identical requests in flight: a stream
 /// is asked for its first token early, which waiting for another's whole answer would not give.
-pub(crate) async fn start(
+pub(crate) fn start(
     inner: Arc<Inner>,
     plan: Plan,
     request: ChatRequest,
     cacheable: Option<Cacheable>,
+) -> impl Future<Output = Result<ManagedStream>> + Send {
+    match cacheable {
+        // Boxed: a request the cache does not apply to carries none of its state.
+        Some(cacheable) => Either::Left(Box::pin(start_cached(inner, plan, request, cacheable))),
+        None => Either::Right(open(inner, plan, request)),
+    }
+}
+
+/// [`start`] for a cacheable request: the stored answer replayed, else a stream recorded for
+/// the cache as it passes.
+async fn start_cached(
+    inner: Arc<Inner>,
+    plan: Plan,
+    request: ChatRequest,
+    cacheable: Cacheable,
 ) -> Result<ManagedStream> {
-    if let Some(cacheable) = cacheable.as_ref().filter(|cacheable| cacheable.reads()) {
+    if cacheable.reads() {
         let started = tokio::time::Instant::now();
         if let Some(answer) = inner.cache.get(cacheable.key()).await {
             inner.emit(Event::CacheHit {
@@ -338,84 +354,100 @@ pub(crate) async fn start(
         }
         inner.emit(Event::CacheMiss);
     }
-    let mut request = request;
-    let deadline = plan.deadline;
-    let facts = plan.facts;
-    let end = deadline.map(|deadline| deadline.at());
-    let opening = inner
-        .run(plan, |entry, model, last| {
-            let mut attempt = if last {
-                std::mem::take(&mut request)
-            } else {
-                request.clone()
-            };
-            attempt.options.model = model;
-            // Called here, not in the async block, which would then carry the request too.
-            let opening = entry.provider().chat_stream(attempt);
-            let timeouts = *entry.timeouts();
-            let name = entry.name();
-            async move {
-                // One timer for the stream's whole life: until the first delta it fires at the
-                // first-token timeout or the deadline (nothing resets it); afterwards it
-                // watches the silences between events, and the deadline still.
-                let mut watchdog = Watchdog::new(timeouts.first_token, end);
-                // The provider's own timers stand down: this watchdog bounds the same waits,
-                // at the event level and no later.
-                let (model, first, rest) = watchdog
-                    .race(
-                        http::timed_by_caller(async move { first_delta(opening.await).await }),
-                        |expired| {
-                            expiry_error(expired, deadline, || no_first_token(&timeouts))
-                                .with_provider(name)
-                        },
-                    )
-                    .await?;
-                watchdog.set_idle(timeouts.idle);
-                Ok(Opening {
-                    model,
-                    first,
-                    rest,
-                    routing: None,
-                    watchdog,
-                    held: None,
-                })
-            }
-        })
-        .await?;
-    let Opening {
-        model,
-        first,
-        rest,
-        routing,
-        watchdog,
-        held,
-    } = opening;
-    let (index, attempts) = routing.unwrap_or_default();
-    let output_bytes = output_len(&first);
-    let recorder = cacheable
-        .and_then(|cacheable| cacheable.key_for(&inner, index))
+    let mut stream = open(inner, plan, request).await?;
+    stream.recorder = cacheable
+        .key_for(&stream.inner, stream.index)
         .map(|key| Recorder {
             key,
             assembler: StreamAssembler::new(),
         });
-    Ok(ManagedStream {
-        inner,
-        index,
-        announced: model.clone().map(StreamEvent::model),
-        model,
-        attempts,
-        first: Some(first),
-        rest: Some(rest),
-        watchdog: Some(watchdog),
-        deadline,
-        finished: false,
-        facts,
-        output_bytes,
-        cost: None,
-        held,
-        cached: false,
-        recorder,
-    })
+    Ok(stream)
+}
+
+/// Tries each planned provider until one yields its first delta (or a complete empty answer)
+/// within its first-token timeout.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn`'s future keeps its arguments twice"
+)]
+fn open(
+    inner: Arc<Inner>,
+    plan: Plan,
+    mut request: ChatRequest,
+) -> impl Future<Output = Result<ManagedStream>> + Send {
+    async move {
+        let deadline = plan.deadline;
+        let facts = plan.facts;
+        let end = deadline.map(|deadline| deadline.at());
+        let opening = inner
+            .run(plan, |entry, model, last| {
+                let mut attempt = if last {
+                    std::mem::take(&mut request)
+                } else {
+                    request.clone()
+                };
+                attempt.options.model = model;
+                // Called here, not in the async block, which would then carry the request too.
+                let opening = entry.provider().chat_stream(attempt);
+                let timeouts = *entry.timeouts();
+                let name = entry.name();
+                async move {
+                    // One timer for the stream's whole life: until the first delta it fires at the
+                    // first-token timeout or the deadline (nothing resets it); afterwards it
+                    // watches the silences between events, and the deadline still.
+                    let mut watchdog = Watchdog::new(timeouts.first_token, end);
+                    // The provider's own timers stand down: this watchdog bounds the same waits,
+                    // at the event level and no later.
+                    let (model, first, rest) = watchdog
+                        .race(
+                            http::timed_by_caller(async move { first_delta(opening.await).await }),
+                            |expired| {
+                                expiry_error(expired, deadline, || no_first_token(&timeouts))
+                                    .with_provider(name)
+                            },
+                        )
+                        .await?;
+                    watchdog.set_idle(timeouts.idle);
+                    Ok(Opening {
+                        model,
+                        first,
+                        rest,
+                        routing: None,
+                        watchdog,
+                        held: None,
+                    })
+                }
+            })
+            .await?;
+        let Opening {
+            model,
+            first,
+            rest,
+            routing,
+            watchdog,
+            held,
+        } = opening;
+        let (index, attempts) = routing.unwrap_or_default();
+        let output_bytes = output_len(&first);
+        Ok(ManagedStream {
+            inner,
+            index,
+            announced: model.clone().map(StreamEvent::model),
+            model,
+            attempts,
+            first: Some(first),
+            rest: Some(rest),
+            watchdog: Some(watchdog),
+            deadline,
+            finished: false,
+            facts,
+            output_bytes,
+            cost: None,
+            held,
+            cached: false,
+            recorder: None,
+        })
+    }
 }
 
 /// Why a stream's watchdog ended it: the request's deadline, or (`timed_out`) the silence it

@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn the_shipped_table_parses_and_is_dated() {
         let table = price_table();
-        assert_eq!(table.as_of, "2025-11-24");
+        assert_eq!(&*table.as_of, "2025-11-24");
         assert_eq!(table.source, "https://www.anthropic.com/pricing#api");
         assert_eq!(table.models.len(), 9);
     }

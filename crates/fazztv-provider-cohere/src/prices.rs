@@ -26,7 +26,7 @@ mod tests {
     #[test]
     fn the_shipped_table_parses_and_is_dated() {
         let table = price_table();
-        assert_eq!(table.as_of, "2025-11-24");
+        assert_eq!(&*table.as_of, "2025-11-24");
         assert_eq!(table.source, "https://cohere.com/pricing");
         let price = table.price("command-r7b-12-2024").expect("listed");
         assert_eq!(price.pricing, ModelPricing::per_million(0.0375, 0.15));

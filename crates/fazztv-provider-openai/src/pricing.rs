@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn the_shipped_table_parses_and_is_dated() {
         let table = price_table();
-        assert_eq!(table.as_of, "2025-08-07");
+        assert_eq!(&*table.as_of, "2025-08-07");
         assert_eq!(table.source, "https://openai.com/api/pricing");
         assert!(table.models.len() >= 20);
         for model in &table.models {
