@@ -487,6 +487,14 @@ impl PriceTable {
             .or_else(|| self.index.get(strip_date(model_id)?))
     }
 
+    /// A table shipped with a provider crate (`include_str!`ed). Its data is part of the
+    /// build, so a table that does not parse is a bug of that crate, caught by its tests
+    /// (each provider crate checks its table parses): this panics, naming the problem.
+    pub fn shipped(json: &str) -> Self {
+        Self::parse(json)
+            .unwrap_or_else(|error| panic!("a shipped price table is invalid: {error}"))
+    }
+
     /// The entry of `model_id`, or of its family when it is a dated snapshot.
     pub fn lookup(&self, model_id: &str) -> Option<&TableModel> {
         self.models.get(self.find(model_id)?.0)

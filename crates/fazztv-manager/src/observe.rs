@@ -122,12 +122,13 @@ impl Observer for Mutex<UsageStats> {
                     stats.retried(attempt.provider);
                 }
                 match attempt.outcome {
-                    AttemptResult::Answered { usage } => {
-                        stats.attempt(attempt.provider, attempt.latency, Ok(usage));
-                        if let Some(cost) = attempt.cost {
-                            stats.add_cost(attempt.provider, attempt.model, cost);
-                        }
-                    }
+                    AttemptResult::Answered { usage } => stats.answered(
+                        attempt.provider,
+                        attempt.model,
+                        attempt.latency,
+                        Ok(usage),
+                        attempt.cost,
+                    ),
                     AttemptResult::Committed => {
                         stats.attempt_committed(attempt.provider, attempt.latency);
                     }

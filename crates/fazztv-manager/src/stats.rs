@@ -149,11 +149,28 @@ impl UsageStats {
         latency: Duration,
         outcome: Result<Option<Usage>, ErrorKind>,
     ) {
+        self.answered(provider, None, latency, outcome, None);
+    }
+
+    /// Counts one attempt at `provider`, and for an answer its usage and what it cost (for
+    /// `model`), looking the provider up once.
+    pub(crate) fn answered(
+        &mut self,
+        provider: &str,
+        model: Option<&str>,
+        latency: Duration,
+        outcome: Result<Option<Usage>, ErrorKind>,
+        cost: Option<&Cost>,
+    ) {
         let stats = self.count_attempt(provider, latency);
         match outcome {
             Ok(usage) => {
                 stats.successes += 1;
                 stats.add_usage(usage);
+                if let Some(cost) = cost {
+                    stats.add_cost(cost);
+                    self.count_cost(model, cost);
+                }
             }
             Err(kind) => {
                 stats.failures += 1;
@@ -243,6 +260,12 @@ impl UsageStats {
 
     /// Adds what one answer of `model` at `provider` cost.
     pub(crate) fn add_cost(&mut self, provider: &str, model: Option<&str>, cost: &Cost) {
+        self.provider(provider).add_cost(cost);
+        self.count_cost(model, cost);
+    }
+
+    /// Adds what one answer cost to the totals and to its model's.
+    fn count_cost(&mut self, model: Option<&str>, cost: &Cost) {
         if let Some(model) = model {
             // Looked up first, as in `provider`: no key allocated per answer.
             if !self.models.contains_key(model) {
@@ -256,11 +279,6 @@ impl UsageStats {
                 }
             }
         }
-        let stats = self.provider(provider);
-        match cost.usd {
-            Some(usd) => stats.cost_usd += usd,
-            None => stats.unpriced_answers += 1,
-        }
         match cost.usd {
             Some(usd) => self.cost_usd += usd,
             None => self.unpriced_answers += 1,
@@ -272,6 +290,13 @@ impl UsageStats {
 }
 
 impl ProviderStats {
+    fn add_cost(&mut self, cost: &Cost) {
+        match cost.usd {
+            Some(usd) => self.cost_usd += usd,
+            None => self.unpriced_answers += 1,
+        }
+    }
+
     fn add_usage(&mut self, usage: Option<Usage>) {
         match usage {
             Some(usage) => {

@@ -373,7 +373,7 @@ async fn cancelling_one_waiter_does_not_cancel_the_others() {
     assert!(futures::poll!(sender.as_mut()).is_pending());
     assert!(futures::poll!(waiter.as_mut()).is_pending());
     // The call is under way when the request that sent it is dropped.
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    until(|| a.in_flight.load(Ordering::SeqCst) == 1).await;
     drop(sender);
     let (waited, other) = tokio::join!(waiter, other);
     assert_eq!(waited.unwrap().content, "a says: x");
@@ -390,14 +390,11 @@ async fn cancelling_every_waiter_cancels_the_call() {
     let (mut first, mut second) = (ask(), ask());
     assert!(futures::poll!(first.as_mut()).is_pending());
     assert!(futures::poll!(second.as_mut()).is_pending());
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(
-        a.in_flight.load(Ordering::SeqCst),
-        1,
-        "the call is under way"
-    );
+    // The call is under way when both requests are dropped.
+    until(|| a.in_flight.load(Ordering::SeqCst) == 1).await;
     drop((first, second));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its task sees the abort and reports the cancellation.
+    until(|| manager.get_usage_stats().cancelled_requests == 1).await;
     let stats = manager.get_usage_stats();
     assert_eq!(stats.cancelled_requests, 1, "{stats:?}");
     assert_eq!(stats.successful_requests, 0);
@@ -504,4 +501,16 @@ async fn the_configured_cache_reaches_the_manager() {
     for expected in ["/cache/mode", "ttl", "/cache/max_entries"] {
         assert!(error.contains(expected), "{expected:?} in {error}");
     }
+}
+
+/// Lets other tasks run until `done` holds: an explicit signal instead of a sleep. Panics
+/// after many rounds, so that a regression fails rather than hangs.
+async fn until(done: impl Fn() -> bool) {
+    for _ in 0..10_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the awaited condition never came true");
 }

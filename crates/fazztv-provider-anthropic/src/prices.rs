@@ -5,9 +5,8 @@ use std::sync::LazyLock;
 use fazztv_core::{ListedPrice, PriceTable, TableModel};
 
 /// Parsed once, on first use; `the_shipped_table_parses_and_is_dated` makes sure it does.
-static TABLE: LazyLock<PriceTable> = LazyLock::new(|| {
-    PriceTable::parse(include_str!("../prices.json")).expect("prices.json is a valid price table")
-});
+static TABLE: LazyLock<PriceTable> =
+    LazyLock::new(|| PriceTable::shipped(include_str!("../prices.json")));
 
 /// Anthropic's list prices (input, output, cache reads, 5-minute and 1-hour cache writes) and
 /// model facts, taken from [`PriceTable::source`] on [`PriceTable::as_of`]. Listed by alias

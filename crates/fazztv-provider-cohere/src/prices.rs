@@ -5,9 +5,8 @@ use std::sync::LazyLock;
 use fazztv_core::PriceTable;
 
 /// Parsed once, on first use; `the_shipped_table_parses_and_is_dated` makes sure it does.
-static TABLE: LazyLock<PriceTable> = LazyLock::new(|| {
-    PriceTable::parse(include_str!("../prices.json")).expect("prices.json is a valid price table")
-});
+static TABLE: LazyLock<PriceTable> =
+    LazyLock::new(|| PriceTable::shipped(include_str!("../prices.json")));
 
 /// Cohere's list prices (input and output per million tokens; embeddings charge input only)
 /// and model facts, taken from [`PriceTable::source`] on [`PriceTable::as_of`], by the exact
