@@ -151,6 +151,22 @@ impl App {
         })
     }
 
+    /// Checks that route `name` is configured: a usage error naming the configured ones
+    /// otherwise, before anything is sent.
+    pub fn known_route(&self, name: &str) -> Result<(), CliError> {
+        let routes = self.manager()?.registry().routes();
+        if routes.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<&str> = routes.keys().map(String::as_str).collect();
+        let error = CliError::usage(format!("unknown route `{name}`"));
+        Err(if known.is_empty() {
+            error.hint("no route is configured: add `routes` to the configuration")
+        } else {
+            error.hint(format!("configured routes: {}", known.join(", ")))
+        })
+    }
+
     /// Routing options with an optional preferred provider, checked against the configuration
     /// so that a typo is a usage error before anything is sent.
     pub fn route(&self, provider: Option<&str>) -> Result<QueryOptions, CliError> {
@@ -171,20 +187,36 @@ impl App {
         Ok(options)
     }
 
-    /// Turns a failed request into an error that says what would help: for each provider tried
-    /// that is unavailable, why (which variable to set, which URL is down), and the offline
-    /// example when no configuration file was found.
+    /// Turns a failed request into an error that says what would help: why each candidate not
+    /// tried was skipped, for each provider tried that is unavailable, why (which variable to
+    /// set, which URL is down), and the offline example when no configuration file was found.
     pub async fn request_failed(&self, error: fazztv::Error) -> CliError {
         let mut failure = CliError::request(error);
         let CliError::Request { error, .. } = &failure else {
             return failure;
         };
-        let tried: Vec<String> = error
+        let (skipped, tried): (Vec<&fazztv::Attempt>, Vec<&fazztv::Attempt>) = error
             .attempts()
+            .iter()
+            .partition(|attempt| matches!(attempt.outcome, AttemptOutcome::Skipped { .. }));
+        let tried: Vec<String> = tried
             .iter()
             .map(|attempt| attempt.provider.clone())
             .collect();
         let said = crate::error::request_message(error);
+        // Why a candidate was never tried (a model it does not serve, another vector space).
+        let not_tried: Vec<String> = skipped
+            .iter()
+            .filter_map(|attempt| match &attempt.outcome {
+                AttemptOutcome::Skipped { reason } if !said.contains(reason.as_str()) => {
+                    Some(format!("{} was not tried: {reason}", attempt.provider))
+                }
+                _ => None,
+            })
+            .collect();
+        for hint in not_tried {
+            failure = failure.hint(hint);
+        }
         if let Ok(manager) = self.manager() {
             for (entry, availability) in manager.check_all_availability().await {
                 let Some(reason) = availability.reason() else {

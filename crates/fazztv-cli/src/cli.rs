@@ -82,6 +82,9 @@ pub enum Command {
     Chat(ChatArgs),
     /// Ask several providers the same prompt and show the answers side by side.
     Compare(CompareArgs),
+    /// Show where a prompt would be sent and why, without sending it: how the model or route
+    /// is read, every candidate, what each filter removed, and the final order.
+    Route(RouteArgs),
     /// Answer one prompt per line of a file, in input order.
     Batch(BatchArgs),
     /// List the models the providers offer.
@@ -110,9 +113,16 @@ pub struct Generation {
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
 
-    /// Model to ask the first provider for.
-    #[arg(long, value_name = "ID")]
+    /// The model: a route's name (`routes` in the configuration), PROVIDER/MODEL (that
+    /// provider instance only, no fallback), or a model id (only the providers known to serve
+    /// it: their configuration or model listing names it). `fazztv route --explain` shows how
+    /// it is read.
+    #[arg(long, value_name = "ID|ROUTE|PROVIDER/MODEL")]
     pub model: Option<String>,
+
+    /// Send the request over this configured route (`routes` in the configuration).
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    pub route: Option<String>,
 
     /// Try one provider only.
     #[arg(long)]
@@ -183,6 +193,22 @@ pub struct ChatArgs {
     /// A system message put before the conversation.
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
+
+    #[command(flatten)]
+    pub generation: Generation,
+
+    #[command(flatten)]
+    pub content: ContentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The prompt (what it needs, such as tools or images, narrows the candidates).
+    pub prompt: String,
+
+    /// Explain the decision (what `route` always does; it never sends the prompt).
+    #[arg(long)]
+    pub explain: bool,
 
     #[command(flatten)]
     pub generation: Generation,
@@ -265,6 +291,16 @@ pub struct EmbedArgs {
     /// Try this provider first.
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
+
+    /// The embedding model: a route's name, PROVIDER/MODEL, or a model id. Embeddings fall
+    /// back only to targets of the same model (vectors of two models never mix), so without
+    /// one only the first provider is tried.
+    #[arg(long, value_name = "ID|ROUTE|PROVIDER/MODEL")]
+    pub model: Option<String>,
+
+    /// Embed over this configured route.
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Args)]

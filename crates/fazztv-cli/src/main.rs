@@ -66,6 +66,7 @@ async fn run(app: &App, command: Command) -> Result<(), CliError> {
         Command::Query(args) => commands::query::run(app, args).await,
         Command::Chat(args) => commands::chat::run(app, args).await,
         Command::Compare(args) => commands::compare::run(app, args).await,
+        Command::Route(args) => commands::route::run(app, args).await,
         Command::Batch(args) => commands::batch::run(app, args).await,
         Command::Models(args) => commands::models::run(app, args).await,
         Command::Cheapest(args) => commands::models::cheapest(app, args).await,

@@ -69,11 +69,13 @@ impl Subscriber for RouteLines {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let line = match fields.message.as_str() {
-            "route" => format!(
-                "route: strategy {}, {}",
-                fields.get("strategy"),
-                fields.get("order")
-            ),
+            // The explanation is several lines; each is shown as a `route:` line.
+            "route" => fields
+                .get("explanation")
+                .lines()
+                .map(|line| format!("route: {line}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
             "provider ejected" => format!(
                 "health: {} ejected for {:.1} s after {}",
                 fields.get("provider"),

@@ -42,6 +42,11 @@ pub struct ProviderConfig {
     /// Model used when a request names none.
     #[serde(default)]
     pub default_model: Option<String>,
+    /// Models this instance serves besides `default_model` and its model listing (aliases the
+    /// listing leaves out, or models of a server that has no listing). A request naming a
+    /// model is only sent to providers known to serve it.
+    #[serde(default)]
+    pub models: Vec<String>,
     /// What this instance may be used for; empty means what the provider type offers.
     #[serde(default)]
     pub capabilities: Vec<ModelCapability>,
@@ -396,6 +401,7 @@ impl ProviderConfig {
             api_key_env: None,
             base_url: None,
             default_model: None,
+            models: Vec::new(),
             capabilities: Vec::new(),
             timeout: None,
             connect_timeout: None,
@@ -457,6 +463,12 @@ impl ProviderConfig {
     /// Sets the default model.
     pub fn with_default_model(mut self, model: impl Into<String>) -> Self {
         self.default_model = Some(model.into());
+        self
+    }
+
+    /// Adds models this instance serves besides its default model and its listing.
+    pub fn with_models(mut self, models: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.models.extend(models.into_iter().map(Into::into));
         self
     }
 
@@ -650,6 +662,7 @@ impl fmt::Debug for ProviderConfig {
             .field("api_key_env", &self.api_key_env)
             .field("base_url", &self.base_url)
             .field("default_model", &self.default_model)
+            .field("models", &self.models)
             .field("capabilities", &self.capabilities)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)

@@ -23,9 +23,10 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::config::{CacheMode, CacheSettings};
-use crate::manager::{Inner, Plan, ask};
+use crate::manager::{Inner, ask};
 use crate::observe::Event;
 use crate::registry::ProviderEntry;
+use crate::routing::Plan;
 use crate::state::StateStore;
 
 /// How one request uses the response cache, over the configuration's `cache`.

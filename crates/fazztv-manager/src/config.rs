@@ -36,6 +36,79 @@ pub struct FazztvConfig {
     /// (by default only to deterministic ones: temperature 0 or a seed).
     #[serde(default)]
     pub cache: CacheSettings,
+    /// Named routes: a name a request can ask for as its model (`"fast"`, `"smart"`, or a
+    /// model id such as `"gpt-4o"`), mapped to provider/model targets tried in order.
+    #[serde(default)]
+    pub routes: BTreeMap<String, Route>,
+}
+
+/// One route of `routes`: the targets a request for it may go to, and how the first is chosen.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Route {
+    /// The provider/model pairs that serve the route, in fallback order. Fallback follows
+    /// them and nothing else: a request for a route never reaches a model it does not list.
+    #[schemars(length(min = 1))]
+    pub targets: Vec<RouteTarget>,
+    /// Which target goes first: `priority` (the order listed; the default), `weighted` (by
+    /// each target's `weight`), `latency`, `least_busy` or `cost`. The rest follow in the
+    /// order listed.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+}
+
+impl Route {
+    /// A route over `targets`, tried in the order given.
+    pub fn new(targets: impl IntoIterator<Item = RouteTarget>) -> Self {
+        Self {
+            targets: targets.into_iter().collect(),
+            strategy: None,
+        }
+    }
+
+    /// Chooses the first target by `strategy`.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    /// The strategy in effect: the route's own, else `priority`.
+    pub fn effective_strategy(&self) -> Strategy {
+        self.strategy.unwrap_or(Strategy::Priority)
+    }
+}
+
+/// One target of a route: a provider instance and the model to ask it for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RouteTarget {
+    /// A configured provider instance name.
+    pub provider: String,
+    /// The model id, as that provider names it.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// Its share under the `weighted` strategy (default: the provider's `weight`).
+    #[schemars(range(min = 1))]
+    pub weight: Option<u32>,
+}
+
+impl RouteTarget {
+    /// `model` at provider instance `provider`.
+    pub fn new(provider: impl Into<String>, model: impl Into<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            model: model.into(),
+            weight: None,
+        }
+    }
+
+    /// Sets its share under the `weighted` strategy.
+    pub fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = Some(weight);
+        self
+    }
 }
 
 /// The `cache` section.
@@ -194,7 +267,14 @@ impl FazztvConfig {
             pricing: BTreeMap::new(),
             budgets: Vec::new(),
             cache: CacheSettings::default(),
+            routes: BTreeMap::new(),
         }
+    }
+
+    /// Adds (or replaces) the route `name`.
+    pub fn with_route(mut self, name: impl Into<String>, route: Route) -> Self {
+        self.routes.insert(name.into(), route);
+        self
     }
 
     /// Replaces the manager settings.

@@ -69,7 +69,7 @@ impl Inner {
         }
         // A listing already fetched, never a fetch: pricing must not add a round trip.
         if let Some(listings) = self.listings.try_lock() {
-            if let Some((_, listing)) = listings.get(&index) {
+            if let Some((_, Some(listing))) = listings.get(&index) {
                 let listed = models().find_map(|model| {
                     listing
                         .iter()

@@ -8,6 +8,9 @@
 //!   composed from the registered types, reporting every violation with its JSON pointer.
 //! - [`ProviderManager`]: fallback, load balancing, capability-based selection, compare, batch,
 //!   streaming with a commit point, and usage statistics.
+//! - Routing: a request's model read as a route, `provider/model` or a model id
+//!   ([`Addressing`]); configured [`Route`]s; [`ProviderManager::explain`] says where a
+//!   request would go and why, without sending it.
 //! - The response cache ([`CacheSettings`], per request [`CachePolicy`]): deterministic
 //!   requests answered again from memory at no cost, and identical requests in flight sharing
 //!   one call; kept, like budgets and rate limits, in a [`StateStore`].
@@ -24,6 +27,7 @@ mod observe;
 mod redact;
 mod registry;
 mod retry;
+mod routing;
 mod schema;
 mod state;
 mod stats;
@@ -32,12 +36,13 @@ mod stream;
 pub use cache::CachePolicy;
 pub use config::{
     Budget, CONFIG_ENV_VAR, CacheMode, CacheSettings, ConfigError, ConfigLoader, ConfigOrigin,
-    DEFAULT_CONFIG_FILE, FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Strategy,
-    Violation, builtin_default,
+    DEFAULT_CONFIG_FILE, FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Route,
+    RouteTarget, Strategy, Violation, builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
 pub use registry::{ProviderEntry, ProviderKey, Registry};
+pub use routing::{Addressing, ExplainedTarget, Explanation, Placement, Removal};
 pub use state::{Exhausted, InMemoryStore, Reservation, StateStore, Taken, Window};
 pub use stats::{ModelStats, ProviderStats, UsageStats};
 pub use stream::ManagedStream;

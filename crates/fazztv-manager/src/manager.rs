@@ -20,12 +20,12 @@ use crate::config::{
     ConfigError, ConfigLoader, ConfigOrigin, FazztvConfig, ManagerSettings, Strategy,
 };
 use crate::cost::PromptFacts;
-use crate::deadline::Deadline;
 use crate::health::{Admission, Change, Health, ProviderHealth};
-use crate::limits::{Held, KeyRests, Limits, Refusal, Requester};
+use crate::limits::{Held, KeyRests, Limits, Refusal};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, ProviderKey, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
+use crate::routing::{CHAT, Listing, Plan, Purpose, Step};
 use crate::state::{InMemoryStore, StateStore};
 use crate::stats::UsageStats;
 use crate::stream::ManagedStream;
@@ -34,10 +34,15 @@ use crate::stream::ManagedStream;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct QueryOptions {
-    /// Provider to try first (the seed's `preferred_provider`). An explicit `model` applies to
-    /// it only; providers tried after it use their own default models.
+    /// Provider to try first (the seed's `preferred_provider`). An explicit `model` is read
+    /// as that provider's; fallback goes on only to providers known to serve the same model.
     pub preferred_provider: Option<String>,
-    /// Model and sampling parameters.
+    /// A configured route (`routes` in providers.json) to send the request over.
+    pub route: Option<String>,
+    /// Model and sampling parameters. The model may be a route's name, `provider/model` (that
+    /// target only) or a model id (the providers known to serve it); see [`Addressing`].
+    ///
+    /// [`Addressing`]: crate::Addressing
     pub generation: GenerationOptions,
     /// Only route to providers that offer this capability.
     pub capability: Option<ModelCapability>,
@@ -70,9 +75,17 @@ impl QueryOptions {
         self
     }
 
-    /// Asks for `model`.
+    /// Asks for `model`: a route's name, `provider/model` (a configured provider instance,
+    /// then the model id as it names it: that target only, no fallback), or a model id (only
+    /// the providers known to serve it). See [`Addressing`](crate::Addressing).
     pub fn model(mut self, model: impl Into<String>) -> Self {
         self.generation.model = Some(model.into());
+        self
+    }
+
+    /// Sends the request over the configured route `name`.
+    pub fn route(mut self, name: impl Into<String>) -> Self {
+        self.route = Some(name.into());
         self
     }
 
@@ -142,13 +155,13 @@ impl QueryOptions {
 /// Cheap to clone (shared state); safe to use from many tasks at once.
 #[derive(Debug, Clone)]
 pub struct ProviderManager {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) registry: Registry,
-    settings: ManagerSettings,
+    pub(crate) settings: ManagerSettings,
     /// The strategy in effect (a `Strategy` as its index in `STRATEGIES`); load balancing can
     /// be switched at run time.
     strategy: AtomicU8,
@@ -156,19 +169,20 @@ pub(crate) struct Inner {
     pub(crate) health: Health,
     /// Whether the active checks (`manager.health.probe_interval_s`) were started.
     probing: AtomicBool,
-    /// Smooth weighted round-robin state: each provider's current weight.
     /// Indices of the enabled entries in fallback order (by priority, ties in file order);
     /// computed once, as the registry does not change after construction.
-    order: Vec<usize>,
+    pub(crate) order: Vec<usize>,
     /// Smooth weighted round-robin state: each entry's current weight, by entry index.
-    balancer: Mutex<Vec<i64>>,
+    pub(crate) balancer: Mutex<Vec<i64>>,
+    /// The same for each route: each target's current weight, by its position in the route.
+    pub(crate) route_balancers: BTreeMap<String, Mutex<Vec<i64>>>,
     /// The usage statistics, kept up to date as one of the observers.
     stats: Arc<Mutex<UsageStats>>,
     /// Everything that watches requests: statistics and tracing.
     observers: Vec<Arc<dyn Observer>>,
-    /// Each provider's model listing, fetched the first time a request needs a content
-    /// capability there (by entry index); a failed listing is not kept, so it is asked again.
-    /// When it was fetched too: after [`LISTING_TTL`] it is fetched again (prices change).
+    /// Each provider's model listing, fetched the first time a request needs it there (a
+    /// content capability, or a model to check), by entry index, with when it was fetched:
+    /// it is fetched again after an hour (prices change), a failed one after a minute.
     pub(crate) listings: futures::lock::Mutex<BTreeMap<usize, Listing>>,
     /// Whether a price from a shipped table over a year old was already logged.
     pub(crate) warned_stale_prices: AtomicBool,
@@ -637,13 +651,6 @@ impl Inner {
     }
 }
 
-/// A provider's model listing and when it was fetched.
-pub(crate) type Listing = (Instant, Arc<Vec<ModelInfo>>);
-
-/// How long a fetched model listing (capabilities, catalog prices) is used before it is
-/// fetched again.
-const LISTING_TTL: Duration = Duration::from_secs(60 * 60);
-
 /// The `tracing` target of routing decisions (`-v` in the CLI shows them).
 pub const ROUTE_TARGET: &str = "fazztv::route";
 
@@ -737,87 +744,6 @@ impl Drop for CancelGuard<'_> {
         }
         inner.emit(Event::RequestCancelled);
     }
-}
-
-/// The attempts to make, in order, and the candidates skipped for lacking what the request
-/// needs (reported among the attempts).
-#[derive(Debug, Default)]
-pub(crate) struct Plan {
-    pub(crate) steps: Vec<Step>,
-    skipped: Vec<Attempt>,
-    /// The request's own retry limit (`QueryOptions::retries`), over the providers' policies.
-    max_retries: Option<u32>,
-    /// When the request must be over, counted from its planning.
-    pub(crate) deadline: Option<Deadline>,
-    /// What its cost depends on besides the usage.
-    pub(crate) facts: PromptFacts,
-    /// Its tags and key name, for budgets.
-    pub(crate) requester: Requester,
-}
-
-impl Plan {
-    /// Records `entry` as skipped (never tried) for `reason`.
-    fn skip(&mut self, entry: &ProviderEntry, model: Option<String>, reason: String) {
-        self.skipped.push(Attempt::new(
-            entry.name(),
-            model,
-            AttemptOutcome::Skipped { reason },
-            Duration::ZERO,
-        ));
-    }
-
-    /// The steps to run, and the attempt list to fill, starting with the skipped candidates.
-    pub(crate) fn into_run(self) -> (Vec<Step>, Vec<Attempt>) {
-        let mut attempts = self.skipped;
-        attempts.reserve(self.steps.len());
-        (self.steps, attempts)
-    }
-}
-
-/// The capabilities of `required` that `supports` says are missing, for messages
-/// (`tool_calling, vision`); empty when none is.
-fn lacking(required: &[ModelCapability], supports: impl Fn(ModelCapability) -> bool) -> String {
-    let missing: Vec<&str> = required
-        .iter()
-        .filter(|capability| !supports(**capability))
-        .map(|capability| capability.as_str())
-        .collect();
-    missing.join(", ")
-}
-
-/// One provider chosen for an attempt (an index into the registry's entries), with the model
-/// to ask it for (`None`: its default).
-#[derive(Debug, Clone)]
-pub(crate) struct Step {
-    pub(crate) index: usize,
-    pub(crate) model: Option<String>,
-}
-
-impl Step {
-    /// The model to report for this attempt before the provider names the one it used.
-    pub(crate) fn model_label(&self, entry: &ProviderEntry) -> Option<String> {
-        self.model
-            .clone()
-            .or_else(|| entry.default_model().map(str::to_owned))
-    }
-}
-
-/// No candidate offers everything the request needs: the error names it and lists the skipped
-/// candidates as its attempts.
-fn missing_capabilities(required: &[ModelCapability], skipped: Vec<Attempt>) -> Error {
-    let needs: Vec<&str> = required
-        .iter()
-        .map(|capability| capability.as_str())
-        .collect();
-    Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "no provider can serve this request: it needs {}, and every candidate lacks some \
-             of it (see `capabilities` in providers.json, the provider type, or the model listing)",
-            needs.join(" and ")
-        ),
-    )
-    .with_attempts(skipped)
 }
 
 /// Asks for the answer to a chat request over `plan`, with fallback (the cache aside).
@@ -965,6 +891,7 @@ impl ProviderManager {
             .collect();
         order.sort_by_key(|&index| entries[index].config().priority);
         let balancer = Mutex::new(vec![0; entries.len()]);
+        let route_balancers = crate::routing::route_balancers(&registry);
         let stats = Arc::new(Mutex::new(UsageStats::default()));
         let retry = entries
             .iter()
@@ -982,6 +909,7 @@ impl ProviderManager {
                 probing: AtomicBool::new(false),
                 order,
                 balancer,
+                route_balancers,
                 stats: stats.clone(),
                 observers: vec![stats, Arc::new(Tracing)],
                 retry,
@@ -1163,7 +1091,7 @@ impl ProviderManager {
         let policy = options.cache;
         let (plan, required) = self.plan_chat(&mut request, options);
         async move {
-            let plan = self.narrow_by_listings(plan?, &required).await?;
+            let plan = self.narrow(plan?, &required).await?;
             // After planning: the cache key names the provider and model the request goes to.
             if let Some(cacheable) = Cacheable::of(&self.inner, &plan, &request, policy) {
                 // Boxed: a request the cache does not apply to carries none of its state.
@@ -1188,16 +1116,18 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> (Result<Plan>, Vec<ModelCapability>) {
         let required = request.required_capabilities();
-        let plan = self.plan(
-            &options,
-            &[ModelCapability::Chat, ModelCapability::TextGeneration],
-            &required,
-        );
-        merge_generation(request, options.generation);
+        let mut options = options;
+        merge_generation(request, std::mem::take(&mut options.generation));
+        let purpose = Purpose {
+            model: request.options.model.as_deref(),
+            capabilities: CHAT,
+            required: &required,
+            same_model: false,
+        };
         // After the merge: the request's own `max_tokens`, else the options'.
-        let plan = plan.map(|plan| Plan {
-            facts: PromptFacts::of_chat(request),
-            ..plan
+        let plan = self.plan(&options, purpose).map(|mut plan| {
+            plan.facts = PromptFacts::of_chat(request);
+            plan
         });
         (plan, required)
     }
@@ -1228,7 +1158,7 @@ impl ProviderManager {
         let policy = options.cache;
         let (plan, required) = self.plan_chat(&mut request, options);
         async move {
-            let plan = self.narrow_by_listings(plan?, &required).await?;
+            let plan = self.narrow(plan?, &required).await?;
             let cacheable = Cacheable::of(&self.inner, &plan, &request, policy);
             crate::stream::start(self.inner.clone(), plan, request, cacheable).await
         }
@@ -1258,14 +1188,22 @@ impl ProviderManager {
         request: EmbeddingRequest,
         options: QueryOptions,
     ) -> Result<EmbeddingResponse> {
-        let plan = Plan {
-            facts: PromptFacts::of_texts(&request.input),
-            ..self.plan(&options, &[ModelCapability::Embedding], &[])?
+        let model = request
+            .model
+            .as_deref()
+            .or(options.generation.model.as_deref());
+        let purpose = Purpose {
+            model,
+            capabilities: &[ModelCapability::Embedding],
+            required: &[],
+            same_model: true,
         };
+        let mut plan = self.narrow(self.plan(&options, purpose)?, &[]).await?;
+        plan.facts = PromptFacts::of_texts(&request.input);
         self.inner
             .run(plan, |entry, model, _last| {
                 let mut request = request.clone();
-                request.model = model.or(request.model);
+                request.model = model;
                 entry.provider().get_embeddings(request)
             })
             .await
@@ -1277,7 +1215,13 @@ impl ProviderManager {
         text: &str,
         options: QueryOptions,
     ) -> Result<ModerationResult> {
-        let plan = self.plan(&options, &[ModelCapability::Moderation], &[])?;
+        let purpose = Purpose {
+            model: options.generation.model.as_deref(),
+            capabilities: &[ModelCapability::Moderation],
+            required: &[],
+            same_model: false,
+        };
+        let plan = self.narrow(self.plan(&options, purpose)?, &[]).await?;
         self.inner
             .run(plan, |entry, _model, _last| {
                 entry.provider().moderate_content(text)
@@ -1287,7 +1231,8 @@ impl ProviderManager {
 
     /// Asks the same prompt of several providers at once, each on its own (no fallback; its
     /// retries as configured or as `options` say), and returns every provider's answer or
-    /// error keyed by name. `options` also carry the generation parameters; their preferred
+    /// error keyed by name. A name may be `provider/model`, to ask that provider for that
+    /// model. `options` also carry the generation parameters; their preferred
     /// provider and fallback are set per provider. An unknown name gets a configuration error
     /// of its own; the others still run.
     pub async fn compare_responses(
@@ -1297,7 +1242,14 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> BTreeMap<String, Result<ChatResponse>> {
         let runs = providers.iter().map(|name| {
-            let options = options.clone().preferred_provider(*name).fallback(false);
+            // `provider/model` asks that provider for that model; a bare name for its default.
+            let options = match name.split_once('/') {
+                Some((provider, model)) if self.inner.registry.entry(provider).is_some() => {
+                    options.clone().preferred_provider(provider).model(model)
+                }
+                _ => options.clone().preferred_provider(*name),
+            }
+            .fallback(false);
             async move {
                 (
                     name.to_string(),
@@ -1426,251 +1378,10 @@ impl ProviderManager {
         self.inner.order.iter().map(move |&index| &entries[index])
     }
 
-    /// The providers to try, in order, for a request needing any of `capabilities` (or the
-    /// explicitly requested one) and all of `required` (what the request's content needs).
-    /// Candidates that lack a required capability are never tried: they are listed as skipped
-    /// attempts, and when none is left the error names what is missing.
-    fn plan(
-        &self,
-        options: &QueryOptions,
-        capabilities: &[ModelCapability],
-        required: &[ModelCapability],
-    ) -> Result<Plan> {
-        self.start_active_checks();
-        let needed: &[ModelCapability] = match &options.capability {
-            Some(capability) => std::slice::from_ref(capability),
-            None => capabilities,
-        };
-        let entries = self.inner.registry.entries();
-        let mut order: Vec<usize> = self
-            .inner
-            .order
-            .iter()
-            .copied()
-            .filter(|&index| {
-                needed
-                    .iter()
-                    .any(|capability| entries[index].supports(*capability))
-            })
-            .collect();
-        let requested = options.generation.model.as_deref();
-        let mut chosen_first = false;
-        if order.len() > 1 {
-            if let Some(first) = self.first_by_strategy(&order, requested) {
-                let chosen = order.remove(first);
-                order.insert(0, chosen);
-                chosen_first = true;
-            }
-        }
-        if tracing::enabled!(target: ROUTE_TARGET, tracing::Level::DEBUG) {
-            tracing::debug!(
-                target: "fazztv::route",
-                strategy = self.strategy().as_str(),
-                order = %self.explain_order(&order, chosen_first, requested),
-                "route"
-            );
-        }
-        if let Some(name) = &options.preferred_provider {
-            let Some(preferred) = entries.iter().position(|entry| entry.name() == name) else {
-                let known = self.inner.registry.provider_names().join(", ");
-                return Err(Error::new(
-                    ErrorKind::Configuration,
-                    format!("unknown provider `{name}`; configured providers: {known}"),
-                ));
-            };
-            if !entries[preferred].config().enabled {
-                return Err(Error::new(
-                    ErrorKind::Configuration,
-                    format!(
-                        "provider `{name}` is disabled in the configuration (\"enabled\": false)"
-                    ),
-                )
-                .with_provider(name.clone()));
-            }
-            order.retain(|&index| index != preferred);
-            order.insert(0, preferred);
-        }
-        if !options
-            .fallback
-            .unwrap_or(self.inner.settings.fallback_enabled)
-        {
-            order.truncate(1);
-        }
-        if order.is_empty() {
-            let wanted: Vec<&str> = needed
-                .iter()
-                .map(|capability| capability.as_str())
-                .collect();
-            return Err(Error::new(
-                ErrorKind::Configuration,
-                format!(
-                    "no enabled provider offers {}; configured providers: {}",
-                    wanted.join(" or "),
-                    self.inner.registry.provider_names().join(", ")
-                ),
-            ));
-        }
-        let mut plan = Plan {
-            requester: Requester {
-                tags: options.tags.clone(),
-                key: options.key_name.clone(),
-            },
-            max_retries: options.retries,
-            deadline: options
-                .deadline
-                .or(self.inner.settings.deadline)
-                .map(Deadline::after),
-            ..Plan::default()
-        };
-        for (position, index) in order.into_iter().enumerate() {
-            // An explicit model goes to the preferred provider, or to all when none is
-            // preferred; a different provider's model name would be meaningless there.
-            let model = if options.preferred_provider.is_none() || position == 0 {
-                requested.map(str::to_owned)
-            } else {
-                None
-            };
-            let step = Step { index, model };
-            let entry = &entries[index];
-            let lacking = lacking(required, |capability| entry.supports(capability));
-            if lacking.is_empty() {
-                plan.steps.push(step);
-            } else {
-                let model = step.model_label(entry);
-                plan.skip(entry, model, format!("lacks {lacking}"));
-            }
-        }
-        if plan.steps.is_empty() {
-            return Err(missing_capabilities(required, plan.skipped));
-        }
-        Ok(plan)
-    }
-
-    /// Narrows `plan` by the model listings: a step whose model's listing entry speaks about
-    /// content capabilities (names any of them) and lacks one that `required` needs is skipped
-    /// too. A listing that names none of them, does not know the model, or cannot be fetched
-    /// narrows nothing: the configuration already admitted the provider.
-    async fn narrow_by_listings(
-        &self,
-        mut plan: Plan,
-        required: &[ModelCapability],
-    ) -> Result<Plan> {
-        if required.is_empty() {
-            return Ok(plan);
-        }
-        let steps = std::mem::take(&mut plan.steps);
-        for step in steps {
-            let entry = self.inner.entry(&step);
-            let model = step.model_label(entry);
-            let listed = match (&model, self.listing(step.index).await) {
-                (Some(model), Some(listing)) => {
-                    listing.iter().find(|info| &info.id == model).cloned()
-                }
-                _ => None,
-            };
-            // Only an entry that speaks about content capabilities can say one is missing.
-            let lacking = listed
-                .filter(|info| {
-                    info.capabilities
-                        .iter()
-                        .any(|capability| ModelCapability::CONTENT.contains(capability))
-                })
-                .map(|info| lacking(required, |capability| info.supports(capability)))
-                .unwrap_or_default();
-            if lacking.is_empty() {
-                plan.steps.push(step);
-            } else {
-                let reason = format!(
-                    "model `{}` lacks {lacking} (per its model listing)",
-                    model.as_deref().unwrap_or_default()
-                );
-                plan.skip(entry, model, reason);
-            }
-        }
-        if plan.steps.is_empty() {
-            return Err(missing_capabilities(required, plan.skipped));
-        }
-        Ok(plan)
-    }
-
-    /// The model listing of entry `index`, fetched once; `None` when it cannot be had. The
-    /// lock is not held while fetching, so one slow provider does not hold up requests to the
-    /// others (two first requests may both fetch; the later listing is kept).
-    async fn listing(&self, index: usize) -> Option<Arc<Vec<ModelInfo>>> {
-        if let Some((fetched, listing)) = self.inner.listings.lock().await.get(&index) {
-            if fetched.elapsed() < LISTING_TTL {
-                return Some(listing.clone());
-            }
-        }
-        let entry = &self.inner.registry.entries()[index];
-        let listing = Arc::new(entry.provider().list_models().await.ok()?);
-        self.inner
-            .listings
-            .lock()
-            .await
-            .insert(index, (Instant::now(), listing.clone()));
-        Some(listing)
-    }
-
-    /// The price per token (input plus output) of the model entry `index` would be asked for.
-    fn model_price(&self, index: usize, requested: Option<&str>) -> Option<f64> {
-        let model = requested.or(self.inner.registry.entries()[index].default_model());
-        let price = self.inner.price(index, [model, None])?;
-        Some(price.pricing.combined())
-    }
-
-    /// Why the candidates are in this order, for `-v`: what the strategy chose first, then each
-    /// candidate with the figures it was judged by.
-    fn explain_order(
-        &self,
-        order: &[usize],
-        chosen_first: bool,
-        requested: Option<&str>,
-    ) -> String {
-        let entries = self.inner.registry.entries();
-        let health = &self.inner.health;
-        let described: Vec<String> = order
-            .iter()
-            .map(|&index| {
-                let report = health.report(index, entries[index].name());
-                let state = match report.state {
-                    crate::HealthState::Ejected { ejected_for } => {
-                        format!("ejected {:.1} s", ejected_for.as_secs_f64())
-                    }
-                    other => other.as_str().to_owned(),
-                };
-                let latency = health
-                    .latency(index)
-                    .map_or_else(|| String::from("unmeasured"), |ms| format!("{ms:.0} ms"));
-                // The figure the cost strategy judges by, shown when it judges.
-                let price = match (self.strategy(), self.model_price(index, requested)) {
-                    (Strategy::Cost, None) => String::from(", price unknown"),
-                    (Strategy::Cost, Some(price)) => {
-                        format!(", ${}/M tokens in+out", price * 1e6)
-                    }
-                    _ => String::new(),
-                };
-                format!(
-                    "{} [{state}, priority {}, weight {}, {latency}, {} in flight{price}]",
-                    report.provider,
-                    entries[index].config().priority,
-                    entries[index].config().weight,
-                    report.in_flight
-                )
-            })
-            .collect();
-        let first = if chosen_first {
-            "chosen first, the rest by priority"
-        } else {
-            "by priority"
-        };
-        format!("{first}: {}", described.join(", "))
-    }
-
     /// Starts the active checks when `manager.health.probe_interval_s` asks for them: on the
     /// first request, as that runs on a tokio runtime (a manager may be built outside one). The
     /// task holds the manager weakly and ends when the manager is dropped.
-    fn start_active_checks(&self) {
+    pub(crate) fn start_active_checks(&self) {
         let Some(seconds) = self
             .inner
             .settings
@@ -1698,81 +1409,5 @@ impl ProviderManager {
                 ProviderManager { inner }.probe_health().await;
             }
         });
-    }
-
-    /// The position in `candidates` (entry indices, in priority order) of the provider the
-    /// strategy puts first, among those in rotation; `None` keeps the priority order.
-    fn first_by_strategy(&self, candidates: &[usize], requested: Option<&str>) -> Option<usize> {
-        let health = &self.inner.health;
-        match self.strategy() {
-            Strategy::Priority => None,
-            Strategy::Cost => candidates
-                .iter()
-                .enumerate()
-                .filter(|(_, index)| health.in_rotation(**index))
-                .filter_map(|(position, &index)| {
-                    Some((self.model_price(index, requested)?, position))
-                })
-                // The first of the cheapest: ties keep the priority order.
-                .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-                .map(|(_, position)| position),
-            Strategy::Weighted => Some(self.next_balanced(candidates)),
-            Strategy::LeastBusy => candidates
-                .iter()
-                .enumerate()
-                .filter(|(_, index)| health.in_rotation(**index))
-                // The first of the least busy: ties keep the priority order.
-                .min_by_key(|(position, index)| (health.in_flight(**index), *position))
-                .map(|(position, _)| position),
-            Strategy::Latency => {
-                // Power of two choices: two candidates at random, the faster first. One never
-                // measured counts as fastest, so every provider gets measured.
-                let in_rotation: Vec<usize> = (0..candidates.len())
-                    .filter(|&position| health.in_rotation(candidates[position]))
-                    .collect();
-                let count = in_rotation.len();
-                if count < 2 {
-                    return in_rotation.first().copied();
-                }
-                let draw = |bound: usize| {
-                    usize::try_from(crate::retry::uniform(bound as u64)).unwrap_or(0)
-                };
-                let first = draw(count);
-                // Drawn from the others: skip over the first.
-                let mut second = draw(count - 1);
-                if second >= first {
-                    second += 1;
-                }
-                let (first, second) = (in_rotation[first], in_rotation[second]);
-                let latency = |position: usize| health.latency(candidates[position]).unwrap_or(0.0);
-                Some(if latency(second) < latency(first) {
-                    second
-                } else {
-                    first
-                })
-            }
-        }
-    }
-
-    /// Smooth weighted round-robin (as nginx): exact proportions, evenly interleaved. Returns
-    /// a position in `candidates` (entry indices).
-    fn next_balanced(&self, candidates: &[usize]) -> usize {
-        let entries = self.inner.registry.entries();
-        let weight = |index: usize| i64::from(entries[index].config().weight.max(1));
-        let mut current = self
-            .inner
-            .balancer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let total: i64 = candidates.iter().map(|&index| weight(index)).sum();
-        let mut best = 0;
-        for (position, &index) in candidates.iter().enumerate() {
-            current[index] += weight(index);
-            if current[index] > current[candidates[best]] {
-                best = position;
-            }
-        }
-        current[candidates[best]] -= total;
-        best
     }
 }

@@ -12,7 +12,8 @@ use fazztv_core::{
 use futures::future::join_all;
 
 use crate::config::{
-    self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, Strategy, Violation,
+    self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, Route, Strategy,
+    Violation,
 };
 use crate::limits::Scope;
 use crate::redact::Redacting;
@@ -39,6 +40,33 @@ fn budget_problem(budget: &Budget, names: &[&str]) -> Option<(&'static str, Stri
         )),
         Ok(_) => None,
     }
+}
+
+/// What is wrong with route `route`, if anything: a target on a provider instance this
+/// configuration does not have. Returns the field (relative to the route) and the message.
+fn route_problem(route: &Route, names: &[&str]) -> Option<(String, String)> {
+    if route.targets.is_empty() {
+        return Some((
+            String::from("targets"),
+            String::from("a route needs at least one target ({\"provider\", \"model\"})"),
+        ));
+    }
+    route
+        .targets
+        .iter()
+        .enumerate()
+        .find_map(|(index, target)| {
+            (!names.contains(&target.provider.as_str())).then(|| {
+                (
+                    format!("targets/{index}/provider"),
+                    format!(
+                        "`{}` is not a provider instance of this configuration (known: {})",
+                        target.provider,
+                        names.join(", ")
+                    ),
+                )
+            })
+        })
 }
 
 /// The facade's cargo feature for each first-party provider type, so an unknown `type` can say
@@ -217,6 +245,8 @@ pub struct Registry {
     budgets: Vec<Budget>,
     /// The configuration's `cache`.
     cache: CacheSettings,
+    /// The configuration's `routes`, by name.
+    routes: BTreeMap<String, Route>,
     environment: Environment,
     warnings: Vec<String>,
 }
@@ -461,6 +491,7 @@ impl Registry {
         }
         self.budgets.extend(config.budgets.iter().cloned());
         self.cache = config.cache;
+        self.routes.extend(config.routes.clone());
         // Checked by `semantic_violations`.
         for (key, price) in &config.pricing {
             if let (Some((name, model)), Ok(pricing)) = (key.split_once('/'), price.pricing()) {
@@ -638,7 +669,31 @@ impl Registry {
                 violations.push(Violation::new(format!("/budgets/{index}/{field}"), message));
             }
         }
+        for (name, route) in &config.routes {
+            if let Some((field, message)) = route_problem(route, &names) {
+                let name = name.replace('~', "~0").replace('/', "~1");
+                violations.push(Violation::new(format!("/routes/{name}/{field}"), message));
+            }
+        }
         violations
+    }
+
+    /// Adds (or replaces) the route `name`, checked as the configuration's routes are.
+    pub fn add_route(&mut self, name: impl Into<String>, route: Route) -> Result<(), ConfigError> {
+        let name = name.into();
+        if let Some((field, message)) = route_problem(&route, &self.provider_names()) {
+            return Err(ConfigError::Invalid {
+                origin: ConfigOrigin::Inline,
+                violations: vec![Violation::new(format!("/routes/{name}/{field}"), message)],
+            });
+        }
+        self.routes.insert(name, route);
+        Ok(())
+    }
+
+    /// The configured routes, by name.
+    pub fn routes(&self) -> &BTreeMap<String, Route> {
+        &self.routes
     }
 
     /// Adds a budget besides the configuration's (the CLI's `batch --budget`), checked as

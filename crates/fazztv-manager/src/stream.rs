@@ -18,8 +18,9 @@ use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::health::Admission;
 use crate::limits::Held;
-use crate::manager::{Inner, Plan, Routed};
+use crate::manager::{Inner, Routed};
 use crate::observe::{AttemptResult, Event};
+use crate::routing::Plan;
 
 /// The events of the one provider that committed to answering.
 ///

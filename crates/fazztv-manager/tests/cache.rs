@@ -30,7 +30,9 @@ fn deterministic(prompt: &str) -> ChatRequest {
 
 fn one(name: &str) -> (Arc<Scripted>, ProviderManager) {
     let provider = Arc::new(Scripted::new(name));
-    let manager = manager(&[(&provider, config(name))], ManagerSettings::default());
+    // A request naming a model goes only where it is known to be served.
+    let config = config(name).with_models(["a-large", "a-small"]);
+    let manager = manager(&[(&provider, config)], ManagerSettings::default());
     (provider, manager)
 }
 

@@ -82,25 +82,53 @@ async fn falls_back_in_configured_order_and_reports_every_attempt() {
 }
 
 #[tokio::test]
-async fn preferred_provider_goes_first_and_alone_gets_the_explicit_model() {
+async fn preferred_provider_goes_first_and_fallback_keeps_its_model() {
     let a = Arc::new(Scripted::new("a"));
-    let b = Arc::new(Scripted::new("b").script([Step::Fail(ErrorKind::Overloaded)]));
-    let m = a_then_b(&a, &b);
+    let b = Arc::new(Scripted::new("b").script([
+        Step::Fail(ErrorKind::Overloaded),
+        Step::Fail(ErrorKind::Overloaded),
+    ]));
+    let c = Arc::new(Scripted::new("c"));
+    let m = manager(
+        &[
+            (&a, config("a")),
+            (&b, config("b")),
+            (&c, config("c").with_models(["b-large"])),
+        ],
+        ManagerSettings::default(),
+    );
 
     let options = QueryOptions::new().preferred_provider("b").model("b-large");
-    let response = m.query_with_fallback("x", options).await.unwrap();
+    let response = m.query_with_fallback("x", options.clone()).await.unwrap();
 
+    // `a` does not list `b-large`: it is never sent it, nor asked for its own default model.
     assert_eq!(
         outcomes(&response.attempts),
-        pairs(&[("b", "overloaded"), ("a", "ok")])
+        pairs(&[("a", "skipped"), ("b", "overloaded"), ("c", "ok")])
     );
-    assert_eq!(response.attempts[0].model.as_deref(), Some("b-large"));
+    assert_eq!(a.calls(), 0);
     assert_eq!(
         *b.last_model.lock().unwrap(),
         Some(Some("b-large".to_owned()))
     );
-    // The fallback provider is not sent another provider's model name.
-    assert_eq!(*a.last_model.lock().unwrap(), Some(None));
+    assert_eq!(
+        *c.last_model.lock().unwrap(),
+        Some(Some("b-large".to_owned()))
+    );
+    // Attempts not answered name the model asked for (the answer names the one used).
+    assert_eq!(response.attempts[0].model.as_deref(), Some("b-large"));
+    assert_eq!(response.attempts[1].model.as_deref(), Some("b-large"));
+
+    // The preferred provider's own name as a prefix reads as its model.
+    let prefixed = QueryOptions::new()
+        .preferred_provider("c")
+        .model("c/b-large");
+    let response = m.query_with_fallback("x", prefixed).await.unwrap();
+    assert_eq!(response.provider, "c");
+    assert_eq!(
+        *c.last_model.lock().unwrap(),
+        Some(Some("b-large".to_owned()))
+    );
 }
 
 #[tokio::test]

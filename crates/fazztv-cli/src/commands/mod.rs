@@ -9,4 +9,5 @@ pub mod models;
 pub mod ollama;
 pub mod providers;
 pub mod query;
+pub mod route;
 pub mod services;

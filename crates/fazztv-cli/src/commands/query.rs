@@ -77,10 +77,12 @@ pub fn conforms(answer: &Answer) -> Result<(), CliError> {
 
 /// Routing and generation options from the flags.
 pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliError> {
-    let mut options = app.route(generation.provider.as_deref())?;
-    if let Some(model) = &generation.model {
-        options = options.model(model);
-    }
+    let mut options = addressed(
+        app,
+        app.route(generation.provider.as_deref())?,
+        generation.model.as_deref(),
+        generation.route.as_deref(),
+    )?;
     if let Some(temperature) = generation.temperature {
         options = options.temperature(temperature);
     }
@@ -89,6 +91,24 @@ pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliEr
     }
     if generation.no_fallback {
         options = options.fallback(false);
+    }
+    Ok(options)
+}
+
+/// `options` asking for `model` (a route's name, PROVIDER/MODEL or a model id) or going over
+/// `route`, checked to be configured.
+pub fn addressed(
+    app: &App,
+    mut options: QueryOptions,
+    model: Option<&str>,
+    route: Option<&str>,
+) -> Result<QueryOptions, CliError> {
+    if let Some(model) = model {
+        options = options.model(model);
+    }
+    if let Some(route) = route {
+        app.known_route(route)?;
+        options = options.route(route);
     }
     Ok(options)
 }

@@ -8,7 +8,12 @@ use crate::ui::{ACCENT, BAD, DIM, GOOD, out, out_json, to_json};
 
 /// `fazztv embed TEXT...`: one vector per text, in order, each on one line as a JSON array.
 pub async fn embed(app: &App, args: EmbedArgs) -> Result<(), CliError> {
-    let options = app.route(args.provider.as_deref())?;
+    let options = crate::commands::query::addressed(
+        app,
+        app.route(args.provider.as_deref())?,
+        args.model.as_deref(),
+        args.route.as_deref(),
+    )?;
     let manager = app.manager()?;
     let request = fazztv::EmbeddingRequest::batch(args.texts);
     let response = match manager.get_embeddings_with_fallback(request, options).await {

@@ -180,9 +180,37 @@ fn providers_json_has_machine_readable_reasons() {
 
 #[test]
 fn embed_returns_one_vector_per_text_in_order() {
-    let sandbox = Sandbox::with(&flaky_and_backup());
-    let result = run(&sandbox, &["--json", "embed", "first text", "second"]);
+    let mut config = flaky_and_backup();
+    for provider in config["providers"].as_array_mut().unwrap() {
+        provider["models"] = json!(["mock-embed"]);
+    }
+    let sandbox = Sandbox::with(&config);
+    // Each provider's own default embedding model: vectors of two spaces, so no fallback.
+    let refused = run(&sandbox, &["--json", "embed", "first text", "second"]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    let error = &refused.json()["error"];
+    assert_eq!(error["kind"], "overloaded");
+    assert!(
+        error["attempts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("embeddings fall back only to the same model"),
+        "{error}"
+    );
+    // One model both serve: the fallback is safe.
+    let result = run(
+        &sandbox,
+        &[
+            "--json",
+            "embed",
+            "first text",
+            "second",
+            "--model",
+            "mock-embed",
+        ],
+    );
     assert_eq!(result.code, 0, "{}", result.stderr);
+    assert_eq!(result.json()["model"], "mock-embed");
     let response = result.json();
     assert_eq!(
         response["provider"], "backup",

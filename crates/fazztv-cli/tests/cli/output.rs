@@ -86,7 +86,11 @@ fn verbose_shows_the_configuration_routing_and_timings() {
     provider: primary (type mock, priority 0, weight 1)
     provider: backup (type mock, priority 0, weight 1)
     routing: fallback on, strategy priority
-    route: strategy priority, by priority: primary [healthy, priority 0, weight 1, unmeasured, 0 in flight], backup [healthy, priority 0, weight 1, unmeasured, 0 in flight]
+    route: reading: no model named: every provider, each with its own default model
+    route: candidates: primary (its default model), backup (its default model)
+    route: order (strategy priority: in order):
+    route:   1. primary (alpha-1) [healthy, priority 0, weight 1, unmeasured, 0 in flight]
+    route:   2. backup (beta-1) [healthy, priority 0, weight 1, unmeasured, 0 in flight]
     fallback: primary failed: overloaded: primary is overloaded (N ms)
     answered by backup (beta-1) in N ms
     usage: 1 prompt + 3 completion = 4 tokens
@@ -112,9 +116,11 @@ fn verbose_explains_the_strategys_choice_and_shows_ejections() {
     assert_eq!(
         lines,
         [
-            "route: strategy least_busy, chosen first, the rest by priority: primary [healthy, \
-             priority 0, weight 1, unmeasured, 0 in flight], backup [healthy, priority 0, \
-             weight 1, unmeasured, 0 in flight]",
+            "route: reading: no model named: every provider, each with its own default model",
+            "route: candidates: primary (its default model), backup (its default model)",
+            "route: order (strategy least_busy chose the first, the rest in order):",
+            "route:   1. primary (alpha-1) [healthy, priority 0, weight 1, unmeasured, 0 in flight]",
+            "route:   2. backup (beta-1) [healthy, priority 0, weight 1, unmeasured, 0 in flight]",
             "health: primary ejected for 30.0 s after overloaded",
         ]
     );

@@ -104,7 +104,12 @@ fn generation_flags_reach_the_preferred_provider() {
     let answer = result.json();
     assert_eq!(answer["provider"], "backup");
     assert_eq!(answer["model"], "beta-large");
-    assert_eq!(answer["attempts"].as_array().map(Vec::len), Some(1));
+    // The other provider does not list `beta-large`: never sent it, nor its own model.
+    let attempts = answer["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0]["provider"], "primary");
+    assert_eq!(attempts[0]["outcome"], "skipped");
+    assert_eq!(attempts[1]["provider"], "backup");
 }
 
 #[test]

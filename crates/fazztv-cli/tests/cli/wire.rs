@@ -753,7 +753,10 @@ async fn embed_prints_openais_vectors_in_input_order() {
     config: [sandbox]/providers.json (from $FAZZTV_CONFIG)
     provider: openai (type openai, priority 0, weight 1)
     routing: fallback on, strategy priority
-    route: strategy priority, by priority: openai [healthy, priority 0, weight 1, unmeasured, 0 in flight]
+    route: reading: no model named: every provider, each with its own default model
+    route: candidates: openai (its default model)
+    route: order (strategy priority: in order):
+    route:   1. openai (its default model) [healthy, priority 0, weight 1, unmeasured, 0 in flight]
     embedded by openai (text-embedding-3-small) 2 vectors of 8 dimensions
     usage: 16 prompt + 0 completion = 16 tokens
     cost: $0.00000032 (price from table 2025-08-07)
@@ -1234,27 +1237,23 @@ async fn an_in_band_error_before_any_content_falls_back_and_stats_count_the_wire
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn embed_falls_back_visibly_when_openrouter_has_no_credits() {
+async fn embed_never_falls_back_to_another_vector_space() {
     let (_router, local, sandbox) = openrouter_then_ollama().await;
     let run = fazztv_keyed(
         &sandbox,
         &["embed", "Why is the sky blue?", "Why is the grass green?"],
     )
     .await;
-    insta::assert_snapshot!(run.transcript(), @r#"
-        exit: 0
-        --- stdout
-        [0.010071029,-0.0017594862,0.05007221,0.04692972,0.054916814,0.008599704,0.105441414,-0.025878139,0.12958129,0.031952348]
-        [-0.0098027075,0.06042469,0.025257962,-0.006364387,0.07272725,0.017194884,0.09032035,-0.051705178,0.09951512,0.09072481]
-        --- stderr
-        fallback: openrouter failed: quota_exhausted: Insufficient credits. Add more using https://openrouter.ai/settings/credits
-        embedded by ollama (all-minilm) 2 vectors of 10 dimensions
-        "#);
-    let embeds = received(&local, "/api/embed").await;
-    assert_eq!(
-        body(&embeds[0])["input"],
-        json!(["Why is the sky blue?", "Why is the grass green?"])
-    );
+    insta::assert_snapshot!(run.transcript(), @"
+    exit: 1
+    --- stdout
+    --- stderr
+    error: openrouter: quota_exhausted: Insufficient credits. Add more using https://openrouter.ai/settings/credits (HTTP 402)
+    hint: ollama was not tried: embeddings fall back only to the same model, and the first target's is its provider's default: name a model or a route to allow fallback
+    hint: openrouter: openrouter: model_not_found: HTTP 404 with no error message (HTTP 404)
+    ");
+    // OpenRouter's vectors and Ollama's `all-minilm` are two spaces: Ollama is never asked.
+    assert!(received(&local, "/api/embed").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fazztv_core::{
-    Availability, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
-    ListedPrice, ModelCapability, ModelInfo, ModelPricing, PriceSource, Provider, ProviderConfig,
-    Result, RetrySettings, StreamEvent, UnavailableReason, Usage, async_trait,
+    Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
+    Error, ErrorKind, FinishReason, ListedPrice, ModelCapability, ModelInfo, ModelPricing,
+    PriceSource, Provider, ProviderConfig, Result, RetrySettings, StreamEvent, UnavailableReason,
+    Usage, async_trait,
 };
 use fazztv_manager::{ManagerSettings, ProviderManager, Registry};
 use futures::StreamExt;
@@ -93,6 +94,10 @@ pub struct Scripted {
     pub price: Option<ListedPrice>,
     /// The usage of its one-piece answers.
     pub usage: Option<Usage>,
+    /// Model listings asked for.
+    pub listings: AtomicUsize,
+    /// Whether asking for its model listing fails.
+    pub unlisted: bool,
 }
 
 impl Scripted {
@@ -113,7 +118,15 @@ impl Scripted {
             secret: Mutex::new(None),
             price: None,
             usage: Some(Usage::new(3, 4)),
+            listings: AtomicUsize::new(0),
+            unlisted: false,
         }
+    }
+
+    /// Its model listing cannot be had.
+    pub fn unlisted(mut self) -> Self {
+        self.unlisted = true;
+        self
     }
 
     pub fn price(mut self, price: ListedPrice) -> Self {
@@ -284,7 +297,29 @@ impl Provider for Scripted {
     }
 
     async fn list_models(&self) -> Result<Vec<ModelInfo>> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
+        if self.unlisted {
+            return Err(self.fail(ErrorKind::ServerError));
+        }
         Ok(self.models.clone())
+    }
+
+    async fn get_embeddings(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        *self.last_model.lock().unwrap() = Some(request.model.clone());
+        match self.next_step() {
+            Step::Ok => {
+                let model = request
+                    .model
+                    .unwrap_or_else(|| format!("{}-embed", self.name));
+                Ok(EmbeddingResponse::new(
+                    vec![vec![1.0]],
+                    model,
+                    self.name.clone(),
+                ))
+            }
+            Step::Fail(kind) => Err(self.fail(kind)),
+            other => panic!("not scripted for embeddings: {other:?}"),
+        }
     }
 
     fn list_price(&self, _model: &str) -> Option<ListedPrice> {
