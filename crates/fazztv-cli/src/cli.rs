@@ -124,6 +124,9 @@ pub struct Generation {
     #[arg(long, value_name = "NAME", conflicts_with = "model")]
     pub route: Option<String>,
 
+    #[command(flatten)]
+    pub auto: AutoArgs,
+
     /// Try one provider only.
     #[arg(long)]
     pub no_fallback: bool,
@@ -143,6 +146,69 @@ pub struct Generation {
     /// Print tokens as they arrive, even when stdout is not a terminal.
     #[arg(long)]
     pub stream: bool,
+}
+
+/// Automatic model selection, shared by `query`, `chat` and `route`.
+#[derive(Debug, Args)]
+pub struct AutoArgs {
+    /// Choose the model automatically: the best-ranked model, among those the providers list or
+    /// are configured with, that can do TASK (chat, code_generation, ...) and meets the
+    /// constraints below.
+    #[arg(long, value_name = "TASK", conflicts_with_all = ["model", "route"])]
+    pub auto: Option<ModelCapability>,
+
+    /// What to rank the qualifying models by.
+    #[arg(
+        long,
+        value_name = "cheapest|fastest|best",
+        requires = "auto",
+        default_value = "cheapest"
+    )]
+    pub prefer: fazztv::Preference,
+
+    /// Capabilities the model must also have, comma-separated, as in the configuration
+    /// (tool_calling, vision, structured_output, reasoning).
+    #[arg(long, value_name = "CAP,...", value_delimiter = ',', requires = "auto")]
+    pub needs: Vec<ModelCapability>,
+
+    /// The model's context window must be at least N tokens (an unknown one qualifies).
+    #[arg(long, value_name = "N", requires = "auto")]
+    pub min_context: Option<u64>,
+
+    /// The model's input and output prices must each be at most USD per million tokens (an
+    /// unknown price does not qualify).
+    #[arg(long, value_name = "USD_PER_MTOK", value_parser = parse_usd, requires = "auto")]
+    pub max_price: Option<f64>,
+
+    /// Only models that cost nothing.
+    #[arg(long, requires = "auto")]
+    pub free_only: bool,
+
+    /// Only models served locally (Ollama, vLLM, LM Studio, llama.cpp).
+    #[arg(long, requires = "auto")]
+    pub local_only: bool,
+}
+
+impl AutoArgs {
+    /// The selection the flags ask for, if any.
+    pub fn selection(&self) -> Option<fazztv::AutoSelect> {
+        let mut auto = fazztv::AutoSelect::new(self.auto?)
+            .prefer(self.prefer)
+            .needs(self.needs.iter().copied());
+        if let Some(tokens) = self.min_context {
+            auto = auto.min_context(tokens);
+        }
+        if let Some(usd) = self.max_price {
+            auto = auto.max_price_per_mtok(usd);
+        }
+        if self.free_only {
+            auto = auto.free_only();
+        }
+        if self.local_only {
+            auto = auto.local_only();
+        }
+        Some(auto)
+    }
 }
 
 /// Tools, images and the shape of the answer, shared by `query` and `chat`.
@@ -194,6 +260,11 @@ pub struct ChatArgs {
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
 
+    /// A session id: every turn goes to the target that answered the last one while it is
+    /// healthy, so the provider's prompt cache keeps hitting (within this run).
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+
     #[command(flatten)]
     pub generation: Generation,
 
@@ -231,6 +302,11 @@ pub struct CompareArgs {
 pub struct BatchArgs {
     /// File with one prompt per line; `-` reads stdin. Blank lines are skipped.
     pub file: PathBuf,
+
+    /// A session id: every prompt goes to the target that answered the last one while it is
+    /// healthy, so the provider's prompt cache keeps hitting.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
 
     /// Try this provider first.
     #[arg(long, value_name = "NAME")]

@@ -40,6 +40,11 @@ pub struct FazztvConfig {
     /// model id such as `"gpt-4o"`), mapped to provider/model targets tried in order.
     #[serde(default)]
     pub routes: BTreeMap<String, Route>,
+    /// How good each model is, keyed `"PROVIDER/MODEL"`, higher is better (any scale, e.g.
+    /// 0-100): what automatic selection that prefers `best` ranks by, over the scores
+    /// recorded by scoring answers.
+    #[serde(default)]
+    pub quality: BTreeMap<String, f64>,
 }
 
 /// One route of `routes`: the targets a request for it may go to, and how the first is chosen.
@@ -268,6 +273,7 @@ impl FazztvConfig {
             budgets: Vec::new(),
             cache: CacheSettings::default(),
             routes: BTreeMap::new(),
+            quality: BTreeMap::new(),
         }
     }
 
@@ -335,6 +341,11 @@ pub struct ManagerSettings {
     /// on, which means `weighted`).
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    /// When a target answers `context_length_exceeded`, go on to the next target whose model
+    /// is known to have a larger context window (off by default: the request is too long for
+    /// the model it asked for, and a larger model may cost more).
+    #[serde(default)]
+    pub context_fallback: bool,
 }
 
 /// The `manager.health` section: passive outlier ejection, and optional active checks.
@@ -430,11 +441,18 @@ impl Default for ManagerSettings {
             deadline: None,
             health: HealthSettings::default(),
             strategy: None,
+            context_fallback: false,
         }
     }
 }
 
 impl ManagerSettings {
+    /// Turns on fallback to a larger-context target after `context_length_exceeded`.
+    pub fn with_context_fallback(mut self, enabled: bool) -> Self {
+        self.context_fallback = enabled;
+        self
+    }
+
     /// Sets the retry settings of every provider (each provider's own `retry` still wins).
     pub fn with_retry(mut self, retry: RetrySettings) -> Self {
         self.retry = retry;

@@ -122,7 +122,7 @@ struct RateRule {
 /// Every budget and rate limit of a manager, and the store that counts them.
 #[derive(Debug)]
 pub(crate) struct Limits {
-    store: Arc<dyn StateStore>,
+    pub(crate) store: Arc<dyn StateStore>,
     budgets: Vec<BudgetRule>,
     /// By entry index.
     rates: Vec<Option<RateRule>>,

@@ -25,7 +25,8 @@ use crate::limits::{Held, KeyRests, Limits, Refusal};
 use crate::observe::{AttemptEvent, AttemptResult, Event, Observer, Tracing};
 use crate::registry::{ProviderEntry, ProviderKey, Registry};
 use crate::retry::{NoRetry, RetryBudget, wait_before_retry};
-use crate::routing::{CHAT, Listing, Plan, Purpose, Step};
+use crate::routing::{CHAT, Listing, Plan, Purpose, SESSION_TTL, Step, session_key};
+use crate::select::AutoSelect;
 use crate::state::{InMemoryStore, StateStore};
 use crate::stats::UsageStats;
 use crate::stream::ManagedStream;
@@ -39,6 +40,12 @@ pub struct QueryOptions {
     pub preferred_provider: Option<String>,
     /// A configured route (`routes` in providers.json) to send the request over.
     pub route: Option<String>,
+    /// Choose the model automatically: the best-ranked model that can do a task under
+    /// constraints (instead of a model or route).
+    pub auto: Option<AutoSelect>,
+    /// A conversation the request belongs to: it goes to the target that answered the
+    /// session's last request while that target is healthy, so provider prompt caches hit.
+    pub session: Option<String>,
     /// Model and sampling parameters. The model may be a route's name, `provider/model` (that
     /// target only) or a model id (the providers known to serve it); see [`Addressing`].
     ///
@@ -86,6 +93,18 @@ impl QueryOptions {
     /// Sends the request over the configured route `name`.
     pub fn route(mut self, name: impl Into<String>) -> Self {
         self.route = Some(name.into());
+        self
+    }
+
+    /// Chooses the model automatically, as `auto` says.
+    pub fn auto(mut self, auto: AutoSelect) -> Self {
+        self.auto = Some(auto);
+        self
+    }
+
+    /// Keeps the request with the target of session `id`'s last answer while it is healthy.
+    pub fn session(mut self, id: impl Into<String>) -> Self {
+        self.session = Some(id.into());
         self
     }
 
@@ -192,6 +211,8 @@ pub(crate) struct Inner {
     key_rests: KeyRests,
     /// The response cache and the cacheable requests in flight.
     pub(crate) cache: Cache,
+    /// The scores recorded for each (entry index, model): their sum and count.
+    pub(crate) scores: Mutex<BTreeMap<(usize, String), (f64, u32)>>,
     /// Each provider's retry policy (its `retry` over `manager.retry`) and budget, by entry
     /// index.
     retry: Vec<(RetryPolicy, RetryBudget)>,
@@ -219,6 +240,37 @@ impl Inner {
 
     pub(crate) fn entry(&self, step: &Step) -> &ProviderEntry {
         &self.registry.entries()[step.index]
+    }
+
+    /// After `step` answered that the request exceeds its context window, keeps in `queue`
+    /// only the steps whose model is known to have a larger one (the others are listed as
+    /// skipped). Returns whether any is left.
+    fn keep_larger_contexts(
+        &self,
+        queue: &mut VecDeque<Step>,
+        step: &Step,
+        attempts: &mut Vec<Attempt>,
+    ) -> bool {
+        let failed = self.entry(step).name();
+        queue.retain(|next| {
+            let larger =
+                matches!((next.context, step.context), (Some(next), Some(this)) if next > this);
+            if !larger {
+                let entry = self.entry(next);
+                let reason = format!(
+                    "its context window is not known to be larger than that of {failed}, which \
+                     the request exceeded"
+                );
+                attempts.push(Attempt::new(
+                    entry.name(),
+                    next.model_label(entry),
+                    AttemptOutcome::Skipped { reason },
+                    Duration::ZERO,
+                ));
+            }
+            larger
+        });
+        !queue.is_empty()
     }
 
     /// Reports and records one try that failed (retried or not).
@@ -367,6 +419,7 @@ impl Inner {
             let deadline = plan.deadline;
             let facts = plan.facts;
             let requester = std::mem::take(&mut plan.requester);
+            let session = plan.session.take();
             let (steps, mut attempts) = plan.into_run();
             let mut queue = VecDeque::from(steps);
             // Candidates skipped as ejected, for panic mode.
@@ -566,6 +619,20 @@ impl Inner {
                                 value.set_cost(cost);
                             }
                             attempts.push(attempt);
+                            if let Some(session) = &session {
+                                // By name, so processes sharing the store agree.
+                                let target = format!(
+                                    "{}\n{}",
+                                    entry.name(),
+                                    step.model.as_deref().unwrap_or_default()
+                                );
+                                self.limits.store.cache_put(
+                                    &session_key(session),
+                                    target.into_bytes(),
+                                    SESSION_TTL,
+                                    tokio::time::Instant::now(),
+                                );
+                            }
                             value.set_routing(step.index, entry.name(), attempts);
                             return Ok(value);
                         }
@@ -624,7 +691,10 @@ impl Inner {
                             if why != NoRetry::NotRetryable {
                                 tracing::debug!(provider = entry.name(), ?why, "not retried");
                             }
-                            if !error.should_fallback() || is_last_step {
+                            let larger = error.kind() == ErrorKind::ContextLengthExceeded
+                                && self.settings.context_fallback
+                                && self.keep_larger_contexts(&mut queue, &step, &mut attempts);
+                            if !(error.should_fallback() || larger) || queue.is_empty() {
                                 guard.disarm();
                                 return Err(self.final_error(attempts, step.index, error));
                             }
@@ -917,6 +987,7 @@ impl ProviderManager {
                 warned_stale_prices: AtomicBool::new(false),
                 limits,
                 key_rests: KeyRests::default(),
+                scores: Mutex::new(BTreeMap::new()),
                 cache,
             }),
         }
@@ -1198,8 +1269,10 @@ impl ProviderManager {
             required: &[],
             same_model: true,
         };
-        let mut plan = self.narrow(self.plan(&options, purpose)?, &[]).await?;
+        let mut plan = self.plan(&options, purpose)?;
+        // Before narrowing: the texts' size is checked against context windows.
         plan.facts = PromptFacts::of_texts(&request.input);
+        let plan = self.narrow(plan, &[]).await?;
         self.inner
             .run(plan, |entry, model, _last| {
                 let mut request = request.clone();

@@ -42,6 +42,29 @@ fn budget_problem(budget: &Budget, names: &[&str]) -> Option<(&'static str, Stri
     }
 }
 
+/// What is wrong with `key` of a map keyed "PROVIDER/MODEL" (`pricing`, `quality`), if
+/// anything: not of that shape, or a provider this configuration does not have.
+fn provider_model_problem(key: &str, names: &[&str], what: &str) -> Option<String> {
+    match key.split_once('/') {
+        Some((name, model)) if !model.is_empty() => (!names.contains(&name)).then(|| {
+            format!(
+                "`{name}` is not a provider instance of this configuration (known: {}); key \
+                 {what} as \"PROVIDER/MODEL\"",
+                names.join(", ")
+            )
+        }),
+        _ => Some(format!(
+            "`{key}` is not \"PROVIDER/MODEL\" (a provider instance name, a slash, the model id \
+             as sent on the wire, e.g. \"openai/gpt-4o-mini\")"
+        )),
+    }
+}
+
+/// The JSON pointer to `key` of the top-level map `map` (a pointer escapes `/` as `~1`).
+fn pointer_to(map: &str, key: &str) -> String {
+    format!("/{map}/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
 /// What is wrong with route `route`, if anything: a target on a provider instance this
 /// configuration does not have. Returns the field (relative to the route) and the message.
 fn route_problem(route: &Route, names: &[&str]) -> Option<(String, String)> {
@@ -247,6 +270,8 @@ pub struct Registry {
     cache: CacheSettings,
     /// The configuration's `routes`, by name.
     routes: BTreeMap<String, Route>,
+    /// The configuration's `quality` ranks, keyed "PROVIDER/MODEL".
+    quality: BTreeMap<String, f64>,
     environment: Environment,
     warnings: Vec<String>,
 }
@@ -492,6 +517,7 @@ impl Registry {
         self.budgets.extend(config.budgets.iter().cloned());
         self.cache = config.cache;
         self.routes.extend(config.routes.clone());
+        self.quality.extend(config.quality.clone());
         // Checked by `semantic_violations`.
         for (key, price) in &config.pricing {
             if let (Some((name, model)), Ok(pricing)) = (key.split_once('/'), price.pricing()) {
@@ -638,32 +664,23 @@ impl Registry {
                 ));
             }
         }
+        let names: Vec<&str> = seen.keys().copied().collect();
         for (key, price) in &config.pricing {
-            // A JSON pointer escapes `/` in a key as `~1`.
-            let pointer = format!("/pricing/{}", key.replace('~', "~0").replace('/', "~1"));
-            let problem = match key.split_once('/') {
-                Some((name, model)) if !model.is_empty() => {
-                    if seen.contains_key(name) {
-                        price.pricing().err()
-                    } else {
-                        let known: Vec<&str> = seen.keys().copied().collect();
-                        Some(format!(
-                            "`{name}` is not a provider instance of this configuration (known: \
-                             {}); key prices as \"PROVIDER/MODEL\"",
-                            known.join(", ")
-                        ))
-                    }
-                }
-                _ => Some(format!(
-                    "`{key}` is not \"PROVIDER/MODEL\" (a provider instance name, a slash, the \
-                     model id as sent on the wire, e.g. \"openai/gpt-4o-mini\")"
-                )),
-            };
+            let problem =
+                provider_model_problem(key, &names, "prices").or_else(|| price.pricing().err());
             if let Some(message) = problem {
-                violations.push(Violation::new(pointer, message));
+                violations.push(Violation::new(pointer_to("pricing", key), message));
             }
         }
-        let names: Vec<&str> = seen.keys().copied().collect();
+        for (key, quality) in &config.quality {
+            let problem = provider_model_problem(key, &names, "quality").or_else(|| {
+                (!quality.is_finite())
+                    .then(|| format!("quality must be a finite number, not {quality}"))
+            });
+            if let Some(message) = problem {
+                violations.push(Violation::new(pointer_to("quality", key), message));
+            }
+        }
         for (index, budget) in config.budgets.iter().enumerate() {
             if let Some((field, message)) = budget_problem(budget, &names) {
                 violations.push(Violation::new(format!("/budgets/{index}/{field}"), message));
@@ -671,8 +688,8 @@ impl Registry {
         }
         for (name, route) in &config.routes {
             if let Some((field, message)) = route_problem(route, &names) {
-                let name = name.replace('~', "~0").replace('/', "~1");
-                violations.push(Violation::new(format!("/routes/{name}/{field}"), message));
+                let pointer = format!("{}/{field}", pointer_to("routes", name));
+                violations.push(Violation::new(pointer, message));
             }
         }
         violations
@@ -694,6 +711,11 @@ impl Registry {
     /// The configured routes, by name.
     pub fn routes(&self) -> &BTreeMap<String, Route> {
         &self.routes
+    }
+
+    /// The configured quality rank of `model` at provider instance `provider`, if any.
+    pub fn quality(&self, provider: &str, model: &str) -> Option<f64> {
+        self.quality.get(&format!("{provider}/{model}")).copied()
     }
 
     /// Adds a budget besides the configuration's (the CLI's `batch --budget`), checked as

@@ -25,6 +25,7 @@ use crate::health::HealthState;
 use crate::limits::Requester;
 use crate::manager::{ProviderManager, QueryOptions};
 use crate::registry::{ProviderEntry, Registry};
+use crate::select::{AutoSelect, Preference};
 
 /// How a request's model (or route) was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -52,6 +53,11 @@ pub enum Addressing {
         /// The model id.
         model: String,
     },
+    /// Automatic selection: the best-ranked models that can do a task under constraints.
+    Auto {
+        /// The task.
+        task: ModelCapability,
+    },
 }
 
 impl Addressing {
@@ -63,6 +69,18 @@ impl Addressing {
         options: &QueryOptions,
         model: Option<&str>,
     ) -> Result<Self> {
+        if let Some(auto) = &options.auto {
+            if let Some(chosen) = options.route.as_deref().or(model) {
+                return Err(Error::new(
+                    ErrorKind::Configuration,
+                    format!(
+                        "the request asks for automatic selection and names `{chosen}`: drop \
+                         one of them"
+                    ),
+                ));
+            }
+            return Ok(Self::Auto { task: auto.task });
+        }
         if let Some(name) = &options.route {
             if let Some(model) = model {
                 return Err(Error::new(
@@ -115,6 +133,11 @@ impl Addressing {
                 String::from("no model named: every provider, each with its own default model")
             }
             Self::Route { name } => format!("route `{name}`: its targets only"),
+            Self::Auto { task } => format!(
+                "automatic selection for {}: the models the providers list or are configured \
+                 with",
+                task.as_str()
+            ),
             Self::Target { provider, model } => format!(
                 "`{provider}/{model}` read as provider `{provider}`, model `{model}`: that \
                  target only, no fallback"
@@ -170,6 +193,9 @@ pub struct Explanation {
     pub error: Option<String>,
 }
 
+/// Removals shown per filter in an explanation's text (its JSON has them all).
+const SHOWN_PER_FILTER: usize = 5;
+
 /// A provider instance and the model it would be asked for (`None`: its default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -217,14 +243,34 @@ impl fmt::Display for ExplainedTarget {
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "reading: {}", self.reading)?;
-        let candidates: Vec<String> = self.candidates.iter().map(ToString::to_string).collect();
-        writeln!(f, "candidates: {}", candidates.join(", "))?;
+        if let Addressing::Auto { .. } = self.addressing {
+            let providers: Vec<&str> = self
+                .candidates
+                .iter()
+                .map(|candidate| candidate.provider.as_str())
+                .collect();
+            writeln!(f, "candidates: the models of {}", providers.join(", "))?;
+        } else {
+            let candidates: Vec<String> = self.candidates.iter().map(ToString::to_string).collect();
+            writeln!(f, "candidates: {}", candidates.join(", "))?;
+        }
+        // A catalog of hundreds of models is summed up: the first few per filter, then a count.
+        let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
         for removal in &self.removed {
-            writeln!(
-                f,
-                "removed by {}: {}: {}",
-                removal.filter, removal.target, removal.reason
-            )?;
+            let count = shown.entry(removal.filter).or_insert(0);
+            *count += 1;
+            if *count <= SHOWN_PER_FILTER {
+                writeln!(
+                    f,
+                    "removed by {}: {}: {}",
+                    removal.filter, removal.target, removal.reason
+                )?;
+            }
+        }
+        for (filter, count) in shown {
+            if count > SHOWN_PER_FILTER {
+                writeln!(f, "removed by {filter}: {} more", count - SHOWN_PER_FILTER)?;
+            }
         }
         if let Some(error) = &self.error {
             return write!(f, "not sent: {error}");
@@ -283,6 +329,13 @@ pub(crate) struct Plan {
     exempt: Option<usize>,
     /// Whether it is for embeddings.
     embeddings: bool,
+    /// Whether it may fall back (else one step is kept).
+    fallback: bool,
+    /// Automatic selection, when the request asks for it: the steps are providers until
+    /// narrowing replaces them with their selected models.
+    auto: Option<AutoSelect>,
+    /// The session the request belongs to (sticky routing).
+    pub(crate) session: Option<String>,
     /// Why it goes where it goes; only made when asked for (`explain`, or `-v`), boxed so a
     /// request that does not ask carries a pointer.
     explanation: Option<Box<Explanation>>,
@@ -310,7 +363,7 @@ impl Plan {
 
     /// Notes that `filter` removed `entry` for `reason` (made only when explaining), without
     /// an attempt: the target was never a candidate for this kind of request.
-    fn note(
+    pub(crate) fn note(
         &mut self,
         filter: &'static str,
         entry: &ProviderEntry,
@@ -319,6 +372,18 @@ impl Plan {
     ) {
         if let Some(explanation) = &mut self.explanation {
             explanation.remove(filter, entry, model, reason());
+        }
+    }
+
+    /// The candidates skipped so far (to report with an error).
+    pub(crate) fn take_skipped(&mut self) -> Vec<Attempt> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Says why the order is what it is, when explaining.
+    pub(crate) fn explain_order(&mut self, reason: impl FnOnce() -> String) {
+        if let Some(explanation) = &mut self.explanation {
+            explanation.order_reason = reason();
         }
     }
 
@@ -336,6 +401,8 @@ impl Plan {
 pub(crate) struct Step {
     pub(crate) index: usize,
     pub(crate) model: Option<String>,
+    /// Its model's context window in tokens, when a listing says.
+    pub(crate) context: Option<u64>,
 }
 
 impl Step {
@@ -406,6 +473,28 @@ pub(crate) fn same_model(a: &str, b: &str) -> bool {
     a == b || a.strip_suffix(":latest").unwrap_or(a) == b.strip_suffix(":latest").unwrap_or(b)
 }
 
+/// Requests estimated at up to this many tokens (prompt plus `max_tokens`) are not checked
+/// against context windows: every model in use has at least this much.
+const CONTEXT_CHECKED_FROM: u64 = 4096;
+
+/// How long a session keeps its target after its last answer (provider prompt caches live
+/// from 5 minutes to an hour).
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The store key of session `id`'s target.
+pub(crate) fn session_key(id: &str) -> String {
+    format!("session:{id}")
+}
+
+/// Why a model with a context window of `context` tokens cannot take a request of about
+/// `needed` tokens.
+pub(crate) fn too_small(context: u64, needed: u64) -> String {
+    format!(
+        "its context of {context} tokens is smaller than this request's estimated {needed} \
+         (prompt at 4 bytes a token, within about 30%, plus max_tokens)"
+    )
+}
+
 /// A provider's model listing (`None`: it could not be had) and when it was fetched.
 pub(crate) type Listing = (Instant, Option<Arc<Vec<ModelInfo>>>);
 
@@ -467,11 +556,14 @@ impl ProviderManager {
         let inner = &self.inner;
         let registry = &inner.registry;
         let entries = registry.entries();
-        let needed: &[ModelCapability] = match &options.capability {
-            Some(capability) => std::slice::from_ref(capability),
-            None => purpose.capabilities,
+        let needed: &[ModelCapability] = match (&options.auto, &options.capability) {
+            (Some(auto), _) => std::slice::from_ref(&auto.task),
+            (None, Some(capability)) => std::slice::from_ref(capability),
+            (None, None) => purpose.capabilities,
         };
         let addressing = Addressing::read(registry, options, purpose.model)?;
+        plan.auto.clone_from(&options.auto);
+        plan.session.clone_from(&options.session);
         if let Some(explanation) = &mut plan.explanation {
             explanation.reading = addressing.describe(registry);
             explanation.addressing = addressing.clone();
@@ -486,7 +578,7 @@ impl ProviderManager {
             .or(inner.settings.deadline)
             .map(Deadline::after);
         let (mut candidates, strategy, balancer) = match &addressing {
-            Addressing::Providers | Addressing::Model { .. } => {
+            Addressing::Providers | Addressing::Model { .. } | Addressing::Auto { .. } => {
                 let model = match &addressing {
                     Addressing::Model { model } => Some(model.clone()),
                     _ => None,
@@ -553,7 +645,10 @@ impl ProviderManager {
                     model: candidate.model.clone(),
                 })
                 .collect();
-            explanation.strategy = strategy.as_str().to_owned();
+            explanation.strategy = match &options.auto {
+                Some(auto) => format!("automatic selection, {} first", auto.prefer),
+                None => strategy.as_str().to_owned(),
+            };
         }
         candidates.retain(|candidate| {
             let entry = &entries[candidate.index];
@@ -622,7 +717,9 @@ impl ProviderManager {
         }
         let fallback = !matches!(addressing, Addressing::Target { .. })
             && options.fallback.unwrap_or(inner.settings.fallback_enabled);
-        if !fallback && candidates.len() > 1 {
+        plan.fallback = fallback;
+        // Automatic selection and sticky sessions cut once narrowing has ordered the targets.
+        if !fallback && candidates.len() > 1 && plan.auto.is_none() && plan.session.is_none() {
             for candidate in candidates.drain(1..) {
                 plan.note(
                     "fallback",
@@ -659,6 +756,7 @@ impl ProviderManager {
             let step = Step {
                 index: candidate.index,
                 model: candidate.model,
+                context: None,
             };
             let lacking = lacking(purpose.required, |capability| entry.supports(capability));
             if lacking.is_empty() {
@@ -731,8 +829,83 @@ impl ProviderManager {
     }
 
     async fn narrow_in(&self, plan: &mut Plan, required: &[ModelCapability]) -> Result<()> {
+        let needed_tokens = plan
+            .facts
+            .estimated_tokens
+            .saturating_add(u64::from(plan.facts.max_tokens.unwrap_or(0)));
+        match plan.auto.clone() {
+            Some(auto) => self.select(plan, &auto, required, needed_tokens).await?,
+            None => self.check_targets(plan, required, needed_tokens).await?,
+        }
+        self.stick_to_session(plan).await;
+        if !plan.fallback && plan.steps.len() > 1 {
+            let entries = self.inner.registry.entries();
+            for step in plan.steps.drain(1..).collect::<Vec<_>>() {
+                let model = step.model_label(&entries[step.index]);
+                plan.note("fallback", &entries[step.index], model, || {
+                    String::from("not tried: fallback is off for this request")
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the target of the session's last answer first, while it is in rotation (a
+    /// preferred provider still goes first: the caller chose it).
+    async fn stick_to_session(&self, plan: &mut Plan) {
+        let Some(session) = plan.session.clone() else {
+            return;
+        };
+        let store = &self.inner.limits.store;
+        let Some(target) = store
+            .cache_get(&session_key(&session), tokio::time::Instant::now())
+            .await
+        else {
+            return;
+        };
+        let entries = self.inner.registry.entries();
+        let Some((provider, model)) = std::str::from_utf8(&target)
+            .ok()
+            .and_then(|text| text.split_once('\n'))
+        else {
+            return;
+        };
+        let model = (!model.is_empty()).then_some(model);
+        let Some(position) = plan.steps.iter().position(|step| {
+            entries[step.index].name() == provider && step.model.as_deref() == model
+        }) else {
+            return;
+        };
+        let healthy = self.inner.health.in_rotation(plan.steps[position].index);
+        let preferred = plan.exempt.is_some();
+        if healthy && !preferred {
+            let step = plan.steps.remove(position);
+            plan.steps.insert(0, step);
+        }
+        plan.explain_order(|| {
+            let verdict = match (healthy, preferred) {
+                (_, true) => "the preferred provider goes first",
+                (true, false) => "kept first",
+                (false, false) => "it is out of rotation, so the order stands",
+            };
+            format!("session `{session}` last answered by {provider}: {verdict}")
+        });
+    }
+
+    /// Narrows the targets of a plan that is not an automatic selection by what is known of
+    /// each (see [`narrow`](Self::narrow)).
+    async fn check_targets(
+        &self,
+        plan: &mut Plan,
+        required: &[ModelCapability],
+        needed_tokens: u64,
+    ) -> Result<()> {
         let checks_model = plan.model_to_check.is_some();
-        if required.is_empty() && !checks_model {
+        // A request this small fits every model's context: its listing need not be read.
+        // Contexts are also read when a context overflow may fall back to a larger one.
+        let checks_context =
+            needed_tokens > CONTEXT_CHECKED_FROM || self.inner.settings.context_fallback;
+        if required.is_empty() && !checks_model && !checks_context {
             return Ok(());
         }
         let entries = self.inner.registry.entries();
@@ -745,7 +918,8 @@ impl ProviderManager {
                     .model
                     .as_deref()
                     .is_some_and(|model| configured_to_serve(entry, model));
-            let listing = if !required.is_empty() || (checks_model && !configured) {
+            let listing = if !required.is_empty() || checks_context || (checks_model && !configured)
+            {
                 self.listing(step.index).await
             } else {
                 None
@@ -773,7 +947,8 @@ impl ProviderManager {
         }
         let any_known = verdicts.iter().any(|(_, serves, _)| *serves == Serves::Yes);
         let mut lacked = false;
-        for (step, serves, listed) in verdicts {
+        let mut too_big = 0;
+        for (mut step, serves, listed) in verdicts {
             let entry = &entries[step.index];
             let model = step.model_label(entry);
             let wanted = model.clone().unwrap_or_default();
@@ -796,6 +971,12 @@ impl ProviderManager {
                 }
                 Serves::Yes | Serves::Unknown => {}
             }
+            step.context = listed.as_ref().and_then(|info| info.context_length);
+            if let Some(context) = step.context.filter(|context| *context < needed_tokens) {
+                too_big += 1;
+                plan.skip("context", entry, model, too_small(context, needed_tokens));
+                continue;
+            }
             // Only an entry that speaks about content capabilities can say one is missing.
             let lacking = listed
                 .filter(|info| {
@@ -817,6 +998,17 @@ impl ProviderManager {
             return Ok(());
         }
         let skipped = std::mem::take(&mut plan.skipped);
+        if too_big > 0 && !lacked {
+            return Err(Error::new(
+                ErrorKind::ContextLengthExceeded,
+                format!(
+                    "the request (about {needed_tokens} tokens with its max_tokens) is larger \
+                     than the context window of every candidate that could serve it; shorten \
+                     it, or add a model with a larger context"
+                ),
+            )
+            .with_attempts(skipped));
+        }
         Err(match &plan.model_to_check {
             Some(model) if !lacked => Error::new(
                 ErrorKind::ModelNotFound,
@@ -835,7 +1027,15 @@ impl ProviderManager {
     fn explained(&self, mut plan: Plan) -> Plan {
         if let Some(explanation) = &mut plan.explanation {
             let entries = self.inner.registry.entries();
-            let priced = explanation.strategy == Strategy::Cost.as_str();
+            let priced = explanation.strategy == Strategy::Cost.as_str()
+                || plan
+                    .auto
+                    .as_ref()
+                    .is_some_and(|auto| auto.prefer == Preference::Cheapest);
+            let ranked = plan
+                .auto
+                .as_ref()
+                .is_some_and(|auto| auto.prefer == Preference::Best);
             explanation.order = plan
                 .steps
                 .iter()
@@ -850,7 +1050,7 @@ impl ProviderManager {
                             step.model_label(&entries[step.index])
                         },
                     },
-                    figures: self.figures(step, priced),
+                    figures: self.figures(step, priced, ranked),
                 })
                 .collect();
             tracing::debug!(target: crate::ROUTE_TARGET, explanation = %explanation, "route");
@@ -961,9 +1161,9 @@ impl ProviderManager {
         }
     }
 
-    /// The figures a strategy judges `step` by: health, priority, weight, latency, load, and
-    /// when `priced`, its price.
-    fn figures(&self, step: &Step, priced: bool) -> String {
+    /// The figures a strategy judges `step` by: health, priority, weight, latency, load, when
+    /// `priced` its price, and when `ranked` its quality.
+    fn figures(&self, step: &Step, priced: bool, ranked: bool) -> String {
         let entry = &self.inner.registry.entries()[step.index];
         let health = &self.inner.health;
         let report = health.report(step.index, entry.name());
@@ -982,8 +1182,15 @@ impl ProviderManager {
             (true, None) => String::from(", price unknown"),
             (true, Some(price)) => format!(", ${}/M tokens in+out", price * 1e6),
         };
+        let quality = match (ranked, &step.model) {
+            (true, Some(model)) => match self.quality(step.index, model) {
+                Some(quality) => format!(", quality {quality}"),
+                None => String::from(", quality unknown"),
+            },
+            _ => String::new(),
+        };
         format!(
-            "{state}, priority {}, weight {}, {latency}, {} in flight{price}",
+            "{state}, priority {}, weight {}, {latency}, {} in flight{price}{quality}",
             entry.config().priority,
             entry.config().weight,
             report.in_flight

@@ -25,7 +25,10 @@ struct Prompt {
 /// `fazztv batch FILE`.
 pub async fn run(app: &App, args: BatchArgs) -> Result<(), CliError> {
     let prompts = read_prompts(&args.file)?;
-    let options = app.route(args.provider.as_deref())?;
+    let mut options = app.route(args.provider.as_deref())?;
+    if let Some(session) = &args.session {
+        options = options.session(session);
+    }
     let manager = app.manager()?;
     let concurrency = args
         .concurrency

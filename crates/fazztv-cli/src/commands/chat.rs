@@ -19,7 +19,10 @@ const HELP: &str = "commands: /exit (or Ctrl-D) ends, /reset forgets the convers
 /// `fazztv chat`.
 pub async fn run(app: &App, args: ChatArgs) -> Result<(), CliError> {
     let extras = Extras::read(&args.content)?;
-    let options = options(app, &args.generation)?;
+    let mut options = options(app, &args.generation)?;
+    if let Some(session) = &args.session {
+        options = options.session(session);
+    }
     let system: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
     match &args.messages {
         Some(path) => {

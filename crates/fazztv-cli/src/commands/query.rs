@@ -83,6 +83,9 @@ pub fn options(app: &App, generation: &Generation) -> Result<QueryOptions, CliEr
         generation.model.as_deref(),
         generation.route.as_deref(),
     )?;
+    if let Some(auto) = generation.auto.selection() {
+        options = options.auto(auto);
+    }
     if let Some(temperature) = generation.temperature {
         options = options.temperature(temperature);
     }

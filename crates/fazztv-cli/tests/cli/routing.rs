@@ -132,3 +132,134 @@ fn provider_slash_model_goes_to_that_target_only() {
     assert_eq!(result.code, 0, "{}", result.stderr);
     assert_eq!(result.json()["content"], "local/qwen2.5 says: hi");
 }
+
+/// A catalog of priced mock models over two providers.
+fn catalog() -> serde_json::Value {
+    let model = |id: &str, prompt: f64, completion: f64, capabilities: &[&str], context: u64| {
+        json!({
+            "id": id,
+            "capabilities": capabilities,
+            "context_length": context,
+            "pricing": {"prompt": prompt / 1e6, "completion": completion / 1e6},
+        })
+    };
+    json!({
+        "providers": [
+            mock("cloud", "big", json!({
+                "reply": "{provider}/{model} says: {prompt}",
+                "models": [
+                    model("big", 5.0, 15.0, &["chat", "tool_calling", "vision"], 128_000),
+                    model("mini", 0.15, 0.6, &["chat", "tool_calling"], 128_000),
+                ],
+            })),
+            mock("edge", "tiny", json!({
+                "reply": "{provider}/{model} says: {prompt}",
+                "models": [model("tiny", 0.05, 0.1, &["chat"], 8_192)],
+            })),
+        ],
+    })
+}
+
+#[test]
+fn route_auto_explains_the_selection() {
+    let sandbox = Sandbox::with(&catalog());
+    let explained = run(
+        &sandbox,
+        &[
+            "route",
+            "What is 2+2?",
+            "--explain",
+            "--auto",
+            "chat",
+            "--needs",
+            "tool_calling",
+            "--max-price",
+            "1",
+        ],
+    );
+    insta::assert_snapshot!(explained.transcript(), @"
+    exit: 0
+    --- stdout
+    reading: automatic selection for chat: the models the providers list or are configured with
+    candidates: the models of cloud, edge
+    removed by price: cloud (big): $5 in, $15 out per million tokens: over $1
+    removed by capability: edge (tiny): lacks tool_calling
+    order (selected for chat: 1 model qualifies, ranked cheapest first):
+      1. cloud (mini) [healthy, priority 0, weight 1, unmeasured, 0 in flight, $0.75/M tokens in+out]
+    --- stderr
+    ");
+    let bad = run(
+        &sandbox,
+        &["route", "hi", "--auto", "chat", "--needs", "telepathy"],
+    );
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("telepathy"), "{}", bad.stderr);
+}
+
+#[test]
+fn query_auto_asks_the_best_ranked_model() {
+    let sandbox = Sandbox::with(&catalog());
+    let cheapest = run(&sandbox, &["--json", "query", "hi", "--auto", "chat"]);
+    assert_eq!(cheapest.code, 0, "{}", cheapest.stderr);
+    assert_eq!(cheapest.json()["content"], "edge/tiny says: hi");
+    let with_tools = run(
+        &sandbox,
+        &[
+            "--json",
+            "query",
+            "hi",
+            "--auto",
+            "chat",
+            "--needs",
+            "tool_calling",
+        ],
+    );
+    assert_eq!(with_tools.json()["content"], "cloud/mini says: hi");
+    let large = run(
+        &sandbox,
+        &[
+            "--json",
+            "query",
+            "hi",
+            "--auto",
+            "chat",
+            "--min-context",
+            "100000",
+            "--prefer",
+            "best",
+        ],
+    );
+    // No quality is known: the cheapest of those that qualify.
+    assert_eq!(large.json()["content"], "cloud/mini says: hi");
+}
+
+#[test]
+fn a_batch_session_keeps_every_prompt_on_one_target() {
+    let config = json!({
+        "providers": [
+            mock("a", "m-a", json!({"reply": "{provider}"})),
+            mock("b", "m-b", json!({"reply": "{provider}"})),
+        ],
+        "manager": {"strategy": "weighted"},
+    });
+    let sandbox = Sandbox::with(&config);
+    let answered_by = |args: &[&str]| -> Vec<String> {
+        let result = sandbox
+            .cmd()
+            .args(["--json", "batch", "-", "--concurrency", "1"])
+            .args(args)
+            .write_stdin("one\ntwo\nthree\nfour\n")
+            .output()
+            .unwrap();
+        String::from_utf8(result.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).unwrap();
+                line["provider"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(answered_by(&[]), ["a", "b", "a", "b"]);
+    assert_eq!(answered_by(&["--session", "s1"]), ["a", "a", "a", "a"]);
+}
