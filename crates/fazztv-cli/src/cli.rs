@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use fazztv::ModelCapability;
 
+use crate::scoring::ScoreSpec;
+
 /// Many AI model providers behind one interface, with fallback.
 #[derive(Debug, Parser)]
 #[command(name = "fazztv", version)]
@@ -293,9 +295,21 @@ pub struct CompareArgs {
     /// The prompt.
     pub prompt: String,
 
-    /// Providers to ask, comma-separated.
+    /// Providers to ask, comma-separated; `provider/model` asks that provider for that model.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',', required = true)]
     pub providers: Vec<String>,
+
+    /// Score every answer and rank them best first: schema:FILE (JSON that follows the JSON
+    /// Schema in FILE), regex:PATTERN, contains:TEXT, length:MIN..MAX (characters; either bound
+    /// may be left out), or judge:PROVIDER[/MODEL] (that configured provider grades each answer
+    /// from 0 to 10 against --rubric).
+    #[arg(long, value_name = "SPEC", value_parser = ScoreSpec::parse)]
+    pub score: Option<ScoreSpec>,
+
+    /// What the judge grades against (with --score judge:... only). Default: correct,
+    /// complete, clear, and an answer to what was asked.
+    #[arg(long, value_name = "TEXT", requires = "score")]
+    pub rubric: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use fazztv::{ChatMessage, ChatRequest, ChatResponse, ContentPart, ImageSource, ResponseFormat};
+use fazztv::{
+    ChatMessage, ChatRequest, ChatResponse, ContentPart, ImageSource, JsonSchemaScorer,
+    ResponseFormat,
+};
 use fazztv::{Role, Tool, ToolChoice};
 use serde_json::{Value, json};
 
@@ -217,20 +220,17 @@ pub struct AnswerSchema {
     file: String,
     name: String,
     schema: Value,
-    validator: jsonschema::Validator,
+    checker: JsonSchemaScorer,
 }
 
 impl AnswerSchema {
     fn read(path: &Path) -> Result<Self, CliError> {
-        let (file, schema) = read_json(path, "the schema")?;
-        let validator = jsonschema::validator_for(&schema).map_err(|error| {
-            CliError::usage(format!("{file} is not a valid JSON Schema: {error}"))
-        })?;
+        let (file, schema, checker) = read_schema(path)?;
         Ok(Self {
             file,
             name: schema_name(path),
             schema,
-            validator,
+            checker,
         })
     }
 
@@ -253,29 +253,35 @@ impl AnswerSchema {
         if response.content.is_empty() && !response.tool_calls.is_empty() {
             return None;
         }
-        let answer: Value = match serde_json::from_str(&response.content) {
-            Ok(answer) => answer,
-            Err(error) => return Some(Err(format!("the answer is not JSON: {error}"))),
-        };
         // By JSON pointer, the whole answer first, as configuration violations are listed.
-        let mut problems: Vec<(String, String)> = self
-            .validator
-            .iter_errors(&answer)
-            .map(|error| (error.instance_path().as_str().to_owned(), error.to_string()))
-            .collect();
-        if problems.is_empty() {
-            return Some(Ok(()));
-        }
-        problems.sort_by(|a, b| a.0.cmp(&b.0));
-        let problems: Vec<String> = problems
+        let problems: Vec<String> = self
+            .checker
+            .violations(&response.content)
             .into_iter()
-            .map(|(pointer, problem)| match pointer.as_str() {
-                "" => problem,
-                _ => format!("at {pointer}: {problem}"),
+            .map(|violation| match violation.pointer.as_str() {
+                "" => violation.message,
+                pointer => format!("at {pointer}: {}", violation.message),
             })
             .collect();
-        Some(Err(problems.join("; ")))
+        if problems.is_empty() {
+            Some(Ok(()))
+        } else {
+            Some(Err(problems.join("; ")))
+        }
     }
+}
+
+/// A JSON Schema file (`--schema`, `compare --score schema:FILE`), read and compiled: the
+/// file's name for messages, the schema, and its checker.
+pub fn read_schema(path: &Path) -> Result<(String, Value, JsonSchemaScorer), CliError> {
+    let (file, schema) = read_json(path, "the schema")?;
+    let checker = JsonSchemaScorer::new(&schema).map_err(|error| {
+        // The validator's own complaint, without the scorer's preamble: the file is named here.
+        let complaint = std::error::Error::source(&error)
+            .map_or_else(|| error.message().to_owned(), ToString::to_string);
+        CliError::usage(format!("{file} is not a valid JSON Schema: {complaint}"))
+    })?;
+    Ok((file, schema, checker))
 }
 
 /// The schema's name for the provider: the file stem with anything but letters, digits, `_`

@@ -2,7 +2,8 @@
 //! reading order (who answered first, then what).
 
 use fazztv::{
-    Attempt, AttemptOutcome, ChatResponse, ConfigError, Cost, Error, FinishReason, ToolCall, Usage,
+    Attempt, AttemptOutcome, ChatResponse, ConfigError, Cost, Error, FinishReason, Score, ToolCall,
+    Usage,
 };
 use serde::Serialize;
 
@@ -268,6 +269,43 @@ impl Outcome {
             },
         }
     }
+}
+
+/// What `compare --score` made of one answer: its score, or why it has none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ScoreJson {
+    /// `{"value", "reason"}`: from 0 (worst) to 1 (best), and why.
+    Scored(Score),
+    /// `{"error"}`: the scorer could not judge the answer (a judge's unreadable grade).
+    Failed {
+        /// Why.
+        error: ErrorJson,
+    },
+}
+
+impl From<&fazztv::Result<Score>> for ScoreJson {
+    fn from(score: &fazztv::Result<Score>) -> Self {
+        match score {
+            Ok(score) => Self::Scored(score.clone()),
+            Err(error) => Self::Failed {
+                error: ErrorJson::from(error),
+            },
+        }
+    }
+}
+
+/// One result of `compare --score`, in ranking order: its place, its score, then the answer's
+/// fields or its `error`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RankedOutcome {
+    /// 1 for the best; tied scores share a place. `null` when unscored.
+    pub rank: Option<usize>,
+    /// The score; `null` when there was no answer to score.
+    pub score: Option<ScoreJson>,
+    /// The answer or the failure.
+    #[serde(flatten)]
+    pub outcome: Outcome,
 }
 
 /// One line of `batch --json`.

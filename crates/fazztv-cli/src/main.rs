@@ -10,6 +10,7 @@ mod conversation;
 mod error;
 mod input;
 mod json;
+mod scoring;
 mod table;
 mod trace;
 mod ui;

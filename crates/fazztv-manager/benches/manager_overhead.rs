@@ -10,7 +10,8 @@ use fazztv_manager::{ManagerSettings, ProviderManager, QueryOptions, Registry};
 use fazztv_provider_mock::{MockOptions, MockProvider};
 use {
     fazztv_testkit as _, futures as _, insta as _, jsonschema as _, moka as _, proptest as _,
-    schemars as _, serde as _, serde_json as _, sha2 as _, thiserror as _, tracing as _,
+    regex as _, schemars as _, serde as _, serde_json as _, sha2 as _, thiserror as _,
+    tracing as _,
 };
 
 fn overhead(c: &mut Criterion) {

@@ -14,6 +14,9 @@
 //! - The response cache ([`CacheSettings`], per request [`CachePolicy`]): deterministic
 //!   requests answered again from memory at no cost, and identical requests in flight sharing
 //!   one call; kept, like budgets and rate limits, in a [`StateStore`].
+//! - Scoring ([`Scorer`] and its built-ins, [`ProviderManager::compare_scored`],
+//!   [`ProviderManager::best_of`]): answers compared by JSON Schema, text, length, cost,
+//!   latency or an LLM judge, and ranked best first.
 #![warn(missing_docs)]
 
 mod cache;
@@ -29,6 +32,7 @@ mod registry;
 mod retry;
 mod routing;
 mod schema;
+mod score;
 mod select;
 mod state;
 mod stats;
@@ -44,6 +48,10 @@ pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
 pub use registry::{ProviderEntry, ProviderKey, Registry};
 pub use routing::{Addressing, ExplainedTarget, Explanation, Placement, Removal};
+pub use score::{
+    BestOf, ContainsScorer, CostScorer, DEFAULT_RUBRIC, JsonSchemaScorer, JudgeScorer,
+    LatencyScorer, LengthScorer, RegexScorer, Score, Scored, Scorer,
+};
 pub use select::{AutoSelect, Preference};
 pub use state::{Exhausted, InMemoryStore, Reservation, StateStore, Taken, Window};
 pub use stats::{ModelStats, ProviderStats, UsageStats};

@@ -20,7 +20,8 @@ use futures::StreamExt;
 use futures::future::join_all;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
-    moka as _, proptest as _, schemars as _, serde as _, sha2 as _, thiserror as _, tracing as _,
+    moka as _, proptest as _, regex as _, schemars as _, serde as _, sha2 as _, thiserror as _,
+    tracing as _,
 };
 
 /// A request at temperature 0: cached by default.

@@ -16,7 +16,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, futures as _, jsonschema as _,
-    moka as _, proptest as _, serde_json as _, sha2 as _, thiserror as _, tokio as _, tracing as _,
+    moka as _, proptest as _, regex as _, serde_json as _, sha2 as _, thiserror as _, tokio as _,
+    tracing as _,
 };
 
 const SENTINEL: &str = "sk-SENTINEL-0123456789";

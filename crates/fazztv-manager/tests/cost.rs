@@ -17,7 +17,8 @@ use fazztv_manager::{
 use futures::StreamExt;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
-    moka as _, proptest as _, schemars as _, serde as _, sha2 as _, thiserror as _, tracing as _,
+    moka as _, proptest as _, regex as _, schemars as _, serde as _, sha2 as _, thiserror as _,
+    tracing as _,
 };
 
 fn close(a: f64, b: f64) -> bool {

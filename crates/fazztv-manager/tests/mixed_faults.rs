@@ -14,7 +14,7 @@ use fazztv_manager::{HealthSettings, ManagerSettings, ProviderManager, QueryOpti
 use futures::StreamExt;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
-    moka as _, proptest as _, schemars as _, serde as _, serde_json as _, sha2 as _,
+    moka as _, proptest as _, regex as _, schemars as _, serde as _, serde_json as _, sha2 as _,
     thiserror as _, tracing as _,
 };
 

@@ -15,7 +15,7 @@ use fazztv_manager::{
 };
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, insta as _, jsonschema as _,
-    moka as _, proptest as _, schemars as _, serde as _, serde_json as _, sha2 as _,
+    moka as _, proptest as _, regex as _, schemars as _, serde as _, serde_json as _, sha2 as _,
     thiserror as _, tokio as _, tracing as _,
 };
 
@@ -380,4 +380,26 @@ async fn a_session_stays_with_its_target_while_it_is_healthy() {
     for _ in 0..3 {
         assert_eq!(ask(Some("s1")).await, other);
     }
+}
+
+#[tokio::test]
+async fn scores_recorded_by_compare_rank_the_best() {
+    let (_, m) = catalog();
+    // Only the local answer contains what the scorer wants.
+    let scorer = fazztv_manager::ContainsScorer::new("local says");
+    let best = m
+        .best_of(
+            "hi",
+            &["router/mystery", "local/llama3.2"],
+            QueryOptions::new(),
+            &scorer,
+        )
+        .await
+        .unwrap();
+    assert_eq!(best.provider, "local/llama3.2");
+    assert_eq!(
+        selected(&m, AutoSelect::new(Chat).prefer(Preference::Best)).await[..2],
+        ["local/llama3.2", "router/mystery"],
+        "scored 1 and 0; the rest unknown"
+    );
 }

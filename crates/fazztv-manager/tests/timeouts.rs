@@ -13,7 +13,7 @@ use fazztv_testkit::provider::drain;
 use tokio::time::Instant;
 use {
     criterion as _, fazztv_provider_mock as _, futures as _, insta as _, jsonschema as _,
-    moka as _, proptest as _, schemars as _, serde as _, serde_json as _, sha2 as _,
+    moka as _, proptest as _, regex as _, schemars as _, serde as _, serde_json as _, sha2 as _,
     thiserror as _, tracing as _,
 };
 

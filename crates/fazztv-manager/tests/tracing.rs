@@ -10,8 +10,8 @@ use fazztv_core::ErrorKind;
 use fazztv_manager::QueryOptions;
 use {
     criterion as _, fazztv_provider_mock as _, fazztv_testkit as _, futures as _, insta as _,
-    jsonschema as _, moka as _, proptest as _, schemars as _, serde as _, serde_json as _,
-    sha2 as _, thiserror as _,
+    jsonschema as _, moka as _, proptest as _, regex as _, schemars as _, serde as _,
+    serde_json as _, sha2 as _, thiserror as _,
 };
 
 /// A `tracing` subscriber that keeps every span (name, fields, parent) and, for every event,

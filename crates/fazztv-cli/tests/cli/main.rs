@@ -12,6 +12,7 @@ mod query;
 mod readme;
 mod routing;
 mod runs;
+mod score;
 mod secrets;
 mod tty;
 mod wire;
@@ -19,7 +20,7 @@ mod wire;
 // Dependencies of the binary, unused by the tests.
 use {
     anstyle as _, base64 as _, clap as _, fazztv as _, futures as _, indicatif as _,
-    jsonschema as _, rustyline as _, serde as _, tokio as _, tracing as _, unicode_width as _,
+    rustyline as _, serde as _, tokio as _, tracing as _, unicode_width as _,
 };
 
 use std::path::{Path, PathBuf};
