@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fazztv_core::calendar::civil_from_days;
-use fazztv_core::{Error, ErrorKind, OnLimit, RateLimit, Usage};
+use fazztv_core::{Error, ErrorKind, ListedPrice, OnLimit, RateLimit, Usage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -96,15 +96,29 @@ impl BudgetRule {
         };
         Error::new(
             ErrorKind::BudgetExceeded,
-            format!(
-                "budget `{}` ({} USD per {}) has {:.6} USD left, less than this request may \
-                 cost ({wanted:.6} USD); {resets}",
-                self.label,
-                self.limit,
-                self.window.as_str(),
-                exhausted.remaining
-            ),
+            format!("{}; {resets}", self.short_of(exhausted.remaining, wanted)),
         )
+    }
+
+    /// That it has `remaining` left, less than the `wanted` a request may cost.
+    fn short_of(&self, remaining: f64, wanted: f64) -> String {
+        format!(
+            "budget `{}` ({} USD per {}) has {remaining:.6} USD left, less than this request \
+             may cost ({wanted:.6} USD)",
+            self.label,
+            self.limit,
+            self.window.as_str(),
+        )
+    }
+
+    /// What a request with `facts` may cost at most at `price`; an unknown price cannot be
+    /// reserved (counted as 0).
+    fn wanted(&self, price: Option<&ListedPrice>, facts: PromptFacts) -> f64 {
+        let output = facts.max_tokens.unwrap_or(self.reserve_output_tokens);
+        price.map_or(0.0, |price| {
+            let usage = Usage::new(facts.estimated_tokens, u64::from(output));
+            price.pricing.cost(&usage, facts.images).0.total()
+        })
     }
 }
 
@@ -318,12 +332,7 @@ impl Inner {
         let price = self.price(index, [model, None]);
         let now = SystemTime::now();
         for rule in applying {
-            let output = facts.max_tokens.unwrap_or(rule.reserve_output_tokens);
-            // What it may cost at most; an unknown price cannot be reserved (counted as 0).
-            let wanted = price.as_ref().map_or(0.0, |price| {
-                let usage = Usage::new(facts.estimated_tokens, u64::from(output));
-                price.pricing.cost(&usage, facts.images).0.total()
-            });
+            let wanted = rule.wanted(price.as_ref(), facts);
             match limits
                 .store
                 .reserve(&rule.key, rule.window, now, rule.limit, wanted)
@@ -344,6 +353,40 @@ impl Inner {
             }
         }
         Ok(Some(held))
+    }
+
+    /// Why the budgets would refuse an attempt at entry `index` asking `model` now, without
+    /// reserving anything (for explanations): each budget that applies and has less left than
+    /// the request may cost, and what that does.
+    pub(crate) async fn budget_shortfalls(
+        &self,
+        index: usize,
+        model: Option<&str>,
+        facts: PromptFacts,
+        requester: &Requester,
+    ) -> Vec<String> {
+        let entry = &self.registry.entries()[index];
+        let price = self.price(index, [model, None]);
+        let now = SystemTime::now();
+        let mut shortfalls = Vec::new();
+        for rule in &self.limits.budgets {
+            if !rule.applies(entry.name(), model, requester) {
+                continue;
+            }
+            let wanted = rule.wanted(price.as_ref(), facts);
+            let remaining = rule.limit - self.limits.store.used(&rule.key, rule.window, now).await;
+            if remaining < wanted {
+                let effect = match rule.on_exceeded {
+                    OnExceeded::Fail => "the request would fail",
+                    OnExceeded::Fallback => "this target would be skipped",
+                };
+                shortfalls.push(format!(
+                    "{}: {effect}",
+                    rule.short_of(remaining.max(0.0), wanted)
+                ));
+            }
+        }
+        shortfalls
     }
 
     /// Takes the attempt's place in its provider's rate limit.

@@ -96,9 +96,10 @@ impl QueryOptions {
         self
     }
 
-    /// Chooses the model automatically, as `auto` says.
-    pub fn auto(mut self, auto: AutoSelect) -> Self {
-        self.auto = Some(auto);
+    /// Chooses the model automatically, as `auto` says: a task
+    /// (`.auto(ModelCapability::Chat)`) or an [`AutoSelect`] with constraints.
+    pub fn auto(mut self, auto: impl Into<AutoSelect>) -> Self {
+        self.auto = Some(auto.into());
         self
     }
 
@@ -837,7 +838,7 @@ pub(crate) fn ask<'a>(
 }
 
 /// Takes the generation options `request` leaves unset from `generation`.
-fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
+pub(crate) fn merge_generation(request: &mut ChatRequest, generation: GenerationOptions) {
     request.options = std::mem::take(&mut request.options).or(generation);
 }
 

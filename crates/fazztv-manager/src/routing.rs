@@ -210,8 +210,10 @@ pub struct ExplainedTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Removal {
-    /// The filter: `enabled`, `capability`, `content`, `model`, `listing`,
-    /// `embedding_space` or `fallback`.
+    /// The filter: `enabled`, `capability`, `content`, `model`, `listing`, `context`,
+    /// `embedding_space`, `fallback`; for automatic selection also `price`, `free` and
+    /// `local`. `budget` names a budget that would refuse the target when it is tried (it
+    /// stays in the order: budgets are checked as each attempt is made).
     pub filter: &'static str,
     /// The target removed.
     #[serde(flatten)]
@@ -260,9 +262,15 @@ impl fmt::Display for Explanation {
             let count = shown.entry(removal.filter).or_insert(0);
             *count += 1;
             if *count <= SHOWN_PER_FILTER {
+                // A budget decides when the attempt is made: the target stays in the order.
+                let verb = if removal.filter == "budget" {
+                    "held back by"
+                } else {
+                    "removed by"
+                };
                 writeln!(
                     f,
-                    "removed by {}: {}: {}",
+                    "{verb} {}: {}: {}",
                     removal.filter, removal.target, removal.reason
                 )?;
             }
@@ -1072,13 +1080,12 @@ impl ProviderManager {
     /// final order with the strategy's reason. It may read model listings, never a chat
     /// request. A request that cannot be sent gets its reason in [`Explanation::error`].
     pub async fn explain(&self, request: &ChatRequest, options: &QueryOptions) -> Explanation {
+        // As `chat` sees it: the options fill what the request leaves unset.
+        let mut request = request.clone();
+        crate::manager::merge_generation(&mut request, options.generation.clone());
         let required = request.required_capabilities();
         let purpose = Purpose {
-            model: request
-                .options
-                .model
-                .as_deref()
-                .or(options.generation.model.as_deref()),
+            model: request.options.model.as_deref(),
             capabilities: CHAT,
             required: &required,
             same_model: false,
@@ -1088,20 +1095,33 @@ impl ProviderManager {
             ..Plan::default()
         };
         let planned = match self.plan_into(&mut plan, options, purpose) {
-            Ok(()) => self.narrow_in(&mut plan, &required).await,
+            Ok(()) => {
+                plan.facts = PromptFacts::of_chat(&request);
+                self.narrow_in(&mut plan, &required).await
+            }
             Err(error) => Err(error),
         };
-        let mut plan = match planned {
-            Ok(()) => self.explained(plan),
-            Err(error) => {
-                let message = error.message().to_owned();
-                let mut plan = plan;
-                if let Some(explanation) = &mut plan.explanation {
-                    explanation.error = Some(message);
-                }
-                plan
+        if let Err(error) = planned {
+            if let Some(explanation) = &mut plan.explanation {
+                explanation.error = Some(error.message().to_owned());
             }
-        };
+            return plan.explanation.map(|boxed| *boxed).unwrap_or_default();
+        }
+        // Budgets are checked when an attempt is made; say now which would refuse one.
+        let entries = self.inner.registry.entries();
+        for step in &plan.steps {
+            let model = step.model_label(&entries[step.index]);
+            let shortfalls = self
+                .inner
+                .budget_shortfalls(step.index, model.as_deref(), plan.facts, &plan.requester)
+                .await;
+            if let Some(explanation) = &mut plan.explanation {
+                for reason in shortfalls {
+                    explanation.remove("budget", &entries[step.index], model.clone(), reason);
+                }
+            }
+        }
+        let mut plan = self.explained(plan);
         plan.explanation
             .take()
             .map(|boxed| *boxed)

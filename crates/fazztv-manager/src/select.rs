@@ -140,6 +140,12 @@ impl AutoSelect {
     }
 }
 
+impl From<ModelCapability> for AutoSelect {
+    fn from(task: ModelCapability) -> Self {
+        Self::new(task)
+    }
+}
+
 /// A model a provider offers, as selection judges it.
 #[derive(Debug)]
 struct Offer {

@@ -417,3 +417,47 @@ async fn explain_says_how_the_model_was_read_what_was_removed_and_the_order() {
     // Nothing was sent.
     assert_eq!(a.calls() + b.calls() + off.calls(), 0);
 }
+
+#[tokio::test]
+async fn explain_names_a_budget_that_would_hold_a_target_back() {
+    use fazztv_core::{ListedPrice, ModelPricing, PriceSource};
+    use fazztv_manager::{Budget, OnExceeded, Window};
+    let price = ListedPrice::new(ModelPricing::per_million(1.0, 2.0), PriceSource::Config);
+    let dear = Arc::new(Scripted::new("dear").price(price));
+    let free = Arc::new(Scripted::new("free"));
+    let base = manager(
+        &[
+            (&dear, config("dear").with_default_model("dear-model")),
+            (&free, config("free")),
+        ],
+        ManagerSettings::default(),
+    );
+    let mut registry = base.registry().clone();
+    registry
+        .add_budget(
+            Budget::new("provider:dear", 0.0001, Window::Day).on_exceeded(OnExceeded::Fallback),
+        )
+        .unwrap();
+    let m = ProviderManager::new(registry, base.settings().clone());
+    let request = ChatRequest::from_prompt("hi")
+        .with_options(fazztv_core::GenerationOptions::default().max_tokens(1000));
+    let explanation = m.explain(&request, &QueryOptions::new()).await;
+    assert_eq!(explanation.removed.len(), 1, "{explanation}");
+    let removal = &explanation.removed[0];
+    assert_eq!(removal.filter, "budget");
+    assert_eq!(removal.target.provider, "dear");
+    assert_eq!(
+        removal.reason,
+        "budget `provider:dear` (0.0001 USD per day) has 0.000100 USD left, less than this \
+         request may cost (0.002001 USD): this target would be skipped"
+    );
+    assert!(
+        explanation
+            .to_string()
+            .contains("held back by budget: dear")
+    );
+    // Explaining reserved nothing: the request itself goes on to `free`.
+    let response = m.chat(request, QueryOptions::new()).await.unwrap();
+    assert_eq!(response.provider, "free");
+    assert_eq!(dear.calls(), 0);
+}
