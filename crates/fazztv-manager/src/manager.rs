@@ -393,10 +393,6 @@ impl Inner {
     /// ejected, the one whose ejection ends first is tried anyway (panic mode) rather than
     /// failing a request that could have been served. Every outcome feeds its provider's
     /// health.
-    #[expect(
-        clippy::manual_async_fn,
-        reason = "an `async fn`'s future keeps its arguments twice"
-    )]
     pub(crate) fn run<'a, T, F, Fut>(
         &'a self,
         mut plan: Plan,
@@ -407,7 +403,16 @@ impl Inner {
         F: FnMut(&'a ProviderEntry, Option<String>, bool) -> Fut + 'a,
         Fut: Future<Output = Result<T>> + 'a,
     {
+        // Taken apart before the future exists, so that it holds the parts, not the plan too.
+        let max_retries = plan.max_retries;
+        let deadline = plan.deadline;
+        let facts = plan.facts;
+        let requester = std::mem::take(&mut plan.requester);
+        let session = plan.session.take();
+        let (steps, attempts) = plan.into_run();
+        let queue = VecDeque::from(steps);
         async move {
+            let (mut attempts, mut queue) = (attempts, queue);
             self.emit(Event::RequestStarted);
             let mut guard = CancelGuard {
                 inner: Some(self),
@@ -416,13 +421,6 @@ impl Inner {
             // Spans named after OpenTelemetry's GenAI conventions; free when nothing subscribes.
             let request_span =
                 tracing::debug_span!("fazztv.request", gen_ai.operation.name = T::OPERATION);
-            let max_retries = plan.max_retries;
-            let deadline = plan.deadline;
-            let facts = plan.facts;
-            let requester = std::mem::take(&mut plan.requester);
-            let session = plan.session.take();
-            let (steps, mut attempts) = plan.into_run();
-            let mut queue = VecDeque::from(steps);
             // Candidates skipped as ejected, for panic mode.
             let mut ejected: Vec<Step> = Vec::new();
             let mut last_failure: Option<(usize, Error)> = None;
@@ -1161,21 +1159,26 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> impl Future<Output = Result<ChatResponse>> + Send + '_ {
         let policy = options.cache;
-        let (plan, required) = self.plan_chat(&mut request, options);
+        let (mut planned, required) = self.plan_chat(&mut request, options);
         async move {
-            let plan = self.narrow(plan?, &required).await?;
+            // Narrowed in place and then taken apart by the loop: the future holds one plan.
+            let plan = match &mut planned {
+                Ok(plan) => plan,
+                Err(error) => return Err(error.clone()),
+            };
+            self.narrow(plan, &required).await?;
             // After planning: the cache key names the provider and model the request goes to.
-            if let Some(cacheable) = Cacheable::of(&self.inner, &plan, &request, policy) {
+            if let Some(cacheable) = Cacheable::of(&self.inner, plan, &request, policy) {
                 // Boxed: a request the cache does not apply to carries none of its state.
                 return Box::pin(crate::cache::chat(
                     self.inner.clone(),
                     cacheable,
-                    plan,
+                    std::mem::take(plan),
                     request,
                 ))
                 .await;
             }
-            ask(&self.inner, plan, &mut request).await
+            ask(&self.inner, std::mem::take(plan), &mut request).await
         }
     }
 
@@ -1228,11 +1231,15 @@ impl ProviderManager {
         options: QueryOptions,
     ) -> impl Future<Output = Result<ManagedStream>> + Send + '_ {
         let policy = options.cache;
-        let (plan, required) = self.plan_chat(&mut request, options);
+        let (mut planned, required) = self.plan_chat(&mut request, options);
         async move {
-            let plan = self.narrow(plan?, &required).await?;
-            let cacheable = Cacheable::of(&self.inner, &plan, &request, policy);
-            crate::stream::start(self.inner.clone(), plan, request, cacheable).await
+            let plan = match &mut planned {
+                Ok(plan) => plan,
+                Err(error) => return Err(error.clone()),
+            };
+            self.narrow(plan, &required).await?;
+            let cacheable = Cacheable::of(&self.inner, plan, &request, policy);
+            crate::stream::start(self.inner.clone(), std::mem::take(plan), request, cacheable).await
         }
     }
 
@@ -1273,7 +1280,7 @@ impl ProviderManager {
         let mut plan = self.plan(&options, purpose)?;
         // Before narrowing: the texts' size is checked against context windows.
         plan.facts = PromptFacts::of_texts(&request.input);
-        let plan = self.narrow(plan, &[]).await?;
+        self.narrow(&mut plan, &[]).await?;
         self.inner
             .run(plan, |entry, model, _last| {
                 let mut request = request.clone();
@@ -1295,7 +1302,8 @@ impl ProviderManager {
             required: &[],
             same_model: false,
         };
-        let plan = self.narrow(self.plan(&options, purpose)?, &[]).await?;
+        let mut plan = self.plan(&options, purpose)?;
+        self.narrow(&mut plan, &[]).await?;
         self.inner
             .run(plan, |entry, _model, _last| {
                 entry.provider().moderate_content(text)

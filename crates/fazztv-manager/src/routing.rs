@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -341,7 +342,7 @@ pub(crate) struct Plan {
     fallback: bool,
     /// Automatic selection, when the request asks for it: the steps are providers until
     /// narrowing replaces them with their selected models.
-    auto: Option<AutoSelect>,
+    auto: Option<Box<AutoSelect>>,
     /// The session the request belongs to (sticky routing).
     pub(crate) session: Option<String>,
     /// Why it goes where it goes; only made when asked for (`explain`, or `-v`), boxed so a
@@ -494,6 +495,13 @@ pub(crate) fn session_key(id: &str) -> String {
     format!("session:{id}")
 }
 
+/// The estimated size of `plan`'s request in tokens: its prompt plus `max_tokens`.
+fn needed_tokens(plan: &Plan) -> u64 {
+    plan.facts
+        .estimated_tokens
+        .saturating_add(u64::from(plan.facts.max_tokens.unwrap_or(0)))
+}
+
 /// Why a model with a context window of `context` tokens cannot take a request of about
 /// `needed` tokens.
 pub(crate) fn too_small(context: u64, needed: u64) -> String {
@@ -549,7 +557,7 @@ impl ProviderManager {
         };
         match self.plan_into(&mut plan, options, purpose) {
             Ok(()) => Ok(plan),
-            Err(error) => Err(self.unexplained(plan, error)),
+            Err(error) => Err(self.unexplained(&mut plan, error)),
         }
     }
 
@@ -570,7 +578,7 @@ impl ProviderManager {
             (None, None) => purpose.capabilities,
         };
         let addressing = Addressing::read(registry, options, purpose.model)?;
-        plan.auto.clone_from(&options.auto);
+        plan.auto = options.auto.clone().map(Box::new);
         plan.session.clone_from(&options.session);
         if let Some(explanation) = &mut plan.explanation {
             explanation.reading = addressing.describe(registry);
@@ -827,20 +835,46 @@ impl ProviderManager {
     ///   that `required` needs is skipped. A listing that names none of them, does not know
     ///   the model, or cannot be fetched narrows nothing: the configuration admitted it.
     ///
-    /// Then logs the plan's explanation, when it has one.
-    pub(crate) async fn narrow(&self, plan: Plan, required: &[ModelCapability]) -> Result<Plan> {
-        let mut plan = plan;
-        match self.narrow_in(&mut plan, required).await {
-            Ok(()) => Ok(self.explained(plan)),
-            Err(error) => Err(self.unexplained(plan, error)),
+    /// Then logs the plan's explanation, when it has one. A plan with nothing to narrow (the
+    /// common case) is done at once; the rest is boxed, so that a request's future carries a
+    /// pointer instead of the listings' state.
+    ///
+    /// In place: a request's future holds its plan once.
+    pub(crate) fn narrow<'a>(
+        &'a self,
+        plan: &'a mut Plan,
+        required: &'a [ModelCapability],
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
+        let needed = self.needs_narrowing(plan, required);
+        async move {
+            if needed {
+                if let Err(error) = Box::pin(self.narrow_in(plan, required)).await {
+                    return Err(self.unexplained(plan, error));
+                }
+            }
+            self.explained(plan);
+            Ok(())
         }
     }
 
+    /// Whether narrowing has anything to do for `plan`: a selection to make, a model to
+    /// check, a content capability or a context window to check, or a session to follow.
+    fn needs_narrowing(&self, plan: &Plan, required: &[ModelCapability]) -> bool {
+        plan.auto.is_some()
+            || plan.session.is_some()
+            || plan.model_to_check.is_some()
+            || !required.is_empty()
+            || self.checks_context(plan)
+    }
+
+    /// Whether `plan`'s targets are checked against their context windows: a request over
+    /// [`CONTEXT_CHECKED_FROM`] tokens, or a context overflow that may fall back.
+    fn checks_context(&self, plan: &Plan) -> bool {
+        needed_tokens(plan) > CONTEXT_CHECKED_FROM || self.inner.settings.context_fallback
+    }
+
     async fn narrow_in(&self, plan: &mut Plan, required: &[ModelCapability]) -> Result<()> {
-        let needed_tokens = plan
-            .facts
-            .estimated_tokens
-            .saturating_add(u64::from(plan.facts.max_tokens.unwrap_or(0)));
+        let needed_tokens = needed_tokens(plan);
         match plan.auto.clone() {
             Some(auto) => self.select(plan, &auto, required, needed_tokens).await?,
             None => self.check_targets(plan, required, needed_tokens).await?,
@@ -910,9 +944,7 @@ impl ProviderManager {
     ) -> Result<()> {
         let checks_model = plan.model_to_check.is_some();
         // A request this small fits every model's context: its listing need not be read.
-        // Contexts are also read when a context overflow may fall back to a larger one.
-        let checks_context =
-            needed_tokens > CONTEXT_CHECKED_FROM || self.inner.settings.context_fallback;
+        let checks_context = self.checks_context(plan);
         if required.is_empty() && !checks_model && !checks_context {
             return Ok(());
         }
@@ -1032,7 +1064,7 @@ impl ProviderManager {
     }
 
     /// Completes `plan`'s explanation, when it has one, with the final order, and logs it.
-    fn explained(&self, mut plan: Plan) -> Plan {
+    fn explained(&self, plan: &mut Plan) {
         if let Some(explanation) = &mut plan.explanation {
             let entries = self.inner.registry.entries();
             let priced = explanation.strategy == Strategy::Cost.as_str()
@@ -1063,11 +1095,10 @@ impl ProviderManager {
                 .collect();
             tracing::debug!(target: crate::ROUTE_TARGET, explanation = %explanation, "route");
         }
-        plan
     }
 
     /// Logs why `plan` cannot be sent, when it has an explanation, and returns `error`.
-    fn unexplained(&self, mut plan: Plan, error: Error) -> Error {
+    fn unexplained(&self, plan: &mut Plan, error: Error) -> Error {
         if let Some(explanation) = &mut plan.explanation {
             explanation.error = Some(error.message().to_owned());
             tracing::debug!(target: crate::ROUTE_TARGET, explanation = %explanation, "route");
@@ -1121,7 +1152,7 @@ impl ProviderManager {
                 }
             }
         }
-        let mut plan = self.explained(plan);
+        self.explained(&mut plan);
         plan.explanation
             .take()
             .map(|boxed| *boxed)
