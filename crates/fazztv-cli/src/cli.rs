@@ -106,6 +106,18 @@ pub enum Command {
     Ollama(OllamaArgs),
     /// Validate a configuration or print its schema.
     Config(ConfigArgs),
+    /// Serve an OpenAI-compatible API (chat completions, embeddings, moderations, models)
+    /// over the configured providers, with the configuration's `gateway` keys; prints
+    /// `listening on http://IP:PORT` on stderr once bound, and on SIGTERM or SIGINT stops
+    /// accepting, lets requests in flight finish and exits 0.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port, printed once bound).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// Routing and generation flags shared by `query` and `chat`.

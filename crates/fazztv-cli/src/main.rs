@@ -39,10 +39,17 @@ fn main() -> ExitCode {
     if cli.global.verbose {
         trace::install(app.ui.clone());
     }
-    let result = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The gateway serves many requests at once; every other command is one conversation.
+    let runtime = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let result = match runtime {
         Ok(runtime) => runtime.block_on(run(&app, cli.command)),
         Err(error) => Err(CliError::request(fazztv::Error::new(
             fazztv::ErrorKind::Unexpected,
@@ -77,5 +84,6 @@ async fn run(app: &App, command: Command) -> Result<(), CliError> {
         Command::Moderate(args) => commands::services::moderate(app, args).await,
         Command::Ollama(args) => commands::ollama::run(app, args).await,
         Command::Config(args) => commands::config::run(app, args),
+        Command::Serve(args) => commands::serve::run(app, args).await,
     }
 }

@@ -45,6 +45,176 @@ pub struct FazztvConfig {
     /// recorded by scoring answers.
     #[serde(default)]
     pub quality: BTreeMap<String, f64>,
+    /// The OpenAI-compatible gateway (`fazztv serve`): who may call it (virtual keys, each
+    /// with its models, budget and requests per minute) and how large a request may be.
+    #[serde(default)]
+    pub gateway: GatewaySettings,
+}
+
+/// The `gateway` section: how `fazztv serve` admits requests.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GatewaySettings {
+    /// `keys` (the default): every request needs `Authorization: Bearer <key>` with a key
+    /// whose SHA-256 is listed in `keys`; `none`: no key is asked for, which the gateway
+    /// accepts only on a loopback address.
+    #[serde(default)]
+    pub auth: GatewayAuth,
+    /// The virtual keys: each one a name, the SHA-256 of the key, and its limits.
+    #[serde(default)]
+    pub keys: Vec<GatewayKey>,
+    /// The largest request body accepted, in bytes (default 4 MiB); larger ones get 413.
+    #[serde(default = "default_max_body_bytes")]
+    #[schemars(range(min = 1))]
+    pub max_body_bytes: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            auth: GatewayAuth::default(),
+            keys: Vec::new(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+impl GatewaySettings {
+    /// Asks no key of requests (accepted on a loopback address only).
+    pub fn without_auth(mut self) -> Self {
+        self.auth = GatewayAuth::None;
+        self
+    }
+
+    /// Adds a virtual key.
+    pub fn with_key(mut self, key: GatewayKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Accepts request bodies of at most `bytes`.
+    pub fn with_max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// The `key:NAME` budgets that the keys' `budget_usd` stand for.
+    pub fn key_budgets(&self) -> impl Iterator<Item = Budget> + '_ {
+        self.keys.iter().filter_map(GatewayKey::budget)
+    }
+}
+
+fn default_max_body_bytes() -> u64 {
+    4 * 1024 * 1024
+}
+
+/// How the gateway authenticates requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum GatewayAuth {
+    /// A listed virtual key is required.
+    #[default]
+    Keys,
+    /// No key is required (loopback addresses only).
+    None,
+}
+
+/// One virtual key of the gateway. The key itself is never stored: only its SHA-256, which a
+/// request's `Authorization: Bearer <key>` is hashed and compared to.
+// `Debug` (below) does not show the hash either.
+#[derive(Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GatewayKey {
+    /// The key's name: what budgets (`key:NAME`), the response cache and statistics know it
+    /// by.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The SHA-256 of the key, as 64 hexadecimal digits (`printf %s "$KEY" | sha256sum`).
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
+    pub sha256: String,
+    /// The model strings (model ids, routes or `provider/model`, exactly as requests name
+    /// them) this key may ask for; empty: any.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Shorthand for a budget of scope `key:NAME`: the most this key may spend in each
+    /// `budget_window`, in USD.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub budget_usd: Option<f64>,
+    /// When the key's budget starts over: `minute`, `hour`, `day`, `month` or `total` (never;
+    /// the default).
+    #[serde(default)]
+    pub budget_window: Window,
+    /// The most requests per minute this key may make (a sliding window); more get 429 with
+    /// `Retry-After`.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub rpm: Option<u32>,
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GatewayKey")
+            .field("name", &self.name)
+            .field("sha256", &"[hidden]")
+            .field("models", &self.models)
+            .field("budget_usd", &self.budget_usd)
+            .field("budget_window", &self.budget_window)
+            .field("rpm", &self.rpm)
+            .finish()
+    }
+}
+
+impl GatewayKey {
+    /// A key named `name` whose SHA-256 is `sha256` (hexadecimal), with no limits.
+    pub fn new(name: impl Into<String>, sha256: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            sha256: sha256.into(),
+            models: Vec::new(),
+            budget_usd: None,
+            budget_window: Window::Total,
+            rpm: None,
+        }
+    }
+
+    /// Limits the key to these model strings.
+    pub fn with_models(mut self, models: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.models = models.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Gives the key a budget of `usd` per `window`.
+    pub fn with_budget(mut self, usd: f64, window: Window) -> Self {
+        self.budget_usd = Some(usd);
+        self.budget_window = window;
+        self
+    }
+
+    /// Limits the key to `rpm` requests per minute.
+    pub fn with_rpm(mut self, rpm: u32) -> Self {
+        self.rpm = Some(rpm);
+        self
+    }
+
+    /// The `key:NAME` budget its `budget_usd` stands for, if any.
+    pub fn budget(&self) -> Option<Budget> {
+        let usd = self.budget_usd?;
+        Some(Budget::new(
+            format!("key:{}", self.name),
+            usd,
+            self.budget_window,
+        ))
+    }
+
+    /// Whether the key may ask for `model` (`None`: no model named).
+    pub fn allows(&self, model: Option<&str>) -> bool {
+        self.models.is_empty()
+            || model.is_some_and(|model| self.models.iter().any(|allowed| allowed == model))
+    }
 }
 
 /// One route of `routes`: the targets a request for it may go to, and how the first is chosen.
@@ -274,7 +444,14 @@ impl FazztvConfig {
             cache: CacheSettings::default(),
             routes: BTreeMap::new(),
             quality: BTreeMap::new(),
+            gateway: GatewaySettings::default(),
         }
+    }
+
+    /// Replaces the gateway settings.
+    pub fn with_gateway(mut self, gateway: GatewaySettings) -> Self {
+        self.gateway = gateway;
+        self
     }
 
     /// Adds (or replaces) the route `name`.

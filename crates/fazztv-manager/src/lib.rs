@@ -41,8 +41,8 @@ mod stream;
 pub use cache::CachePolicy;
 pub use config::{
     Budget, CONFIG_ENV_VAR, CacheMode, CacheSettings, ConfigError, ConfigLoader, ConfigOrigin,
-    DEFAULT_CONFIG_FILE, FazztvConfig, HealthSettings, ManagerSettings, OnExceeded, Route,
-    RouteTarget, Strategy, Violation, builtin_default,
+    DEFAULT_CONFIG_FILE, FazztvConfig, GatewayAuth, GatewayKey, GatewaySettings, HealthSettings,
+    ManagerSettings, OnExceeded, Route, RouteTarget, Strategy, Violation, builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};

@@ -89,15 +89,26 @@ impl BudgetRule {
         }
     }
 
-    fn exceeded(&self, exhausted: Exhausted, wanted: f64) -> Error {
+    /// The error of a request it has no room for at `now`; it carries the wait until the
+    /// window resets as its retry-after, when the window ever resets.
+    fn exceeded(&self, exhausted: Exhausted, wanted: f64, now: SystemTime) -> Error {
         let resets = match exhausted.resets_at {
             Some(at) => format!("it resets at {}", utc(at)),
             None => String::from("it never resets (window `total`)"),
         };
-        Error::new(
+        let error = Error::new(
             ErrorKind::BudgetExceeded,
             format!("{}; {resets}", self.short_of(exhausted.remaining, wanted)),
-        )
+        );
+        match exhausted.resets_at {
+            Some(at) => {
+                let now = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs());
+                error.with_retry_after(Duration::from_secs(at.saturating_sub(now).max(1)))
+            }
+            None => error,
+        }
     }
 
     /// That it has `remaining` left, less than the `wanted` a request may cost.
@@ -340,7 +351,9 @@ impl Inner {
             {
                 Ok(reservation) => held.reservations.push(reservation),
                 Err(exhausted) => {
-                    let error = rule.exceeded(exhausted, wanted).with_provider(entry.name());
+                    let error = rule
+                        .exceeded(exhausted, wanted, now)
+                        .with_provider(entry.name());
                     held.abandon();
                     return Err(match rule.on_exceeded {
                         OnExceeded::Fail => Refusal::Fail(error),

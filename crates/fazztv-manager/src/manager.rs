@@ -1052,6 +1052,13 @@ impl ProviderManager {
         &self.inner.settings
     }
 
+    /// The store its budgets, rate limits and cached answers are kept in (shared with other
+    /// managers or processes when it was given one), for limits of its own that should count
+    /// alike: the gateway's requests per minute per key use its sliding windows.
+    pub fn state_store(&self) -> &Arc<dyn StateStore> {
+        &self.inner.limits.store
+    }
+
     /// The provider named `name`.
     pub fn get_provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.inner.registry.get_provider(name)

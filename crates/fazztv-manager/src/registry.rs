@@ -12,8 +12,8 @@ use fazztv_core::{
 use futures::future::join_all;
 
 use crate::config::{
-    self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, Route, Strategy,
-    Violation,
+    self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, GatewaySettings, Route,
+    Strategy, Violation,
 };
 use crate::limits::Scope;
 use crate::redact::Redacting;
@@ -90,6 +90,52 @@ fn route_problem(route: &Route, names: &[&str]) -> Option<(String, String)> {
                 )
             })
         })
+}
+
+/// What is wrong with the `gateway` section: two keys of one name or one hash, a budget that
+/// is not a finite amount, or a `key:NAME` budget declared both in `budgets` and by the key's
+/// `budget_usd` (they would count the same spending twice). Hashes are never quoted.
+fn gateway_violations(config: &FazztvConfig) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let keys = &config.gateway.keys;
+    for (index, key) in keys.iter().enumerate() {
+        let pointer = |field: &str| format!("/gateway/keys/{index}/{field}");
+        let earlier = &keys[..index];
+        if earlier.iter().any(|other| other.name == key.name) {
+            violations.push(Violation::new(
+                pointer("name"),
+                format!("duplicate key name `{}`; names must be unique", key.name),
+            ));
+        }
+        if earlier
+            .iter()
+            .any(|other| other.sha256.eq_ignore_ascii_case(&key.sha256))
+        {
+            violations.push(Violation::new(
+                pointer("sha256"),
+                "the same key hash is listed twice; each key must be listed once",
+            ));
+        }
+        if let Some(usd) = key.budget_usd {
+            if !(usd.is_finite() && usd >= 0.0) {
+                violations.push(Violation::new(
+                    pointer("budget_usd"),
+                    format!(
+                        "`budget_usd` must be a finite, non-negative number of US dollars, not \
+                         {usd}"
+                    ),
+                ));
+            }
+            let scope = format!("key:{}", key.name);
+            if config.budgets.iter().any(|budget| budget.scope == scope) {
+                violations.push(Violation::new(
+                    pointer("budget_usd"),
+                    format!("budget `{scope}` is also declared in `budgets`; keep one of them"),
+                ));
+            }
+        }
+    }
+    violations
 }
 
 /// The facade's cargo feature for each first-party provider type, so an unknown `type` can say
@@ -272,6 +318,8 @@ pub struct Registry {
     routes: BTreeMap<String, Route>,
     /// The configuration's `quality` ranks, keyed "PROVIDER/MODEL".
     quality: BTreeMap<String, f64>,
+    /// The configuration's `gateway` section.
+    gateway: GatewaySettings,
     environment: Environment,
     warnings: Vec<String>,
 }
@@ -515,6 +563,9 @@ impl Registry {
             self.add_keyed(variables, keys)?;
         }
         self.budgets.extend(config.budgets.iter().cloned());
+        // A gateway key's `budget_usd` is a `key:NAME` budget like any other.
+        self.budgets.extend(config.gateway.key_budgets());
+        self.gateway = config.gateway.clone();
         self.cache = config.cache;
         self.routes.extend(config.routes.clone());
         self.quality.extend(config.quality.clone());
@@ -692,6 +743,7 @@ impl Registry {
                 violations.push(Violation::new(pointer, message));
             }
         }
+        violations.extend(gateway_violations(config));
         violations
     }
 
@@ -739,6 +791,12 @@ impl Registry {
     /// The configuration's `cache`.
     pub fn cache(&self) -> &CacheSettings {
         &self.cache
+    }
+
+    /// The configuration's `gateway` section (its keys' budgets are among
+    /// [`budgets`](Self::budgets)).
+    pub fn gateway(&self) -> &GatewaySettings {
+        &self.gateway
     }
 
     /// What is wrong with the entry's `preset`, if anything: a name its type does not declare.

@@ -113,7 +113,86 @@ async fn a_refusal_names_the_budget_what_is_left_and_when_it_resets() {
     ] {
         assert!(message.contains(expected), "{expected:?} in {message}");
     }
+    // How long until it resets, for a gateway's Retry-After: at most a day.
+    let wait = error.retry_after().expect("a daily budget resets");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(86_400),
+        "{wait:?}"
+    );
     assert_eq!(a.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_budget_that_never_resets_gives_no_retry_after() {
+    let a = Arc::new(Scripted::new("a").price(per_output_token()));
+    let manager = configured(
+        &[(&a, config("a").with_default_model("a-model"))],
+        vec![Budget::new("provider:a", 0.005, Window::Total)],
+    );
+    let error = manager
+        .query_with_fallback("hi", with_max_tokens())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::BudgetExceeded);
+    assert_eq!(error.retry_after(), None);
+}
+
+#[test]
+fn a_gateway_keys_budget_is_a_key_budget_and_is_validated() {
+    let sha = "f77894fdfa58e447c57e077eaa9708e8e009c84dc6aba2db80461275e9b85be7";
+    let document = serde_json::json!({
+        "providers": [{"name": "local", "type": "mock"}],
+        "gateway": {"keys": [
+            {"name": "team", "sha256": sha, "budget_usd": 2.5, "budget_window": "month", "rpm": 10},
+            {"name": "open", "sha256": sha.replace('f', "e")}
+        ]}
+    });
+    let mut registry = Registry::discover().unwrap();
+    let loaded = registry
+        .load(&document.to_string(), ConfigOrigin::Inline)
+        .unwrap();
+    assert_eq!(loaded.gateway.keys.len(), 2);
+    assert_eq!(registry.gateway().keys[0].rpm, Some(10));
+    assert_eq!(registry.gateway().max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(
+        registry.budgets(),
+        [Budget::new("key:team", 2.5, Window::Month)]
+    );
+    let document = serde_json::json!({
+        "providers": [{"name": "local", "type": "mock"}],
+        "budgets": [{"scope": "key:team", "limit_usd": 1}],
+        "gateway": {"keys": [
+            {"name": "team", "sha256": sha, "budget_usd": 1},
+            {"name": "team", "sha256": sha.to_uppercase()}
+        ]}
+    });
+    let error = Registry::discover()
+        .unwrap()
+        .load(&document.to_string(), ConfigOrigin::Inline)
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "/gateway/keys/0/budget_usd",
+        "also declared in `budgets`",
+        "/gateway/keys/1/name",
+        "duplicate key name `team`",
+        "/gateway/keys/1/sha256",
+    ] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
+    assert!(!error.contains(sha), "a hash is never quoted: {error}");
+    let malformed = serde_json::json!({
+        "providers": [{"name": "local", "type": "mock"}],
+        "gateway": {"auth": "sometimes", "keys": [{"name": "team", "sha256": "abc"}]}
+    });
+    let error = Registry::discover()
+        .unwrap()
+        .load(&malformed.to_string(), ConfigOrigin::Inline)
+        .unwrap_err()
+        .to_string();
+    for expected in ["/gateway/auth", "/gateway/keys/0/sha256"] {
+        assert!(error.contains(expected), "{expected:?} in {error}");
+    }
 }
 
 #[tokio::test]

@@ -10,4 +10,5 @@ pub mod ollama;
 pub mod providers;
 pub mod query;
 pub mod route;
+pub mod serve;
 pub mod services;

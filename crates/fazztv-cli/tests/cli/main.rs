@@ -14,13 +14,14 @@ mod routing;
 mod runs;
 mod score;
 mod secrets;
+mod serve;
 mod tty;
 mod wire;
 
 // Dependencies of the binary, unused by the tests.
 use {
-    anstyle as _, base64 as _, clap as _, fazztv as _, futures as _, indicatif as _,
-    rustyline as _, serde as _, tokio as _, tracing as _, unicode_width as _,
+    anstyle as _, base64 as _, clap as _, fazztv as _, fazztv_gateway as _, futures as _,
+    indicatif as _, rustyline as _, serde as _, tokio as _, tracing as _, unicode_width as _,
 };
 
 use std::path::{Path, PathBuf};

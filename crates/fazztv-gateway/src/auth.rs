@@ -1,0 +1,222 @@
+//! Virtual keys: who is calling, what they may ask for, and how often.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared};
+
+/// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
+pub(crate) struct Keys {
+    digests: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("count", &self.digests.len())
+            .finish()
+    }
+}
+
+impl Keys {
+    /// Decodes every key's hash; a malformed one (or a name used twice) is a settings error
+    /// naming the key, never quoting the hash.
+    pub(crate) fn new(settings: &GatewaySettings) -> Result<Self, GatewayError> {
+        let mut digests = Vec::with_capacity(settings.keys.len());
+        for (index, key) in settings.keys.iter().enumerate() {
+            if key.name.is_empty() {
+                return Err(GatewayError::Settings(format!(
+                    "key {index} has an empty `name`"
+                )));
+            }
+            if settings.keys[..index]
+                .iter()
+                .any(|other| other.name == key.name)
+            {
+                return Err(GatewayError::Settings(format!(
+                    "two keys are named `{}`; names must be unique",
+                    key.name
+                )));
+            }
+            let digest = decode_hex(&key.sha256).ok_or_else(|| {
+                GatewayError::Settings(format!(
+                    "the `sha256` of key `{}` is not 64 hexadecimal digits (the SHA-256 of the \
+                     key, e.g. from `printf %s \"$KEY\" | sha256sum`)",
+                    key.name
+                ))
+            })?;
+            digests.push(digest);
+        }
+        Ok(Self { digests })
+    }
+
+    /// The index of the key whose hash is `key`'s, compared in constant time over every key.
+    fn find(&self, key: &str) -> Option<usize> {
+        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let mut found = None;
+        for (index, digest) in self.digests.iter().enumerate() {
+            let difference = digest
+                .iter()
+                .zip(presented)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if difference == 0 && found.is_none() {
+                found = Some(index);
+            }
+        }
+        found
+    }
+}
+
+/// 64 hexadecimal digits as 32 bytes.
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let text = text.as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+        let digit = |c: u8| char::from(c).to_digit(16);
+        *byte = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(bytes)
+}
+
+/// Who a request comes from: a configured key (by its index), or nobody with `auth: none`.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    key: Option<usize>,
+    shared: Arc<Shared>,
+}
+
+impl Caller {
+    /// The key's name, for `QueryOptions::key_name`.
+    pub(crate) fn key_name(&self) -> Option<&str> {
+        self.key
+            .map(|index| self.shared.settings.keys[index].name.as_str())
+    }
+
+    /// Whether the key may ask for `model`.
+    pub(crate) fn allows(&self, model: Option<&str>) -> bool {
+        self.key
+            .is_none_or(|index| self.shared.settings.keys[index].allows(model))
+    }
+
+    /// 403 unless the key may ask for `model`.
+    pub(crate) fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
+        if self.allows(model) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden_model(model))
+        }
+    }
+
+    /// The models the key is limited to (empty: any).
+    pub(crate) fn models(&self) -> &[String] {
+        self.key
+            .map_or(&[][..], |index| &self.shared.settings.keys[index].models)
+    }
+}
+
+/// Admits a request of the API: its key (401 without a configured one), then the key's
+/// requests per minute (429 with `Retry-After` over it). The caller is handed to the handler.
+pub(crate) async fn admit(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    // Copied out: the request (its body) may not be borrowed across the rate limit's wait.
+    let header = request.headers().get(AUTHORIZATION).cloned();
+    let caller = match authenticate(&shared, header).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+async fn authenticate(
+    shared: &Arc<Shared>,
+    header: Option<HeaderValue>,
+) -> Result<Caller, ApiError> {
+    if shared.settings.auth == GatewayAuth::None {
+        return Ok(Caller {
+            key: None,
+            shared: shared.clone(),
+        });
+    }
+    let Some(header) = header else {
+        return Err(ApiError::unauthenticated(
+            "no API key: send `Authorization: Bearer <key>` with a key of this gateway",
+        ));
+    };
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|value| {
+            let (scheme, key) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthenticated(
+                "the `Authorization` header is not `Bearer <key>`; send a key of this gateway",
+            )
+        })?;
+    let Some(index) = shared.keys.find(key) else {
+        return Err(ApiError::unauthenticated(
+            "the API key is not valid for this gateway",
+        ));
+    };
+    let entry = &shared.settings.keys[index];
+    if let Some(rpm) = entry.rpm {
+        let store = shared.manager.state_store();
+        let taken = store
+            .acquire(
+                &format!("gateway/rpm/{}", entry.name),
+                Duration::from_secs(60),
+                tokio::time::Instant::now(),
+                u64::from(rpm),
+                1,
+            )
+            .await;
+        if let Err(wait) = taken {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                format!(
+                    "key `{}` may make {rpm} requests per minute; try again in {:.1} s",
+                    entry.name,
+                    wait.as_secs_f64()
+                ),
+            )
+            .with_retry_after(wait));
+        }
+    }
+    Ok(Caller {
+        key: Some(index),
+        shared: shared.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_decode_in_either_case() {
+        let lower = "3fc4ccfe745870e2c0d99f71f30ff0656c8dedd41cc1d7d3d376b0dbe685e2f3";
+        assert_eq!(decode_hex(lower), decode_hex(&lower.to_uppercase()));
+        assert!(decode_hex(lower).is_some());
+        assert!(decode_hex(&lower[1..]).is_none());
+        assert!(decode_hex(&lower.replace('3', "g")).is_none());
+    }
+}

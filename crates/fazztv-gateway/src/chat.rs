@@ -1,0 +1,293 @@
+//! `POST /v1/chat/completions`: one answer as JSON, or a stream of SSE chunks.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use fazztv_core::{Attempt, AttemptOutcome, ChatResponse, Error, StreamEvent};
+use fazztv_manager::{ManagedStream, QueryOptions};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, axum_json};
+use crate::wire::{self, ChatCall};
+use crate::{
+    ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, unix_now,
+};
+
+/// The routing options of a request: its model string as written, the key it came with
+/// (`key:` budgets, the cache kept apart per key) and its end user as a tag (`tag:user:ID`
+/// budgets).
+pub(crate) fn options(caller: &Caller, model: Option<&str>, user: Option<&str>) -> QueryOptions {
+    let mut options = QueryOptions::new();
+    if let Some(model) = model {
+        options = options.model(model);
+    }
+    if let Some(name) = caller.key_name() {
+        options = options.key_name(name);
+    }
+    if let Some(user) = user {
+        options = options.tag(format!("user:{user}"));
+    }
+    options
+}
+
+/// Sets `name` to `value` when it makes a valid header value.
+pub(crate) fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The provider requests among `attempts` (candidates skipped without a request are not).
+pub(crate) fn tried(attempts: &[Attempt]) -> usize {
+    attempts
+        .iter()
+        .filter(|attempt| !matches!(attempt.outcome, AttemptOutcome::Skipped { .. }))
+        .count()
+}
+
+/// Who answered: provider, model and the number of provider requests.
+pub(crate) fn routing_headers(
+    headers: &mut HeaderMap,
+    provider: Option<&str>,
+    model: Option<&str>,
+    attempts: &[Attempt],
+) {
+    if let Some(provider) = provider {
+        set_header(headers, PROVIDER_HEADER, provider);
+    }
+    if let Some(model) = model.filter(|model| !model.is_empty()) {
+        set_header(headers, MODEL_HEADER, model);
+    }
+    set_header(headers, ATTEMPTS_HEADER, &tried(attempts).to_string());
+}
+
+/// A failed request: the table's status and the error's body, with who failed last.
+pub(crate) fn failure(error: &Error) -> Response {
+    let mut response = ApiError::from_error(error).into_response();
+    let last = error
+        .attempts()
+        .iter()
+        .rev()
+        .find(|attempt| !matches!(attempt.outcome, AttemptOutcome::Skipped { .. }));
+    let provider = error
+        .provider()
+        .or(last.map(|attempt| attempt.provider.as_str()));
+    let model = last.and_then(|attempt| attempt.model.as_deref());
+    routing_headers(response.headers_mut(), provider, model, error.attempts());
+    response
+}
+
+/// A request refused before routing: no provider was asked.
+pub(crate) fn refused(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    set_header(response.headers_mut(), ATTEMPTS_HEADER, "0");
+    response
+}
+
+pub(crate) async fn completions(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Extension(id): Extension<RequestId>,
+    body: Bytes,
+) -> Response {
+    let call = match wire::chat_call(&body) {
+        Ok(call) => call,
+        Err(error) => return refused(error),
+    };
+    if let Err(error) = caller.check_model(call.model.as_deref()) {
+        return refused(error);
+    }
+    let options = options(&caller, call.model.as_deref(), call.user.as_deref());
+    let created = unix_now();
+    if call.stream {
+        return stream(&shared, call, options, id, created).await;
+    }
+    match shared.manager.chat(call.request, options).await {
+        Ok(response) => answered(&response, &id.0, created),
+        Err(error) => failure(&error),
+    }
+}
+
+/// A whole answer, with who gave it and, when known, its cost.
+fn answered(response: &ChatResponse, id: &str, created: u64) -> Response {
+    let mut http = axum_json(&wire::completion(response, id, created));
+    let headers = http.headers_mut();
+    routing_headers(
+        headers,
+        Some(&response.provider),
+        Some(&response.model),
+        &response.attempts,
+    );
+    if let Some(usd) = response.cost.as_ref().and_then(|cost| cost.usd) {
+        set_header(headers, COST_HEADER, &usd.to_string());
+    }
+    if response.cached {
+        set_header(headers, "x-fazztv-cached", "true");
+    }
+    http
+}
+
+/// Streams the answer. The response waits for the commit point (the first delta): a failure
+/// before it is a real error status; after it, events are forwarded as they arrive, and a
+/// failure ends the stream with an error event and no `[DONE]`.
+async fn stream(
+    shared: &Shared,
+    call: ChatCall,
+    options: QueryOptions,
+    id: RequestId,
+    created: u64,
+) -> Response {
+    let stream = match shared.manager.chat_stream(call.request, options).await {
+        Ok(stream) => stream,
+        Err(error) => return failure(&error),
+    };
+    let model = stream.model().unwrap_or_default().to_owned();
+    let mut headers = HeaderMap::new();
+    routing_headers(
+        &mut headers,
+        Some(stream.provider()),
+        Some(&model),
+        stream.attempts(),
+    );
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    // Proxies that buffer (nginx) would hold the chunks back.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let chunks = Chunks {
+        stream,
+        id: id.0,
+        created,
+        model,
+        include_usage: call.include_usage,
+        role_sent: false,
+        pending: VecDeque::new(),
+        done: false,
+    };
+    let body = futures::stream::unfold(chunks, |mut chunks| async move {
+        let frame = chunks.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), chunks))
+    });
+    (headers, Body::from_stream(body)).into_response()
+}
+
+/// The SSE frames of one stream.
+struct Chunks {
+    stream: ManagedStream,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    /// The first chunk carries `delta.role`.
+    role_sent: bool,
+    /// Frames made from one event, handed out in order.
+    pending: VecDeque<Bytes>,
+    /// The stream ended (finished or failed): nothing more is read from it.
+    done: bool,
+}
+
+impl Chunks {
+    /// The next frame, reading events until one gives any; `None` at the end.
+    async fn next_frame(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            if self.done {
+                return None;
+            }
+            match self.stream.next().await {
+                Some(Ok(event)) => self.event(event),
+                Some(Err(error)) => self.failed(&error),
+                None => self.failed(&Error::new(
+                    fazztv_core::ErrorKind::StreamInterrupted,
+                    "the stream ended without its finish event",
+                )),
+            }
+        }
+    }
+
+    fn event(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Model { model } => self.model = model,
+            StreamEvent::TextDelta { text } if !text.is_empty() => {
+                self.delta(json!({"content": text}), None);
+            }
+            StreamEvent::ReasoningDelta { text, .. } if !text.is_empty() => {
+                // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
+                self.delta(json!({"reasoning_content": text}), None);
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                let mut call = json!({"index": index, "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = Value::String(id);
+                    call["type"] = json!("function");
+                }
+                if let Some(name) = name {
+                    call["function"]["name"] = Value::String(name);
+                }
+                self.delta(json!({"tool_calls": [call]}), None);
+            }
+            StreamEvent::Finish {
+                reason,
+                usage,
+                cost,
+            } => {
+                let reason = wire::finish_reason(Some(&reason), false);
+                self.delta(json!({}), Some(reason));
+                if self.include_usage {
+                    let chunk = wire::usage_chunk(
+                        &self.id,
+                        self.created,
+                        &self.model,
+                        usage.as_ref(),
+                        cost.and_then(|cost| cost.usd),
+                    );
+                    self.push(&chunk);
+                }
+                self.pending
+                    .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                self.done = true;
+            }
+            // Empty deltas and payloads only a provider understands.
+            _ => {}
+        }
+    }
+
+    /// A chunk with `delta` (the role added to the first one).
+    fn delta(&mut self, mut delta: Value, finish_reason: Option<&str>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            if let Value::Object(object) = &mut delta {
+                object.insert("role".into(), json!("assistant"));
+            }
+        }
+        let chunk = wire::chunk(&self.id, self.created, &self.model, delta, finish_reason);
+        self.push(&chunk);
+    }
+
+    fn push(&mut self, value: &Value) {
+        self.pending
+            .push_back(Bytes::from(format!("data: {value}\n\n")));
+    }
+
+    /// The stream broke after it began: an error event, and no `[DONE]` — a cut answer must
+    /// never look complete.
+    fn failed(&mut self, error: &Error) {
+        let body = ApiError::from_error(error).body();
+        self.push(&body);
+        self.done = true;
+    }
+}

@@ -1,0 +1,308 @@
+//! Embeddings, moderations, the model list and the health probes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use fazztv_core::{Attempt, EmbeddingRequest, EmbeddingResponse, ModerationResult};
+use fazztv_manager::HealthState;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Caller;
+use crate::chat::{failure, options, refused, routing_headers, set_header};
+use crate::error::{ApiError, axum_json};
+use crate::wire::object;
+use crate::{COST_HEADER, RequestId, Shared};
+
+/// The strings of `input`: one string, or an array of them (token arrays are not taken).
+fn texts(object: &Map<String, Value>, endpoint: &str) -> Result<Vec<String>, ApiError> {
+    let wrong = || {
+        ApiError::invalid(format!(
+            "`input` must be a string or an array of strings (this gateway takes no token \
+             arrays{endpoint})"
+        ))
+        .with_param("input")
+    };
+    let texts = match object.get("input") {
+        Some(Value::String(text)) => vec![text.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Some(text.clone()),
+                // Moderation's text parts.
+                Value::Object(part) if part.get("type").and_then(Value::as_str) == Some("text") => {
+                    part.get("text").and_then(Value::as_str).map(str::to_owned)
+                }
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(wrong)?,
+        _ => return Err(wrong()),
+    };
+    if texts.is_empty() {
+        return Err(ApiError::invalid("`input` is empty").with_param("input"));
+    }
+    Ok(texts)
+}
+
+/// The model a body names, if any.
+fn model(object: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match object.get("model") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(model)) => Ok(Some(model.clone())),
+        Some(_) => Err(ApiError::invalid("`model` must be a string").with_param("model")),
+    }
+}
+
+/// `POST /v1/embeddings`: vectors as float arrays, or (`encoding_format: "base64"`, which the
+/// official SDKs send by default) as base64 of little-endian `f32`s.
+pub(crate) async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let read = || -> Result<_, ApiError> {
+        let object = object(&body)?;
+        let texts = texts(&object, "")?;
+        let model = model(&object)?;
+        let base64 = match object.get("encoding_format") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(format)) if format == "float" => false,
+            Some(Value::String(format)) if format == "base64" => true,
+            Some(_) => {
+                return Err(
+                    ApiError::invalid("`encoding_format` must be \"float\" or \"base64\"")
+                        .with_param("encoding_format"),
+                );
+            }
+        };
+        let dimensions = match object.get("dimensions") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .and_then(|dimensions| u32::try_from(dimensions).ok())
+                    .filter(|dimensions| *dimensions > 0)
+                    .ok_or_else(|| {
+                        ApiError::invalid("`dimensions` must be a positive integer")
+                            .with_param("dimensions")
+                    })?,
+            ),
+        };
+        let user = object
+            .get("user")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((texts, model, base64, dimensions, user))
+    };
+    let (texts, model, base64, dimensions, user) = match read() {
+        Ok(read) => read,
+        Err(error) => return refused(error),
+    };
+    if let Err(error) = caller.check_model(model.as_deref()) {
+        return refused(error);
+    }
+    let mut request = EmbeddingRequest::batch(texts);
+    request.dimensions = dimensions;
+    let options = options(&caller, model.as_deref(), user.as_deref());
+    match shared
+        .manager
+        .get_embeddings_with_fallback(request, options)
+        .await
+    {
+        Ok(response) => embedded(&response, base64),
+        Err(error) => failure(&error),
+    }
+}
+
+fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
+    let data: Vec<Value> = response
+        .embeddings
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector
+                    .iter()
+                    .flat_map(|value| value.to_le_bytes())
+                    .collect();
+                Value::String(BASE64.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let mut body = json!({"object": "list", "data": data, "model": response.model});
+    if let Some(usage) = &response.usage {
+        body["usage"] = json!({
+            "prompt_tokens": usage.prompt_tokens,
+            "total_tokens": usage.total_tokens,
+        });
+    }
+    let mut http = axum_json(&body);
+    routing_headers(
+        http.headers_mut(),
+        Some(&response.provider),
+        Some(&response.model),
+        &response.attempts,
+    );
+    if let Some(usd) = response.cost.as_ref().and_then(|cost| cost.usd) {
+        set_header(http.headers_mut(), COST_HEADER, &usd.to_string());
+    }
+    http
+}
+
+/// `POST /v1/moderations`: one result per input text (text parts are read as texts; images
+/// are not taken).
+pub(crate) async fn moderations(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+    Extension(id): Extension<RequestId>,
+    body: Bytes,
+) -> Response {
+    let read = || -> Result<_, ApiError> {
+        let object = object(&body)?;
+        Ok((texts(&object, " and no images")?, model(&object)?))
+    };
+    let (texts, model) = match read() {
+        Ok(read) => read,
+        Err(error) => return refused(error),
+    };
+    if let Err(error) = caller.check_model(model.as_deref()) {
+        return refused(error);
+    }
+    let options = options(&caller, model.as_deref(), None);
+    let verdicts = futures::future::join_all(
+        texts
+            .iter()
+            .map(|text| shared.manager.moderate_with_fallback(text, options.clone())),
+    )
+    .await;
+    let mut results = Vec::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        match verdict {
+            Ok(result) => results.push(result),
+            Err(error) => return failure(&error),
+        }
+    }
+    moderated(&results, model.as_deref(), &id.0)
+}
+
+fn moderated(results: &[ModerationResult], asked: Option<&str>, id: &str) -> Response {
+    let model = results
+        .iter()
+        .find_map(|result| result.model.as_deref())
+        .or(asked)
+        .unwrap_or_default();
+    let body = json!({
+        "id": format!("modr-{id}"),
+        "model": model,
+        "results": results.iter().map(|result| {
+            let categories: BTreeMap<&str, bool> = result
+                .category_scores
+                .keys()
+                .map(|category| (category.as_str(), result.concerns.contains(category)))
+                .chain(result.concerns.iter().map(|concern| (concern.as_str(), true)))
+                .collect();
+            json!({
+                "flagged": !result.safe,
+                "categories": categories,
+                "category_scores": result.category_scores,
+            })
+        }).collect::<Vec<_>>(),
+    });
+    let mut http = axum_json(&body);
+    let attempts: Vec<Attempt> = results
+        .iter()
+        .flat_map(|result| result.attempts.iter().cloned())
+        .collect();
+    let provider = results.last().and_then(|result| result.provider.as_deref());
+    routing_headers(http.headers_mut(), provider, Some(model), &attempts);
+    http
+}
+
+/// `GET /v1/models`: every model the enabled providers list (each id once, owned by the
+/// first provider listing it) and every configured route; for a key limited to some models,
+/// exactly those.
+pub(crate) async fn models(
+    State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let registry = shared.manager.registry();
+    let (listed, failures) = registry.list_all_models().await;
+    for (provider, error) in &failures {
+        tracing::debug!(provider = %provider, error = %error, "a provider could not list its models");
+    }
+    let mut owners: Vec<(String, String)> = Vec::new();
+    for model in listed {
+        if !owners.iter().any(|(id, _)| *id == model.id) {
+            owners.push((model.id, model.provider));
+        }
+    }
+    for route in registry.routes().keys() {
+        if !owners.iter().any(|(id, _)| id == route) {
+            owners.push((route.clone(), String::from("fazztv")));
+        }
+    }
+    let allowed = caller.models();
+    if !allowed.is_empty() {
+        owners = allowed
+            .iter()
+            .map(|model| {
+                let owner = owners
+                    .iter()
+                    .find(|(id, _)| id == model)
+                    .map_or_else(|| String::from("fazztv"), |(_, owner)| owner.clone());
+                (model.clone(), owner)
+            })
+            .collect();
+    }
+    let data: Vec<Value> = owners
+        .into_iter()
+        .map(|(id, owner)| {
+            json!({"id": id, "object": "model", "created": shared.started, "owned_by": owner})
+        })
+        .collect();
+    axum_json(&json!({"object": "list", "data": data}))
+}
+
+/// `GET /healthz`: the process serves.
+pub(crate) async fn healthz() -> Response {
+    axum_json(&json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 while at least one enabled provider is in rotation (not ejected), else
+/// 503.
+pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let registry = shared.manager.registry();
+    let in_rotation = shared
+        .manager
+        .health()
+        .iter()
+        .filter(|health| {
+            registry
+                .entry(&health.provider)
+                .is_some_and(|entry| entry.config().enabled)
+        })
+        .filter(|health| !matches!(health.state, HealthState::Ejected { .. }))
+        .count();
+    if in_rotation > 0 {
+        axum_json(&json!({"status": "ready", "providers_in_rotation": in_rotation}))
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "not_ready",
+            "no enabled provider is in rotation: every one is ejected after failing, or none \
+             is enabled",
+        )
+        .into_response()
+    }
+}

@@ -1,0 +1,729 @@
+//! OpenAI's Chat Completions shapes, server side: a request body read into the neutral
+//! [`ChatRequest`], and answers (whole, and streamed as chunks) written back. Pure functions,
+//! tested without a socket.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use fazztv_core::{
+    ChatMessage, ChatRequest, ChatResponse, ContentPart, FinishReason, GenerationOptions,
+    ImageSource, ReasoningControl, ReasoningEffort, ResponseFormat, Role, Tool, ToolCall,
+    ToolChoice, ToolResult, Usage,
+};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+
+/// A chat completion request, read.
+#[derive(Debug)]
+pub(crate) struct ChatCall {
+    pub(crate) request: ChatRequest,
+    /// The model string as the caller wrote it (a route, `provider/model` or a model id).
+    pub(crate) model: Option<String>,
+    pub(crate) stream: bool,
+    /// `stream_options.include_usage`.
+    pub(crate) include_usage: bool,
+    /// `user`, the caller's end user.
+    pub(crate) user: Option<String>,
+}
+
+/// A JSON object body, or 400.
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(ApiError::invalid("the request body must be a JSON object")),
+        Err(error) => Err(ApiError::invalid(format!(
+            "the request body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+/// The field `name` of `object`, absent or `null` being `None`.
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object.get(name).filter(|value| !value.is_null())
+}
+
+/// 400 for field `param`: it is not what it should be.
+fn wrong(param: impl Into<String>, expected: &str) -> ApiError {
+    let param = param.into();
+    ApiError::invalid(format!("`{param}` must be {expected}")).with_param(param)
+}
+
+fn string(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option<String>, ApiError> {
+    match field(object, name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(wrong(join(path, name), "a string")),
+    }
+}
+
+fn number(object: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
+    match field(object, name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| wrong(name, "a number")),
+    }
+}
+
+fn boolean(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option<bool>, ApiError> {
+    match field(object, name) {
+        None => Ok(None),
+        Some(Value::Bool(value)) => Ok(Some(*value)),
+        Some(_) => Err(wrong(join(path, name), "true or false")),
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Reads a `POST /v1/chat/completions` body. Unknown fields are ignored (never forwarded);
+/// what would change the answer's meaning but cannot be honoured is refused: `n` > 1, the
+/// deprecated `functions`, content parts other than text and images.
+pub(crate) fn chat_call(body: &[u8]) -> Result<ChatCall, ApiError> {
+    let object = object(body)?;
+    if let Some(n) = field(&object, "n") {
+        match n.as_u64() {
+            Some(1) => {}
+            Some(2..) => {
+                return Err(ApiError::invalid(
+                    "`n` > 1 is not supported: this gateway answers with one choice; send \
+                     several requests instead",
+                )
+                .with_param("n")
+                .with_code("unsupported_parameter"));
+            }
+            _ => return Err(wrong("n", "a positive integer")),
+        }
+    }
+    for deprecated in ["functions", "function_call"] {
+        if field(&object, deprecated).is_some() {
+            return Err(ApiError::invalid(format!(
+                "`{deprecated}` is not supported: use `tools` and `tool_choice`"
+            ))
+            .with_param(deprecated)
+            .with_code("unsupported_parameter"));
+        }
+    }
+    let model = string(&object, "model", "")?;
+    let messages = match field(&object, "messages") {
+        Some(Value::Array(messages)) if !messages.is_empty() => messages
+            .iter()
+            .enumerate()
+            .map(|(index, message)| read_message(index, message))
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(_)) | None => {
+            return Err(
+                ApiError::invalid("`messages` must list at least one message")
+                    .with_param("messages"),
+            );
+        }
+        Some(_) => return Err(wrong("messages", "an array of messages")),
+    };
+    let mut request = ChatRequest::new(messages);
+    request.options = generation(&object)?;
+    request.tools = tools(&object)?;
+    request.tool_choice = tool_choice(&object)?;
+    request.parallel_tool_calls = boolean(&object, "parallel_tool_calls", "")?;
+    request.response_format = response_format(&object)?;
+    if let Some(effort) = string(&object, "reasoning_effort", "")? {
+        let effort = match effort.as_str() {
+            "none" => ReasoningEffort::None,
+            "minimal" => ReasoningEffort::Minimal,
+            "low" => ReasoningEffort::Low,
+            "medium" => ReasoningEffort::Medium,
+            "high" => ReasoningEffort::High,
+            _ => {
+                return Err(wrong(
+                    "reasoning_effort",
+                    "none, minimal, low, medium or high",
+                ));
+            }
+        };
+        request.reasoning = Some(ReasoningControl::Effort(effort));
+    }
+    let stream = boolean(&object, "stream", "")?.unwrap_or(false);
+    let include_usage = match field(&object, "stream_options") {
+        None => false,
+        Some(Value::Object(options)) => {
+            boolean(options, "include_usage", "stream_options")?.unwrap_or(false)
+        }
+        Some(_) => return Err(wrong("stream_options", "an object")),
+    };
+    let user = string(&object, "user", "")?;
+    Ok(ChatCall {
+        request,
+        model,
+        stream,
+        include_usage,
+        user,
+    })
+}
+
+/// Sampling: `temperature`, `top_p`, `max_completion_tokens` (else `max_tokens`), `stop`,
+/// `seed`. The model is not set here: it goes to the routing options.
+fn generation(object: &Map<String, Value>) -> Result<GenerationOptions, ApiError> {
+    let mut options = GenerationOptions::default();
+    options.temperature = number(object, "temperature")?;
+    options.top_p = number(object, "top_p")?;
+    let tokens = |name: &str| -> Result<Option<u32>, ApiError> {
+        match field(object, name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .and_then(|tokens| u32::try_from(tokens).ok())
+                .map(Some)
+                .ok_or_else(|| wrong(name, "a non-negative integer")),
+        }
+    };
+    options.max_tokens = match tokens("max_completion_tokens")? {
+        Some(tokens) => Some(tokens),
+        None => tokens("max_tokens")?,
+    };
+    options.stop = match field(object, "stop") {
+        None => Vec::new(),
+        Some(Value::String(stop)) => vec![stop.clone()],
+        Some(Value::Array(stops)) => stops
+            .iter()
+            .map(|stop| stop.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| wrong("stop", "a string or an array of strings"))?,
+        Some(_) => return Err(wrong("stop", "a string or an array of strings")),
+    };
+    options.seed = match field(object, "seed") {
+        None => None,
+        Some(value) => Some(value.as_i64().ok_or_else(|| wrong("seed", "an integer"))?),
+    };
+    Ok(options)
+}
+
+/// One message: `system` and `developer` (both instructions), `user`, `assistant` (text,
+/// tool calls) and `tool` (a result for `tool_call_id`).
+fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> {
+    let path = format!("messages[{index}]");
+    let Value::Object(message) = message else {
+        return Err(wrong(path, "an object with `role` and `content`"));
+    };
+    let role = match string(message, "role", &path)?.as_deref() {
+        Some("system" | "developer") => Role::System,
+        Some("user") => Role::User,
+        Some("assistant") => Role::Assistant,
+        Some("tool") => Role::Tool,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "`{path}.role` `{other}` is not supported (system, developer, user, assistant \
+                 or tool)"
+            ))
+            .with_param(format!("{path}.role")));
+        }
+        None => return Err(wrong(format!("{path}.role"), "a string")),
+    };
+    if role == Role::Tool {
+        let call_id = string(message, "tool_call_id", &path)?.ok_or_else(|| {
+            wrong(
+                format!("{path}.tool_call_id"),
+                "the id of the tool call this message answers",
+            )
+        })?;
+        let text: String = content(message, role, &path)?
+            .iter()
+            .filter_map(ContentPart::as_text)
+            .collect();
+        let mut result = ToolResult::new(call_id, text);
+        if let Some(name) = string(message, "name", &path)? {
+            result = result.with_name(name);
+        }
+        return Ok(ChatMessage::tool_result(result));
+    }
+    let mut parts = content(message, role, &path)?;
+    if let Some(calls) = field(message, "tool_calls") {
+        let Value::Array(calls) = calls else {
+            return Err(wrong(format!("{path}.tool_calls"), "an array"));
+        };
+        if role != Role::Assistant {
+            return Err(ApiError::invalid(format!(
+                "`{path}.tool_calls`: only assistant messages call tools"
+            ))
+            .with_param(format!("{path}.tool_calls")));
+        }
+        for (position, call) in calls.iter().enumerate() {
+            parts.push(ContentPart::ToolCall(tool_call(
+                &format!("{path}.tool_calls[{position}]"),
+                call,
+            )?));
+        }
+    }
+    if parts.is_empty() {
+        return Err(ApiError::invalid(format!("`{path}` has no content"))
+            .with_param(format!("{path}.content")));
+    }
+    Ok(ChatMessage::from_parts(role, parts))
+}
+
+/// `content`: a string, or parts (`text`; `image_url` in user messages; `refusal` in
+/// assistant messages, kept as text).
+fn content(
+    message: &Map<String, Value>,
+    role: Role,
+    path: &str,
+) -> Result<Vec<ContentPart>, ApiError> {
+    let path = format!("{path}.content");
+    match field(message, "content") {
+        None => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(vec![ContentPart::text(text.clone())]),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(index, part)| content_part(&format!("{path}[{index}]"), part, role))
+            .collect(),
+        Some(_) => Err(wrong(path, "a string or an array of content parts")),
+    }
+}
+
+fn content_part(path: &str, part: &Value, role: Role) -> Result<ContentPart, ApiError> {
+    let Value::Object(part) = part else {
+        return Err(wrong(path, "an object with a `type`"));
+    };
+    let kind = string(part, "type", path)?.unwrap_or_default();
+    match (kind.as_str(), role) {
+        ("text", _) => string(part, "text", path)?
+            .map(ContentPart::text)
+            .ok_or_else(|| wrong(join(path, "text"), "a string")),
+        ("refusal", Role::Assistant) => string(part, "refusal", path)?
+            .map(ContentPart::text)
+            .ok_or_else(|| wrong(join(path, "refusal"), "a string")),
+        ("image_url", Role::User) => {
+            let image = match field(part, "image_url") {
+                Some(Value::Object(image)) => string(image, "url", &join(path, "image_url"))?,
+                Some(Value::String(url)) => Some(url.clone()),
+                _ => None,
+            }
+            .ok_or_else(|| wrong(join(path, "image_url.url"), "a URL or a data URL"))?;
+            Ok(ContentPart::image(image_source(path, &image)?))
+        }
+        (other, role) => Err(ApiError::invalid(format!(
+            "`{path}`: `{other}` content parts are not supported in {role} messages (text, and \
+             image_url in user messages)"
+        ))
+        .with_param(path.to_owned())
+        .with_code("unsupported_content")),
+    }
+}
+
+/// An image URL as given, or the bytes of a `data:<type>;base64,<data>` URL.
+fn image_source(path: &str, url: &str) -> Result<ImageSource, ApiError> {
+    let Some(data_url) = url.strip_prefix("data:") else {
+        return Ok(ImageSource::Url(url.to_owned()));
+    };
+    let param = join(path, "image_url.url");
+    let (media_type, data) = data_url
+        .split_once(',')
+        .and_then(|(header, data)| Some((header.strip_suffix(";base64")?, data)))
+        .filter(|(media_type, _)| !media_type.is_empty())
+        .ok_or_else(|| {
+            wrong(
+                param.clone(),
+                "a data URL of the form data:<type>;base64,<data>",
+            )
+        })?;
+    let bytes = BASE64
+        .decode(data.trim())
+        .map_err(|_| wrong(param, "a data URL whose data is base64"))?;
+    Ok(ImageSource::from_bytes(media_type, bytes))
+}
+
+/// `{"id", "type": "function", "function": {"name", "arguments": "<JSON text>"}}`.
+fn tool_call(path: &str, call: &Value) -> Result<ToolCall, ApiError> {
+    let Value::Object(call) = call else {
+        return Err(wrong(path, "an object"));
+    };
+    if let Some(kind) = string(call, "type", path)? {
+        if kind != "function" {
+            return Err(wrong(join(path, "type"), "\"function\""));
+        }
+    }
+    let id = string(call, "id", path)?.ok_or_else(|| wrong(join(path, "id"), "a string"))?;
+    let Some(Value::Object(function)) = field(call, "function") else {
+        return Err(wrong(
+            join(path, "function"),
+            "an object with `name` and `arguments`",
+        ));
+    };
+    let function_path = join(path, "function");
+    let name = string(function, "name", &function_path)?
+        .ok_or_else(|| wrong(join(&function_path, "name"), "a string"))?;
+    let arguments = match field(function, "arguments") {
+        None => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        // Lenient: an object is what the text would have said.
+        Some(value @ Value::Object(_)) => value.to_string(),
+        Some(_) => return Err(wrong(join(&function_path, "arguments"), "a JSON string")),
+    };
+    Ok(ToolCall::from_text(id, name, &arguments))
+}
+
+/// `tools`: function tools.
+fn tools(object: &Map<String, Value>) -> Result<Vec<Tool>, ApiError> {
+    let Some(tools) = field(object, "tools") else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(tools) = tools else {
+        return Err(wrong("tools", "an array of tools"));
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(index, tool)| {
+            let path = format!("tools[{index}]");
+            let Value::Object(tool) = tool else {
+                return Err(wrong(path, "an object"));
+            };
+            let kind = string(tool, "type", &path)?;
+            if kind.as_deref().is_some_and(|kind| kind != "function") {
+                return Err(ApiError::invalid(format!(
+                    "`{path}.type`: only function tools are supported"
+                ))
+                .with_param(format!("{path}.type"))
+                .with_code("unsupported_parameter"));
+            }
+            let Some(Value::Object(function)) = field(tool, "function") else {
+                return Err(wrong(format!("{path}.function"), "an object with a `name`"));
+            };
+            let function_path = format!("{path}.function");
+            let name = string(function, "name", &function_path)?
+                .ok_or_else(|| wrong(format!("{function_path}.name"), "a string"))?;
+            let parameters = field(function, "parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let mut tool = Tool::new(name, parameters);
+            if let Some(description) = string(function, "description", &function_path)? {
+                tool = tool.with_description(description);
+            }
+            Ok(tool)
+        })
+        .collect()
+}
+
+/// `tool_choice`: `auto`, `none`, `required` or `{"type": "function", "function": {"name"}}`.
+fn tool_choice(object: &Map<String, Value>) -> Result<Option<ToolChoice>, ApiError> {
+    let expected = "\"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}";
+    match field(object, "tool_choice") {
+        None => Ok(None),
+        Some(Value::String(choice)) => match choice.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            _ => Err(wrong("tool_choice", expected)),
+        },
+        Some(Value::Object(choice)) => choice
+            .get("function")
+            .and_then(|function| function.get("name"))
+            .and_then(Value::as_str)
+            .filter(|_| choice.get("type").and_then(Value::as_str) == Some("function"))
+            .map(|name| Some(ToolChoice::Tool(name.to_owned())))
+            .ok_or_else(|| wrong("tool_choice", expected)),
+        Some(_) => Err(wrong("tool_choice", expected)),
+    }
+}
+
+/// `response_format`: `text`, `json_object` or `json_schema` (`name`, `schema`, `strict`).
+fn response_format(object: &Map<String, Value>) -> Result<Option<ResponseFormat>, ApiError> {
+    let Some(format) = field(object, "response_format") else {
+        return Ok(None);
+    };
+    let Value::Object(format) = format else {
+        return Err(wrong("response_format", "an object with a `type`"));
+    };
+    match string(format, "type", "response_format")?.as_deref() {
+        Some("text") => Ok(Some(ResponseFormat::Text)),
+        Some("json_object") => Ok(Some(ResponseFormat::JsonObject)),
+        Some("json_schema") => {
+            let Some(Value::Object(spec)) = field(format, "json_schema") else {
+                return Err(wrong(
+                    "response_format.json_schema",
+                    "an object with `name` and `schema`",
+                ));
+            };
+            let path = "response_format.json_schema";
+            let name = string(spec, "name", path)?
+                .ok_or_else(|| wrong(format!("{path}.name"), "a string"))?;
+            let schema = field(spec, "schema").cloned().unwrap_or_else(|| json!({}));
+            let strict = boolean(spec, "strict", path)?;
+            Ok(Some(ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            }))
+        }
+        _ => Err(wrong(
+            "response_format.type",
+            "\"text\", \"json_object\" or \"json_schema\"",
+        )),
+    }
+}
+
+/// The OpenAI name of why generation stopped (an unknown reason is `stop`: the SDKs know only
+/// the four).
+pub(crate) fn finish_reason(reason: Option<&FinishReason>, tool_calls: bool) -> &'static str {
+    match reason {
+        Some(FinishReason::Length) => "length",
+        Some(FinishReason::ContentFilter) => "content_filter",
+        Some(FinishReason::ToolCalls) => "tool_calls",
+        Some(FinishReason::Stop) => "stop",
+        _ if tool_calls => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Token usage in OpenAI's shape; details only when the provider reported them.
+pub(crate) fn usage(usage: &Usage) -> Value {
+    let mut object = json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    });
+    if let Some(cached) = usage.cached_tokens {
+        object["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
+    if let Some(reasoning) = usage.reasoning_tokens {
+        object["completion_tokens_details"] = json!({"reasoning_tokens": reasoning});
+    }
+    object
+}
+
+/// The tool calls of an answer, arguments as JSON text.
+fn tool_calls(calls: &[ToolCall]) -> Value {
+    calls
+        .iter()
+        .map(|call| {
+            json!({
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments.to_text()},
+            })
+        })
+        .collect()
+}
+
+/// A whole answer as a `chat.completion`.
+pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Value {
+    let calls = !response.tool_calls.is_empty();
+    let content = if response.content.is_empty() && calls {
+        Value::Null
+    } else {
+        Value::String(response.content.clone())
+    };
+    let mut message = json!({
+        "role": "assistant",
+        "content": content,
+        "refusal": response.refusal,
+    });
+    if calls {
+        message["tool_calls"] = tool_calls(&response.tool_calls);
+    }
+    if let Some(reasoning) = response
+        .reasoning
+        .as_ref()
+        .filter(|reasoning| !reasoning.text.is_empty())
+    {
+        // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
+        message["reasoning_content"] = Value::String(reasoning.text.clone());
+    }
+    let mut body = json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion",
+        "created": created,
+        "model": response.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason(response.finish_reason.as_ref(), calls),
+        }],
+    });
+    if let Some(reported) = &response.usage {
+        body["usage"] = usage(reported);
+    }
+    body
+}
+
+/// One `chat.completion.chunk` with one choice.
+pub(crate) fn chunk(
+    id: &str,
+    created: u64,
+    model: &str,
+    delta: Value,
+    finish_reason: Option<&str>,
+) -> Value {
+    json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "delta": delta,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+    })
+}
+
+/// The chunk that closes a stream when the caller asked for usage: no choices, the usage,
+/// and what the answer cost when its price is known (`cost_usd`, not OpenAI's).
+pub(crate) fn usage_chunk(
+    id: &str,
+    created: u64,
+    model: &str,
+    reported: Option<&Usage>,
+    cost_usd: Option<f64>,
+) -> Value {
+    let mut chunk = json!({
+        "id": format!("chatcmpl-{id}"),
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": reported.map(usage),
+    });
+    if let Some(usd) = cost_usd {
+        chunk["cost_usd"] = json!(usd);
+    }
+    chunk
+}
+
+#[cfg(test)]
+mod tests {
+    use fazztv_core::ToolArguments;
+
+    use super::*;
+
+    #[test]
+    fn an_openai_conversation_reads_into_the_neutral_request() {
+        let body = json!({
+            "model": "fast",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw==", "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": true}},
+            "temperature": 0.5, "top_p": 0.9, "max_tokens": 10, "max_completion_tokens": 20,
+            "stop": "END", "seed": 7, "user": "u-1", "n": 1,
+            "stream": true, "stream_options": {"include_usage": true},
+            "frequency_penalty": 0.1, "metadata": {"x": "y"}
+        });
+        let call = chat_call(body.to_string().as_bytes()).unwrap();
+        assert_eq!(call.model.as_deref(), Some("fast"));
+        assert!(call.stream && call.include_usage);
+        assert_eq!(call.user.as_deref(), Some("u-1"));
+        let request = call.request;
+        assert_eq!(request.messages.len(), 4);
+        assert_eq!(request.messages[0], ChatMessage::system("Be brief."));
+        assert_eq!(
+            request.messages[1].parts[1],
+            ContentPart::image(ImageSource::from_bytes("image/png", &b"\x89PNG"[..]))
+        );
+        assert_eq!(
+            request.messages[1].parts[2],
+            ContentPart::image(ImageSource::Url("https://example.com/a.png".into()))
+        );
+        let ContentPart::ToolCall(call) = &request.messages[2].parts[0] else {
+            panic!("a tool call");
+        };
+        assert_eq!(
+            call.arguments,
+            ToolArguments::Json(json!({"city": "Paris"}))
+        );
+        assert_eq!(
+            request.messages[3],
+            ChatMessage::tool_result(ToolResult::new("call_1", "sunny"))
+        );
+        assert_eq!(request.tools[0].name, "get_weather");
+        assert_eq!(
+            request.tool_choice,
+            Some(ToolChoice::Tool("get_weather".into()))
+        );
+        assert!(matches!(
+            request.response_format,
+            Some(ResponseFormat::JsonSchema {
+                strict: Some(true),
+                ..
+            })
+        ));
+        assert_eq!(request.options.max_tokens, Some(20));
+        assert_eq!(request.options.stop, ["END"]);
+        assert_eq!(request.options.seed, Some(7));
+        assert_eq!(request.options.model, None);
+        assert!(request.options.extra.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_refused() {
+        let refused = |body: Value| chat_call(body.to_string().as_bytes()).unwrap_err().body();
+        let user = json!([{"role": "user", "content": "hi"}]);
+        let error = refused(json!({"messages": user, "n": 2}));
+        assert_eq!(error["error"]["param"], "n");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not supported")
+        );
+        assert_eq!(
+            refused(json!({"messages": user, "functions": []}))["error"]["param"],
+            "functions"
+        );
+        assert_eq!(
+            refused(
+                json!({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]})
+            )["error"]["code"],
+            "unsupported_content"
+        );
+        assert_eq!(
+            refused(json!({"messages": []}))["error"]["param"],
+            "messages"
+        );
+        assert_eq!(
+            refused(json!({"messages": [{"role": "tool", "content": "x"}]}))["error"]["param"],
+            "messages[0].tool_call_id"
+        );
+        assert_eq!(
+            refused(json!([1]))["error"]["type"],
+            "invalid_request_error"
+        );
+    }
+
+    #[test]
+    fn answers_write_openai_shapes() {
+        let response = ChatResponse::new("", "m-1", "p")
+            .with_tool_call(ToolCall::new("call_1", "f", json!({"a": 1})))
+            .with_usage(Usage::new(3, 4));
+        let body = completion(&response, "abc", 7);
+        assert_eq!(
+            body,
+            json!({
+                "id": "chatcmpl-abc", "object": "chat.completion", "created": 7, "model": "m-1",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
+                    "message": {"role": "assistant", "content": null, "refusal": null,
+                        "tool_calls": [{"id": "call_1", "type": "function",
+                            "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+            })
+        );
+    }
+}

@@ -1,0 +1,971 @@
+//! The gateway end to end: served in-process on 127.0.0.1 (an ephemeral port) over a manager
+//! of `mock` providers and loopback OpenAI-format upstreams, driven with reqwest. No sleeps:
+//! every wait is for an event (a response, a chunk, the server's end).
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use fazztv_gateway::{Gateway, GatewayError, GatewaySettings};
+use fazztv_manager::{ConfigOrigin, ProviderManager, Registry};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+// Linked so that their provider types register; dependencies of the library unused here.
+use {
+    axum as _, fazztv_core as _, fazztv_provider_mock as _, fazztv_provider_openai as _,
+    http_body_util as _, memchr as _, tracing as _,
+};
+
+/// The test key: never to be seen in an answer, nor its hash.
+const KEY: &str = "sk-gw-SENTINEL-0123456789abcdef";
+
+fn sha256(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A mock provider `name` answering "Mock response to: {prompt}" for model `mock-1` (priced,
+/// so answers have a cost), with `options` over that.
+fn mock(name: &str, options: Value) -> Value {
+    let mut all = json!({
+        "models": [
+            {"id": "mock-1", "pricing": {"prompt": 0.000001, "completion": 0.000002}},
+            {"id": "embed-1", "pricing": {"prompt": 0.0000001, "completion": 0.0}}
+        ]
+    });
+    for (key, value) in options.as_object().into_iter().flatten() {
+        all[key] = value.clone();
+    }
+    json!({"name": name, "type": "mock", "default_model": "mock-1", "options": all})
+}
+
+/// A configuration of `providers`, one try per provider, the test key (named `team`) and
+/// `gateway` fields over that.
+fn config(providers: Value, gateway: Value) -> Value {
+    let mut section = json!({"keys": [{"name": "team", "sha256": sha256(KEY)}]});
+    for (key, value) in gateway.as_object().into_iter().flatten() {
+        section[key] = value.clone();
+    }
+    json!({
+        "providers": providers,
+        "manager": {"retry": {"max_retries": 0}},
+        "routes": {"fast": {"targets": [{"provider": "primary", "model": "mock-1"}]}},
+        "gateway": section,
+    })
+}
+
+fn manager(config: &Value) -> ProviderManager {
+    let mut registry = Registry::discover().expect("registry");
+    let loaded = registry
+        .load(&config.to_string(), ConfigOrigin::Inline)
+        .expect("valid configuration");
+    ProviderManager::new(registry, loaded.manager)
+}
+
+/// A gateway serving in the background.
+struct Served {
+    url: String,
+    client: reqwest::Client,
+    manager: ProviderManager,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), GatewayError>>,
+}
+
+async fn serve(config: &Value) -> Served {
+    let manager = manager(config);
+    let gateway = Gateway::from_manager(manager.clone()).expect("gateway settings");
+    serve_gateway(gateway, manager).await
+}
+
+async fn serve_gateway(gateway: Gateway, manager: ProviderManager) -> Served {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Served {
+        url,
+        client: reqwest::Client::new(),
+        manager,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// What came back.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}", self.text))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The SSE `data:` payloads, in order.
+    fn events(&self) -> Vec<String> {
+        sse(&self.text)
+    }
+}
+
+fn sse(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| {
+            frame
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not an SSE data frame: {frame:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+impl Served {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the gateway answers");
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.expect("body"),
+        }
+    }
+
+    /// `POST path` with `body`, sent with the test key.
+    async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.post_as(path, body, Some(KEY)).await
+    }
+
+    async fn post_as(&self, path: &str, body: &Value, key: Option<&str>) -> Answer {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str) -> Answer {
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.url))
+                .header(AUTHORIZATION, format!("Bearer {KEY}")),
+        )
+        .await
+    }
+
+    /// Stops accepting and waits for the server to drain and return.
+    async fn shut_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .await
+            .expect("server task")
+            .expect("served without error");
+    }
+}
+
+fn hello() -> Value {
+    json!({"model": "mock-1", "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+/// An error body: exactly the four OpenAI fields, and neither the key nor its hash.
+fn assert_error_shape(answer: &Answer) -> Value {
+    let body = answer.json();
+    let error = body["error"].as_object().unwrap_or_else(|| {
+        panic!("not an error body: {}", answer.text);
+    });
+    let mut fields: Vec<&str> = error.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["code", "message", "param", "type"],
+        "{}",
+        answer.text
+    );
+    assert_no_secret(&answer.text);
+    body
+}
+
+fn assert_no_secret(text: &str) {
+    assert!(!text.contains(KEY), "the key leaked: {text}");
+    assert!(
+        !text.contains(&sha256(KEY)),
+        "the key's hash leaked: {text}"
+    );
+    assert!(!text.contains("SENTINEL"), "a key leaked: {text}");
+}
+
+/// The requests `server` received.
+async fn hits(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .map_or(0, |requests| requests.len())
+}
+
+// --- chat, JSON ------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_answers_in_openai_shape_with_routing_and_cost_headers() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let answer = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-model"), Some("mock-1"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    assert_eq!(answer.header("cache-control"), Some("private, no-store"));
+    let request_id = answer
+        .header("x-request-id")
+        .expect("a request id")
+        .to_owned();
+    // 2 prompt words at 1e-6 and 5 completion words at 2e-6.
+    let cost: f64 = answer
+        .header("x-fazztv-cost-usd")
+        .expect("a cost")
+        .parse()
+        .unwrap();
+    assert!((cost - 0.000_012).abs() < 1e-12, "{cost}");
+    let body = answer.json();
+    assert_eq!(body["id"], format!("chatcmpl-{request_id}"));
+    insta::assert_json_snapshot!("chat_completion", body, {".id" => "[id]", ".created" => "[created]"});
+
+    // The model string is read by the manager: a route, and `provider/model`.
+    let route = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(route.status, 200, "{}", route.text);
+    assert_eq!(route.json()["model"], "mock-1");
+    let target = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "primary/mock-1", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+    assert_eq!(target.status, 200, "{}", target.text);
+    assert_ne!(target.header("x-request-id"), Some(request_id.as_str()));
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n_above_one_and_unknown_roles_are_refused_before_routing() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let mut body = hello();
+    body["n"] = json!(2);
+    let answer = served.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 400);
+    let error = assert_error_shape(&answer);
+    assert_eq!(error["error"]["param"], "n");
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("0"));
+    let broken = served
+        .post_as("/v1/chat/completions", &json!("not an object"), Some(KEY))
+        .await;
+    assert_eq!(broken.status, 400);
+    assert_error_shape(&broken);
+    served.shut_down().await;
+}
+
+// --- chat, streamed ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sends_chunks_in_order_then_usage_then_done() {
+    let served = serve(&config(
+        json!([mock("primary", json!({"stream_chunk_chars": 5}))]),
+        json!({}),
+    ))
+    .await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let answer = served.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("text/event-stream"));
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    let events = answer.events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|event| serde_json::from_str(event).expect("a JSON chunk"))
+        .collect();
+    let id = &chunks[0]["id"];
+    assert!(chunks.iter().all(|chunk| chunk["id"] == *id));
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "chat.completion.chunk")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Mock response to: hello there");
+    // Five-character pieces, each its own chunk, in order.
+    let pieces = chunks
+        .iter()
+        .filter(|chunk| chunk["choices"][0]["delta"]["content"].is_string())
+        .count();
+    assert_eq!(pieces, 6);
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert_eq!(finish["choices"][0]["delta"], json!({}));
+    let usage = &chunks[chunks.len() - 1];
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(
+        usage["usage"],
+        json!({"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7})
+    );
+    assert!((usage["cost_usd"].as_f64().unwrap() - 0.000_012).abs() < 1e-12);
+
+    // Without include_usage: no usage chunk.
+    body["stream_options"] = json!({"include_usage": false});
+    let plain = served.post("/v1/chat/completions", &body).await;
+    let events = plain.events();
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(!events.iter().any(|event| event.contains("\"usage\"")));
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_before_the_commit_point_is_a_real_error_status() {
+    let failing = mock(
+        "primary",
+        json!({"failures": {"first": 100, "kind": "server_error", "message": "upstream broke"}}),
+    );
+    let served = serve(&config(json!([failing]), json!({}))).await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let answer = served.post("/v1/chat/completions", &body).await;
+    assert_eq!(answer.status, 502, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let error = assert_error_shape(&answer);
+    assert_eq!(error["error"]["code"], "upstream_server_error");
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_after_the_commit_point_ends_with_an_error_event_and_no_done() {
+    let cut = mock(
+        "primary",
+        json!({"cut_stream_after": 2, "stream_chunk_chars": 4}),
+    );
+    let served = serve(&config(json!([cut]), json!({}))).await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let answer = served.post("/v1/chat/completions", &body).await;
+    // The commit point was reached: the status was sent before the cut.
+    assert_eq!(answer.status, 200);
+    let events = answer.events();
+    assert!(!events.iter().any(|event| event == "[DONE]"), "{events:?}");
+    let values: Vec<Value> = events
+        .iter()
+        .map(|event| serde_json::from_str(event).unwrap())
+        .collect();
+    let text: String = values
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Mock res");
+    let last = values.last().unwrap();
+    assert_eq!(last["error"]["code"], "stream_interrupted", "{last}");
+    assert!(
+        !values
+            .iter()
+            .any(|chunk| chunk["choices"][0]["finish_reason"].is_string())
+    );
+    served.shut_down().await;
+}
+
+// --- tools ------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_round_trip_through_openai_shapes() {
+    let tools = mock(
+        "primary",
+        json!({
+            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            "reply": "It is {tool_result} in Paris."
+        }),
+    );
+    let served = serve(&config(json!([tools]), json!({}))).await;
+    let tool = json!([{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather now",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}
+    }}]);
+    let asked = json!({"model": "mock-1", "tools": tool, "tool_choice": "auto",
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let answer = served.post("/v1/chat/completions", &asked).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let choice = &answer.json()["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments, json!({"city": "Paris"}));
+
+    // The call and its result go back; the model answers with the result.
+    let followed = json!({"model": "mock-1", "tools": tool, "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
+    ]});
+    let answer = served.post("/v1/chat/completions", &followed).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let choice = &answer.json()["choices"][0];
+    assert_eq!(choice["message"]["content"], "It is sunny in Paris.");
+    assert_eq!(choice["finish_reason"], "stop");
+
+    // Streamed: the call arrives as a tool-call delta with its id and name.
+    let mut streamed = asked.clone();
+    streamed["stream"] = json!(true);
+    let answer = served.post("/v1/chat/completions", &streamed).await;
+    let chunks: Vec<Value> = answer
+        .events()
+        .iter()
+        .filter(|event| *event != "[DONE]")
+        .map(|event| serde_json::from_str(event).unwrap())
+        .collect();
+    let delta = chunks
+        .iter()
+        .find_map(|chunk| chunk["choices"][0]["delta"]["tool_calls"].get(0))
+        .expect("a tool-call delta");
+    assert_eq!(delta["index"], 0);
+    assert_eq!(delta["type"], "function");
+    assert_eq!(delta["function"]["name"], "get_weather");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "tool_calls"
+    );
+    served.shut_down().await;
+}
+
+// --- embeddings, moderation, models, probes --------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_come_as_floats_or_as_base64_of_little_endian_f32() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let asked = json!({"model": "embed-1", "input": ["one text", "another"], "dimensions": 4});
+    let floats = served.post("/v1/embeddings", &asked).await;
+    assert_eq!(floats.status, 200, "{}", floats.text);
+    assert_eq!(floats.header("x-fazztv-provider"), Some("primary"));
+    let floats = floats.json();
+    assert_eq!(floats["object"], "list");
+    assert_eq!(floats["model"], "embed-1");
+    assert_eq!(
+        floats["usage"],
+        json!({"prompt_tokens": 3, "total_tokens": 3})
+    );
+    let data = floats["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[1]["index"], 1);
+    assert_eq!(data[1]["object"], "embedding");
+    let vector: Vec<f32> = serde_json::from_value(data[0]["embedding"].clone()).unwrap();
+    assert_eq!(vector.len(), 4);
+
+    let mut asked = asked;
+    asked["encoding_format"] = json!("base64");
+    let encoded = served.post("/v1/embeddings", &asked).await.json();
+    let text = encoded["data"][0]["embedding"]
+        .as_str()
+        .expect("base64 text");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|chunk| f32::from_le_bytes(chunk.try_into().unwrap()))
+        .collect();
+    assert_eq!(decoded, vector);
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderation_flags_per_input() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let answer = served
+        .post(
+            "/v1/moderations",
+            &json!({"input": ["a calm day", "an attack at dawn"]}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    assert!(body["id"].as_str().unwrap().starts_with("modr-"));
+    assert_eq!(body["results"][0]["flagged"], false);
+    assert_eq!(body["results"][1]["flagged"], true);
+    assert_eq!(body["results"][1]["categories"]["attack"], true);
+    assert_eq!(body["results"][1]["category_scores"]["attack"], 1.0);
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_lists_the_providers_models_and_the_routes() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let answer = served.get("/v1/models").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["object"], "list");
+    let listed: Vec<(&str, &str)> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| {
+            assert_eq!(model["object"], "model");
+            assert!(model["created"].is_u64());
+            (
+                model["id"].as_str().unwrap(),
+                model["owned_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("mock-1", "primary"),
+            ("embed-1", "primary"),
+            ("fast", "fazztv")
+        ]
+    );
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_providers_health() {
+    let failing = mock("primary", json!({"failures": {"first": 100}}));
+    let mut config = config(json!([failing]), json!({}));
+    config["manager"]["health"] = json!({"consecutive_failures": 1, "base_ejection_ms": 600000});
+    let served = serve(&config).await;
+    // No key needed for the probes.
+    let health = served
+        .send(served.client.get(format!("{}/healthz", served.url)))
+        .await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
+    let ready = served
+        .send(served.client.get(format!("{}/readyz", served.url)))
+        .await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    // One failure ejects the only provider: not ready any more, while still alive.
+    let failed = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(failed.status, 502);
+    let ready = served
+        .send(served.client.get(format!("{}/readyz", served.url)))
+        .await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_error_shape(&ready);
+    let health = served
+        .send(served.client.get(format!("{}/healthz", served.url)))
+        .await;
+    assert_eq!(health.status, 200);
+    served.shut_down().await;
+}
+
+// --- the error table --------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_take_their_status_from_the_table() {
+    let limited = mock(
+        "limited",
+        json!({"failures": {"first": 100, "kind": "rate_limited", "message": "slow down"}}),
+    );
+    let served = serve(&config(
+        json!([mock("primary", json!({})), limited]),
+        json!({}),
+    ))
+    .await;
+    // A model nobody serves: 404.
+    let unknown = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    let error = assert_error_shape(&unknown);
+    assert_eq!(error["error"]["code"], "model_not_found");
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    // A provider's rate limit: 429 with its Retry-After (the mock asks for 1 s).
+    let limited = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "limited/mock-1", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(
+        assert_error_shape(&limited)["error"]["code"],
+        "rate_limit_exceeded"
+    );
+    assert_eq!(limited.header("x-fazztv-provider"), Some("limited"));
+    // An unknown endpoint: 404 in the same shape.
+    let nowhere = served.get("/v1/nowhere").await;
+    assert_eq!(nowhere.status, 404);
+    assert_error_shape(&nowhere);
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_budget_gets_429_budget_exceeded() {
+    let served = serve(&config(
+        json!([mock("primary", json!({}))]),
+        json!({"keys": [{"name": "team", "sha256": sha256(KEY), "budget_usd": 0.000001, "budget_window": "day"}]}),
+    ))
+    .await;
+    let answer = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(answer.status, 429, "{}", answer.text);
+    let error = assert_error_shape(&answer);
+    assert_eq!(error["error"]["code"], "budget_exceeded");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("key:team"),
+        "{error}"
+    );
+    // A daily budget starts over at midnight UTC: at most a day to wait.
+    let wait: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&wait), "{wait}");
+    served.shut_down().await;
+}
+
+// --- admission --------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_unknown_key_is_401_and_never_echoed() {
+    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let missing = served.post_as("/v1/chat/completions", &hello(), None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        assert_error_shape(&missing)["error"]["code"],
+        "invalid_api_key"
+    );
+    let wrong = "sk-gw-SENTINEL-wrong-key-0000";
+    let invalid = served
+        .post_as("/v1/chat/completions", &hello(), Some(wrong))
+        .await;
+    assert_eq!(invalid.status, 401);
+    assert_error_shape(&invalid);
+    assert!(!invalid.text.contains(wrong) && !invalid.text.contains(&sha256(wrong)));
+    let models = served
+        .send(served.client.get(format!("{}/v1/models", served.url)))
+        .await;
+    assert_eq!(models.status, 401);
+    assert!(invalid.header("x-request-id").is_some());
+    assert_eq!(invalid.header("x-fazztv-attempts"), Some("0"));
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_limited_to_some_models_gets_403_for_others() {
+    let served = serve(&config(
+        json!([mock("primary", json!({}))]),
+        json!({"keys": [{"name": "team", "sha256": sha256(KEY), "models": ["fast"]}]}),
+    ))
+    .await;
+    let allowed = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
+    let denied = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(denied.status, 403);
+    let error = assert_error_shape(&denied);
+    assert_eq!(error["error"]["code"], "model_not_allowed");
+    assert_eq!(error["error"]["param"], "model");
+    // Naming no model would route to any default: refused too.
+    let unnamed = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(unnamed.status, 403);
+    // It sees only its models.
+    let models = served.get("/v1/models").await.json();
+    assert_eq!(models["data"].as_array().unwrap().len(), 1);
+    assert_eq!(models["data"][0]["id"], "fast");
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
+    let served = serve(&config(
+        json!([mock("primary", json!({}))]),
+        json!({"keys": [{"name": "team", "sha256": sha256(KEY), "rpm": 1}]}),
+    ))
+    .await;
+    let first = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let second = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(second.status, 429);
+    assert_error_shape(&second);
+    let wait: u64 = second.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_get_413_on_every_route() {
+    let served = serve(&config(
+        json!([mock("primary", json!({}))]),
+        json!({"max_body_bytes": 512}),
+    ))
+    .await;
+    let mut big = hello();
+    big["messages"][0]["content"] = json!("x".repeat(2_048));
+    let answer = served.post("/v1/chat/completions", &big).await;
+    assert_eq!(answer.status, 413, "{}", answer.text);
+    assert_eq!(
+        assert_error_shape(&answer)["error"]["code"],
+        "request_too_large"
+    );
+    // Streamed without a declared length: counted as it arrives.
+    let chunks = vec![Ok::<_, std::io::Error>(big.to_string().into_bytes())];
+    let chunked = served
+        .send(
+            served
+                .client
+                .post(format!("{}/v1/embeddings", served.url))
+                .header(AUTHORIZATION, format!("Bearer {KEY}"))
+                .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
+        )
+        .await;
+    assert_eq!(chunked.status, 413, "{}", chunked.text);
+    // Not only the API: the probes too.
+    let probe = served
+        .send(
+            served
+                .client
+                .get(format!("{}/healthz", served.url))
+                .body("y".repeat(1_024)),
+        )
+        .await;
+    assert_eq!(probe.status, 413);
+    // Under the limit: served.
+    assert_eq!(
+        served.post("/v1/chat/completions", &hello()).await.status,
+        200
+    );
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_naming_an_upstream_is_refused_and_that_host_never_contacted() {
+    let upstream = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let completion = json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "from upstream"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    });
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&completion))
+        .mount(&upstream)
+        .await;
+    let openai = json!({
+        "name": "openai", "type": "openai", "base_url": format!("{}/v1", upstream.uri()),
+        "default_model": "gpt-4o-mini", "options": {"require_api_key": false}
+    });
+    let mut config = config(json!([openai]), json!({}));
+    config["routes"] = json!({});
+    let served = serve(&config).await;
+    for (field, endpoint) in [
+        ("api_base", "/v1/chat/completions"),
+        ("base_url", "/v1/chat/completions"),
+        ("api_base", "/v1/embeddings"),
+    ] {
+        let mut body = json!({"model": "gpt-4o-mini", "input": "x",
+            "messages": [{"role": "user", "content": "x"}]});
+        body[field] = json!(format!("{}/v1", elsewhere.uri()));
+        let answer = served.post(endpoint, &body).await;
+        assert_eq!(answer.status, 400, "{field} {endpoint}: {}", answer.text);
+        assert_eq!(assert_error_shape(&answer)["error"]["param"], field);
+    }
+    assert_eq!(hits(&elsewhere).await, 0, "the other host was contacted");
+    assert_eq!(hits(&upstream).await, 0, "refused requests were routed");
+    // The same request without the field goes to the configured upstream, once.
+    let answer = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.json()["choices"][0]["message"]["content"],
+        "from upstream"
+    );
+    assert_eq!(answer.header("x-fazztv-provider"), Some("openai"));
+    assert_eq!(hits(&upstream).await, 1);
+    assert_eq!(hits(&elsewhere).await, 0);
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_none_is_served_on_loopback_only() {
+    let config = config(json!([mock("primary", json!({}))]), json!({"auth": "none"}));
+    let manager = manager(&config);
+    let gateway = Gateway::from_manager(manager.clone()).unwrap();
+    // Checked without listening there.
+    let open = gateway.check_address("0.0.0.0:0".parse().unwrap());
+    assert!(
+        matches!(open, Err(GatewayError::OpenWithoutAuth(_))),
+        "{open:?}"
+    );
+    assert!(gateway.check_address("[::]:8080".parse().unwrap()).is_err());
+    assert!(gateway.check_address("[::1]:8080".parse().unwrap()).is_ok());
+    let served = serve_gateway(gateway, manager).await;
+    let answer = served.post_as("/v1/chat/completions", &hello(), None).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    served.shut_down().await;
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_start() {
+    let config = config(json!([mock("primary", json!({}))]), json!({}));
+    let manager = manager(&config);
+    let no_keys = Gateway::new(manager.clone(), GatewaySettings::default());
+    assert!(
+        matches!(&no_keys, Err(GatewayError::Settings(message)) if message.contains("no key")),
+        "{no_keys:?}"
+    );
+    let bad_hash =
+        GatewaySettings::default().with_key(fazztv_gateway::GatewayKey::new("team", "not-a-hash"));
+    let error = Gateway::new(manager.clone(), bad_hash).unwrap_err();
+    assert!(error.to_string().contains("team"), "{error}");
+    // A budget the manager does not enforce would be a promise not kept.
+    let unenforced = GatewaySettings::default().with_key(
+        fazztv_gateway::GatewayKey::new("other", sha256(KEY))
+            .with_budget(1.0, fazztv_manager::Window::Day),
+    );
+    let error = Gateway::new(manager.clone(), unenforced).unwrap_err();
+    assert!(error.to_string().contains("key:other"), "{error}");
+    assert!(!error.to_string().contains(&sha256(KEY)));
+    // Nothing that could be logged shows a hash.
+    let gateway = Gateway::from_manager(manager).unwrap();
+    let debug = format!("{gateway:?} {:?}", gateway.settings());
+    assert!(debug.contains("team"), "{debug}");
+    assert!(!debug.contains(&sha256(KEY)), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    use fazztv_testkit::fixtures::OPENAI_TEXT_STREAM;
+    use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer};
+    let frames: Vec<String> = OPENAI_TEXT_STREAM
+        .split_inclusive("\n\n")
+        .map(str::to_owned)
+        .collect();
+    // Never opened: the upstream keeps the end of its answer back.
+    let end = Gate::new();
+    let last = frames.len() - 1;
+    let upstream = ScriptedServer::start([ScriptedResponse::new(200)
+        .header("content-type", "text/event-stream")
+        .chunks(frames)
+        .gate_before(last, &end)])
+    .await;
+    let openai = json!({
+        "name": "openai", "type": "openai", "base_url": format!("{}/v1", upstream.base_url()),
+        "default_model": "gpt-4o", "options": {"require_api_key": false}
+    });
+    let mut config = config(json!([openai]), json!({}));
+    config["routes"] = json!({});
+    let served = serve(&config).await;
+    let body = json!({"model": "openai/gpt-4o", "stream": true,
+        "messages": [{"role": "user", "content": "x"}]});
+    let mut response = served
+        .client
+        .post(format!("{}/v1/chat/completions", served.url))
+        .header(AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    while !text.contains("I'm") {
+        let chunk = response.chunk().await.unwrap().expect("more of the stream");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    // The caller goes away mid-answer: the gateway must hang up on the upstream.
+    drop(response);
+    tokio::time::timeout(Duration::from_secs(10), upstream.hung_up(1))
+        .await
+        .expect("the upstream connection was closed");
+    assert_eq!(upstream.hang_ups(), 1);
+    served.shut_down().await;
+}
+
+// --- shutdown ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_down_lets_a_stream_in_flight_finish() {
+    let slow = mock(
+        "primary",
+        json!({"stream_chunk_chars": 3, "chunk_latency_ms": 20}),
+    );
+    let mut served = serve(&config(json!([slow]), json!({}))).await;
+    let mut body = hello();
+    body["stream"] = json!(true);
+    let mut response = served
+        .client
+        .post(format!("{}/v1/chat/completions", served.url))
+        .header(AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::from_utf8(response.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    // The stream has begun: now stop the server.
+    let _ = served.stop.take().unwrap().send(());
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let events = sse(&text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), served.task)
+        .await
+        .expect("the server returns once drained")
+        .unwrap()
+        .unwrap();
+    drop(served.manager);
+}
