@@ -19,7 +19,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, axum_json};
 use crate::wire::{self, ChatCall};
 use crate::{
-    ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, unix_now,
+    ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, Upstream,
+    unix_now,
 };
 
 /// The routing options of a request: its model string as written, the key it came with
@@ -112,8 +113,17 @@ pub(crate) async fn completions(
         return stream(&shared, call, options, id, created).await;
     }
     match shared.manager.chat(call.request, options).await {
-        Ok(response) => answered(&response, &id.0, created),
-        Err(error) => failure(&error),
+        Ok(response) => {
+            let mut http = answered(&response, &id.0, created);
+            http.extensions_mut()
+                .insert(Upstream::of(&response.attempts));
+            http
+        }
+        Err(error) => {
+            let mut http = failure(&error);
+            http.extensions_mut().insert(Upstream::of(error.attempts()));
+            http
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 //! official OpenAI SDKs speak. `fazztv serve` runs it.
 //!
 //! Endpoints: `POST /v1/chat/completions` (JSON, and SSE with `stream: true`),
-//! `POST /v1/embeddings`, `POST /v1/moderations`, `GET /v1/models`, `GET /healthz` and
-//! `GET /readyz`. A request's `model` is read by the manager exactly as anywhere else: a route
-//! name, `provider/model` or a model id.
+//! `POST /v1/embeddings`, `POST /v1/moderations`, `GET /v1/models`, `GET /healthz`,
+//! `GET /readyz` and `GET /metrics` (Prometheus text, no key needed). A request's `model` is
+//! read by the manager exactly as anywhere else: a route name, `provider/model` or a model id.
 //!
 //! Admission, from the configuration's `gateway` section ([`GatewaySettings`]):
 //! - virtual keys: `Authorization: Bearer <key>` is hashed (SHA-256) and compared, in
@@ -39,6 +39,7 @@
 mod auth;
 mod chat;
 mod error;
+mod metrics;
 mod services;
 mod wire;
 
@@ -47,7 +48,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -135,6 +136,25 @@ pub(crate) struct Shared {
     pub(crate) keys: Keys,
     /// When the gateway started (unix seconds): the `created` of the models it lists.
     pub(crate) started: u64,
+    /// What `/metrics` shows; also an observer of the manager.
+    pub(crate) metrics: Arc<metrics::Metrics>,
+}
+
+/// A response extension: the time a handler's request spent in provider tries (the sum of its
+/// attempts' latencies and backoff), so that the rest is the gateway's own overhead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Upstream(pub(crate) Duration);
+
+impl Upstream {
+    /// The time `attempts` took.
+    pub(crate) fn of(attempts: &[fazztv_core::Attempt]) -> Self {
+        Self(
+            attempts
+                .iter()
+                .map(|attempt| attempt.latency + attempt.waited)
+                .sum(),
+        )
+    }
 }
 
 impl Gateway {
@@ -173,12 +193,21 @@ impl Gateway {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
+        let metrics = Arc::new(metrics::Metrics::new(
+            manager
+                .registry()
+                .entries()
+                .iter()
+                .map(fazztv_manager::ProviderEntry::name),
+        ));
+        manager.add_observer(metrics.clone());
         Ok(Self {
             shared: Arc::new(Shared {
                 manager,
                 settings,
                 keys,
                 started,
+                metrics,
             }),
         })
     }
@@ -233,6 +262,7 @@ impl Gateway {
         let probes = Router::new()
             .route("/healthz", get(services::healthz))
             .route("/readyz", get(services::readyz))
+            .route("/metrics", get(services::metrics))
             .layer(middleware::from_fn_with_state(state.clone(), read_body));
         api.merge(probes)
             .fallback(not_found)
@@ -240,6 +270,7 @@ impl Gateway {
             // The body was read (and limited) by `read_body`; extractors take it as it is.
             .layer(DefaultBodyLimit::disable())
             .layer(middleware::from_fn(stamp))
+            .layer(middleware::from_fn_with_state(self.shared.clone(), measure))
     }
 
     /// Serves on `listener` until `shutdown` completes; then it stops accepting, lets the
@@ -301,6 +332,23 @@ async fn stamp(mut request: Request, next: Next) -> Response {
         headers.insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    response
+}
+
+/// Counts every response by endpoint and status, and, for a request a handler routed in one
+/// piece (it says how long its provider tries took), observes the gateway's own overhead.
+async fn measure(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
+        shared
+            .metrics
+            .overhead(start.elapsed().saturating_sub(upstream));
+    }
+    shared
+        .metrics
+        .gateway_request(&path, response.status().as_u16());
     response
 }
 
@@ -367,7 +415,8 @@ async fn not_found(request: Request) -> Response {
         "not_found",
         format!(
             "no such endpoint: {} {}; this gateway serves POST /v1/chat/completions, POST \
-             /v1/embeddings, POST /v1/moderations, GET /v1/models, GET /healthz and GET /readyz",
+             /v1/embeddings, POST /v1/moderations, GET /v1/models, GET /healthz, GET /readyz \
+             and GET /metrics",
             request.method(),
             request.uri().path()
         ),

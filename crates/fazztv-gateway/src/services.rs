@@ -278,6 +278,18 @@ pub(crate) async fn healthz() -> Response {
     axum_json(&json!({"status": "ok"}))
 }
 
+/// `GET /metrics`: the Prometheus text exposition (no key needed, as for the probes).
+pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
 /// `GET /readyz`: 200 while at least one enabled provider is in rotation (not ejected), else
 /// 503.
 pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {

@@ -969,3 +969,247 @@ async fn shutting_down_lets_a_stream_in_flight_finish() {
         .unwrap();
     drop(served.manager);
 }
+
+// --- metrics ---------------------------------------------------------------------------------
+
+/// The samples of a Prometheus text exposition, as `name{labels}` (as written) and value;
+/// panics on any line that is neither a comment nor a sample.
+fn parse_exposition(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other
+                .parse()
+                .unwrap_or_else(|_| panic!("not a value in {line:?}")),
+        };
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "not a metric name in {line:?}"
+        );
+        let labels = &series[name_end..];
+        if !labels.is_empty() {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "labels in {line:?}"
+            );
+            // name="value" pairs, values with \\, \" and \n escapes only.
+            let mut rest = &labels[1..labels.len() - 1];
+            while !rest.is_empty() {
+                let (label, after) = rest
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("a label in {line:?}"));
+                assert!(
+                    label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "label name {label:?} in {line:?}"
+                );
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((_, '\\')) => {
+                            let escaped = chars.next().map(|(_, c)| c);
+                            assert!(
+                                matches!(escaped, Some('\\' | '"' | 'n')),
+                                "escape in {line:?}"
+                            );
+                        }
+                        Some((index, '"')) => break index,
+                        Some(_) => {}
+                        None => panic!("unterminated label value in {line:?}"),
+                    }
+                };
+                rest = &after[end + 1..];
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+            }
+        }
+        samples.push((series.to_owned(), value));
+    }
+    samples
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(name, _)| name == series)
+        .unwrap_or_else(|| panic!("no sample {series}"))
+        .1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_attempts_fallbacks_errors_and_tokens() {
+    let flaky = mock(
+        "flaky",
+        json!({"failures": {"first": 1, "kind": "server_error", "message": "broke once"}}),
+    );
+    let limited = mock(
+        "limited",
+        json!({"failures": {"first": 100, "kind": "rate_limited", "message": "slow down"}}),
+    );
+    let served = serve(&config(
+        json!([flaky, mock("primary", json!({})), limited]),
+        json!({}),
+    ))
+    .await;
+
+    // A fallback: flaky fails its first call, primary answers.
+    let fallback = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(fallback.status, 200, "{}", fallback.text);
+    assert_eq!(fallback.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(fallback.header("x-fazztv-attempts"), Some("2"));
+    let usage = fallback.json()["usage"].clone();
+    // A stream at primary, with its usage.
+    let mut body = hello();
+    body["model"] = json!("primary/mock-1");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let streamed = served.post("/v1/chat/completions", &body).await;
+    assert_eq!(streamed.status, 200, "{}", streamed.text);
+    let events = streamed.events();
+    let stream_usage: Value = serde_json::from_str(&events[events.len() - 2]).expect("usage");
+    let stream_usage = &stream_usage["usage"];
+    // An error: limited is rate limited.
+    let error = served
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "limited/mock-1", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(error.status, 429, "{}", error.text);
+    assert_eq!(error.header("x-fazztv-attempts"), Some("1"));
+
+    // No key needed.
+    let response = served
+        .client
+        .get(format!("{}/metrics", served.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = response.text().await.expect("body");
+    assert_no_secret(&text);
+    assert!(!text.contains("team"), "a key's name leaked: {text}");
+    let samples = parse_exposition(&text);
+    let value = |series: &str| sample(&samples, series);
+
+    assert_eq!(value("fazztv_requests_total{outcome=\"ok\"}"), 2.0);
+    assert_eq!(value("fazztv_requests_total{outcome=\"error\"}"), 1.0);
+    assert_eq!(value("fazztv_requests_total{outcome=\"cancelled\"}"), 0.0);
+    for (provider, ok, error) in [
+        ("flaky", 0.0, 1.0),
+        ("primary", 2.0, 0.0),
+        ("limited", 0.0, 1.0),
+    ] {
+        assert_eq!(
+            value(&format!(
+                "fazztv_attempts_total{{provider=\"{provider}\",outcome=\"ok\"}}"
+            )),
+            ok,
+            "{provider}"
+        );
+        assert_eq!(
+            value(&format!(
+                "fazztv_attempts_total{{provider=\"{provider}\",outcome=\"error\"}}"
+            )),
+            error,
+            "{provider}"
+        );
+        assert_eq!(
+            value(&format!(
+                "fazztv_attempt_latency_seconds_count{{provider=\"{provider}\"}}"
+            )),
+            ok + error,
+            "{provider}"
+        );
+        assert_eq!(
+            value(&format!("fazztv_retries_total{{provider=\"{provider}\"}}")),
+            0.0
+        );
+    }
+    assert_eq!(value("fazztv_fallbacks_total"), 1.0);
+    assert_eq!(value("fazztv_errors_total{kind=\"server_error\"}"), 1.0);
+    assert_eq!(value("fazztv_errors_total{kind=\"rate_limited\"}"), 1.0);
+    let errors: f64 = samples
+        .iter()
+        .filter(|(name, _)| name.starts_with("fazztv_errors_total{"))
+        .map(|(_, value)| value)
+        .sum();
+    assert_eq!(errors, 2.0, "no other error counted");
+    let tokens = |field: &str| {
+        usage[field].as_f64().expect("usage") + stream_usage[field].as_f64().expect("usage")
+    };
+    assert_eq!(
+        value("fazztv_tokens_total{provider=\"primary\",direction=\"prompt\"}"),
+        tokens("prompt_tokens")
+    );
+    assert_eq!(
+        value("fazztv_tokens_total{provider=\"primary\",direction=\"completion\"}"),
+        tokens("completion_tokens")
+    );
+    assert_eq!(
+        value("fazztv_tokens_total{provider=\"flaky\",direction=\"prompt\"}"),
+        0.0
+    );
+    assert!(value("fazztv_cost_usd_total{provider=\"primary\"}") > 0.0);
+    assert_eq!(
+        value("fazztv_time_to_first_token_seconds_count{provider=\"primary\"}"),
+        1.0
+    );
+    assert_eq!(value("fazztv_cache_hits_total"), 0.0);
+    // The gateway's overhead: the two requests routed in one piece, not the stream.
+    assert_eq!(value("fazztv_gateway_overhead_seconds_count"), 2.0);
+    assert_eq!(
+        value("fazztv_gateway_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("fazztv_gateway_requests_total{endpoint=\"/v1/chat/completions\",status=\"429\"}"),
+        1.0
+    );
+
+    // Every histogram: cumulative buckets, `+Inf` last and equal to `_count`.
+    let mut histograms = 0;
+    for (series, count) in samples.iter().filter(|(name, _)| name.contains("_count")) {
+        let (name, labels) = series.split_once("_count").expect("a count");
+        let prefix = format!("{name}_bucket{}", labels.trim_end_matches('}'));
+        let buckets: Vec<f64> = samples
+            .iter()
+            .filter(|(bucket, _)| bucket.starts_with(&prefix))
+            .map(|(_, value)| *value)
+            .collect();
+        assert!(buckets.len() > 1, "buckets of {series}");
+        assert!(
+            buckets.windows(2).all(|pair| pair[0] <= pair[1]),
+            "cumulative: {series} {buckets:?}"
+        );
+        assert_eq!(buckets.last(), Some(count), "+Inf is the count of {series}");
+        let inf = samples
+            .iter()
+            .rfind(|(bucket, _)| bucket.starts_with(&prefix))
+            .expect("+Inf");
+        assert!(inf.0.ends_with("le=\"+Inf\"}"), "{}", inf.0);
+        histograms += 1;
+    }
+    // Latency and time to first token for three providers, and the overhead.
+    assert_eq!(histograms, 7);
+    served.shut_down().await;
+}

@@ -46,6 +46,7 @@ pub use config::{
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
+pub use observe::{AttemptEvent, AttemptResult, Event, Observer};
 pub use registry::{ProviderEntry, ProviderKey, Registry};
 pub use routing::{Addressing, ExplainedTarget, Explanation, Placement, Removal};
 pub use score::{

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use fazztv_core::{
@@ -200,6 +200,10 @@ pub(crate) struct Inner {
     stats: Arc<Mutex<UsageStats>>,
     /// Everything that watches requests: statistics and tracing.
     observers: Vec<Arc<dyn Observer>>,
+    /// Observers the application added (`add_observer`); looked at only once `has_added` is
+    /// set, so a manager without any pays one atomic load per event.
+    added: RwLock<Vec<Arc<dyn Observer>>>,
+    has_added: AtomicBool,
     /// Each provider's model listing, fetched the first time a request needs it there (a
     /// content capability, or a model to check), by entry index, with when it was fetched:
     /// it is fetched again after an hour (prices change), a failed one after a minute.
@@ -231,6 +235,15 @@ impl Inner {
     pub(crate) fn emit(&self, event: Event<'_>) {
         for observer in &self.observers {
             observer.observe(&event);
+        }
+        if self.has_added.load(Ordering::Acquire) {
+            let added = self
+                .added
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for observer in added.iter() {
+                observer.observe(&event);
+            }
         }
     }
 
@@ -981,6 +994,8 @@ impl ProviderManager {
                 route_balancers,
                 stats: stats.clone(),
                 observers: vec![stats, Arc::new(Tracing)],
+                added: RwLock::new(Vec::new()),
+                has_added: AtomicBool::new(false),
                 retry,
                 listings: futures::lock::Mutex::new(BTreeMap::new()),
                 warned_stale_prices: AtomicBool::new(false),
@@ -1040,6 +1055,18 @@ impl ProviderManager {
     pub fn from_config(mut registry: Registry, config: FazztvConfig) -> Result<Self, ConfigError> {
         registry.load_config(&config, ConfigOrigin::Inline)?;
         Ok(Self::new(registry, config.manager))
+    }
+
+    /// Adds `observer`: from now on it receives every [`Event`](crate::Event) of every
+    /// request (after the usage statistics and tracing), on the request's task, so it must be
+    /// quick and must not block. Clones of this manager share it. Observers cannot be removed.
+    pub fn add_observer(&self, observer: Arc<dyn Observer>) {
+        self.inner
+            .added
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(observer);
+        self.inner.has_added.store(true, Ordering::Release);
     }
 
     /// The providers and types behind this manager.

@@ -1,6 +1,9 @@
 //! What the engine reports while it routes: one [`Event`] per step of a request, and the
-//! observers that turn them into usage statistics and tracing (later also cost and metrics).
+//! observers that turn them into usage statistics and tracing; an application adds its own
+//! (the gateway's Prometheus metrics) with [`ProviderManager::add_observer`].
 //! The routing loop never updates a counter itself.
+//!
+//! [`ProviderManager::add_observer`]: crate::ProviderManager::add_observer
 
 use std::fmt;
 use std::sync::Mutex;
@@ -10,9 +13,11 @@ use fazztv_core::{Cost, ErrorKind, Usage};
 
 use crate::stats::UsageStats;
 
-/// Something that happened to a request.
+/// Something that happened to a request. Read-only outside this crate: more kinds of event
+/// may come, so match with a wildcard arm.
 #[derive(Debug)]
-pub(crate) enum Event<'a> {
+#[non_exhaustive]
+pub enum Event<'a> {
     /// A logical request began (however many attempts it will take).
     RequestStarted,
     /// One attempt at one provider ended, or a stream's attempt reached its commit point.
@@ -21,43 +26,68 @@ pub(crate) enum Event<'a> {
     Fallback,
     /// The request ended with an answer (`ok`) or an error. A stream ends later, with one of
     /// the `Stream*` events.
-    RequestFinished { ok: bool },
+    RequestFinished {
+        /// Whether it ended with an answer.
+        ok: bool,
+    },
     /// The caller dropped the request before it ended.
     RequestCancelled,
     /// A committed stream delivered its finish event.
     StreamCompleted {
+        /// The provider instance that streamed it.
         provider: &'a str,
+        /// The model that answered, when known.
         model: Option<&'a str>,
+        /// The usage the provider reported, if any.
         usage: Option<Usage>,
+        /// What the stream cost.
         cost: &'a Cost,
     },
     /// A committed stream broke after output began; its cost is estimated.
     StreamInterrupted {
+        /// The provider instance that streamed it.
         provider: &'a str,
+        /// The model that answered, when known.
         model: Option<&'a str>,
+        /// Its estimated cost.
         cost: &'a Cost,
     },
     /// The caller dropped a committed stream before its end; its cost is estimated.
     StreamCancelled {
+        /// The provider instance that streamed it.
         provider: &'a str,
+        /// The model that answered, when known.
         model: Option<&'a str>,
+        /// Its estimated cost.
         cost: &'a Cost,
     },
     /// A provider was taken out of rotation for `length` after failing.
     Ejected {
+        /// The provider instance.
         provider: &'a str,
+        /// For how long.
         length: Duration,
+        /// The failure that ejected it.
         kind: ErrorKind,
     },
     /// An ejected provider answered again and is back in rotation.
-    Recovered { provider: &'a str },
+    Recovered {
+        /// The provider instance.
+        provider: &'a str,
+    },
     /// Every candidate was ejected: the one that recovers first is tried anyway.
-    PanicMode { provider: &'a str },
+    PanicMode {
+        /// The provider tried anyway.
+        provider: &'a str,
+    },
     /// A request was answered without asking a provider: from the cache, or (`shared`) by an
     /// identical request in flight. It is a whole request: no attempt event comes.
     CacheHit {
+        /// The provider whose answer it is.
         provider: &'a str,
+        /// The model that gave it, when known.
         model: Option<&'a str>,
+        /// Whether it came from an identical request in flight rather than the cache.
         shared: bool,
     },
     /// A cacheable request found no answer and is sent (its own events follow).
@@ -69,32 +99,43 @@ pub(crate) enum Event<'a> {
 
 /// One attempt at one provider.
 #[derive(Debug)]
-pub(crate) struct AttemptEvent<'a> {
-    pub(crate) provider: &'a str,
-    pub(crate) model: Option<&'a str>,
-    pub(crate) outcome: AttemptResult,
+#[non_exhaustive]
+pub struct AttemptEvent<'a> {
+    /// The provider instance (its configured name).
+    pub provider: &'a str,
+    /// The model asked for, when known.
+    pub model: Option<&'a str>,
+    /// How it ended.
+    pub outcome: AttemptResult,
     /// From sending the request to its answer (a stream: to its first delta).
-    pub(crate) latency: Duration,
+    pub latency: Duration,
     /// A stream's time to its first delta; `None` for one-piece answers and failures.
-    pub(crate) time_to_first_token: Option<Duration>,
+    pub time_to_first_token: Option<Duration>,
     /// Retries of this provider within the attempt, and the time spent waiting between them.
-    pub(crate) retries: u32,
-    pub(crate) waited: Duration,
+    pub retries: u32,
+    /// The time spent waiting between retries.
+    pub waited: Duration,
     /// What an answered attempt cost (a stream's comes with its end).
-    pub(crate) cost: Option<&'a Cost>,
+    pub cost: Option<&'a Cost>,
 }
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum AttemptResult {
+#[non_exhaustive]
+pub enum AttemptResult {
     /// A one-piece answer, with the usage the provider reported.
-    Answered { usage: Option<Usage> },
+    Answered {
+        /// The usage the provider reported, if any.
+        usage: Option<Usage>,
+    },
     /// A stream's first delta: the stream is the caller's now; its usage comes at its end.
     Committed,
     /// A failure of this kind; `unreadable_hint` when the server sent a wait hint that could
     /// not be read (it was ignored).
     Failed {
+        /// What kind of failure.
         kind: ErrorKind,
+        /// Whether a wait hint came that could not be read.
         unreadable_hint: bool,
     },
     /// The caller dropped the request while this attempt was under way.
@@ -102,8 +143,10 @@ pub(crate) enum AttemptResult {
 }
 
 /// Receives every event of every request, in order per request. Called on the request's task
-/// while it runs, so it must be quick and must not block.
-pub(crate) trait Observer: fmt::Debug + Send + Sync {
+/// while it runs, so it must be quick and must not block. Add one with
+/// [`ProviderManager::add_observer`](crate::ProviderManager::add_observer).
+pub trait Observer: fmt::Debug + Send + Sync {
+    /// Called once for each event.
     fn observe(&self, event: &Event<'_>);
 }
 
