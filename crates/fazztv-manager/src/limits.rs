@@ -219,6 +219,18 @@ impl Limits {
         }
     }
 
+    /// The budgets that apply to an attempt at `entry` asking `model` for `requester`.
+    fn applying<'a>(
+        &'a self,
+        entry: &'a ProviderEntry,
+        model: Option<&'a str>,
+        requester: &'a Requester,
+    ) -> impl Iterator<Item = &'a BudgetRule> + 'a {
+        self.budgets
+            .iter()
+            .filter(move |rule| rule.applies(entry.name(), model, requester))
+    }
+
     /// Whether nothing is limited: the routing loop then skips every check.
     pub(crate) fn is_empty(&self) -> bool {
         self.budgets.is_empty() && self.rates.iter().all(Option::is_none)
@@ -332,12 +344,8 @@ impl Inner {
             self.take_rate(rule, key, entry, facts, deadline, &mut held)
                 .await?;
         }
-        let applying: Vec<&BudgetRule> = limits
-            .budgets
-            .iter()
-            .filter(|rule| rule.applies(entry.name(), model, requester))
-            .collect();
-        if applying.is_empty() {
+        let mut applying = limits.applying(entry, model, requester).peekable();
+        if applying.peek().is_none() {
             return Ok(Some(held));
         }
         let price = self.price(index, [model, None]);
@@ -382,10 +390,7 @@ impl Inner {
         let price = self.price(index, [model, None]);
         let now = SystemTime::now();
         let mut shortfalls = Vec::new();
-        for rule in &self.limits.budgets {
-            if !rule.applies(entry.name(), model, requester) {
-                continue;
-            }
+        for rule in self.limits.applying(entry, model, requester) {
             let wanted = rule.wanted(price.as_ref(), facts);
             let remaining = rule.limit - self.limits.store.used(&rule.key, rule.window, now).await;
             if remaining < wanted {

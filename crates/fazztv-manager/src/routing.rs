@@ -384,6 +384,13 @@ impl Plan {
         }
     }
 
+    /// Notes a target cut because the request does not fall back.
+    fn not_tried_without_fallback(&mut self, entry: &ProviderEntry, model: Option<String>) {
+        self.note("fallback", entry, model, || {
+            String::from("not tried: fallback is off for this request")
+        });
+    }
+
     /// The candidates skipped so far (to report with an error).
     pub(crate) fn take_skipped(&mut self) -> Vec<Attempt> {
         std::mem::take(&mut self.skipped)
@@ -709,15 +716,13 @@ impl ProviderManager {
                     candidates = mine.into_iter().chain(others).collect();
                 }
                 _ => {
-                    let model = candidates
-                        .first()
-                        .and_then(|candidate| candidate.model.clone());
                     candidates.retain(|candidate| candidate.index != preferred);
                     candidates.insert(
                         0,
                         Candidate {
                             index: preferred,
-                            model: model.or_else(|| purpose.model.map(str::to_owned)),
+                            // The model id asked for (read as the preferred provider's), if any.
+                            model: plan.model_to_check.clone(),
                             weight: entries[preferred].config().weight,
                             slot: preferred,
                         },
@@ -737,12 +742,7 @@ impl ProviderManager {
         // Automatic selection and sticky sessions cut once narrowing has ordered the targets.
         if !fallback && candidates.len() > 1 && plan.auto.is_none() && plan.session.is_none() {
             for candidate in candidates.drain(1..) {
-                plan.note(
-                    "fallback",
-                    &entries[candidate.index],
-                    candidate.model,
-                    || String::from("not tried: fallback is off for this request"),
-                );
+                plan.not_tried_without_fallback(&entries[candidate.index], candidate.model);
             }
         }
         if candidates.is_empty() {
@@ -884,9 +884,7 @@ impl ProviderManager {
             let entries = self.inner.registry.entries();
             for step in plan.steps.drain(1..).collect::<Vec<_>>() {
                 let model = step.model_label(&entries[step.index]);
-                plan.note("fallback", &entries[step.index], model, || {
-                    String::from("not tried: fallback is off for this request")
-                });
+                plan.not_tried_without_fallback(&entries[step.index], model);
             }
         }
         Ok(())

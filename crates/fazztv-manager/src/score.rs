@@ -567,10 +567,14 @@ fn read_grade(reply: &str) -> std::result::Result<Grade, String> {
     Ok(Grade { value, explanation })
 }
 
+/// `text` on one line: its runs of whitespace as single spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `text` on one line, cut to at most `limit` characters with `…` where it was cut.
 fn shorten(text: &str, limit: usize) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let line = words.join(" ");
+    let line = one_line(text);
     match line.char_indices().nth(limit) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
@@ -580,8 +584,7 @@ fn shorten(text: &str, limit: usize) -> String {
 /// The end of `text` on one line (where a grade should have been), at most [`QUOTED_CHARS`]
 /// characters, with `…` where it was cut.
 fn quote_end(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let line = words.join(" ");
+    let line = one_line(text);
     let count = line.chars().count();
     if count <= QUOTED_CHARS {
         return line;

@@ -395,34 +395,32 @@ impl ProviderManager {
     }
 
     /// Sorts `offers` best first by `preference`; ties by price, then in configuration order.
-    fn rank(&self, offers: &mut [Offer], preference: Preference) {
+    /// Each offer's figures are read once (health, latency, quality take atomics or a lock),
+    /// not on every comparison.
+    fn rank(&self, offers: &mut Vec<Offer>, preference: Preference) {
         let health = &self.inner.health;
-        let price = |offer: &Offer| offer.price.map(|(input, output)| input + output);
-        let cheaper = |a: &Offer, b: &Offer| known_first(price(a), price(b), Ordering::Less);
-        let resting = |offer: &Offer| !health.in_rotation(offer.index);
-        match preference {
-            Preference::Cheapest => {
-                offers.sort_by(|a, b| resting(a).cmp(&resting(b)).then_with(|| cheaper(a, b)))
-            }
-            Preference::Fastest => offers.sort_by(|a, b| {
-                resting(a)
-                    .cmp(&resting(b))
-                    .then_with(|| {
-                        known_first(
-                            health.latency(a.index),
-                            health.latency(b.index),
-                            Ordering::Less,
-                        )
-                    })
-                    .then_with(|| cheaper(a, b))
-            }),
-            Preference::Best => offers.sort_by(|a, b| {
-                let quality = |offer: &Offer| self.quality(offer.index, &offer.info.id);
-                resting(a)
-                    .cmp(&resting(b))
-                    .then_with(|| known_first(quality(a), quality(b), Ordering::Greater))
-                    .then_with(|| cheaper(a, b))
-            }),
-        }
+        let mut keyed: Vec<(bool, Option<f64>, Option<f64>, Offer)> = offers
+            .drain(..)
+            .map(|offer| {
+                let figure = match preference {
+                    Preference::Cheapest => None,
+                    Preference::Fastest => health.latency(offer.index),
+                    Preference::Best => self.quality(offer.index, &offer.info.id),
+                };
+                let price = offer.price.map(|(input, output)| input + output);
+                (!health.in_rotation(offer.index), figure, price, offer)
+            })
+            .collect();
+        // Lower latency is better; higher quality is.
+        let better = match preference {
+            Preference::Best => Ordering::Greater,
+            Preference::Cheapest | Preference::Fastest => Ordering::Less,
+        };
+        keyed.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| known_first(a.1, b.1, better))
+                .then_with(|| known_first(a.2, b.2, Ordering::Less))
+        });
+        offers.extend(keyed.into_iter().map(|(_, _, _, offer)| offer));
     }
 }
