@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use fazztv_core::{Attempt, AttemptOutcome, ChatResponse, Error, StreamEvent};
+use fazztv_core::{Attempt, AttemptOutcome, ChatResponse, Cost, Error, StreamEvent};
 use fazztv_manager::{ManagedStream, QueryOptions};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -56,6 +56,20 @@ pub(crate) fn tried(attempts: &[Attempt]) -> usize {
 }
 
 /// Who answered: provider, model and the number of provider requests.
+/// The headers of a whole answer: who gave it and, when known, its cost.
+pub(crate) fn answer_headers(
+    headers: &mut HeaderMap,
+    provider: &str,
+    model: &str,
+    attempts: &[Attempt],
+    cost: Option<&Cost>,
+) {
+    routing_headers(headers, Some(provider), Some(model), attempts);
+    if let Some(usd) = cost.and_then(|cost| cost.usd) {
+        set_header(headers, COST_HEADER, &usd.to_string());
+    }
+}
+
 pub(crate) fn routing_headers(
     headers: &mut HeaderMap,
     provider: Option<&str>,
@@ -131,15 +145,13 @@ pub(crate) async fn completions(
 fn answered(response: &ChatResponse, id: &str, created: u64) -> Response {
     let mut http = axum_json(&wire::completion(response, id, created));
     let headers = http.headers_mut();
-    routing_headers(
+    answer_headers(
         headers,
-        Some(&response.provider),
-        Some(&response.model),
+        &response.provider,
+        &response.model,
         &response.attempts,
+        response.cost.as_ref(),
     );
-    if let Some(usd) = response.cost.as_ref().and_then(|cost| cost.usd) {
-        set_header(headers, COST_HEADER, &usd.to_string());
-    }
     if response.cached {
         set_header(headers, "x-fazztv-cached", "true");
     }

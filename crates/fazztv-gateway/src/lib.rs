@@ -190,9 +190,7 @@ impl Gateway {
                 }
             }
         }
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
+        let started = unix_now();
         let metrics = Arc::new(metrics::Metrics::new(
             manager
                 .registry()

@@ -15,10 +15,10 @@ use fazztv_manager::HealthState;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::chat::{failure, options, refused, routing_headers, set_header};
+use crate::chat::{answer_headers, failure, options, refused, routing_headers};
 use crate::error::{ApiError, axum_json};
 use crate::wire::object;
-use crate::{COST_HEADER, RequestId, Shared};
+use crate::{RequestId, Shared};
 
 /// The strings of `input`: one string, or an array of them (token arrays are not taken).
 fn texts(object: &Map<String, Value>, endpoint: &str) -> Result<Vec<String>, ApiError> {
@@ -136,10 +136,14 @@ fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
             } else {
                 json!(vector)
             };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
+            // Set after: `json!` would copy the vector once more.
+            let mut item = json!({"object": "embedding", "index": index});
+            item["embedding"] = embedding;
+            item
         })
         .collect();
-    let mut body = json!({"object": "list", "data": data, "model": response.model});
+    let mut body = json!({"object": "list", "model": response.model});
+    body["data"] = Value::Array(data);
     if let Some(usage) = &response.usage {
         body["usage"] = json!({
             "prompt_tokens": usage.prompt_tokens,
@@ -147,15 +151,13 @@ fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
         });
     }
     let mut http = axum_json(&body);
-    routing_headers(
+    answer_headers(
         http.headers_mut(),
-        Some(&response.provider),
-        Some(&response.model),
+        &response.provider,
+        &response.model,
         &response.attempts,
+        response.cost.as_ref(),
     );
-    if let Some(usd) = response.cost.as_ref().and_then(|cost| cost.usd) {
-        set_header(http.headers_mut(), COST_HEADER, &usd.to_string());
-    }
     http
 }
 
@@ -240,14 +242,16 @@ pub(crate) async fn models(
     for (provider, error) in &failures {
         tracing::debug!(provider = %provider, error = %error, "a provider could not list its models");
     }
+    // Each id once, in listing order: a catalog lists hundreds.
+    let mut seen = std::collections::HashSet::new();
     let mut owners: Vec<(String, String)> = Vec::new();
     for model in listed {
-        if !owners.iter().any(|(id, _)| *id == model.id) {
+        if seen.insert(model.id.clone()) {
             owners.push((model.id, model.provider));
         }
     }
     for route in registry.routes().keys() {
-        if !owners.iter().any(|(id, _)| id == route) {
+        if seen.insert(route.clone()) {
             owners.push((route.clone(), String::from("fazztv")));
         }
     }
