@@ -1016,7 +1016,23 @@ impl ProviderManager {
     }
 
     /// [`load`](Self::load) with your own registry of types (explicit registration).
-    pub fn load_with(mut registry: Registry, loader: &ConfigLoader) -> Result<Self, ConfigError> {
+    pub fn load_with(registry: Registry, loader: &ConfigLoader) -> Result<Self, ConfigError> {
+        Self::load_with_store(registry, loader, |registry| {
+            Ok(Arc::new(InMemoryStore::with_max_entries(
+                registry.cache().max_entries,
+            )))
+        })
+    }
+
+    /// [`load_with`](Self::load_with), keeping budgets, rate limits and cached answers in the
+    /// store `store` returns for the loaded configuration: a shared store that the
+    /// configuration names, or the store of a manager this one replaces (so that a reload
+    /// keeps what was spent).
+    pub fn load_with_store(
+        mut registry: Registry,
+        loader: &ConfigLoader,
+        store: impl FnOnce(&Registry) -> Result<Arc<dyn StateStore>, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         let (origin, text) = loader.locate()?;
         let config = match text {
             Some(text) => registry.load(&text, origin)?,
@@ -1048,7 +1064,8 @@ impl ProviderManager {
         for budget in loader.budgets() {
             registry.add_budget(budget.clone())?;
         }
-        Ok(Self::new(registry, config.manager))
+        let store = store(&registry)?;
+        Ok(Self::with_store(registry, config.manager, store))
     }
 
     /// A manager for an already-typed configuration, built with `registry`'s types.
