@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use fazztv::{
     AttemptOutcome, Budget, ChatResponse, ConfigLoader, ConfigOrigin, Cost, ExposeSecret, Provider,
-    ProviderEntry, ProviderKey, ProviderManager, QueryOptions, UnavailableReason, UsageStats,
-    Window,
+    ProviderEntry, ProviderKey, ProviderManager, QueryOptions, Registry, StateStore,
+    UnavailableReason, UsageStats, Window,
 };
 
 use crate::cli::Global;
@@ -76,10 +76,32 @@ impl App {
         if let Some((manager, _)) = self.manager.get() {
             return Ok(manager);
         }
+        let (manager, origin) = self.load(None)?;
+        Ok(&self.manager.get_or_init(|| (manager, origin)).0)
+    }
+
+    /// Loads the configuration anew (as on first use) into a manager that keeps its budgets,
+    /// rate limits and cache in `store` (`fazztv serve` reloading on SIGHUP keeps its own).
+    pub fn reload(&self, store: Arc<dyn StateStore>) -> Result<ProviderManager, CliError> {
+        self.load(Some(store)).map(|(manager, _)| manager)
+    }
+
+    /// Loads a manager (over `store`, or a store of its own), hides its secrets from all
+    /// output, and shows its warnings and, with `-v`, its providers.
+    fn load(
+        &self,
+        store: Option<Arc<dyn StateStore>>,
+    ) -> Result<(ProviderManager, ConfigOrigin), CliError> {
         let loader = self.loader();
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
-        let manager = ProviderManager::load(&loader)?;
+        let manager = match store {
+            Some(store) => {
+                let registry = Registry::discover()?.with_environment(loader.env().clone());
+                ProviderManager::load_with_store(registry, &loader, |_| Ok(store))?
+            }
+            None => ProviderManager::load(&loader)?,
+        };
         // Every key of every provider (one with several keys has an instance per key).
         let configs = manager
             .registry()
@@ -117,7 +139,7 @@ impl App {
             on_off(settings.fallback_enabled),
             settings.effective_strategy().as_str()
         ));
-        Ok(&self.manager.get_or_init(|| (manager, origin)).0)
+        Ok((manager, origin))
     }
 
     /// Where the loaded configuration came from.

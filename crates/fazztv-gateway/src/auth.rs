@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::Extension;
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -128,7 +129,7 @@ impl Caller {
 /// Admits a request of the API: its key (401 without a configured one), then the key's
 /// requests per minute (429 with `Retry-After` over it). The caller is handed to the handler.
 pub(crate) async fn admit(
-    State(shared): State<Arc<Shared>>,
+    Extension(shared): Extension<Arc<Shared>>,
     mut request: Request,
     next: Next,
 ) -> Response {

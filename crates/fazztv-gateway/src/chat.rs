@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -109,7 +108,7 @@ pub(crate) fn refused(error: ApiError) -> Response {
 }
 
 pub(crate) async fn completions(
-    State(shared): State<Arc<Shared>>,
+    Extension(shared): Extension<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     Extension(id): Extension<RequestId>,
     body: Bytes,

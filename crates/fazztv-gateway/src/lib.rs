@@ -20,6 +20,10 @@
 //! Errors are always `{"error": {"message", "type", "param", "code"}}`; the status, type and
 //! code of each [`ErrorKind`] come from one table, [`error_shape`].
 //!
+//! [`Gateway::reload`] swaps in a new manager and settings while serving (`fazztv serve` does
+//! it on SIGHUP): each request is served by the configuration it was admitted under, so
+//! nothing in flight is dropped, and a configuration that cannot be used is refused whole.
+//!
 //! ```no_run
 //! use fazztv_gateway::Gateway;
 //! use fazztv_manager::{ConfigLoader, ProviderManager};
@@ -46,10 +50,11 @@ mod wire;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -122,13 +127,35 @@ impl From<std::io::Error> for GatewayError {
     }
 }
 
-/// An OpenAI-compatible gateway over one [`ProviderManager`]. Cheap to clone.
+/// An OpenAI-compatible gateway over one [`ProviderManager`] at a time. Cheap to clone: clones
+/// serve, and reload, the same configuration.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    shared: Arc<Shared>,
+    live: Arc<Live>,
 }
 
-/// What every request handler shares.
+/// The configuration being served, and what outlives a reload.
+#[derive(Debug)]
+struct Live {
+    /// What new requests are admitted and served by; each request keeps the one it started
+    /// with until it ends.
+    current: RwLock<Arc<Shared>>,
+    /// Where [`Gateway::serve`] listens, once it does: a reload may not drop the keys there
+    /// unless it is a loopback address.
+    listening: OnceLock<SocketAddr>,
+}
+
+impl Live {
+    fn current(&self) -> Arc<Shared> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What every request handler shares: one configuration's manager and admission (a request
+/// extension, put there as the request arrives).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) manager: ProviderManager,
@@ -136,8 +163,68 @@ pub(crate) struct Shared {
     pub(crate) keys: Keys,
     /// When the gateway started (unix seconds): the `created` of the models it lists.
     pub(crate) started: u64,
-    /// What `/metrics` shows; also an observer of the manager.
+    /// What `/metrics` shows, across reloads; also an observer of every manager served.
     pub(crate) metrics: Arc<metrics::Metrics>,
+}
+
+impl Shared {
+    /// `manager` admitting requests as `settings` say, counted in `metrics` (which observes
+    /// the manager only once the settings are known to be usable).
+    fn new(
+        manager: ProviderManager,
+        settings: GatewaySettings,
+        metrics: Arc<metrics::Metrics>,
+        started: u64,
+    ) -> Result<Self, GatewayError> {
+        let keys = Keys::new(&settings)?;
+        if settings.auth == GatewayAuth::Keys && settings.keys.is_empty() {
+            return Err(GatewayError::Settings(String::from(
+                "`auth` is `keys` but no key is configured: add `gateway.keys` (each a `name` \
+                 and the `sha256` of the key), or set `auth` to `none` on a loopback address",
+            )));
+        }
+        for key in &settings.keys {
+            if let Some(budget) = key.budget() {
+                let enforced = manager
+                    .registry()
+                    .budgets()
+                    .iter()
+                    .any(|known| known.scope == budget.scope);
+                if !enforced {
+                    return Err(GatewayError::Settings(format!(
+                        "key `{}` has a `budget_usd` but the manager has no `{}` budget; load \
+                         the manager from the configuration that holds the key, or add the \
+                         budget to its registry",
+                        key.name, budget.scope
+                    )));
+                }
+            }
+        }
+        manager.add_observer(Arc::new(
+            metrics.observer(
+                manager
+                    .registry()
+                    .entries()
+                    .iter()
+                    .map(fazztv_manager::ProviderEntry::name),
+            ),
+        ));
+        Ok(Self {
+            manager,
+            settings,
+            keys,
+            started,
+            metrics,
+        })
+    }
+
+    /// Whether these settings may be served on `address`: `auth: none` only on loopback.
+    fn check_address(&self, address: SocketAddr) -> Result<(), GatewayError> {
+        if self.settings.auth == GatewayAuth::None && !address.ip().to_canonical().is_loopback() {
+            return Err(GatewayError::OpenWithoutAuth(address));
+        }
+        Ok(())
+    }
 }
 
 /// A response extension: the time a handler's request spent in provider tries (the sum of its
@@ -166,46 +253,12 @@ impl Gateway {
     /// [`GatewayError::Settings`] for a key hash that is not 64 hexadecimal digits, two keys
     /// of one name, `auth: keys` without any key, or a key budget the manager lacks.
     pub fn new(manager: ProviderManager, settings: GatewaySettings) -> Result<Self, GatewayError> {
-        let keys = Keys::new(&settings)?;
-        if settings.auth == GatewayAuth::Keys && settings.keys.is_empty() {
-            return Err(GatewayError::Settings(String::from(
-                "`auth` is `keys` but no key is configured: add `gateway.keys` (each a `name` \
-                 and the `sha256` of the key), or set `auth` to `none` on a loopback address",
-            )));
-        }
-        for key in &settings.keys {
-            if let Some(budget) = key.budget() {
-                let enforced = manager
-                    .registry()
-                    .budgets()
-                    .iter()
-                    .any(|known| known.scope == budget.scope);
-                if !enforced {
-                    return Err(GatewayError::Settings(format!(
-                        "key `{}` has a `budget_usd` but the manager has no `{}` budget; load \
-                         the manager from the configuration that holds the key, or add the \
-                         budget to its registry",
-                        key.name, budget.scope
-                    )));
-                }
-            }
-        }
-        let started = unix_now();
-        let metrics = Arc::new(metrics::Metrics::new(
-            manager
-                .registry()
-                .entries()
-                .iter()
-                .map(fazztv_manager::ProviderEntry::name),
-        ));
-        manager.add_observer(metrics.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let shared = Shared::new(manager, settings, metrics, unix_now())?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                manager,
-                settings,
-                keys,
-                started,
-                metrics,
+            live: Arc::new(Live {
+                current: RwLock::new(Arc::new(shared)),
+                listening: OnceLock::new(),
             }),
         })
     }
@@ -220,14 +273,14 @@ impl Gateway {
         Self::new(manager, settings)
     }
 
-    /// The manager it serves.
-    pub fn manager(&self) -> &ProviderManager {
-        &self.shared.manager
+    /// The manager it serves now.
+    pub fn manager(&self) -> ProviderManager {
+        self.live.current().manager.clone()
     }
 
-    /// The settings it admits requests by.
-    pub fn settings(&self) -> &GatewaySettings {
-        &self.shared.settings
+    /// The settings it admits requests by now.
+    pub fn settings(&self) -> GatewaySettings {
+        self.live.current().settings.clone()
     }
 
     /// Whether it may listen on `address`: `auth: none` only on a loopback address.
@@ -235,11 +288,35 @@ impl Gateway {
     /// # Errors
     /// [`GatewayError::OpenWithoutAuth`] otherwise.
     pub fn check_address(&self, address: SocketAddr) -> Result<(), GatewayError> {
-        if self.shared.settings.auth == GatewayAuth::None
-            && !address.ip().to_canonical().is_loopback()
-        {
-            return Err(GatewayError::OpenWithoutAuth(address));
+        self.live.current().check_address(address)
+    }
+
+    /// Serves `manager`, with the `gateway` section of the configuration it was loaded from,
+    /// from now on. Requests already admitted finish on the manager they started with (a
+    /// stream included); `/metrics` keeps counting across the change.
+    ///
+    /// The manager's state store is the caller's choice: give it the current manager's
+    /// ([`ProviderManager::state_store`]) to keep what budgets have spent, rate limits have
+    /// counted and the cache holds.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and [`GatewayError::OpenWithoutAuth`] for `auth: none` while
+    /// serving on an address other hosts can reach; the current configuration then stays.
+    pub fn reload(&self, manager: ProviderManager) -> Result<(), GatewayError> {
+        let settings = manager.registry().gateway().clone();
+        let current = self.live.current();
+        let next = Shared::new(manager, settings, current.metrics.clone(), current.started)?;
+        // Checked under the lock: `serve` notes its address, then reads the configuration,
+        // so one of the two sees the other.
+        let mut current = self
+            .live
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(address) = self.live.listening.get() {
+            next.check_address(*address)?;
         }
+        *current = Arc::new(next);
         Ok(())
     }
 
@@ -248,45 +325,54 @@ impl Gateway {
     /// `axum`/`hyper` server (then check the address with
     /// [`check_address`](Self::check_address) yourself).
     pub fn router(&self) -> Router {
-        let state = self.shared.clone();
         let api = Router::new()
             .route("/v1/chat/completions", post(chat::completions))
             .route("/v1/embeddings", post(services::embeddings))
             .route("/v1/moderations", post(services::moderations))
             .route("/v1/models", get(services::models))
             // Outermost first: the key is checked before the body is read.
-            .layer(middleware::from_fn_with_state(state.clone(), read_body))
-            .layer(middleware::from_fn_with_state(state.clone(), auth::admit));
+            .layer(middleware::from_fn(read_body))
+            .layer(middleware::from_fn(auth::admit));
         let probes = Router::new()
             .route("/healthz", get(services::healthz))
             .route("/readyz", get(services::readyz))
             .route("/metrics", get(services::metrics))
-            .layer(middleware::from_fn_with_state(state.clone(), read_body));
+            .layer(middleware::from_fn(read_body));
         api.merge(probes)
             .fallback(not_found)
-            .with_state(state)
             // The body was read (and limited) by `read_body`; extractors take it as it is.
             .layer(DefaultBodyLimit::disable())
             .layer(middleware::from_fn(stamp))
-            .layer(middleware::from_fn_with_state(self.shared.clone(), measure))
+            .layer(middleware::from_fn_with_state(self.live.clone(), measure))
     }
 
     /// Serves on `listener` until `shutdown` completes; then it stops accepting, lets the
-    /// requests in flight (streams included) finish, and returns.
+    /// requests in flight (streams included) finish, and returns. The address is checked, and
+    /// noted for [`reload`](Self::reload) to check, when this is called.
     ///
     /// # Errors
     /// [`GatewayError::OpenWithoutAuth`] before serving anything when `auth` is `none` and the
     /// listener is not on a loopback address; [`GatewayError::Io`] when serving fails.
-    pub async fn serve(
+    pub fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), GatewayError> {
-        self.check_address(listener.local_addr()?)?;
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+    ) -> impl Future<Output = Result<(), GatewayError>> + Send + 'static {
+        let checked = listener
+            .local_addr()
+            .map_err(GatewayError::from)
+            .and_then(|address| {
+                // One listener per gateway: a second `serve` keeps the first address noted.
+                let _ = self.live.listening.set(address);
+                self.check_address(address)
+            });
+        async move {
+            checked?;
+            axum::serve(listener, self.router())
+                .with_graceful_shutdown(shutdown)
+                .await?;
+            Ok(())
+        }
     }
 }
 
@@ -333,10 +419,13 @@ async fn stamp(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Counts every response by endpoint and status, and, for a request a handler routed in one
+/// Hands the request the configuration it is served by (the one current as it arrives),
+/// counts every response by endpoint and status, and, for a request a handler routed in one
 /// piece (it says how long its provider tries took), observes the gateway's own overhead.
-async fn measure(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn measure(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
+    let shared = live.current();
+    request.extensions_mut().insert(shared.clone());
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
@@ -353,7 +442,11 @@ async fn measure(State(shared): State<Arc<Shared>>, request: Request, next: Next
 /// Reads the whole body, at most `max_body_bytes` of it (413 beyond: a declared length is
 /// refused before reading), and refuses a JSON body that names an upstream (`api_base`,
 /// `base_url`) with 400. Applied to every route, so no handler ever sees more.
-async fn read_body(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn read_body(
+    Extension(shared): Extension<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let limit = usize::try_from(shared.settings.max_body_bytes).unwrap_or(usize::MAX);
     let declared = request
         .headers()

@@ -1,12 +1,14 @@
 //! `GET /metrics`: counters and fixed-bucket histograms in the Prometheus text exposition
 //! format (version 0.0.4), written by hand. The engine's numbers come from an [`Observer`] of
-//! its events (added to the manager when the gateway is built); the gateway's own (requests
-//! per endpoint and status, its overhead per non-streamed chat request) from its middleware.
-//! Every count is an atomic: recording never takes a lock. Labels are bounded: providers are
-//! the configured instances, error kinds the [`ErrorKind`]s, endpoints the gateway's routes.
+//! its events (added to each manager the gateway serves, so counts go on across reloads);
+//! the gateway's own (requests per endpoint and status, its overhead per non-streamed chat
+//! request) from its middleware. Every count is an atomic: recording never takes a lock.
+//! Labels are bounded: providers are the configured instances (of every configuration served
+//! since the start), error kinds the [`ErrorKind`]s, endpoints the gateway's routes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fazztv_core::{Cost, ErrorKind, Usage};
@@ -116,8 +118,8 @@ impl ProviderMetrics {
 /// Everything `/metrics` shows.
 #[derive(Debug)]
 pub(crate) struct Metrics {
-    /// By configured provider name, in configuration order.
-    providers: Vec<(String, ProviderMetrics)>,
+    /// Every provider instance a served configuration named, in the order first named.
+    providers: Mutex<Vec<(String, Arc<ProviderMetrics>)>>,
     requests: [AtomicU64; REQUEST_OUTCOMES.len()],
     fallbacks: AtomicU64,
     /// By position in `ErrorKind::ALL`.
@@ -129,14 +131,10 @@ pub(crate) struct Metrics {
     overhead: Histogram,
 }
 
-impl Metrics {
-    /// Metrics for the provider instances named `providers`.
-    pub(crate) fn new<'a>(providers: impl IntoIterator<Item = &'a str>) -> Self {
+impl Default for Metrics {
+    fn default() -> Self {
         Self {
-            providers: providers
-                .into_iter()
-                .map(|name| (name.to_owned(), ProviderMetrics::default()))
-                .collect(),
+            providers: Mutex::new(Vec::new()),
             requests: Default::default(),
             fallbacks: AtomicU64::new(0),
             errors: ErrorKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
@@ -149,13 +147,54 @@ impl Metrics {
             overhead: Histogram::default(),
         }
     }
+}
 
+/// The observer of one manager: the metrics of its provider instances, found by name without
+/// a lock. An instance that an earlier configuration named too counts on where it was.
+#[derive(Debug)]
+pub(crate) struct ManagerMetrics {
+    metrics: Arc<Metrics>,
+    providers: Vec<(String, Arc<ProviderMetrics>)>,
+}
+
+impl ManagerMetrics {
     fn provider(&self, name: &str) -> Option<&ProviderMetrics> {
         // Configured instances only (a handful): a scan beats hashing.
         self.providers
             .iter()
             .find(|(known, _)| known == name)
-            .map(|(_, metrics)| metrics)
+            .map(|(_, metrics)| &**metrics)
+    }
+}
+
+impl Metrics {
+    /// The observer for a manager of the provider instances named `providers`.
+    pub(crate) fn observer<'a>(
+        self: &Arc<Self>,
+        providers: impl IntoIterator<Item = &'a str>,
+    ) -> ManagerMetrics {
+        let mut known = self
+            .providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let providers = providers
+            .into_iter()
+            .map(|name| {
+                let metrics = match known.iter().find(|(known, _)| known == name) {
+                    Some((_, metrics)) => metrics.clone(),
+                    None => {
+                        let metrics = Arc::new(ProviderMetrics::default());
+                        known.push((name.to_owned(), metrics.clone()));
+                        metrics
+                    }
+                };
+                (name.to_owned(), metrics)
+            })
+            .collect();
+        ManagerMetrics {
+            metrics: self.clone(),
+            providers,
+        }
     }
 
     fn request(&self, outcome: usize) {
@@ -189,6 +228,10 @@ impl Metrics {
 
     /// The exposition.
     pub(crate) fn render(&self) -> String {
+        let providers = self
+            .providers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut out = Exposition::default();
         out.family(
             "fazztv_requests_total",
@@ -207,7 +250,7 @@ impl Metrics {
             "Provider requests (tries) by provider and outcome; a stream's is ok at its first delta.",
             "counter",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             for (outcome, count) in ATTEMPT_OUTCOMES.iter().zip(&provider.attempts) {
                 out.sample(
                     "fazztv_attempts_total",
@@ -221,7 +264,7 @@ impl Metrics {
             "Retries of the same provider within a request.",
             "counter",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             out.sample(
                 "fazztv_retries_total",
                 &[("provider", name)],
@@ -251,7 +294,7 @@ impl Metrics {
             "Time from sending a try to its answer (a stream: its first delta) or failure.",
             "histogram",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             out.histogram(
                 "fazztv_attempt_latency_seconds",
                 &[("provider", name)],
@@ -263,7 +306,7 @@ impl Metrics {
             "A stream's time to its first delta.",
             "histogram",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             out.histogram(
                 "fazztv_time_to_first_token_seconds",
                 &[("provider", name)],
@@ -275,7 +318,7 @@ impl Metrics {
             "Tokens as the providers reported them.",
             "counter",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             for (direction, count) in [
                 ("prompt", &provider.prompt_tokens),
                 ("completion", &provider.completion_tokens),
@@ -292,7 +335,7 @@ impl Metrics {
             "What answers cost, in USD, where the price is known.",
             "counter",
         );
-        for (name, provider) in &self.providers {
+        for (name, provider) in providers.iter() {
             out.sample_f64(
                 "fazztv_cost_usd_total",
                 &[("provider", name)],
@@ -344,7 +387,7 @@ fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
-impl Observer for Metrics {
+impl Observer for ManagerMetrics {
     fn observe(&self, event: &Event<'_>) {
         match event {
             Event::Attempt(attempt) => {
@@ -370,7 +413,7 @@ impl Observer for Metrics {
                         OK
                     }
                     AttemptResult::Failed { kind, .. } => {
-                        self.error(kind);
+                        self.metrics.error(kind);
                         ERROR
                     }
                     AttemptResult::Cancelled => CANCELLED,
@@ -379,10 +422,10 @@ impl Observer for Metrics {
                 provider.attempts[outcome].fetch_add(1, Ordering::Relaxed);
             }
             Event::Fallback => {
-                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.metrics.fallbacks.fetch_add(1, Ordering::Relaxed);
             }
-            Event::RequestFinished { ok } => self.request(if *ok { OK } else { ERROR }),
-            Event::RequestCancelled => self.request(CANCELLED),
+            Event::RequestFinished { ok } => self.metrics.request(if *ok { OK } else { ERROR }),
+            Event::RequestCancelled => self.metrics.request(CANCELLED),
             Event::StreamCompleted {
                 provider,
                 usage,
@@ -393,31 +436,31 @@ impl Observer for Metrics {
                     metrics.add_usage(*usage);
                     metrics.add_cost(Some(cost));
                 }
-                self.request(OK);
+                self.metrics.request(OK);
             }
             Event::StreamInterrupted { provider, cost, .. } => {
                 if let Some(metrics) = self.provider(provider) {
                     metrics.add_cost(Some(cost));
                 }
-                self.error(ErrorKind::StreamInterrupted);
-                self.request(ERROR);
+                self.metrics.error(ErrorKind::StreamInterrupted);
+                self.metrics.request(ERROR);
             }
             Event::StreamCancelled { provider, cost, .. } => {
                 if let Some(metrics) = self.provider(provider) {
                     metrics.add_cost(Some(cost));
                 }
-                self.request(CANCELLED);
+                self.metrics.request(CANCELLED);
             }
             Event::CacheHit { .. } => {
-                self.cache_hits.fetch_add(1, Ordering::Relaxed);
-                self.request(OK);
+                self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
+                self.metrics.request(OK);
             }
             Event::CacheMiss => {
-                self.cache_misses.fetch_add(1, Ordering::Relaxed);
+                self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
             }
             Event::SharedFailure => {
-                self.cache_misses.fetch_add(1, Ordering::Relaxed);
-                self.request(ERROR);
+                self.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
+                self.metrics.request(ERROR);
             }
             _ => {}
         }
@@ -560,7 +603,7 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_statuses_stay_bounded() {
-        let metrics = Metrics::new(["a"]);
+        let metrics = Metrics::default();
         metrics.gateway_request("/v1/chat/completions", 200);
         metrics.gateway_request("/secret/path/sk-123", 404);
         metrics.gateway_request("/healthz", 42);

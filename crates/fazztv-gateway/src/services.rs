@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -63,7 +62,7 @@ fn model(object: &Map<String, Value>) -> Result<Option<String>, ApiError> {
 /// `POST /v1/embeddings`: vectors as float arrays, or (`encoding_format: "base64"`, which the
 /// official SDKs send by default) as base64 of little-endian `f32`s.
 pub(crate) async fn embeddings(
-    State(shared): State<Arc<Shared>>,
+    Extension(shared): Extension<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
@@ -164,7 +163,7 @@ fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
 /// `POST /v1/moderations`: one result per input text (text parts are read as texts; images
 /// are not taken).
 pub(crate) async fn moderations(
-    State(shared): State<Arc<Shared>>,
+    Extension(shared): Extension<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     Extension(id): Extension<RequestId>,
     body: Bytes,
@@ -234,7 +233,7 @@ fn moderated(results: &[ModerationResult], asked: Option<&str>, id: &str) -> Res
 /// first provider listing it) and every configured route; for a key limited to some models,
 /// exactly those.
 pub(crate) async fn models(
-    State(shared): State<Arc<Shared>>,
+    Extension(shared): Extension<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
     let registry = shared.manager.registry();
@@ -283,7 +282,7 @@ pub(crate) async fn healthz() -> Response {
 }
 
 /// `GET /metrics`: the Prometheus text exposition (no key needed, as for the probes).
-pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn metrics(Extension(shared): Extension<Arc<Shared>>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -296,7 +295,7 @@ pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 /// `GET /readyz`: 200 while at least one enabled provider is in rotation (not ejected), else
 /// 503.
-pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn readyz(Extension(shared): Extension<Arc<Shared>>) -> Response {
     let registry = shared.manager.registry();
     let in_rotation = shared
         .manager

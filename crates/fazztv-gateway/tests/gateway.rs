@@ -2,6 +2,7 @@
 //! of `mock` providers and loopback OpenAI-format upstreams, driven with reqwest. No sleeps:
 //! every wait is for an event (a response, a chunk, the server's end).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -884,15 +885,16 @@ fn settings_that_cannot_work_are_refused_at_start() {
     assert!(!debug.contains(&sha256(KEY)), "{debug}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+/// A loopback OpenAI upstream whose one streamed answer waits before its last frame until
+/// the gate is opened, and a configuration whose only provider, `openai`, it is.
+async fn held_back_openai_stream() -> (fazztv_testkit::ScriptedServer, fazztv_testkit::Gate, Value)
+{
     use fazztv_testkit::fixtures::OPENAI_TEXT_STREAM;
     use fazztv_testkit::{Gate, ScriptedResponse, ScriptedServer};
     let frames: Vec<String> = OPENAI_TEXT_STREAM
         .split_inclusive("\n\n")
         .map(str::to_owned)
         .collect();
-    // Never opened: the upstream keeps the end of its answer back.
     let end = Gate::new();
     let last = frames.len() - 1;
     let upstream = ScriptedServer::start([ScriptedResponse::new(200)
@@ -906,7 +908,12 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
     });
     let mut config = config(json!([openai]), json!({}));
     config["routes"] = json!({});
-    let served = serve(&config).await;
+    (upstream, end, config)
+}
+
+/// Asks `openai/gpt-4o` for a stream and reads it until its first words: the response, and
+/// the text read so far.
+async fn begin_stream(served: &Served) -> (reqwest::Response, String) {
     let body = json!({"model": "openai/gpt-4o", "stream": true,
         "messages": [{"role": "user", "content": "x"}]});
     let mut response = served
@@ -924,6 +931,15 @@ async fn a_client_that_disconnects_cancels_the_upstream_stream() {
         let chunk = response.chunk().await.unwrap().expect("more of the stream");
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
+    (response, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    // Never opened: the upstream keeps the end of its answer back.
+    let (upstream, _end, config) = held_back_openai_stream().await;
+    let served = serve(&config).await;
+    let (response, _) = begin_stream(&served).await;
     // The caller goes away mid-answer: the gateway must hang up on the upstream.
     drop(response);
     tokio::time::timeout(Duration::from_secs(10), upstream.hung_up(1))
@@ -1212,4 +1228,112 @@ async fn metrics_count_requests_attempts_fallbacks_errors_and_tokens() {
     // Latency and time to first token for three providers, and the overhead.
     assert_eq!(histograms, 7);
     served.shut_down().await;
+}
+
+// --- reload ----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_serves_new_requests_by_the_new_configuration_and_lets_a_stream_finish() {
+    // The upstream holds the end of its answer back until the reload is done.
+    let (_upstream, end, before) = held_back_openai_stream().await;
+    let manager = manager(&before);
+    let gateway = Gateway::from_manager(manager.clone()).expect("gateway settings");
+    let served = serve_gateway(gateway.clone(), manager).await;
+    let (mut stream, mut text) = begin_stream(&served).await;
+    assert_eq!(stream.headers().get("x-fazztv-provider").unwrap(), "openai");
+
+    // The new configuration: another provider, and another key in place of the test key.
+    const NEW_KEY: &str = "sk-gw-NEW-fedcba9876543210";
+    let mut after = config(json!([mock("primary", json!({}))]), json!({}));
+    after["gateway"]["keys"] = json!([{"name": "next", "sha256": sha256(NEW_KEY)}]);
+    // Kept: what budgets spent and rate limits counted.
+    let store = gateway.manager().state_store().clone();
+    let mut registry = Registry::discover().expect("registry");
+    let loaded = registry
+        .load(&after.to_string(), ConfigOrigin::Inline)
+        .expect("valid configuration");
+    let next = ProviderManager::with_store(registry, loaded.manager, store.clone());
+    gateway.reload(next).expect("a usable configuration");
+    assert!(Arc::ptr_eq(gateway.manager().state_store(), &store));
+
+    // The stream admitted before goes on to its end on the configuration it started with.
+    end.open();
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    let events = sse(&text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
+
+    // New requests: the old key is gone, the new one is served by the new provider.
+    let old_key = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(old_key.status, 401, "{}", old_key.text);
+    let answer = served
+        .post_as("/v1/chat/completions", &hello(), Some(NEW_KEY))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+
+    // Counting went on across the reload: both providers' attempts, every request.
+    let metrics = parse_exposition(&served.get("/metrics").await.text);
+    assert_eq!(
+        sample(
+            &metrics,
+            "fazztv_attempts_total{provider=\"openai\",outcome=\"ok\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "fazztv_attempts_total{provider=\"primary\",outcome=\"ok\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "fazztv_gateway_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"}"
+        ),
+        2.0
+    );
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_cannot_be_served_is_refused_and_the_old_configuration_stays() {
+    let config = config(json!([mock("primary", json!({}))]), json!({}));
+    let manager = manager(&config);
+    let gateway = Gateway::from_manager(manager.clone()).expect("gateway settings");
+    // Keys required, none configured.
+    let mut keyless = config.clone();
+    keyless["gateway"] = json!({"auth": "keys"});
+    let error = gateway.reload(self::manager(&keyless)).unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Settings(message) if message.contains("no key")),
+        "{error}"
+    );
+    let served = serve_gateway(gateway.clone(), manager).await;
+    let answer = served.post("/v1/chat/completions", &hello()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    served.shut_down().await;
+
+    // `auth: none` is refused while listening where other hosts can reach it (bound only:
+    // nothing is sent to it).
+    let open = Gateway::from_manager(self::manager(&config)).expect("gateway settings");
+    let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(open.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut unauthenticated = config.clone();
+    unauthenticated["gateway"] = json!({"auth": "none"});
+    match open.reload(self::manager(&unauthenticated)) {
+        Err(GatewayError::OpenWithoutAuth(address)) => {
+            assert!(address.ip().is_unspecified(), "{address}");
+        }
+        other => panic!("`auth: none` on 0.0.0.0 was not refused: {other:?}"),
+    }
+    assert_eq!(open.settings().auth, fazztv_gateway::GatewayAuth::Keys);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
 }

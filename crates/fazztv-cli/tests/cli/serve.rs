@@ -1,5 +1,5 @@
 //! `fazztv serve`: the address line, requests over the README's example configuration, the
-//! drain on SIGTERM, and `auth: none` refused off loopback. Requests are plain HTTP/1.1 over
+//! drain on SIGTERM, reloads on SIGHUP, and `auth: none` refused off loopback. Requests are plain HTTP/1.1 over
 //! a std socket on 127.0.0.1; no wait is timed, each is for a line or a byte.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -88,13 +88,25 @@ impl Serving {
         answer
     }
 
-    /// Sends SIGTERM and waits for the exit code.
-    fn terminate(mut self) -> i32 {
+    /// Sends `signal` (a name `kill` knows).
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+    }
+
+    /// The next line on stderr.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stderr.read_line(&mut line).expect("a line on stderr");
+        line
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    fn terminate(mut self) -> i32 {
+        self.signal("TERM");
         let code = self
             .child
             .wait()
@@ -109,6 +121,18 @@ impl Serving {
         );
         code
     }
+}
+
+/// Reads an answer until its stream has begun (its first data frame): what was read.
+fn until_the_stream_begins(socket: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 512];
+    while !String::from_utf8_lossy(&seen).contains("data: ") {
+        let read = socket.read(&mut buffer).expect("read");
+        assert!(read > 0, "closed before the stream began");
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    seen
 }
 
 #[test]
@@ -134,19 +158,8 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let body = json!({"model": "fast", "stream": true,
         "messages": [{"role": "user", "content": "Tell me a long story"}]});
     let mut socket = serving.send("POST", "/v1/chat/completions", &body.to_string());
-    // Read until the stream has begun (its first data frame).
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 512];
-    while !String::from_utf8_lossy(&seen).contains("data: ") {
-        let read = socket.read(&mut buffer).expect("read");
-        assert!(read > 0, "closed before the stream began");
-        seen.extend_from_slice(&buffer[..read]);
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &serving.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    let mut seen = until_the_stream_begins(&mut socket);
+    serving.signal("TERM");
     socket
         .read_to_end(&mut seen)
         .expect("the rest of the stream");
@@ -156,6 +169,53 @@ fn sigterm_lets_a_stream_in_flight_finish_then_exits_0() {
     let mut serving = serving;
     let code = serving.child.wait().expect("wait").code();
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_serving_the_old_one_when_the_new_one_is_bad() {
+    let example: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(gateway_example()).expect("the example"))
+            .expect("the example is JSON");
+    let files = Sandbox::empty();
+    let config = files.write("gateway.json", &example.to_string());
+    let mut serving = start(&config);
+    let body = json!({"model": "fast", "stream": true,
+        "messages": [{"role": "user", "content": "Tell me a long story"}]});
+    // A stream in flight across both reloads.
+    let mut socket = serving.send("POST", "/v1/chat/completions", &body.to_string());
+    let mut seen = until_the_stream_begins(&mut socket);
+
+    // `fast` now goes to `backup` only.
+    let mut changed = example.clone();
+    changed["routes"]["fast"]["targets"] = json!([{"provider": "backup", "model": "llama3.2:3b"}]);
+    files.write("gateway.json", &changed.to_string());
+    serving.signal("HUP");
+    assert_eq!(serving.line(), "reloaded the configuration\n");
+    let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "Hello"}]});
+    let answer = serving.request("POST", "/v1/chat/completions", &chat.to_string());
+    assert!(answer.contains("x-fazztv-provider: backup"), "{answer}");
+
+    // A file that is not a usable configuration is refused; `backup` still answers.
+    files.write("gateway.json", "{\"providers\": [");
+    serving.signal("HUP");
+    assert_eq!(
+        serving.line(),
+        "reload refused, still serving the previous configuration:\n"
+    );
+    let reason = serving.line();
+    assert!(reason.starts_with("error: "), "{reason}");
+    assert!(reason.contains("gateway.json"), "{reason}");
+    let answer = serving.request("POST", "/v1/chat/completions", &chat.to_string());
+    assert!(answer.contains("x-fazztv-provider: backup"), "{answer}");
+
+    // The stream admitted before the reloads ends whole, from `primary`.
+    socket
+        .read_to_end(&mut seen)
+        .expect("the rest of the stream");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("x-fazztv-provider: primary"), "{text}");
+    assert!(text.contains("data: [DONE]"), "the stream was cut: {text}");
+    assert_eq!(serving.terminate(), 0);
 }
 
 #[test]
