@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The gateway driven by real clients: the official `openai` Python SDK and curl (issue 13).
+# The gateway driven by real clients: the official `openai` and `anthropic` Python SDKs and curl
+# (issue 13).
 #
-# Creates (once) a venv under target/sdk-venv with the pinned SDK, builds the CLI, starts
+# Creates (once) a venv under target/sdk-venv with the pinned SDKs, builds the CLI, starts
 # `fazztv serve --config tests/sdk/gateway.json --listen 127.0.0.1:0`, runs
 # tests/sdk/test_gateway.py against it, then stops it with SIGTERM and checks that it exited 0.
 # Loopback only; every provider in the config is an offline mock. Needs python3 (with venv), curl
@@ -18,22 +19,30 @@ STOP_TIMEOUT_S=20
 
 say() { printf 'sdk: %s\n' "$*"; }
 
-pinned="$(sed -n 's/^openai==\([^[:space:]]*\).*/\1/p' "$SDK_DIR/requirements.txt")"
-[ -n "$pinned" ] || { say "no openai==VERSION pin in $SDK_DIR/requirements.txt"; exit 1; }
+pin() { sed -n "s/^$1==\([^[:space:]]*\).*/\1/p" "$SDK_DIR/requirements.txt"; }
+pinned=""
+for sdk in openai anthropic; do
+  version="$(pin "$sdk")"
+  [ -n "$version" ] || { say "no $sdk==VERSION pin in $SDK_DIR/requirements.txt"; exit 1; }
+  pinned="$pinned $sdk $version"
+done
+pinned="${pinned# }"
 
-# The venv: reused when it already has the pinned SDK, else made anew.
-sdk_version() { "$VENV/bin/python" -c 'import openai; print(openai.__version__)'; }
+# The venv: reused when it already has the pinned SDKs, else made anew.
+sdk_versions() {
+  "$VENV/bin/python" -c 'import openai, anthropic; print("openai", openai.__version__, "anthropic", anthropic.__version__)'
+}
 installed=""
 if [ -x "$VENV/bin/python" ]; then
-  installed="$(sdk_version 2>/dev/null || true)"
+  installed="$(sdk_versions 2>/dev/null || true)"
 fi
 if [ "$installed" != "$pinned" ]; then
-  say "creating $VENV with openai==$pinned"
+  say "creating $VENV with $pinned"
   python3 -m venv --clear "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     -r "$SDK_DIR/requirements.txt"
 fi
-say "openai $(sdk_version), $("$VENV/bin/python" --version)"
+say "$(sdk_versions), $("$VENV/bin/python" --version)"
 
 cargo build -p fazztv-cli --locked
 [ -x "$BIN" ] || { say "no binary at $BIN after the build"; exit 1; }

@@ -1,4 +1,5 @@
-"""The gateway (`fazztv serve`) driven by the official `openai` Python SDK and by `curl`.
+"""The gateway (`fazztv serve`) driven by the official `openai` and `anthropic` Python SDKs and
+by `curl`.
 
 Run by `tests/sdk/run.sh`, which starts `fazztv serve --config tests/sdk/gateway.json` and sets
 FAZZTV_GATEWAY_URL (`http://127.0.0.1:PORT`). Every provider in that config is an offline mock:
@@ -8,7 +9,8 @@ FAZZTV_GATEWAY_URL (`http://127.0.0.1:PORT`). Every provider in that config is a
   `fazz-moderate`, and answers with a `get_weather` tool call when the request offers that tool;
 - `limited` serves `fazz-limited` and is always rate limited (the mock's 1 s retry-after).
 The virtual keys are `sk-test-alpha` (no limits), `sk-test-beta` (`rpm: 1`) and `sk-test-gamma`
-(`models: ["fazz-embed"]`); the config holds their SHA-256 only.
+(`models: ["fazz-embed"]`); the config holds their SHA-256 only. The `anthropic` SDK sends its key
+as `x-api-key` to `POST /v1/messages`.
 
 Plain unittest (no pytest): `python tests/sdk/test_gateway.py` (ends with `N passed, N failed`),
 or `python -m unittest -v` from tests/sdk.
@@ -29,6 +31,7 @@ import unittest
 import urllib.error
 import urllib.request
 
+import anthropic
 import openai
 from openai import OpenAI
 
@@ -37,6 +40,18 @@ BETA_KEY = "sk-test-beta"  # rpm: 1, used by the rate-limit test only
 GAMMA_KEY = "sk-test-gamma"  # may use `fazz-embed` only
 EMBEDDING_DIMENSIONS = 12
 WEATHER_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
+ANTHROPIC_WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The current weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        },
+        "required": ["city"],
+    },
+}
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -68,6 +83,13 @@ def client(api_key: str = ALPHA_KEY) -> OpenAI:
     # No retries: a 429 or 5xx must reach the test as the SDK's error, not be retried away.
     return OpenAI(
         base_url=gateway_url() + "/v1", api_key=api_key, max_retries=0, timeout=TIMEOUT
+    )
+
+
+def anthropic_client(api_key: str = ALPHA_KEY) -> anthropic.Anthropic:
+    # The SDK adds `/v1/messages` to the root itself. No retries, as for `client`.
+    return anthropic.Anthropic(
+        base_url=gateway_url(), api_key=api_key, max_retries=0, timeout=TIMEOUT
     )
 
 
@@ -576,6 +598,184 @@ class Errors(unittest.TestCase):
         self.assertIsNotNone(limited.exception.response.headers.get("retry-after"))
 
 
+class AnthropicMessages(unittest.TestCase):
+    """POST /v1/messages through the official `anthropic` SDK: not streamed, streamed, tools."""
+
+    PROMPT = "Say hello"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.client = anthropic_client()
+
+    def create(self, **kwargs):
+        return self.client.messages.create(
+            model="fazz-small",
+            max_tokens=64,
+            messages=[{"role": "user", "content": self.PROMPT}],
+            **kwargs,
+        )
+
+    def test_message_has_text_stop_reason_usage_and_provider_header(self) -> None:
+        raw = self.client.messages.with_raw_response.create(
+            model="fazz-small", max_tokens=64, messages=[{"role": "user", "content": self.PROMPT}]
+        )
+        self.assertEqual(raw.status_code, 200)
+        self.assertEqual(raw.headers.get("x-fazztv-provider"), "backup")
+        message = raw.parse()
+        self.assertTrue(message.id.startswith("msg_"), message.id)
+        self.assertEqual(message.type, "message")
+        self.assertEqual(message.role, "assistant")
+        self.assertEqual(message.model, "fazz-small")
+        self.assertEqual([block.type for block in message.content], ["text"])
+        self.assertEqual(message.content[0].text, backup_answer(self.PROMPT))
+        self.assertEqual(message.stop_reason, "end_turn")
+        self.assertIsNone(message.stop_sequence)
+        self.assertEqual(message.usage.input_tokens, words(self.PROMPT))
+        self.assertEqual(message.usage.output_tokens, words(backup_answer(self.PROMPT)))
+
+    def test_system_prompt_and_history(self) -> None:
+        message = self.client.messages.create(
+            model="fazz-small",
+            max_tokens=64,
+            system="Be brief.",
+            messages=[
+                {"role": "user", "content": "first question"},
+                {"role": "assistant", "content": "first answer"},
+                {"role": "user", "content": [{"type": "text", "text": "second question"}]},
+            ],
+            stop_sequences=["END"],
+            metadata={"user_id": "user-1"},
+        )
+        # The mock answers the last user message.
+        self.assertEqual(message.content[0].text, backup_answer("second question"))
+
+    def test_stream_helper_accumulates_the_text_and_the_final_message(self) -> None:
+        expected = self.create()
+        with self.client.messages.stream(
+            model="fazz-small", max_tokens=64, messages=[{"role": "user", "content": self.PROMPT}]
+        ) as stream:
+            pieces = list(stream.text_stream)
+            final = stream.get_final_message()
+        self.assertGreater(len(pieces), 1, "the text should arrive in several deltas")
+        self.assertEqual("".join(pieces), expected.content[0].text)
+        self.assertEqual(final.content[0].text, expected.content[0].text)
+        self.assertEqual(final.stop_reason, "end_turn")
+        self.assertEqual(final.usage.input_tokens, expected.usage.input_tokens)
+        self.assertEqual(final.usage.output_tokens, expected.usage.output_tokens)
+
+    def test_raw_stream_events_come_in_anthropic_order(self) -> None:
+        events = list(self.create(stream=True))
+        kinds = [event.type for event in events]
+        self.assertEqual(kinds[0], "message_start")
+        self.assertEqual(kinds[-2:], ["message_delta", "message_stop"])
+        self.assertIn("content_block_start", kinds)
+        self.assertIn("content_block_stop", kinds)
+        text = "".join(
+            event.delta.text
+            for event in events
+            if event.type == "content_block_delta" and event.delta.type == "text_delta"
+        )
+        self.assertEqual(text, backup_answer(self.PROMPT))
+        self.assertEqual(events[-2].delta.stop_reason, "end_turn")
+
+    def test_tool_use_then_tool_result(self) -> None:
+        question = "What is the weather in Paris?"
+        messages = [{"role": "user", "content": question}]
+        first = self.client.messages.create(
+            model="fazz-small",
+            max_tokens=64,
+            messages=messages,
+            tools=[ANTHROPIC_WEATHER_TOOL],
+            tool_choice={"type": "auto"},
+        )
+        self.assertEqual(first.stop_reason, "tool_use")
+        calls = [block for block in first.content if block.type == "tool_use"]
+        self.assertEqual(len(calls), 1)
+        call = calls[0]
+        self.assertTrue(call.id)
+        self.assertEqual(call.name, "get_weather")
+        self.assertEqual(call.input, WEATHER_ARGUMENTS, "input is an object")
+
+        # The assistant turn goes back as the SDK gave it, the result in the next user turn.
+        messages.append({"role": "assistant", "content": first.content})
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21 C"}
+                ],
+            }
+        )
+        second = self.client.messages.create(
+            model="fazz-small", max_tokens=64, messages=messages, tools=[ANTHROPIC_WEATHER_TOOL]
+        )
+        self.assertEqual(second.stop_reason, "end_turn")
+        self.assertEqual(
+            [block.type for block in second.content], ["text"], "no further tool call"
+        )
+        self.assertEqual(second.content[0].text, backup_answer(question, "sunny, 21 C"))
+
+    def test_stream_helper_accumulates_the_tool_input(self) -> None:
+        with self.client.messages.stream(
+            model="fazz-small",
+            max_tokens=64,
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[ANTHROPIC_WEATHER_TOOL],
+        ) as stream:
+            kinds = [event.type for event in stream]
+            final = stream.get_final_message()
+        self.assertIn("input_json", kinds)
+        self.assertEqual(final.stop_reason, "tool_use")
+        call = final.content[-1]
+        self.assertEqual(call.type, "tool_use")
+        self.assertEqual(call.name, "get_weather")
+        self.assertEqual(call.input, WEATHER_ARGUMENTS)
+
+
+class AnthropicErrors(unittest.TestCase):
+    """The `anthropic` SDK's exception classes for the gateway's Anthropic-shaped errors."""
+
+    def assert_anthropic_error(self, error: anthropic.APIStatusError, kind: str) -> None:
+        body = error.response.json()
+        self.assertEqual(body.get("type"), "error", body)
+        self.assertEqual(body["error"]["type"], kind, body)
+        self.assertTrue(body["error"]["message"], body)
+
+    def test_wrong_key_is_an_authentication_error(self) -> None:
+        with self.assertRaises(anthropic.AuthenticationError) as caught:
+            anthropic_client("sk-test-wrong").messages.create(
+                model="fazz-small", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+            )
+        self.assertEqual(caught.exception.status_code, 401)
+        self.assert_anthropic_error(caught.exception, "authentication_error")
+        self.assertNotIn("sk-test-wrong", caught.exception.response.text)
+
+    def test_unknown_model_is_not_found(self) -> None:
+        with self.assertRaises(anthropic.NotFoundError) as caught:
+            anthropic_client().messages.create(
+                model="no-such-model", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+            )
+        self.assertEqual(caught.exception.status_code, 404)
+        self.assert_anthropic_error(caught.exception, "not_found_error")
+
+    def test_a_streamed_request_fails_with_a_status_not_inside_the_stream(self) -> None:
+        api = anthropic_client()
+        with self.assertRaises(anthropic.NotFoundError):
+            with api.messages.stream(
+                model="no-such-model", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+            ) as stream:
+                stream.until_done()
+        with self.assertRaises(anthropic.RateLimitError) as limited:
+            api.messages.create(
+                model="limited/fazz-limited",
+                max_tokens=16,
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+            )
+        self.assert_anthropic_error(limited.exception, "rate_limit_error")
+        self.assertIsNotNone(limited.exception.response.headers.get("retry-after"))
+
+
 @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
 class Curl(unittest.TestCase):
     """The same gateway through curl."""
@@ -621,6 +821,33 @@ class Curl(unittest.TestCase):
             if chunk["choices"]
         )
         self.assertEqual(text, backup_answer("stream it"))
+
+    def test_messages_with_x_api_key(self) -> None:
+        # The README's example: the key as Anthropic's clients send it.
+        body = {
+            "model": "fazz-small",
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "curl me"}],
+        }
+        result = curl(
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            f"x-api-key: {ALPHA_KEY}",
+            "-H",
+            "anthropic-version: 2023-06-01",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            json.dumps(body),
+            gateway_url() + "/v1/messages",
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        text, _, status = result.stdout.rpartition("\n")
+        self.assertEqual(status, "200", result.stdout)
+        message = json.loads(text)
+        self.assertEqual(message["type"], "message")
+        self.assertEqual(message["content"], [{"type": "text", "text": backup_answer("curl me")}])
 
     def test_wrong_key_gets_401_json(self) -> None:
         result = curl(

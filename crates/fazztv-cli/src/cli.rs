@@ -106,8 +106,8 @@ pub enum Command {
     Ollama(OllamaArgs),
     /// Validate a configuration or print its schema.
     Config(ConfigArgs),
-    /// Serve an OpenAI-compatible API (chat completions, embeddings, moderations, models)
-    /// over the configured providers, with the configuration's `gateway` keys; prints
+    /// Serve an OpenAI- and Anthropic-compatible API (chat completions, Anthropic messages,
+    /// embeddings, moderations, models) over the configured providers, with the configuration's `gateway` keys; prints
     /// `listening on http://IP:PORT` on stderr once bound, and on SIGTERM or SIGINT stops
     /// accepting, lets requests in flight finish and exits 0.
     Serve(ServeArgs),

@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+
+/// The header Anthropic's clients send their key in.
+const API_KEY_HEADER: &str = "x-api-key";
 use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared};
 
 /// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
@@ -134,8 +137,9 @@ pub(crate) async fn admit(
     next: Next,
 ) -> Response {
     // Copied out: the request (its body) may not be borrowed across the rate limit's wait.
-    let header = request.headers().get(AUTHORIZATION).cloned();
-    let caller = match authenticate(&shared, header).await {
+    let authorization = request.headers().get(AUTHORIZATION).cloned();
+    let api_key = request.headers().get(API_KEY_HEADER).cloned();
+    let caller = match authenticate(&shared, authorization, api_key).await {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
@@ -143,9 +147,12 @@ pub(crate) async fn admit(
     next.run(request).await
 }
 
+/// The key of a request: `Authorization: Bearer <key>` (OpenAI's clients), else
+/// `x-api-key: <key>` (Anthropic's).
 async fn authenticate(
     shared: &Arc<Shared>,
-    header: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    api_key: Option<HeaderValue>,
 ) -> Result<Caller, ApiError> {
     if shared.settings.auth == GatewayAuth::None {
         return Ok(Caller {
@@ -153,24 +160,38 @@ async fn authenticate(
             shared: shared.clone(),
         });
     }
-    let Some(header) = header else {
+    let key = if let Some(header) = &authorization {
+        header
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                let (scheme, key) = value.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+            })
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "the `Authorization` header is not `Bearer <key>`; send a key of this \
+                     gateway",
+                )
+            })?
+    } else if let Some(header) = &api_key {
+        header
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "the `x-api-key` header is empty; send a key of this gateway",
+                )
+            })?
+    } else {
         return Err(ApiError::unauthenticated(
-            "no API key: send `Authorization: Bearer <key>` with a key of this gateway",
+            "no API key: send `Authorization: Bearer <key>` or `x-api-key: <key>` with a key \
+             of this gateway",
         ));
     };
-    let key = header
-        .to_str()
-        .ok()
-        .and_then(|value| {
-            let (scheme, key) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-        })
-        .filter(|key| !key.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthenticated(
-                "the `Authorization` header is not `Bearer <key>`; send a key of this gateway",
-            )
-        })?;
     let Some(index) = shared.keys.find(key) else {
         return Err(ApiError::unauthenticated(
             "the API key is not valid for this gateway",
@@ -191,8 +212,8 @@ async fn authenticate(
         if let Err(wait) = taken {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
+                ("rate_limit_error", "rate_limit_exceeded"),
                 "rate_limit_error",
-                "rate_limit_exceeded",
                 format!(
                     "key `{}` may make {rpm} requests per minute; try again in {:.1} s",
                     entry.name,

@@ -1,4 +1,6 @@
-//! `POST /v1/chat/completions`: one answer as JSON, or a stream of SSE chunks.
+//! `POST /v1/chat/completions`: one answer as JSON, or a stream of SSE chunks; and what every
+//! chat endpoint shares whatever its wire shape: routing a request, answering it whole with
+//! the routing headers, and streaming it from the commit point on ([`whole`], [`streamed`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -9,14 +11,14 @@ use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use fazztv_core::{Attempt, AttemptOutcome, ChatResponse, Cost, Error, StreamEvent};
+use fazztv_core::{Attempt, AttemptOutcome, ChatRequest, ChatResponse, Cost, Error, StreamEvent};
 use fazztv_manager::{ManagedStream, QueryOptions};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, axum_json};
-use crate::wire::{self, ChatCall};
+use crate::wire;
 use crate::{
     ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, Upstream,
     unix_now,
@@ -54,7 +56,6 @@ pub(crate) fn tried(attempts: &[Attempt]) -> usize {
         .count()
 }
 
-/// Who answered: provider, model and the number of provider requests.
 /// The headers of a whole answer: who gave it and, when known, its cost.
 pub(crate) fn answer_headers(
     headers: &mut HeaderMap,
@@ -69,6 +70,7 @@ pub(crate) fn answer_headers(
     }
 }
 
+/// Who answered: provider, model and the number of provider requests.
 pub(crate) fn routing_headers(
     headers: &mut HeaderMap,
     provider: Option<&str>,
@@ -123,11 +125,44 @@ pub(crate) async fn completions(
     let options = options(&caller, call.model.as_deref(), call.user.as_deref());
     let created = unix_now();
     if call.stream {
-        return stream(&shared, call, options, id, created).await;
+        let include_usage = call.include_usage;
+        return streamed(&shared, call.request, options, |model| Chunks {
+            id: id.0,
+            created,
+            model,
+            include_usage,
+            role_sent: false,
+        })
+        .await;
     }
-    match shared.manager.chat(call.request, options).await {
+    whole(&shared, call.request, options, |response| {
+        wire::completion(response, &id.0, created)
+    })
+    .await
+}
+
+/// Routes `request` and answers with `body`'s JSON of the whole answer, with who gave it and,
+/// when known, its cost; or with the failure.
+pub(crate) async fn whole(
+    shared: &Shared,
+    request: ChatRequest,
+    options: QueryOptions,
+    body: impl FnOnce(&ChatResponse) -> Value,
+) -> Response {
+    match shared.manager.chat(request, options).await {
         Ok(response) => {
-            let mut http = answered(&response, &id.0, created);
+            let mut http = axum_json(&body(&response));
+            let headers = http.headers_mut();
+            answer_headers(
+                headers,
+                &response.provider,
+                &response.model,
+                &response.attempts,
+                response.cost.as_ref(),
+            );
+            if response.cached {
+                set_header(headers, "x-fazztv-cached", "true");
+            }
             http.extensions_mut()
                 .insert(Upstream::of(&response.attempts));
             http
@@ -140,34 +175,30 @@ pub(crate) async fn completions(
     }
 }
 
-/// A whole answer, with who gave it and, when known, its cost.
-fn answered(response: &ChatResponse, id: &str, created: u64) -> Response {
-    let mut http = axum_json(&wire::completion(response, id, created));
-    let headers = http.headers_mut();
-    answer_headers(
-        headers,
-        &response.provider,
-        &response.model,
-        &response.attempts,
-        response.cost.as_ref(),
-    );
-    if response.cached {
-        set_header(headers, "x-fazztv-cached", "true");
-    }
-    http
+/// A wire shape's SSE frames for the events of one streamed answer.
+pub(crate) trait Frames: Send + 'static {
+    /// The frames that open the stream, before any event.
+    fn begin(&mut self, _out: &mut VecDeque<Bytes>) {}
+
+    /// The frames of `event`; `true` when it ended the answer (nothing more is read).
+    fn event(&mut self, event: StreamEvent, out: &mut VecDeque<Bytes>) -> bool;
+
+    /// The frames of a failure after the commit point: an error, and never the shape's end
+    /// marker — a cut answer must never look complete.
+    fn failed(&mut self, error: &Error, out: &mut VecDeque<Bytes>);
 }
 
-/// Streams the answer. The response waits for the commit point (the first delta): a failure
-/// before it is a real error status; after it, events are forwarded as they arrive, and a
-/// failure ends the stream with an error event and no `[DONE]`.
-async fn stream(
+/// Streams the answer, its frames made by `frames` (given the model). The response waits for
+/// the commit point (the first delta): a failure before it is a real error status; after it,
+/// frames are forwarded as their events arrive. Dropping the body (the client went away)
+/// drops the stream, which cancels the upstream request.
+pub(crate) async fn streamed<F: Frames>(
     shared: &Shared,
-    call: ChatCall,
+    request: ChatRequest,
     options: QueryOptions,
-    id: RequestId,
-    created: u64,
+    frames: impl FnOnce(String) -> F,
 ) -> Response {
-    let stream = match shared.manager.chat_stream(call.request, options).await {
+    let stream = match shared.manager.chat_stream(request, options).await {
         Ok(stream) => stream,
         Err(error) => return failure(&error),
     };
@@ -180,41 +211,33 @@ async fn stream(
         stream.attempts(),
     );
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    // Proxies that buffer (nginx) would hold the chunks back.
+    // Proxies that buffer (nginx) would hold the frames back.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let chunks = Chunks {
+    let mut pump = Pump {
         stream,
-        id: id.0,
-        created,
-        model,
-        include_usage: call.include_usage,
-        role_sent: false,
+        frames: frames(model),
         pending: VecDeque::new(),
         done: false,
     };
-    let body = futures::stream::unfold(chunks, |mut chunks| async move {
-        let frame = chunks.next_frame().await?;
-        Some((Ok::<_, Infallible>(frame), chunks))
+    pump.frames.begin(&mut pump.pending);
+    let body = futures::stream::unfold(pump, |mut pump| async move {
+        let frame = pump.next_frame().await?;
+        Some((Ok::<_, Infallible>(frame), pump))
     });
     (headers, Body::from_stream(body)).into_response()
 }
 
-/// The SSE frames of one stream.
-struct Chunks {
+/// One stream and the frames it gives.
+struct Pump<F> {
     stream: ManagedStream,
-    id: String,
-    created: u64,
-    model: String,
-    include_usage: bool,
-    /// The first chunk carries `delta.role`.
-    role_sent: bool,
+    frames: F,
     /// Frames made from one event, handed out in order.
     pending: VecDeque<Bytes>,
     /// The stream ended (finished or failed): nothing more is read from it.
     done: bool,
 }
 
-impl Chunks {
+impl<F: Frames> Pump<F> {
     /// The next frame, reading events until one gives any; `None` at the end.
     async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
@@ -225,25 +248,44 @@ impl Chunks {
                 return None;
             }
             match self.stream.next().await {
-                Some(Ok(event)) => self.event(event),
-                Some(Err(error)) => self.failed(&error),
-                None => self.failed(&Error::new(
-                    fazztv_core::ErrorKind::StreamInterrupted,
-                    "the stream ended without its finish event",
-                )),
+                Some(Ok(event)) => self.done = self.frames.event(event, &mut self.pending),
+                Some(Err(error)) => {
+                    self.frames.failed(&error, &mut self.pending);
+                    self.done = true;
+                }
+                None => {
+                    let error = Error::new(
+                        fazztv_core::ErrorKind::StreamInterrupted,
+                        "the stream ended without its finish event",
+                    );
+                    self.frames.failed(&error, &mut self.pending);
+                    self.done = true;
+                }
             }
         }
     }
+}
 
-    fn event(&mut self, event: StreamEvent) {
+/// The `chat.completion.chunk` frames of one stream, ended by `[DONE]`.
+struct Chunks {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    /// The first chunk carries `delta.role`.
+    role_sent: bool,
+}
+
+impl Frames for Chunks {
+    fn event(&mut self, event: StreamEvent, out: &mut VecDeque<Bytes>) -> bool {
         match event {
             StreamEvent::Model { model } => self.model = model,
             StreamEvent::TextDelta { text } if !text.is_empty() => {
-                self.delta(json!({"content": text}), None);
+                self.delta(json!({"content": text}), None, out);
             }
             StreamEvent::ReasoningDelta { text, .. } if !text.is_empty() => {
                 // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
-                self.delta(json!({"reasoning_content": text}), None);
+                self.delta(json!({"reasoning_content": text}), None, out);
             }
             StreamEvent::ToolCallDelta {
                 index,
@@ -259,7 +301,7 @@ impl Chunks {
                 if let Some(name) = name {
                     call["function"]["name"] = Value::String(name);
                 }
-                self.delta(json!({"tool_calls": [call]}), None);
+                self.delta(json!({"tool_calls": [call]}), None, out);
             }
             StreamEvent::Finish {
                 reason,
@@ -267,7 +309,7 @@ impl Chunks {
                 cost,
             } => {
                 let reason = wire::finish_reason(Some(&reason), false);
-                self.delta(json!({}), Some(reason));
+                self.delta(json!({}), Some(reason), out);
                 if self.include_usage {
                     let chunk = wire::usage_chunk(
                         &self.id,
@@ -276,19 +318,26 @@ impl Chunks {
                         usage.as_ref(),
                         cost.and_then(|cost| cost.usd),
                     );
-                    self.push(&chunk);
+                    push(out, &chunk);
                 }
-                self.pending
-                    .push_back(Bytes::from_static(b"data: [DONE]\n\n"));
-                self.done = true;
+                out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                return true;
             }
             // Empty deltas and payloads only a provider understands.
             _ => {}
         }
+        false
     }
 
+    /// An error chunk, and no `[DONE]`.
+    fn failed(&mut self, error: &Error, out: &mut VecDeque<Bytes>) {
+        push(out, &ApiError::from_error(error).body());
+    }
+}
+
+impl Chunks {
     /// A chunk with `delta` (the role added to the first one).
-    fn delta(&mut self, mut delta: Value, finish_reason: Option<&str>) {
+    fn delta(&mut self, mut delta: Value, finish_reason: Option<&str>, out: &mut VecDeque<Bytes>) {
         if !self.role_sent {
             self.role_sent = true;
             if let Value::Object(object) = &mut delta {
@@ -296,19 +345,10 @@ impl Chunks {
             }
         }
         let chunk = wire::chunk(&self.id, self.created, &self.model, delta, finish_reason);
-        self.push(&chunk);
+        push(out, &chunk);
     }
+}
 
-    fn push(&mut self, value: &Value) {
-        self.pending
-            .push_back(Bytes::from(format!("data: {value}\n\n")));
-    }
-
-    /// The stream broke after it began: an error event, and no `[DONE]` — a cut answer must
-    /// never look complete.
-    fn failed(&mut self, error: &Error) {
-        let body = ApiError::from_error(error).body();
-        self.push(&body);
-        self.done = true;
-    }
+fn push(out: &mut VecDeque<Bytes>, value: &Value) {
+    out.push_back(Bytes::from(format!("data: {value}\n\n")));
 }

@@ -1,16 +1,18 @@
-//! Errors as OpenAI shapes them: `{"error": {"message", "type", "param", "code"}}`, with the
-//! one table that gives each [`ErrorKind`] its HTTP status, type and code.
+//! Errors as OpenAI shapes them: `{"error": {"message", "type", "param", "code"}}`, or, on
+//! Anthropic's endpoint, as Anthropic does: `{"type": "error", "error": {"type", "message"}}`;
+//! with the one table that gives each [`ErrorKind`] its HTTP status and both types.
 
 use std::time::Duration;
 
-use axum::http::header::RETRY_AFTER;
+use axum::body::Body;
+use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fazztv_core::{AttemptOutcome, Error, ErrorKind};
 use serde_json::json;
 
-/// How the gateway answers a failure of one [`ErrorKind`]: the HTTP status and the OpenAI
-/// error `type` and `code`.
+/// How the gateway answers a failure of one [`ErrorKind`]: the HTTP status, the OpenAI error
+/// `type` and `code`, and the Anthropic error `type` (on `POST /v1/messages`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorShape {
@@ -20,9 +22,12 @@ pub struct ErrorShape {
     pub error_type: &'static str,
     /// The error's `code`.
     pub code: &'static str,
+    /// The error's `type` in Anthropic's shape (`invalid_request_error`, `not_found_error`,
+    /// `rate_limit_error`, `api_error`, `overloaded_error`, `timeout_error`).
+    pub anthropic_type: &'static str,
 }
 
-/// The one table: each kind, its status, type and code.
+/// The one table: each kind, its status, OpenAI type and code, and Anthropic type.
 ///
 /// The caller's own mistakes are 4xx; a failure of the providers behind the gateway is 5xx,
 /// whatever status the provider gave: in particular a provider refusing the gateway's key
@@ -31,127 +36,160 @@ pub struct ErrorShape {
 /// nothing about it. Limits the caller can wait out are 429 (`rate_limited`, and
 /// `budget_exceeded` with code `budget_exceeded`); an exhausted provider quota is 503.
 /// `all_providers_failed` takes the row of the kind every provider failed with when they all
-/// failed alike (so three rate-limited providers are a 429), else its own 502.
-const TABLE: &[(ErrorKind, u16, &str, &str)] = &[
+/// failed alike (so three rate-limited providers are a 429), else its own 502. In Anthropic's
+/// shape every 5xx is `api_error` but an overloaded provider (`overloaded_error`, which the
+/// Anthropic SDKs retry) and a timeout (`timeout_error`).
+const TABLE: &[(ErrorKind, u16, &str, &str, &str)] = &[
     (
         ErrorKind::InvalidRequest,
         400,
         "invalid_request_error",
         "invalid_request",
+        "invalid_request_error",
     ),
     (
         ErrorKind::ContextLengthExceeded,
         400,
         "invalid_request_error",
         "context_length_exceeded",
+        "invalid_request_error",
     ),
     (
         ErrorKind::ContentFiltered,
         400,
         "invalid_request_error",
         "content_filter",
+        "invalid_request_error",
     ),
     (
         ErrorKind::Unsupported,
         400,
         "invalid_request_error",
         "unsupported",
+        "invalid_request_error",
     ),
     (
         ErrorKind::ModelNotFound,
         404,
         "invalid_request_error",
         "model_not_found",
+        "not_found_error",
     ),
     (
         ErrorKind::RateLimited,
         429,
         "rate_limit_error",
         "rate_limit_exceeded",
+        "rate_limit_error",
     ),
     (
         ErrorKind::BudgetExceeded,
         429,
         "insufficient_quota",
         "budget_exceeded",
+        "rate_limit_error",
     ),
     (
         ErrorKind::QuotaExhausted,
         503,
         "upstream_error",
         "upstream_quota_exhausted",
+        "api_error",
     ),
     (
         ErrorKind::Overloaded,
         503,
         "upstream_error",
         "upstream_overloaded",
+        "overloaded_error",
     ),
     (
         ErrorKind::Authentication,
         502,
         "upstream_error",
         "upstream_authentication_failed",
+        "api_error",
     ),
     (
         ErrorKind::PermissionDenied,
         502,
         "upstream_error",
         "upstream_permission_denied",
+        "api_error",
     ),
     (
         ErrorKind::Network,
         502,
         "upstream_error",
         "upstream_unreachable",
+        "api_error",
     ),
     (
         ErrorKind::ServerError,
         502,
         "upstream_error",
         "upstream_server_error",
+        "api_error",
     ),
     (
         ErrorKind::Protocol,
         502,
         "upstream_error",
         "upstream_protocol_error",
+        "api_error",
     ),
     (
         ErrorKind::StreamInterrupted,
         502,
         "upstream_error",
         "stream_interrupted",
+        "api_error",
     ),
     (
         ErrorKind::Cancelled,
         502,
         "upstream_error",
         "upstream_cancelled",
+        "api_error",
     ),
     (
         ErrorKind::AllProvidersFailed,
         502,
         "upstream_error",
         "all_providers_failed",
+        "api_error",
     ),
-    (ErrorKind::Timeout, 504, "timeout_error", "upstream_timeout"),
+    (
+        ErrorKind::Timeout,
+        504,
+        "timeout_error",
+        "upstream_timeout",
+        "timeout_error",
+    ),
     (
         ErrorKind::DeadlineExceeded,
         504,
         "timeout_error",
         "deadline_exceeded",
+        "timeout_error",
     ),
     (
         ErrorKind::Configuration,
         500,
         "server_error",
         "configuration_error",
+        "api_error",
     ),
-    (ErrorKind::Unexpected, 500, "server_error", "internal_error"),
+    (
+        ErrorKind::Unexpected,
+        500,
+        "server_error",
+        "internal_error",
+        "api_error",
+    ),
 ];
 
-/// The status, type and code the gateway answers a failure of `kind` with (see the table in
+/// The status, types and code the gateway answers a failure of `kind` with (see the table in
 /// the source and the README). A kind newer than this table is a 500.
 pub fn error_shape(kind: ErrorKind) -> ErrorShape {
     TABLE.iter().find(|(known, ..)| *known == kind).map_or(
@@ -159,37 +197,43 @@ pub fn error_shape(kind: ErrorKind) -> ErrorShape {
             status: 500,
             error_type: "server_error",
             code: "internal_error",
+            anthropic_type: "api_error",
         },
-        |&(_, status, error_type, code)| ErrorShape {
+        |&(_, status, error_type, code, anthropic_type)| ErrorShape {
             status,
             error_type,
             code,
+            anthropic_type,
         },
     )
 }
 
-/// An error answer.
+/// An error answer. Its response carries it as an extension, so that the body can be written
+/// again in Anthropic's shape on Anthropic's endpoint ([`in_anthropic_shape`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ApiError {
     status: StatusCode,
     error_type: &'static str,
     code: &'static str,
+    anthropic_type: &'static str,
     message: String,
     param: Option<String>,
     retry_after: Option<Duration>,
 }
 
 impl ApiError {
+    /// An error of `status` with its OpenAI `type` and `code` and its Anthropic `type`.
     pub(crate) fn new(
         status: StatusCode,
-        error_type: &'static str,
-        code: &'static str,
+        (error_type, code): (&'static str, &'static str),
+        anthropic_type: &'static str,
         message: impl Into<String>,
     ) -> Self {
         Self {
             status,
             error_type,
             code,
+            anthropic_type,
             message: message.into(),
             param: None,
             retry_after: None,
@@ -200,8 +244,8 @@ impl ApiError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
+            ("invalid_request_error", "invalid_request"),
             "invalid_request_error",
-            "invalid_request",
             message,
         )
     }
@@ -210,7 +254,7 @@ impl ApiError {
     pub(crate) fn too_large(limit: u64) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
+            ("invalid_request_error", "request_too_large"),
             "request_too_large",
             format!("the request body is larger than this gateway accepts ({limit} bytes)"),
         )
@@ -220,8 +264,8 @@ impl ApiError {
     pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
+            ("invalid_request_error", "invalid_api_key"),
+            "authentication_error",
             message,
         )
     }
@@ -234,8 +278,8 @@ impl ApiError {
         };
         Self::new(
             StatusCode::FORBIDDEN,
+            ("permission_error", "model_not_allowed"),
             "permission_error",
-            "model_not_allowed",
             message,
         )
         .with_param("model")
@@ -250,6 +294,7 @@ impl ApiError {
             status,
             error_type: shape.error_type,
             code: shape.code,
+            anthropic_type: shape.anthropic_type,
             message: error.to_string(),
             param: None,
             retry_after: error.retry_after(),
@@ -280,6 +325,22 @@ impl ApiError {
             "code": self.code,
         }})
     }
+
+    /// The same error in Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`,
+    /// also sent as the `error` event of an Anthropic stream that broke.
+    pub(crate) fn anthropic_body(&self) -> serde_json::Value {
+        json!({"type": "error", "error": {"type": self.anthropic_type, "message": self.message}})
+    }
+}
+
+/// `response` with the error body it carries, if any, written in Anthropic's shape; its
+/// status and headers (`Retry-After`, the routing headers) stay as they are.
+pub(crate) fn in_anthropic_shape(mut response: Response) -> Response {
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        response.headers_mut().remove(CONTENT_LENGTH);
+        *response.body_mut() = Body::from(error.anthropic_body().to_string());
+    }
+    response
 }
 
 /// The kind whose row answers `error`: its own, or for `all_providers_failed` the kind every
@@ -315,6 +376,7 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(RETRY_AFTER, value);
             }
         }
+        response.extensions_mut().insert(self);
         response
     }
 }
@@ -353,5 +415,32 @@ mod tests {
             "budget_exceeded"
         );
         assert_eq!(error_shape(ErrorKind::ModelNotFound).status, 404);
+    }
+
+    #[test]
+    fn anthropic_types_follow_the_status() {
+        for &(kind, status, _, _, anthropic_type) in TABLE {
+            let expected: &[&str] = match status {
+                400 => &["invalid_request_error"],
+                404 => &["not_found_error"],
+                429 => &["rate_limit_error"],
+                503 => &["overloaded_error", "api_error"],
+                504 => &["timeout_error"],
+                _ => &["api_error"],
+            };
+            assert!(
+                expected.contains(&anthropic_type),
+                "{kind}: {anthropic_type}"
+            );
+        }
+        assert_eq!(
+            error_shape(ErrorKind::Overloaded).anthropic_type,
+            "overloaded_error"
+        );
+        let error = ApiError::unauthenticated("no key");
+        assert_eq!(
+            error.anthropic_body(),
+            json!({"type": "error", "error": {"type": "authentication_error", "message": "no key"}})
+        );
     }
 }

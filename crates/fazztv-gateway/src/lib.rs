@@ -1,15 +1,18 @@
-//! An OpenAI-compatible HTTP gateway over fazztv's [`ProviderManager`]: the same engine
-//! (routing, fallback, retries, health, cost, budgets, cache) behind the endpoints the
-//! official OpenAI SDKs speak. `fazztv serve` runs it.
+//! An OpenAI- and Anthropic-compatible HTTP gateway over fazztv's [`ProviderManager`]: the
+//! same engine (routing, fallback, retries, health, cost, budgets, cache) behind the endpoints
+//! the official OpenAI and Anthropic SDKs speak. `fazztv serve` runs it.
 //!
 //! Endpoints: `POST /v1/chat/completions` (JSON, and SSE with `stream: true`),
-//! `POST /v1/embeddings`, `POST /v1/moderations`, `GET /v1/models`, `GET /healthz`,
-//! `GET /readyz` and `GET /metrics` (Prometheus text, no key needed). A request's `model` is
-//! read by the manager exactly as anywhere else: a route name, `provider/model` or a model id.
+//! `POST /v1/messages` (Anthropic's Messages API: JSON, and Anthropic's SSE events with
+//! `stream: true`), `POST /v1/embeddings`, `POST /v1/moderations`, `GET /v1/models`,
+//! `GET /healthz`, `GET /readyz` and `GET /metrics` (Prometheus text, no key needed). A
+//! request's `model` is read by the manager exactly as anywhere else: a route name,
+//! `provider/model` or a model id.
 //!
 //! Admission, from the configuration's `gateway` section ([`GatewaySettings`]):
-//! - virtual keys: `Authorization: Bearer <key>` is hashed (SHA-256) and compared, in
-//!   constant time, with the configured hashes; missing or unknown: 401. `auth: none` is
+//! - virtual keys: `Authorization: Bearer <key>` (or `x-api-key: <key>`, as Anthropic's
+//!   clients send it) is hashed (SHA-256) and compared, in constant time, with the configured
+//!   hashes; missing or unknown: 401. `auth: none` is
 //!   accepted on a loopback address only. A key may be limited to some models (403 for
 //!   others), to a budget (its `budget_usd` is a `key:NAME` budget of the manager) and to
 //!   requests per minute (429 with `Retry-After`, counted in the manager's [`StateStore`]);
@@ -17,8 +20,9 @@
 //! - a body that names `api_base` or `base_url` gets 400: only the configuration chooses
 //!   where requests go.
 //!
-//! Errors are always `{"error": {"message", "type", "param", "code"}}`; the status, type and
-//! code of each [`ErrorKind`] come from one table, [`error_shape`].
+//! Errors are `{"error": {"message", "type", "param", "code"}}`, and on `/v1/messages`
+//! Anthropic's `{"type": "error", "error": {"type", "message"}}` (admission errors included);
+//! the status, types and code of each [`ErrorKind`] come from one table, [`error_shape`].
 //!
 //! [`Gateway::reload`] swaps in a new manager and settings while serving (`fazztv serve` does
 //! it on SIGHUP): each request is served by the configuration it was admitted under, so
@@ -40,6 +44,8 @@
 //! [`ErrorKind`]: fazztv_core::ErrorKind
 #![warn(missing_docs)]
 
+mod anthropic;
+mod anthropic_wire;
 mod auth;
 mod chat;
 mod error;
@@ -127,8 +133,8 @@ impl From<std::io::Error> for GatewayError {
     }
 }
 
-/// An OpenAI-compatible gateway over one [`ProviderManager`] at a time. Cheap to clone: clones
-/// serve, and reload, the same configuration.
+/// An OpenAI- and Anthropic-compatible gateway over one [`ProviderManager`] at a time. Cheap
+/// to clone: clones serve, and reload, the same configuration.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     live: Arc<Live>,
@@ -327,6 +333,7 @@ impl Gateway {
     pub fn router(&self) -> Router {
         let api = Router::new()
             .route("/v1/chat/completions", post(chat::completions))
+            .route(anthropic::MESSAGES_PATH, post(anthropic::messages))
             .route("/v1/embeddings", post(services::embeddings))
             .route("/v1/moderations", post(services::moderations))
             .route("/v1/models", get(services::models))
@@ -342,6 +349,7 @@ impl Gateway {
             .fallback(not_found)
             // The body was read (and limited) by `read_body`; extractors take it as it is.
             .layer(DefaultBodyLimit::disable())
+            .layer(middleware::from_fn(dialect))
             .layer(middleware::from_fn(stamp))
             .layer(middleware::from_fn_with_state(self.live.clone(), measure))
     }
@@ -417,6 +425,18 @@ async fn stamp(mut request: Request, next: Next) -> Response {
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     response
+}
+
+/// Writes the errors of Anthropic's endpoint in Anthropic's shape, whoever refused the
+/// request (admission, the handler, the manager): one place, by path.
+async fn dialect(request: Request, next: Next) -> Response {
+    let anthropic = request.uri().path() == anthropic::MESSAGES_PATH;
+    let response = next.run(request).await;
+    if anthropic {
+        error::in_anthropic_shape(response)
+    } else {
+        response
+    }
 }
 
 /// Hands the request the configuration it is served by (the one current as it arrives),
@@ -502,12 +522,12 @@ fn names_upstream(body: &Bytes) -> Option<&'static str> {
 async fn not_found(request: Request) -> Response {
     ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        "not_found",
+        ("invalid_request_error", "not_found"),
+        "not_found_error",
         format!(
             "no such endpoint: {} {}; this gateway serves POST /v1/chat/completions, POST \
-             /v1/embeddings, POST /v1/moderations, GET /v1/models, GET /healthz, GET /readyz \
-             and GET /metrics",
+             /v1/messages, POST /v1/embeddings, POST /v1/moderations, GET /v1/models, GET \
+             /healthz, GET /readyz and GET /metrics",
             request.method(),
             request.uri().path()
         ),

@@ -23,8 +23,9 @@ const BUCKETS: [f64; 14] = [
 ];
 
 /// The gateway's endpoints, as `endpoint` label values; any other path is `other`.
-const ENDPOINTS: [&str; 8] = [
+const ENDPOINTS: [&str; 9] = [
     "/v1/chat/completions",
+    "/v1/messages",
     "/v1/embeddings",
     "/v1/moderations",
     "/v1/models",

@@ -313,8 +313,8 @@ pub(crate) async fn readyz(Extension(shared): Extension<Arc<Shared>>) -> Respons
     } else {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "not_ready",
+            ("server_error", "not_ready"),
+            "api_error",
             "no enabled provider is in rotation: every one is ejected after failing, or none \
              is enabled",
         )

@@ -38,17 +38,21 @@ pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// The field `name` of `object`, absent or `null` being `None`.
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.get(name).filter(|value| !value.is_null())
 }
 
 /// 400 for field `param`: it is not what it should be.
-fn wrong(param: impl Into<String>, expected: &str) -> ApiError {
+pub(crate) fn wrong(param: impl Into<String>, expected: &str) -> ApiError {
     let param = param.into();
     ApiError::invalid(format!("`{param}` must be {expected}")).with_param(param)
 }
 
-fn string(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn string(
+    object: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, ApiError> {
     match field(object, name) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -56,7 +60,7 @@ fn string(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option<
     }
 }
 
-fn number(object: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
+pub(crate) fn number(object: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
     match field(object, name) {
         None => Ok(None),
         Some(value) => value
@@ -66,7 +70,11 @@ fn number(object: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiErr
     }
 }
 
-fn boolean(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option<bool>, ApiError> {
+pub(crate) fn boolean(
+    object: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<bool>, ApiError> {
     match field(object, name) {
         None => Ok(None),
         Some(Value::Bool(value)) => Ok(Some(*value)),
@@ -74,7 +82,64 @@ fn boolean(object: &Map<String, Value>, name: &str, path: &str) -> Result<Option
     }
 }
 
-fn join(path: &str, name: &str) -> String {
+/// The `messages` array: 400 unless it lists at least one.
+pub(crate) fn messages(object: &Map<String, Value>) -> Result<&[Value], ApiError> {
+    match field(object, "messages") {
+        Some(Value::Array(messages)) if !messages.is_empty() => Ok(messages),
+        Some(Value::Array(_)) | None => Err(ApiError::invalid(
+            "`messages` must list at least one message",
+        )
+        .with_param("messages")),
+        Some(_) => Err(wrong("messages", "an array of messages")),
+    }
+}
+
+/// A count of tokens: a non-negative integer that fits 32 bits.
+pub(crate) fn tokens(
+    object: &Map<String, Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<u32>, ApiError> {
+    match field(object, name) {
+        None => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|tokens| u32::try_from(tokens).ok())
+            .map(Some)
+            .ok_or_else(|| wrong(join(path, name), "a non-negative integer")),
+    }
+}
+
+/// A JSON object of a request and its path in the body (`tools[0]`).
+pub(crate) type Located<'a> = (String, &'a Map<String, Value>);
+
+/// The objects of the array field `name`, each with its path (`tools[0]`); none when the field
+/// is absent, 400 when it is not an array of objects (`expected` says what each should be).
+pub(crate) fn objects<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+    expected: &str,
+) -> Result<Vec<Located<'a>>, ApiError> {
+    let Some(items) = field(object, name) else {
+        return Ok(Vec::new());
+    };
+    let Value::Array(items) = items else {
+        return Err(wrong(name, &format!("an array, each item {expected}")));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let path = format!("{name}[{index}]");
+            match item {
+                Value::Object(item) => Ok((path, item)),
+                _ => Err(wrong(path, expected)),
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn join(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_owned()
     } else {
@@ -111,20 +176,11 @@ pub(crate) fn chat_call(body: &[u8]) -> Result<ChatCall, ApiError> {
         }
     }
     let model = string(&object, "model", "")?;
-    let messages = match field(&object, "messages") {
-        Some(Value::Array(messages)) if !messages.is_empty() => messages
-            .iter()
-            .enumerate()
-            .map(|(index, message)| read_message(index, message))
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(Value::Array(_)) | None => {
-            return Err(
-                ApiError::invalid("`messages` must list at least one message")
-                    .with_param("messages"),
-            );
-        }
-        Some(_) => return Err(wrong("messages", "an array of messages")),
-    };
+    let messages = messages(&object)?
+        .iter()
+        .enumerate()
+        .map(|(index, message)| read_message(index, message))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut request = ChatRequest::new(messages);
     request.options = generation(&object)?;
     request.tools = tools(&object)?;
@@ -171,19 +227,9 @@ fn generation(object: &Map<String, Value>) -> Result<GenerationOptions, ApiError
     let mut options = GenerationOptions::default();
     options.temperature = number(object, "temperature")?;
     options.top_p = number(object, "top_p")?;
-    let tokens = |name: &str| -> Result<Option<u32>, ApiError> {
-        match field(object, name) {
-            None => Ok(None),
-            Some(value) => value
-                .as_u64()
-                .and_then(|tokens| u32::try_from(tokens).ok())
-                .map(Some)
-                .ok_or_else(|| wrong(name, "a non-negative integer")),
-        }
-    };
-    options.max_tokens = match tokens("max_completion_tokens")? {
+    options.max_tokens = match tokens(object, "max_completion_tokens", "")? {
         Some(tokens) => Some(tokens),
-        None => tokens("max_tokens")?,
+        None => tokens(object, "max_tokens", "")?,
     };
     options.stop = match field(object, "stop") {
         None => Vec::new(),
@@ -369,20 +415,9 @@ fn tool_call(path: &str, call: &Value) -> Result<ToolCall, ApiError> {
 
 /// `tools`: function tools.
 fn tools(object: &Map<String, Value>) -> Result<Vec<Tool>, ApiError> {
-    let Some(tools) = field(object, "tools") else {
-        return Ok(Vec::new());
-    };
-    let Value::Array(tools) = tools else {
-        return Err(wrong("tools", "an array of tools"));
-    };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(index, tool)| {
-            let path = format!("tools[{index}]");
-            let Value::Object(tool) = tool else {
-                return Err(wrong(path, "an object"));
-            };
+    objects(object, "tools", "an object")?
+        .into_iter()
+        .map(|(path, tool)| {
             let kind = string(tool, "type", &path)?;
             if kind.as_deref().is_some_and(|kind| kind != "function") {
                 return Err(ApiError::invalid(format!(

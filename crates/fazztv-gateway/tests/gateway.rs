@@ -47,6 +47,14 @@ fn mock(name: &str, options: Value) -> Value {
     json!({"name": name, "type": "mock", "default_model": "mock-1", "options": all})
 }
 
+/// A mock provider `name` whose first `calls` calls fail with `kind` and `message`.
+fn failing(name: &str, calls: u64, kind: &str, message: &str) -> Value {
+    mock(
+        name,
+        json!({"failures": {"first": calls, "kind": kind, "message": message}}),
+    )
+}
+
 /// A configuration of `providers`, one try per provider, the test key (named `team`) and
 /// `gateway` fields over that.
 fn config(providers: Value, gateway: Value) -> Value {
@@ -68,6 +76,11 @@ fn manager(config: &Value) -> ProviderManager {
         .load(&config.to_string(), ConfigOrigin::Inline)
         .expect("valid configuration");
     ProviderManager::new(registry, loaded.manager)
+}
+
+/// A gateway over one mock provider `primary` with `options` (see `mock`), and the test key.
+async fn serve_primary(options: Value) -> Served {
+    serve(&config(json!([mock("primary", options)]), json!({}))).await
 }
 
 /// A gateway serving in the background.
@@ -207,6 +220,14 @@ fn assert_error_shape(answer: &Answer) -> Value {
     body
 }
 
+/// A stream's status and headers: 200, SSE, from `primary` after one provider request.
+fn assert_streamed_from_primary(answer: &Answer) {
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("text/event-stream"));
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+}
+
 fn assert_no_secret(text: &str) {
     assert!(!text.contains(KEY), "the key leaked: {text}");
     assert!(
@@ -214,6 +235,36 @@ fn assert_no_secret(text: &str) {
         "the key's hash leaked: {text}"
     );
     assert!(!text.contains("SENTINEL"), "a key leaked: {text}");
+}
+
+/// A mock provider `primary` that calls `get_weather` for Paris when the request offers it,
+/// and once the result is back answers "It is {result} in Paris.".
+fn weather_mock() -> Value {
+    mock(
+        "primary",
+        json!({
+            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            "reply": "It is {tool_result} in Paris."
+        }),
+    )
+}
+
+/// A loopback OpenAI upstream answering every chat completion with `completion`, and a
+/// configuration of one `openai` provider (`gpt-4o-mini`) in front of it, without routes.
+async fn openai_upstream(completion: &Value) -> (MockServer, Value) {
+    let upstream = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(completion))
+        .mount(&upstream)
+        .await;
+    let openai = json!({
+        "name": "openai", "type": "openai", "base_url": format!("{}/v1", upstream.uri()),
+        "default_model": "gpt-4o-mini", "options": {"require_api_key": false}
+    });
+    let mut config = config(json!([openai]), json!({}));
+    config["routes"] = json!({});
+    (upstream, config)
 }
 
 /// The requests `server` received.
@@ -228,7 +279,7 @@ async fn hits(server: &MockServer) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_answers_in_openai_shape_with_routing_and_cost_headers() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let answer = served.post("/v1/chat/completions", &hello()).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.header("content-type"), Some("application/json"));
@@ -273,7 +324,7 @@ async fn chat_answers_in_openai_shape_with_routing_and_cost_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn n_above_one_and_unknown_roles_are_refused_before_routing() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let mut body = hello();
     body["n"] = json!(2);
     let answer = served.post("/v1/chat/completions", &body).await;
@@ -293,19 +344,12 @@ async fn n_above_one_and_unknown_roles_are_refused_before_routing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_sends_chunks_in_order_then_usage_then_done() {
-    let served = serve(&config(
-        json!([mock("primary", json!({"stream_chunk_chars": 5}))]),
-        json!({}),
-    ))
-    .await;
+    let served = serve_primary(json!({"stream_chunk_chars": 5})).await;
     let mut body = hello();
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
     let answer = served.post("/v1/chat/completions", &body).await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    assert_eq!(answer.header("content-type"), Some("text/event-stream"));
-    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
-    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    assert_streamed_from_primary(&answer);
     let events = answer.events();
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let chunks: Vec<Value> = events[..events.len() - 1]
@@ -353,11 +397,10 @@ async fn a_stream_sends_chunks_in_order_then_usage_then_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_before_the_commit_point_is_a_real_error_status() {
-    let failing = mock(
-        "primary",
+    let served = serve_primary(
         json!({"failures": {"first": 100, "kind": "server_error", "message": "upstream broke"}}),
-    );
-    let served = serve(&config(json!([failing]), json!({}))).await;
+    )
+    .await;
     let mut body = hello();
     body["stream"] = json!(true);
     let answer = served.post("/v1/chat/completions", &body).await;
@@ -372,11 +415,7 @@ async fn a_failure_before_the_commit_point_is_a_real_error_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_after_the_commit_point_ends_with_an_error_event_and_no_done() {
-    let cut = mock(
-        "primary",
-        json!({"cut_stream_after": 2, "stream_chunk_chars": 4}),
-    );
-    let served = serve(&config(json!([cut]), json!({}))).await;
+    let served = serve_primary(json!({"cut_stream_after": 2, "stream_chunk_chars": 4})).await;
     let mut body = hello();
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
@@ -408,14 +447,7 @@ async fn a_stream_cut_after_the_commit_point_ends_with_an_error_event_and_no_don
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_round_trip_through_openai_shapes() {
-    let tools = mock(
-        "primary",
-        json!({
-            "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
-            "reply": "It is {tool_result} in Paris."
-        }),
-    );
-    let served = serve(&config(json!([tools]), json!({}))).await;
+    let served = serve(&config(json!([weather_mock()]), json!({}))).await;
     let tool = json!([{"type": "function", "function": {
         "name": "get_weather", "description": "The weather now",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -474,7 +506,7 @@ async fn tools_round_trip_through_openai_shapes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_come_as_floats_or_as_base64_of_little_endian_f32() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let asked = json!({"model": "embed-1", "input": ["one text", "another"], "dimensions": 4});
     let floats = served.post("/v1/embeddings", &asked).await;
     assert_eq!(floats.status, 200, "{}", floats.text);
@@ -512,7 +544,7 @@ async fn embeddings_come_as_floats_or_as_base64_of_little_endian_f32() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moderation_flags_per_input() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let answer = served
         .post(
             "/v1/moderations",
@@ -531,7 +563,7 @@ async fn moderation_flags_per_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_lists_the_providers_models_and_the_routes() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let answer = served.get("/v1/models").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let body = answer.json();
@@ -597,10 +629,7 @@ async fn readiness_follows_the_providers_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_take_their_status_from_the_table() {
-    let limited = mock(
-        "limited",
-        json!({"failures": {"first": 100, "kind": "rate_limited", "message": "slow down"}}),
-    );
+    let limited = failing("limited", 100, "rate_limited", "slow down");
     let served = serve(&config(
         json!([mock("primary", json!({})), limited]),
         json!({}),
@@ -666,7 +695,7 @@ async fn a_key_over_its_budget_gets_429_budget_exceeded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_unknown_key_is_401_and_never_echoed() {
-    let served = serve(&config(json!([mock("primary", json!({}))]), json!({}))).await;
+    let served = serve_primary(json!({})).await;
     let missing = served.post_as("/v1/chat/completions", &hello(), None).await;
     assert_eq!(missing.status, 401);
     assert_eq!(
@@ -787,24 +816,13 @@ async fn bodies_over_the_limit_get_413_on_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_naming_an_upstream_is_refused_and_that_host_never_contacted() {
-    let upstream = MockServer::start().await;
     let elsewhere = MockServer::start().await;
     let completion = json!({
         "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "from upstream"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
     });
-    Mock::given(method("POST"))
-        .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(&completion))
-        .mount(&upstream)
-        .await;
-    let openai = json!({
-        "name": "openai", "type": "openai", "base_url": format!("{}/v1", upstream.uri()),
-        "default_model": "gpt-4o-mini", "options": {"require_api_key": false}
-    });
-    let mut config = config(json!([openai]), json!({}));
-    config["routes"] = json!({});
+    let (upstream, config) = openai_upstream(&completion).await;
     let served = serve(&config).await;
     for (field, endpoint) in [
         ("api_base", "/v1/chat/completions"),
@@ -885,6 +903,33 @@ fn settings_that_cannot_work_are_refused_at_start() {
     assert!(!debug.contains(&sha256(KEY)), "{debug}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_cancels_the_upstream_stream() {
+    let chat = json!({"model": "openai/gpt-4o", "stream": true,
+        "messages": [{"role": "user", "content": "x"}]});
+    let mut messages = chat.clone();
+    messages["max_tokens"] = json!(16);
+    for (endpoint, body) in [("/v1/chat/completions", chat), ("/v1/messages", messages)] {
+        disconnect_mid_stream(endpoint, &body).await;
+    }
+}
+
+/// Streams `body` from `endpoint` over an upstream that holds the end of its answer back,
+/// goes away mid-answer, and expects the gateway to hang up on the upstream.
+async fn disconnect_mid_stream(endpoint: &str, body: &Value) {
+    // Never opened: the upstream keeps the end of its answer back.
+    let (upstream, _end, config) = held_back_openai_stream().await;
+    let served = serve(&config).await;
+    let (response, _) = begin_stream(&served, endpoint, body).await;
+    // The caller goes away mid-answer: the gateway must hang up on the upstream.
+    drop(response);
+    tokio::time::timeout(Duration::from_secs(10), upstream.hung_up(1))
+        .await
+        .expect("the upstream connection was closed");
+    assert_eq!(upstream.hang_ups(), 1, "{endpoint}");
+    served.shut_down().await;
+}
+
 /// A loopback OpenAI upstream whose one streamed answer waits before its last frame until
 /// the gate is opened, and a configuration whose only provider, `openai`, it is.
 async fn held_back_openai_stream() -> (fazztv_testkit::ScriptedServer, fazztv_testkit::Gate, Value)
@@ -911,42 +956,29 @@ async fn held_back_openai_stream() -> (fazztv_testkit::ScriptedServer, fazztv_te
     (upstream, end, config)
 }
 
-/// Asks `openai/gpt-4o` for a stream and reads it until its first words: the response, and
-/// the text read so far.
-async fn begin_stream(served: &Served) -> (reqwest::Response, String) {
-    let body = json!({"model": "openai/gpt-4o", "stream": true,
-        "messages": [{"role": "user", "content": "x"}]});
+/// Streams `body` from `endpoint` and reads it until its first words: the response, and the
+/// text read so far.
+async fn begin_stream(
+    served: &Served,
+    endpoint: &str,
+    body: &Value,
+) -> (reqwest::Response, String) {
     let mut response = served
         .client
-        .post(format!("{}/v1/chat/completions", served.url))
+        .post(format!("{}{endpoint}", served.url))
         .header(AUTHORIZATION, format!("Bearer {KEY}"))
         .header(CONTENT_TYPE, "application/json")
         .body(body.to_string())
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 200, "{endpoint}");
     let mut text = String::new();
     while !text.contains("I'm") {
         let chunk = response.chunk().await.unwrap().expect("more of the stream");
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     (response, text)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_disconnects_cancels_the_upstream_stream() {
-    // Never opened: the upstream keeps the end of its answer back.
-    let (upstream, _end, config) = held_back_openai_stream().await;
-    let served = serve(&config).await;
-    let (response, _) = begin_stream(&served).await;
-    // The caller goes away mid-answer: the gateway must hang up on the upstream.
-    drop(response);
-    tokio::time::timeout(Duration::from_secs(10), upstream.hung_up(1))
-        .await
-        .expect("the upstream connection was closed");
-    assert_eq!(upstream.hang_ups(), 1);
-    served.shut_down().await;
 }
 
 // --- shutdown ---------------------------------------------------------------------------------
@@ -1066,14 +1098,8 @@ fn sample(samples: &[(String, f64)], series: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_attempts_fallbacks_errors_and_tokens() {
-    let flaky = mock(
-        "flaky",
-        json!({"failures": {"first": 1, "kind": "server_error", "message": "broke once"}}),
-    );
-    let limited = mock(
-        "limited",
-        json!({"failures": {"first": 100, "kind": "rate_limited", "message": "slow down"}}),
-    );
+    let flaky = failing("flaky", 1, "server_error", "broke once");
+    let limited = failing("limited", 100, "rate_limited", "slow down");
     let served = serve(&config(
         json!([flaky, mock("primary", json!({})), limited]),
         json!({}),
@@ -1230,6 +1256,407 @@ async fn metrics_count_requests_attempts_fallbacks_errors_and_tokens() {
     served.shut_down().await;
 }
 
+// --- Anthropic's Messages API ------------------------------------------------------------------
+
+/// `POST /v1/messages` as Anthropic's clients send it.
+async fn post_anthropic(served: &Served, body: &Value, key: Option<&str>) -> Answer {
+    post_with_api_key(served, "/v1/messages", body, key).await
+}
+
+/// `POST path` as Anthropic's clients send requests: the key as `x-api-key`, and the API
+/// version.
+async fn post_with_api_key(served: &Served, path: &str, body: &Value, key: Option<&str>) -> Answer {
+    let mut request = served
+        .client
+        .post(format!("{}{path}", served.url))
+        .header(CONTENT_TYPE, "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .body(body.to_string());
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    served.send(request).await
+}
+
+fn hello_anthropic() -> Value {
+    json!({"model": "mock-1", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+/// `POST /v1/messages` with the test key, expecting 200: the message.
+async fn message_of(served: &Served, body: &Value) -> Value {
+    let answer = post_anthropic(served, body, Some(KEY)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    answer.json()
+}
+
+/// The text of a message made of one text block.
+fn only_text(message: &Value) -> &str {
+    match message["content"].as_array().map(Vec::as_slice) {
+        Some([block]) if block["type"] == "text" => block["text"].as_str().expect("text"),
+        _ => panic!("not one text block: {message}"),
+    }
+}
+
+/// An Anthropic error body: exactly `type: "error"` and `error: {type, message}`, neither the
+/// key nor its hash; returns `error.type`.
+fn assert_anthropic_error(answer: &Answer) -> String {
+    let body = answer.json();
+    let mut fields: Vec<&str> = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {}", answer.text))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["error", "type"], "{}", answer.text);
+    assert_eq!(body["type"], "error");
+    let mut inner: Vec<&str> = body["error"]
+        .as_object()
+        .expect("an error object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    inner.sort_unstable();
+    assert_eq!(inner, ["message", "type"], "{}", answer.text);
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_no_secret(&answer.text);
+    body["error"]["type"].as_str().unwrap().to_owned()
+}
+
+/// An Anthropic SSE transcript: each frame's `event:` name and its `data` (which repeats the
+/// name as its `type`).
+fn anthropic_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| {
+            let (event, data) = frame
+                .strip_prefix("event: ")
+                .and_then(|rest| rest.split_once("\ndata: "))
+                .unwrap_or_else(|| panic!("not an event frame: {frame:?}"));
+            let data: Value = serde_json::from_str(data).expect("JSON data");
+            assert_eq!(data["type"], event, "{frame}");
+            (event.to_owned(), data)
+        })
+        .collect()
+}
+
+/// The text of every `text_delta`, joined.
+fn streamed_text(events: &[(String, Value)]) -> String {
+    events
+        .iter()
+        .filter(|(_, data)| data["delta"]["type"] == "text_delta")
+        .filter_map(|(_, data)| data["delta"]["text"].as_str())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_answer_in_anthropic_shape_with_routing_and_cost_headers() {
+    let served = serve_primary(json!({})).await;
+    let answer = post_anthropic(&served, &hello_anthropic(), Some(KEY)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-model"), Some("mock-1"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    let cost: f64 = answer
+        .header("x-fazztv-cost-usd")
+        .expect("a cost")
+        .parse()
+        .unwrap();
+    assert!((cost - 0.000_012).abs() < 1e-12, "{cost}");
+    let request_id = answer.header("x-request-id").expect("a request id");
+    let body = answer.json();
+    assert_eq!(body["id"], format!("msg_{request_id}"));
+    insta::assert_json_snapshot!("anthropic_message", body, {".id" => "[id]"});
+
+    // The model string is read by the manager: a route, and `provider/model`; the OpenAI
+    // clients' `Authorization: Bearer` works here too.
+    for model in ["fast", "primary/mock-1"] {
+        let mut body = hello_anthropic();
+        body["model"] = json!(model);
+        let answer = served.post("/v1/messages", &body).await;
+        assert_eq!(answer.status, 200, "{model}: {}", answer.text);
+        assert_eq!(answer.json()["model"], "mock-1");
+    }
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_and_turns_reach_the_upstream_in_order_and_its_answer_comes_back() {
+    let completion = json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Third answer, cut"},
+            "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33,
+            "prompt_tokens_details": {"cached_tokens": 10}}
+    });
+    let (upstream, config) = openai_upstream(&completion).await;
+    let served = serve(&config).await;
+    let body = json!({
+        "model": "openai/gpt-4o-mini", "max_tokens": 3,
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": [{"type": "text", "text": "first answer"}]},
+            {"role": "user", "content": [{"type": "text", "text": "second question"}]}
+        ],
+        "temperature": 0.25, "stop_sequences": ["END"], "metadata": {"user_id": "u-7"}
+    });
+    let message = message_of(&served, &body).await;
+    assert_eq!(only_text(&message), "Third answer, cut");
+    assert_eq!(message["model"], "gpt-4o-mini");
+    assert_eq!(message["stop_reason"], "max_tokens");
+    // Input tokens exclude the cache reads, which have their own count.
+    assert_eq!(
+        message["usage"],
+        json!({"input_tokens": 20, "output_tokens": 3, "cache_read_input_tokens": 10})
+    );
+    let requests = upstream.received_requests().await.expect("recorded");
+    assert_eq!(requests.len(), 1);
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "first question"},
+            {"role": "assistant", "content": "first answer"},
+            {"role": "user", "content": "second question"}
+        ]),
+        "{sent}"
+    );
+    assert_eq!(sent["max_completion_tokens"], 3, "{sent}");
+    assert_eq!(sent["stop"], json!(["END"]), "{sent}");
+    assert_eq!(sent["temperature"], 0.25, "{sent}");
+    assert_no_secret(&requests[0].body.escape_ascii().to_string());
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_use_round_trips_through_anthropic_shapes() {
+    let served = serve(&config(json!([weather_mock()]), json!({}))).await;
+    let tool = json!([{"name": "get_weather", "description": "The weather now",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let asked = json!({"model": "mock-1", "max_tokens": 64, "tools": tool,
+        "tool_choice": {"type": "auto"},
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let message = message_of(&served, &asked).await;
+    insta::assert_json_snapshot!("anthropic_tool_use", message, {".id" => "[id]"});
+    assert_eq!(message["stop_reason"], "tool_use");
+    let call = &message["content"][0];
+    assert_eq!(call["type"], "tool_use");
+    assert_eq!(call["input"], json!({"city": "Paris"}));
+
+    // The assistant turn goes back as it came, with the result in the next user turn.
+    let followed = json!({"model": "mock-1", "max_tokens": 64, "tools": tool, "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": message["content"]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": [{"type": "text", "text": "sunny"}]}
+        ]}
+    ]});
+    let message = message_of(&served, &followed).await;
+    assert_eq!(only_text(&message), "It is sunny in Paris.");
+    assert_eq!(message["stop_reason"], "end_turn");
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_reach_the_provider_as_bytes_and_urls() {
+    let served = serve_primary(json!({"reply": "{images}"})).await;
+    let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG");
+    let body = json!({"model": "mock-1", "max_tokens": 64, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+    ]}]});
+    let message = message_of(&served, &body).await;
+    assert_eq!(
+        only_text(&message),
+        "2 images: image/png, 4 bytes; https://example.com/cat.jpg"
+    );
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_stream_sends_anthropic_events_in_order() {
+    let served = serve_primary(json!({"stream_chunk_chars": 10})).await;
+    let mut body = hello_anthropic();
+    body["stream"] = json!(true);
+    let answer = post_anthropic(&served, &body, Some(KEY)).await;
+    assert_streamed_from_primary(&answer);
+    let events = anthropic_events(&answer.text);
+    let request_id = answer.header("x-request-id").unwrap();
+    assert_eq!(events[0].1["message"]["id"], format!("msg_{request_id}"));
+    assert_eq!(streamed_text(&events), "Mock response to: hello there");
+    assert_eq!(events.last().unwrap().0, "message_stop");
+    let transcript: Vec<Value> = events.into_iter().map(|(_, data)| data).collect();
+    insta::assert_json_snapshot!("anthropic_text_stream", transcript, {"[0].message.id" => "[id]"});
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_tool_call_arrives_as_input_json_deltas() {
+    let served = serve(&config(json!([weather_mock()]), json!({}))).await;
+    let body = json!({"model": "mock-1", "max_tokens": 64, "stream": true,
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": "Weather in Paris?"}]});
+    let answer = post_anthropic(&served, &body, Some(KEY)).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let events = anthropic_events(&answer.text);
+    let start = events
+        .iter()
+        .find(|(name, _)| name == "content_block_start")
+        .expect("a block");
+    assert_eq!(start.1["content_block"]["type"], "tool_use");
+    assert_eq!(start.1["content_block"]["name"], "get_weather");
+    let input: String = events
+        .iter()
+        .filter(|(_, data)| data["delta"]["type"] == "input_json_delta")
+        .filter_map(|(_, data)| data["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&input).unwrap(),
+        json!({"city": "Paris"})
+    );
+    let transcript: Vec<Value> = events.into_iter().map(|(_, data)| data).collect();
+    insta::assert_json_snapshot!("anthropic_tool_stream", transcript, {"[0].message.id" => "[id]"});
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_failure_before_the_commit_point_is_an_anthropic_error_status() {
+    let broken = failing("primary", 100, "server_error", "upstream broke");
+    let limited = failing("limited", 100, "rate_limited", "slow down");
+    let served = serve(&config(json!([broken, limited]), json!({}))).await;
+    let mut body = hello_anthropic();
+    body["model"] = json!("primary/mock-1");
+    body["stream"] = json!(true);
+    let answer = post_anthropic(&served, &body, Some(KEY)).await;
+    assert_eq!(answer.status, 502, "{}", answer.text);
+    assert_eq!(assert_anthropic_error(&answer), "api_error");
+    assert_eq!(answer.header("x-fazztv-provider"), Some("primary"));
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("1"));
+    // A provider's rate limit: 429 with its Retry-After, streamed or not.
+    body["model"] = json!("limited/mock-1");
+    for stream in [true, false] {
+        body["stream"] = json!(stream);
+        let answer = post_anthropic(&served, &body, Some(KEY)).await;
+        assert_eq!(answer.status, 429, "{}", answer.text);
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert_eq!(assert_anthropic_error(&answer), "rate_limit_error");
+    }
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_stream_cut_after_the_commit_point_ends_with_an_error_event() {
+    let served = serve_primary(json!({"cut_stream_after": 2, "stream_chunk_chars": 4})).await;
+    let mut body = hello_anthropic();
+    body["stream"] = json!(true);
+    let answer = post_anthropic(&served, &body, Some(KEY)).await;
+    // The commit point was reached: the status was sent before the cut.
+    assert_eq!(answer.status, 200);
+    let events = anthropic_events(&answer.text);
+    assert_eq!(streamed_text(&events), "Mock res");
+    let (name, last) = events.last().unwrap();
+    assert_eq!(name, "error");
+    assert_eq!(last["error"]["type"], "api_error", "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty())
+    );
+    // A cut answer never looks complete.
+    assert!(
+        !events
+            .iter()
+            .any(|(name, _)| name == "message_stop" || name == "message_delta"),
+        "{events:?}"
+    );
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_and_unknown_models_get_anthropic_errors_before_routing() {
+    let served = serve_primary(json!({})).await;
+    let mut missing = hello_anthropic();
+    missing.as_object_mut().unwrap().remove("max_tokens");
+    let answer = post_anthropic(&served, &missing, Some(KEY)).await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert_eq!(assert_anthropic_error(&answer), "invalid_request_error");
+    assert!(answer.text.contains("max_tokens"), "{}", answer.text);
+    assert_eq!(answer.header("x-fazztv-attempts"), Some("0"));
+    let unknown_block = json!({"model": "mock-1", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": [{"type": "hologram"}]}
+    ]});
+    let answer = post_anthropic(&served, &unknown_block, Some(KEY)).await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(assert_anthropic_error(&answer), "invalid_request_error");
+    assert!(
+        answer.text.contains("messages[2].content[0].type"),
+        "{}",
+        answer.text
+    );
+    let mut nobody = hello_anthropic();
+    nobody["model"] = json!("no-such-model");
+    let answer = post_anthropic(&served, &nobody, Some(KEY)).await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert_eq!(assert_anthropic_error(&answer), "not_found_error");
+    served.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_api_key_is_admitted_and_admission_errors_are_anthropic_shaped_on_messages() {
+    let served = serve(&config(
+        json!([mock("primary", json!({}))]),
+        json!({"keys": [{"name": "team", "sha256": sha256(KEY), "models": ["mock-1"]}],
+            "max_body_bytes": 4096}),
+    ))
+    .await;
+    let missing = post_anthropic(&served, &hello_anthropic(), None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(assert_anthropic_error(&missing), "authentication_error");
+    let wrong = "sk-gw-SENTINEL-wrong-key-0000";
+    let invalid = post_anthropic(&served, &hello_anthropic(), Some(wrong)).await;
+    assert_eq!(invalid.status, 401);
+    assert_eq!(assert_anthropic_error(&invalid), "authentication_error");
+    assert!(!invalid.text.contains(wrong) && !invalid.text.contains(&sha256(wrong)));
+    assert_eq!(invalid.header("x-fazztv-attempts"), Some("0"));
+    let admitted = post_anthropic(&served, &hello_anthropic(), Some(KEY)).await;
+    assert_eq!(admitted.status, 200, "{}", admitted.text);
+    assert_eq!(
+        admitted.json()["content"][0]["text"],
+        "Mock response to: hello there"
+    );
+    // The key is limited to `mock-1`.
+    let mut other = hello_anthropic();
+    other["model"] = json!("fast");
+    let forbidden = post_anthropic(&served, &other, Some(KEY)).await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.text);
+    assert_eq!(assert_anthropic_error(&forbidden), "permission_error");
+    let mut large = hello_anthropic();
+    large["messages"][0]["content"] = json!("x".repeat(5000));
+    let too_large = post_anthropic(&served, &large, Some(KEY)).await;
+    assert_eq!(too_large.status, 413);
+    assert_eq!(assert_anthropic_error(&too_large), "request_too_large");
+    let mut elsewhere = hello_anthropic();
+    elsewhere["base_url"] = json!("http://127.0.0.1:9/v1");
+    let upstream = post_anthropic(&served, &elsewhere, Some(KEY)).await;
+    assert_eq!(upstream.status, 400);
+    assert_eq!(assert_anthropic_error(&upstream), "invalid_request_error");
+    // `x-api-key` works on the OpenAI endpoints too, whose errors keep OpenAI's shape.
+    let chat = post_with_api_key(&served, "/v1/chat/completions", &hello(), Some(KEY)).await;
+    assert_eq!(chat.status, 200, "{}", chat.text);
+    let refused = post_with_api_key(&served, "/v1/chat/completions", &hello(), Some(wrong)).await;
+    assert_eq!(refused.status, 401);
+    assert_error_shape(&refused);
+    served.shut_down().await;
+}
+
 // --- reload ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1239,7 +1666,9 @@ async fn a_reload_serves_new_requests_by_the_new_configuration_and_lets_a_stream
     let manager = manager(&before);
     let gateway = Gateway::from_manager(manager.clone()).expect("gateway settings");
     let served = serve_gateway(gateway.clone(), manager).await;
-    let (mut stream, mut text) = begin_stream(&served).await;
+    let body = json!({"model": "openai/gpt-4o", "stream": true,
+        "messages": [{"role": "user", "content": "x"}]});
+    let (mut stream, mut text) = begin_stream(&served, "/v1/chat/completions", &body).await;
     assert_eq!(stream.headers().get("x-fazztv-provider").unwrap(), "openai");
 
     // The new configuration: another provider, and another key in place of the test key.

@@ -1,6 +1,6 @@
-//! `fazztv serve`: the OpenAI-compatible gateway over the configured providers. SIGHUP
-//! reloads the configuration (and the keys it names) without dropping a request; one that
-//! cannot be used is refused, and the one being served stays.
+//! `fazztv serve`: the OpenAI- and Anthropic-compatible gateway over the configured providers.
+//! SIGHUP reloads the configuration (and the keys it names) without dropping a request; one
+//! that cannot be used is refused, and the one being served stays.
 
 use fazztv_gateway::{Gateway, GatewayError};
 
