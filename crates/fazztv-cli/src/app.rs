@@ -32,6 +32,9 @@ pub struct App {
     manager: OnceCell<(ProviderManager, ConfigOrigin)>,
     /// A budget for this run (`batch --budget`), besides the configuration's.
     budget: Option<Budget>,
+    /// Whether the manager keeps its state where `gateway.state` says (`serve`: shared by the
+    /// gateway's replicas) rather than in this process.
+    shared_state: bool,
 }
 
 impl App {
@@ -49,7 +52,15 @@ impl App {
             },
             manager: OnceCell::new(),
             budget: None,
+            shared_state: false,
         }
+    }
+
+    /// Keeps budgets, rate limits and cached answers in the store `gateway.state` names (Redis
+    /// shared by the gateway's replicas, or memory), as `serve` does.
+    pub fn with_shared_state(mut self) -> Self {
+        self.shared_state = true;
+        self
     }
 
     /// Limits this run's requests tagged `tag` to `usd` in all.
@@ -95,10 +106,11 @@ impl App {
         let loader = self.loader();
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
+        let registry = || Registry::discover().map(|r| r.with_environment(loader.env().clone()));
         let manager = match store {
-            Some(store) => {
-                let registry = Registry::discover()?.with_environment(loader.env().clone());
-                ProviderManager::load_with_store(registry, &loader, |_| Ok(store))?
+            Some(store) => ProviderManager::load_with_store(registry()?, &loader, |_| Ok(store))?,
+            None if self.shared_state => {
+                ProviderManager::load_with_store(registry()?, &loader, fazztv_gateway::state_store)?
             }
             None => ProviderManager::load(&loader)?,
         };

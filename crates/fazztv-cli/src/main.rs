@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     {
         app = app.with_budget(commands::batch::BUDGET_TAG, *usd);
     }
+    if matches!(cli.command, Command::Serve(_)) {
+        app = app.with_shared_state();
+    }
     if cli.global.verbose {
         trace::install(app.ui.clone());
     }

@@ -56,6 +56,9 @@ pub enum ErrorKind {
     Configuration,
     /// A spending limit would be exceeded.
     BudgetExceeded,
+    /// The store that counts budgets and rate limits (shared by a gateway's replicas) could
+    /// not be asked, so nothing was sent: a request is never let through uncounted.
+    StoreUnavailable,
     /// Every provider that was tried failed; see [`Error::attempts`].
     AllProvidersFailed,
     /// Anything else.
@@ -97,6 +100,7 @@ impl ErrorKind {
         Self::DeadlineExceeded,
         Self::Configuration,
         Self::BudgetExceeded,
+        Self::StoreUnavailable,
         Self::AllProvidersFailed,
         Self::Unexpected,
     ];
@@ -128,6 +132,7 @@ impl ErrorKind {
             | Self::Cancelled
             | Self::DeadlineExceeded
             | Self::BudgetExceeded
+            | Self::StoreUnavailable
             | Self::AllProvidersFailed => Disposition::Fatal,
         }
     }
@@ -178,6 +183,7 @@ impl ErrorKind {
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Configuration => "configuration",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::StoreUnavailable => "store_unavailable",
             Self::AllProvidersFailed => "all_providers_failed",
             Self::Unexpected => "unexpected",
         }

@@ -9,6 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use fazztv_manager::Refused;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -209,18 +210,31 @@ async fn authenticate(
                 1,
             )
             .await;
-        if let Err(wait) = taken {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ("rate_limit_error", "rate_limit_exceeded"),
-                "rate_limit_error",
-                format!(
-                    "key `{}` may make {rpm} requests per minute; try again in {:.1} s",
-                    entry.name,
-                    wait.as_secs_f64()
-                ),
-            )
-            .with_retry_after(wait));
+        match taken {
+            Ok(_) => {}
+            Err(Refused::Full(wait)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ("rate_limit_error", "rate_limit_exceeded"),
+                    "rate_limit_error",
+                    format!(
+                        "key `{}` may make {rpm} requests per minute; try again in {:.1} s",
+                        entry.name,
+                        wait.as_secs_f64()
+                    ),
+                )
+                .with_retry_after(wait));
+            }
+            Err(Refused::Unavailable(outage)) => {
+                return Err(ApiError::from_error(&fazztv_core::Error::new(
+                    fazztv_core::ErrorKind::StoreUnavailable,
+                    format!(
+                        "{outage}; the request was not sent (key `{}`'s requests per minute \
+                         cannot be counted)",
+                        entry.name
+                    ),
+                )));
+            }
         }
     }
     Ok(Caller {

@@ -34,7 +34,8 @@ pub struct ErrorShape {
 /// (`authentication`, `permission_denied`) is 502, never 401/403, as the caller's key (the
 /// gateway's virtual key, checked before anything is routed) was fine and the caller can do
 /// nothing about it. Limits the caller can wait out are 429 (`rate_limited`, and
-/// `budget_exceeded` with code `budget_exceeded`); an exhausted provider quota is 503.
+/// `budget_exceeded` with code `budget_exceeded`); an exhausted provider quota is 503, and so
+/// is an unreachable state store (`store_unavailable`: nothing was sent).
 /// `all_providers_failed` takes the row of the kind every provider failed with when they all
 /// failed alike (so three rate-limited providers are a 429), else its own 502. In Anthropic's
 /// shape every 5xx is `api_error` but an overloaded provider (`overloaded_error`, which the
@@ -102,6 +103,13 @@ const TABLE: &[(ErrorKind, u16, &str, &str, &str)] = &[
         "upstream_error",
         "upstream_overloaded",
         "overloaded_error",
+    ),
+    (
+        ErrorKind::StoreUnavailable,
+        503,
+        "server_error",
+        "state_store_unavailable",
+        "api_error",
     ),
     (
         ErrorKind::Authentication,

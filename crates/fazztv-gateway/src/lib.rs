@@ -24,6 +24,11 @@
 //! Anthropic's `{"type": "error", "error": {"type", "message"}}` (admission errors included);
 //! the status, types and code of each [`ErrorKind`] come from one table, [`error_shape`].
 //!
+//! State the replicas of a gateway share (budgets, rate limits, the response cache) is kept in
+//! the manager's [`StateStore`]: in memory by default, or in Redis with `gateway.state.redis`
+//! ([`RedisStore`]; [`state_store`] builds the configured one for
+//! [`ProviderManager::load_with_store`]).
+//!
 //! [`Gateway::reload`] swaps in a new manager and settings while serving (`fazztv serve` does
 //! it on SIGHUP): each request is served by the configuration it was admitted under, so
 //! nothing in flight is dropped, and a configuration that cannot be used is refused whole.
@@ -50,6 +55,7 @@ mod auth;
 mod chat;
 mod error;
 mod metrics;
+mod redis_store;
 mod services;
 mod wire;
 
@@ -74,6 +80,7 @@ pub use fazztv_manager::{GatewayAuth, GatewayKey, GatewaySettings};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 pub use crate::error::{ErrorShape, error_shape};
+pub use crate::redis_store::{RedisStore, state_store};
 
 use crate::auth::Keys;
 use crate::error::ApiError;
@@ -355,8 +362,8 @@ impl Gateway {
     }
 
     /// Serves on `listener` until `shutdown` completes; then it stops accepting, lets the
-    /// requests in flight (streams included) finish, and returns. The address is checked, and
-    /// noted for [`reload`](Self::reload) to check, when this is called.
+    /// requests in flight (streams included) finish, flushes its state store, and returns. The
+    /// address is checked, and noted for [`reload`](Self::reload) to check, when this is called.
     ///
     /// # Errors
     /// [`GatewayError::OpenWithoutAuth`] before serving anything when `auth` is `none` and the
@@ -379,6 +386,10 @@ impl Gateway {
             axum::serve(listener, self.router())
                 .with_graceful_shutdown(shutdown)
                 .await?;
+            // What the last requests gave back (settlements, cached answers) reaches a shared
+            // store before the process may exit. A reload keeps the store, so the current
+            // manager's is the one every request used.
+            self.manager().state_store().flush().await;
             Ok(())
         }
     }

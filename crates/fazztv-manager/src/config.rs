@@ -68,6 +68,11 @@ pub struct GatewaySettings {
     #[serde(default = "default_max_body_bytes")]
     #[schemars(range(min = 1))]
     pub max_body_bytes: u64,
+    /// Where budgets, rate limits (the keys' `rpm` and the providers' `rate_limit`) and the
+    /// response cache are kept: `memory` (the default: in this process only) or `{"redis":
+    /// {...}}`, shared by every replica of the gateway that names the same Redis and prefix.
+    #[serde(default)]
+    pub state: StateSettings,
 }
 
 impl Default for GatewaySettings {
@@ -76,6 +81,7 @@ impl Default for GatewaySettings {
             auth: GatewayAuth::default(),
             keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            state: StateSettings::default(),
         }
     }
 }
@@ -99,6 +105,12 @@ impl GatewaySettings {
         self
     }
 
+    /// Keeps budgets, rate limits and cached answers where `state` says.
+    pub fn with_state(mut self, state: StateSettings) -> Self {
+        self.state = state;
+        self
+    }
+
     /// The `key:NAME` budgets that the keys' `budget_usd` stand for.
     pub fn key_budgets(&self) -> impl Iterator<Item = Budget> + '_ {
         self.keys.iter().filter_map(GatewayKey::budget)
@@ -107,6 +119,112 @@ impl GatewaySettings {
 
 fn default_max_body_bytes() -> u64 {
     4 * 1024 * 1024
+}
+
+/// Where the gateway keeps the state its replicas share (`gateway.state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum StateSettings {
+    /// In this process: each replica counts alone (the default).
+    #[default]
+    Memory,
+    /// In Redis: every replica naming the same server, database and prefix shares budgets,
+    /// rate limits and cached answers, each check one atomic script on the server.
+    Redis(RedisSettings),
+}
+
+/// Where the shared state is kept in Redis (`gateway.state.redis`). `Debug` never shows the
+/// URL (it may hold a password).
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisSettings {
+    /// The server: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` or `unix:///PATH/redis.sock`
+    /// (`redis+unix://` too; `?db=N` picks the database). TLS (`rediss://`) is not supported.
+    /// Prefer `url_env`: a password in a file leaks. Set exactly one of `url` and `url_env`.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub url: Option<String>,
+    /// The environment variable holding the URL (so that its password stays out of the file),
+    /// e.g. `FAZZTV_REDIS_URL`.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub url_env: Option<String>,
+    /// Put before every key the gateway writes (default `fazztv:`), so that several
+    /// deployments can share one Redis: replicas of one deployment must use the same prefix.
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+    /// How long one command may take, connecting included, in milliseconds (default 2000);
+    /// past it the store counts as unavailable for that request.
+    #[serde(default = "default_redis_timeout_ms")]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: u64,
+    /// How many connections each replica keeps to Redis (default 4); each carries many
+    /// commands at once.
+    #[serde(default = "default_redis_pool_size")]
+    #[schemars(range(min = 1, max = 64))]
+    pub pool_size: u32,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url.as_ref().map(|_| "[hidden]"))
+            .field("url_env", &self.url_env)
+            .field("prefix", &self.prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl RedisSettings {
+    /// The Redis at `url`, with the default prefix, timeout and pool.
+    pub fn url(url: impl Into<String>) -> Self {
+        Self::at(Some(url.into()), None)
+    }
+
+    /// The Redis whose URL is in environment variable `variable`, with the defaults.
+    pub fn url_env(variable: impl Into<String>) -> Self {
+        Self::at(None, Some(variable.into()))
+    }
+
+    fn at(url: Option<String>, url_env: Option<String>) -> Self {
+        Self {
+            url,
+            url_env,
+            prefix: default_redis_prefix(),
+            timeout_ms: default_redis_timeout_ms(),
+            pool_size: default_redis_pool_size(),
+        }
+    }
+
+    /// Puts `prefix` before every key.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Gives each command at most `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self
+    }
+}
+
+fn default_redis_prefix() -> String {
+    String::from("fazztv:")
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_redis_pool_size() -> u32 {
+    4
 }
 
 /// How the gateway authenticates requests.
@@ -811,6 +929,14 @@ pub enum ConfigError {
         /// What its factory said.
         source: fazztv_core::Error,
     },
+    /// The shared state store that `gateway.state` names cannot be set up: its URL variable is
+    /// unset, or its URL is malformed or of a scheme this build does not support. The message
+    /// never quotes the URL's password.
+    #[error("cannot set up the state store of `gateway.state`: {message}")]
+    StateStore {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A name was used for two providers registered explicitly.
     #[error("a provider named `{name}` is already registered; provider names must be unique")]
     DuplicateProvider {
@@ -912,8 +1038,9 @@ impl ConfigLoader {
     }
 }
 
-/// Reliability rule: a file holding a literal `api_key` must be readable by its owner only.
-/// Returns a warning naming the file and the fix when group or others may read it.
+/// Reliability rule: a file holding a literal `api_key`, or a Redis URL with a password, must
+/// be readable by its owner only. Returns a warning naming the file and the fix when group or
+/// others may read it.
 pub(crate) fn file_warnings(origin: &ConfigOrigin, config: &FazztvConfig) -> Vec<String> {
     let Some(path) = origin.path() else {
         return Vec::new();
@@ -924,16 +1051,45 @@ pub(crate) fn file_warnings(origin: &ConfigOrigin, config: &FazztvConfig) -> Vec
         .filter(|provider| provider.api_key.is_some())
         .map(|provider| provider.name.as_str())
         .collect();
-    if literal_keys.is_empty() || !readable_by_others(path) {
+    let redis_password = matches!(
+        &config.gateway.state,
+        StateSettings::Redis(RedisSettings { url: Some(url), .. }) if has_password(url)
+    );
+    if (literal_keys.is_empty() && !redis_password) || !readable_by_others(path) {
         return Vec::new();
     }
-    vec![format!(
-        "{} holds a literal `api_key` (provider {}) and other users can read it; run `chmod 600 {}`, \
-         or better, move the key to an environment variable named by `api_key_env`",
-        path.display(),
-        literal_keys.join(", "),
-        path.display()
-    )]
+    let mut warnings = Vec::new();
+    if !literal_keys.is_empty() {
+        warnings.push(format!(
+            "{} holds a literal `api_key` (provider {}) and other users can read it; run \
+             `chmod 600 {}`, or better, move the key to an environment variable named by \
+             `api_key_env`",
+            path.display(),
+            literal_keys.join(", "),
+            path.display()
+        ));
+    }
+    if redis_password {
+        warnings.push(format!(
+            "{} holds a Redis password in `gateway.state.redis.url` and other users can read it; \
+             run `chmod 600 {}`, or better, move the URL to an environment variable named by \
+             `url_env`",
+            path.display(),
+            path.display()
+        ));
+    }
+    warnings
+}
+
+/// Whether a URL's user information has a password (`scheme://[USER]:PASSWORD@host`).
+fn has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
 }
 
 #[cfg(unix)]

@@ -42,7 +42,8 @@ pub use cache::CachePolicy;
 pub use config::{
     Budget, CONFIG_ENV_VAR, CacheMode, CacheSettings, ConfigError, ConfigLoader, ConfigOrigin,
     DEFAULT_CONFIG_FILE, FazztvConfig, GatewayAuth, GatewayKey, GatewaySettings, HealthSettings,
-    ManagerSettings, OnExceeded, Route, RouteTarget, Strategy, Violation, builtin_default,
+    ManagerSettings, OnExceeded, RedisSettings, Route, RouteTarget, StateSettings, Strategy,
+    Violation, builtin_default,
 };
 pub use health::{HealthState, ProviderHealth};
 pub use manager::{ProviderManager, QueryOptions, ROUTE_TARGET};
@@ -54,7 +55,9 @@ pub use score::{
     LatencyScorer, LengthScorer, RegexScorer, Score, Scored, Scorer,
 };
 pub use select::{AutoSelect, Preference};
-pub use state::{Exhausted, InMemoryStore, Reservation, StateStore, Taken, Window};
+pub use state::{
+    Exhausted, InMemoryStore, Refused, Reservation, StateStore, StoreUnavailable, Taken, Window,
+};
 pub use stats::{ModelStats, ProviderStats, UsageStats};
 pub use stream::ManagedStream;
 

@@ -17,7 +17,7 @@ use crate::cost::PromptFacts;
 use crate::deadline::Deadline;
 use crate::manager::Inner;
 use crate::registry::ProviderEntry;
-use crate::state::{Exhausted, Reservation, StateStore, Taken, Window};
+use crate::state::{Exhausted, Refused, Reservation, StateStore, StoreUnavailable, Taken, Window};
 
 /// Output tokens reserved for a request without `max_tokens` when its budget names none.
 const DEFAULT_RESERVE_OUTPUT_TOKENS: u32 = 4_096;
@@ -358,7 +358,13 @@ impl Inner {
                 .await
             {
                 Ok(reservation) => held.reservations.push(reservation),
-                Err(exhausted) => {
+                Err(Refused::Unavailable(outage)) => {
+                    held.abandon();
+                    return Err(Refusal::Fail(
+                        unavailable(&outage).with_provider(entry.name()),
+                    ));
+                }
+                Err(Refused::Full(exhausted)) => {
                     let error = rule
                         .exceeded(exhausted, wanted, now)
                         .with_provider(entry.name());
@@ -392,7 +398,17 @@ impl Inner {
         let mut shortfalls = Vec::new();
         for rule in self.limits.applying(entry, model, requester) {
             let wanted = rule.wanted(price.as_ref(), facts);
-            let remaining = rule.limit - self.limits.store.used(&rule.key, rule.window, now).await;
+            let used = match self.limits.store.used(&rule.key, rule.window, now).await {
+                Ok(used) => used,
+                Err(outage) => {
+                    shortfalls.push(format!(
+                        "budget `{}` cannot be checked: {outage}; the request would fail",
+                        rule.label
+                    ));
+                    continue;
+                }
+            };
+            let remaining = rule.limit - used;
             if remaining < wanted {
                 let effect = match rule.on_exceeded {
                     OnExceeded::Fail => "the request would fail",
@@ -468,7 +484,14 @@ impl Inner {
                     .await
                 {
                     Ok(taken) => break taken,
-                    Err(room_in) => {
+                    Err(Refused::Unavailable(outage)) => {
+                        let taken_so_far = std::mem::replace(held, Held::new(store.clone()));
+                        taken_so_far.abandon();
+                        return Err(Refusal::Fail(
+                            unavailable(&outage).with_provider(entry.name()),
+                        ));
+                    }
+                    Err(Refused::Full(room_in)) => {
                         let in_time = deadline.is_none_or(|deadline| room_in < deadline.left());
                         if !wait || !in_time {
                             let taken_so_far = std::mem::replace(held, Held::new(store.clone()));
@@ -490,6 +513,15 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The error of a request whose limits could not be checked: it is refused (never let through
+/// uncounted), and no other provider would fare better as they share the store.
+fn unavailable(outage: &StoreUnavailable) -> Error {
+    Error::new(
+        ErrorKind::StoreUnavailable,
+        format!("{outage}; the request was not sent (budgets and rate limits cannot be checked)"),
+    )
 }
 
 /// How long a key is left aside after the provider refused it, when the provider did not say

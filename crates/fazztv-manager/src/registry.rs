@@ -13,7 +13,7 @@ use futures::future::join_all;
 
 use crate::config::{
     self, Budget, CacheSettings, ConfigError, ConfigOrigin, FazztvConfig, GatewaySettings, Route,
-    Strategy, Violation,
+    StateSettings, Strategy, Violation,
 };
 use crate::limits::Scope;
 use crate::redact::Redacting;
@@ -93,10 +93,21 @@ fn route_problem(route: &Route, names: &[&str]) -> Option<(String, String)> {
 }
 
 /// What is wrong with the `gateway` section: two keys of one name or one hash, a budget that
-/// is not a finite amount, or a `key:NAME` budget declared both in `budgets` and by the key's
-/// `budget_usd` (they would count the same spending twice). Hashes are never quoted.
+/// is not a finite amount, a `key:NAME` budget declared both in `budgets` and by the key's
+/// `budget_usd` (they would count the same spending twice), or a Redis state store with
+/// neither or both of `url` and `url_env`. Hashes and URLs are never quoted.
 fn gateway_violations(config: &FazztvConfig) -> Vec<Violation> {
     let mut violations = Vec::new();
+    if let StateSettings::Redis(redis) = &config.gateway.state {
+        if redis.url.is_some() == redis.url_env.is_some() {
+            violations.push(Violation::new(
+                "/gateway/state/redis",
+                "set exactly one of `url` (e.g. `redis://127.0.0.1:6379/0`) and `url_env` (the \
+                 environment variable holding the URL, so that its password stays out of the \
+                 file)",
+            ));
+        }
+    }
     let keys = &config.gateway.keys;
     for (index, key) in keys.iter().enumerate() {
         let pointer = |field: &str| format!("/gateway/keys/{index}/{field}");

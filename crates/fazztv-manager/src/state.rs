@@ -85,9 +85,29 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// A reservation of `amount` under `key` in the window starting at `window_start` (seconds
+    /// since the Unix epoch), as a store hands it out.
+    pub fn new(key: impl Into<String>, window_start: u64, amount: f64) -> Self {
+        Self {
+            key: key.into(),
+            window_start,
+            amount,
+        }
+    }
+
     /// The amount held.
     pub fn amount(&self) -> f64 {
         self.amount
+    }
+
+    /// The key it is held under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The start of the window it is held in (seconds since the Unix epoch).
+    pub fn window_start(&self) -> u64 {
+        self.window_start
     }
 }
 
@@ -98,6 +118,39 @@ pub struct Exhausted {
     pub remaining: f64,
     /// When the window resets (seconds since the Unix epoch); `None` for one that never does.
     pub resets_at: Option<u64>,
+}
+
+/// A store that could not be asked: a shared store's server is unreachable, too slow or
+/// failing. Nothing was taken; the request is refused rather than let through uncounted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreUnavailable {
+    message: String,
+}
+
+impl StoreUnavailable {
+    /// An outage described by `message`: which store, what failed and what to check. It must
+    /// not quote a password.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// What failed.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Why a store gave no room: exhaustive, as a store either has no room or cannot be asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused<T> {
+    /// The limit has no room: for a budget what is left and when it resets ([`Exhausted`]),
+    /// for a sliding window how long until there is room.
+    Full(T),
+    /// The store could not be asked, so nothing was taken.
+    Unavailable(StoreUnavailable),
 }
 
 /// Shared counts behind budgets and rate limits. Every operation is atomic: two requests
@@ -115,17 +168,23 @@ pub trait StateStore: fmt::Debug + Send + Sync {
         now: SystemTime,
         limit: f64,
         amount: f64,
-    ) -> Result<Reservation, Exhausted>;
+    ) -> Result<Reservation, Refused<Exhausted>>;
 
     /// Turns a reservation into what was really spent (0 releases it). Spending more than was
     /// held is recorded as spent (the limit can then be overrun by that one request).
     fn settle(&self, reservation: Reservation, spent: f64);
 
     /// What was spent and is held under `key` in the window containing `now`.
-    async fn used(&self, key: &str, window: Window, now: SystemTime) -> f64;
+    async fn used(
+        &self,
+        key: &str,
+        window: Window,
+        now: SystemTime,
+    ) -> Result<f64, StoreUnavailable>;
 
     /// Takes `amount` from a sliding-window limit of `limit` per `period` under `key`, as of
-    /// `now`: `Ok` with a handle to correct it later, or how long until it would fit.
+    /// `now`: `Ok` with a handle to correct it later, or how long until it would fit. A shared
+    /// store may count on its own clock instead of `now` (which is local to this process).
     async fn acquire(
         &self,
         key: &str,
@@ -133,20 +192,25 @@ pub trait StateStore: fmt::Debug + Send + Sync {
         now: Instant,
         limit: u64,
         amount: u64,
-    ) -> Result<Taken, Duration>;
+    ) -> Result<Taken, Refused<Duration>>;
 
     /// Corrects what an [`acquire`](Self::acquire) took to `amount` (a token estimate to the
     /// reported usage).
     fn correct(&self, taken: Taken, amount: u64);
 
     /// The answer cached under `key` (a serialised answer), unless there is none or it expired
-    /// by `now`.
+    /// by `now`. A store that cannot be asked answers none.
     async fn cache_get(&self, key: &str, now: Instant) -> Option<Vec<u8>>;
 
     /// Caches `value` under `key` from `now` for `ttl`, replacing what was there. Not async,
     /// so that a stream can store its answer as its last event passes (a shared store sends
     /// it in the background). A store may keep fewer entries than it is given.
     fn cache_put(&self, key: &str, value: Vec<u8>, ttl: Duration, now: Instant);
+
+    /// Waits until what was handed over without waiting (settlements, corrections, cached
+    /// answers) has reached the store, so that a process about to exit loses none; a store
+    /// that applies them at once has nothing to wait for.
+    async fn flush(&self) {}
 }
 
 /// What one [`StateStore::acquire`] took, to correct it later.
@@ -154,6 +218,26 @@ pub trait StateStore: fmt::Debug + Send + Sync {
 pub struct Taken {
     key: String,
     id: u64,
+}
+
+impl Taken {
+    /// What acquisition `id` took under `key`, as a store hands it out.
+    pub fn new(key: impl Into<String>, id: u64) -> Self {
+        Self {
+            key: key.into(),
+            id,
+        }
+    }
+
+    /// The key it was taken under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The acquisition's id, unique under its key.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The store a manager uses unless given another: counts and cached answers in this process.
@@ -245,7 +329,7 @@ impl StateStore for InMemoryStore {
         now: SystemTime,
         limit: f64,
         amount: f64,
-    ) -> Result<Reservation, Exhausted> {
+    ) -> Result<Reservation, Refused<Exhausted>> {
         let (start, end) = window.bounds(now);
         let mut counts = self.counts();
         let used = match counts.budgets.get(key) {
@@ -253,10 +337,10 @@ impl StateStore for InMemoryStore {
             _ => 0.0,
         };
         if used + amount > limit {
-            return Err(Exhausted {
+            return Err(Refused::Full(Exhausted {
                 remaining: (limit - used).max(0.0),
                 resets_at: end,
-            });
+            }));
         }
         counts
             .budgets
@@ -279,12 +363,17 @@ impl StateStore for InMemoryStore {
         }
     }
 
-    async fn used(&self, key: &str, window: Window, now: SystemTime) -> f64 {
+    async fn used(
+        &self,
+        key: &str,
+        window: Window,
+        now: SystemTime,
+    ) -> Result<f64, StoreUnavailable> {
         let (start, _) = window.bounds(now);
-        match self.counts().budgets.get(key) {
+        Ok(match self.counts().budgets.get(key) {
             Some((counted_from, used)) if *counted_from == start => *used,
             _ => 0.0,
-        }
+        })
     }
 
     async fn acquire(
@@ -294,7 +383,7 @@ impl StateStore for InMemoryStore {
         now: Instant,
         limit: u64,
         amount: u64,
-    ) -> Result<Taken, Duration> {
+    ) -> Result<Taken, Refused<Duration>> {
         let mut counts = self.counts();
         let id = counts.next_id;
         let entries = counts.windows.entry(key.to_owned()).or_default();
@@ -312,10 +401,10 @@ impl StateStore for InMemoryStore {
             for (at, _, amount) in entries.iter() {
                 taken = taken.saturating_sub(*amount);
                 if taken + amount_counted <= limit {
-                    return Err((*at + period).saturating_duration_since(now));
+                    return Err(Refused::Full((*at + period).saturating_duration_since(now)));
                 }
             }
-            return Err(period);
+            return Err(Refused::Full(period));
         }
         entries.push_back((now, id, amount));
         counts.next_id += 1;
@@ -397,15 +486,15 @@ mod tests {
             .reserve("k", Window::Day, now, 1.0, 0.6)
             .await
             .unwrap();
-        let refused = store
-            .reserve("k", Window::Day, now, 1.0, 0.6)
-            .await
-            .unwrap_err();
+        let Err(Refused::Full(refused)) = store.reserve("k", Window::Day, now, 1.0, 0.6).await
+        else {
+            panic!("no room for 0.6 more");
+        };
         assert!((refused.remaining - 0.4).abs() < 1e-12);
         assert_eq!(refused.resets_at, Window::Day.bounds(now).1);
         // Settled to less than held: the rest is free again.
         store.settle(held, 0.1);
-        assert!((store.used("k", Window::Day, now).await - 0.1).abs() < 1e-12);
+        assert!((store.used("k", Window::Day, now).await.unwrap() - 0.1).abs() < 1e-12);
         let second = store
             .reserve("k", Window::Day, now, 1.0, 0.6)
             .await
@@ -413,7 +502,7 @@ mod tests {
         store.settle(second, 0.0);
         // The next day counts from zero.
         let tomorrow = at((2026, 12, 1), 0);
-        assert_eq!(store.used("k", Window::Day, tomorrow).await, 0.0);
+        assert_eq!(store.used("k", Window::Day, tomorrow).await, Ok(0.0));
         assert!(
             store
                 .reserve("k", Window::Day, tomorrow, 1.0, 1.0)
@@ -435,7 +524,7 @@ mod tests {
             .await
             .unwrap();
         store.settle(held, 0.5);
-        assert!((store.used("k", Window::Minute, later).await - 0.2).abs() < 1e-12);
+        assert!((store.used("k", Window::Minute, later).await.unwrap() - 0.2).abs() < 1e-12);
         store.settle(fresh, 0.2);
     }
 
@@ -453,7 +542,7 @@ mod tests {
             .acquire("r", minute, start + Duration::from_secs(30), 2, 1)
             .await
             .unwrap_err();
-        assert_eq!(wait, Duration::from_secs(30));
+        assert_eq!(wait, Refused::Full(Duration::from_secs(30)));
         // Once the first leaves the window, there is room again.
         assert!(
             store

@@ -728,3 +728,39 @@ fn a_file_with_a_literal_key_that_others_can_read_gets_a_chmod_600_warning() {
         .unwrap();
     assert!(registry.warnings().is_empty());
 }
+
+#[cfg(unix)]
+#[test]
+fn a_file_with_a_redis_password_that_others_can_read_gets_a_chmod_600_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("redis-permissions");
+    let path = dir.join("providers.json");
+    let with_url = |url: &str| {
+        serde_json::json!({
+            "providers": [{"name": "a", "type": "keyed"}],
+            "gateway": {"state": {"redis": {"url": url}}},
+        })
+        .to_string()
+    };
+    let load = |text: &str, mode: u32| {
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut registry = registry();
+        registry
+            .load(text, ConfigOrigin::Path(path.clone()))
+            .unwrap();
+        registry.warnings().to_vec()
+    };
+    let secret = with_url(&format!("redis://:{SENTINEL}@10.0.0.5:6379/0"));
+    let warnings = load(&secret, 0o644);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("chmod 600") && warnings[0].contains("url_env"),
+        "{warnings:?}"
+    );
+    assert!(!warnings[0].contains(SENTINEL));
+    assert!(load(&secret, 0o600).is_empty());
+    // A URL without a password has nothing to protect (a user name alone is no secret).
+    assert!(load(&with_url("redis://cache@10.0.0.5:6379/0"), 0o644).is_empty());
+    assert!(load(&with_url("unix:///run/redis.sock"), 0o644).is_empty());
+}

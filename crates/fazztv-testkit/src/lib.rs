@@ -2,7 +2,8 @@
 //!
 //! [`fixtures`] holds the OpenAI, OpenRouter and Ollama wire transcripts from the shared specs;
 //! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share;
-//! [`conformance`] the suite every provider crate runs against its own wire.
+//! [`conformance`] the suite every provider crate runs against its own wire. `RedisServer`
+//! (unix) runs a real `redis-server` of a test's own for the shared state store's tests.
 //!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
 //! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, pieces (or the whole response)
@@ -43,6 +44,11 @@ pub mod conformance;
 pub mod fixtures;
 pub mod mock;
 pub mod provider;
+#[cfg(unix)]
+mod redis;
+
+#[cfg(unix)]
+pub use crate::redis::RedisServer;
 
 use std::collections::VecDeque;
 use std::fmt;

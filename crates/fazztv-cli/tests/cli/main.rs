@@ -10,6 +10,7 @@ mod models;
 mod output;
 mod query;
 mod readme;
+mod replicas;
 mod routing;
 mod runs;
 mod score;

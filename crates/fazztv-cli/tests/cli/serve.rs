@@ -17,9 +17,9 @@ fn gateway_example() -> std::path::PathBuf {
 }
 
 /// A running `fazztv serve`, killed if the test ends early.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
-    address: String,
+    pub(crate) address: String,
     stderr: BufReader<std::process::ChildStderr>,
 }
 
@@ -32,7 +32,7 @@ impl Drop for Serving {
 
 /// Starts `fazztv --config CONFIG serve --listen 127.0.0.1:0` and reads the one line that
 /// says where it listens.
-fn start(config: &Path) -> Serving {
+pub(crate) fn start(config: &Path) -> Serving {
     let sandbox = Sandbox::empty();
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("fazztv"))
         .env_clear()
@@ -64,13 +64,18 @@ fn start(config: &Path) -> Serving {
 }
 
 impl Serving {
-    /// Sends one request (closing the connection after it) and returns the socket to read
-    /// the answer from.
+    /// Sends one request with the example's key `sk-demo` (closing the connection after it)
+    /// and returns the socket to read the answer from.
     fn send(&self, method: &str, path: &str, body: &str) -> TcpStream {
+        self.send_as("sk-demo", method, path, body)
+    }
+
+    /// [`send`](Self::send) with the key `key`.
+    fn send_as(&self, key: &str, method: &str, path: &str, body: &str) -> TcpStream {
         let mut socket = TcpStream::connect(&self.address).expect("connect");
         write!(
             socket,
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer sk-demo\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.address,
             body.len()
@@ -81,8 +86,13 @@ impl Serving {
 
     /// One whole answer: status line, headers and body.
     fn request(&self, method: &str, path: &str, body: &str) -> String {
+        self.request_as("sk-demo", method, path, body)
+    }
+
+    /// [`request`](Self::request) with the key `key`.
+    pub(crate) fn request_as(&self, key: &str, method: &str, path: &str, body: &str) -> String {
         let mut answer = String::new();
-        self.send(method, path, body)
+        self.send_as(key, method, path, body)
             .read_to_string(&mut answer)
             .expect("read the answer");
         answer
@@ -105,7 +115,7 @@ impl Serving {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    fn terminate(mut self) -> i32 {
+    pub(crate) fn terminate(mut self) -> i32 {
         self.signal("TERM");
         let code = self
             .child
