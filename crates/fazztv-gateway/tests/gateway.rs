@@ -925,7 +925,7 @@ async fn disconnect_mid_stream(endpoint: &str, body: &Value) {
     drop(response);
     tokio::time::timeout(Duration::from_secs(10), upstream.hung_up(1))
         .await
-        .expect("the upstream connection was closed");
+        .unwrap_or_else(|_| panic!("{endpoint}: the upstream connection was not closed"));
     assert_eq!(upstream.hang_ups(), 1, "{endpoint}");
     served.shut_down().await;
 }
