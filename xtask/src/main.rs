@@ -1,5 +1,10 @@
 //! `cargo xtask schema` writes `schemas/providers.schema.json`, the configuration schema of the
 //! all-providers build; `cargo xtask schema --check` fails when the committed file is stale.
+//!
+//! `cargo xtask gateway-bench` measures the gateway against a minimal proxy ([`gateway_bench`]);
+//! `upstream-mock` and `floor-proxy` are the servers it starts from its release build.
+
+mod gateway_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +17,19 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["schema"] => report(write_schema()),
         ["schema", "--check"] => report(check_schema()),
+        ["gateway-bench", options @ ..] => report(
+            gateway_bench::Options::parse(options)
+                .and_then(|options| gateway_bench::run(&workspace_root(), &options)),
+        ),
+        ["upstream-mock"] => report(gateway_bench::upstream_mock().map(|()| String::new())),
+        ["floor-proxy", "--upstream", upstream] => {
+            report(gateway_bench::floor_proxy(upstream).map(|()| String::new()))
+        }
         _ => {
-            eprintln!("usage: cargo xtask schema [--check]");
+            eprintln!(
+                "usage: cargo xtask schema [--check]\n       \
+                 cargo xtask gateway-bench [--requests N] [--soak N] [--quick] [--no-build]"
+            );
             ExitCode::from(2)
         }
     }
@@ -22,7 +38,9 @@ fn main() -> ExitCode {
 fn report(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(message) => {
-            println!("{message}");
+            if !message.is_empty() {
+                println!("{message}");
+            }
             ExitCode::SUCCESS
         }
         Err(message) => {

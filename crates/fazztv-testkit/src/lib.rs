@@ -2,8 +2,9 @@
 //!
 //! [`fixtures`] holds the OpenAI, OpenRouter and Ollama wire transcripts from the shared specs;
 //! [`mock`] the wiremock helpers and [`provider`] the checks the provider suites share;
-//! [`conformance`] the suite every provider crate runs against its own wire. `RedisServer`
-//! (unix) runs a real `redis-server` of a test's own for the shared state store's tests.
+//! [`conformance`] the suite every provider crate runs against its own wire; [`replay`] the
+//! cheapest OpenAI upstream, [`OpenAiReplay`], for benchmarks. `RedisServer` (unix) runs a real
+//! `redis-server` of a test's own for the shared state store's tests.
 //!
 //! [`ScriptedServer`] is a tiny HTTP/1.1 server on `127.0.0.1:0` for what wiremock cannot do:
 //! bodies sent as `Transfer-Encoding: chunked` in chosen pieces, pieces (or the whole response)
@@ -46,6 +47,7 @@ pub mod mock;
 pub mod provider;
 #[cfg(unix)]
 mod redis;
+pub mod replay;
 
 #[cfg(unix)]
 pub use crate::redis::RedisServer;
@@ -61,6 +63,7 @@ use std::time::Duration;
 /// Re-exported so tests can build chunks without depending on `bytes`.
 pub use bytes::Bytes;
 use futures::Stream;
+pub use replay::OpenAiReplay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;

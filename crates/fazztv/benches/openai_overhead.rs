@@ -2,10 +2,10 @@
 //! `reqwest` POST + serde decode, both against the same loopback mock, at 1 and at 32 requests
 //! in flight, non-streaming and streaming.
 //!
-//! The mock is a minimal keep-alive HTTP/1.1 server on `127.0.0.1:0` that answers every request
-//! with precomputed bytes (the recorded completion, or the SSE transcript with one HTTP chunk per
-//! event, from the testkit), so its cost is tiny and identical for both paths; each path gets its
-//! own instance so their connection counts can be shown. The raw baseline does the equivalent
+//! The mock is the testkit's [`OpenAiReplay`], a keep-alive HTTP/1.1 server on `127.0.0.1:0`
+//! that answers every request with precomputed bytes (the recorded completion, or the SSE
+//! transcript with one HTTP chunk per event), so its cost is tiny and identical for both paths;
+//! each path gets its own instance so their connection counts can be shown. The raw baseline does the equivalent
 //! work: one shared pooled `reqwest::Client`, the same JSON body with a Bearer header, a decode of
 //! content and usage (non-streaming) or of every `data:` line until `[DONE]` (streaming). The
 //! manager is built from a `providers.json`-style document with one `openai` provider.
@@ -23,8 +23,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -43,11 +42,9 @@ use fazztv_provider_mock as _;
 use fazztv_provider_ollama as _;
 #[cfg(feature = "openrouter")]
 use fazztv_provider_openrouter as _;
-use fazztv_testkit::fixtures::{OPENAI_CHAT_COMPLETION, OPENAI_TEXT_STREAM};
+use fazztv_testkit::OpenAiReplay;
 use futures::future::join_all;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use {fazztv_core as _, fazztv_manager as _, fazztv_provider_openai as _};
 
 const PROMPT: &str = "Explain quantum computing";
@@ -57,116 +54,6 @@ const KEY: &str = "sk-bench-0123456789";
 /// its warm-up calls first).
 const SAMPLES: usize = 20;
 const LEVELS: [usize; 2] = [1, 32];
-/// How the mock tells a streaming request (both paths send compact JSON).
-const STREAM_FLAG: &[u8] = b"\"stream\":true";
-
-// ---------------------------------------------------------------------------------------------
-// The loopback mock.
-
-/// Precomputed responses: the whole HTTP message, written with one `write_all`.
-struct Replies {
-    completion: Vec<u8>,
-    stream: Vec<u8>,
-}
-
-impl Replies {
-    fn new() -> Self {
-        let completion = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: req_bench\r\n\
-             content-length: {}\r\n\r\n{OPENAI_CHAT_COMPLETION}",
-            OPENAI_CHAT_COMPLETION.len()
-        );
-        // One HTTP chunk per event, as a real server flushes them.
-        let mut stream = String::from(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-request-id: req_bench\r\n\
-             transfer-encoding: chunked\r\n\r\n",
-        );
-        for event in OPENAI_TEXT_STREAM.split_inclusive("\n\n") {
-            stream.push_str(&format!("{:x}\r\n{event}\r\n", event.len()));
-        }
-        stream.push_str("0\r\n\r\n");
-        Self {
-            completion: completion.into_bytes(),
-            stream: stream.into_bytes(),
-        }
-    }
-}
-
-/// A running mock: its address and how many connections it accepted (to show that the path
-/// using it reuses pooled connections instead of paying a handshake per request).
-struct Mock {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
-}
-
-async fn start_mock() -> Mock {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    let replies = Arc::new(Replies::new());
-    let connections = Arc::new(AtomicUsize::new(0));
-    let accepted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            socket.set_nodelay(true).expect("nodelay");
-            accepted.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(connection(socket, replies.clone()));
-        }
-    });
-    Mock { addr, connections }
-}
-
-/// Serves requests on one keep-alive connection until the client closes it.
-async fn connection(mut socket: TcpStream, replies: Arc<Replies>) {
-    let mut buffer = Vec::with_capacity(8 * 1024);
-    loop {
-        let (head_len, body_len) = loop {
-            if let Some(head) = parse_head(&buffer) {
-                break head;
-            }
-            if !read_more(&mut socket, &mut buffer).await {
-                return;
-            }
-        };
-        while buffer.len() < head_len + body_len {
-            if !read_more(&mut socket, &mut buffer).await {
-                return;
-            }
-        }
-        let body = &buffer[head_len..head_len + body_len];
-        let streaming = body
-            .windows(STREAM_FLAG.len())
-            .any(|window| window == STREAM_FLAG);
-        let reply = if streaming {
-            &replies.stream
-        } else {
-            &replies.completion
-        };
-        if socket.write_all(reply).await.is_err() {
-            return;
-        }
-        buffer.drain(..head_len + body_len);
-    }
-}
-
-async fn read_more(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> bool {
-    buffer.reserve(4096);
-    matches!(socket.read_buf(buffer).await, Ok(read) if read > 0)
-}
-
-/// The length of the request head and its `content-length`, once the head is complete.
-fn parse_head(buffer: &[u8]) -> Option<(usize, usize)> {
-    let end = buffer.windows(4).position(|window| window == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&buffer[..end]).ok()?;
-    let body_len = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .unwrap_or(0);
-    Some((end, body_len))
-}
 
 // ---------------------------------------------------------------------------------------------
 // The raw baseline.
@@ -467,14 +354,16 @@ fn main() {
         .build()
         .expect("runtime");
     // One mock per path, identical, so each path's connection count is its own.
-    let (raw_mock, manager_mock) =
-        runtime.block_on(async { (start_mock().await, start_mock().await) });
+    let (raw_mock, manager_mock) = runtime.block_on(async {
+        let start = || async { OpenAiReplay::start().await.expect("bind loopback") };
+        (start().await, start().await)
+    });
     let paths = Paths {
         raw: Raw {
             client: reqwest::Client::new(),
-            url: format!("http://{}/v1/chat/completions", raw_mock.addr),
+            url: format!("http://{}/v1/chat/completions", raw_mock.addr()),
         },
-        manager: runtime.block_on(async { manager(manager_mock.addr) }),
+        manager: runtime.block_on(async { manager(manager_mock.addr()) }),
     };
 
     // Both paths must get the same answer before their speed means anything.
@@ -581,7 +470,7 @@ fn main() {
     println!("(manager/raw: median over samples of the paired ratio; times: least-squares slope)");
     println!(
         "connections opened: raw {}, manager {}",
-        raw_mock.connections.load(Ordering::Relaxed),
-        manager_mock.connections.load(Ordering::Relaxed)
+        raw_mock.connections(),
+        manager_mock.connections()
     );
 }
