@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use fazztv_core::{Attempt, AttemptOutcome, ChatRequest, ChatResponse, Cost, Error, StreamEvent};
 use fazztv_manager::{ManagedStream, QueryOptions};
 use futures::StreamExt;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
@@ -126,12 +127,8 @@ pub(crate) async fn completions(
     let created = unix_now();
     if call.stream {
         let include_usage = call.include_usage;
-        return streamed(&shared, call.request, options, |model| Chunks {
-            id: id.0,
-            created,
-            model,
-            include_usage,
-            role_sent: false,
+        return streamed(&shared, call.request, options, |model| {
+            Chunks::new(id.0, created, model, include_usage)
         })
         .await;
     }
@@ -274,18 +271,47 @@ struct Chunks {
     include_usage: bool,
     /// The first chunk carries `delta.role`.
     role_sent: bool,
+    /// What every chunk of the current model says before its delta (`data: {"id":…,
+    /// "choices":[{"index":0,"delta":`): written once, not for each chunk.
+    head: Vec<u8>,
+}
+
+/// A chunk's `delta`: only what it carries.
+#[derive(Default, Serialize)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
+    /// Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[Value; 1]>,
 }
 
 impl Frames for Chunks {
     fn event(&mut self, event: StreamEvent, out: &mut VecDeque<Bytes>) -> bool {
         match event {
-            StreamEvent::Model { model } => self.model = model,
+            StreamEvent::Model { model } => {
+                self.model = model;
+                self.write_head();
+            }
             StreamEvent::TextDelta { text } if !text.is_empty() => {
-                self.delta(json!({"content": text}), None, out);
+                let delta = Delta {
+                    role: self.role(),
+                    content: Some(&text),
+                    ..Delta::default()
+                };
+                self.chunk(&delta, None, out);
             }
             StreamEvent::ReasoningDelta { text, .. } if !text.is_empty() => {
-                // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
-                self.delta(json!({"reasoning_content": text}), None, out);
+                let delta = Delta {
+                    role: self.role(),
+                    reasoning_content: Some(&text),
+                    ..Delta::default()
+                };
+                self.chunk(&delta, None, out);
             }
             StreamEvent::ToolCallDelta {
                 index,
@@ -301,7 +327,12 @@ impl Frames for Chunks {
                 if let Some(name) = name {
                     call["function"]["name"] = Value::String(name);
                 }
-                self.delta(json!({"tool_calls": [call]}), None, out);
+                let delta = Delta {
+                    role: self.role(),
+                    tool_calls: Some([call]),
+                    ..Delta::default()
+                };
+                self.chunk(&delta, None, out);
             }
             StreamEvent::Finish {
                 reason,
@@ -309,7 +340,11 @@ impl Frames for Chunks {
                 cost,
             } => {
                 let reason = wire::finish_reason(Some(&reason), false);
-                self.delta(json!({}), Some(reason), out);
+                let delta = Delta {
+                    role: self.role(),
+                    ..Delta::default()
+                };
+                self.chunk(&delta, Some(reason), out);
                 if self.include_usage {
                     let chunk = wire::usage_chunk(
                         &self.id,
@@ -336,16 +371,46 @@ impl Frames for Chunks {
 }
 
 impl Chunks {
-    /// A chunk with `delta` (the role added to the first one).
-    fn delta(&mut self, mut delta: Value, finish_reason: Option<&str>, out: &mut VecDeque<Bytes>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            if let Value::Object(object) = &mut delta {
-                object.insert("role".into(), json!("assistant"));
-            }
-        }
-        let chunk = wire::chunk(&self.id, self.created, &self.model, delta, finish_reason);
-        push(out, &chunk);
+    fn new(id: String, created: u64, model: String, include_usage: bool) -> Self {
+        let mut chunks = Self {
+            id,
+            created,
+            model,
+            include_usage,
+            role_sent: false,
+            head: Vec::new(),
+        };
+        chunks.write_head();
+        chunks
+    }
+
+    fn write_head(&mut self) {
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(b"data: {\"id\":");
+        // Writing JSON to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *head, &wire::completion_id(&self.id));
+        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        let _ = serde_json::to_writer(&mut *head, &self.created);
+        head.extend_from_slice(b",\"model\":");
+        let _ = serde_json::to_writer(&mut *head, &self.model);
+        head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+    }
+
+    /// `assistant` for the first chunk only.
+    fn role(&mut self) -> Option<&'static str> {
+        (!std::mem::replace(&mut self.role_sent, true)).then_some("assistant")
+    }
+
+    /// One frame: the head, `delta`, and how the choice finished (`null` until it has).
+    fn chunk(&self, delta: &Delta<'_>, finish_reason: Option<&str>, out: &mut VecDeque<Bytes>) {
+        let mut frame = Vec::with_capacity(self.head.len() + 128);
+        frame.extend_from_slice(&self.head);
+        let _ = serde_json::to_writer(&mut frame, delta);
+        frame.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        let _ = serde_json::to_writer(&mut frame, &finish_reason);
+        frame.extend_from_slice(b"}]}\n\n");
+        out.push_back(Bytes::from(frame));
     }
 }
 

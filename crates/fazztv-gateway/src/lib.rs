@@ -75,6 +75,7 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use fazztv_manager::ProviderManager;
 pub use fazztv_manager::{GatewayAuth, GatewayKey, GatewaySettings};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -383,6 +384,13 @@ impl Gateway {
             });
         async move {
             checked?;
+            // Without it an SSE stream's small writes wait for the client's delayed ACK
+            // (Nagle): ~40 ms between chunks.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!("could not set TCP_NODELAY on a connection: {error}");
+                }
+            });
             axum::serve(listener, self.router())
                 .with_graceful_shutdown(shutdown)
                 .await?;
@@ -457,7 +465,7 @@ async fn measure(State(live): State<Arc<Live>>, mut request: Request, next: Next
     let start = Instant::now();
     let shared = live.current();
     request.extensions_mut().insert(shared.clone());
-    let path = request.uri().path().to_owned();
+    let endpoint = metrics::Metrics::endpoint(request.uri().path());
     let mut response = next.run(request).await;
     if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
         shared
@@ -466,7 +474,7 @@ async fn measure(State(live): State<Arc<Live>>, mut request: Request, next: Next
     }
     shared
         .metrics
-        .gateway_request(&path, response.status().as_u16());
+        .gateway_request(endpoint, response.status().as_u16());
     response
 }
 

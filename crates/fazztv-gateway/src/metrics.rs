@@ -116,6 +116,11 @@ impl ProviderMetrics {
     }
 }
 
+/// An endpoint's position in `ENDPOINTS`: found from the path as a request arrives, so that
+/// the path need not be kept until it is answered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Endpoint(usize);
+
 /// Everything `/metrics` shows.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -208,12 +213,18 @@ impl Metrics {
         }
     }
 
-    /// One answered HTTP request at `path` with `status`.
-    pub(crate) fn gateway_request(&self, path: &str, status: u16) {
-        let endpoint = ENDPOINTS
-            .iter()
-            .position(|known| *known == path)
-            .unwrap_or(ENDPOINTS.len() - 1);
+    /// The endpoint `path` is counted under (`other` for any path not served).
+    pub(crate) fn endpoint(path: &str) -> Endpoint {
+        Endpoint(
+            ENDPOINTS
+                .iter()
+                .position(|known| *known == path)
+                .unwrap_or(ENDPOINTS.len() - 1),
+        )
+    }
+
+    /// One answered HTTP request at `endpoint` with `status`.
+    pub(crate) fn gateway_request(&self, Endpoint(endpoint): Endpoint, status: u16) {
         if let Some(slot) = usize::from(status)
             .checked_sub(100)
             .and_then(|index| self.gateway_requests[endpoint].get(index))
@@ -605,9 +616,9 @@ mod tests {
     #[test]
     fn unknown_paths_and_statuses_stay_bounded() {
         let metrics = Metrics::default();
-        metrics.gateway_request("/v1/chat/completions", 200);
-        metrics.gateway_request("/secret/path/sk-123", 404);
-        metrics.gateway_request("/healthz", 42);
+        metrics.gateway_request(Metrics::endpoint("/v1/chat/completions"), 200);
+        metrics.gateway_request(Metrics::endpoint("/secret/path/sk-123"), 404);
+        metrics.gateway_request(Metrics::endpoint("/healthz"), 42);
         let text = metrics.render();
         assert!(text.contains(
             "fazztv_gateway_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1"

@@ -570,7 +570,7 @@ pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Val
         message["reasoning_content"] = Value::String(reasoning.text.clone());
     }
     let mut body = json!({
-        "id": format!("chatcmpl-{id}"),
+        "id": completion_id(id),
         "object": "chat.completion",
         "created": created,
         "model": response.model,
@@ -587,26 +587,9 @@ pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Val
     body
 }
 
-/// One `chat.completion.chunk` with one choice.
-pub(crate) fn chunk(
-    id: &str,
-    created: u64,
-    model: &str,
-    delta: Value,
-    finish_reason: Option<&str>,
-) -> Value {
-    json!({
-        "id": format!("chatcmpl-{id}"),
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "delta": delta,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
-    })
+/// The id of the completion of the request named `id`.
+pub(crate) fn completion_id(id: &str) -> String {
+    format!("chatcmpl-{id}")
 }
 
 /// The chunk that closes a stream when the caller asked for usage: no choices, the usage,
@@ -619,7 +602,7 @@ pub(crate) fn usage_chunk(
     cost_usd: Option<f64>,
 ) -> Value {
     let mut chunk = json!({
-        "id": format!("chatcmpl-{id}"),
+        "id": completion_id(id),
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
