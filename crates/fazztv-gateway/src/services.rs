@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Caller;
 use crate::chat::{answer_headers, failure, options, refused, routing_headers};
 use crate::error::{ApiError, axum_json};
-use crate::wire::object;
+use crate::wire::{self, object};
 use crate::{RequestId, Shared};
 
 /// The strings of `input`: one string, or an array of them (token arrays are not taken).
@@ -50,15 +50,6 @@ fn texts(object: &Map<String, Value>, endpoint: &str) -> Result<Vec<String>, Api
     Ok(texts)
 }
 
-/// The model a body names, if any.
-fn model(object: &Map<String, Value>) -> Result<Option<String>, ApiError> {
-    match object.get("model") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(model)) => Ok(Some(model.clone())),
-        Some(_) => Err(ApiError::invalid("`model` must be a string").with_param("model")),
-    }
-}
-
 /// `POST /v1/embeddings`: vectors as float arrays, or (`encoding_format: "base64"`, which the
 /// official SDKs send by default) as base64 of little-endian `f32`s.
 pub(crate) async fn embeddings(
@@ -69,7 +60,7 @@ pub(crate) async fn embeddings(
     let read = || -> Result<_, ApiError> {
         let object = object(&body)?;
         let texts = texts(&object, "")?;
-        let model = model(&object)?;
+        let model = wire::string(&object, "model", "")?;
         let base64 = match object.get("encoding_format") {
             None | Some(Value::Null) => false,
             Some(Value::String(format)) if format == "float" => false,
@@ -170,7 +161,10 @@ pub(crate) async fn moderations(
 ) -> Response {
     let read = || -> Result<_, ApiError> {
         let object = object(&body)?;
-        Ok((texts(&object, " and no images")?, model(&object)?))
+        Ok((
+            texts(&object, " and no images")?,
+            wire::string(&object, "model", "")?,
+        ))
     };
     let (texts, model) = match read() {
         Ok(read) => read,
