@@ -107,9 +107,11 @@ pub enum Command {
     /// Validate a configuration or print its schema.
     Config(ConfigArgs),
     /// Serve an OpenAI- and Anthropic-compatible API (chat completions, Anthropic messages,
-    /// embeddings, moderations, models) over the configured providers, with the configuration's `gateway` keys; prints
-    /// `listening on http://IP:PORT` on stderr once bound, and on SIGTERM or SIGINT stops
-    /// accepting, lets requests in flight finish and exits 0.
+    /// embeddings, moderations, models) over the configured providers, with the
+    /// configuration's `gateway` keys; prints `listening on http://IP:PORT` on stderr once
+    /// bound; on SIGHUP reloads the configuration (one that cannot be served is refused and
+    /// the previous one stays); on SIGTERM or SIGINT stops accepting, lets requests in flight
+    /// finish and exits 0.
     Serve(ServeArgs),
 }
 
