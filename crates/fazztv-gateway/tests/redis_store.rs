@@ -39,58 +39,13 @@ fn at(seconds: u64) -> SystemTime {
 const MINUTE: Duration = Duration::from_secs(60);
 
 #[tokio::test]
-async fn reservations_hold_room_until_settled_and_windows_reset() {
+async fn the_redis_store_passes_the_state_store_checks() {
+    use fazztv_manager::state_conformance as checks;
     let server = RedisServer::start();
     let store = store(&server);
-    let now = at(0);
-    let held = store
-        .reserve("k", Window::Day, now, 1.0, 0.625)
-        .await
-        .unwrap();
-    let Err(Refused::Full(refused)) = store.reserve("k", Window::Day, now, 1.0, 0.625).await else {
-        panic!("no room for 0.625 more");
-    };
-    assert_eq!(refused.remaining, 0.375);
-    assert_eq!(refused.resets_at, Window::Day.bounds(now).1);
-    // Settled to less than held: the rest is free again.
-    store.settle(held, 0.125);
-    store.flush().await;
-    assert_eq!(store.used("k", Window::Day, now).await, Ok(0.125));
-    let second = store
-        .reserve("k", Window::Day, now, 1.0, 0.625)
-        .await
-        .unwrap();
-    store.settle(second, 0.0);
-    store.flush().await;
-    assert_eq!(store.used("k", Window::Day, now).await, Ok(0.125));
-    // The next day counts from zero.
-    let tomorrow = at(86_400);
-    assert_eq!(store.used("k", Window::Day, tomorrow).await, Ok(0.0));
-    assert!(
-        store
-            .reserve("k", Window::Day, tomorrow, 1.0, 1.0)
-            .await
-            .is_ok()
-    );
-}
-
-#[tokio::test]
-async fn a_settlement_after_its_window_reset_does_not_touch_the_new_window() {
-    let server = RedisServer::start();
-    let store = store(&server);
-    let held = store
-        .reserve("k", Window::Minute, at(10), 1.0, 0.5)
-        .await
-        .unwrap();
-    let later = at(70);
-    let fresh = store
-        .reserve("k", Window::Minute, later, 1.0, 0.25)
-        .await
-        .unwrap();
-    store.settle(held, 0.5);
-    store.flush().await;
-    assert_eq!(store.used("k", Window::Minute, later).await, Ok(0.25));
-    store.settle(fresh, 0.25);
+    checks::reservations_hold_room_until_settled_and_windows_reset(&store, at(0)).await;
+    checks::a_settlement_after_its_window_reset_does_not_touch_the_new_window(&store, at(0)).await;
+    checks::a_correction_replaces_the_estimate(&store).await;
 }
 
 #[tokio::test]
@@ -203,21 +158,6 @@ async fn concurrent_acquisitions_across_replicas_are_exact() {
         .filter(|outcome| matches!(outcome, Ok(Ok(_))))
         .count();
     assert_eq!(granted, 7);
-}
-
-#[tokio::test]
-async fn a_correction_replaces_the_estimate() {
-    let server = RedisServer::start();
-    let store = store(&server);
-    let now = Instant::now();
-    let taken = store.acquire("t", MINUTE, now, 100, 90).await.unwrap();
-    assert!(store.acquire("t", MINUTE, now, 100, 20).await.is_err());
-    store.correct(taken, 10);
-    store.flush().await;
-    assert!(store.acquire("t", MINUTE, now, 100, 20).await.is_ok());
-    // A request above the whole limit goes through alone rather than never.
-    assert!(store.acquire("u", MINUTE, now, 100, 500).await.is_ok());
-    assert!(store.acquire("u", MINUTE, now, 100, 1).await.is_err());
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ mod schema;
 mod score;
 mod select;
 mod state;
+pub mod state_conformance;
 mod stats;
 mod stream;
 

@@ -451,6 +451,20 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(days * 86_400 + seconds)
     }
 
+    #[tokio::test]
+    async fn the_in_memory_store_passes_the_state_store_checks() {
+        use crate::state_conformance as checks;
+        let day = at((2026, 11, 30), 0);
+        checks::reservations_hold_room_until_settled_and_windows_reset(&InMemoryStore::new(), day)
+            .await;
+        checks::a_settlement_after_its_window_reset_does_not_touch_the_new_window(
+            &InMemoryStore::new(),
+            day,
+        )
+        .await;
+        checks::a_correction_replaces_the_estimate(&InMemoryStore::new()).await;
+    }
+
     #[test]
     fn calendar_windows_start_and_reset_on_utc_boundaries() {
         let now = at((2026, 12, 31), 3_723); // 01:02:03
@@ -476,56 +490,6 @@ mod tests {
             (day((2028, 2, 1)), Some(day((2028, 3, 1))))
         );
         assert_eq!(Window::Total.bounds(now), (0, None));
-    }
-
-    #[tokio::test]
-    async fn reservations_hold_room_until_settled_and_windows_reset() {
-        let store = InMemoryStore::new();
-        let now = at((2026, 11, 30), 0);
-        let held = store
-            .reserve("k", Window::Day, now, 1.0, 0.6)
-            .await
-            .unwrap();
-        let Err(Refused::Full(refused)) = store.reserve("k", Window::Day, now, 1.0, 0.6).await
-        else {
-            panic!("no room for 0.6 more");
-        };
-        assert!((refused.remaining - 0.4).abs() < 1e-12);
-        assert_eq!(refused.resets_at, Window::Day.bounds(now).1);
-        // Settled to less than held: the rest is free again.
-        store.settle(held, 0.1);
-        assert!((store.used("k", Window::Day, now).await.unwrap() - 0.1).abs() < 1e-12);
-        let second = store
-            .reserve("k", Window::Day, now, 1.0, 0.6)
-            .await
-            .unwrap();
-        store.settle(second, 0.0);
-        // The next day counts from zero.
-        let tomorrow = at((2026, 12, 1), 0);
-        assert_eq!(store.used("k", Window::Day, tomorrow).await, Ok(0.0));
-        assert!(
-            store
-                .reserve("k", Window::Day, tomorrow, 1.0, 1.0)
-                .await
-                .is_ok()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_settlement_after_its_window_reset_does_not_touch_the_new_window() {
-        let store = InMemoryStore::new();
-        let held = store
-            .reserve("k", Window::Minute, at((2026, 1, 1), 10), 1.0, 0.5)
-            .await
-            .unwrap();
-        let later = at((2026, 1, 1), 70);
-        let fresh = store
-            .reserve("k", Window::Minute, later, 1.0, 0.2)
-            .await
-            .unwrap();
-        store.settle(held, 0.5);
-        assert!((store.used("k", Window::Minute, later).await.unwrap() - 0.2).abs() < 1e-12);
-        store.settle(fresh, 0.2);
     }
 
     #[tokio::test]
@@ -595,20 +559,5 @@ mod tests {
             );
         }
         assert!((1..=3).contains(&kept), "{kept} kept");
-    }
-
-    #[tokio::test]
-    async fn a_correction_replaces_the_estimate() {
-        let store = InMemoryStore::new();
-        let now = Instant::now();
-        let minute = Duration::from_secs(60);
-        let taken = store.acquire("t", minute, now, 100, 90).await.unwrap();
-        assert!(store.acquire("t", minute, now, 100, 20).await.is_err());
-        store.correct(taken, 10);
-        assert!(store.acquire("t", minute, now, 100, 20).await.is_ok());
-        // A request above the whole limit goes through alone rather than never.
-        let store = InMemoryStore::new();
-        assert!(store.acquire("t", minute, now, 100, 500).await.is_ok());
-        assert!(store.acquire("t", minute, now, 100, 1).await.is_err());
     }
 }
