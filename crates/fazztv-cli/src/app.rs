@@ -106,13 +106,13 @@ impl App {
         let loader = self.loader();
         // Located separately only to name the origin in messages; loading reads it again.
         let (origin, _) = loader.locate()?;
-        let registry = || Registry::discover().map(|r| r.with_environment(loader.env().clone()));
+        let registry = Registry::discover()?.with_environment(loader.env().clone());
         let manager = match store {
-            Some(store) => ProviderManager::load_with_store(registry()?, &loader, |_| Ok(store))?,
+            Some(store) => ProviderManager::load_with_store(registry, &loader, |_| Ok(store))?,
             None if self.shared_state => {
-                ProviderManager::load_with_store(registry()?, &loader, fazztv_gateway::state_store)?
+                ProviderManager::load_with_store(registry, &loader, fazztv_gateway::state_store)?
             }
-            None => ProviderManager::load(&loader)?,
+            None => ProviderManager::load_with(registry, &loader)?,
         };
         // Every key of every provider (one with several keys has an instance per key).
         let configs = manager

@@ -94,16 +94,7 @@ async fn fifty_concurrent_requests_against_a_budget_for_one_cannot_overspend() {
 
 #[tokio::test]
 async fn a_refusal_names_the_budget_what_is_left_and_when_it_resets() {
-    let a = Arc::new(Scripted::new("a").price(per_output_token()));
-    let manager = configured(
-        &[(&a, config("a").with_default_model("a-model"))],
-        vec![Budget::new("provider:a", 0.005, Window::Day)],
-    );
-    let error = manager
-        .query_with_fallback("hi", with_max_tokens())
-        .await
-        .unwrap_err();
-    assert_eq!(error.kind(), ErrorKind::BudgetExceeded);
+    let error = refused_by_a_budget_of(Window::Day).await;
     let message = error.to_string();
     for expected in [
         "budget `provider:a` (0.005 USD per day) has 0.005000 USD left",
@@ -119,22 +110,29 @@ async fn a_refusal_names_the_budget_what_is_left_and_when_it_resets() {
         wait > Duration::ZERO && wait <= Duration::from_secs(86_400),
         "{wait:?}"
     );
-    assert_eq!(a.calls(), 0);
 }
 
 #[tokio::test]
 async fn a_budget_that_never_resets_gives_no_retry_after() {
+    let error = refused_by_a_budget_of(Window::Total).await;
+    assert_eq!(error.retry_after(), None);
+}
+
+/// A request that a `provider:a` budget of 0.005 USD per `window` refuses (it may cost 0.01)
+/// before the provider is called.
+async fn refused_by_a_budget_of(window: Window) -> fazztv_core::Error {
     let a = Arc::new(Scripted::new("a").price(per_output_token()));
     let manager = configured(
         &[(&a, config("a").with_default_model("a-model"))],
-        vec![Budget::new("provider:a", 0.005, Window::Total)],
+        vec![Budget::new("provider:a", 0.005, window)],
     );
     let error = manager
         .query_with_fallback("hi", with_max_tokens())
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::BudgetExceeded);
-    assert_eq!(error.retry_after(), None);
+    assert_eq!(a.calls(), 0);
+    error
 }
 
 #[test]
