@@ -391,7 +391,10 @@ impl IntoResponse for ApiError {
 
 /// A JSON body with its content type.
 pub(crate) fn axum_json(value: &serde_json::Value) -> Response {
-    let mut response = value.to_string().into_response();
+    // `to_vec` writes bytes directly (`to_string` goes through a formatter); a `Value`
+    // always serializes, so the default is never used.
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Body::from(body).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -357,9 +357,7 @@ impl Gateway {
             .fallback(not_found)
             // The body was read (and limited) by `read_body`; extractors take it as it is.
             .layer(DefaultBodyLimit::disable())
-            .layer(middleware::from_fn(dialect))
-            .layer(middleware::from_fn(stamp))
-            .layer(middleware::from_fn_with_state(self.live.clone(), measure))
+            .layer(middleware::from_fn_with_state(self.live.clone(), envelope))
     }
 
     /// Serves on `listener` until `shutdown` completes; then it stops accepting, lets the
@@ -427,46 +425,39 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Names every request and stamps every response: `x-request-id`, `x-fazztv-attempts` (0
-/// unless the handler routed the request and said how many provider requests it took), and
-/// `Cache-Control: no-store` (answers are per caller and never to be cached by a proxy).
-async fn stamp(mut request: Request, next: Next) -> Response {
+/// What every request gets, whatever its route (one layer: each layer costs a boxed future
+/// per request):
+/// - the configuration it is served by (the one current as it arrives), as an extension;
+/// - a name: `x-request-id`, on the response too;
+/// - on Anthropic's endpoint, errors in Anthropic's shape, whoever refused the request
+///   (admission, the handler, the manager);
+/// - `x-fazztv-attempts` (0 unless the handler routed the request and said how many provider
+///   requests it took) and `Cache-Control: no-store` (answers are per caller and never to be
+///   cached by a proxy);
+/// - a count by endpoint and status, and, for a request a handler routed in one piece (it says
+///   how long its provider tries took), an observation of the gateway's own overhead.
+async fn envelope(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let shared = live.current();
+    let endpoint = metrics::Metrics::endpoint(request.uri().path());
+    let anthropic = request.uri().path() == anthropic::MESSAGES_PATH;
     let id = RequestId::generate();
-    let value = HeaderValue::from_str(&id.0).ok();
-    request.extensions_mut().insert(id);
+    let id_header = HeaderValue::from_str(&id.0).ok();
+    let extensions = request.extensions_mut();
+    extensions.insert(shared.clone());
+    extensions.insert(id);
     let mut response = next.run(request).await;
+    if anthropic {
+        response = error::in_anthropic_shape(response);
+    }
     let headers = response.headers_mut();
-    if let Some(value) = value {
+    if let Some(value) = id_header {
         headers.insert(REQUEST_ID_HEADER, value);
     }
     if !headers.contains_key(ATTEMPTS_HEADER) {
         headers.insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    response
-}
-
-/// Writes the errors of Anthropic's endpoint in Anthropic's shape, whoever refused the
-/// request (admission, the handler, the manager): one place, by path.
-async fn dialect(request: Request, next: Next) -> Response {
-    let anthropic = request.uri().path() == anthropic::MESSAGES_PATH;
-    let response = next.run(request).await;
-    if anthropic {
-        error::in_anthropic_shape(response)
-    } else {
-        response
-    }
-}
-
-/// Hands the request the configuration it is served by (the one current as it arrives),
-/// counts every response by endpoint and status, and, for a request a handler routed in one
-/// piece (it says how long its provider tries took), observes the gateway's own overhead.
-async fn measure(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let shared = live.current();
-    request.extensions_mut().insert(shared.clone());
-    let endpoint = metrics::Metrics::endpoint(request.uri().path());
-    let mut response = next.run(request).await;
     if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
         shared
             .metrics

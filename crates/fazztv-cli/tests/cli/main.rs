@@ -22,7 +22,8 @@ mod wire;
 // Dependencies of the binary, unused by the tests.
 use {
     anstyle as _, base64 as _, clap as _, fazztv as _, fazztv_gateway as _, futures as _,
-    indicatif as _, rustyline as _, serde as _, tokio as _, tracing as _, unicode_width as _,
+    indicatif as _, mimalloc as _, rustyline as _, serde as _, tokio as _, tracing as _,
+    unicode_width as _,
 };
 
 use std::path::{Path, PathBuf};
