@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse, Cost,
@@ -13,6 +13,8 @@ use fazztv_core::{
     ModelInfo, ModerationResult, Provider, Result, RetryPolicy, UnavailableReason, Usage,
 };
 use futures::{Stream, StreamExt, future::join_all};
+// Tokio's clock, as health and deadlines use: attempt latencies follow a paused test clock.
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::cache::{Cache, CachePolicy, Cacheable};
@@ -642,7 +644,7 @@ impl Inner {
                                     &session_key(session),
                                     target.into_bytes(),
                                     SESSION_TTL,
-                                    tokio::time::Instant::now(),
+                                    Instant::now(),
                                 );
                             }
                             value.set_routing(step.index, entry.name(), attempts);
