@@ -172,6 +172,15 @@ struct Results {
 
 fn measure(options: &Options) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|error| format!("no current exe: {error}"))?;
+    if cfg!(debug_assertions) {
+        // Beside a debug xtask are debug binaries (or stale ones): their figures mean nothing.
+        return Err(format!(
+            "`--no-build` measures the binaries beside this xtask, and {} is a debug build: \
+             run the release one (`target/release/xtask gateway-bench --no-build`) or drop \
+             `--no-build`",
+            exe.display()
+        ));
+    }
     let dir = exe.parent().unwrap_or(Path::new("."));
     let fazztv = dir.join("fazztv");
     if !fazztv.is_file() {
