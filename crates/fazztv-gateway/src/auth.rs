@@ -16,7 +16,7 @@ use crate::error::ApiError;
 
 /// The header Anthropic's clients send their key in.
 const API_KEY_HEADER: &str = "x-api-key";
-use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared};
+use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared, read_whole};
 
 /// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
 pub(crate) struct Keys {
@@ -131,7 +131,9 @@ impl Caller {
 }
 
 /// Admits a request of the API: its key (401 without a configured one), then the key's
-/// requests per minute (429 with `Retry-After` over it). The caller is handed to the handler.
+/// requests per minute (429 with `Retry-After` over it), then its body ([`read_whole`]). The
+/// caller is handed to the handler. One layer for all three: each layer costs a boxed future
+/// per request.
 pub(crate) async fn admit(
     Extension(shared): Extension<Arc<Shared>>,
     mut request: Request,
@@ -145,7 +147,10 @@ pub(crate) async fn admit(
         Err(error) => return error.into_response(),
     };
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    match read_whole(&shared, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
+    }
 }
 
 /// The key of a request: `Authorization: Bearer <key>` (OpenAI's clients), else

@@ -345,8 +345,7 @@ impl Gateway {
             .route("/v1/embeddings", post(services::embeddings))
             .route("/v1/moderations", post(services::moderations))
             .route("/v1/models", get(services::models))
-            // Outermost first: the key is checked before the body is read.
-            .layer(middleware::from_fn(read_body))
+            // The key, then the body (read only for a known caller).
             .layer(middleware::from_fn(auth::admit));
         let probes = Router::new()
             .route("/healthz", get(services::healthz))
@@ -469,14 +468,24 @@ async fn envelope(State(live): State<Arc<Live>>, mut request: Request, next: Nex
     response
 }
 
-/// Reads the whole body, at most `max_body_bytes` of it (413 beyond: a declared length is
-/// refused before reading), and refuses a JSON body that names an upstream (`api_base`,
-/// `base_url`) with 400. Applied to every route, so no handler ever sees more.
+/// Reads the whole body of a request that needs no key (the probes and `/metrics`) before
+/// handing it on, as [`auth::admit`] does for the API once the key is known.
 async fn read_body(
     Extension(shared): Extension<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
+    match read_whole(&shared, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refused) => refused,
+    }
+}
+
+/// The request with its whole body read, at most `max_body_bytes` of it (413 beyond: a
+/// declared length is refused before reading), or the refusal; a JSON body that names an
+/// upstream (`api_base`, `base_url`) gets 400. Every route reads its body here, so no handler
+/// ever sees more.
+pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Request, Response> {
     let limit = usize::try_from(shared.settings.max_body_bytes).unwrap_or(usize::MAX);
     let declared = request
         .headers()
@@ -484,34 +493,37 @@ async fn read_body(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > shared.settings.max_body_bytes) {
-        return ApiError::too_large(shared.settings.max_body_bytes).into_response();
+        return Err(ApiError::too_large(shared.settings.max_body_bytes).into_response());
     }
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {
-            return ApiError::too_large(shared.settings.max_body_bytes).into_response();
+            return Err(ApiError::too_large(shared.settings.max_body_bytes).into_response());
         }
         Err(error) => {
-            return ApiError::invalid(format!("the request body could not be read: {error}"))
-                .into_response();
+            return Err(
+                ApiError::invalid(format!("the request body could not be read: {error}"))
+                    .into_response(),
+            );
         }
     };
     if let Some(field) = names_upstream(&bytes) {
-        return ApiError::invalid(format!(
+        return Err(ApiError::invalid(format!(
             "`{field}` cannot be set by a request: the gateway's configuration alone chooses \
              where requests go"
         ))
         .with_param(field)
         .with_code("upstream_not_allowed")
-        .into_response();
+        .into_response());
     }
-    if parts.method == Method::GET || parts.method == Method::HEAD {
+    let body = if parts.method == Method::GET || parts.method == Method::HEAD {
         // Nothing to hand on.
-        return next.run(Request::from_parts(parts, Body::empty())).await;
-    }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    Ok(Request::from_parts(parts, body))
 }
 
 /// The upstream-choosing field a JSON body sets at its top level, if any.
