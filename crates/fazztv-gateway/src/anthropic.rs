@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::anthropic_wire::{self, ANTHROPIC};
 use crate::auth::Caller;
 use crate::chat::{self, Frames, refused};
-use crate::error::ApiError;
+use crate::error::{ApiError, axum_json};
 use crate::{RequestId, Shared};
 
 /// The path of the endpoint, whose errors are Anthropic-shaped.
@@ -41,7 +41,7 @@ pub(crate) async fn messages(
         .await;
     }
     chat::whole(&shared, call.request, options, |response| {
-        anthropic_wire::message(response, &id.0)
+        axum_json(&anthropic_wire::message(response, &id.0))
     })
     .await
 }

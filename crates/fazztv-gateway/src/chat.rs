@@ -133,22 +133,22 @@ pub(crate) async fn completions(
         .await;
     }
     whole(&shared, call.request, options, |response| {
-        wire::completion(response, &id.0, created)
+        axum_json(&wire::completion(response, &id.0, created))
     })
     .await
 }
 
-/// Routes `request` and answers with `body`'s JSON of the whole answer, with who gave it and,
-/// when known, its cost; or with the failure.
+/// Routes `request` and answers with `body`'s response to the whole answer (its JSON in the
+/// endpoint's shape), with who gave it and, when known, its cost; or with the failure.
 pub(crate) async fn whole(
     shared: &Shared,
     request: ChatRequest,
     options: QueryOptions,
-    body: impl FnOnce(&ChatResponse) -> Value,
+    body: impl FnOnce(&ChatResponse) -> Response,
 ) -> Response {
     match shared.manager.chat(request, options).await {
         Ok(response) => {
-            let mut http = axum_json(&body(&response));
+            let mut http = body(&response);
             let headers = http.headers_mut();
             answer_headers(
                 headers,

@@ -389,11 +389,22 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON body with its content type.
-pub(crate) fn axum_json(value: &serde_json::Value) -> Response {
-    // `to_vec` writes bytes directly (`to_string` goes through a formatter); a `Value`
-    // always serializes, so the default is never used.
-    let body = serde_json::to_vec(value).unwrap_or_default();
+/// A JSON body with its content type. `to_vec` writes bytes directly (`to_string` would go
+/// through a formatter).
+pub(crate) fn axum_json(value: &impl serde::Serialize) -> Response {
+    let body = match serde_json::to_vec(value) {
+        Ok(body) => body,
+        // Not expected (string keys only), but never an empty 200.
+        Err(error) => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ("server_error", "unwritable_answer"),
+                "api_error",
+                format!("the answer could not be written as JSON: {error}"),
+            )
+            .into_response();
+        }
+    };
     let mut response = Body::from(body).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

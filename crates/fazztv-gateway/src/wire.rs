@@ -9,6 +9,7 @@ use fazztv_core::{
     ImageSource, ReasoningControl, ReasoningEffort, ResponseFormat, Role, Tool, ToolCall,
     ToolChoice, ToolResult, Usage,
 };
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -545,46 +546,69 @@ fn tool_calls(calls: &[ToolCall]) -> Value {
         .collect()
 }
 
-/// A whole answer as a `chat.completion`.
-pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Value {
+/// The whole answer as `POST /v1/chat/completions` returns it, serialized straight from the
+/// response rather than through a `Value` tree. Fields are declared in alphabetical order, the
+/// order `json!` objects are written in, so the bytes are the same as a `Value`'s.
+pub(crate) fn completion<'a>(response: &'a ChatResponse, id: &str, created: u64) -> Completion<'a> {
     let calls = !response.tool_calls.is_empty();
-    let content = if response.content.is_empty() && calls {
-        Value::Null
-    } else {
-        Value::String(response.content.clone())
-    };
-    let mut message = json!({
-        "role": "assistant",
-        "content": content,
-        "refusal": response.refusal,
-    });
-    if calls {
-        message["tool_calls"] = tool_calls(&response.tool_calls);
-    }
-    if let Some(reasoning) = response
-        .reasoning
-        .as_ref()
-        .filter(|reasoning| !reasoning.text.is_empty())
-    {
+    let message = AnswerMessage {
+        content: (!response.content.is_empty() || !calls).then_some(response.content.as_str()),
         // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
-        message["reasoning_content"] = Value::String(reasoning.text.clone());
-    }
-    let mut body = json!({
-        "id": completion_id(id),
-        "object": "chat.completion",
-        "created": created,
-        "model": response.model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish_reason(response.finish_reason.as_ref(), calls),
+        reasoning_content: response
+            .reasoning
+            .as_ref()
+            .map(|reasoning| reasoning.text.as_str())
+            .filter(|text| !text.is_empty()),
+        refusal: response.refusal.as_deref(),
+        role: "assistant",
+        tool_calls: calls.then(|| tool_calls(&response.tool_calls)),
+    };
+    Completion {
+        choices: [Choice {
+            finish_reason: finish_reason(response.finish_reason.as_ref(), calls),
+            index: 0,
+            logprobs: None,
+            message,
         }],
-    });
-    if let Some(reported) = &response.usage {
-        body["usage"] = usage(reported);
+        created,
+        id: completion_id(id),
+        model: &response.model,
+        object: "chat.completion",
+        usage: response.usage.as_ref().map(usage),
     }
-    body
+}
+
+/// A `chat.completion` object (see [`completion`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct Completion<'a> {
+    choices: [Choice<'a>; 1],
+    created: u64,
+    id: String,
+    model: &'a str,
+    object: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct Choice<'a> {
+    finish_reason: &'static str,
+    index: u32,
+    /// Always `null`: log probabilities are not carried.
+    logprobs: Option<()>,
+    message: AnswerMessage<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct AnswerMessage<'a> {
+    /// `null` for an answer made only of tool calls.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    refusal: Option<&'a str>,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
 }
 
 /// The id of the completion of the request named `id`.
@@ -732,8 +756,12 @@ mod tests {
             .with_tool_call(ToolCall::new("call_1", "f", json!({"a": 1})))
             .with_usage(Usage::new(3, 4));
         let body = completion(&response, "abc", 7);
+        // Bytes as a `Value` writes them: same keys, same order.
+        let written = serde_json::to_string(&body).unwrap();
+        let value: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(written, value.to_string());
         assert_eq!(
-            body,
+            value,
             json!({
                 "id": "chatcmpl-abc", "object": "chat.completion", "created": 7, "model": "m-1",
                 "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
