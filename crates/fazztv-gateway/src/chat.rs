@@ -84,7 +84,7 @@ pub(crate) fn routing_headers(
     if let Some(model) = model.filter(|model| !model.is_empty()) {
         set_header(headers, MODEL_HEADER, model);
     }
-    set_header(headers, ATTEMPTS_HEADER, &tried(attempts).to_string());
+    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(tried(attempts)));
 }
 
 /// A failed request: the table's status and the error's body, with who failed last.
@@ -414,6 +414,11 @@ impl Chunks {
     }
 }
 
-fn push(out: &mut VecDeque<Bytes>, value: &Value) {
-    out.push_back(Bytes::from(format!("data: {value}\n\n")));
+/// One SSE event: `data: ` and the JSON of `value`.
+fn push(out: &mut VecDeque<Bytes>, value: &impl Serialize) {
+    let mut frame = b"data: ".to_vec();
+    // Writing JSON with string keys to a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut frame, value);
+    frame.extend_from_slice(b"\n\n");
+    out.push_back(Bytes::from(frame));
 }

@@ -617,26 +617,37 @@ pub(crate) fn completion_id(id: &str) -> String {
 }
 
 /// The chunk that closes a stream when the caller asked for usage: no choices, the usage,
-/// and what the answer cost when its price is known (`cost_usd`, not OpenAI's).
-pub(crate) fn usage_chunk(
+/// and what the answer cost when its price is known (`cost_usd`, not OpenAI's). Typed as
+/// [`completion`] is, fields in the order a `json!` object writes them.
+pub(crate) fn usage_chunk<'a>(
     id: &str,
     created: u64,
-    model: &str,
+    model: &'a str,
     reported: Option<&Usage>,
     cost_usd: Option<f64>,
-) -> Value {
-    let mut chunk = json!({
-        "id": completion_id(id),
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": reported.map(usage),
-    });
-    if let Some(usd) = cost_usd {
-        chunk["cost_usd"] = json!(usd);
+) -> UsageChunk<'a> {
+    UsageChunk {
+        choices: [],
+        cost_usd,
+        created,
+        id: completion_id(id),
+        model,
+        object: "chat.completion.chunk",
+        usage: reported.map(usage),
     }
-    chunk
+}
+
+/// A `chat.completion.chunk` with usage and no choices (see [`usage_chunk`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct UsageChunk<'a> {
+    choices: [(); 0],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_usd: Option<f64>,
+    created: u64,
+    id: String,
+    model: &'a str,
+    object: &'static str,
+    usage: Option<Value>,
 }
 
 #[cfg(test)]
@@ -748,6 +759,26 @@ mod tests {
             refused(json!([1]))["error"]["type"],
             "invalid_request_error"
         );
+    }
+
+    #[test]
+    fn a_usage_chunk_writes_the_bytes_a_value_would() {
+        let chunk = usage_chunk("abc", 7, "m-1", Some(&Usage::new(3, 4)), Some(0.5));
+        let written = serde_json::to_string(&chunk).unwrap();
+        let value: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(written, value.to_string());
+        assert_eq!(
+            value,
+            json!({
+                "id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": 7,
+                "model": "m-1", "choices": [], "cost_usd": 0.5,
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+            })
+        );
+        // Usage unknown: `null`, as OpenAI writes it; no price: no `cost_usd`.
+        let bare = serde_json::to_value(usage_chunk("abc", 7, "m-1", None, None)).unwrap();
+        assert_eq!(bare["usage"], Value::Null);
+        assert!(bare.get("cost_usd").is_none(), "{bare}");
     }
 
     #[test]
