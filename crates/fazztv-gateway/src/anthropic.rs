@@ -253,8 +253,7 @@ impl Frames for Events {
 
 /// One SSE event: its name (the data's `type`, as Anthropic repeats it) and its data.
 fn push(out: &mut VecDeque<Bytes>, data: &Value) {
-    let name = data["type"].as_str().unwrap_or("error");
-    out.push_back(Bytes::from(format!("event: {name}\ndata: {data}\n\n")));
+    chat::push_event(out, Some(data["type"].as_str().unwrap_or("error")), data);
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use fazztv_core::{
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::wire::{self, boolean, field, join, number, object, objects, string, tokens, wrong};
+use crate::wire::{
+    self, boolean, field, join, number, object, objects, string, tagged, tokens, wrong,
+};
 
 /// The provider type whose opaque reasoning is Anthropic's own blocks (`redacted_thinking`),
 /// as `fazztv-provider-anthropic` tags it: replayed verbatim to that provider, shown verbatim
@@ -358,13 +360,10 @@ fn tool_choice(
 /// `thinking`: `enabled` with `budget_tokens` is a reasoning budget; `disabled` asks for
 /// nothing (so that it does not narrow routing to reasoning models).
 fn thinking(object: &Map<String, Value>) -> Result<Option<ReasoningControl>, ApiError> {
-    let Some(thinking) = field(object, "thinking") else {
+    let Some((thinking, kind)) = tagged(object, "thinking")? else {
         return Ok(None);
     };
-    let Value::Object(thinking) = thinking else {
-        return Err(wrong("thinking", "an object with a `type`"));
-    };
-    match string(thinking, "type", "thinking")?.as_deref() {
+    match kind.as_deref() {
         Some("enabled") => {
             let budget = tokens(thinking, "budget_tokens", "thinking")?
                 .ok_or_else(|| wrong("thinking.budget_tokens", "a non-negative integer"))?;

@@ -13,10 +13,10 @@ use fazztv_manager::Refused;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared, read_whole};
 
 /// The header Anthropic's clients send their key in.
 const API_KEY_HEADER: &str = "x-api-key";
-use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared, read_whole};
 
 /// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
 pub(crate) struct Keys {

@@ -244,21 +244,19 @@ impl<F: Frames> Pump<F> {
             if self.done {
                 return None;
             }
-            match self.stream.next().await {
-                Some(Ok(event)) => self.done = self.frames.event(event, &mut self.pending),
-                Some(Err(error)) => {
-                    self.frames.failed(&error, &mut self.pending);
-                    self.done = true;
+            let error = match self.stream.next().await {
+                Some(Ok(event)) => {
+                    self.done = self.frames.event(event, &mut self.pending);
+                    continue;
                 }
-                None => {
-                    let error = Error::new(
-                        fazztv_core::ErrorKind::StreamInterrupted,
-                        "the stream ended without its finish event",
-                    );
-                    self.frames.failed(&error, &mut self.pending);
-                    self.done = true;
-                }
-            }
+                Some(Err(error)) => error,
+                None => Error::new(
+                    fazztv_core::ErrorKind::StreamInterrupted,
+                    "the stream ended without its finish event",
+                ),
+            };
+            self.frames.failed(&error, &mut self.pending);
+            self.done = true;
         }
     }
 }
@@ -414,9 +412,20 @@ impl Chunks {
     }
 }
 
-/// One SSE event: `data: ` and the JSON of `value`.
+/// One SSE event without a name: `data: ` and the JSON of `value`.
 fn push(out: &mut VecDeque<Bytes>, value: &impl Serialize) {
-    let mut frame = b"data: ".to_vec();
+    push_event(out, None, value);
+}
+
+/// One SSE event: `event: <name>` when named, then `data: ` and the JSON of `value`.
+pub(crate) fn push_event(out: &mut VecDeque<Bytes>, name: Option<&str>, value: &impl Serialize) {
+    let mut frame = Vec::with_capacity(128);
+    if let Some(name) = name {
+        frame.extend_from_slice(b"event: ");
+        frame.extend_from_slice(name.as_bytes());
+        frame.push(b'\n');
+    }
+    frame.extend_from_slice(b"data: ");
     // Writing JSON with string keys to a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut frame, value);
     frame.extend_from_slice(b"\n\n");

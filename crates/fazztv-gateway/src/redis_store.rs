@@ -300,24 +300,26 @@ impl RedisStore {
     }
 
     /// Runs `operation` within the timeout; a failure says which server, what was being done
-    /// and what to check.
+    /// (`doing`, only written then: most requests ask on their way) and what to check.
     async fn ask<T>(
         &self,
-        doing: &str,
+        doing: impl FnOnce() -> String,
         operation: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, StoreUnavailable> {
         match tokio::time::timeout(self.timeout, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreUnavailable::new(format!(
-                "the state store ({}) failed while {doing}: {error}; check that Redis is up and \
+                "the state store ({}) failed while {}: {error}; check that Redis is up and \
                  reachable",
-                self.server
+                self.server,
+                doing()
             ))),
             Err(_) => Err(StoreUnavailable::new(format!(
-                "the state store ({}) did not answer within {} ms while {doing}; check that \
-                 Redis is up and reachable",
+                "the state store ({}) did not answer within {} ms while {}; check that Redis is \
+                 up and reachable",
                 self.server,
-                self.timeout.as_millis()
+                self.timeout.as_millis(),
+                doing()
             ))),
         }
     }
@@ -373,7 +375,7 @@ impl StateStore for RedisStore {
         let mut connection = self.connection();
         let (fits, used): (i64, String) = self
             .ask(
-                &format!("reserving against budget `{key}`"),
+                || format!("reserving against budget `{key}`"),
                 self.scripts
                     .reserve
                     .key(&budget)
@@ -388,10 +390,7 @@ impl StateStore for RedisStore {
             return Ok(Reservation::new(key, start, amount));
         }
         let used: f64 = used.parse().unwrap_or(limit);
-        Err(Refused::Full(Exhausted {
-            remaining: (limit - used).max(0.0),
-            resets_at: end,
-        }))
+        Err(Refused::Full(Exhausted::after(limit, used, end)))
     }
 
     fn settle(&self, reservation: Reservation, spent: f64) {
@@ -422,7 +421,7 @@ impl StateStore for RedisStore {
         let mut connection = self.connection();
         let (spent, held): (Option<String>, Option<String>) = self
             .ask(
-                &format!("reading budget `{key}`"),
+                || format!("reading budget `{key}`"),
                 redis::cmd("HMGET")
                     .arg(self.budget_key(key, start))
                     .arg("spent")
@@ -448,7 +447,7 @@ impl StateStore for RedisStore {
         let mut connection = self.connection();
         let (taken, value): (i64, u64) = self
             .ask(
-                &format!("counting rate limit `{key}`"),
+                || format!("counting rate limit `{key}`"),
                 self.scripts
                     .acquire
                     .key(&times)
@@ -490,7 +489,7 @@ impl StateStore for RedisStore {
         let mut connection = self.connection();
         let cached = self
             .ask(
-                "looking up a cached answer",
+                || String::from("looking up a cached answer"),
                 redis::cmd("GET")
                     .arg(format!("{}cache:{key}", self.prefix))
                     .query_async::<Option<Vec<u8>>>(&mut connection),

@@ -49,6 +49,24 @@ pub(crate) fn wrong(param: impl Into<String>, expected: &str) -> ApiError {
     ApiError::invalid(format!("`{param}` must be {expected}")).with_param(param)
 }
 
+/// An object and the `type` it says it is.
+pub(crate) type Tagged<'a> = (&'a Map<String, Value>, Option<String>);
+
+/// An optional field that must be an object saying its `type` (`thinking`,
+/// `response_format`): the object and its type, when set.
+pub(crate) fn tagged<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<Tagged<'a>>, ApiError> {
+    let Some(value) = field(object, name) else {
+        return Ok(None);
+    };
+    let Value::Object(tagged) = value else {
+        return Err(wrong(name, "an object with a `type`"));
+    };
+    Ok(Some((tagged, string(tagged, "type", name)?)))
+}
+
 pub(crate) fn string(
     object: &Map<String, Value>,
     name: &str,
@@ -469,13 +487,10 @@ fn tool_choice(object: &Map<String, Value>) -> Result<Option<ToolChoice>, ApiErr
 
 /// `response_format`: `text`, `json_object` or `json_schema` (`name`, `schema`, `strict`).
 fn response_format(object: &Map<String, Value>) -> Result<Option<ResponseFormat>, ApiError> {
-    let Some(format) = field(object, "response_format") else {
+    let Some((format, kind)) = tagged(object, "response_format")? else {
         return Ok(None);
     };
-    let Value::Object(format) = format else {
-        return Err(wrong("response_format", "an object with a `type`"));
-    };
-    match string(format, "type", "response_format")?.as_deref() {
+    match kind.as_deref() {
         Some("text") => Ok(Some(ResponseFormat::Text)),
         Some("json_object") => Ok(Some(ResponseFormat::JsonObject)),
         Some("json_schema") => {

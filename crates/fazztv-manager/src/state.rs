@@ -120,6 +120,16 @@ pub struct Exhausted {
     pub resets_at: Option<u64>,
 }
 
+impl Exhausted {
+    /// A window of `limit` of which `used` is taken (or held), resetting at `resets_at`.
+    pub fn after(limit: f64, used: f64, resets_at: Option<u64>) -> Self {
+        Self {
+            remaining: (limit - used).max(0.0),
+            resets_at,
+        }
+    }
+}
+
 /// A store that could not be asked: a shared store's server is unreachable, too slow or
 /// failing. Nothing was taken; the request is refused rather than let through uncounted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -337,10 +347,7 @@ impl StateStore for InMemoryStore {
             _ => 0.0,
         };
         if used + amount > limit {
-            return Err(Refused::Full(Exhausted {
-                remaining: (limit - used).max(0.0),
-                resets_at: end,
-            }));
+            return Err(Refused::Full(Exhausted::after(limit, used, end)));
         }
         counts
             .budgets
