@@ -620,8 +620,8 @@ impl Error {
         self
     }
 
-    /// Attaches the underlying cause. Pass `reqwest` errors through
-    /// [`reqwest::Error::without_url`] first (see [`crate::http::transport_error`]).
+    /// Attaches the underlying cause. It must not hold a URL (which may carry a secret): the
+    /// errors of [`crate::http::Client`] never do.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.inner_mut().source = Some(Arc::new(source));
         self

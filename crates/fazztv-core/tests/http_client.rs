@@ -7,6 +7,8 @@ use base64 as _;
 use bytes as _;
 use futures as _;
 use httpdate as _;
+#[cfg(feature = "native-tls")]
+use hyper_tls as _;
 use inventory as _;
 use memchr as _;
 #[cfg(feature = "native-tls")]
@@ -17,6 +19,9 @@ use secrecy as _;
 use serde as _;
 use serde_json as _;
 use thiserror as _;
+use {::http as _, http_body_util as _, hyper as _, hyper_util as _, tower_service as _, url as _};
+#[cfg(feature = "rustls")]
+use {hyper_rustls as _, rustls as _, rustls_platform_verifier as _};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -73,14 +78,16 @@ async fn the_shared_client_never_retries_a_refused_http2_stream() {
 
 /// The response to a GET from a server that answers with `head` and then `body`, written
 /// as is.
-async fn response_of(head: &'static str, body: BodyWriter) -> reqwest::Response {
+async fn response_of(head: &'static str, body: BodyWriter) -> http::Response {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move {
         let Ok((mut socket, _)) = listener.accept().await else {
             return;
         };
-        if read_request_head(&mut socket).await && socket.write_all(head.as_bytes()).await.is_ok() {
+        if read_request_head(&mut socket).await.is_some()
+            && socket.write_all(head.as_bytes()).await.is_ok()
+        {
             body.run(socket).await;
         }
     });
@@ -93,17 +100,130 @@ async fn response_of(head: &'static str, body: BodyWriter) -> reqwest::Response 
 }
 
 /// Reads up to the end of the request head (the clients here send bodies of a few bytes at
-/// most, GET requests none); `false` when the connection closed first.
-async fn read_request_head(socket: &mut tokio::net::TcpStream) -> bool {
+/// most, GET requests none) and returns it; `None` when the connection closed first.
+async fn read_request_head(socket: &mut tokio::net::TcpStream) -> Option<String> {
     let mut seen = Vec::new();
     let mut buffer = [0u8; 1024];
     while !seen.windows(4).any(|window| window == b"\r\n\r\n") {
         match tokio::io::AsyncReadExt::read(socket, &mut buffer).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
             Ok(read) => seen.extend_from_slice(&buffer[..read]),
         }
     }
-    true
+    Some(String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// A loopback server that reads one request head, answers `answer`, and returns the head.
+async fn one_answer_server(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let head = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let head = read_request_head(&mut socket).await.unwrap_or_default();
+        let _ = socket.write_all(answer.as_bytes()).await;
+        head
+    });
+    (addr, head)
+}
+
+/// `user:secret`, as a proxy's `Basic` credentials.
+const PROXY_CREDENTIALS: &str = "proxy-authorization: basic dxnlcjpzzwnyzxq=";
+
+#[tokio::test]
+async fn plain_http_goes_to_the_proxy_in_absolute_form_with_its_credentials() {
+    let (proxy, head) =
+        one_answer_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .await;
+    let client = http::client_builder(&Timeouts::default())
+        .proxy(&format!("http://user:secret@{proxy}"))
+        .build()
+        .unwrap();
+    let response = client
+        .get("http://api.fazztv-test.invalid/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap(), "ok");
+    let head = head.await.unwrap();
+    assert!(
+        head.starts_with("GET http://api.fazztv-test.invalid/v1/models HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains(PROXY_CREDENTIALS),
+        "{head}"
+    );
+}
+
+#[cfg(any(feature = "rustls", feature = "native-tls"))]
+#[tokio::test]
+async fn https_goes_through_a_connect_tunnel_that_carries_the_proxys_credentials() {
+    let (proxy, head) =
+        one_answer_server("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
+    let client = http::client_builder(&Timeouts::default())
+        .proxy(&format!("http://user:secret@{proxy}"))
+        .build()
+        .unwrap();
+    let error = client
+        .get("https://api.fazztv-test.invalid/v1/models?key=sk-SENTINEL-proxy")
+        .send()
+        .await
+        .unwrap_err();
+    let head = head.await.unwrap();
+    assert!(
+        head.starts_with("CONNECT api.fazztv-test.invalid:443 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase().contains(PROXY_CREDENTIALS),
+        "{head}"
+    );
+    // The proxy refused: no connection, named without the URL or the proxy's password.
+    let error = http::transport_error("p", error);
+    assert_eq!(error.kind(), ErrorKind::Network);
+    assert!(error.message().starts_with("could not connect"), "{error}");
+    let shown = format!("{error} {error:?}");
+    assert!(
+        !shown.contains("SENTINEL") && !shown.contains("secret"),
+        "{shown}"
+    );
+}
+
+/// A whole answer's time limit runs until its body has been read: a server that sends the
+/// head and then stalls is given up on, on the request's own timeout.
+#[tokio::test(start_paused = true)]
+async fn a_whole_answers_timeout_also_bounds_reading_its_body() {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n";
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let mut socket = socket;
+        if read_request_head(&mut socket).await.is_some()
+            && socket.write_all(head.as_bytes()).await.is_ok()
+        {
+            BodyWriter::ThenHang(b"{").run(socket).await;
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let response = http::client(&Timeouts::default())
+        .unwrap()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    // The outer bound only turns a missing timeout into a failure instead of a hang.
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        http::read_body("p", response),
+    )
+    .await
+    .expect("the request's timeout did not bound its body")
+    .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert_eq!(started.elapsed().as_secs(), 30);
 }
 
 /// What a raw server writes after the head.
@@ -181,9 +301,9 @@ async fn an_error_body_is_read_only_up_to_its_small_bound() {
 /// A resolver that knows no name, as DNS answers for a `.invalid` host.
 struct NoSuchHost;
 
-impl reqwest::dns::Resolve for NoSuchHost {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let message = format!("no such host: {}", name.as_str());
+impl http::Resolve for NoSuchHost {
+    fn resolve(&self, host: &str) -> http::Resolving {
+        let message = format!("no such host: {host}");
         Box::pin(async move { Err(message.into()) })
     }
 }

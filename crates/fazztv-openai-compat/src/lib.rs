@@ -15,12 +15,12 @@ mod wire;
 use std::fmt;
 
 use fazztv_core::http;
+use fazztv_core::http::{HeaderMap, HeaderName, Uri, header};
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
     EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, Timeouts,
     UnavailableReason,
 };
-use reqwest::header::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -38,11 +38,11 @@ const CHAT_PATH: &str = "chat/completions";
 #[derive(Clone)]
 pub struct OpenAiCompatClient {
     provider: String,
-    http: reqwest::Client,
+    http: http::Client,
     timeouts: Timeouts,
     base_url: String,
     /// `{base_url}/chat/completions`, parsed once: the hot path then skips URL parsing.
-    chat_url: reqwest::Url,
+    chat_url: Uri,
     /// A query appended to every request URL after its path (Azure's `api-version=…`).
     query: Option<String>,
     headers: HeaderMap,
@@ -77,12 +77,11 @@ impl OpenAiCompatClient {
         let url = http::api_base_url(base_url, "https://api.openai.com/v1")
             .map_err(|error| error.with_provider(provider))?;
         let base_url = url.as_str().trim_end_matches('/').to_owned();
-        let chat_url =
-            reqwest::Url::parse(&format!("{base_url}/{CHAT_PATH}")).map_err(|error| {
-                configuration(format!(
-                    "`base_url` cannot take the path `{CHAT_PATH}` ({error})"
-                ))
-            })?;
+        let chat_url = Uri::try_from(format!("{base_url}/{CHAT_PATH}")).map_err(|error| {
+            configuration(format!(
+                "`base_url` cannot take the path `{CHAT_PATH}` ({error})"
+            ))
+        })?;
         Ok(Self {
             provider: provider.to_owned(),
             http: http::client(&timeouts).map_err(|error| error.with_provider(provider))?,
@@ -120,7 +119,7 @@ impl OpenAiCompatClient {
     /// Sends `Authorization: Bearer <key>` (marked sensitive) with every request.
     pub fn with_api_key(mut self, key: &SecretString) -> Result<Self, Error> {
         let value = http::bearer(key).map_err(|error| error.with_provider(&self.provider))?;
-        self.headers.insert(reqwest::header::AUTHORIZATION, value);
+        self.headers.insert(header::AUTHORIZATION, value);
         Ok(self)
     }
 
@@ -149,10 +148,17 @@ impl OpenAiCompatClient {
     /// its path, for a server that versions its API by a query parameter (Azure OpenAI).
     /// [`new`](Self::new) refuses a query in the base URL, so a caller that allows one takes it
     /// off, checks it, and passes it here.
-    pub fn with_query(mut self, query: &str) -> Self {
-        self.chat_url.set_query(Some(query));
+    pub fn with_query(mut self, query: &str) -> Result<Self, Error> {
+        self.chat_url =
+            Uri::try_from(format!("{}/{CHAT_PATH}?{query}", self.base_url)).map_err(|error| {
+                Error::new(
+                    ErrorKind::Configuration,
+                    format!("the query `{query}` cannot be sent in a URL ({error})"),
+                )
+                .with_provider(&self.provider)
+            })?;
         self.query = Some(query.to_owned());
-        self
+        Ok(self)
     }
 
     /// Which field carries the token limit (default `max_completion_tokens`).
@@ -232,7 +238,7 @@ impl OpenAiCompatClient {
 
     /// Sends a request and returns the response if its status is a success; otherwise the
     /// classified error built from the body.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+    async fn send(&self, request: http::RequestBuilder) -> Result<http::Response, Error> {
         let response = http::execute(&self.provider, &self.http, &self.headers, request).await?;
         if response.status().is_success() {
             return Ok(response);
@@ -242,7 +248,7 @@ impl OpenAiCompatClient {
     }
 
     /// The classified error of a response whose status is not a success, built from its body.
-    async fn error_response(&self, response: reqwest::Response) -> Error {
+    async fn error_response(&self, response: http::Response) -> Error {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = http::read_body(&self.provider, response)
@@ -264,10 +270,10 @@ impl OpenAiCompatClient {
 
     async fn post(
         &self,
-        url: impl reqwest::IntoUrl,
+        url: impl http::IntoUri,
         body: Vec<u8>,
         streaming: bool,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<http::Response, Error> {
         let request = http::post_json(&self.http, url, body, &self.timeouts, streaming);
         self.send(request).await
     }
@@ -337,7 +343,7 @@ impl OpenAiCompatClient {
         &self,
         content_type: &str,
         request_id: Option<String>,
-        response: reqwest::Response,
+        response: http::Response,
     ) -> Error {
         let error = match http::read_body(&self.provider, response).await {
             Err(error) => error,

@@ -4,11 +4,11 @@ use std::fmt;
 use std::time::Duration;
 
 use fazztv_core::http;
+use fazztv_core::http::header::{HeaderMap, HeaderName, HeaderValue};
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, Environment, Error, ErrorKind,
     ListedPrice, ModelInfo, Provider, ProviderConfig, Timeouts, UnavailableReason, async_trait,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::response::{ModelPage, decode_message, in_band_error};
@@ -41,10 +41,10 @@ pub struct AnthropicProvider {
     name: String,
     base_url: String,
     /// `{base_url}/v1/messages`, parsed once.
-    messages_url: reqwest::Url,
+    messages_url: http::Url,
     /// `{base_url}/v1/models`.
-    models_url: reqwest::Url,
-    client: reqwest::Client,
+    models_url: http::Url,
+    client: http::Client,
     /// `x-api-key` and configured headers (all marked sensitive), `anthropic-version`.
     headers: HeaderMap,
     timeouts: Timeouts,
@@ -98,7 +98,7 @@ impl AnthropicProvider {
             .map_err(|error| error.with_provider(config.name.clone()))?;
         let base_url = url.as_str().trim_end_matches('/').to_owned();
         let endpoint = |path: &str| {
-            reqwest::Url::parse(&format!("{base_url}/v1/{path}"))
+            http::Url::parse(&format!("{base_url}/v1/{path}"))
                 .map_err(|error| configuration(format!("`base_url` cannot take a path ({error})")))
         };
         let (messages_url, models_url) = (endpoint("messages")?, endpoint("models")?);
@@ -214,11 +214,11 @@ impl AnthropicProvider {
 
     /// Sends `request` with the provider's headers; a success status's response, else the
     /// classified error of its body (core's status table, `Retry-After`, `request-id`).
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+    async fn send(&self, request: http::RequestBuilder) -> Result<http::Response, Error> {
         http::send(&self.name, &self.client, &self.headers, request).await
     }
 
-    fn post_messages(&self, body: Vec<u8>, streaming: bool) -> reqwest::RequestBuilder {
+    fn post_messages(&self, body: Vec<u8>, streaming: bool) -> http::RequestBuilder {
         http::post_json(
             &self.client,
             self.messages_url.clone(),
@@ -230,7 +230,7 @@ impl AnthropicProvider {
 
     /// A success status whose body is not an event stream: the error it carries (an error
     /// envelope), else a protocol error quoting it.
-    async fn not_a_stream(&self, content_type: &str, response: reqwest::Response) -> Error {
+    async fn not_a_stream(&self, content_type: &str, response: http::Response) -> Error {
         let request_id = http::request_id(response.headers());
         let error = match http::read_body(&self.name, response).await {
             Err(error) => error,
@@ -260,7 +260,7 @@ impl AnthropicProvider {
         limit: u32,
         after: Option<&str>,
         timeout: Duration,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<http::Response, Error> {
         let mut url = self.models_url.clone();
         {
             let mut query = url.query_pairs_mut();

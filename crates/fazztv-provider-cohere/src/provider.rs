@@ -4,13 +4,13 @@ use std::fmt;
 use std::time::Duration;
 
 use fazztv_core::http;
+use fazztv_core::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
     EmbeddingResponse, Environment, Error, ErrorKind, ExposeSecret, ListedPrice, ModelInfo,
     Provider, ProviderConfig, SecretString, Timeouts, UnavailableReason, async_trait,
 };
 use futures::StreamExt;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use crate::{
     API_KEY_ENV, CohereOptions, DEFAULT_BASE_URL, DEFAULT_MODEL, EmbeddingInputType,
@@ -45,11 +45,11 @@ pub struct CohereProvider {
     name: String,
     base_url: String,
     /// `{base_url}/v2/chat`, parsed once.
-    chat_url: reqwest::Url,
+    chat_url: http::Url,
     default_model: String,
     embedding_model: String,
     embedding_input_type: EmbeddingInputType,
-    client: reqwest::Client,
+    client: http::Client,
     /// The bearer key, `X-Client-Name` and configured headers; credentials marked sensitive.
     headers: HeaderMap,
     timeouts: Timeouts,
@@ -129,7 +129,7 @@ impl CohereProvider {
             .or_else(|| root.strip_suffix("/v1"))
             .unwrap_or(root)
             .to_owned();
-        let chat_url = reqwest::Url::parse(&format!("{root}/v2/chat")).map_err(|error| {
+        let chat_url = http::Url::parse(&format!("{root}/v2/chat")).map_err(|error| {
             configuration(format!(
                 "`base_url` cannot take the path /v2/chat ({error})"
             ))
@@ -278,7 +278,7 @@ impl CohereProvider {
 
     /// Sends a request with this provider's headers; a success status gives the response,
     /// anything else the classified error.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, Error> {
+    async fn send(&self, request: http::RequestBuilder) -> Result<http::Response, Error> {
         http::send(&self.name, &self.client, &self.headers, request)
             .await
             .map_err(|error| self.own(error))
@@ -286,10 +286,10 @@ impl CohereProvider {
 
     async fn post(
         &self,
-        url: reqwest::Url,
+        url: http::Url,
         body: Vec<u8>,
         streaming: bool,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<http::Response, Error> {
         let request = http::post_json(&self.client, url, body, &self.timeouts, streaming);
         self.send(request).await
     }
@@ -301,7 +301,7 @@ impl CohereProvider {
         query: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<T, Error> {
-        let mut url = reqwest::Url::parse(&self.url(path)).map_err(|error| {
+        let mut url = http::Url::parse(&self.url(path)).map_err(|error| {
             self.own(Error::new(
                 ErrorKind::Configuration,
                 format!("`base_url` cannot take the path {path} ({error})"),
@@ -351,7 +351,7 @@ impl CohereProvider {
         &self,
         content_type: Option<String>,
         request_id: Option<String>,
-        response: reqwest::Response,
+        response: http::Response,
     ) -> Error {
         let error = match http::read_body(&self.name, response).await {
             Err(error) => error,
@@ -519,7 +519,7 @@ impl Provider for CohereProvider {
             self.embedding_input_type.as_str(),
             request.dimensions,
         );
-        let url = reqwest::Url::parse(&self.url("/v2/embed")).map_err(|error| {
+        let url = http::Url::parse(&self.url("/v2/embed")).map_err(|error| {
             self.own(Error::new(
                 ErrorKind::Configuration,
                 format!("`base_url` cannot take the path /v2/embed ({error})"),

@@ -19,7 +19,7 @@ impl EmbeddingsEndpoint {
     pub(crate) fn resolve(base_url: &str, embeddings_url: Option<&str>) -> Result<Self, Error> {
         if let Some(url) = embeddings_url {
             let url = url.trim().trim_end_matches('/');
-            let parsed = fazztv_core::reqwest::Url::parse(url).map_err(|error| {
+            let parsed = fazztv_core::http::Url::parse(url).map_err(|error| {
                 Error::new(
                     ErrorKind::Configuration,
                     format!(

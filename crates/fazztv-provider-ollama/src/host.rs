@@ -46,7 +46,7 @@ pub(crate) fn resolve_base_url(
 /// Whether `base_url` (as normalised) is ollama.com's API, where every model runs in the
 /// cloud and is billed by ollama.com.
 pub(crate) fn is_ollama_cloud(base_url: &str) -> bool {
-    reqwest::Url::parse(base_url)
+    fazztv_core::http::Url::parse(base_url)
         .ok()
         .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
         .is_some_and(|host| host == "ollama.com" || host.ends_with(".ollama.com"))
@@ -85,7 +85,7 @@ pub(crate) fn normalise(raw: &str) -> Result<String, String> {
     let (host, port) = split_host_port(host_port, default_port)?;
     let path = api_root(path)?;
     let url = format!("{scheme}://{host}:{port}{path}");
-    let parsed = reqwest::Url::parse(&url).map_err(|error| format!("{error}"))?;
+    let parsed = fazztv_core::http::Url::parse(&url).map_err(|error| format!("{error}"))?;
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use fazztv_core::http::Method;
+use fazztv_core::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use fazztv_core::http::{self, ErrorPayload};
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest, EmbeddingResponse,
@@ -10,8 +12,6 @@ use fazztv_core::{
     PullStream, Reasoning, Timeouts, UnavailableReason, Usage, async_trait, decode,
 };
 use futures::StreamExt;
-use reqwest::Method;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::wire::{self, ChatReply, EmbedReply, ShowReply, TagModel, Tags};
@@ -62,7 +62,7 @@ pub struct OllamaProvider {
     base_url: String,
     default_model: String,
     settings: OllamaOptions,
-    client: reqwest::Client,
+    client: http::Client,
     /// Configured headers and the bearer key, all marked sensitive.
     headers: HeaderMap,
     timeouts: Timeouts,
@@ -180,7 +180,7 @@ impl OllamaProvider {
         path: &str,
         body: Option<&Value>,
         timeout: Option<Duration>,
-    ) -> Result<reqwest::Response, Error> {
+    ) -> Result<http::Response, Error> {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.base_url))
@@ -215,8 +215,8 @@ impl OllamaProvider {
     }
 
     /// A transport failure; a refused connection says where Ollama was expected.
-    fn transport(&self, error: reqwest::Error) -> Error {
-        let connect = error.is_connect();
+    fn transport(&self, error: http::TransportError) -> Error {
+        let connect = error.kind() == http::TransportKind::Connect;
         let error = http::transport_error(&self.name, error);
         if !connect {
             return error;

@@ -301,7 +301,7 @@ impl OpenAiProvider {
             .with_max_tokens_field(options.max_tokens_field)
             .with_stream_usage(options.stream_usage);
         if let Some(query) = &query {
-            client = client.with_query(query);
+            client = client.with_query(query)?;
         }
         for (name, value) in &config.headers {
             client = client.with_header(name, value)?;
@@ -378,7 +378,7 @@ fn azure_error(config: &ProviderConfig, problem: &str) -> Error {
 /// `api-version` (the client appends it to every request). The URL itself is checked by the
 /// client; the messages never quote it.
 fn azure_base_url(config: &ProviderConfig, base_url: &str) -> Result<(String, String), Error> {
-    let Ok(mut url) = fazztv_core::reqwest::Url::parse(base_url.trim()) else {
+    let Ok(mut url) = fazztv_core::http::Url::parse(base_url.trim()) else {
         // Left to the client, which says what is wrong with it.
         return Ok((base_url.to_owned(), String::new()));
     };

@@ -48,7 +48,7 @@ pub use fazztv_provider_openai::{OpenAiOptions, OpenAiProvider};
 pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
 
 // Dev-dependencies of other targets (the benches) are visible to the unit-test target too.
-// `::` names the extern crates: the glob re-export of fazztv-core brings its own `reqwest`,
+// `::` names the extern crates: the glob re-export of fazztv-core brings its own
 // `serde` and `serde_json` into scope.
 #[cfg(test)]
 use {

@@ -1,6 +1,6 @@
 //! A third-party provider crate, written as an outside author would: it depends only on
-//! `fazztv-core` (serde, serde_json, schemars, reqwest and async-trait come through its
-//! re-exports) and registers type `"custom"` with one `register_provider!` line. An
+//! `fazztv-core` (serde, serde_json, schemars and async-trait come through its re-exports, the
+//! HTTP client through its `http` module) and registers type `"custom"` with one `register_provider!` line. An
 //! application that links it (names it, e.g. `use fazztv_example_custom_provider as _;`) can
 //! use `"type": "custom"` in `providers.json`.
 //!
@@ -65,14 +65,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use fazztv_core::reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use fazztv_core::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use fazztv_core::schemars::JsonSchema;
 use fazztv_core::serde::Deserialize;
 use fazztv_core::{
     Availability, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, FinishReason,
     ModelCapability, ModelInfo, Provider, ProviderConfig, ProviderContext, ProviderFactory, Result,
-    Stream, StreamEvent, Timeouts, Usage, async_trait, decode, http, register_provider, reqwest,
-    serde_json,
+    Stream, StreamEvent, Timeouts, Usage, async_trait, decode, http, register_provider, serde_json,
 };
 
 /// The variable the key is read from when the entry names none.
@@ -139,7 +138,7 @@ pub struct CustomApiProvider {
     default_model: String,
     /// `Bearer <key>`, marked sensitive: its `Debug` shows no key.
     authorization: Option<HeaderValue>,
-    client: reqwest::Client,
+    client: http::Client,
     timeouts: Timeouts,
 }
 
@@ -175,7 +174,7 @@ impl CustomApiProvider {
     }
 
     /// Sends a request; transport failures and error statuses come back as typed errors.
-    async fn send(&self, request: &ChatRequest, stream: bool) -> Result<reqwest::Response> {
+    async fn send(&self, request: &ChatRequest, stream: bool) -> Result<http::Response> {
         let needed = request.required_capabilities();
         if let Some(missing) = needed
             .iter()

@@ -8,7 +8,7 @@ mod streaming;
 
 use fazztv_core::ProviderConfig;
 use fazztv_provider_anthropic::AnthropicProvider;
-use {bytes as _, futures as _, reqwest as _, schemars as _, serde as _};
+use {bytes as _, futures as _, schemars as _, serde as _};
 
 pub use fazztv_testkit::provider::{drain, no_env};
 

@@ -11,8 +11,7 @@ mod streaming;
 
 // Every dependency must be used by every test target (`unused_crate_dependencies`).
 use {
-    bytes as _, fazztv_openai_compat as _, futures as _, proptest as _, reqwest as _,
-    schemars as _, serde as _,
+    bytes as _, fazztv_openai_compat as _, futures as _, proptest as _, schemars as _, serde as _,
 };
 
 use fazztv_core::ProviderConfig;

@@ -5,7 +5,7 @@
 // Every dependency must be used by every test target (`unused_crate_dependencies`).
 use {
     fazztv_openai_compat as _, fazztv_testkit as _, futures as _, insta as _, proptest as _,
-    reqwest as _, schemars as _, serde as _, serde_json as _, tokio as _, wiremock as _,
+    schemars as _, serde as _, serde_json as _, tokio as _, wiremock as _,
 };
 
 use fazztv_core::{ErrorKind, ProviderConfig};

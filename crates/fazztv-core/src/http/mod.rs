@@ -1,5 +1,6 @@
-//! HTTP plumbing shared by every HTTP provider, first-party or not: the client they build, how
-//! transport failures and error responses become typed [`Error`]s, and bounded body reads.
+//! HTTP plumbing shared by every HTTP provider, first-party or not: the client they send
+//! through, how transport failures and error responses become typed [`Error`]s, and bounded
+//! body reads.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,51 +9,50 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{Error, ErrorKind, ProviderConfig, Timeouts};
+
+mod client;
+mod connect;
+
+pub use client::{
+    BodyStream, Client, ClientBuilder, HeaderMap, HeaderName, HeaderValue, IntoUri, Method,
+    Request, RequestBuilder, Response, StatusCode, TransportError, TransportKind, Uri, Url, header,
+};
+pub use connect::{Resolve, Resolving};
 
 /// Largest non-streaming response body we read (16 MiB); a bigger one is a protocol error.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// One pooled client per provider instance, built from [`client_builder`].
-pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, Error> {
+pub fn client(timeouts: &Timeouts) -> Result<Client, Error> {
     client_builder(timeouts).build().map_err(|error| {
-        Error::new(ErrorKind::Configuration, "cannot build the HTTP client")
-            .with_source(error.without_url())
+        Error::new(ErrorKind::Configuration, "cannot build the HTTP client").with_source(error)
     })
 }
 
-/// The settings every provider's client shares: keep-alive, `TCP_NODELAY`, **no redirects**
-/// (credentials must never follow a redirect to another host) and **no retries** — reqwest
-/// retries refused HTTP/2 streams by default, which would hide attempts from the manager, the
-/// one place that decides about retrying.
+/// The settings every provider's client shares: keep-alive, `TCP_NODELAY`, proxies from the
+/// environment, and (as [`Client`] always does) no redirects and no retries.
 ///
 /// The client bounds connecting only ([`Timeouts::connect`]). Waits for data are bounded by
 /// the caller: requests whose answer is read in one piece set
-/// [`reqwest::RequestBuilder::timeout`] ([`Timeouts::response`]); a stream has one
-/// [`Watchdog`] that [guards](Watchdog::guard) its wait for the headers
-/// ([`Timeouts::first_token`]) and then the silences of its body in [`byte_stream`]
-/// ([`Timeouts::idle`]) — not reqwest's read timeout, which registers a timer for every body
-/// frame.
-pub fn client_builder(timeouts: &Timeouts) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(concat!("fazztv/", env!("CARGO_PKG_VERSION")))
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
+/// [`RequestBuilder::timeout`] ([`Timeouts::response`]); a stream has one [`Watchdog`] that
+/// [guards](Watchdog::guard) its wait for the headers ([`Timeouts::first_token`]) and then the
+/// silences of its body in [`byte_stream`] ([`Timeouts::idle`]): no timer per body frame.
+pub fn client_builder(timeouts: &Timeouts) -> ClientBuilder {
+    Client::builder()
         .connect_timeout(timeouts.connect)
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
+        .pool_idle_timeout(Duration::from_secs(90))
 }
 
 /// Parses a provider's `base_url`: http or https, with no credentials, query or fragment (a
 /// URL is the part of a configuration that may hold a secret, so none of it is echoed).
 /// `example` shows in the message what is expected (`https://api.openai.com/v1`). The error is
 /// a [`ErrorKind::Configuration`] naming no provider; the caller adds it.
-pub fn api_base_url(base_url: &str, example: &str) -> Result<reqwest::Url, Error> {
+pub fn api_base_url(base_url: &str, example: &str) -> Result<Url, Error> {
     let configuration = |message: String| Error::new(ErrorKind::Configuration, message);
-    let url = reqwest::Url::parse(base_url.trim()).map_err(|error| {
+    let url = Url::parse(base_url.trim()).map_err(|error| {
         configuration(format!(
             "`base_url` is not a valid URL ({error}); expected e.g. {example}"
         ))
@@ -88,7 +88,7 @@ pub fn require_secure_transport(
     base_url: &str,
     origin: &str,
 ) -> Result<(), Error> {
-    let Ok(url) = reqwest::Url::parse(base_url.trim()) else {
+    let Ok(url) = Url::parse(base_url.trim()) else {
         return Ok(());
     };
     if url.scheme() != "http"
@@ -120,7 +120,7 @@ pub fn require_secure_transport(
     .with_provider(config.name.clone()))
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };
@@ -151,28 +151,26 @@ pub fn sensitive(value: &str) -> Result<HeaderValue, Error> {
     Ok(value)
 }
 
-/// Classifies a transport failure, stripping the URL first (it may carry secrets).
-pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
-    let error = error.without_url();
-    let (kind, message) = if error.is_timeout() {
-        (ErrorKind::Timeout, "the request timed out")
-    } else if error.is_connect() && is_tls_failure(&error) {
+/// Classifies a transport failure. Its message is ours, then the client's own words (which
+/// never hold the URL: it may carry secrets).
+pub fn transport_error(provider: &str, error: TransportError) -> Error {
+    let (kind, message) = match error.kind() {
+        TransportKind::Timeout => (ErrorKind::Timeout, "the request timed out"),
         // A certificate or handshake failure will not go away on a retry; another provider
         // may still serve.
-        (ErrorKind::Protocol, "the TLS handshake failed")
-    } else if error.is_connect() {
-        (ErrorKind::Network, "could not connect")
-    } else if error.is_decode() {
-        (ErrorKind::Protocol, "could not decode the response")
-    } else if error.is_body() {
-        (
+        TransportKind::Connect if is_tls_failure(&error) => {
+            (ErrorKind::Protocol, "the TLS handshake failed")
+        }
+        TransportKind::Connect if connect_timed_out(&error) => {
+            (ErrorKind::Timeout, "the request timed out")
+        }
+        TransportKind::Connect => (ErrorKind::Network, "could not connect"),
+        TransportKind::Body => (
             ErrorKind::Network,
             "the connection broke while reading the response",
-        )
-    } else if error.is_builder() {
-        (ErrorKind::Configuration, "invalid request (check base_url)")
-    } else {
-        (ErrorKind::Network, "the request failed")
+        ),
+        TransportKind::Builder => (ErrorKind::Configuration, "invalid request (check base_url)"),
+        _ => (ErrorKind::Network, "the request failed"),
     };
     let detail = std::error::Error::source(&error)
         .map(|cause| format!(": {cause}"))
@@ -182,10 +180,26 @@ pub fn transport_error(provider: &str, error: reqwest::Error) -> Error {
         .with_source(error)
 }
 
+/// The causes of `error`, outermost first.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(error.source(), |cause| cause.source())
+}
+
+/// Whether connecting gave up at the connect timeout.
+fn connect_timed_out(error: &TransportError) -> bool {
+    causes(error).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
 /// Whether a connection failed in its TLS handshake (a bad certificate, a peer that does not
 /// speak TLS): rustls reports its errors as I/O errors of kind `InvalidData`, native-tls as its
 /// own error type.
-fn is_tls_failure(error: &reqwest::Error) -> bool {
+fn is_tls_failure(error: &TransportError) -> bool {
     /// An I/O error of kind `InvalidData`, itself or wrapped in another I/O error (whose
     /// `source` skips the wrapped error), or a native-tls error.
     fn tls(error: &(dyn std::error::Error + 'static)) -> bool {
@@ -198,14 +212,7 @@ fn is_tls_failure(error: &reqwest::Error) -> bool {
         };
         io.kind() == std::io::ErrorKind::InvalidData || io.get_ref().is_some_and(|inner| tls(inner))
     }
-    let mut cause = std::error::Error::source(error);
-    while let Some(current) = cause {
-        if tls(current) {
-            return true;
-        }
-        cause = current.source();
-    }
-    false
+    causes(error).any(tls)
 }
 
 /// The provider's request id, from the headers providers use for it.
@@ -360,7 +367,7 @@ pub const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// the body's message (capped), `Retry-After` and the request id. At most
 /// [`MAX_ERROR_BODY_BYTES`] of the body are read, within [`ERROR_BODY_TIMEOUT`]; what arrived
 /// by then is used.
-pub async fn error_from_response(provider: &str, response: reqwest::Response) -> Error {
+pub async fn error_from_response(provider: &str, response: Response) -> Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = bounded_prefix(
@@ -398,15 +405,18 @@ async fn bounded_prefix<E>(
 /// ([`Timeouts::response`]); a stream is not (its [`Watchdog`] bounds the wait for its headers
 /// and its silences instead), so a long generation that keeps sending is never cut.
 pub fn post_json(
-    client: &reqwest::Client,
-    url: impl reqwest::IntoUrl,
+    client: &Client,
+    url: impl IntoUri,
     body: Vec<u8>,
     timeouts: &Timeouts,
     streaming: bool,
-) -> reqwest::RequestBuilder {
+) -> RequestBuilder {
     let request = client
         .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )
         .body(body);
     if streaming {
         request
@@ -420,10 +430,10 @@ pub fn post_json(
 /// status, or the transport error.
 pub async fn execute(
     provider: &str,
-    client: &reqwest::Client,
+    client: &Client,
     headers: &HeaderMap,
-    request: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Error> {
+    request: RequestBuilder,
+) -> Result<Response, Error> {
     let transport = |error| transport_error(provider, error);
     let mut request = request.build().map_err(transport)?;
     let added = request.headers_mut();
@@ -437,10 +447,10 @@ pub async fn execute(
 /// ([`error_from_response`]: core's status table, `Retry-After`, the request id).
 pub async fn send(
     provider: &str,
-    client: &reqwest::Client,
+    client: &Client,
     headers: &HeaderMap,
-    request: reqwest::RequestBuilder,
-) -> Result<reqwest::Response, Error> {
+    request: RequestBuilder,
+) -> Result<Response, Error> {
     let response = execute(provider, client, headers, request).await?;
     if response.status().is_success() {
         return Ok(response);
@@ -479,7 +489,7 @@ pub fn body_excerpt(body: &[u8]) -> String {
 }
 
 /// Reads a whole body, refusing more than [`MAX_BODY_BYTES`].
-pub async fn read_body(provider: &str, response: reqwest::Response) -> Result<Bytes, Error> {
+pub async fn read_body(provider: &str, response: Response) -> Result<Bytes, Error> {
     if response
         .content_length()
         .is_some_and(|length| length > MAX_BODY_BYTES as u64)
@@ -532,7 +542,7 @@ pub fn json_from_bytes<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> serde_j
 /// the start of it (HTML from a captive proxy is never taken for success).
 pub async fn read_json<T: serde::de::DeserializeOwned>(
     provider: &str,
-    response: reqwest::Response,
+    response: Response,
 ) -> Result<T, Error> {
     let body = read_body(provider, response).await?;
     json_from_bytes(&body).map_err(|error| {
@@ -553,7 +563,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 /// headers, set to the idle timeout. Its errors name no provider: the decoder reading the
 /// stream does (so a stream carries no copy of the name per layer).
 pub fn byte_stream(
-    response: reqwest::Response,
+    response: Response,
     watchdog: Watchdog,
 ) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
     let bytes = response
@@ -566,7 +576,7 @@ pub fn byte_stream(
 /// [`Watchdog`] that then watches its body: one timer for the stream's whole life.
 #[derive(Debug)]
 pub struct OpenedStream {
-    response: reqwest::Response,
+    response: Response,
     watchdog: Watchdog,
     idle: Duration,
 }
@@ -577,7 +587,7 @@ impl OpenedStream {
     pub async fn open(
         provider: &str,
         timeouts: &Timeouts,
-        send: impl Future<Output = Result<reqwest::Response, Error>>,
+        send: impl Future<Output = Result<Response, Error>>,
     ) -> Result<Self, Error> {
         let mut watchdog = Watchdog::new(timeouts.first_token, None);
         let response = watchdog.guard(provider, send).await?;
@@ -600,7 +610,7 @@ impl OpenedStream {
         const EVENT_STREAM: &[u8] = b"text/event-stream";
         // Compared in place; the lower-cased copy is only made for the error.
         self.headers()
-            .get(reqwest::header::CONTENT_TYPE)
+            .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .filter(|content_type| {
                 !content_type
@@ -612,7 +622,7 @@ impl OpenedStream {
     }
 
     /// The response itself, for a body that is not a stream.
-    pub fn into_response(self) -> reqwest::Response {
+    pub fn into_response(self) -> Response {
         self.response
     }
 
@@ -625,15 +635,14 @@ impl OpenedStream {
     }
 }
 
-/// A failure while reading a streamed body: the connection broke mid-answer, whatever reqwest
-/// calls it (a cut connection comes out of `bytes_stream` as a decode error). Our words; the
+/// A failure while reading a streamed body: the connection broke mid-answer. Our words; the
 /// client's own error stays reachable as the source.
-fn body_broke(error: reqwest::Error) -> Error {
+fn body_broke(error: TransportError) -> Error {
     Error::new(
         ErrorKind::Network,
         "the connection broke while reading the response",
     )
-    .with_source(error.without_url())
+    .with_source(error)
 }
 
 /// One lazily re-armed timer that says when a stream has been silent for too long, or has
