@@ -166,7 +166,12 @@ impl SseDecoder {
         Self {
             lines: LineSplitter::new(MAX_LINE_BYTES),
             started: false,
-            fields: SseFields::default(),
+            fields: SseFields {
+                // Room for a typical chat chunk, so a stream's first events do not grow it
+                // step by step.
+                data: String::with_capacity(512),
+                ..SseFields::default()
+            },
         }
     }
 

@@ -28,12 +28,16 @@ pub use ::http::{Method, StatusCode, Uri};
 pub use url::Url;
 
 /// A pooled HTTP/1.1 and HTTP/2 client (HTTP/2 when TLS negotiates it). Cheap to clone: clones
-/// share one pool.
+/// share one pool. One pointer wide, so the request futures that hold it stay small.
 #[derive(Clone)]
 pub struct Client {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
     hyper: legacy::Client<Connector, Full<Bytes>>,
     /// `User-Agent` and `Accept: */*`, added to every request that does not set them.
-    defaults: Arc<HeaderMap>,
+    defaults: HeaderMap,
     /// Plain-http requests through a proxy carry its credentials in a header (https ones
     /// tunnel, and the tunnel carries them).
     proxies: Option<Arc<Matcher>>,
@@ -42,7 +46,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("proxied", &self.proxies.is_some())
+            .field("proxied", &self.inner.proxies.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -163,9 +167,11 @@ impl ClientBuilder {
         defaults.insert(header::USER_AGENT, self.user_agent);
         defaults.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         Ok(Client {
-            hyper,
-            defaults: Arc::new(defaults),
-            proxies,
+            inner: Arc::new(Shared {
+                hyper,
+                defaults,
+                proxies,
+            }),
         })
     }
 }
@@ -228,13 +234,14 @@ impl Client {
             body,
             timeout,
         } = request;
-        for (name, value) in self.defaults.iter() {
+        let shared = &*self.inner;
+        for (name, value) in shared.defaults.iter() {
             if !headers.contains_key(name) {
                 headers.insert(name, value.clone());
             }
         }
         if uri.scheme() == Some(&::http::uri::Scheme::HTTP) {
-            let auth = self.proxies.as_ref().and_then(|proxies| {
+            let auth = shared.proxies.as_ref().and_then(|proxies| {
                 proxies
                     .intercept(&uri)
                     .and_then(|proxy| proxy.basic_auth().cloned())
@@ -248,7 +255,7 @@ impl Client {
         *outgoing.method_mut() = method;
         *outgoing.uri_mut() = uri;
         *outgoing.headers_mut() = headers;
-        let sent = self.hyper.request(outgoing);
+        let sent = shared.hyper.request(outgoing);
         let mut deadline = timeout.map(|timeout| Box::pin(tokio::time::sleep(timeout)));
         let response = match deadline.as_mut() {
             None => sent.await,
