@@ -52,8 +52,9 @@ pub use fazztv_provider_openrouter::{OpenRouterOptions, OpenRouterProvider};
 // `serde` and `serde_json` into scope.
 #[cfg(test)]
 use {
-    ::reqwest as _, ::serde as _, ::serde_json as _, criterion as _, fazztv_testkit as _,
-    futures as _, tokio as _,
+    ::bytes as _, ::reqwest as _, ::serde as _, ::serde_json as _, criterion as _,
+    fazztv_testkit as _, futures as _, http_body_util as _, hyper as _, hyper_util as _,
+    tokio as _,
 };
 
 /// The process-wide manager, built on first use from the configuration that
