@@ -13,6 +13,7 @@ use inventory as _;
 use memchr as _;
 #[cfg(feature = "native-tls")]
 use native_tls_crate as _;
+use pin_project_lite as _;
 use proptest as _;
 use schemars as _;
 use secrecy as _;

@@ -311,8 +311,13 @@ impl OpenAiCompatClient {
         let prepared = self.prepare(request, default_model, true);
         Box::pin(async move {
             let (_, body) = prepared?;
-            let send = self.post(self.chat_url.clone(), body, true);
-            let opened = http::OpenedStream::open(&self.provider, &self.timeouts, send).await?;
+            // The request future goes straight into the opening, which holds it once.
+            let opened = http::OpenedStream::open(
+                &self.provider,
+                &self.timeouts,
+                self.post(self.chat_url.clone(), body, true),
+            )
+            .await?;
             let request_id = http::request_id(opened.headers());
             if let Some(content_type) = opened.unexpected_content_type() {
                 let response = opened.into_response();

@@ -309,8 +309,13 @@ impl Provider for AnthropicProvider {
         let prepared = self.prepare(&request, true);
         Box::pin(async move {
             let body = prepared?;
-            let send = self.send(self.post_messages(body, true));
-            let opened = http::OpenedStream::open(&self.name, &self.timeouts, send).await?;
+            // The request future goes straight into the opening, which holds it once.
+            let opened = http::OpenedStream::open(
+                &self.name,
+                &self.timeouts,
+                self.send(self.post_messages(body, true)),
+            )
+            .await?;
             if let Some(content_type) = opened.unexpected_content_type() {
                 let response = opened.into_response();
                 return Err(Box::pin(self.not_a_stream(&content_type, response)).await);

@@ -317,10 +317,14 @@ impl CohereProvider {
     }
 
     async fn stream_response(&self, model: String, body: Vec<u8>) -> Result<ChatStream, Error> {
-        let send = self.post(self.chat_url.clone(), body, true);
-        let opened = http::OpenedStream::open(&self.name, &self.timeouts, send)
-            .await
-            .map_err(|error| self.own(error))?;
+        // The request future goes straight into the opening, which holds it once.
+        let opened = http::OpenedStream::open(
+            &self.name,
+            &self.timeouts,
+            self.post(self.chat_url.clone(), body, true),
+        )
+        .await
+        .map_err(|error| self.own(error))?;
         let request_id = http::request_id(opened.headers());
         // Cohere's streamed content type is not documented: only a JSON or HTML body is
         // taken for something other than events.

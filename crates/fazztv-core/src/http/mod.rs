@@ -583,19 +583,19 @@ pub struct OpenedStream {
 
 impl OpenedStream {
     /// Sends a stream request with `send`, which must succeed within `timeouts.first_token`
-    /// (else [`ErrorKind::Timeout`] naming `provider`).
-    pub async fn open(
-        provider: &str,
-        timeouts: &Timeouts,
-        send: impl Future<Output = Result<Response, Error>>,
-    ) -> Result<Self, Error> {
-        let mut watchdog = Watchdog::new(timeouts.first_token, None);
-        let response = watchdog.guard(provider, send).await?;
-        Ok(Self {
-            response,
-            watchdog,
+    /// (else [`ErrorKind::Timeout`] naming `provider`). The returned future holds `send` once,
+    /// in place: pass the request future directly, not through a local, and a stream's opening
+    /// stays as small as its request.
+    pub fn open<'a, F>(provider: &'a str, timeouts: &Timeouts, send: F) -> Opening<'a, F>
+    where
+        F: Future<Output = Result<Response, Error>>,
+    {
+        Opening {
+            send,
+            watchdog: Some(Watchdog::new(timeouts.first_token, None)),
+            provider,
             idle: timeouts.idle,
-        })
+        }
     }
 
     /// The response's headers.
@@ -632,6 +632,80 @@ impl OpenedStream {
     ) -> IdleTimeout<impl Stream<Item = Result<Bytes, Error>> + Send + 'static> {
         self.watchdog.set_idle(self.idle);
         byte_stream(self.response, self.watchdog)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`OpenedStream::open`]: the request, raced against the first-token
+    /// timeout by the watchdog that then watches the body.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Opening<'a, F> {
+        #[pin]
+        send: F,
+        // `None` once the stream opened (or failed).
+        watchdog: Option<Watchdog>,
+        provider: &'a str,
+        idle: Duration,
+    }
+}
+
+impl<F> std::fmt::Debug for Opening<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("provider", &self.provider)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for Opening<'_, F>
+where
+    F: Future<Output = Result<Response, Error>>,
+{
+    type Output = Result<OpenedStream, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let provider = *this.provider;
+        if this.watchdog.is_none() {
+            // A finished future polled again: an error, not a poll of a spent request.
+            return Poll::Ready(Err(Error::new(
+                ErrorKind::Protocol,
+                "a stream's opening was polled after it finished",
+            )
+            .with_provider(provider)));
+        }
+        let response = match this.send.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Ready(Err(error)) => {
+                *this.watchdog = None;
+                return Poll::Ready(Err(error));
+            }
+            Poll::Pending => {
+                let Some(watchdog) = this.watchdog.as_mut() else {
+                    return Poll::Pending;
+                };
+                ready!(watchdog.poll_expired(cx));
+                let waited = watchdog.idle();
+                *this.watchdog = None;
+                return Poll::Ready(Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no response within {} s", waited.as_secs_f64()),
+                )
+                .with_provider(provider)));
+            }
+        };
+        Poll::Ready(match this.watchdog.take() {
+            Some(watchdog) => Ok(OpenedStream {
+                response,
+                watchdog,
+                idle: *this.idle,
+            }),
+            None => Err(Error::new(
+                ErrorKind::Protocol,
+                "a stream's opening was polled after it finished",
+            )
+            .with_provider(provider)),
+        })
     }
 }
 
