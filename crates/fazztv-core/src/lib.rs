@@ -59,9 +59,10 @@ pub use async_trait::async_trait;
 pub use futures::{Stream, StreamExt};
 pub use secrecy::{ExposeSecret, SecretString};
 
-// The crates a provider's code and derives use (HTTP types come with `http`), re-exported so that a provider crate depends
-// on fazztv-core alone, at the versions fazztv-core was built with. Derives used through a
-// re-export must be told where their crate is:
+// The crates a provider's code and derives use, re-exported so that a provider crate depends
+// on fazztv-core alone, at the versions fazztv-core was built with (the HTTP client and its
+// types come with the `http` module). Derives used through a re-export must be told where
+// their crate is:
 // `#[serde(crate = "fazztv_core::serde")]`, `#[schemars(crate = "fazztv_core::schemars")]`.
 #[doc(no_inline)]
 pub use schemars;

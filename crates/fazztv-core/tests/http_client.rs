@@ -130,31 +130,35 @@ async fn one_answer_server(answer: &'static str) -> (String, tokio::task::JoinHa
 /// `user:secret`, as a proxy's `Basic` credentials.
 const PROXY_CREDENTIALS: &str = "proxy-authorization: basic dxnlcjpzzwnyzxq=";
 
+/// The shared client, sending every request through the proxy at `address` as `user:secret`.
+fn through_proxy(address: &str) -> http::Client {
+    http::client_builder(&Timeouts::default())
+        .proxy(&format!("http://user:secret@{address}"))
+        .build()
+        .unwrap()
+}
+
+/// Whether `head` is a request head that starts with `line` and carries the credentials.
+fn asks_with_credentials(head: &str, line: &str) -> bool {
+    head.starts_with(line) && head.to_ascii_lowercase().contains(PROXY_CREDENTIALS)
+}
+
 #[tokio::test]
 async fn plain_http_goes_to_the_proxy_in_absolute_form_with_its_credentials() {
     let (proxy, head) =
         one_answer_server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
             .await;
-    let client = http::client_builder(&Timeouts::default())
-        .proxy(&format!("http://user:secret@{proxy}"))
-        .build()
-        .unwrap();
+    let client = through_proxy(&proxy);
     let response = client
         .get("http://api.fazztv-test.invalid/v1/models")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), http::StatusCode::OK);
-    assert_eq!(response.bytes().await.unwrap(), "ok");
+    assert_eq!(http::read_body("p", response).await.unwrap(), "ok");
     let head = head.await.unwrap();
-    assert!(
-        head.starts_with("GET http://api.fazztv-test.invalid/v1/models HTTP/1.1\r\n"),
-        "{head}"
-    );
-    assert!(
-        head.to_ascii_lowercase().contains(PROXY_CREDENTIALS),
-        "{head}"
-    );
+    let line = "GET http://api.fazztv-test.invalid/v1/models HTTP/1.1\r\n";
+    assert!(asks_with_credentials(&head, line), "{head}");
 }
 
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
@@ -162,24 +166,15 @@ async fn plain_http_goes_to_the_proxy_in_absolute_form_with_its_credentials() {
 async fn https_goes_through_a_connect_tunnel_that_carries_the_proxys_credentials() {
     let (proxy, head) =
         one_answer_server("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
-    let client = http::client_builder(&Timeouts::default())
-        .proxy(&format!("http://user:secret@{proxy}"))
-        .build()
-        .unwrap();
+    let client = through_proxy(&proxy);
     let error = client
         .get("https://api.fazztv-test.invalid/v1/models?key=sk-SENTINEL-proxy")
         .send()
         .await
         .unwrap_err();
     let head = head.await.unwrap();
-    assert!(
-        head.starts_with("CONNECT api.fazztv-test.invalid:443 HTTP/1.1\r\n"),
-        "{head}"
-    );
-    assert!(
-        head.to_ascii_lowercase().contains(PROXY_CREDENTIALS),
-        "{head}"
-    );
+    let line = "CONNECT api.fazztv-test.invalid:443 HTTP/1.1\r\n";
+    assert!(asks_with_credentials(&head, line), "{head}");
     // The proxy refused: no connection, named without the URL or the proxy's password.
     let error = http::transport_error("p", error);
     assert_eq!(error.kind(), ErrorKind::Network);

@@ -776,14 +776,20 @@ mod tests {
         );
     }
 
+    /// `typed` as a `Value`, after checking it writes the bytes that `Value` would: same
+    /// keys, same order.
+    fn written_as_a_value_would_be(typed: &impl Serialize) -> Value {
+        let written = serde_json::to_string(typed).unwrap();
+        let value: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(written, value.to_string());
+        value
+    }
+
     #[test]
     fn a_usage_chunk_writes_the_bytes_a_value_would() {
         let chunk = usage_chunk("abc", 7, "m-1", Some(&Usage::new(3, 4)), Some(0.5));
-        let written = serde_json::to_string(&chunk).unwrap();
-        let value: Value = serde_json::from_str(&written).unwrap();
-        assert_eq!(written, value.to_string());
         assert_eq!(
-            value,
+            written_as_a_value_would_be(&chunk),
             json!({
                 "id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": 7,
                 "model": "m-1", "choices": [], "cost_usd": 0.5,
@@ -802,12 +808,8 @@ mod tests {
             .with_tool_call(ToolCall::new("call_1", "f", json!({"a": 1})))
             .with_usage(Usage::new(3, 4));
         let body = completion(&response, "abc", 7);
-        // Bytes as a `Value` writes them: same keys, same order.
-        let written = serde_json::to_string(&body).unwrap();
-        let value: Value = serde_json::from_str(&written).unwrap();
-        assert_eq!(written, value.to_string());
         assert_eq!(
-            value,
+            written_as_a_value_would_be(&body),
             json!({
                 "id": "chatcmpl-abc", "object": "chat.completion", "created": 7, "model": "m-1",
                 "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",

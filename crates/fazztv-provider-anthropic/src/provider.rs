@@ -41,7 +41,7 @@ pub struct AnthropicProvider {
     name: String,
     base_url: String,
     /// `{base_url}/v1/messages`, parsed once.
-    messages_url: http::Url,
+    messages_url: http::Uri,
     /// `{base_url}/v1/models`.
     models_url: http::Url,
     client: http::Client,
@@ -97,11 +97,15 @@ impl AnthropicProvider {
         let url = http::api_base_url(base_url, DEFAULT_BASE_URL)
             .map_err(|error| error.with_provider(config.name.clone()))?;
         let base_url = url.as_str().trim_end_matches('/').to_owned();
-        let endpoint = |path: &str| {
-            http::Url::parse(&format!("{base_url}/v1/{path}"))
-                .map_err(|error| configuration(format!("`base_url` cannot take a path ({error})")))
+        let endpoint = |path: &str| format!("{base_url}/v1/{path}");
+        let no_path = |error: &dyn std::fmt::Display| {
+            configuration(format!("`base_url` cannot take a path ({error})"))
         };
-        let (messages_url, models_url) = (endpoint("messages")?, endpoint("models")?);
+        // The chat endpoint is sent to as a prepared `Uri` (no URL parse per request); the
+        // listing takes query pairs, so it stays a `Url`.
+        let messages_url =
+            http::Uri::try_from(endpoint("messages")).map_err(|error| no_path(&error))?;
+        let models_url = http::Url::parse(&endpoint("models")).map_err(|error| no_path(&error))?;
         if options.default_max_tokens == 0 {
             return Err(configuration(
                 "`options.default_max_tokens` must be at least 1".into(),

@@ -45,7 +45,7 @@ pub struct CohereProvider {
     name: String,
     base_url: String,
     /// `{base_url}/v2/chat`, parsed once.
-    chat_url: http::Url,
+    chat_url: http::Uri,
     default_model: String,
     embedding_model: String,
     embedding_input_type: EmbeddingInputType,
@@ -129,7 +129,8 @@ impl CohereProvider {
             .or_else(|| root.strip_suffix("/v1"))
             .unwrap_or(root)
             .to_owned();
-        let chat_url = http::Url::parse(&format!("{root}/v2/chat")).map_err(|error| {
+        // Sent to as a prepared `Uri`: no URL parse per request.
+        let chat_url = http::Uri::try_from(format!("{root}/v2/chat")).map_err(|error| {
             configuration(format!(
                 "`base_url` cannot take the path /v2/chat ({error})"
             ))
@@ -286,7 +287,7 @@ impl CohereProvider {
 
     async fn post(
         &self,
-        url: http::Url,
+        url: impl http::IntoUri,
         body: Vec<u8>,
         streaming: bool,
     ) -> Result<http::Response, Error> {

@@ -1,8 +1,8 @@
 //! A third-party provider crate, written as an outside author would: it depends only on
 //! `fazztv-core` (serde, serde_json, schemars and async-trait come through its re-exports, the
-//! HTTP client through its `http` module) and registers type `"custom"` with one `register_provider!` line. An
-//! application that links it (names it, e.g. `use fazztv_example_custom_provider as _;`) can
-//! use `"type": "custom"` in `providers.json`.
+//! HTTP client through its `http` module) and registers type `"custom"` with one
+//! `register_provider!` line. An application that links it (names it, e.g.
+//! `use fazztv_example_custom_provider as _;`) can use `"type": "custom"` in `providers.json`.
 //!
 //! # Two modes
 //!

@@ -56,12 +56,13 @@ impl std::fmt::Debug for Client {
 #[derive(Clone)]
 pub struct ClientBuilder {
     resolver: Option<Arc<dyn Resolve>>,
-    user_agent: HeaderValue,
     connect_timeout: Duration,
-    pool_idle_timeout: Duration,
     http2_prior_knowledge: bool,
     proxies: ProxySource,
 }
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Where a client's proxies come from.
 #[derive(Debug, Clone)]
@@ -76,13 +77,17 @@ enum ProxySource {
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Where proxies come from, never a proxy's URL: it may hold credentials.
+        let proxies = match self.proxies {
+            ProxySource::Environment => "environment",
+            ProxySource::All(_) => "one for all requests",
+            ProxySource::Direct => "none",
+        };
         f.debug_struct("ClientBuilder")
             .field("custom_resolver", &self.resolver.is_some())
-            .field("user_agent", &self.user_agent)
             .field("connect_timeout", &self.connect_timeout)
-            .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("http2_prior_knowledge", &self.http2_prior_knowledge)
-            .field("proxies", &matches!(self.proxies, ProxySource::Environment))
+            .field("proxies", &proxies)
             .finish()
     }
 }
@@ -91,9 +96,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
             resolver: None,
-            user_agent: HeaderValue::from_static(concat!("fazztv/", env!("CARGO_PKG_VERSION"))),
             connect_timeout: Duration::from_secs(10),
-            pool_idle_timeout: Duration::from_secs(90),
             http2_prior_knowledge: false,
             proxies: ProxySource::Environment,
         }
@@ -101,21 +104,9 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The `User-Agent` of requests that do not set one.
-    pub fn user_agent(mut self, value: HeaderValue) -> Self {
-        self.user_agent = value;
-        self
-    }
-
     /// How long connecting (TCP, then a proxy tunnel) may take.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
-        self
-    }
-
-    /// How long an idle pooled connection is kept.
-    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
         self
     }
 
@@ -158,13 +149,16 @@ impl ClientBuilder {
         .map(Arc::new);
         let connector = connector(Route::new(tcp, proxies.clone()))?;
         let hyper = legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .retry_canceled_requests(false)
             .http2_only(self.http2_prior_knowledge)
             .build(connector);
         let mut defaults = HeaderMap::with_capacity(2);
-        defaults.insert(header::USER_AGENT, self.user_agent);
+        defaults.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("fazztv/", env!("CARGO_PKG_VERSION"))),
+        );
         defaults.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         Ok(Client {
             inner: Arc::new(Shared {
@@ -204,11 +198,6 @@ impl Client {
     /// A `POST` request.
     pub fn post(&self, target: impl IntoUri) -> RequestBuilder {
         self.request(Method::POST, target)
-    }
-
-    /// A `DELETE` request.
-    pub fn delete(&self, target: impl IntoUri) -> RequestBuilder {
-        self.request(Method::DELETE, target)
     }
 
     /// A request with any method.
@@ -360,11 +349,6 @@ impl Request {
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
     }
-
-    /// Where it goes.
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
 }
 
 /// A request being put together; errors (a bad URL, header) surface when it is sent.
@@ -483,17 +467,6 @@ impl Response {
             deadline: self.deadline,
         }
     }
-
-    /// The whole body.
-    pub async fn bytes(self) -> Result<Bytes, TransportError> {
-        use futures::StreamExt;
-        let mut stream = self.bytes_stream();
-        let mut body = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            body.extend_from_slice(&chunk?);
-        }
-        Ok(Bytes::from(body))
-    }
 }
 
 /// A response body as a stream of byte chunks; see [`Response::bytes_stream`].
@@ -556,7 +529,7 @@ pub struct TransportError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportKind {
-    /// The request could not be built (a bad URL).
+    /// The request could not be built (a bad URL or header), or the client (TLS setup).
     Builder,
     /// No connection could be made (refused, DNS, TLS handshake, proxy).
     Connect,
@@ -581,10 +554,11 @@ impl TransportKind {
 }
 
 impl TransportError {
-    fn builder(message: String) -> Self {
+    /// The request could not be built, or the client (the platform's TLS setup).
+    pub(super) fn builder(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self {
             kind: TransportKind::Builder,
-            source: Some(message.into()),
+            source: Some(why.into()),
         }
     }
 
@@ -611,18 +585,6 @@ impl TransportError {
         Self {
             kind: TransportKind::Body,
             source: Some(Box::new(error)),
-        }
-    }
-
-    /// The platform's TLS setup could not be loaded.
-    #[cfg_attr(
-        not(any(feature = "rustls", feature = "native-tls")),
-        expect(dead_code, reason = "a build without TLS has no TLS setup to fail")
-    )]
-    pub(super) fn setup(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            kind: TransportKind::Builder,
-            source: Some(error.into()),
         }
     }
 

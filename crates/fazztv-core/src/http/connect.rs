@@ -89,7 +89,7 @@ pub(super) fn connector(route: Route) -> Result<Connector, TransportError> {
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|builder| builder.with_platform_verifier())
-        .map_err(TransportError::setup)?
+        .map_err(TransportError::builder)?
         .with_no_client_auth();
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
@@ -105,7 +105,7 @@ pub(super) fn connector(route: Route) -> Result<Connector, TransportError> {
     let tls = native_tls_crate::TlsConnector::builder()
         .request_alpns(&["h2", "http/1.1"])
         .build()
-        .map_err(TransportError::setup)?;
+        .map_err(TransportError::builder)?;
     Ok(hyper_tls::HttpsConnector::from((route, tls.into())))
 }
 

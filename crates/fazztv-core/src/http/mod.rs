@@ -41,9 +41,7 @@ pub fn client(timeouts: &Timeouts) -> Result<Client, Error> {
 /// [guards](Watchdog::guard) its wait for the headers ([`Timeouts::first_token`]) and then the
 /// silences of its body in [`byte_stream`] ([`Timeouts::idle`]): no timer per body frame.
 pub fn client_builder(timeouts: &Timeouts) -> ClientBuilder {
-    Client::builder()
-        .connect_timeout(timeouts.connect)
-        .pool_idle_timeout(Duration::from_secs(90))
+    Client::builder().connect_timeout(timeouts.connect)
 }
 
 /// Parses a provider's `base_url`: http or https, with no credentials, query or fragment (a
@@ -666,47 +664,44 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let provider = *this.provider;
-        if this.watchdog.is_none() {
-            // A finished future polled again: an error, not a poll of a spent request.
-            return Poll::Ready(Err(Error::new(
+        // A finished opening polled again is an error, not a poll of a spent request.
+        let spent = || {
+            Error::new(
                 ErrorKind::Protocol,
                 "a stream's opening was polled after it finished",
             )
-            .with_provider(provider)));
-        }
-        let response = match this.send.poll(cx) {
-            Poll::Ready(Ok(response)) => response,
-            Poll::Ready(Err(error)) => {
-                *this.watchdog = None;
-                return Poll::Ready(Err(error));
-            }
+            .with_provider(provider)
+        };
+        let Some(watchdog) = this.watchdog.as_mut() else {
+            return Poll::Ready(Err(spent()));
+        };
+        let result = match this.send.poll(cx) {
+            Poll::Ready(result) => result,
             Poll::Pending => {
-                let Some(watchdog) = this.watchdog.as_mut() else {
-                    return Poll::Pending;
-                };
                 ready!(watchdog.poll_expired(cx));
-                let waited = watchdog.idle();
-                *this.watchdog = None;
-                return Poll::Ready(Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no response within {} s", waited.as_secs_f64()),
-                )
-                .with_provider(provider)));
+                Err(no_response(provider, watchdog.idle()))
             }
         };
-        Poll::Ready(match this.watchdog.take() {
-            Some(watchdog) => Ok(OpenedStream {
+        // Finished either way; on success the watchdog goes on to watch the body.
+        let watchdog = this.watchdog.take();
+        Poll::Ready(result.and_then(|response| {
+            let watchdog = watchdog.ok_or_else(spent)?;
+            Ok(OpenedStream {
                 response,
                 watchdog,
                 idle: *this.idle,
-            }),
-            None => Err(Error::new(
-                ErrorKind::Protocol,
-                "a stream's opening was polled after it finished",
-            )
-            .with_provider(provider)),
-        })
+            })
+        }))
     }
+}
+
+/// A request that got no response headers within `waited`.
+fn no_response(provider: &str, waited: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("no response within {} s", waited.as_secs_f64()),
+    )
+    .with_provider(provider)
 }
 
 /// A failure while reading a streamed body: the connection broke mid-answer. Our words; the
@@ -786,14 +781,7 @@ impl Watchdog {
         future: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
         let idle = self.idle;
-        self.race(future, |_| {
-            Error::new(
-                ErrorKind::Timeout,
-                format!("no response within {} s", idle.as_secs_f64()),
-            )
-            .with_provider(provider)
-        })
-        .await
+        self.race(future, |_| no_response(provider, idle)).await
     }
 
     /// `future`, or the error `expired` makes of this watchdog's expiry if that comes first.
