@@ -53,6 +53,7 @@ mod anthropic;
 mod anthropic_wire;
 mod auth;
 mod chat;
+mod connection;
 mod error;
 mod metrics;
 mod redis_store;
@@ -75,7 +76,6 @@ use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
 use fazztv_manager::ProviderManager;
 pub use fazztv_manager::{GatewayAuth, GatewayKey, GatewaySettings};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -381,16 +381,7 @@ impl Gateway {
             });
         async move {
             checked?;
-            // Without it an SSE stream's small writes wait for the client's delayed ACK
-            // (Nagle): ~40 ms between chunks.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(error) = tcp.set_nodelay(true) {
-                    tracing::warn!("could not set TCP_NODELAY on a connection: {error}");
-                }
-            });
-            axum::serve(listener, self.router())
-                .with_graceful_shutdown(shutdown)
-                .await?;
+            connection::serve(listener, self.router(), shutdown).await?;
             // What the last requests gave back (settlements, cached answers) reaches a shared
             // store before the process may exit. A reload keeps the store, so the current
             // manager's is the one every request used.

@@ -19,7 +19,8 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 // Linked so that their provider types register; dependencies of the library unused here.
 use {
     axum as _, fazztv_core as _, fazztv_provider_mock as _, fazztv_provider_openai as _,
-    http_body_util as _, memchr as _, redis as _, serde as _, tracing as _,
+    http_body_util as _, hyper as _, hyper_util as _, memchr as _, pin_project_lite as _,
+    redis as _, serde as _, tracing as _,
 };
 
 /// The test key: never to be seen in an answer, nor its hash.

@@ -21,8 +21,9 @@ use tokio::time::Instant;
 // Linked so that their provider types register; dependencies of the library unused here.
 use {
     axum as _, base64 as _, fazztv_provider_mock as _, fazztv_provider_openai as _,
-    http_body_util as _, insta as _, memchr as _, redis as _, reqwest as _, serde as _, sha2 as _,
-    tracing as _, wiremock as _,
+    http_body_util as _, hyper as _, hyper_util as _, insta as _, memchr as _,
+    pin_project_lite as _, redis as _, reqwest as _, serde as _, sha2 as _, tracing as _,
+    wiremock as _,
 };
 
 fn store(server: &RedisServer) -> RedisStore {
