@@ -1,11 +1,10 @@
 //! `POST /v1/messages`: Anthropic's Messages API on the same engine, one answer as a `Message`,
 //! or a stream of Anthropic's SSE events. Errors on this path are written in Anthropic's shape
-//! by the router ([`in_anthropic_shape`](crate::error::in_anthropic_shape)).
+//! by `endpoint.rs` ([`in_anthropic_shape`](crate::error::in_anthropic_shape)).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::response::Response;
 use fazztv_core::{Error, FinishReason, StreamEvent, Usage};
@@ -21,9 +20,9 @@ use crate::{RequestId, Shared};
 pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
 
 pub(crate) async fn messages(
-    Extension(shared): Extension<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-    Extension(id): Extension<RequestId>,
+    shared: Arc<Shared>,
+    caller: Caller,
+    id: RequestId,
     body: Bytes,
 ) -> Response {
     let call = match anthropic_wire::messages_call(&body) {

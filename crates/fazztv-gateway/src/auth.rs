@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fazztv_manager::Refused;
 use sha2::{Digest, Sha256};
@@ -131,42 +130,26 @@ impl Caller {
 }
 
 /// Admits a request of the API: its key (401 without a configured one), then the key's
-/// requests per minute (429 with `Retry-After` over it), then its body ([`read_whole`]). The
-/// caller is handed to the handler. One layer for all three: each layer costs a boxed future
-/// per request.
+/// requests per minute (429 with `Retry-After` over it), then its body ([`read_whole`]).
 pub(crate) async fn admit(
-    Extension(shared): Extension<Arc<Shared>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    // Copied out: the request (its body) may not be borrowed across the rate limit's wait.
-    let authorization = request.headers().get(AUTHORIZATION).cloned();
-    let api_key = request.headers().get(API_KEY_HEADER).cloned();
-    let caller = match authenticate(&shared, authorization, api_key).await {
-        Ok(caller) => caller,
-        Err(error) => return error.into_response(),
-    };
-    request.extensions_mut().insert(caller);
-    match read_whole(&shared, request).await {
-        Ok(request) => next.run(request).await,
-        Err(refused) => refused,
-    }
+    shared: &Arc<Shared>,
+    request: Request,
+) -> Result<(Caller, Bytes), Response> {
+    let caller = identify(shared, request.headers()).map_err(IntoResponse::into_response)?;
+    limit(&caller).await.map_err(IntoResponse::into_response)?;
+    Ok((caller, read_whole(shared, request).await?))
 }
 
 /// The key of a request: `Authorization: Bearer <key>` (OpenAI's clients), else
 /// `x-api-key: <key>` (Anthropic's).
-async fn authenticate(
-    shared: &Arc<Shared>,
-    authorization: Option<HeaderValue>,
-    api_key: Option<HeaderValue>,
-) -> Result<Caller, ApiError> {
+fn identify(shared: &Arc<Shared>, headers: &HeaderMap) -> Result<Caller, ApiError> {
     if shared.settings.auth == GatewayAuth::None {
         return Ok(Caller {
             key: None,
             shared: shared.clone(),
         });
     }
-    let key = if let Some(header) = &authorization {
+    let key = if let Some(header) = headers.get(AUTHORIZATION) {
         header
             .to_str()
             .ok()
@@ -181,7 +164,7 @@ async fn authenticate(
                      gateway",
                 )
             })?
-    } else if let Some(header) = &api_key {
+    } else if let Some(header) = headers.get(API_KEY_HEADER) {
         header
             .to_str()
             .ok()
@@ -203,6 +186,18 @@ async fn authenticate(
             "the API key is not valid for this gateway",
         ));
     };
+    Ok(Caller {
+        key: Some(index),
+        shared: shared.clone(),
+    })
+}
+
+/// 429 with `Retry-After` when the caller's key has made its requests per minute.
+async fn limit(caller: &Caller) -> Result<(), ApiError> {
+    let Some(index) = caller.key else {
+        return Ok(());
+    };
+    let shared = &caller.shared;
     let entry = &shared.settings.keys[index];
     if let Some(rpm) = entry.rpm {
         let store = shared.manager.state_store();
@@ -242,10 +237,7 @@ async fn authenticate(
             }
         }
     }
-    Ok(Caller {
-        key: Some(index),
-        shared: shared.clone(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
@@ -110,10 +109,11 @@ pub(crate) fn refused(error: ApiError) -> Response {
     response
 }
 
+/// `POST /v1/chat/completions`.
 pub(crate) async fn completions(
-    Extension(shared): Extension<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-    Extension(id): Extension<RequestId>,
+    shared: Arc<Shared>,
+    caller: Caller,
+    id: RequestId,
     body: Bytes,
 ) -> Response {
     let call = match wire::chat_call(&body) {

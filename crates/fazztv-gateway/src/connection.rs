@@ -10,6 +10,7 @@
 //! only to find nothing to do. That was most of what the gateway's JSON requests cost over a
 //! bare proxy's.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -17,19 +18,23 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Body;
 use futures::task::AtomicWaker;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits
+use crate::Live;
+use crate::endpoint;
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and waits
 /// for the connections open then to finish what they are serving (streams included).
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    live: Arc<Live>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -51,7 +56,11 @@ pub(crate) async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::warn!("could not set TCP_NODELAY on a connection: {error}");
         }
-        let service = TowerToHyperService::new(router.clone());
+        let live = live.clone();
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            let live = live.clone();
+            async move { Ok::<_, Infallible>(endpoint::handle(&live, request.map(Body::new)).await) }
+        });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(Repoll::new(async move {

@@ -54,6 +54,7 @@ mod anthropic_wire;
 mod auth;
 mod chat;
 mod connection;
+mod endpoint;
 mod error;
 mod metrics;
 mod redis_store;
@@ -65,17 +66,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Extension;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH};
-use axum::http::{HeaderValue, Method};
-use axum::middleware::{self, Next};
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::header::CONTENT_LENGTH;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use fazztv_manager::ProviderManager;
 pub use fazztv_manager::{GatewayAuth, GatewayKey, GatewaySettings};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -334,29 +331,14 @@ impl Gateway {
         Ok(())
     }
 
-    /// The routes, with admission (keys, body limit, `api_base`) on every one. Serve it with
-    /// [`serve`](Self::serve), which also refuses `auth: none` off loopback, or any
-    /// `axum`/`hyper` server (then check the address with
+    /// Every endpoint, with admission (keys, body limit, `api_base`) on every one, as an axum
+    /// router to nest in your own server ([`serve`](Self::serve) serves the same endpoints
+    /// without it, and also refuses `auth: none` off loopback; check the address with
     /// [`check_address`](Self::check_address) yourself).
     pub fn router(&self) -> Router {
-        let api = Router::new()
-            .route("/v1/chat/completions", post(chat::completions))
-            .route(anthropic::MESSAGES_PATH, post(anthropic::messages))
-            .route("/v1/embeddings", post(services::embeddings))
-            .route("/v1/moderations", post(services::moderations))
-            .route("/v1/models", get(services::models))
-            // The key, then the body (read only for a known caller).
-            .layer(middleware::from_fn(auth::admit));
-        let probes = Router::new()
-            .route("/healthz", get(services::healthz))
-            .route("/readyz", get(services::readyz))
-            .route("/metrics", get(services::metrics))
-            .layer(middleware::from_fn(read_body));
-        api.merge(probes)
-            .fallback(not_found)
-            // The body was read (and limited) by `read_body`; extractors take it as it is.
-            .layer(DefaultBodyLimit::disable())
-            .layer(middleware::from_fn_with_state(self.live.clone(), envelope))
+        let live = self.live.clone();
+        Router::new()
+            .fallback(move |request: Request| async move { endpoint::handle(&live, request).await })
     }
 
     /// Serves on `listener` until `shutdown` completes; then it stops accepting, lets the
@@ -381,7 +363,7 @@ impl Gateway {
             });
         async move {
             checked?;
-            connection::serve(listener, self.router(), shutdown).await?;
+            connection::serve(listener, self.live.clone(), shutdown).await?;
             // What the last requests gave back (settlements, cached answers) reaches a shared
             // store before the process may exit. A reload keeps the store, so the current
             // manager's is the one every request used.
@@ -415,68 +397,11 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// What every request gets, whatever its route (one layer: each layer costs a boxed future
-/// per request):
-/// - the configuration it is served by (the one current as it arrives), as an extension;
-/// - a name: `x-request-id`, on the response too;
-/// - on Anthropic's endpoint, errors in Anthropic's shape, whoever refused the request
-///   (admission, the handler, the manager);
-/// - `x-fazztv-attempts` (0 unless the handler routed the request and said how many provider
-///   requests it took) and `Cache-Control: no-store` (answers are per caller and never to be
-///   cached by a proxy);
-/// - a count by endpoint and status, and, for a request a handler routed in one piece (it says
-///   how long its provider tries took), an observation of the gateway's own overhead.
-async fn envelope(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let shared = live.current();
-    let endpoint = metrics::Metrics::endpoint(request.uri().path());
-    let anthropic = request.uri().path() == anthropic::MESSAGES_PATH;
-    let id = RequestId::generate();
-    let id_header = HeaderValue::from_str(&id.0).ok();
-    let extensions = request.extensions_mut();
-    extensions.insert(shared.clone());
-    extensions.insert(id);
-    let mut response = next.run(request).await;
-    if anthropic {
-        response = error::in_anthropic_shape(response);
-    }
-    let headers = response.headers_mut();
-    if let Some(value) = id_header {
-        headers.insert(REQUEST_ID_HEADER, value);
-    }
-    if !headers.contains_key(ATTEMPTS_HEADER) {
-        headers.insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
-    }
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
-        shared
-            .metrics
-            .overhead(start.elapsed().saturating_sub(upstream));
-    }
-    shared
-        .metrics
-        .gateway_request(endpoint, response.status().as_u16());
-    response
-}
-
-/// Reads the whole body of a request that needs no key (the probes and `/metrics`) before
-/// handing it on, as [`auth::admit`] does for the API once the key is known.
-async fn read_body(
-    Extension(shared): Extension<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match read_whole(&shared, request).await {
-        Ok(request) => next.run(request).await,
-        Err(refused) => refused,
-    }
-}
-
-/// The request with its whole body read, at most `max_body_bytes` of it (413 beyond: a
-/// declared length is refused before reading), or the refusal; a JSON body that names an
-/// upstream (`api_base`, `base_url`) gets 400. Every route reads its body here, so no handler
-/// ever sees more.
-pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Request, Response> {
+/// The whole body of a request, at most `max_body_bytes` of it (413 beyond: a declared length
+/// is refused before reading), or the refusal; a JSON body that names an upstream
+/// (`api_base`, `base_url`) gets 400. Every endpoint reads its body here, so no handler ever
+/// sees more.
+pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Bytes, Response> {
     let limit = usize::try_from(shared.settings.max_body_bytes).unwrap_or(usize::MAX);
     let declared = request
         .headers()
@@ -486,8 +411,7 @@ pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Requ
     if declared.is_some_and(|length| length > shared.settings.max_body_bytes) {
         return Err(ApiError::too_large(shared.settings.max_body_bytes).into_response());
     }
-    let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, limit).collect().await {
+    let bytes = match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<LengthLimitError>() => {
             return Err(ApiError::too_large(shared.settings.max_body_bytes).into_response());
@@ -508,13 +432,7 @@ pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Requ
         .with_code("upstream_not_allowed")
         .into_response());
     }
-    let body = if parts.method == Method::GET || parts.method == Method::HEAD {
-        // Nothing to hand on.
-        Body::empty()
-    } else {
-        Body::from(bytes)
-    };
-    Ok(Request::from_parts(parts, body))
+    Ok(bytes)
 }
 
 /// The upstream-choosing field a JSON body sets at its top level, if any.
@@ -531,26 +449,9 @@ fn names_upstream(body: &Bytes) -> Option<&'static str> {
     FIELDS.into_iter().find(|field| object.contains_key(*field))
 }
 
-/// Any other path.
-async fn not_found(request: Request) -> Response {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        ("invalid_request_error", "not_found"),
-        "not_found_error",
-        format!(
-            "no such endpoint: {} {}; this gateway serves POST /v1/chat/completions, POST \
-             /v1/messages, POST /v1/embeddings, POST /v1/moderations, GET /v1/models, GET \
-             /healthz, GET /readyz and GET /metrics",
-            request.method(),
-            request.uri().path()
-        ),
-    )
-    .into_response()
-}
-
 // Used by the integration tests only.
 #[cfg(test)]
 use {
     fazztv_provider_mock as _, fazztv_provider_openai as _, fazztv_testkit as _, insta as _,
-    reqwest as _, wiremock as _,
+    reqwest as _, tower_service as _, wiremock as _,
 };

@@ -2,7 +2,7 @@
 //! format (version 0.0.4), written by hand. The engine's numbers come from an [`Observer`] of
 //! its events (added to each manager the gateway serves, so counts go on across reloads);
 //! the gateway's own (requests per endpoint and status, its overhead per non-streamed chat
-//! request) from its middleware. Every count is an atomic: recording never takes a lock.
+//! request) from the path every request takes (`endpoint.rs`). Every count is an atomic: recording never takes a lock.
 //! Labels are bounded: providers are the configured instances (of every configuration served
 //! since the start), error kinds the [`ErrorKind`]s, endpoints the gateway's routes.
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -52,11 +51,7 @@ fn texts(object: &Map<String, Value>, endpoint: &str) -> Result<Vec<String>, Api
 
 /// `POST /v1/embeddings`: vectors as float arrays, or (`encoding_format: "base64"`, which the
 /// official SDKs send by default) as base64 of little-endian `f32`s.
-pub(crate) async fn embeddings(
-    Extension(shared): Extension<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn embeddings(shared: Arc<Shared>, caller: Caller, body: Bytes) -> Response {
     let read = || -> Result<_, ApiError> {
         let object = object(&body)?;
         let texts = texts(&object, "")?;
@@ -154,9 +149,9 @@ fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
 /// `POST /v1/moderations`: one result per input text (text parts are read as texts; images
 /// are not taken).
 pub(crate) async fn moderations(
-    Extension(shared): Extension<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-    Extension(id): Extension<RequestId>,
+    shared: Arc<Shared>,
+    caller: Caller,
+    id: RequestId,
     body: Bytes,
 ) -> Response {
     let read = || -> Result<_, ApiError> {
@@ -226,10 +221,7 @@ fn moderated(results: &[ModerationResult], asked: Option<&str>, id: &str) -> Res
 /// `GET /v1/models`: every model the enabled providers list (each id once, owned by the
 /// first provider listing it) and every configured route; for a key limited to some models,
 /// exactly those.
-pub(crate) async fn models(
-    Extension(shared): Extension<Arc<Shared>>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
+pub(crate) async fn models(shared: &Shared, caller: &Caller) -> Response {
     let registry = shared.manager.registry();
     let (listed, failures) = registry.list_all_models().await;
     for (provider, error) in &failures {
@@ -271,12 +263,12 @@ pub(crate) async fn models(
 }
 
 /// `GET /healthz`: the process serves.
-pub(crate) async fn healthz() -> Response {
+pub(crate) fn healthz() -> Response {
     axum_json(&json!({"status": "ok"}))
 }
 
 /// `GET /metrics`: the Prometheus text exposition (no key needed, as for the probes).
-pub(crate) async fn metrics(Extension(shared): Extension<Arc<Shared>>) -> Response {
+pub(crate) fn metrics(shared: &Shared) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -289,7 +281,7 @@ pub(crate) async fn metrics(Extension(shared): Extension<Arc<Shared>>) -> Respon
 
 /// `GET /readyz`: 200 while at least one enabled provider is in rotation (not ejected), else
 /// 503.
-pub(crate) async fn readyz(Extension(shared): Extension<Arc<Shared>>) -> Response {
+pub(crate) fn readyz(shared: &Shared) -> Response {
     let registry = shared.manager.registry();
     let in_rotation = shared
         .manager

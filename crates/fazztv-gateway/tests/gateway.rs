@@ -18,9 +18,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 // Linked so that their provider types register; dependencies of the library unused here.
 use {
-    axum as _, fazztv_core as _, fazztv_provider_mock as _, fazztv_provider_openai as _,
-    http_body_util as _, hyper as _, hyper_util as _, memchr as _, pin_project_lite as _,
-    redis as _, serde as _, tracing as _,
+    fazztv_core as _, fazztv_provider_mock as _, fazztv_provider_openai as _, http_body_util as _,
+    hyper as _, hyper_util as _, memchr as _, pin_project_lite as _, redis as _, serde as _,
+    tracing as _,
 };
 
 /// The test key: never to be seen in an answer, nor its hash.
@@ -665,6 +665,17 @@ async fn errors_take_their_status_from_the_table() {
     let nowhere = served.get("/v1/nowhere").await;
     assert_eq!(nowhere.status, 404);
     assert_error_shape(&nowhere);
+    assert_eq!(nowhere.header("x-fazztv-attempts"), Some("0"));
+    assert!(nowhere.header("x-request-id").is_some());
+    // A known endpoint asked with another method: 405 naming the one it takes.
+    let wrong = served.get("/v1/chat/completions").await;
+    assert_eq!(wrong.status, 405, "{}", wrong.text);
+    assert_eq!(wrong.header("allow"), Some("POST"));
+    assert_eq!(
+        assert_error_shape(&wrong)["error"]["code"],
+        "method_not_allowed"
+    );
+    assert!(wrong.header("x-request-id").is_some());
     served.shut_down().await;
 }
 
@@ -874,6 +885,56 @@ async fn auth_none_is_served_on_loopback_only() {
     let answer = served.post_as("/v1/chat/completions", &hello(), None).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     served.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_router_serves_the_same_endpoints_with_the_same_admission() {
+    use tower_service::Service as _;
+    let config = config(json!([mock("primary", json!({}))]), json!({}));
+    let gateway = Gateway::from_manager(manager(&config)).expect("gateway");
+    let request = |method: &str, path: &str, key: Option<&str>, body: &str| {
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        request
+            .body(axum::body::Body::from(body.to_owned()))
+            .expect("request")
+    };
+    let mut router = gateway.router();
+    let health = router
+        .call(request("GET", "/healthz", None, ""))
+        .await
+        .expect("infallible");
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    let keyless = router
+        .call(request(
+            "POST",
+            "/v1/chat/completions",
+            None,
+            &hello().to_string(),
+        ))
+        .await
+        .expect("infallible");
+    assert_eq!(keyless.status(), 401);
+    let answer = router
+        .call(request(
+            "POST",
+            "/v1/chat/completions",
+            Some(KEY),
+            &hello().to_string(),
+        ))
+        .await
+        .expect("infallible");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer
+            .headers()
+            .get("x-fazztv-provider")
+            .and_then(|value| value.to_str().ok()),
+        Some("primary")
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use {
     axum as _, base64 as _, fazztv_provider_mock as _, fazztv_provider_openai as _,
     http_body_util as _, hyper as _, hyper_util as _, insta as _, memchr as _,
-    pin_project_lite as _, redis as _, reqwest as _, serde as _, sha2 as _, tracing as _,
-    wiremock as _,
+    pin_project_lite as _, redis as _, reqwest as _, serde as _, sha2 as _, tower_service as _,
+    tracing as _, wiremock as _,
 };
 
 fn store(server: &RedisServer) -> RedisStore {

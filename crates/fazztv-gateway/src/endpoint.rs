@@ -1,0 +1,198 @@
+//! The one path every request takes: which endpoint it is for, the configuration and id it is
+//! served with, admission, its handler, and what every response gets. One async function
+//! rather than a stack of middleware: each layer cost a boxed future and a clone of the
+//! service per request.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::header::{ALLOW, CACHE_CONTROL};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{self, ApiError};
+use crate::{
+    ATTEMPTS_HEADER, Live, REQUEST_ID_HEADER, RequestId, Upstream, anthropic, auth, chat, metrics,
+    read_whole, services,
+};
+
+/// What the gateway serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    ChatCompletions,
+    Messages,
+    Embeddings,
+    Moderations,
+    Models,
+    Healthz,
+    Readyz,
+    Metrics,
+}
+
+impl Endpoint {
+    /// The endpoint at `path`, if any.
+    fn at(path: &str) -> Option<Self> {
+        Some(match path {
+            "/v1/chat/completions" => Self::ChatCompletions,
+            anthropic::MESSAGES_PATH => Self::Messages,
+            "/v1/embeddings" => Self::Embeddings,
+            "/v1/moderations" => Self::Moderations,
+            "/v1/models" => Self::Models,
+            "/healthz" => Self::Healthz,
+            "/readyz" => Self::Readyz,
+            "/metrics" => Self::Metrics,
+            _ => return None,
+        })
+    }
+
+    /// Its method (a `GET` endpoint answers `HEAD` too).
+    fn method(self) -> Method {
+        match self {
+            Self::ChatCompletions | Self::Messages | Self::Embeddings | Self::Moderations => {
+                Method::POST
+            }
+            Self::Models | Self::Healthz | Self::Readyz | Self::Metrics => Method::GET,
+        }
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        let own = self.method();
+        *method == own || (own == Method::GET && *method == Method::HEAD)
+    }
+
+    /// Whether a caller needs a key (the probes and `/metrics` need none).
+    fn keyed(self) -> bool {
+        !matches!(self, Self::Healthz | Self::Readyz | Self::Metrics)
+    }
+}
+
+/// Serves `request` with the configuration current as it arrives:
+/// - a name: `x-request-id`, on the response too;
+/// - admission on the API ([`auth::admit`]: the key, its requests per minute, then the body),
+///   and the body read under the limit on the probes;
+/// - on Anthropic's endpoint, errors in Anthropic's shape, whoever refused the request
+///   (admission, the handler, the manager);
+/// - `x-fazztv-attempts` (0 unless the handler routed the request and said how many provider
+///   requests it took) and `Cache-Control: no-store` (answers are per caller and never to be
+///   cached by a proxy);
+/// - a count by endpoint and status, and, for a request a handler routed in one piece (it says
+///   how long its provider tries took), an observation of the gateway's own overhead.
+pub(crate) async fn handle(live: &Live, request: Request) -> Response {
+    let start = Instant::now();
+    let shared = live.current();
+    let path = request.uri().path();
+    let counted_as = metrics::Metrics::endpoint(path);
+    let endpoint = Endpoint::at(path);
+    let id = RequestId::generate();
+    let id_header = HeaderValue::from_str(&id.0).ok();
+    let mut response = match endpoint {
+        None => not_found(&request),
+        Some(endpoint) if !endpoint.allows(request.method()) => {
+            method_not_allowed(endpoint, request.method())
+        }
+        Some(endpoint) if endpoint.keyed() => match auth::admit(&shared, request).await {
+            Err(refused) => refused,
+            Ok((caller, body)) => match endpoint {
+                Endpoint::ChatCompletions => {
+                    chat::completions(shared.clone(), caller, id, body).await
+                }
+                Endpoint::Messages => anthropic::messages(shared.clone(), caller, id, body).await,
+                Endpoint::Embeddings => services::embeddings(shared.clone(), caller, body).await,
+                Endpoint::Moderations => {
+                    services::moderations(shared.clone(), caller, id, body).await
+                }
+                _ => services::models(&shared, &caller).await,
+            },
+        },
+        // The probes: no key, but the body limit holds on every route.
+        Some(endpoint) => match read_whole(&shared, request).await {
+            Err(refused) => refused,
+            Ok(_) => match endpoint {
+                Endpoint::Healthz => services::healthz(),
+                Endpoint::Readyz => services::readyz(&shared),
+                _ => services::metrics(&shared),
+            },
+        },
+    };
+    if endpoint == Some(Endpoint::Messages) {
+        response = error::in_anthropic_shape(response);
+    }
+    let headers = response.headers_mut();
+    if let Some(value) = id_header {
+        headers.insert(REQUEST_ID_HEADER, value);
+    }
+    if !headers.contains_key(ATTEMPTS_HEADER) {
+        headers.insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
+        shared
+            .metrics
+            .overhead(start.elapsed().saturating_sub(upstream));
+    }
+    shared
+        .metrics
+        .gateway_request(counted_as, response.status().as_u16());
+    response
+}
+
+/// Any other path.
+fn not_found(request: &Request) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ("invalid_request_error", "not_found"),
+        "not_found_error",
+        format!(
+            "no such endpoint: {} {}; this gateway serves POST /v1/chat/completions, POST \
+             /v1/messages, POST /v1/embeddings, POST /v1/moderations, GET /v1/models, GET \
+             /healthz, GET /readyz and GET /metrics",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+    .into_response()
+}
+
+/// A known path asked with another method: 405, with `Allow`.
+fn method_not_allowed(endpoint: Endpoint, method: &Method) -> Response {
+    let own = endpoint.method();
+    let allow = if own == Method::GET {
+        HeaderValue::from_static("GET,HEAD")
+    } else {
+        HeaderValue::from_static("POST")
+    };
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ("invalid_request_error", "method_not_allowed"),
+        "invalid_request_error",
+        format!("this endpoint takes {own}, not {method}"),
+    )
+    .into_response();
+    response.headers_mut().insert(ALLOW, allow);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_is_found_at_its_path_with_its_methods() {
+        for (path, endpoint) in [
+            ("/v1/chat/completions", Endpoint::ChatCompletions),
+            ("/v1/messages", Endpoint::Messages),
+            ("/v1/embeddings", Endpoint::Embeddings),
+            ("/v1/moderations", Endpoint::Moderations),
+            ("/v1/models", Endpoint::Models),
+            ("/healthz", Endpoint::Healthz),
+            ("/readyz", Endpoint::Readyz),
+            ("/metrics", Endpoint::Metrics),
+        ] {
+            assert_eq!(Endpoint::at(path), Some(endpoint), "{path}");
+        }
+        assert_eq!(Endpoint::at("/v1/chat/completions/"), None);
+        assert_eq!(Endpoint::at("/v1"), None);
+        assert!(Endpoint::Models.allows(&Method::HEAD));
+        assert!(!Endpoint::ChatCompletions.allows(&Method::GET));
+    }
+}
