@@ -392,8 +392,10 @@ impl IntoResponse for ApiError {
 /// A JSON body with its content type. `to_vec` writes bytes directly (`to_string` would go
 /// through a formatter).
 pub(crate) fn axum_json(value: &impl serde::Serialize) -> Response {
-    let body = match serde_json::to_vec(value) {
-        Ok(body) => body,
+    // Room for a typical answer at once, rather than growing from serde_json's 128 bytes.
+    let mut body = Vec::with_capacity(1024);
+    let body = match serde_json::to_writer(&mut body, value) {
+        Ok(()) => body,
         // Not expected (string keys only), but never an empty 200.
         Err(error) => {
             return ApiError::new(

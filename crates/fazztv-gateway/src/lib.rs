@@ -65,7 +65,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -386,7 +386,18 @@ impl RequestId {
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
         // A randomly keyed hash of a counter: unique in the process, unguessable across runs.
         let random = SEED.get_or_init(RandomState::new).hash_one(count);
-        Self(format!("{random:016x}{count:08x}"))
+        // 16 hex digits of the hash, then the counter's low 32 bits (8 digits); written by hand,
+        // as `format!` costs more than the rest of this function.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits = |value: u64, count: u32| {
+            (0..count)
+                .rev()
+                .map(move |place| char::from(DIGITS[((value >> (place * 4)) & 0xf) as usize]))
+        };
+        let mut id = String::with_capacity(24);
+        id.extend(digits(random, 16));
+        id.extend(digits(count, 8));
+        Self(id)
     }
 }
 
@@ -438,11 +449,11 @@ pub(crate) async fn read_whole(shared: &Shared, request: Request) -> Result<Byte
 /// The upstream-choosing field a JSON body sets at its top level, if any.
 fn names_upstream(body: &Bytes) -> Option<&'static str> {
     const FIELDS: [&str; 2] = ["api_base", "base_url"];
+    // Built once: a finder's setup costs more than searching a small body.
+    static FINDERS: LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+        LazyLock::new(|| FIELDS.map(memchr::memmem::Finder::new));
     // Most bodies never mention them: parse only those that might.
-    if !FIELDS
-        .iter()
-        .any(|field| memchr::memmem::find(body, field.as_bytes()).is_some())
-    {
+    if !FINDERS.iter().any(|finder| finder.find(body).is_some()) {
         return None;
     }
     let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
@@ -455,3 +466,22 @@ use {
     fazztv_provider_mock as _, fazztv_provider_openai as _, fazztv_testkit as _, insta as _,
     reqwest as _, tower_service as _, wiremock as _,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_24_hex_digits_and_never_repeat() {
+        let ids: Vec<String> = (0..1000).map(|_| RequestId::generate().0).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase())
+            );
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+}

@@ -274,7 +274,12 @@ fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> 
     let Value::Object(message) = message else {
         return Err(wrong(path, "an object with `role` and `content`"));
     };
-    let role = match string(message, "role", &path)?.as_deref() {
+    let role = match field(message, "role") {
+        Some(Value::String(role)) => Some(role.as_str()),
+        None => None,
+        Some(_) => return Err(wrong(format!("{path}.role"), "a string")),
+    };
+    let role = match role {
         Some("system" | "developer") => Role::System,
         Some("user") => Role::User,
         Some("assistant") => Role::Assistant,
@@ -337,16 +342,20 @@ fn content(
     role: Role,
     path: &str,
 ) -> Result<Vec<ContentPart>, ApiError> {
-    let path = format!("{path}.content");
+    // Written out only where it is needed: most contents are one string.
+    let path = || format!("{path}.content");
     match field(message, "content") {
         None => Ok(Vec::new()),
         Some(Value::String(text)) => Ok(vec![ContentPart::text(text.clone())]),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(index, part)| content_part(&format!("{path}[{index}]"), part, role))
-            .collect(),
-        Some(_) => Err(wrong(path, "a string or an array of content parts")),
+        Some(Value::Array(parts)) => {
+            let path = path();
+            parts
+                .iter()
+                .enumerate()
+                .map(|(index, part)| content_part(&format!("{path}[{index}]"), part, role))
+                .collect()
+        }
+        Some(_) => Err(wrong(path(), "a string or an array of content parts")),
     }
 }
 

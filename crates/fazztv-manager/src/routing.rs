@@ -862,9 +862,21 @@ impl ProviderManager {
     fn needs_narrowing(&self, plan: &Plan, required: &[ModelCapability]) -> bool {
         plan.auto.is_some()
             || plan.session.is_some()
-            || plan.model_to_check.is_some()
             || !required.is_empty()
             || self.checks_context(plan)
+            || (plan.model_to_check.is_some() && !self.configured_for_all(plan))
+    }
+
+    /// Whether every target of `plan` is configured to serve its model, so that checking the
+    /// model (a bare model id, the common request) would keep the plan as it is: no listing
+    /// is read then, and one target is kept without fallback either way.
+    fn configured_for_all(&self, plan: &Plan) -> bool {
+        let entries = self.inner.registry.entries();
+        (plan.fallback || plan.steps.len() <= 1)
+            && plan
+                .steps
+                .iter()
+                .all(|step| configured(plan.exempt, step, &entries[step.index]))
     }
 
     /// Whether `plan`'s targets are checked against their context windows: a request over
@@ -950,12 +962,7 @@ impl ProviderManager {
         let steps = std::mem::take(&mut plan.steps);
         let exempt = plan.exempt;
         let looked_up = join_all(steps.iter().map(|step| async move {
-            let entry = &entries[step.index];
-            let configured = exempt == Some(step.index)
-                || step
-                    .model
-                    .as_deref()
-                    .is_some_and(|model| configured_to_serve(entry, model));
+            let configured = configured(exempt, step, &entries[step.index]);
             let listing = if !required.is_empty() || checks_context || (checks_model && !configured)
             {
                 self.listing(step.index).await
@@ -1336,6 +1343,16 @@ pub(crate) const CHAT: &[ModelCapability] =
 /// Whether `entry`'s configuration or price table names `model`: its `default_model`, its
 /// `models`, a `pricing` override, or its shipped price table (which lists what the provider
 /// serves).
+/// Whether `step` needs no check of its model: its provider is the one the caller chose
+/// (`exempt`), or is configured to serve the model.
+fn configured(exempt: Option<usize>, step: &Step, entry: &ProviderEntry) -> bool {
+    exempt == Some(step.index)
+        || step
+            .model
+            .as_deref()
+            .is_some_and(|model| configured_to_serve(entry, model))
+}
+
 fn configured_to_serve(entry: &ProviderEntry, model: &str) -> bool {
     entry
         .default_model()
