@@ -90,18 +90,24 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
         Some(endpoint) if !endpoint.allows(request.method()) => {
             method_not_allowed(endpoint, request.method())
         }
+        // Each handler's future is boxed: they are kilobytes, and this future (moved into
+        // hyper's dispatcher for every request) would otherwise be as large as the largest.
         Some(endpoint) if endpoint.keyed() => match auth::admit(&shared, request).await {
             Err(refused) => refused,
             Ok((caller, body)) => match endpoint {
                 Endpoint::ChatCompletions => {
-                    chat::completions(shared.clone(), caller, id, body).await
+                    Box::pin(chat::completions(shared.clone(), caller, id, body)).await
                 }
-                Endpoint::Messages => anthropic::messages(shared.clone(), caller, id, body).await,
-                Endpoint::Embeddings => services::embeddings(shared.clone(), caller, body).await,
+                Endpoint::Messages => {
+                    Box::pin(anthropic::messages(shared.clone(), caller, id, body)).await
+                }
+                Endpoint::Embeddings => {
+                    Box::pin(services::embeddings(shared.clone(), caller, body)).await
+                }
                 Endpoint::Moderations => {
-                    services::moderations(shared.clone(), caller, id, body).await
+                    Box::pin(services::moderations(shared.clone(), caller, id, body)).await
                 }
-                _ => services::models(&shared, &caller).await,
+                _ => Box::pin(services::models(&shared, &caller)).await,
             },
         },
         // The probes: no key, but the body limit holds on every route.
