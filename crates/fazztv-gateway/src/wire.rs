@@ -269,10 +269,22 @@ fn generation(object: &Map<String, Value>) -> Result<GenerationOptions, ApiError
 
 /// One message: `system` and `developer` (both instructions), `user`, `assistant` (text,
 /// tool calls) and `tool` (a result for `tool_call_id`).
+/// `messages[INDEX]`, written out only when a message's path is needed (most never need it).
+struct MessagePath(usize);
+
+impl std::fmt::Display for MessagePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "messages[{}]", self.0)
+    }
+}
+
 fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> {
-    let path = format!("messages[{index}]");
+    let path = MessagePath(index);
     let Value::Object(message) = message else {
-        return Err(wrong(path, "an object with `role` and `content`"));
+        return Err(wrong(
+            path.to_string(),
+            "an object with `role` and `content`",
+        ));
     };
     let role = match field(message, "role") {
         Some(Value::String(role)) => Some(role.as_str()),
@@ -294,7 +306,7 @@ fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> 
         None => return Err(wrong(format!("{path}.role"), "a string")),
     };
     if role == Role::Tool {
-        let call_id = string(message, "tool_call_id", &path)?.ok_or_else(|| {
+        let call_id = string(message, "tool_call_id", &path.to_string())?.ok_or_else(|| {
             wrong(
                 format!("{path}.tool_call_id"),
                 "the id of the tool call this message answers",
@@ -305,7 +317,7 @@ fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> 
             .filter_map(ContentPart::as_text)
             .collect();
         let mut result = ToolResult::new(call_id, text);
-        if let Some(name) = string(message, "name", &path)? {
+        if let Some(name) = string(message, "name", &path.to_string())? {
             result = result.with_name(name);
         }
         return Ok(ChatMessage::tool_result(result));
@@ -340,7 +352,7 @@ fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> 
 fn content(
     message: &Map<String, Value>,
     role: Role,
-    path: &str,
+    path: &MessagePath,
 ) -> Result<Vec<ContentPart>, ApiError> {
     // Written out only where it is needed: most contents are one string.
     let path = || format!("{path}.content");
@@ -778,6 +790,23 @@ mod tests {
         assert_eq!(
             refused(json!({"messages": [{"role": "tool", "content": "x"}]}))["error"]["param"],
             "messages[0].tool_call_id"
+        );
+        // Each message's path, written only for an error, names the right one.
+        assert_eq!(
+            refused(
+                json!({"messages": [{"role": "user", "content": "ok"}, {"role": "user", "content": 5}]})
+            )["error"]["param"],
+            "messages[1].content"
+        );
+        assert_eq!(
+            refused(
+                json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "ok"}, {"type": "text"}]}]})
+            )["error"]["param"],
+            "messages[0].content[1].text"
+        );
+        assert_eq!(
+            refused(json!({"messages": [{"role": 5, "content": "x"}]}))["error"]["param"],
+            "messages[0].role"
         );
         assert_eq!(
             refused(json!([1]))["error"]["type"],
