@@ -7,8 +7,8 @@
 //! body and dropped its sender. The handler runs on the dispatcher's task, so every request
 //! with a body woke its own task. tokio treats such a wake as a yield: the task goes to the
 //! back of the queue and another worker thread is woken (a futex call and a context switch)
-//! only to find nothing to do. That was most of what the gateway's JSON requests cost over a
-//! bare proxy's.
+//! only to find nothing to do. That was about half of what the gateway's JSON requests cost
+//! over a bare proxy's.
 
 use std::convert::Infallible;
 use std::future::Future;
