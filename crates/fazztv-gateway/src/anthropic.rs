@@ -3,28 +3,22 @@
 //! by `endpoint.rs` ([`in_anthropic_shape`](crate::error::in_anthropic_shape)).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::response::Response;
 use fazztv_core::{Error, FinishReason, StreamEvent, Usage};
 use serde_json::{Value, json};
 
+use crate::RequestId;
 use crate::anthropic_wire::{self, ANTHROPIC};
 use crate::auth::Caller;
 use crate::chat::{self, Frames, refused};
 use crate::error::{ApiError, axum_json};
-use crate::{RequestId, Shared};
 
 /// The path of the endpoint, whose errors are Anthropic-shaped.
 pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
 
-pub(crate) async fn messages(
-    shared: Arc<Shared>,
-    caller: Caller,
-    id: RequestId,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn messages(caller: Caller, id: RequestId, body: Bytes) -> Response {
     let call = match anthropic_wire::messages_call(&body) {
         Ok(call) => call,
         Err(error) => return refused(error),
@@ -34,12 +28,12 @@ pub(crate) async fn messages(
     }
     let options = chat::options(&caller, Some(&call.model), call.user.as_deref());
     if call.stream {
-        return chat::streamed(&shared, call.request, options, |model| {
+        return chat::streamed(caller.shared(), call.request, options, |model| {
             Events::new(format!("msg_{}", id.0), model)
         })
         .await;
     }
-    chat::whole(&shared, call.request, options, |response| {
+    chat::whole(caller.shared(), call.request, options, |response| {
         axum_json(&anthropic_wire::message(response, &id.0))
     })
     .await

@@ -101,6 +101,11 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The configuration it was admitted under.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// The key's name, for `QueryOptions::key_name`.
     pub(crate) fn key_name(&self) -> Option<&str> {
         self.key

@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
@@ -110,12 +109,7 @@ pub(crate) fn refused(error: ApiError) -> Response {
 }
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn completions(
-    shared: Arc<Shared>,
-    caller: Caller,
-    id: RequestId,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> Response {
     let call = match wire::chat_call(&body) {
         Ok(call) => call,
         Err(error) => return refused(error),
@@ -127,12 +121,12 @@ pub(crate) async fn completions(
     let created = unix_now();
     if call.stream {
         let include_usage = call.include_usage;
-        return streamed(&shared, call.request, options, |model| {
+        return streamed(caller.shared(), call.request, options, |model| {
             Chunks::new(id.0, created, model, include_usage)
         })
         .await;
     }
-    whole(&shared, call.request, options, |response| {
+    whole(caller.shared(), call.request, options, |response| {
         axum_json(&wire::completion(response, &id.0, created))
     })
     .await

@@ -3,6 +3,7 @@
 //! rather than a stack of middleware: each layer cost a boxed future and a clone of the
 //! service per request.
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -12,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{self, ApiError};
 use crate::{
-    ATTEMPTS_HEADER, Live, REQUEST_ID_HEADER, RequestId, Upstream, anthropic, auth, chat, metrics,
+    ATTEMPTS_HEADER, Live, REQUEST_ID_HEADER, RequestId, Upstream, anthropic, auth, chat,
     read_whole, services,
 };
 
-/// What the gateway serves.
+/// What the gateway serves: the one table of its endpoints, for routing, for the `endpoint`
+/// label of its metrics and for the 404 that lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     ChatCompletions,
     Messages,
     Embeddings,
@@ -30,19 +32,37 @@ enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, each at its position (`endpoint as usize`).
+    pub(crate) const ALL: [Self; 8] = [
+        Self::ChatCompletions,
+        Self::Messages,
+        Self::Embeddings,
+        Self::Moderations,
+        Self::Models,
+        Self::Healthz,
+        Self::Readyz,
+        Self::Metrics,
+    ];
+
+    /// Its path.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/v1/chat/completions",
+            Self::Messages => anthropic::MESSAGES_PATH,
+            Self::Embeddings => "/v1/embeddings",
+            Self::Moderations => "/v1/moderations",
+            Self::Models => "/v1/models",
+            Self::Healthz => "/healthz",
+            Self::Readyz => "/readyz",
+            Self::Metrics => "/metrics",
+        }
+    }
+
     /// The endpoint at `path`, if any.
-    fn at(path: &str) -> Option<Self> {
-        Some(match path {
-            "/v1/chat/completions" => Self::ChatCompletions,
-            anthropic::MESSAGES_PATH => Self::Messages,
-            "/v1/embeddings" => Self::Embeddings,
-            "/v1/moderations" => Self::Moderations,
-            "/v1/models" => Self::Models,
-            "/healthz" => Self::Healthz,
-            "/readyz" => Self::Readyz,
-            "/metrics" => Self::Metrics,
-            _ => return None,
-        })
+    pub(crate) fn at(path: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|endpoint| endpoint.path() == path)
     }
 
     /// Its method (a `GET` endpoint answers `HEAD` too).
@@ -80,9 +100,7 @@ impl Endpoint {
 pub(crate) async fn handle(live: &Live, request: Request) -> Response {
     let start = Instant::now();
     let shared = live.current();
-    let path = request.uri().path();
-    let counted_as = metrics::Metrics::endpoint(path);
-    let endpoint = Endpoint::at(path);
+    let endpoint = Endpoint::at(request.uri().path());
     let id = RequestId::generate();
     let id_header = HeaderValue::from_str(&id.0).ok();
     let mut response = match endpoint {
@@ -95,19 +113,11 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
         Some(endpoint) if endpoint.keyed() => match auth::admit(&shared, request).await {
             Err(refused) => refused,
             Ok((caller, body)) => match endpoint {
-                Endpoint::ChatCompletions => {
-                    Box::pin(chat::completions(shared.clone(), caller, id, body)).await
-                }
-                Endpoint::Messages => {
-                    Box::pin(anthropic::messages(shared.clone(), caller, id, body)).await
-                }
-                Endpoint::Embeddings => {
-                    Box::pin(services::embeddings(shared.clone(), caller, body)).await
-                }
-                Endpoint::Moderations => {
-                    Box::pin(services::moderations(shared.clone(), caller, id, body)).await
-                }
-                _ => Box::pin(services::models(&shared, &caller)).await,
+                Endpoint::ChatCompletions => Box::pin(chat::completions(caller, id, body)).await,
+                Endpoint::Messages => Box::pin(anthropic::messages(caller, id, body)).await,
+                Endpoint::Embeddings => Box::pin(services::embeddings(caller, body)).await,
+                Endpoint::Moderations => Box::pin(services::moderations(caller, id, body)).await,
+                _ => Box::pin(services::models(&caller)).await,
             },
         },
         // The probes: no key, but the body limit holds on every route.
@@ -138,20 +148,32 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
     }
     shared
         .metrics
-        .gateway_request(counted_as, response.status().as_u16());
+        .gateway_request(endpoint, response.status().as_u16());
     response
 }
 
 /// Any other path.
 fn not_found(request: &Request) -> Response {
+    let mut served = String::new();
+    for (position, endpoint) in Endpoint::ALL.iter().enumerate() {
+        let separator = match position {
+            0 => "",
+            last if last + 1 == Endpoint::ALL.len() => " and ",
+            _ => ", ",
+        };
+        let _ = write!(
+            served,
+            "{separator}{} {}",
+            endpoint.method(),
+            endpoint.path()
+        );
+    }
     ApiError::new(
         StatusCode::NOT_FOUND,
         ("invalid_request_error", "not_found"),
         "not_found_error",
         format!(
-            "no such endpoint: {} {}; this gateway serves POST /v1/chat/completions, POST \
-             /v1/messages, POST /v1/embeddings, POST /v1/moderations, GET /v1/models, GET \
-             /healthz, GET /readyz and GET /metrics",
+            "no such endpoint: {} {}; this gateway serves {served}",
             request.method(),
             request.uri().path()
         ),
@@ -196,9 +218,30 @@ mod tests {
         ] {
             assert_eq!(Endpoint::at(path), Some(endpoint), "{path}");
         }
+        for (position, endpoint) in Endpoint::ALL.into_iter().enumerate() {
+            assert_eq!(endpoint as usize, position, "{endpoint:?}");
+        }
         assert_eq!(Endpoint::at("/v1/chat/completions/"), None);
         assert_eq!(Endpoint::at("/v1"), None);
         assert!(Endpoint::Models.allows(&Method::HEAD));
         assert!(!Endpoint::ChatCompletions.allows(&Method::GET));
+    }
+
+    #[tokio::test]
+    async fn the_404_lists_every_endpoint() {
+        let request = Request::builder()
+            .uri("/v1/nowhere")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let body = axum::body::to_bytes(not_found(&request).into_body(), 4096)
+            .await
+            .expect("body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            body["error"]["message"],
+            "no such endpoint: GET /v1/nowhere; this gateway serves POST /v1/chat/completions, \
+             POST /v1/messages, POST /v1/embeddings, POST /v1/moderations, GET /v1/models, GET \
+             /healthz, GET /readyz and GET /metrics"
+        );
     }
 }

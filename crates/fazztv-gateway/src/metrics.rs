@@ -14,6 +14,8 @@ use std::time::Duration;
 use fazztv_core::{Cost, ErrorKind, Usage};
 use fazztv_manager::{AttemptResult, Event, Observer};
 
+use crate::endpoint::Endpoint;
+
 /// The content type of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -22,18 +24,8 @@ const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
-/// The gateway's endpoints, as `endpoint` label values; any other path is `other`.
-const ENDPOINTS: [&str; 9] = [
-    "/v1/chat/completions",
-    "/v1/messages",
-    "/v1/embeddings",
-    "/v1/moderations",
-    "/v1/models",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "other",
-];
+/// The `endpoint` label of a path the gateway does not serve.
+const OTHER_ENDPOINT: &str = "other";
 
 /// Attempt outcomes, as `outcome` label values.
 const ATTEMPT_OUTCOMES: [&str; 3] = ["ok", "error", "cancelled"];
@@ -116,11 +108,6 @@ impl ProviderMetrics {
     }
 }
 
-/// An endpoint's position in `ENDPOINTS`: found from the path as a request arrives, so that
-/// the path need not be kept until it is answered.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Endpoint(usize);
-
 /// Everything `/metrics` shows.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -132,7 +119,8 @@ pub(crate) struct Metrics {
     errors: Vec<AtomicU64>,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
-    /// By endpoint (position in `ENDPOINTS`), then status code less 100 (100 to 599).
+    /// By endpoint (position in `Endpoint::ALL`, then one for any other path), then status
+    /// code less 100 (100 to 599).
     gateway_requests: Vec<[AtomicU64; 500]>,
     overhead: Histogram,
 }
@@ -146,8 +134,7 @@ impl Default for Metrics {
             errors: ErrorKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
-            gateway_requests: ENDPOINTS
-                .iter()
+            gateway_requests: (0..=Endpoint::ALL.len())
                 .map(|_| std::array::from_fn(|_| AtomicU64::new(0)))
                 .collect(),
             overhead: Histogram::default(),
@@ -213,18 +200,9 @@ impl Metrics {
         }
     }
 
-    /// The endpoint `path` is counted under (`other` for any path not served).
-    pub(crate) fn endpoint(path: &str) -> Endpoint {
-        Endpoint(
-            ENDPOINTS
-                .iter()
-                .position(|known| *known == path)
-                .unwrap_or(ENDPOINTS.len() - 1),
-        )
-    }
-
-    /// One answered HTTP request at `endpoint` with `status`.
-    pub(crate) fn gateway_request(&self, Endpoint(endpoint): Endpoint, status: u16) {
+    /// One answered HTTP request at `endpoint` (`None`: a path not served) with `status`.
+    pub(crate) fn gateway_request(&self, endpoint: Option<Endpoint>, status: u16) {
+        let endpoint = endpoint.map_or(Endpoint::ALL.len(), |endpoint| endpoint as usize);
         if let Some(slot) = usize::from(status)
             .checked_sub(100)
             .and_then(|index| self.gateway_requests[endpoint].get(index))
@@ -371,7 +349,11 @@ impl Metrics {
             "HTTP requests the gateway answered, by endpoint and status.",
             "counter",
         );
-        for (endpoint, statuses) in ENDPOINTS.iter().zip(&self.gateway_requests) {
+        let labels = Endpoint::ALL
+            .iter()
+            .map(|endpoint| endpoint.path())
+            .chain([OTHER_ENDPOINT]);
+        for (endpoint, statuses) in labels.zip(&self.gateway_requests) {
             for (offset, count) in statuses.iter().enumerate() {
                 let count = load(count);
                 if count > 0 {
@@ -616,9 +598,9 @@ mod tests {
     #[test]
     fn unknown_paths_and_statuses_stay_bounded() {
         let metrics = Metrics::default();
-        metrics.gateway_request(Metrics::endpoint("/v1/chat/completions"), 200);
-        metrics.gateway_request(Metrics::endpoint("/secret/path/sk-123"), 404);
-        metrics.gateway_request(Metrics::endpoint("/healthz"), 42);
+        metrics.gateway_request(Endpoint::at("/v1/chat/completions"), 200);
+        metrics.gateway_request(Endpoint::at("/secret/path/sk-123"), 404);
+        metrics.gateway_request(Endpoint::at("/healthz"), 42);
         let text = metrics.render();
         assert!(text.contains(
             "fazztv_gateway_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1"

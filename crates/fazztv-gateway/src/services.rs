@@ -1,7 +1,6 @@
 //! Embeddings, moderations, the model list and the health probes.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -51,7 +50,7 @@ fn texts(object: &Map<String, Value>, endpoint: &str) -> Result<Vec<String>, Api
 
 /// `POST /v1/embeddings`: vectors as float arrays, or (`encoding_format: "base64"`, which the
 /// official SDKs send by default) as base64 of little-endian `f32`s.
-pub(crate) async fn embeddings(shared: Arc<Shared>, caller: Caller, body: Bytes) -> Response {
+pub(crate) async fn embeddings(caller: Caller, body: Bytes) -> Response {
     let read = || -> Result<_, ApiError> {
         let object = object(&body)?;
         let texts = texts(&object, "")?;
@@ -96,7 +95,8 @@ pub(crate) async fn embeddings(shared: Arc<Shared>, caller: Caller, body: Bytes)
     let mut request = EmbeddingRequest::batch(texts);
     request.dimensions = dimensions;
     let options = options(&caller, model.as_deref(), user.as_deref());
-    match shared
+    match caller
+        .shared()
         .manager
         .get_embeddings_with_fallback(request, options)
         .await
@@ -148,12 +148,7 @@ fn embedded(response: &EmbeddingResponse, base64: bool) -> Response {
 
 /// `POST /v1/moderations`: one result per input text (text parts are read as texts; images
 /// are not taken).
-pub(crate) async fn moderations(
-    shared: Arc<Shared>,
-    caller: Caller,
-    id: RequestId,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn moderations(caller: Caller, id: RequestId, body: Bytes) -> Response {
     let read = || -> Result<_, ApiError> {
         let object = object(&body)?;
         Ok((
@@ -169,11 +164,12 @@ pub(crate) async fn moderations(
         return refused(error);
     }
     let options = options(&caller, model.as_deref(), None);
-    let verdicts = futures::future::join_all(
-        texts
-            .iter()
-            .map(|text| shared.manager.moderate_with_fallback(text, options.clone())),
-    )
+    let verdicts = futures::future::join_all(texts.iter().map(|text| {
+        caller
+            .shared()
+            .manager
+            .moderate_with_fallback(text, options.clone())
+    }))
     .await;
     let mut results = Vec::with_capacity(verdicts.len());
     for verdict in verdicts {
@@ -221,7 +217,8 @@ fn moderated(results: &[ModerationResult], asked: Option<&str>, id: &str) -> Res
 /// `GET /v1/models`: every model the enabled providers list (each id once, owned by the
 /// first provider listing it) and every configured route; for a key limited to some models,
 /// exactly those.
-pub(crate) async fn models(shared: &Shared, caller: &Caller) -> Response {
+pub(crate) async fn models(caller: &Caller) -> Response {
+    let shared = caller.shared();
     let registry = shared.manager.registry();
     let (listed, failures) = registry.list_all_models().await;
     for (provider, error) in &failures {

@@ -267,8 +267,6 @@ fn generation(object: &Map<String, Value>) -> Result<GenerationOptions, ApiError
     Ok(options)
 }
 
-/// One message: `system` and `developer` (both instructions), `user`, `assistant` (text,
-/// tool calls) and `tool` (a result for `tool_call_id`).
 /// `messages[INDEX]`, written out only when a message's path is needed (most never need it).
 struct MessagePath(usize);
 
@@ -278,6 +276,8 @@ impl std::fmt::Display for MessagePath {
     }
 }
 
+/// One message: `system` and `developer` (both instructions), `user`, `assistant` (text,
+/// tool calls) and `tool` (a result for `tool_call_id`).
 fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> {
     let path = MessagePath(index);
     let Value::Object(message) = message else {

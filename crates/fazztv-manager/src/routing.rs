@@ -1340,9 +1340,6 @@ fn next_balanced(candidates: &[Candidate], balancer: &Mutex<Vec<i64>>) -> usize 
 pub(crate) const CHAT: &[ModelCapability] =
     &[ModelCapability::Chat, ModelCapability::TextGeneration];
 
-/// Whether `entry`'s configuration or price table names `model`: its `default_model`, its
-/// `models`, a `pricing` override, or its shipped price table (which lists what the provider
-/// serves).
 /// Whether `step` needs no check of its model: its provider is the one the caller chose
 /// (`exempt`), or is configured to serve the model.
 fn configured(exempt: Option<usize>, step: &Step, entry: &ProviderEntry) -> bool {
@@ -1353,6 +1350,9 @@ fn configured(exempt: Option<usize>, step: &Step, entry: &ProviderEntry) -> bool
             .is_some_and(|model| configured_to_serve(entry, model))
 }
 
+/// Whether `entry`'s configuration or price table names `model`: its `default_model`, its
+/// `models`, a `pricing` override, or its shipped price table (which lists what the provider
+/// serves).
 fn configured_to_serve(entry: &ProviderEntry, model: &str) -> bool {
     entry
         .default_model()

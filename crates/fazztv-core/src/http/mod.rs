@@ -38,8 +38,9 @@ pub fn client(timeouts: &Timeouts) -> Result<Client, Error> {
 /// The client bounds connecting only ([`Timeouts::connect`]). Waits for data are bounded by
 /// the caller: requests whose answer is read in one piece set
 /// [`RequestBuilder::timeout`] ([`Timeouts::response`]); a stream has one [`Watchdog`] that
-/// [guards](Watchdog::guard) its wait for the headers ([`Timeouts::first_token`]) and then the
-/// silences of its body in [`byte_stream`] ([`Timeouts::idle`]): no timer per body frame.
+/// bounds its wait for the headers in [`OpenedStream::open`] ([`Timeouts::first_token`]) and
+/// then the silences of its body in [`byte_stream`] ([`Timeouts::idle`]): no timer per body
+/// frame.
 pub fn client_builder(timeouts: &Timeouts) -> ClientBuilder {
     Client::builder().connect_timeout(timeouts.connect)
 }
@@ -557,8 +558,8 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
 
 /// The body of a streaming response as bytes, transport errors already typed, ended with a
 /// [`ErrorKind::Timeout`] error when `watchdog` sees a silence of its idle time (see
-/// [`IdleTimeout`]): usually the watchdog that [guarded](Watchdog::guard) the wait for the
-/// headers, set to the idle timeout. Its errors name no provider: the decoder reading the
+/// [`IdleTimeout`]): usually the watchdog that bounded the wait for the headers in
+/// [`OpenedStream::open`], set to the idle timeout. Its errors name no provider: the decoder reading the
 /// stream does (so a stream carries no copy of the name per layer).
 pub fn byte_stream(
     response: Response,
@@ -769,19 +770,6 @@ impl Watchdog {
             watchdog.timer = Some(Box::pin(tokio::time::sleep_until(watchdog.due())));
         }
         watchdog
-    }
-
-    /// `future` (a request whose answer is not bounded as a whole, such as a stream's headers),
-    /// failing with [`ErrorKind::Timeout`] when this watchdog expires first. The watchdog is
-    /// then ready to watch the body (see [`set_idle`](Self::set_idle) and [`byte_stream`]):
-    /// one timer for a stream's whole life.
-    pub async fn guard<T>(
-        &mut self,
-        provider: &str,
-        future: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let idle = self.idle;
-        self.race(future, |_| no_response(provider, idle)).await
     }
 
     /// `future`, or the error `expired` makes of this watchdog's expiry if that comes first.
@@ -1044,10 +1032,13 @@ mod tests {
         let items: Vec<Result<i32, Error>> = stream.collect().await;
         assert_eq!(items.len(), 1);
         let slow = Watchdog::new(Duration::from_secs(2), None)
-            .guard("p", async {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                Ok(())
-            })
+            .race(
+                async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(())
+                },
+                |_| no_response("p", Duration::from_secs(2)),
+            )
             .await
             .unwrap_err();
         assert_eq!(slow.kind(), ErrorKind::Timeout);
@@ -1057,10 +1048,13 @@ mod tests {
         let started = tokio::time::Instant::now();
         let mut watchdog = Watchdog::new(Duration::from_secs(2), None);
         let headers = watchdog
-            .guard("p", async {
-                tokio::time::sleep(Duration::from_millis(1_500)).await;
-                Ok(7)
-            })
+            .race(
+                async {
+                    tokio::time::sleep(Duration::from_millis(1_500)).await;
+                    Ok(7)
+                },
+                |_| no_response("p", Duration::from_secs(2)),
+            )
             .await;
         assert_eq!(headers.unwrap(), 7);
         watchdog.set_idle(Duration::from_secs(1));
