@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::Request;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HeaderName};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use fazztv_manager::Refused;
@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared, read_whole};
 
 /// The header Anthropic's clients send their key in.
-const API_KEY_HEADER: &str = "x-api-key";
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
 pub(crate) struct Keys {

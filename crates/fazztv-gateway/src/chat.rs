@@ -7,7 +7,7 @@ use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use fazztv_core::{Attempt, AttemptOutcome, ChatRequest, ChatResponse, Cost, Error, StreamEvent};
 use fazztv_manager::{ManagedStream, QueryOptions};
@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, axum_json};
+use crate::error::{ApiError, json_body};
 use crate::wire;
 use crate::{
     ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, Upstream,
@@ -40,8 +40,11 @@ pub(crate) fn options(caller: &Caller, model: Option<&str>, user: Option<&str>) 
     options
 }
 
+/// Says an answer came from the response cache.
+const CACHED_HEADER: HeaderName = HeaderName::from_static("x-fazztv-cached");
+
 /// Sets `name` to `value` when it makes a valid header value.
-pub(crate) fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub(crate) fn set_header(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
@@ -104,7 +107,9 @@ pub(crate) fn failure(error: &Error) -> Response {
 /// A request refused before routing: no provider was asked.
 pub(crate) fn refused(error: ApiError) -> Response {
     let mut response = error.into_response();
-    set_header(response.headers_mut(), ATTEMPTS_HEADER, "0");
+    response
+        .headers_mut()
+        .insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
     response
 }
 
@@ -127,7 +132,7 @@ pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> R
         .await;
     }
     whole(caller.shared(), call.request, options, |response| {
-        axum_json(&wire::completion(response, &id.0, created))
+        json_body(wire::completion(response, &id.0, created))
     })
     .await
 }
@@ -152,7 +157,7 @@ pub(crate) async fn whole(
                 response.cost.as_ref(),
             );
             if response.cached {
-                set_header(headers, "x-fazztv-cached", "true");
+                headers.insert(CACHED_HEADER, HeaderValue::from_static("true"));
             }
             http.extensions_mut()
                 .insert(Upstream::of(&response.attempts));

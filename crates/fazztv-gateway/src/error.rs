@@ -407,6 +407,11 @@ pub(crate) fn axum_json(value: &impl serde::Serialize) -> Response {
             .into_response();
         }
     };
+    json_body(body)
+}
+
+/// JSON text already written, with its content type.
+pub(crate) fn json_body(body: Vec<u8>) -> Response {
     let mut response = Body::from(body).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

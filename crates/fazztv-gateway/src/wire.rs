@@ -170,6 +170,15 @@ pub(crate) fn join(path: &str, name: &str) -> String {
 /// what would change the answer's meaning but cannot be honoured is refused: `n` > 1, the
 /// deprecated `functions`, content parts other than text and images.
 pub(crate) fn chat_call(body: &[u8]) -> Result<ChatCall, ApiError> {
+    match plain_chat_call(body) {
+        Some(call) => Ok(call),
+        None => chat_call_by_field(body),
+    }
+}
+
+/// [`chat_call`] for any body: each field read from a `Value` tree, checked, and named in the
+/// error when it is wrong.
+fn chat_call_by_field(body: &[u8]) -> Result<ChatCall, ApiError> {
     let object = object(body)?;
     if let Some(n) = field(&object, "n") {
         match n.as_u64() {
@@ -238,6 +247,80 @@ pub(crate) fn chat_call(body: &[u8]) -> Result<ChatCall, ApiError> {
         include_usage,
         user,
     })
+}
+
+/// The request most clients send — text messages, sampling, streaming — read straight into
+/// its fields instead of through a `Value` tree (most of the cost of reading a request).
+/// Anything else (another field, another shape, a wrong type, a duplicate, a role to check)
+/// is `None`, and [`chat_call`] reads the body field by field, which refuses it or reads it
+/// the same way.
+fn plain_chat_call(body: &[u8]) -> Option<ChatCall> {
+    let plain: PlainChat<'_> = serde_json::from_slice(body).ok()?;
+    if plain.messages.is_empty() {
+        return None;
+    }
+    let messages = plain
+        .messages
+        .into_iter()
+        .map(|message| {
+            let role = match &*message.role {
+                "system" | "developer" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                _ => return None,
+            };
+            Some(ChatMessage::from_parts(
+                role,
+                vec![ContentPart::text(message.content)],
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let mut request = ChatRequest::new(messages);
+    request.options.temperature = plain.temperature;
+    request.options.top_p = plain.top_p;
+    request.options.max_tokens = plain.max_completion_tokens.or(plain.max_tokens);
+    request.options.seed = plain.seed;
+    Some(ChatCall {
+        request,
+        model: plain.model,
+        stream: plain.stream.unwrap_or(false),
+        include_usage: plain
+            .stream_options
+            .and_then(|options| options.include_usage)
+            .unwrap_or(false),
+        user: plain.user,
+    })
+}
+
+/// See [`plain_chat_call`]: `null` reads as absent, as [`field`] does.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainChat<'a> {
+    model: Option<String>,
+    #[serde(borrow)]
+    messages: Vec<PlainMessage<'a>>,
+    stream: Option<bool>,
+    stream_options: Option<PlainStreamOptions>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    seed: Option<i64>,
+    user: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainMessage<'a> {
+    #[serde(borrow)]
+    role: std::borrow::Cow<'a, str>,
+    content: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainStreamOptions {
+    include_usage: Option<bool>,
 }
 
 /// Sampling: `temperature`, `top_p`, `max_completion_tokens` (else `max_tokens`), `stop`,
@@ -553,19 +636,40 @@ pub(crate) fn finish_reason(reason: Option<&FinishReason>, tool_calls: bool) -> 
 }
 
 /// Token usage in OpenAI's shape; details only when the provider reported them.
-pub(crate) fn usage(usage: &Usage) -> Value {
-    let mut object = json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    });
-    if let Some(cached) = usage.cached_tokens {
-        object["prompt_tokens_details"] = json!({"cached_tokens": cached});
+pub(crate) fn usage(usage: &Usage) -> WireUsage {
+    WireUsage {
+        completion_tokens: usage.completion_tokens,
+        completion_tokens_details: usage
+            .reasoning_tokens
+            .map(|reasoning_tokens| CompletionDetails { reasoning_tokens }),
+        prompt_tokens: usage.prompt_tokens,
+        prompt_tokens_details: usage
+            .cached_tokens
+            .map(|cached_tokens| PromptDetails { cached_tokens }),
+        total_tokens: usage.total_tokens,
     }
-    if let Some(reasoning) = usage.reasoning_tokens {
-        object["completion_tokens_details"] = json!({"reasoning_tokens": reasoning});
-    }
-    object
+}
+
+/// `usage` (see [`usage`]); fields in the order a `json!` object writes them.
+#[derive(Debug, Serialize)]
+pub(crate) struct WireUsage {
+    completion_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionDetails>,
+    prompt_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptDetails>,
+    total_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionDetails {
+    reasoning_tokens: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PromptDetails {
+    cached_tokens: u64,
 }
 
 /// The tool calls of an answer, arguments as JSON text.
@@ -582,69 +686,54 @@ fn tool_calls(calls: &[ToolCall]) -> Value {
         .collect()
 }
 
-/// The whole answer as `POST /v1/chat/completions` returns it, serialized straight from the
-/// response rather than through a `Value` tree. Fields are declared in alphabetical order, the
-/// order `json!` objects are written in, so the bytes are the same as a `Value`'s.
-pub(crate) fn completion<'a>(response: &'a ChatResponse, id: &str, created: u64) -> Completion<'a> {
+/// The whole answer as `POST /v1/chat/completions` returns it, written straight from the
+/// response: the fixed parts as literals and only the strings through serde_json, which
+/// escapes them (a struct would escape every key of every answer too). Keys are in
+/// alphabetical order, the order a `json!` object writes them, so the bytes are a `Value`'s.
+pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Vec<u8> {
     let calls = !response.tool_calls.is_empty();
-    let message = AnswerMessage {
-        content: (!response.content.is_empty() || !calls).then_some(response.content.as_str()),
+    let mut out = Vec::with_capacity(512 + response.content.len());
+    out.extend_from_slice(b"{\"choices\":[{\"finish_reason\":\"");
+    out.extend_from_slice(finish_reason(response.finish_reason.as_ref(), calls).as_bytes());
+    out.extend_from_slice(b"\",\"index\":0,\"logprobs\":null,\"message\":{\"content\":");
+    let content = (!response.content.is_empty() || !calls).then_some(response.content.as_str());
+    write_json(&mut out, &content);
+    let reasoning = response
+        .reasoning
+        .as_ref()
+        .map(|reasoning| reasoning.text.as_str())
+        .filter(|text| !text.is_empty());
+    if let Some(reasoning) = reasoning {
         // Not OpenAI's: the field OpenAI-compatible servers (DeepSeek, vLLM) use.
-        reasoning_content: response
-            .reasoning
-            .as_ref()
-            .map(|reasoning| reasoning.text.as_str())
-            .filter(|text| !text.is_empty()),
-        refusal: response.refusal.as_deref(),
-        role: "assistant",
-        tool_calls: calls.then(|| tool_calls(&response.tool_calls)),
-    };
-    Completion {
-        choices: [Choice {
-            finish_reason: finish_reason(response.finish_reason.as_ref(), calls),
-            index: 0,
-            logprobs: None,
-            message,
-        }],
-        created,
-        id: completion_id(id),
-        model: &response.model,
-        object: "chat.completion",
-        usage: response.usage.as_ref().map(usage),
+        out.extend_from_slice(b",\"reasoning_content\":");
+        write_json(&mut out, reasoning);
     }
+    out.extend_from_slice(b",\"refusal\":");
+    write_json(&mut out, &response.refusal);
+    out.extend_from_slice(b",\"role\":\"assistant\"");
+    if calls {
+        out.extend_from_slice(b",\"tool_calls\":");
+        write_json(&mut out, &tool_calls(&response.tool_calls));
+    }
+    out.extend_from_slice(b"}}],\"created\":");
+    write_json(&mut out, &created);
+    out.extend_from_slice(b",\"id\":");
+    write_json(&mut out, &completion_id(id));
+    out.extend_from_slice(b",\"model\":");
+    write_json(&mut out, &response.model);
+    out.extend_from_slice(b",\"object\":\"chat.completion\"");
+    if let Some(reported) = &response.usage {
+        out.extend_from_slice(b",\"usage\":");
+        write_json(&mut out, &usage(reported));
+    }
+    out.push(b'}');
+    out
 }
 
-/// A `chat.completion` object (see [`completion`]).
-#[derive(Debug, Serialize)]
-pub(crate) struct Completion<'a> {
-    choices: [Choice<'a>; 1],
-    created: u64,
-    id: String,
-    model: &'a str,
-    object: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Value>,
-}
-
-#[derive(Debug, Serialize)]
-struct Choice<'a> {
-    finish_reason: &'static str,
-    index: u32,
-    /// Always `null`: log probabilities are not carried.
-    logprobs: Option<()>,
-    message: AnswerMessage<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct AnswerMessage<'a> {
-    /// `null` for an answer made only of tool calls.
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_content: Option<&'a str>,
-    refusal: Option<&'a str>,
-    role: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<Value>,
+/// Appends `value` as JSON. Strings, numbers and string-keyed maps cannot fail to write to a
+/// `Vec`.
+fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 /// The id of the completion of the request named `id`.
@@ -683,12 +772,12 @@ pub(crate) struct UsageChunk<'a> {
     id: String,
     model: &'a str,
     object: &'static str,
-    usage: Option<Value>,
+    usage: Option<WireUsage>,
 }
 
 #[cfg(test)]
 mod tests {
-    use fazztv_core::ToolArguments;
+    use fazztv_core::{Reasoning, ToolArguments};
 
     use super::*;
 
@@ -761,6 +850,60 @@ mod tests {
         assert!(request.options.extra.is_empty());
     }
 
+    /// The plain reading is only a shortcut: whatever it reads, reading field by field gives
+    /// the same call; whatever it leaves, field by field reads or refuses.
+    #[test]
+    fn the_plain_reading_agrees_with_reading_field_by_field() {
+        let plain = [
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}),
+            json!({
+                "model": "fast",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "developer", "content": ""},
+                    {"role": "user", "content": "café \"quoted\" \n"},
+                    {"role": "assistant", "content": "Hello."}
+                ],
+                "stream": true, "stream_options": {"include_usage": true},
+                "temperature": 1, "top_p": 0.5, "max_tokens": 9, "max_completion_tokens": 20,
+                "seed": -3, "user": "u-1"
+            }),
+            json!({"model": null, "messages": [{"role": "user", "content": "Hi"}], "stream": null,
+                   "stream_options": {"include_usage": null}, "temperature": null,
+                   "max_tokens": 7, "user": null}),
+        ];
+        for body in plain {
+            let bytes = body.to_string().into_bytes();
+            let shortcut = plain_chat_call(&bytes).unwrap_or_else(|| panic!("plain: {body}"));
+            let by_field = chat_call_by_field(&bytes).unwrap();
+            assert_eq!(format!("{shortcut:?}"), format!("{by_field:?}"), "{body}");
+        }
+        let not_plain = [
+            json!({"model": "m", "messages": []}),
+            json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": null}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x", "name": "ann"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}),
+            json!({"model": 5, "messages": [{"role": "user", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                   "stream_options": {"include_usage": true, "other": 1}}),
+        ];
+        for body in not_plain {
+            assert!(
+                plain_chat_call(body.to_string().as_bytes()).is_none(),
+                "{body}"
+            );
+        }
+        // A duplicate field is the last one's, as in a `Value`, not the shortcut's error.
+        let duplicate = br#"{"model":"a","model":"b","messages":[{"role":"user","content":"x"}]}"#;
+        assert!(plain_chat_call(duplicate).is_none());
+        assert_eq!(chat_call(duplicate).unwrap().model.as_deref(), Some("b"));
+    }
+
     #[test]
     fn what_cannot_be_honoured_is_refused() {
         let refused = |body: Value| chat_call(body.to_string().as_bytes()).unwrap_err().body();
@@ -817,9 +960,13 @@ mod tests {
     /// `typed` as a `Value`, after checking it writes the bytes that `Value` would: same
     /// keys, same order.
     fn written_as_a_value_would_be(typed: &impl Serialize) -> Value {
-        let written = serde_json::to_string(typed).unwrap();
-        let value: Value = serde_json::from_str(&written).unwrap();
-        assert_eq!(written, value.to_string());
+        the_bytes_of_a_value(serde_json::to_string(typed).unwrap().as_bytes())
+    }
+
+    /// `written` as a `Value`, after checking they are the bytes that `Value` writes.
+    fn the_bytes_of_a_value(written: &[u8]) -> Value {
+        let value: Value = serde_json::from_slice(written).unwrap();
+        assert_eq!(String::from_utf8_lossy(written), value.to_string());
         value
     }
 
@@ -841,13 +988,49 @@ mod tests {
     }
 
     #[test]
+    fn a_text_answer_writes_the_bytes_a_value_would() {
+        let mut response = ChatResponse::new("Say \"hi\"\n\u{1f600}", "m-\\1", "p")
+            .with_finish_reason(FinishReason::Length)
+            .with_reasoning(Reasoning::new("think </tag>"))
+            .with_usage(
+                Usage::new(3, 4)
+                    .with_cached_tokens(Some(2))
+                    .with_reasoning_tokens(Some(1)),
+            );
+        response.refusal = Some("no".into());
+        assert_eq!(
+            the_bytes_of_a_value(&completion(&response, "id\"1", u64::MAX)),
+            json!({
+                "id": "chatcmpl-id\"1", "object": "chat.completion", "created": u64::MAX,
+                "model": "m-\\1",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "length",
+                    "message": {"role": "assistant", "content": "Say \"hi\"\n\u{1f600}",
+                        "reasoning_content": "think </tag>", "refusal": "no"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                    "prompt_tokens_details": {"cached_tokens": 2},
+                    "completion_tokens_details": {"reasoning_tokens": 1}}
+            })
+        );
+        // No usage reported: no `usage` at all; an empty answer is an empty string.
+        let bare = ChatResponse::new("", "m", "p");
+        assert_eq!(
+            the_bytes_of_a_value(&completion(&bare, "x", 0)),
+            json!({
+                "id": "chatcmpl-x", "object": "chat.completion", "created": 0, "model": "m",
+                "choices": [{"index": 0, "logprobs": null, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "", "refusal": null}}]
+            })
+        );
+    }
+
+    #[test]
     fn answers_write_openai_shapes() {
         let response = ChatResponse::new("", "m-1", "p")
             .with_tool_call(ToolCall::new("call_1", "f", json!({"a": 1})))
             .with_usage(Usage::new(3, 4));
         let body = completion(&response, "abc", 7);
         assert_eq!(
-            written_as_a_value_would_be(&body),
+            the_bytes_of_a_value(&body),
             json!({
                 "id": "chatcmpl-abc", "object": "chat.completion", "created": 7, "model": "m-1",
                 "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
