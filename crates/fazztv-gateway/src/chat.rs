@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
@@ -11,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use fazztv_core::{Attempt, AttemptOutcome, ChatRequest, ChatResponse, Cost, Error, StreamEvent};
 use fazztv_manager::{ManagedStream, QueryOptions};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -172,7 +174,7 @@ pub(crate) async fn whole(
 }
 
 /// A wire shape's SSE frames for the events of one streamed answer.
-pub(crate) trait Frames: Send + 'static {
+pub(crate) trait Frames: Send + Unpin + 'static {
     /// The frames that open the stream, before any event.
     fn begin(&mut self, _out: &mut VecDeque<Bytes>) {}
 
@@ -216,11 +218,7 @@ pub(crate) async fn streamed<F: Frames>(
         done: false,
     };
     pump.frames.begin(&mut pump.pending);
-    let body = futures::stream::unfold(pump, |mut pump| async move {
-        let frame = pump.next_frame().await?;
-        Some((Ok::<_, Infallible>(frame), pump))
-    });
-    (headers, Body::from_stream(body)).into_response()
+    (headers, Body::from_stream(pump)).into_response()
 }
 
 /// One stream and the frames it gives.
@@ -233,19 +231,23 @@ struct Pump<F> {
     done: bool,
 }
 
-impl<F: Frames> Pump<F> {
-    /// The next frame, reading events until one gives any; `None` at the end.
-    async fn next_frame(&mut self) -> Option<Bytes> {
+/// The frames, in order; polled in place (an `unfold` would move the whole pump in and out of
+/// a future for every frame).
+impl<F: Frames> Stream for Pump<F> {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let pump = self.get_mut();
         loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
+            if let Some(frame) = pump.pending.pop_front() {
+                return Poll::Ready(Some(Ok(frame)));
             }
-            if self.done {
-                return None;
+            if pump.done {
+                return Poll::Ready(None);
             }
-            let error = match self.stream.next().await {
+            let error = match std::task::ready!(pump.stream.poll_next_unpin(cx)) {
                 Some(Ok(event)) => {
-                    self.done = self.frames.event(event, &mut self.pending);
+                    pump.done = pump.frames.event(event, &mut pump.pending);
                     continue;
                 }
                 Some(Err(error)) => error,
@@ -254,8 +256,8 @@ impl<F: Frames> Pump<F> {
                     "the stream ended without its finish event",
                 ),
             };
-            self.frames.failed(&error, &mut self.pending);
-            self.done = true;
+            pump.frames.failed(&error, &mut pump.pending);
+            pump.done = true;
         }
     }
 }
