@@ -216,6 +216,7 @@ pub(crate) async fn streamed<F: Frames>(
         frames: frames(model),
         pending: VecDeque::new(),
         done: false,
+        flushed: false,
     };
     pump.frames.begin(&mut pump.pending);
     (headers, Body::from_stream(pump)).into_response()
@@ -229,6 +230,9 @@ struct Pump<F> {
     pending: VecDeque<Bytes>,
     /// The stream ended (finished or failed): nothing more is read from it.
     done: bool,
+    /// The frames ready at the commit point were handed out and the body paused once, so
+    /// they go out before the next events are read (see [`Stream for Pump`](Pump)).
+    flushed: bool,
 }
 
 /// The frames, in order; polled in place (an `unfold` would move the whole pump in and out of
@@ -244,6 +248,14 @@ impl<F: Frames> Stream for Pump<F> {
             }
             if pump.done {
                 return Poll::Ready(None);
+            }
+            if !pump.flushed {
+                // hyper writes what it holds only when the body is pending. Without this pause
+                // the first bytes would wait for every event already received (each a round
+                // trip to the upstream connection's task), and time to first byte with them.
+                pump.flushed = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             let error = match std::task::ready!(pump.stream.poll_next_unpin(cx)) {
                 Some(Ok(event)) => {
