@@ -216,6 +216,7 @@ pub(crate) async fn streamed<F: Frames>(
         frames: frames(model),
         pending: VecDeque::new(),
         done: false,
+        framed: false,
         flushed: false,
     };
     pump.frames.begin(&mut pump.pending);
@@ -230,8 +231,10 @@ struct Pump<F> {
     pending: VecDeque<Bytes>,
     /// The stream ended (finished or failed): nothing more is read from it.
     done: bool,
-    /// The frames ready at the commit point were handed out and the body paused once, so
-    /// they go out before the next events are read (see [`Stream for Pump`](Pump)).
+    /// An event has made frames: the first answer, at the commit point.
+    framed: bool,
+    /// After the first event's frames were handed out, the body paused once, so they go out
+    /// before the next events are read (see [`Stream for Pump`](Pump)).
     flushed: bool,
 }
 
@@ -249,10 +252,10 @@ impl<F: Frames> Stream for Pump<F> {
             if pump.done {
                 return Poll::Ready(None);
             }
-            if !pump.flushed {
+            if pump.framed && !pump.flushed {
                 // hyper writes what it holds only when the body is pending. Without this pause
-                // the first bytes would wait for every event already received (each a round
-                // trip to the upstream connection's task), and time to first byte with them.
+                // the first answer would wait for every event already received (each a round
+                // trip to the upstream connection's task), and time to first byte with it.
                 pump.flushed = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -260,6 +263,7 @@ impl<F: Frames> Stream for Pump<F> {
             let error = match std::task::ready!(pump.stream.poll_next_unpin(cx)) {
                 Some(Ok(event)) => {
                     pump.done = pump.frames.event(event, &mut pump.pending);
+                    pump.framed |= !pump.pending.is_empty();
                     continue;
                 }
                 Some(Err(error)) => error,
