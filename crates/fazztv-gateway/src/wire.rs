@@ -263,12 +263,8 @@ fn plain_chat_call(body: &[u8]) -> Option<ChatCall> {
         .messages
         .into_iter()
         .map(|message| {
-            let role = match &*message.role {
-                "system" | "developer" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                _ => return None,
-            };
+            // A tool message needs its `tool_call_id`: read field by field.
+            let role = role_named(&message.role).filter(|role| *role != Role::Tool)?;
             Some(ChatMessage::from_parts(
                 role,
                 vec![ContentPart::text(message.content)],
@@ -359,6 +355,17 @@ impl std::fmt::Display for MessagePath {
     }
 }
 
+/// The role a message's `role` names: `system` and `developer` are both instructions.
+fn role_named(name: &str) -> Option<Role> {
+    match name {
+        "system" | "developer" => Some(Role::System),
+        "user" => Some(Role::User),
+        "assistant" => Some(Role::Assistant),
+        "tool" => Some(Role::Tool),
+        _ => None,
+    }
+}
+
 /// One message: `system` and `developer` (both instructions), `user`, `assistant` (text,
 /// tool calls) and `tool` (a result for `tool_call_id`).
 fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> {
@@ -370,23 +377,14 @@ fn read_message(index: usize, message: &Value) -> Result<ChatMessage, ApiError> 
         ));
     };
     let role = match field(message, "role") {
-        Some(Value::String(role)) => Some(role.as_str()),
-        None => None,
-        Some(_) => return Err(wrong(format!("{path}.role"), "a string")),
-    };
-    let role = match role {
-        Some("system" | "developer") => Role::System,
-        Some("user") => Role::User,
-        Some("assistant") => Role::Assistant,
-        Some("tool") => Role::Tool,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "`{path}.role` `{other}` is not supported (system, developer, user, assistant \
+        Some(Value::String(name)) => role_named(name).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`{path}.role` `{name}` is not supported (system, developer, user, assistant \
                  or tool)"
             ))
-            .with_param(format!("{path}.role")));
-        }
-        None => return Err(wrong(format!("{path}.role"), "a string")),
+            .with_param(format!("{path}.role"))
+        })?,
+        _ => return Err(wrong(format!("{path}.role"), "a string")),
     };
     if role == Role::Tool {
         let call_id = string(message, "tool_call_id", &path.to_string())?.ok_or_else(|| {
