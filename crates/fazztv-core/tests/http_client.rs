@@ -161,6 +161,47 @@ async fn plain_http_goes_to_the_proxy_in_absolute_form_with_its_credentials() {
     assert!(asks_with_credentials(&head, line), "{head}");
 }
 
+/// The `Host` lines of a request head.
+fn host_lines(head: &str) -> Vec<&str> {
+    head.split("\r\n")
+        .filter(|line| line.to_ascii_lowercase().starts_with("host:"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_plain_http_request_names_its_host_once_as_written_or_as_set() {
+    const ANSWER: &str = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let client = http::client_builder(&Timeouts::default())
+        .no_proxy()
+        .build()
+        .unwrap();
+    // As written; without user info, which is never sent; a header the caller set wins.
+    for (url, set, expected) in [
+        ("http://{addr}/v1/models", None, "host: {addr}"),
+        ("http://user:secret@{addr}/v1/models", None, "host: {addr}"),
+        (
+            "http://{addr}/v1/models",
+            Some("example.test"),
+            "host: example.test",
+        ),
+    ] {
+        let (addr, head) = one_answer_server(ANSWER).await;
+        let mut request = client.get(url.replace("{addr}", &addr));
+        if let Some(host) = set {
+            request = request.header("host", host);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        let head = head.await.unwrap();
+        assert_eq!(
+            host_lines(&head),
+            [expected.replace("{addr}", &addr)],
+            "{url}: {head}"
+        );
+        assert!(!head.contains("secret"), "{head}");
+    }
+}
+
 #[cfg(any(feature = "rustls", feature = "native-tls"))]
 #[tokio::test]
 async fn https_goes_through_a_connect_tunnel_that_carries_the_proxys_credentials() {

@@ -1,6 +1,7 @@
 //! Virtual keys: who is calling, what they may ask for, and how often.
 
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -17,9 +18,21 @@ use crate::{GatewayAuth, GatewayError, GatewaySettings, Shared, read_whole};
 /// The header Anthropic's clients send their key in.
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
-/// The configured keys, as digests ready to compare. `Debug` shows how many, never a digest.
+/// The configured keys, as digests ready to compare, and each key once it has been presented
+/// and matched its digest. `Debug` shows how many, never a digest or a key.
 pub(crate) struct Keys {
     digests: Vec<[u8; 32]>,
+    /// Per key, the key itself and a keyed hash of it, set when it first matched: a key that
+    /// came before is then recognised without SHA-256, which costs more than the rest of
+    /// admitting a request. Only keys that matched are kept, so this never grows past the
+    /// configured keys; a reload builds new `Keys`, forgetting them.
+    seen: Vec<OnceLock<Seen>>,
+    hasher: RandomState,
+}
+
+struct Seen {
+    hash: u64,
+    key: Box<[u8]>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -28,6 +41,11 @@ impl std::fmt::Debug for Keys {
             .field("count", &self.digests.len())
             .finish()
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that depends only on their lengths.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Keys {
@@ -59,19 +77,41 @@ impl Keys {
             })?;
             digests.push(digest);
         }
-        Ok(Self { digests })
+        Ok(Self {
+            seen: digests.iter().map(|_| OnceLock::new()).collect(),
+            digests,
+            hasher: RandomState::new(),
+        })
     }
 
-    /// The index of the key whose hash is `key`'s, compared in constant time over every key.
+    /// The index of the key whose hash is `key`'s. A key seen before is found by its keyed
+    /// hash and then compared whole in constant time; any other is hashed with SHA-256 and
+    /// compared in constant time with every digest.
     fn find(&self, key: &str) -> Option<usize> {
-        let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let key = key.as_bytes();
+        let hash = self.hasher.hash_one(key);
+        let remembered = self.seen.iter().position(|seen| {
+            seen.get()
+                .is_some_and(|seen| seen.hash == hash && same_bytes(&seen.key, key))
+        });
+        if remembered.is_some() {
+            return remembered;
+        }
+        let found = self.find_digest(key)?;
+        // Another request with the same key may have set it first: either way it is this key.
+        let _ = self.seen[found].set(Seen {
+            hash,
+            key: key.into(),
+        });
+        Some(found)
+    }
+
+    /// The index of the key whose SHA-256 is `key`'s, compared in constant time over every key.
+    fn find_digest(&self, key: &[u8]) -> Option<usize> {
+        let presented: [u8; 32] = Sha256::digest(key).into();
         let mut found = None;
         for (index, digest) in self.digests.iter().enumerate() {
-            let difference = digest
-                .iter()
-                .zip(presented)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if difference == 0 && found.is_none() {
+            if same_bytes(digest, &presented) && found.is_none() {
                 found = Some(index);
             }
         }
@@ -248,6 +288,52 @@ async fn limit(caller: &Caller) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keys(presented: &[&str]) -> Keys {
+        let keys: Vec<serde_json::Value> = presented
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let digest: String = Sha256::digest(key.as_bytes())
+                    .iter()
+                    .map(|byte| format!("{byte:02x}"))
+                    .collect();
+                serde_json::json!({"name": format!("key{index}"), "sha256": digest})
+            })
+            .collect();
+        let settings: GatewaySettings =
+            serde_json::from_value(serde_json::json!({ "keys": keys })).unwrap();
+        Keys::new(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_found_by_its_digest_then_remembered() {
+        let keys = keys(&["sk-one", "sk-two", "sk-two"]);
+        assert!(keys.seen.iter().all(|seen| seen.get().is_none()));
+        // The first of two keys with one digest, found by SHA-256 and then by memory.
+        assert_eq!(keys.find("sk-two"), Some(1));
+        assert!(keys.seen[1].get().is_some());
+        assert_eq!(keys.find("sk-two"), Some(1));
+        assert!(keys.seen[0].get().is_none() && keys.seen[2].get().is_none());
+        assert_eq!(keys.find("sk-one"), Some(0));
+        assert_eq!(keys.find("sk-one"), Some(0));
+        // Near misses of a remembered key are neither found nor remembered.
+        for wrong in ["sk-twO", "sk-two ", "sk-tw", "sk-two2", "", "sk-three"] {
+            assert_eq!(keys.find(wrong), None, "{wrong:?}");
+        }
+        assert!(keys.seen[2].get().is_none());
+        let shown = format!("{keys:?}");
+        assert_eq!(shown, "Keys { count: 3 }");
+    }
+
+    #[test]
+    fn bytes_compare_whole() {
+        assert!(same_bytes(b"abc", b"abc"));
+        assert!(same_bytes(b"", b""));
+        assert!(!same_bytes(b"abc", b"abd"));
+        assert!(!same_bytes(b"abc", b"ab"));
+        assert!(!same_bytes(b"ab", b"abc"));
+    }
 
     #[test]
     fn hashes_decode_in_either_case() {

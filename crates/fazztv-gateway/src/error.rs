@@ -410,9 +410,16 @@ pub(crate) fn axum_json(value: &impl serde::Serialize) -> Response {
     json_body(body)
 }
 
+/// The headers of a whole answer: content type, provider, model, attempts, cost, cached,
+/// request id and cache control.
+const ANSWER_HEADERS: usize = 8;
+
 /// JSON text already written, with its content type.
 pub(crate) fn json_body(body: Vec<u8>) -> Response {
-    let mut response = Body::from(body).into_response();
+    let mut response = Response::new(Body::from(body));
+    // Room for the headers every answer gets (type, routing, cost, request id, cache), so
+    // the map is allocated once instead of growing as they are added.
+    response.headers_mut().reserve(ANSWER_HEADERS);
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -41,6 +41,8 @@ struct Shared {
     /// Plain-http requests through a proxy carry its credentials in a header (https ones
     /// tunnel, and the tunnel carries them).
     proxies: Option<Arc<Matcher>>,
+    /// Every connection speaks HTTP/2, which carries the host in `:authority`, not `Host`.
+    http2_only: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -165,6 +167,7 @@ impl ClientBuilder {
                 hyper,
                 defaults,
                 proxies,
+                http2_only: self.http2_prior_knowledge,
             }),
         })
     }
@@ -230,6 +233,11 @@ impl Client {
             }
         }
         if uri.scheme() == Some(&::http::uri::Scheme::HTTP) {
+            if !shared.http2_only && !headers.contains_key(header::HOST) {
+                if let Some(host) = host_header(&uri) {
+                    headers.insert(header::HOST, host);
+                }
+            }
             let auth = shared.proxies.as_ref().and_then(|proxies| {
                 proxies
                     .intercept(&uri)
@@ -268,6 +276,17 @@ impl Client {
             deadline,
         })
     }
+}
+
+/// The `Host` of a plain-http HTTP/1 request to `uri`: its authority as written, when that is
+/// what hyper's pool would send (no user info, no explicit default port). The pool would
+/// otherwise format it again for every request. `None` leaves it to the pool.
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') || authority.port_u16() == Some(80) {
+        return None;
+    }
+    HeaderValue::from_str(authority.as_str()).ok()
 }
 
 /// What a request is sent to: a [`Uri`] as is, or a URL in text or [`Url`] form, parsed (and
@@ -591,5 +610,21 @@ impl TransportError {
     /// What kind it is.
     pub fn kind(&self) -> TransportKind {
         self.kind
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_is_the_authority_unless_the_pool_would_write_it_otherwise() {
+        let host = |uri: &str| host_header(&uri.parse().unwrap());
+        assert_eq!(host("http://127.0.0.1:8080/v1").unwrap(), "127.0.0.1:8080");
+        assert_eq!(host("http://[::1]:11434/api").unwrap(), "[::1]:11434");
+        assert_eq!(host("http://localhost/v1").unwrap(), "localhost");
+        // The pool drops user info and an explicit default port: it writes those.
+        assert!(host("http://user:secret@localhost:8080/v1").is_none());
+        assert!(host("http://localhost:80/v1").is_none());
     }
 }
