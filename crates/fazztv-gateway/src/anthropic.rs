@@ -5,33 +5,33 @@
 use std::collections::{HashMap, VecDeque};
 
 use axum::body::Bytes;
-use axum::response::Response;
 use fazztv_core::{Error, FinishReason, StreamEvent, Usage};
 use serde_json::{Value, json};
 
-use crate::RequestId;
 use crate::anthropic_wire::{self, ANTHROPIC};
 use crate::auth::Caller;
 use crate::chat::{self, Frames, refused};
 use crate::error::{ApiError, axum_json};
+use crate::{Answered, RequestId};
 
 /// The path of the endpoint, whose errors are Anthropic-shaped.
 pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
 
-pub(crate) async fn messages(caller: Caller, id: RequestId, body: Bytes) -> Response {
+pub(crate) async fn messages(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match anthropic_wire::messages_call(&body) {
         Ok(call) => call,
-        Err(error) => return refused(error),
+        Err(error) => return refused(error).into(),
     };
     if let Err(error) = caller.check_model(Some(&call.model)) {
-        return refused(error);
+        return refused(error).into();
     }
     let options = chat::options(&caller, Some(&call.model), call.user.as_deref());
     if call.stream {
         return chat::streamed(caller.shared(), call.request, options, |model| {
             Events::new(format!("msg_{}", id.0), model)
         })
-        .await;
+        .await
+        .into();
     }
     chat::whole(caller.shared(), call.request, options, |response| {
         axum_json(&anthropic_wire::message(response, &id.0))

@@ -21,7 +21,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, json_body};
 use crate::wire;
 use crate::{
-    ATTEMPTS_HEADER, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared, Upstream,
+    ATTEMPTS_HEADER, Answered, COST_HEADER, MODEL_HEADER, PROVIDER_HEADER, RequestId, Shared,
     unix_now,
 };
 
@@ -87,7 +87,16 @@ pub(crate) fn routing_headers(
     if let Some(model) = model.filter(|model| !model.is_empty()) {
         set_header(headers, MODEL_HEADER, model);
     }
-    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(tried(attempts)));
+    headers.insert(ATTEMPTS_HEADER, count_value(tried(attempts)));
+}
+
+/// `count` as a header value; a single digit without allocating, as nearly every count is.
+fn count_value(count: usize) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    DIGITS.get(count).map_or_else(
+        || HeaderValue::from(count),
+        |digit| HeaderValue::from_static(digit),
+    )
 }
 
 /// A failed request: the table's status and the error's body, with who failed last.
@@ -116,13 +125,13 @@ pub(crate) fn refused(error: ApiError) -> Response {
 }
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> Response {
+pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match wire::chat_call(&body) {
         Ok(call) => call,
-        Err(error) => return refused(error),
+        Err(error) => return refused(error).into(),
     };
     if let Err(error) = caller.check_model(call.model.as_deref()) {
-        return refused(error);
+        return refused(error).into();
     }
     let options = options(&caller, call.model.as_deref(), call.user.as_deref());
     let created = unix_now();
@@ -131,7 +140,8 @@ pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> R
         return streamed(caller.shared(), call.request, options, |model| {
             Chunks::new(id.0, created, model, include_usage)
         })
-        .await;
+        .await
+        .into();
     }
     whole(caller.shared(), call.request, options, |response| {
         json_body(wire::completion(response, &id.0, created))
@@ -146,7 +156,7 @@ pub(crate) async fn whole(
     request: ChatRequest,
     options: QueryOptions,
     body: impl FnOnce(&ChatResponse) -> Response,
-) -> Response {
+) -> Answered {
     match shared.manager.chat(request, options).await {
         Ok(response) => {
             let mut http = body(&response);
@@ -161,15 +171,9 @@ pub(crate) async fn whole(
             if response.cached {
                 headers.insert(CACHED_HEADER, HeaderValue::from_static("true"));
             }
-            http.extensions_mut()
-                .insert(Upstream::of(&response.attempts));
-            http
+            Answered::after(http, &response.attempts)
         }
-        Err(error) => {
-            let mut http = failure(&error);
-            http.extensions_mut().insert(Upstream::of(error.attempts()));
-            http
-        }
+        Err(error) => Answered::after(failure(&error), error.attempts()),
     }
 }
 
@@ -368,7 +372,7 @@ impl Frames for Chunks {
                         usage.as_ref(),
                         cost.and_then(|cost| cost.usd),
                     );
-                    push(out, &chunk);
+                    push_data(out, &chunk);
                 }
                 out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
                 return true;
@@ -403,12 +407,11 @@ impl Chunks {
         let head = &mut self.head;
         head.clear();
         head.extend_from_slice(b"data: {\"id\":");
-        // Writing JSON to a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut *head, &wire::completion_id(&self.id));
+        wire::write_completion_id(head, &self.id);
         head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        let _ = serde_json::to_writer(&mut *head, &self.created);
+        wire::write_json(head, &self.created);
         head.extend_from_slice(b",\"model\":");
-        let _ = serde_json::to_writer(&mut *head, &self.model);
+        wire::write_json(head, &self.model);
         head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
     }
 
@@ -436,15 +439,46 @@ fn push(out: &mut VecDeque<Bytes>, value: &impl Serialize) {
 
 /// One SSE event: `event: <name>` when named, then `data: ` and the JSON of `value`.
 pub(crate) fn push_event(out: &mut VecDeque<Bytes>, name: Option<&str>, value: &impl Serialize) {
-    let mut frame = Vec::with_capacity(128);
+    push_frame(out, name, 128, |frame| {
+        // Writing JSON with string keys to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(frame, value);
+    });
+}
+
+/// One unnamed SSE event whose data is `json`, already written.
+fn push_data(out: &mut VecDeque<Bytes>, json: &[u8]) {
+    push_frame(out, None, json.len() + 8, |frame| {
+        frame.extend_from_slice(json)
+    });
+}
+
+/// An SSE frame: `event: <name>` when named, then `data: ` and what `data` writes.
+fn push_frame(
+    out: &mut VecDeque<Bytes>,
+    name: Option<&str>,
+    capacity: usize,
+    data: impl FnOnce(&mut Vec<u8>),
+) {
+    let mut frame = Vec::with_capacity(capacity);
     if let Some(name) = name {
         frame.extend_from_slice(b"event: ");
         frame.extend_from_slice(name.as_bytes());
         frame.push(b'\n');
     }
     frame.extend_from_slice(b"data: ");
-    // Writing JSON with string keys to a `Vec` cannot fail.
-    let _ = serde_json::to_writer(&mut frame, value);
+    data(&mut frame);
     frame.extend_from_slice(b"\n\n");
     out.push_back(Bytes::from(frame));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_reads_as_its_decimal_digits() {
+        for count in [0, 1, 7, 9, 10, 11, 99, 100, 12345] {
+            assert_eq!(count_value(count), count.to_string(), "{count}");
+        }
+    }
 }

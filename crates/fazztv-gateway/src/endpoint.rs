@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{self, ApiError};
 use crate::{
-    ATTEMPTS_HEADER, Live, REQUEST_ID_HEADER, RequestId, Upstream, anthropic, auth, chat,
+    ATTEMPTS_HEADER, Answered, Live, REQUEST_ID_HEADER, RequestId, anthropic, auth, chat,
     read_whole, services,
 };
 
@@ -103,31 +103,37 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
     let endpoint = Endpoint::at(request.uri().path());
     let id = RequestId::generate();
     let id_header = HeaderValue::from_str(&id.0).ok();
-    let mut response = match endpoint {
-        None => not_found(&request),
+    let Answered {
+        mut response,
+        upstream,
+    } = match endpoint {
+        None => not_found(&request).into(),
         Some(endpoint) if !endpoint.allows(request.method()) => {
-            method_not_allowed(endpoint, request.method())
+            method_not_allowed(endpoint, request.method()).into()
         }
         // Each handler's future is boxed: they are kilobytes, and this future (moved into
         // hyper's dispatcher for every request) would otherwise be as large as the largest.
         Some(endpoint) if endpoint.keyed() => match auth::admit(&shared, request).await {
-            Err(refused) => refused,
+            Err(refused) => refused.into(),
             Ok((caller, body)) => match endpoint {
                 Endpoint::ChatCompletions => Box::pin(chat::completions(caller, id, body)).await,
                 Endpoint::Messages => Box::pin(anthropic::messages(caller, id, body)).await,
-                Endpoint::Embeddings => Box::pin(services::embeddings(caller, body)).await,
-                Endpoint::Moderations => Box::pin(services::moderations(caller, id, body)).await,
-                _ => Box::pin(services::models(&caller)).await,
+                Endpoint::Embeddings => Box::pin(services::embeddings(caller, body)).await.into(),
+                Endpoint::Moderations => Box::pin(services::moderations(caller, id, body))
+                    .await
+                    .into(),
+                _ => Box::pin(services::models(&caller)).await.into(),
             },
         },
         // The probes: no key, but the body limit holds on every route.
         Some(endpoint) => match read_whole(&shared, request).await {
-            Err(refused) => refused,
+            Err(refused) => refused.into(),
             Ok(_) => match endpoint {
                 Endpoint::Healthz => services::healthz(),
                 Endpoint::Readyz => services::readyz(&shared),
                 _ => services::metrics(&shared),
-            },
+            }
+            .into(),
         },
     };
     if endpoint == Some(Endpoint::Messages) {
@@ -141,7 +147,7 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
         headers.insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    if let Some(Upstream(upstream)) = response.extensions_mut().remove::<Upstream>() {
+    if let Some(upstream) = upstream {
         shared
             .metrics
             .overhead(start.elapsed().saturating_sub(upstream));

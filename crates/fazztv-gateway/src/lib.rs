@@ -238,20 +238,35 @@ impl Shared {
     }
 }
 
-/// A response extension: the time a handler's request spent in provider tries (the sum of its
-/// attempts' latencies and backoff), so that the rest is the gateway's own overhead.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Upstream(pub(crate) Duration);
+/// What a handler answered, and for a whole chat answer the time its request spent in
+/// provider tries (the sum of its attempts' latencies and backoff), so that the rest is the
+/// gateway's own overhead.
+pub(crate) struct Answered {
+    pub(crate) response: Response,
+    pub(crate) upstream: Option<Duration>,
+}
 
-impl Upstream {
-    /// The time `attempts` took.
-    pub(crate) fn of(attempts: &[fazztv_core::Attempt]) -> Self {
-        Self(
-            attempts
-                .iter()
-                .map(|attempt| attempt.latency + attempt.waited)
-                .sum(),
-        )
+impl Answered {
+    /// `response`, after `attempts`.
+    pub(crate) fn after(response: Response, attempts: &[fazztv_core::Attempt]) -> Self {
+        Self {
+            response,
+            upstream: Some(
+                attempts
+                    .iter()
+                    .map(|attempt| attempt.latency + attempt.waited)
+                    .sum(),
+            ),
+        }
+    }
+}
+
+impl From<Response> for Answered {
+    fn from(response: Response) -> Self {
+        Self {
+            response,
+            upstream: None,
+        }
     }
 }
 

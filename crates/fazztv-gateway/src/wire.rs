@@ -633,41 +633,31 @@ pub(crate) fn finish_reason(reason: Option<&FinishReason>, tool_calls: bool) -> 
     }
 }
 
-/// Token usage in OpenAI's shape; details only when the provider reported them.
-pub(crate) fn usage(usage: &Usage) -> WireUsage {
-    WireUsage {
-        completion_tokens: usage.completion_tokens,
-        completion_tokens_details: usage
-            .reasoning_tokens
-            .map(|reasoning_tokens| CompletionDetails { reasoning_tokens }),
-        prompt_tokens: usage.prompt_tokens,
-        prompt_tokens_details: usage
-            .cached_tokens
-            .map(|cached_tokens| PromptDetails { cached_tokens }),
-        total_tokens: usage.total_tokens,
+/// Token usage in OpenAI's shape, details only when the provider reported them; keys as
+/// literals, in the order a `json!` object writes them.
+fn write_usage(out: &mut Vec<u8>, usage: &Usage) {
+    const REASONING: &[u8] = b",\"completion_tokens_details\":{\"reasoning_tokens\":";
+    const CACHED: &[u8] = b",\"prompt_tokens_details\":{\"cached_tokens\":";
+    write_count(out, b"{\"completion_tokens\":", usage.completion_tokens);
+    write_detail(out, REASONING, usage.reasoning_tokens);
+    write_count(out, b",\"prompt_tokens\":", usage.prompt_tokens);
+    write_detail(out, CACHED, usage.cached_tokens);
+    write_count(out, b",\"total_tokens\":", usage.total_tokens);
+    out.push(b'}');
+}
+
+/// `key` (with what comes before it and its colon), then `count`.
+fn write_count(out: &mut Vec<u8>, key: &[u8], count: u64) {
+    out.extend_from_slice(key);
+    write_json(out, &count);
+}
+
+/// A details object of one count, `opening` up to its value, when the count is known.
+fn write_detail(out: &mut Vec<u8>, opening: &[u8], count: Option<u64>) {
+    if let Some(count) = count {
+        write_count(out, opening, count);
+        out.push(b'}');
     }
-}
-
-/// `usage` (see [`usage`]); fields in the order a `json!` object writes them.
-#[derive(Debug, Serialize)]
-pub(crate) struct WireUsage {
-    completion_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    completion_tokens_details: Option<CompletionDetails>,
-    prompt_tokens: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt_tokens_details: Option<PromptDetails>,
-    total_tokens: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct CompletionDetails {
-    reasoning_tokens: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct PromptDetails {
-    cached_tokens: u64,
 }
 
 /// The tool calls of an answer, arguments as JSON text.
@@ -716,13 +706,13 @@ pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Vec
     out.extend_from_slice(b"}}],\"created\":");
     write_json(&mut out, &created);
     out.extend_from_slice(b",\"id\":");
-    write_json(&mut out, &completion_id(id));
+    write_completion_id(&mut out, id);
     out.extend_from_slice(b",\"model\":");
     write_json(&mut out, &response.model);
     out.extend_from_slice(b",\"object\":\"chat.completion\"");
     if let Some(reported) = &response.usage {
         out.extend_from_slice(b",\"usage\":");
-        write_json(&mut out, &usage(reported));
+        write_usage(&mut out, reported);
     }
     out.push(b'}');
     out
@@ -730,47 +720,48 @@ pub(crate) fn completion(response: &ChatResponse, id: &str, created: u64) -> Vec
 
 /// Appends `value` as JSON. Strings, numbers and string-keyed maps cannot fail to write to a
 /// `Vec`.
-fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
+pub(crate) fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     let _ = serde_json::to_writer(out, value);
 }
 
-/// The id of the completion of the request named `id`.
-pub(crate) fn completion_id(id: &str) -> String {
-    format!("chatcmpl-{id}")
+/// Appends the id of the completion of the request named `id`, as a JSON string.
+pub(crate) fn write_completion_id(out: &mut Vec<u8>, id: &str) {
+    out.extend_from_slice(b"\"chatcmpl-");
+    let quote = out.len();
+    write_json(out, id);
+    // The id's own opening quote: the string began before the prefix.
+    out.remove(quote);
 }
 
 /// The chunk that closes a stream when the caller asked for usage: no choices, the usage,
-/// and what the answer cost when its price is known (`cost_usd`, not OpenAI's). Typed as
+/// and what the answer cost when its price is known (`cost_usd`, not OpenAI's). Written as
 /// [`completion`] is, fields in the order a `json!` object writes them.
-pub(crate) fn usage_chunk<'a>(
+pub(crate) fn usage_chunk(
     id: &str,
     created: u64,
-    model: &'a str,
+    model: &str,
     reported: Option<&Usage>,
     cost_usd: Option<f64>,
-) -> UsageChunk<'a> {
-    UsageChunk {
-        choices: [],
-        cost_usd,
-        created,
-        id: completion_id(id),
-        model,
-        object: "chat.completion.chunk",
-        usage: reported.map(usage),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"choices\":[]");
+    if let Some(usd) = cost_usd {
+        out.extend_from_slice(b",\"cost_usd\":");
+        write_json(&mut out, &usd);
     }
-}
-
-/// A `chat.completion.chunk` with usage and no choices (see [`usage_chunk`]).
-#[derive(Debug, Serialize)]
-pub(crate) struct UsageChunk<'a> {
-    choices: [(); 0],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cost_usd: Option<f64>,
-    created: u64,
-    id: String,
-    model: &'a str,
-    object: &'static str,
-    usage: Option<WireUsage>,
+    out.extend_from_slice(b",\"created\":");
+    write_json(&mut out, &created);
+    out.extend_from_slice(b",\"id\":");
+    write_completion_id(&mut out, id);
+    out.extend_from_slice(b",\"model\":");
+    write_json(&mut out, model);
+    out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"usage\":");
+    match reported {
+        Some(reported) => write_usage(&mut out, reported),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    out
 }
 
 #[cfg(test)]
@@ -955,12 +946,6 @@ mod tests {
         );
     }
 
-    /// `typed` as a `Value`, after checking it writes the bytes that `Value` would: same
-    /// keys, same order.
-    fn written_as_a_value_would_be(typed: &impl Serialize) -> Value {
-        the_bytes_of_a_value(serde_json::to_string(typed).unwrap().as_bytes())
-    }
-
     /// `written` as a `Value`, after checking they are the bytes that `Value` writes.
     fn the_bytes_of_a_value(written: &[u8]) -> Value {
         let value: Value = serde_json::from_slice(written).unwrap();
@@ -970,17 +955,30 @@ mod tests {
 
     #[test]
     fn a_usage_chunk_writes_the_bytes_a_value_would() {
-        let chunk = usage_chunk("abc", 7, "m-1", Some(&Usage::new(3, 4)), Some(0.5));
+        let chunk = usage_chunk("abc", 7, "m-\"1", Some(&Usage::new(3, 4)), Some(0.5));
         assert_eq!(
-            written_as_a_value_would_be(&chunk),
+            the_bytes_of_a_value(&chunk),
             json!({
                 "id": "chatcmpl-abc", "object": "chat.completion.chunk", "created": 7,
-                "model": "m-1", "choices": [], "cost_usd": 0.5,
+                "model": "m-\"1", "choices": [], "cost_usd": 0.5,
                 "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
             })
         );
+        // With both details.
+        let detailed = Usage::new(3, 4)
+            .with_cached_tokens(Some(2))
+            .with_reasoning_tokens(Some(1));
+        let chunk = usage_chunk("abc", 7, "m", Some(&detailed), None);
+        assert_eq!(
+            the_bytes_of_a_value(&chunk)["usage"],
+            json!({
+                "prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7,
+                "prompt_tokens_details": {"cached_tokens": 2},
+                "completion_tokens_details": {"reasoning_tokens": 1}
+            })
+        );
         // Usage unknown: `null`, as OpenAI writes it; no price: no `cost_usd`.
-        let bare = serde_json::to_value(usage_chunk("abc", 7, "m-1", None, None)).unwrap();
+        let bare = the_bytes_of_a_value(&usage_chunk("abc", 7, "m-1", None, None));
         assert_eq!(bare["usage"], Value::Null);
         assert!(bare.get("cost_usd").is_none(), "{bare}");
     }
