@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,7 +71,10 @@ pub(crate) fn answer_headers(
 ) {
     routing_headers(headers, Some(provider), Some(model), attempts);
     if let Some(usd) = cost.and_then(|cost| cost.usd) {
-        set_header(headers, COST_HEADER, &usd.to_string());
+        // Room for any usual price: `to_string` would grow the text twice on the way.
+        let mut text = String::with_capacity(24);
+        let _ = write!(text, "{usd}");
+        set_header(headers, COST_HEADER, &text);
     }
 }
 
