@@ -51,7 +51,7 @@ pub use preset::Preset;
 pub use price::{
     Cost, CostBreakdown, ListPrice, ListedPrice, ModelPricing, PriceSource, PriceTable, TableModel,
 };
-pub use provider::{BoxFuture, Provider};
+pub use provider::{BoxFuture, Provider, box_in_place};
 pub use registration::{ProviderContext, ProviderFactory, ProviderRegistration};
 
 /// Re-exported so provider crates need no direct dependency on these.

@@ -15,6 +15,15 @@ use crate::{
 /// arguments.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// The future `make` returns, boxed where it is built. `Box::pin(future)` builds the future on
+/// the stack and then copies all of it into the box (kilobytes for a large `async fn`, most of
+/// it not yet in use); allocating first lets the compiler build it in the box, writing only
+/// what it captures.
+#[inline]
+pub fn box_in_place<F: std::future::Future>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
+}
+
 /// A model provider. Object-safe: the manager holds providers as `Arc<dyn Provider>`.
 ///
 /// Only [`chat`](Provider::chat) and [`list_models`](Provider::list_models) are required; every
@@ -120,5 +129,18 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn list_price(&self, model: &str) -> Option<ListedPrice> {
         let _ = model;
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_future_boxed_in_place_runs_with_what_it_captured() {
+        let words = ["boxed".to_owned(), "in".to_owned(), "place".to_owned()];
+        let joined = box_in_place(|| async move { words.join(" ") });
+        let dynamic: BoxFuture<'_, String> = joined;
+        assert_eq!(dynamic.await, "boxed in place");
     }
 }

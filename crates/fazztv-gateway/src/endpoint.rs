@@ -10,6 +10,7 @@ use axum::extract::Request;
 use axum::http::header::{ALLOW, CACHE_CONTROL};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use fazztv_core::box_in_place;
 
 use crate::error::{self, ApiError};
 use crate::{
@@ -113,16 +114,21 @@ pub(crate) async fn handle(live: &Live, request: Request) -> Response {
         }
         // Each handler's future is boxed: they are kilobytes, and this future (moved into
         // hyper's dispatcher for every request) would otherwise be as large as the largest.
+        // Boxed in place: `Box::pin` would copy all of it into the box on every request.
         Some(endpoint) if endpoint.keyed() => match auth::admit(&shared, request).await {
             Err(refused) => refused.into(),
             Ok((caller, body)) => match endpoint {
-                Endpoint::ChatCompletions => Box::pin(chat::completions(caller, id, body)).await,
-                Endpoint::Messages => Box::pin(anthropic::messages(caller, id, body)).await,
-                Endpoint::Embeddings => Box::pin(services::embeddings(caller, body)).await.into(),
-                Endpoint::Moderations => Box::pin(services::moderations(caller, id, body))
+                Endpoint::ChatCompletions => {
+                    box_in_place(|| chat::completions(caller, id, body)).await
+                }
+                Endpoint::Messages => box_in_place(|| anthropic::messages(caller, id, body)).await,
+                Endpoint::Embeddings => box_in_place(|| services::embeddings(caller, body))
                     .await
                     .into(),
-                _ => Box::pin(services::models(&caller)).await.into(),
+                Endpoint::Moderations => box_in_place(|| services::moderations(caller, id, body))
+                    .await
+                    .into(),
+                _ => box_in_place(|| services::models(&caller)).await.into(),
             },
         },
         // The probes: no key, but the body limit holds on every route.

@@ -11,6 +11,7 @@ use fazztv_core::{
     Attempt, AttemptOutcome, Availability, ChatMessage, ChatRequest, ChatResponse, Cost,
     EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, GenerationOptions, ModelCapability,
     ModelInfo, ModerationResult, Provider, Result, RetryPolicy, UnavailableReason, Usage,
+    box_in_place,
 };
 use futures::{Stream, StreamExt, future::join_all};
 // Tokio's clock, as health and deadlines use: attempt latencies follow a paused test clock.
@@ -505,9 +506,11 @@ impl Inner {
                         Ok(None)
                     } else {
                         // Boxed: requests of a manager without limits carry none of their state.
-                        let (key, room) = Box::pin(self.hold_any_key(
-                            step.index, tried.key, asked, facts, &requester, deadline,
-                        ))
+                        let (key, room) = box_in_place(|| {
+                            self.hold_any_key(
+                                step.index, tried.key, asked, facts, &requester, deadline,
+                            )
+                        })
                         .await;
                         tried.key = key;
                         room
@@ -1223,12 +1226,9 @@ impl ProviderManager {
             // After planning: the cache key names the provider and model the request goes to.
             if let Some(cacheable) = Cacheable::of(&self.inner, plan, &request, policy) {
                 // Boxed: a request the cache does not apply to carries none of its state.
-                return Box::pin(crate::cache::chat(
-                    self.inner.clone(),
-                    cacheable,
-                    std::mem::take(plan),
-                    request,
-                ))
+                return box_in_place(|| {
+                    crate::cache::chat(self.inner.clone(), cacheable, std::mem::take(plan), request)
+                })
                 .await;
             }
             ask(&self.inner, std::mem::take(plan), &mut request).await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fazztv_core::http::{self, Expired, Watchdog};
 use fazztv_core::{
     Attempt, ChatRequest, ChatResponse, ChatStream, Cost, Error, ErrorKind, Result,
-    StreamAssembler, StreamEvent, Timeouts, Usage,
+    StreamAssembler, StreamEvent, Timeouts, Usage, box_in_place,
 };
 use futures::future::Either;
 use futures::{Stream, StreamExt};
@@ -325,7 +325,9 @@ pub(crate) fn start(
 ) -> impl Future<Output = Result<ManagedStream>> + Send {
     match cacheable {
         // Boxed: a request the cache does not apply to carries none of its state.
-        Some(cacheable) => Either::Left(Box::pin(start_cached(inner, plan, request, cacheable))),
+        Some(cacheable) => Either::Left(box_in_place(|| {
+            start_cached(inner, plan, request, cacheable)
+        })),
         None => Either::Right(open(inner, plan, request)),
     }
 }

@@ -55,7 +55,7 @@ fn script(seed: u64, length: usize) -> Vec<Step> {
 
 /// How one request ended: answered, or failed (a stream also when it broke after output).
 async fn one(manager: &ProviderManager, number: usize) -> bool {
-    if number % 2 == 0 {
+    if number.is_multiple_of(2) {
         return manager
             .query_with_fallback("x", QueryOptions::new())
             .await

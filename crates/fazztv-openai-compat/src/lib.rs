@@ -19,7 +19,7 @@ use fazztv_core::http::{HeaderMap, HeaderName, Uri, header};
 use fazztv_core::{
     Availability, BoxFuture, ChatRequest, ChatResponse, ChatStream, EmbeddingRequest,
     EmbeddingResponse, Error, ErrorKind, ModerationResult, SecretString, Timeouts,
-    UnavailableReason,
+    UnavailableReason, box_in_place,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -290,7 +290,7 @@ impl OpenAiCompatClient {
         default_model: &str,
     ) -> BoxFuture<'_, Result<ChatResponse, Error>> {
         let prepared = self.prepare(request, default_model, false);
-        Box::pin(async move {
+        box_in_place(|| async move {
             let (model, body) = prepared?;
             let response = self.post(self.chat_url.clone(), body, false).await?;
             let request_id = http::request_id(response.headers());
@@ -309,7 +309,7 @@ impl OpenAiCompatClient {
         default_model: &str,
     ) -> BoxFuture<'_, Result<ChatStream, Error>> {
         let prepared = self.prepare(request, default_model, true);
-        Box::pin(async move {
+        box_in_place(|| async move {
             let (_, body) = prepared?;
             // The request future goes straight into the opening, which holds it once.
             let opened = http::OpenedStream::open(
