@@ -369,14 +369,16 @@ impl Frames for Chunks {
                 };
                 self.chunk(&delta, Some(reason), out);
                 if self.include_usage {
-                    let chunk = wire::usage_chunk(
-                        &self.id,
-                        self.created,
-                        &self.model,
-                        usage.as_ref(),
-                        cost.and_then(|cost| cost.usd),
-                    );
-                    push_data(out, &chunk);
+                    push_frame(out, None, 256, |frame| {
+                        wire::write_usage_chunk(
+                            frame,
+                            &self.id,
+                            self.created,
+                            &self.model,
+                            usage.as_ref(),
+                            cost.and_then(|cost| cost.usd),
+                        );
+                    });
                 }
                 out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
                 return true;
@@ -428,9 +430,9 @@ impl Chunks {
     fn chunk(&self, delta: &Delta<'_>, finish_reason: Option<&str>, out: &mut VecDeque<Bytes>) {
         let mut frame = Vec::with_capacity(self.head.len() + 128);
         frame.extend_from_slice(&self.head);
-        let _ = serde_json::to_writer(&mut frame, delta);
+        wire::write_json(&mut frame, delta);
         frame.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
-        let _ = serde_json::to_writer(&mut frame, &finish_reason);
+        wire::write_json(&mut frame, &finish_reason);
         frame.extend_from_slice(b"}]}\n\n");
         out.push_back(Bytes::from(frame));
     }
@@ -443,17 +445,7 @@ fn push(out: &mut VecDeque<Bytes>, value: &impl Serialize) {
 
 /// One SSE event: `event: <name>` when named, then `data: ` and the JSON of `value`.
 pub(crate) fn push_event(out: &mut VecDeque<Bytes>, name: Option<&str>, value: &impl Serialize) {
-    push_frame(out, name, 128, |frame| {
-        // Writing JSON with string keys to a `Vec` cannot fail.
-        let _ = serde_json::to_writer(frame, value);
-    });
-}
-
-/// One unnamed SSE event whose data is `json`, already written.
-fn push_data(out: &mut VecDeque<Bytes>, json: &[u8]) {
-    push_frame(out, None, json.len() + 8, |frame| {
-        frame.extend_from_slice(json)
-    });
+    push_frame(out, name, 128, |frame| wire::write_json(frame, value));
 }
 
 /// An SSE frame: `event: <name>` when named, then `data: ` and what `data` writes.

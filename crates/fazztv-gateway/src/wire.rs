@@ -735,33 +735,33 @@ pub(crate) fn write_completion_id(out: &mut Vec<u8>, id: &str) {
 
 /// The chunk that closes a stream when the caller asked for usage: no choices, the usage,
 /// and what the answer cost when its price is known (`cost_usd`, not OpenAI's). Written as
-/// [`completion`] is, fields in the order a `json!` object writes them.
-pub(crate) fn usage_chunk(
+/// [`completion`] is, fields in the order a `json!` object writes them; appended to `out`
+/// (the SSE frame it goes in).
+pub(crate) fn write_usage_chunk(
+    out: &mut Vec<u8>,
     id: &str,
     created: u64,
     model: &str,
     reported: Option<&Usage>,
     cost_usd: Option<f64>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+) {
     out.extend_from_slice(b"{\"choices\":[]");
     if let Some(usd) = cost_usd {
         out.extend_from_slice(b",\"cost_usd\":");
-        write_json(&mut out, &usd);
+        write_json(out, &usd);
     }
     out.extend_from_slice(b",\"created\":");
-    write_json(&mut out, &created);
+    write_json(out, &created);
     out.extend_from_slice(b",\"id\":");
-    write_completion_id(&mut out, id);
+    write_completion_id(out, id);
     out.extend_from_slice(b",\"model\":");
-    write_json(&mut out, model);
+    write_json(out, model);
     out.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"usage\":");
     match reported {
-        Some(reported) => write_usage(&mut out, reported),
+        Some(reported) => write_usage(out, reported),
         None => out.extend_from_slice(b"null"),
     }
     out.push(b'}');
-    out
 }
 
 #[cfg(test)]
@@ -944,6 +944,19 @@ mod tests {
             refused(json!([1]))["error"]["type"],
             "invalid_request_error"
         );
+    }
+
+    /// [`write_usage_chunk`] on its own.
+    fn usage_chunk(
+        id: &str,
+        created: u64,
+        model: &str,
+        reported: Option<&Usage>,
+        cost_usd: Option<f64>,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_usage_chunk(&mut out, id, created, model, reported, cost_usd);
+        out
     }
 
     /// `written` as a `Value`, after checking they are the bytes that `Value` writes.
