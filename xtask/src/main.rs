@@ -22,13 +22,13 @@ fn main() -> ExitCode {
                 .and_then(|options| gateway_bench::run(&workspace_root(), &options)),
         ),
         ["upstream-mock"] => report(gateway_bench::upstream_mock().map(|()| String::new())),
-        ["floor-proxy", "--upstream", upstream] => {
-            report(gateway_bench::floor_proxy(upstream).map(|()| String::new()))
+        ["floor-proxy", "--upstream", upstream, burn @ ..] => {
+            report(gateway_bench::floor_proxy(upstream, burn).map(|()| String::new()))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask schema [--check]\n       \
-                 cargo xtask gateway-bench [--requests N] [--soak N] [--quick] [--no-build]"
+                "usage: cargo xtask schema [--check]\n       {}",
+                gateway_bench::USAGE
             );
             ExitCode::from(2)
         }

@@ -1,15 +1,20 @@
 //! `cargo xtask gateway-bench`: what the gateway (`fazztv serve`) costs in front of an
 //! upstream, against a minimal pass-through proxy (the floor), measured in the same run.
 //!
-//! Three release-built child processes on loopback: the testkit's replay upstream (OpenAI's
-//! wire, precomputed answers), the floor (hyper + a pooled hyper-util client, no policy) and
-//! the gateway (an `openai` provider pointed at the upstream; requests carry a virtual key, as
-//! in production). The load generator in this process calls each of three targets (the
-//! upstream directly, the floor, the gateway) with JSON and streamed chat completions at 1 and
-//! 32 requests in flight, one keep-alive connection per request in flight.
+//! Four release-built child processes on loopback: the testkit's replay upstream (OpenAI's
+//! wire, precomputed answers), the floor (hyper + a pooled hyper-util client, no policy), a
+//! second floor process (the control) and the gateway (an `openai` provider pointed at the
+//! upstream; requests carry a virtual key, as in production). The load generator in this
+//! process calls each of four targets (the upstream directly, the floor, the control, the
+//! gateway) with JSON and streamed chat completions at 1 and 32 requests in flight, one
+//! keep-alive connection per request in flight.
 //!
 //! Every case is measured in rounds that alternate the targets (rotating which goes first),
-//! so load from elsewhere on the machine hits all three alike. Added latency is a target's
+//! so load from elsewhere on the machine hits all four alike. The control is the floor
+//! measured against itself (an A/A test): its ratio to the floor is what the machine's noise
+//! alone makes of each row in that run, printed beside the gateway's. With
+//! `--control-burn-us N` the control also spins N µs per request: what that much extra CPU,
+//! and nothing else, does to each row. Added latency is a target's
 //! percentile minus the direct percentile; CPU per request is the growth of a process's
 //! `schedstat` time over its rounds, divided by its requests; memory is `VmRSS`/`VmHWM`.
 //! A soak of mixed requests through the gateway then checks that its memory stops growing.
@@ -59,9 +64,12 @@ pub struct Options {
     soak: usize,
     /// Build the release binaries first and measure from the release xtask.
     build: bool,
+    /// CPU the control spends per request on top of the floor's (zero: an A/A test).
+    control_burn_us: usize,
 }
 
-const USAGE: &str = "cargo xtask gateway-bench [--requests N] [--soak N] [--quick] [--no-build]";
+pub const USAGE: &str = "cargo xtask gateway-bench [--requests N] [--soak N] [--quick] \
+                         [--control-burn-us N] [--no-build]";
 
 impl Options {
     pub fn parse(args: &[&str]) -> Result<Self, String> {
@@ -69,6 +77,7 @@ impl Options {
             requests: 5_000,
             soak: 100_000,
             build: true,
+            control_burn_us: 0,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -81,6 +90,7 @@ impl Options {
             match *arg {
                 "--requests" => options.requests = number("--requests")?,
                 "--soak" => options.soak = number("--soak")?,
+                "--control-burn-us" => options.control_burn_us = number("--control-burn-us")?,
                 "--quick" => {
                     options.requests = 500;
                     options.soak = 10_000;
@@ -95,14 +105,19 @@ impl Options {
         Ok(options)
     }
 
-    fn args(&self) -> [String; 5] {
-        [
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
             String::from("--requests"),
             self.requests.to_string(),
             String::from("--soak"),
             self.soak.to_string(),
             String::from("--no-build"),
-        ]
+        ];
+        if self.control_burn_us > 0 {
+            args.push(String::from("--control-burn-us"));
+            args.push(self.control_burn_us.to_string());
+        }
+        args
     }
 }
 
@@ -146,18 +161,20 @@ pub fn run(root: &Path, options: &Options) -> Result<String, String> {
     measure(options)
 }
 
-/// The three targets, in the order of the table.
+/// The four targets, in the order they are started and measured.
 const DIRECT: usize = 0;
 const FLOOR: usize = 1;
-const GATEWAY: usize = 2;
+const CONTROL: usize = 2;
+const GATEWAY: usize = 3;
+const TARGETS: usize = 4;
 
 /// Everything one case (a mode at a number in flight) measured, per target.
 #[derive(Debug)]
 struct Case {
     mode: Mode,
     in_flight: usize,
-    samples: [Vec<Sample>; 3],
-    cpu: [Duration; 3],
+    samples: [Vec<Sample>; TARGETS],
+    cpu: [Duration; TARGETS],
 }
 
 #[derive(Debug)]
@@ -197,6 +214,12 @@ fn measure(options: &Options) -> Result<String, String> {
     let mut floor = Command::new(&exe);
     floor.args(["floor-proxy", "--upstream", &upstream_url]);
     let floor = Server::start("floor proxy", floor)?;
+    let mut control = Command::new(&exe);
+    control.args(["floor-proxy", "--upstream", &upstream_url]);
+    if options.control_burn_us > 0 {
+        control.args(["--burn-us", &options.control_burn_us.to_string()]);
+    }
+    let control = Server::start("control (second floor proxy)", control)?;
     let config = Config::write(&upstream_url)?;
     let mut gateway = Command::new(&fazztv);
     gateway
@@ -206,10 +229,11 @@ fn measure(options: &Options) -> Result<String, String> {
         .args(["--listen", "127.0.0.1:0"]);
     let gateway = Server::start("gateway", gateway)?;
     eprintln!(
-        "gateway-bench: upstream {}, floor {}, gateway {}; {} requests per target and case, \
-         soak {}",
+        "gateway-bench: upstream {}, floor {}, control {}, gateway {}; {} requests per target \
+         and case, soak {}",
         upstream.addr(),
         floor.addr(),
+        control.addr(),
         gateway.addr(),
         options.requests,
         options.soak
@@ -219,9 +243,9 @@ fn measure(options: &Options) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start a runtime: {error}"))?;
-    let mut servers = [upstream, floor, gateway];
+    let mut servers = [upstream, floor, control, gateway];
     let results = runtime.block_on(cases(&mut servers, options))?;
-    Ok(table(&results))
+    Ok(table(&results, options.control_burn_us))
 }
 
 /// The gateway's configuration, in a directory removed when dropped.
@@ -260,10 +284,10 @@ impl Drop for Config {
     }
 }
 
-async fn cases(servers: &mut [Server; 3], options: &Options) -> Result<Results, String> {
+async fn cases(servers: &mut [Server; TARGETS], options: &Options) -> Result<Results, String> {
     let authorization = HeaderValue::from_str(&format!("Bearer {VIRTUAL_KEY}"))
         .map_err(|error| format!("bad key header: {error}"))?;
-    let targets: Vec<Target> = ["upstream (direct)", "floor proxy", "gateway"]
+    let targets: Vec<Target> = ["upstream (direct)", "floor proxy", "control", "gateway"]
         .into_iter()
         .zip(servers.iter())
         .enumerate()
@@ -294,11 +318,11 @@ async fn cases(servers: &mut [Server; 3], options: &Options) -> Result<Results, 
                 mode,
                 in_flight,
                 samples: Default::default(),
-                cpu: [Duration::ZERO; 3],
+                cpu: [Duration::ZERO; TARGETS],
             };
             for round in 0..ROUNDS {
-                for turn in 0..3 {
-                    let index = (round + turn) % 3;
+                for turn in 0..TARGETS {
+                    let index = (round + turn) % TARGETS;
                     let before = servers[index].cpu()?;
                     let samples = connections[index]
                         .run(in_flight, per_round, |_| mode)
@@ -343,7 +367,7 @@ async fn cases(servers: &mut [Server; 3], options: &Options) -> Result<Results, 
 }
 
 /// A failed request, with the stderr of the server it went to when that server has died.
-fn servers_context(servers: &mut [Server; 3], index: usize, error: String) -> String {
+fn servers_context(servers: &mut [Server; TARGETS], index: usize, error: String) -> String {
     match servers[index].check() {
         Ok(()) => error,
         Err(died) => format!("{error}\n{died}"),
@@ -377,36 +401,43 @@ struct Row<'a> {
     floor: String,
     gateway: String,
     ratio: String,
+    /// The control's figure over the floor's: the same ratio for two identical processes.
+    control: String,
     target: &'a str,
     met: bool,
 }
 
+/// `amount` over the floor's, as a table cell.
+fn ratio_text(amount: f64, floor: f64) -> String {
+    if floor > 0.0 {
+        format!("{:.2}×", amount / floor)
+    } else {
+        String::from("n/a (floor ≤ 0)")
+    }
+}
+
 /// A row comparing added amounts (seconds) of floor and gateway: met when the gateway's is at
-/// most twice the floor's (or not above the floor's at all, however small that is).
+/// most twice the floor's (or not above the floor's at all, however small that is). The
+/// control's amount only gets its ratio printed: it judges the machine, not the gateway.
 fn ratio_row<'a>(
     metric: String,
     direct: String,
-    floor: f64,
-    gateway: f64,
+    [floor, control, gateway]: [f64; 3],
     target: &'a str,
 ) -> Row<'a> {
-    let ratio = if floor > 0.0 {
-        format!("{:.2}×", gateway / floor)
-    } else {
-        String::from("n/a (floor ≤ 0)")
-    };
     Row {
         metric,
         direct,
         floor: time_text(floor),
         gateway: time_text(gateway),
-        ratio,
+        ratio: ratio_text(gateway, floor),
+        control: ratio_text(control, floor),
         target,
         met: gateway <= floor.max(0.0) * MAX_RATIO,
     }
 }
 
-fn table(results: &Results) -> String {
+fn table(results: &Results, control_burn_us: usize) -> String {
     let mut rows = Vec::new();
     for case in &results.cases {
         let label = format!("{}, {} in flight", case.mode.label(), case.in_flight);
@@ -432,13 +463,12 @@ fn table(results: &Results) -> String {
                 })
                 .collect();
             for (name, p) in [("p50", 0.50), ("p99", 0.99)] {
-                let [direct, floor, gateway] = [DIRECT, FLOOR, GATEWAY]
+                let [direct, floor, control, gateway] = [DIRECT, FLOOR, CONTROL, GATEWAY]
                     .map(|index| percentile(&mut times[index], p).as_secs_f64());
                 rows.push(ratio_row(
                     format!("added {kind} {name}, {label}"),
                     time_text(direct),
-                    floor - direct,
-                    gateway - direct,
+                    [floor, control, gateway].map(|time| time - direct),
                     "≤ 2× floor",
                 ));
             }
@@ -462,8 +492,7 @@ fn table(results: &Results) -> String {
         rows.push(ratio_row(
             format!("CPU per request, {label} (direct: the upstream's own)"),
             time_text(cpu_per_request(DIRECT, mode)),
-            cpu_per_request(FLOOR, mode),
-            cpu_per_request(GATEWAY, mode),
+            [FLOOR, CONTROL, GATEWAY].map(|index| cpu_per_request(index, mode)),
             "≤ 2× floor",
         ));
     }
@@ -477,6 +506,7 @@ fn table(results: &Results) -> String {
             "{:.2}×",
             gateway_memory.peak as f64 / floor_memory.peak.max(1) as f64
         ),
+        control: String::from("—"),
         target: "peak ≤ 30 MiB",
         met: gateway_memory.peak <= MAX_RSS,
     });
@@ -496,6 +526,7 @@ fn table(results: &Results) -> String {
             (end as f64 - warm as f64) / (1024.0 * 1024.0)
         ),
         ratio: String::from("—"),
+        control: String::from("—"),
         target: "≤ +2 MiB",
         met: end <= warm + SOAK_ALLOWANCE,
     });
@@ -503,17 +534,19 @@ fn table(results: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| metric | direct | floor | gateway | gateway ÷ floor | target | met |\n|---|---|---|---|---|---|---|"
+        "| metric | direct | floor | gateway | gateway ÷ floor | control ÷ floor | target | met |\n\
+         |---|---|---|---|---|---|---|---|"
     );
     for row in &rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             row.metric,
             row.direct,
             row.floor,
             row.gateway,
             row.ratio,
+            row.control,
             row.target,
             if row.met { "met" } else { "**not met**" }
         );
@@ -522,12 +555,23 @@ fn table(results: &Results) -> String {
         .cases
         .first()
         .map_or(0, |case| case.samples[DIRECT].len());
+    let control = if control_burn_us == 0 {
+        String::from(
+            "a second floor process measured like the others (an A/A test): the spread of its \
+             ratio around 1× is what this machine's noise alone does to a row",
+        )
+    } else {
+        format!(
+            "a second floor process that also spins {control_burn_us} µs per request: what \
+             that much more CPU, and nothing else, does to a row"
+        )
+    };
     let _ = writeln!(
         out,
         "\nAdded = the target's percentile minus the direct call's (the direct column: its \
          absolute value). {requests} measured requests per target and case, in {ROUNDS} rounds \
          alternating the targets; CPU = on-CPU time of the process (all threads, schedstat) ÷ its \
-         requests. Soak RSS after each tenth: {}.",
+         requests. Control = {control}. Soak RSS after each tenth: {}.",
         results
             .soak
             .iter()
@@ -536,4 +580,70 @@ fn table(results: &Results) -> String {
             .join(", ")
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_control_burn_is_parsed_and_handed_to_the_release_xtask() {
+        let plain = Options::parse(&["--quick"]).unwrap();
+        assert_eq!(plain.control_burn_us, 0);
+        assert!(!plain.args().contains(&String::from("--control-burn-us")));
+        let burning = Options::parse(&["--control-burn-us", "20", "--no-build"]).unwrap();
+        assert_eq!(burning.control_burn_us, 20);
+        assert!(!burning.build);
+        let args = burning.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // What the release xtask is run with parses back to the same options.
+        let again = Options::parse(&args).unwrap();
+        assert_eq!(again.control_burn_us, 20);
+        assert_eq!(again.requests, burning.requests);
+        let bad = Options::parse(&["--control-burn-us", "0"]).unwrap_err();
+        assert!(
+            bad.contains("`--control-burn-us` needs a positive number"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn a_row_is_judged_on_the_gateway_and_shows_the_control_beside_it() {
+        let micros = |value: f64| value * 1e-6;
+        let row = ratio_row(
+            String::from("m"),
+            String::from("d"),
+            [micros(100.0), micros(90.0), micros(200.0)],
+            "≤ 2× floor",
+        );
+        assert!(row.met, "exactly twice the floor is met");
+        assert_eq!(
+            (row.ratio.as_str(), row.control.as_str()),
+            ("2.00×", "0.90×")
+        );
+        let row = ratio_row(
+            String::from("m"),
+            String::from("d"),
+            [micros(100.0), micros(250.0), micros(201.0)],
+            "≤ 2× floor",
+        );
+        assert!(!row.met, "a control above 2× does not excuse the gateway");
+        assert_eq!(row.control, "2.50×");
+        let row = ratio_row(
+            String::from("m"),
+            String::from("d"),
+            [micros(-5.0), micros(1.0), micros(0.0)],
+            "≤ 2× floor",
+        );
+        assert!(row.met, "not above a floor at or below zero");
+        assert_eq!(row.ratio, "n/a (floor ≤ 0)");
+    }
+
+    #[test]
+    fn a_percentile_is_the_nearest_rank() {
+        let mut values: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        assert_eq!(percentile(&mut values, 0.50), Duration::from_millis(50));
+        assert_eq!(percentile(&mut values, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&mut [], 0.99), Duration::ZERO);
+    }
 }
