@@ -5,12 +5,13 @@
 use std::collections::{HashMap, VecDeque};
 
 use axum::body::Bytes;
+use axum::response::IntoResponse;
 use fazztv_core::{Error, FinishReason, StreamEvent, Usage};
 use serde_json::{Value, json};
 
 use crate::anthropic_wire::{self, ANTHROPIC};
 use crate::auth::Caller;
-use crate::chat::{self, Frames, refused};
+use crate::chat::{self, Frames};
 use crate::error::{ApiError, axum_json};
 use crate::{Answered, RequestId};
 
@@ -20,10 +21,10 @@ pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
 pub(crate) async fn messages(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match anthropic_wire::messages_call(&body) {
         Ok(call) => call,
-        Err(error) => return refused(error).into(),
+        Err(error) => return error.into_response().into(),
     };
     if let Err(error) = caller.check_model(Some(&call.model)) {
-        return refused(error).into();
+        return error.into_response().into();
     }
     let options = chat::options(&caller, Some(&call.model), call.user.as_deref());
     if call.stream {

@@ -119,23 +119,14 @@ pub(crate) fn failure(error: &Error) -> Response {
     response
 }
 
-/// A request refused before routing: no provider was asked.
-pub(crate) fn refused(error: ApiError) -> Response {
-    let mut response = error.into_response();
-    response
-        .headers_mut()
-        .insert(ATTEMPTS_HEADER, HeaderValue::from_static("0"));
-    response
-}
-
 /// `POST /v1/chat/completions`.
 pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match wire::chat_call(&body) {
         Ok(call) => call,
-        Err(error) => return refused(error).into(),
+        Err(error) => return error.into_response().into(),
     };
     if let Err(error) = caller.check_model(call.model.as_deref()) {
-        return refused(error).into();
+        return error.into_response().into();
     }
     let options = options(&caller, call.model.as_deref(), call.user.as_deref());
     let created = unix_now();

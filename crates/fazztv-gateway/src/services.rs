@@ -12,7 +12,7 @@ use fazztv_manager::HealthState;
 use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
-use crate::chat::{answer_headers, failure, options, refused, routing_headers};
+use crate::chat::{answer_headers, failure, options, routing_headers};
 use crate::error::{ApiError, axum_json};
 use crate::wire::{self, object};
 use crate::{RequestId, Shared};
@@ -87,10 +87,10 @@ pub(crate) async fn embeddings(caller: Caller, body: Bytes) -> Response {
     };
     let (texts, model, base64, dimensions, user) = match read() {
         Ok(read) => read,
-        Err(error) => return refused(error),
+        Err(error) => return error.into_response(),
     };
     if let Err(error) = caller.check_model(model.as_deref()) {
-        return refused(error);
+        return error.into_response();
     }
     let mut request = EmbeddingRequest::batch(texts);
     request.dimensions = dimensions;
@@ -158,10 +158,10 @@ pub(crate) async fn moderations(caller: Caller, id: RequestId, body: Bytes) -> R
     };
     let (texts, model) = match read() {
         Ok(read) => read,
-        Err(error) => return refused(error),
+        Err(error) => return error.into_response(),
     };
     if let Err(error) = caller.check_model(model.as_deref()) {
-        return refused(error);
+        return error.into_response();
     }
     let options = options(&caller, model.as_deref(), None);
     let verdicts = futures::future::join_all(texts.iter().map(|text| {

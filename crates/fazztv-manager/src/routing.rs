@@ -6,6 +6,7 @@
 //! The second ([`ProviderManager::narrow`]) may read model listings (fetched once, then kept
 //! for an hour): it drops targets whose listing says they cannot serve the request.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -609,20 +610,29 @@ impl ProviderManager {
                 plan.model_to_check.clone_from(&model);
                 // The enabled entries by priority; every entry when explaining, so the
                 // disabled ones show as removed.
-                let mut indices = inner.order.clone();
-                if plan.explanation.is_some() {
-                    indices = (0..entries.len()).collect();
-                    indices.sort_by_key(|&index| entries[index].config().priority);
-                }
-                let candidates: Vec<Candidate> = indices
-                    .into_iter()
-                    .map(|index| Candidate {
+                let indices: Cow<'_, [usize]> = if plan.explanation.is_some() {
+                    let mut every: Vec<usize> = (0..entries.len()).collect();
+                    every.sort_by_key(|&index| entries[index].config().priority);
+                    Cow::Owned(every)
+                } else {
+                    Cow::Borrowed(&inner.order)
+                };
+                let mut candidates: Vec<Candidate> = indices
+                    .iter()
+                    .map(|&index| Candidate {
                         index,
-                        model: model.clone(),
+                        model: None,
                         weight: entries[index].config().weight,
                         slot: index,
                     })
                     .collect();
+                // Each asks for the model; the last takes it rather than a copy.
+                if let Some((last, others)) = candidates.split_last_mut() {
+                    for candidate in others {
+                        candidate.model.clone_from(&model);
+                    }
+                    last.model = model;
+                }
                 (candidates, self.strategy(), &inner.balancer)
             }
             Addressing::Route { name } => {
