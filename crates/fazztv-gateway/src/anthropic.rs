@@ -5,7 +5,6 @@
 use std::collections::{HashMap, VecDeque};
 
 use axum::body::Bytes;
-use axum::response::IntoResponse;
 use fazztv_core::{Error, FinishReason, StreamEvent, Usage};
 use serde_json::{Value, json};
 
@@ -21,10 +20,10 @@ pub(crate) const MESSAGES_PATH: &str = "/v1/messages";
 pub(crate) async fn messages(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match anthropic_wire::messages_call(&body) {
         Ok(call) => call,
-        Err(error) => return error.into_response().into(),
+        Err(error) => return error.into(),
     };
     if let Err(error) = caller.check_model(Some(&call.model)) {
-        return error.into_response().into();
+        return error.into();
     }
     let options = chat::options(&caller, Some(&call.model), call.user.as_deref());
     if call.stream {

@@ -123,10 +123,10 @@ pub(crate) fn failure(error: &Error) -> Response {
 pub(crate) async fn completions(caller: Caller, id: RequestId, body: Bytes) -> Answered {
     let call = match wire::chat_call(&body) {
         Ok(call) => call,
-        Err(error) => return error.into_response().into(),
+        Err(error) => return error.into(),
     };
     if let Err(error) = caller.check_model(call.model.as_deref()) {
-        return error.into_response().into();
+        return error.into();
     }
     let options = options(&caller, call.model.as_deref(), call.user.as_deref());
     let created = unix_now();

@@ -261,6 +261,13 @@ impl Answered {
     }
 }
 
+/// A request refused before routing: no provider was asked.
+impl From<ApiError> for Answered {
+    fn from(refused: ApiError) -> Self {
+        refused.into_response().into()
+    }
+}
+
 impl From<Response> for Answered {
     fn from(response: Response) -> Self {
         Self {

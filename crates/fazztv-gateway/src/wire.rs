@@ -724,13 +724,10 @@ pub(crate) fn write_json(out: &mut Vec<u8>, value: &(impl Serialize + ?Sized)) {
     let _ = serde_json::to_writer(out, value);
 }
 
-/// Appends the id of the completion of the request named `id`, as a JSON string.
+/// Appends the id of the completion of the request named `id`, as a JSON string (escaped as
+/// it is written, without formatting it into a `String` first).
 pub(crate) fn write_completion_id(out: &mut Vec<u8>, id: &str) {
-    out.extend_from_slice(b"\"chatcmpl-");
-    let quote = out.len();
-    write_json(out, id);
-    // The id's own opening quote: the string began before the prefix.
-    out.remove(quote);
+    write_json(out, &format_args!("chatcmpl-{id}"));
 }
 
 /// The chunk that closes a stream when the caller asked for usage: no choices, the usage,

@@ -211,15 +211,19 @@ fn measure(options: &Options) -> Result<String, String> {
     upstream.arg("upstream-mock");
     let upstream = Server::start("upstream mock", upstream)?;
     let upstream_url = format!("http://{}", upstream.addr());
-    let mut floor = Command::new(&exe);
-    floor.args(["floor-proxy", "--upstream", &upstream_url]);
-    let floor = Server::start("floor proxy", floor)?;
-    let mut control = Command::new(&exe);
-    control.args(["floor-proxy", "--upstream", &upstream_url]);
-    if options.control_burn_us > 0 {
-        control.args(["--burn-us", &options.control_burn_us.to_string()]);
-    }
-    let control = Server::start("control (second floor proxy)", control)?;
+    let floor_proxy = |burn_us: usize| {
+        let mut command = Command::new(&exe);
+        command.args(["floor-proxy", "--upstream", &upstream_url]);
+        if burn_us > 0 {
+            command.args(["--burn-us", &burn_us.to_string()]);
+        }
+        command
+    };
+    let floor = Server::start("floor proxy", floor_proxy(0))?;
+    let control = Server::start(
+        "control (second floor proxy)",
+        floor_proxy(options.control_burn_us),
+    )?;
     let config = Config::write(&upstream_url)?;
     let mut gateway = Command::new(&fazztv);
     gateway
